@@ -1,0 +1,230 @@
+/* ir.h — the map of cnnc.
+ *
+ *   network.cnn ─ parser.y ─▶ AST (dsl/ast.h)
+ *               ─ names.c  ─▶ every definition name-checked
+ *               ─ expand.c ─▶ graph IR: blocks and repeats expanded, one Node per layer
+ *               ─ shape.c  ─▶ typed graph: shapes, parameter tensors, MACs, warnings
+ *               ─ summary.c, dot.c (what the CLI shows of a typed graph)
+ *
+ * Each section below lists one file's types and exports. The layer table
+ * (layers.c) is the single place that knows what a layer is: its arguments
+ * and defaults, its shape rule, its parameter tensors in canonical order and
+ * its multiply-accumulate count.
+ */
+#ifndef CNNC_IR_H
+#define CNNC_IR_H
+
+#include "../dsl/ast.h"
+#include "base.h"
+
+/* ---- shapes ---------------------------------------------------------------
+ * Per-sample shapes: rank 3 is [C, H, W], rank 1 is [N]. The batch is never
+ * part of a shape. Rank 0 means "not known" (an earlier error). */
+typedef struct Shape {
+    int rank;
+    int64_t d[3];
+} Shape;
+
+int64_t shape_elems(Shape s);                 /* product of the dims */
+const char *shape_str(Arena *a, Shape s);     /* "[64,56,56]" */
+
+/* Any tensor, parameter vector or arena larger than this is an error (DSL.md). */
+#define MAX_BYTES ((int64_t)1 << 40)
+/* An expansion that makes more layers than this is refused: no real network
+ * comes close, and it bounds time and memory on hostile input. */
+enum { MAX_NODES = 100000 };
+
+/* ---- layers.c: the table of layers -------------------------------------- */
+typedef enum OpKind {
+    OP_INPUT,            /* input NAME: [...]          (not in the table's calls) */
+    OP_CONV, OP_LOCAL, OP_DENSE, OP_BN,
+    OP_MAXPOOL, OP_AVGPOOL, OP_L2POOL, OP_GLOBALAVGPOOL, OP_GLOBALMAXPOOL,
+    OP_LRN,
+    OP_RELU, OP_RELU6, OP_SIGMOID, OP_TANH, OP_LEAKYRELU, OP_ELU, OP_PRELU,
+    OP_MAXOUT, OP_SOFTMAX, OP_DROPOUT, OP_FLATTEN, OP_BIAS,
+    OP_CONCAT,           /* concat(a, b, ...)                                  */
+    OP_ADD,              /* a + b                                              */
+    OP_COUNT
+} OpKind;
+
+typedef enum PadMode { PAD_ZEROS, PAD_REFLECT, PAD_REPLICATE, PAD_CIRCULAR } PadMode;
+
+/* The arguments of every layer, resolved. Each layer uses the fields its
+ * table row names; the rest keep their zero value. Pairs are (h, w). */
+typedef struct Attrs {
+    int64_t units;        /* conv, local: filters; dense: units */
+    int64_t kernel[2];
+    int64_t stride[2];
+    int64_t pad[2];       /* as written: top = bottom, left = right */
+    bool pad_same;        /* pad=same: resolved by the shape rule into pad_lo/hi */
+    int64_t pad_lo[2];    /* padding before (top, left) ... */
+    int64_t pad_hi[2];    /* ... and after (bottom, right), after shape check */
+    int64_t dilation[2];
+    int64_t groups;
+    bool bias;
+    PadMode pad_mode;
+    int64_t pieces;       /* maxout */
+    int64_t size;         /* lrn */
+    double p, eps, momentum, alpha, beta, k;
+} Attrs;
+
+typedef enum ArgType {
+    ARG_INT,      /* a positive integer                                     */
+    ARG_PAIR,     /* an integer or an (h, w) tuple of them                  */
+    ARG_PAD,      /* a pair of integers >= 0, or `same`                      */
+    ARG_REAL,     /* a number (an integer is accepted and converted)        */
+    ARG_BOOL,     /* true or false                                          */
+    ARG_PADMODE,  /* zeros, reflect, replicate or circular                  */
+} ArgType;
+
+typedef struct ArgSpec {
+    const char *name;
+    ArgType type;
+    size_t offset;        /* where it lands in Attrs */
+    bool required;
+    double def;           /* the default (numbers, bools, pad modes as 0/1/2/3) */
+    bool def_is_kernel;   /* pooling's stride: defaults to the kernel */
+    int64_t min;          /* smallest legal integer (1 for sizes, 0 for pad) */
+} ArgSpec;
+
+typedef struct Node Node;
+typedef struct Check Check;
+
+enum { MAX_ARGS = 8, MAX_PARAM_TENSORS = 4 };
+
+typedef struct LayerInfo {
+    OpKind op;
+    const char *name;         /* as written in .cnn */
+    const char *alias;        /* another accepted name (fc for dense), or NULL */
+    bool variadic;            /* takes any number of tensors (concat) */
+    ArgSpec args[MAX_ARGS];   /* the non-tensor arguments, positional order */
+    /* The shape rule: sets n->shape from the inputs and n->a, or reports an
+     * error through check_error() and returns false. */
+    bool (*shape)(Check *c, Node *n);
+    /* Fills n->params in canonical order (DSL.md). NULL: no parameters. */
+    void (*params)(Node *n);
+    /* Multiply-accumulates per sample. NULL: none counted. */
+    int64_t (*macs)(const Node *n);
+    const char *help;         /* one line, for `cnnc --help` */
+} LayerInfo;
+
+const LayerInfo *layer_find(const char *name);   /* by name or alias; NULL if none */
+const LayerInfo *layer_info(OpKind op);
+int layer_count(void);                           /* rows in the table */
+const LayerInfo *layer_at(int i);
+int layer_nargs(const LayerInfo *li);
+const ArgSpec *layer_arg(const LayerInfo *li, const char *name);
+/* Identifiers with a fixed meaning as argument values (same, true, ...). */
+bool is_symbol(const char *name);
+/* "conv 3x3/2 p1 64" — the layer and its arguments, short, for tables. */
+const char *layer_describe(Arena *a, const Node *n);
+
+/* ---- the graph IR -------------------------------------------------------- */
+
+/* The chain of block calls a node was expanded from, innermost first; its
+ * locations become "note: in block 'basic' called here" lines. */
+typedef struct CallSite {
+    const char *block;
+    Loc loc;
+    const struct CallSite *parent;
+} CallSite;
+
+/* A parameter tensor of a node, in canonical order. */
+typedef struct ParamTensor {
+    const char *name;     /* weight, bias, gamma, beta, running_mean, ... */
+    int rank;
+    int64_t dims[6];
+    int64_t count;
+    bool learnable;       /* false for BN running statistics */
+    int64_t offset;       /* first float in the canonical parameter vector */
+} ParamTensor;
+
+struct Node {
+    int id;                   /* index in Graph.nodes, a topological order */
+    OpKind op;
+    const LayerInfo *layer;   /* NULL for OP_INPUT */
+    const char *name;         /* unique and readable: conv1, layer2.basic1.bn2 */
+    Loc loc;                  /* the call or operator that made it */
+    const CallSite *site;     /* NULL at network level */
+    Vec inputs;               /* Node *, in argument order */
+    Vec input_desc;           /* const char *, how the user named each input:
+                                 "'x'", "the output of relu" */
+    Attrs a;
+    Shape shape;              /* per-sample output shape, set by shape.c */
+    bool bad;                 /* its shape is unknown: an error here or before */
+    int nparams;
+    ParamTensor params[MAX_PARAM_TENSORS];
+    int64_t param_count;      /* floats in params[] */
+    int64_t macs;             /* per sample */
+    int users;                /* nodes and outputs that read it */
+};
+
+typedef struct Graph {
+    const char *name;         /* the network's name */
+    const Def *def;
+    Vec nodes;                /* Node *, in evaluation (= canonical) order */
+    Vec inputs;               /* Node * (OP_INPUT), in declaration order */
+    Vec outputs;              /* Node *, in `output` order */
+    Vec output_names;         /* const char * */
+    int64_t param_count;      /* the canonical vector: learnable + BN statistics */
+    int64_t learnable_count;
+    int64_t macs;
+    int64_t activation_bytes; /* every node's output, batch 1, no reuse */
+} Graph;
+
+/* ---- names.c: name checks over every definition ------------------------- */
+/* Duplicate definitions, unknown layers and arguments, names used before
+ * they are bound, values never used, blocks that call themselves, misplaced
+ * input/output/return. Reports through `d`; returns false on any error. */
+bool check_names(Program *prog, Diags *d);
+
+/* The definition of that kind with that name, or NULL. */
+const Def *find_def(Program *prog, const char *name, DefKind kind);
+/* The network to compile: `name`, or the last one in the file. */
+const Def *select_network(Program *prog, const char *name, Diags *d);
+
+/* ---- expand.c: AST → graph ---------------------------------------------- */
+/* Expands blocks, repeats and groups of the network `net`; evaluates the
+ * arguments. Returns NULL after reporting an error. */
+Graph *expand_network(Program *prog, const Def *net, Arena *a, Diags *d);
+
+/* ---- shape.c: the typed graph ------------------------------------------ */
+struct Check {
+    Arena *arena;
+    Diags *diags;
+    Graph *graph;
+};
+
+/* Infers every shape, checks every rule of DSL.md, lays out the parameter
+ * vector and counts MACs. Returns false if any error was reported. */
+bool check_shapes(Graph *g, Arena *a, Diags *d);
+/* Reports an error at node n (with its block call sites as notes). */
+void check_error(Check *c, const Node *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void check_warning(Check *c, const Node *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- front.c: the front end as one call -------------------------------- */
+typedef struct Compilation {
+    Arena arena;
+    Diags diags;
+    const char *filename;
+    char *src;
+    size_t src_len;
+    Program *program;
+    Graph *graph;            /* NULL until compile_front succeeds */
+} Compilation;
+
+/* Reads `path` into c (or takes `src` when it is not NULL) and runs parse,
+ * name check, expansion and shape check for network `network` (NULL: the
+ * last). Diagnostics go to `out`. Returns true when the graph is typed.
+ * comp_free() releases everything, on success or not. */
+bool compile_front(Compilation *c, const char *path, const char *src,
+                   size_t len, const char *network, FILE *out);
+void comp_free(Compilation *c);
+
+/* ---- summary.c, dot.c: views of a typed graph -------------------------- */
+void print_summary(FILE *f, const Graph *g, Arena *a);
+void print_dot(FILE *f, const Graph *g, Arena *a);
+
+#endif

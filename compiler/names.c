@@ -1,0 +1,437 @@
+/* names.c — the name checks DSL.md asks of every definition in a file,
+ * whether or not the selected network uses it:
+ *   - definitions: unique names, not a layer's name; a network somewhere;
+ *   - bindings: not a layer's or block's name; used before they are bound?
+ *     never used at all?
+ *   - calls: a known layer or block, with arguments it has;
+ *   - statements: input/output in networks, one final return in blocks;
+ *   - blocks: never calling themselves, directly or through others.
+ * Shapes and values are the expander's business; this pass only needs
+ * the syntax tree.
+ */
+#include "ir.h"
+
+#include <string.h>
+
+typedef struct Binding {
+    const char *name;
+    Loc loc;
+    enum { B_VALUE, B_INPUT, B_PARAM } kind;
+    bool used;
+} Binding;
+
+typedef struct Names {
+    Program *prog;
+    Diags *d;
+    Arena *a;
+    const Def *def;     /* the definition being checked */
+    Vec bound;          /* Binding *, in order; lookups take the latest */
+    Vec calls;          /* the blocks `def` calls: CallRef * */
+} Names;
+
+typedef struct CallRef {
+    const Def *callee;
+    Loc loc;
+} CallRef;
+
+const Def *find_def(Program *prog, const char *name, DefKind kind) {
+    for (int i = 0; i < prog->defs.len; i++) {
+        const Def *d = prog->defs.items[i];
+        if (d->kind == kind && strcmp(d->name, name) == 0)
+            return d;
+    }
+    return NULL;
+}
+
+/* ---- "did you mean" ------------------------------------------------------ */
+
+static int edit_distance(const char *s, const char *t) {
+    size_t n = strlen(s), m = strlen(t);
+    if (n > 40 || m > 40)
+        return 99;
+    int row[41];
+    for (size_t j = 0; j <= m; j++)
+        row[j] = (int)j;
+    for (size_t i = 1; i <= n; i++) {
+        int diag = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= m; j++) {
+            int up = row[j];
+            int best = diag + (s[i - 1] != t[j - 1]);
+            if (row[j] + 1 < best) best = row[j] + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[m];
+}
+
+/* Keeps `cand` as the suggestion if it is the closest so far and close
+ * enough to be a plausible typo. */
+static void consider(const char *name, const char *cand, const char **best,
+                     int *best_d) {
+    int dist = edit_distance(name, cand);
+    int limit = strlen(name) <= 3 ? 1 : 2;
+    if (dist > 0 && dist <= limit && dist < *best_d) {
+        *best = cand;
+        *best_d = dist;
+    }
+}
+
+static const char *hint(Arena *a, const char *best) {
+    return best ? arena_printf(a, "; did you mean '%s'?", best) : "";
+}
+
+static const char *suggest_callee(Names *x, const char *name) {
+    const char *best = NULL;
+    int best_d = 99;
+    for (int i = 0; i < layer_count(); i++) {
+        const LayerInfo *li = layer_at(i);
+        if (li->op == OP_ADD)
+            continue;
+        consider(name, li->name, &best, &best_d);
+    }
+    for (int i = 0; i < x->prog->defs.len; i++) {
+        const Def *d = x->prog->defs.items[i];
+        if (d->kind == DEF_BLOCK)
+            consider(name, d->name, &best, &best_d);
+    }
+    return hint(x->a, best);
+}
+
+static const char *suggest_value(Names *x, const char *name) {
+    const char *best = NULL;
+    int best_d = 99;
+    for (int i = 0; i < x->bound.len; i++)
+        consider(name, ((Binding *)x->bound.items[i])->name, &best, &best_d);
+    return hint(x->a, best);
+}
+
+/* ---- scopes ------------------------------------------------------------- */
+
+static Binding *lookup(Names *x, const char *name) {
+    for (int i = x->bound.len - 1; i >= 0; i--) {
+        Binding *b = x->bound.items[i];
+        if (strcmp(b->name, name) == 0)
+            return b;
+    }
+    return NULL;
+}
+
+static bool is_callable(Names *x, const char *name) {
+    return layer_find(name) || find_def(x->prog, name, DEF_BLOCK);
+}
+
+/* Is `name` bound by a statement of the current definition? */
+static bool bound_anywhere(Names *x, const char *name) {
+    for (int i = 0; i < x->def->stmts.len; i++) {
+        const Stmt *s = x->def->stmts.items[i];
+        if ((s->kind == ST_BIND || s->kind == ST_INPUT) &&
+            strcmp(s->name, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void bind(Names *x, const char *name, Loc loc, int kind) {
+    if (layer_find(name))
+        diag_error(x->d, loc, "'%s' is a layer; a value needs another name",
+                   name);
+    else if (find_def(x->prog, name, DEF_BLOCK))
+        diag_error(x->d, loc, "'%s' is a block; a value needs another name",
+                   name);
+    Binding *b = arena_alloc(x->a, sizeof *b);
+    b->name = name;
+    b->loc = loc;
+    b->kind = kind;
+    vec_push(x->a, &x->bound, b);
+}
+
+/* ---- expressions ------------------------------------------------------------ */
+
+static void check_expr(Names *x, const Expr *e);
+
+static void check_value_name(Names *x, const char *name, Loc loc) {
+    Binding *b = lookup(x, name);
+    if (b) {
+        b->used = true;
+    } else if (is_callable(x, name) || is_symbol(name)) {
+        /* a bare call, or an argument value such as `same` */
+    } else if (bound_anywhere(x, name)) {
+        diag_error(x->d, loc, "'%s' is used before it is bound", name);
+    } else {
+        diag_error(x->d, loc, "'%s' is not defined%s", name,
+                   suggest_value(x, name));
+    }
+}
+
+static void check_call(Names *x, const Expr *e) {
+    const LayerInfo *li = layer_find(e->name);
+    const Def *blk = find_def(x->prog, e->name, DEF_BLOCK);
+    if (lookup(x, e->name)) {
+        diag_error(x->d, e->loc, "'%s' is a value, not a layer or block",
+                   e->name);
+    } else if (!li && !blk) {
+        diag_error(x->d, e->loc, "unknown layer or block '%s'%s", e->name,
+                   suggest_callee(x, e->name));
+    }
+    if (blk) {
+        CallRef *r = arena_alloc(x->a, sizeof *r);
+        r->callee = blk;
+        r->loc = e->loc;
+        vec_push(x->a, &x->calls, r);
+    }
+    for (int i = 0; i < e->args.len; i++) {
+        const Arg *arg = e->args.items[i];
+        if (arg->name && li && !layer_arg(li, arg->name)) {
+            const char *best = NULL;
+            int best_d = 99;
+            for (int k = 0; k < layer_nargs(li); k++)
+                consider(arg->name, li->args[k].name, &best, &best_d);
+            diag_error(x->d, arg->loc, "%s has no argument '%s'%s", li->name,
+                       arg->name, hint(x->a, best));
+        } else if (arg->name && blk && !li) {
+            bool found = false;
+            for (int k = 0; k < blk->params.len; k++)
+                found |= !strcmp(((Param *)blk->params.items[k])->name, arg->name);
+            if (!found)
+                diag_error(x->d, arg->loc, "block '%s' has no parameter '%s'",
+                           blk->name, arg->name);
+        }
+        check_expr(x, arg->value);
+    }
+}
+
+static void check_expr(Names *x, const Expr *e) {
+    switch (e->kind) {
+    case EX_INT:
+    case EX_REAL:
+        break;
+    case EX_NAME:
+        check_value_name(x, e->name, e->loc);
+        if (layer_find(e->name) || find_def(x->prog, e->name, DEF_BLOCK))
+            check_call(x, e);   /* a bare call: records block calls */
+        break;
+    case EX_CALL:
+        check_call(x, e);
+        break;
+    case EX_NEG:
+        check_expr(x, e->lhs);
+        break;
+    case EX_BINOP:
+    case EX_REPEAT:
+        check_expr(x, e->lhs);
+        check_expr(x, e->rhs);
+        break;
+    case EX_TUPLE:
+    case EX_CHAIN:
+        for (int i = 0; i < e->items.len; i++)
+            check_expr(x, e->items.items[i]);
+        break;
+    }
+}
+
+/* ---- statements and definitions ------------------------------------------- */
+
+static void check_stmt(Names *x, const Stmt *s, bool last) {
+    bool network = x->def->kind == DEF_NETWORK;
+    switch (s->kind) {
+    case ST_INPUT:
+        if (!network)
+            diag_error(x->d, s->loc, "'input' belongs in a network; a block "
+                       "receives its tensor as its first parameter");
+        for (int i = 0; i < s->dims.len; i++)
+            check_expr(x, s->dims.items[i]);
+        bind(x, s->name, s->loc, B_INPUT);
+        break;
+    case ST_BIND:
+        check_expr(x, s->value);
+        bind(x, s->name, s->loc, B_VALUE);
+        break;
+    case ST_OUTPUT:
+        if (!network)
+            diag_error(x->d, s->loc, "'output' belongs in a network; a block "
+                       "ends with 'return'");
+        for (int i = 0; i < s->outputs.len; i++) {
+            const Ident *id = s->outputs.items[i];
+            check_value_name(x, id->name, id->loc);
+            for (int j = 0; j < i; j++)
+                if (!strcmp(((Ident *)s->outputs.items[j])->name, id->name))
+                    diag_error(x->d, id->loc, "'%s' is already an output",
+                               id->name);
+        }
+        break;
+    case ST_RETURN:
+        if (network)
+            diag_error(x->d, s->loc, "'return' belongs in a block; a network "
+                       "names its results with 'output'");
+        else if (!last)
+            diag_error(x->d, s->loc, "'return' must be the last statement of "
+                       "block '%s'", x->def->name);
+        check_expr(x, s->value);
+        break;
+    }
+}
+
+static void report_unused(Names *x) {
+    for (int i = 0; i < x->bound.len; i++) {
+        const Binding *b = x->bound.items[i];
+        if (b->used)
+            continue;
+        if (b->kind == B_VALUE)
+            diag_error(x->d, b->loc, "value '%s' is never used", b->name);
+        else if (b->kind == B_INPUT)
+            diag_warning(x->d, b->loc, "input '%s' is never used", b->name);
+        else
+            diag_warning(x->d, b->loc, "parameter '%s' of block '%s' is never used",
+                         b->name, x->def->name);
+    }
+}
+
+static void check_def(Names *x, const Def *def) {
+    x->def = def;
+    x->bound = (Vec){0};
+    x->calls = (Vec){0};
+    if (def->kind == DEF_BLOCK && def->params.len == 0)
+        diag_error(x->d, def->loc, "block '%s' needs a first parameter: the "
+                   "tensor it is applied to", def->name);
+    for (int i = 0; i < def->params.len; i++) {
+        const Param *p = def->params.items[i];
+        if (p->def)
+            check_expr(x, p->def);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(((Param *)def->params.items[j])->name, p->name))
+                diag_error(x->d, p->loc, "parameter '%s' appears twice", p->name);
+        bind(x, p->name, p->loc, B_PARAM);
+    }
+    bool has_input = false, has_output = false, has_return = false;
+    for (int i = 0; i < def->stmts.len; i++) {
+        const Stmt *s = def->stmts.items[i];
+        check_stmt(x, s, i == def->stmts.len - 1);
+        has_input |= s->kind == ST_INPUT;
+        has_output |= s->kind == ST_OUTPUT;
+        has_return |= s->kind == ST_RETURN;
+    }
+    if (def->kind == DEF_NETWORK && !has_input)
+        diag_error(x->d, def->loc, "network '%s' has no input", def->name);
+    if (def->kind == DEF_NETWORK && !has_output)
+        diag_error(x->d, def->end, "network '%s' has no output", def->name);
+    if (def->kind == DEF_BLOCK && !has_return)
+        diag_error(x->d, def->end, "block '%s' ends without 'return'", def->name);
+    report_unused(x);
+}
+
+/* ---- blocks that call themselves ------------------------------------------- */
+
+typedef struct BlockCalls {
+    const Def *def;
+    Vec calls;          /* CallRef * */
+    int color;          /* 0 unvisited, 1 on the path, 2 done */
+} BlockCalls;
+
+static BlockCalls *calls_of(Vec *all, const Def *def) {
+    for (int i = 0; i < all->len; i++) {
+        BlockCalls *b = all->items[i];
+        if (b->def == def)
+            return b;
+    }
+    return NULL;
+}
+
+/* Depth-first search; `path` holds the blocks on the current call path. A
+ * call to a block already on the path closes a cycle. */
+static void find_cycles(Names *x, Vec *all, BlockCalls *b, Vec *path) {
+    b->color = 1;
+    vec_push(x->a, path, (void *)b->def);
+    for (int i = 0; i < b->calls.len; i++) {
+        const CallRef *r = b->calls.items[i];
+        BlockCalls *callee = calls_of(all, r->callee);
+        if (!callee)
+            continue;
+        if (callee->color == 1) {
+            if (callee == b) {
+                diag_error(x->d, r->loc, "block '%s' calls itself", b->def->name);
+            } else {
+                const char *through = "";
+                int start = path->len - 1;
+                while (start > 0 && path->items[start] != callee->def)
+                    start--;
+                for (int k = start + 1; k < path->len; k++)
+                    through = arena_printf(x->a, "%s%s'%s'", through,
+                                           k > start + 1 ? ", " : "",
+                                           ((Def *)path->items[k])->name);
+                diag_error(x->d, r->loc, "block '%s' calls itself through %s",
+                           callee->def->name, through);
+            }
+        } else if (callee->color == 0) {
+            find_cycles(x, all, callee, path);
+        }
+    }
+    path->len--;
+    b->color = 2;
+}
+
+/* ---- the pass ------------------------------------------------------------------ */
+
+bool check_names(Program *prog, Diags *d) {
+    int errors_before = d->errors;
+    Names x = {.prog = prog, .d = d, .a = d->arena};
+    Vec all = {0};
+    bool any_network = false;
+    for (int i = 0; i < prog->defs.len; i++) {
+        const Def *def = prog->defs.items[i];
+        any_network |= def->kind == DEF_NETWORK;
+        if (layer_find(def->name))
+            diag_error(d, def->loc, "'%s' is a layer; a %s needs another name",
+                       def->name, def->kind == DEF_BLOCK ? "block" : "network");
+        for (int j = 0; j < i; j++) {
+            const Def *prev = prog->defs.items[j];
+            if (!strcmp(prev->name, def->name)) {
+                diag_error(d, def->loc, "'%s' is already defined on line %d",
+                           def->name, prev->loc.line);
+                break;
+            }
+        }
+        check_def(&x, def);
+        if (def->kind == DEF_BLOCK) {
+            BlockCalls *b = arena_alloc(x.a, sizeof *b);
+            b->def = def;
+            b->calls = x.calls;
+            vec_push(x.a, &all, b);
+        }
+    }
+    if (!any_network)
+        diag_error(d, (Loc){0, 0}, "the file defines no network");
+    Vec path = {0};
+    for (int i = 0; i < all.len; i++) {
+        BlockCalls *b = all.items[i];
+        if (b->color == 0)
+            find_cycles(&x, &all, b, &path);
+    }
+    return d->errors == errors_before;
+}
+
+const Def *select_network(Program *prog, const char *name, Diags *d) {
+    const Def *last = NULL;
+    for (int i = 0; i < prog->defs.len; i++) {
+        const Def *def = prog->defs.items[i];
+        if (def->kind != DEF_NETWORK)
+            continue;
+        if (name && !strcmp(def->name, name))
+            return def;
+        last = def;
+    }
+    if (!name)
+        return last;
+    const char *list = "";
+    for (int i = 0; i < prog->defs.len; i++) {
+        const Def *def = prog->defs.items[i];
+        if (def->kind == DEF_NETWORK)
+            list = arena_printf(d->arena, "%s%s'%s'", list, *list ? ", " : "",
+                                def->name);
+    }
+    diag_error(d, (Loc){0, 0}, "no network named '%s' (the file defines %s)",
+               name, *list ? list : "none");
+    return NULL;
+}
