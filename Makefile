@@ -58,11 +58,11 @@ $(B)/libcnnc-san.a: $(SANOBJ)
 	ar rcs $@ $^
 
 cnnc: $(B)/obj/main.o $(B)/libcnnc.a
-	$(CC) $(CFLAGS) -o $@ $^
+	$(CC) $(CFLAGS) -o $@ $^ -lm
 
 # The sanitized compiler, for tests that run it as a program.
 $(B)/cnnc-san: $(B)/san/main.o $(B)/libcnnc-san.a
-	$(CC) -g $(SAN) -o $@ $^
+	$(CC) -g $(SAN) -o $@ $^ -lm
 
 # ---- tests (Criterion), always under ASan + UBSan --------------------------
 TESTSRC  = $(wildcard tests/test_*.c)
@@ -71,7 +71,7 @@ TESTBIN  = $(TESTSRC:tests/%.c=$(B)/tests/%)
 $(B)/tests/%: tests/%.c tests/helpers.h $(B)/libcnnc-san.a
 	@mkdir -p $(dir $@)
 	$(CC) -O1 -g $(SAN) $(WARN) -Wno-missing-prototypes $(INC) -Itests $< \
-	    $(B)/libcnnc-san.a -lcriterion -o $@
+	    $(B)/libcnnc-san.a -lcriterion -lm -o $@
 
 test: cnnc $(B)/cnnc-san $(TESTBIN)
 	@fail=0; for t in $(TESTBIN); do \

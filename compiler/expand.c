@@ -88,6 +88,16 @@ static const char *kind_name(const Value *v) {
     }
 }
 
+/* A value as a message shows it: "3", "'same'", "a real number (0.5)". */
+static const char *describe(Expander *x, const Value *v) {
+    switch (v->kind) {
+    case V_INT: return arena_printf(x->a, "%lld", (long long)v->i);
+    case V_REAL: return arena_printf(x->a, "a real number (%g)", v->r);
+    case V_SYMBOL: return arena_printf(x->a, "'%s'", v->sym);
+    default: return kind_name(v);
+    }
+}
+
 /* Reports an error at `loc`, with the block calls that led there. */
 static void expand_error(Expander *x, Scope *s, Loc loc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -256,13 +266,12 @@ static bool set_arg(Expander *x, Scope *s, Node *n, const ArgSpec *spec,
         for (int i = 0; i < 2; i++) {
             const Value *p = parts[i];
             if (p->kind != V_INT) {
-                expand_error(x, s, arg->loc, "%s's '%s' must be %s, got %s%s",
+                expand_error(x, s, arg->loc, "%s's '%s' must be %s, got %s",
                              lname, spec->name,
                              spec->type == ARG_INT ? "an integer"
                              : spec->type == ARG_PAD ? "an integer, a pair or 'same'"
                                                      : "an integer or a pair",
-                             kind_name(p),
-                             p->kind == V_REAL ? arena_printf(x->a, " (%g)", p->r) : "");
+                             describe(x, p));
                 return false;
             }
             if (p->i < spec->min) {
@@ -289,7 +298,7 @@ static bool set_arg(Expander *x, Scope *s, Node *n, const ArgSpec *spec,
             return true;
         }
         expand_error(x, s, arg->loc, "%s's '%s' must be a number, got %s",
-                     lname, spec->name, kind_name(v));
+                     lname, spec->name, describe(x, v));
         return false;
     case ARG_BOOL:
         if (v->kind == V_SYMBOL && (!strcmp(v->sym, "true") || !strcmp(v->sym, "false"))) {
@@ -297,7 +306,7 @@ static bool set_arg(Expander *x, Scope *s, Node *n, const ArgSpec *spec,
             return true;
         }
         expand_error(x, s, arg->loc, "%s's '%s' must be true or false, got %s",
-                     lname, spec->name, kind_name(v));
+                     lname, spec->name, describe(x, v));
         return false;
     case ARG_PADMODE: {
         static const char *const modes[] = {"zeros", "reflect", "replicate", "circular"};
@@ -307,7 +316,8 @@ static bool set_arg(Expander *x, Scope *s, Node *n, const ArgSpec *spec,
                 return true;
             }
         expand_error(x, s, arg->loc, "%s's '%s' must be zeros, reflect, "
-                     "replicate or circular", lname, spec->name);
+                     "replicate or circular, got %s", lname, spec->name,
+                     describe(x, v));
         return false;
     }
     }
@@ -337,6 +347,14 @@ static void set_default(Node *n, const ArgSpec *spec) {
         *(PadMode *)field = (PadMode)(int)spec->def;
         break;
     }
+}
+
+/* "kernel, stride, pad": a layer's arguments after its tensor. */
+static const char *arg_list(Expander *x, const LayerInfo *li) {
+    const char *list = "";
+    for (int k = 0; k < layer_nargs(li); k++)
+        list = arena_printf(x->a, "%s%s%s", list, k ? ", " : "", li->args[k].name);
+    return list;
 }
 
 static Value *call_layer(Expander *x, Scope *s, const LayerInfo *li, Loc loc,
@@ -381,9 +399,14 @@ static Value *call_layer(Expander *x, Scope *s, const LayerInfo *li, Loc loc,
             }
             k = pos++;
             if (k >= nspecs) {
-                expand_error(x, s, arg->loc, li->variadic
-                             ? "%s takes only tensors"
-                             : "too many arguments for %s", li->name);
+                if (li->variadic || nspecs == 0)
+                    expand_error(x, s, arg->loc, "%s takes only %s", li->name,
+                                 li->variadic ? "tensors" : "the tensor it "
+                                 "applies to");
+                else
+                    expand_error(x, s, arg->loc, "too many arguments for %s: "
+                                 "after the tensor it takes %s", li->name,
+                                 arg_list(x, li));
                 return error_value(x, loc);
             }
         }
@@ -425,10 +448,19 @@ static Value *call_layer(Expander *x, Scope *s, const LayerInfo *li, Loc loc,
 
 static Value *run_body(Expander *x, Scope *s, const Def *def);
 
+/* "x, ch, stride": what a block takes, for messages. */
+static const char *param_list(Expander *x, const Def *blk) {
+    const char *list = "";
+    for (int k = 0; k < blk->params.len; k++)
+        list = arena_printf(x->a, "%s%s%s", list, k ? ", " : "",
+                            ((Param *)blk->params.items[k])->name);
+    return list;
+}
+
 static Value *call_block(Expander *x, Scope *s, const Def *blk, Loc loc,
                          CallArg *args, int nargs) {
-    Value *bound[256] = {0};
-    int nparams = blk->params.len < 256 ? blk->params.len : 256;
+    int nparams = blk->params.len;
+    Value **bound = arena_alloc(x->a, sizeof(Value *) * (size_t)(nparams + 1));
     int pos = 0;
     for (int i = 0; i < nargs; i++) {
         int k = 0;
@@ -446,14 +478,14 @@ static Value *call_block(Expander *x, Scope *s, const Def *blk, Loc loc,
             k = pos++;
             if (k >= nparams) {
                 expand_error(x, s, args[i].loc, "too many arguments for block "
-                             "'%s' (it takes %d)", blk->name, nparams);
+                             "'%s': it takes %s", blk->name, param_list(x, blk));
                 return error_value(x, loc);
             }
         }
         if (bound[k]) {
-            expand_error(x, s, args[i].loc, "block '%s''s parameter '%s' is "
-                         "given twice", blk->name,
-                         ((Param *)blk->params.items[k])->name);
+            expand_error(x, s, args[i].loc, "parameter '%s' of block '%s' is "
+                         "given twice", ((Param *)blk->params.items[k])->name,
+                         blk->name);
             return error_value(x, loc);
         }
         bound[k] = args[i].value;
@@ -557,7 +589,10 @@ static Value *eval_inner(Expander *x, Scope *s, const Expr *e) {
         if (in->kind == V_ERROR)
             return in;
         Value *v = new_value(x, in->kind, e->loc);
-        if (in->kind == V_INT && in->i != INT64_MIN) {
+        if (in->kind == V_INT && in->i == INT64_MIN) {
+            expand_error(x, s, e->loc, "integer overflow in '-'");
+            return error_value(x, e->loc);
+        } else if (in->kind == V_INT) {
             v->i = -in->i;
         } else if (in->kind == V_REAL) {
             v->r = -in->r;
@@ -625,9 +660,7 @@ static Value *repeat(Expander *x, Scope *s, const Expr *stage, const Expr *count
         return n;
     if (n->kind != V_INT || n->i < 1) {
         expand_error(x, s, count->loc, "a stage repeats a whole number of "
-                     "times, at least 1; got %s",
-                     n->kind == V_INT ? arena_printf(x->a, "%lld", (long long)n->i)
-                                      : kind_name(n));
+                     "times, at least 1; got %s", describe(x, n));
         return error_value(x, count->loc);
     }
     for (int64_t i = 0; i < n->i && !x->stop; i++)
@@ -696,9 +729,7 @@ static void declare_input(Expander *x, Scope *s, const Stmt *st) {
             ok = false;
         } else if (v->kind != V_INT || v->i < 1) {
             expand_error(x, s, de->loc, "a dimension is an integer of at "
-                         "least 1, got %s",
-                         v->kind == V_INT ? arena_printf(x->a, "%lld", (long long)v->i)
-                                          : kind_name(v));
+                         "least 1, got %s", describe(x, v));
             ok = false;
         } else {
             shape.d[i] = v->i;

@@ -157,6 +157,21 @@ struct Node {
     int64_t param_count;      /* floats in params[] */
     int64_t macs;             /* per sample */
     int users;                /* nodes and outputs that read it */
+
+    /* set by plan.c */
+    bool is_output;           /* written to the caller's output buffer `io` */
+    int io;                   /* input or output index, for inputs and outputs */
+    struct Node *home;        /* the node whose storage its output shares:
+                                 itself, or for views and in-place layers the
+                                 home of its input */
+    struct Buffer *buf;       /* the home's arena buffer; NULL when the home
+                                 is a caller's input or output buffer */
+    bool in_place;            /* overwrites its input's storage */
+    bool view;                /* no code at all: the same bytes as its input */
+    struct Buffer *scratch;   /* work space live only while it runs, or NULL */
+
+    /* set by pack.c */
+    int64_t packed;           /* first float of its weights in the packed vector */
 };
 
 typedef struct Graph {
@@ -204,6 +219,94 @@ void check_error(Check *c, const Node *n, const char *fmt, ...)
 void check_warning(Check *c, const Node *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* ---- plan.c: one arena for every intermediate tensor ---------------------
+ * A buffer holds one tensor (or several that share bytes: views and
+ * in-place layers) for all NAME_BATCH samples, batch-major. Steps are node
+ * ids: a buffer is live from the step that writes it to the last step that
+ * reads it, and two buffers live at the same step never overlap. */
+typedef struct Buffer {
+    int id;
+    int64_t bytes;            /* rounded up to ARENA_ALIGN */
+    int first, last;          /* live steps, inclusive */
+    int64_t offset;           /* in the arena, a multiple of ARENA_ALIGN */
+    const Node *owner;        /* the node that first writes it */
+} Buffer;
+
+enum { ARENA_ALIGN = 64 };
+
+typedef struct Plan {
+    int batch;                /* samples the arena is sized for */
+    Vec buffers;              /* Buffer * */
+    int64_t arena_bytes;      /* the arena after reuse */
+    int64_t no_reuse_bytes;   /* every buffer at its own offset */
+    int64_t lower_bound;      /* the most bytes live at any one step */
+} Plan;
+
+/* How much scratch a node's kernel needs per run, in floats (emit_c.c). */
+typedef int64_t (*ScratchFn)(const Node *n, int batch);
+
+/* Decides views and in-place layers, then places every buffer. Returns
+ * NULL after reporting an error (an arena over 2^40 bytes). */
+Plan *plan_memory(Graph *g, int batch, ScratchFn scratch, Arena *a, Diags *d);
+/* Checks that no two buffers live at the same step overlap and that each is
+ * aligned and inside the arena; returns a description of the first
+ * violation, or NULL. */
+const char *plan_verify(const Graph *g, const Plan *p, Arena *a);
+
+/* ---- pack.c: canonical parameters → the layout the kernels read ---------
+ * Packing is a short list of operations. The compiler runs them itself for
+ * --embed and the emitter writes them out as NAME_pack(), so the two can
+ * never disagree about the layout. */
+typedef enum PackKind {
+    PACK_COPY,      /* packed[dst .. dst+count) = params[src .. src+count)       */
+    PACK_BN,        /* gamma, beta, mean, var at src (count channels each) →
+                       scale, shift at dst: y = x * scale + shift              */
+} PackKind;
+
+typedef struct PackOp {
+    PackKind kind;
+    const Node *node;
+    int64_t src, dst, count;
+    double eps;
+} PackOp;
+
+typedef struct Packing {
+    Vec ops;                  /* PackOp * */
+    int64_t count;            /* floats in the packed vector */
+} Packing;
+
+Packing *pack_plan(Graph *g, Arena *a);
+void pack_apply(const Packing *pk, const float *params, float *packed);
+
+/* ---- emit_c.c, kernels_scalar.c: the C emitter ------------------------- */
+typedef enum Target { TARGET_SCALAR } Target;
+
+typedef struct BuildOptions {
+    int batch;                /* NAME_BATCH: the most samples per call */
+    Target target;
+    bool embed;               /* packed weights as a const array */
+    const float *weights;     /* the canonical vector, for embed */
+    const char *source_name;  /* the .cnn file as given on the command line */
+    const char *command;      /* the command line, for the file's front matter */
+} BuildOptions;
+
+/* The generated pair, as text in the arena. */
+typedef struct Generated {
+    const char *c_text, *h_text;
+    Plan *plan;
+    Packing *packing;
+} Generated;
+
+/* Plans memory and writes NAME.c and NAME.h as text. NULL after an error. */
+Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d);
+
+/* Scratch floats each kernel needs (the planner asks before emitting). */
+int64_t scalar_scratch(const Node *n, int batch);
+
+typedef struct Emit Emit;
+/* Writes the kernel function for node n (kernels_scalar.c). */
+void emit_scalar_kernel(Emit *e, const Node *n);
+
 /* ---- front.c: the front end as one call -------------------------------- */
 typedef struct Compilation {
     Arena arena;
@@ -223,8 +326,27 @@ bool compile_front(Compilation *c, const char *path, const char *src,
                    size_t len, const char *network, FILE *out);
 void comp_free(Compilation *c);
 
-/* ---- summary.c, dot.c: views of a typed graph -------------------------- */
-void print_summary(FILE *f, const Graph *g, Arena *a);
+/* ---- build.c: commands that write and run generated code ---------------- */
+enum { MAX_IO_FILES = 64 };
+
+/* What main.c parsed from the command line. */
+typedef struct CliOptions {
+    const char *command, *file, *network;
+    const char *out_dir;            /* build -o */
+    int batch;                      /* --batch, default 1 */
+    const char *weights;            /* --weights */
+    bool embed;
+    const char *inputs[MAX_IO_FILES], *outputs[MAX_IO_FILES];
+    int ninputs, noutputs;
+    const char *command_line;       /* for the generated file's front matter */
+} CliOptions;
+
+int cmd_build(Compilation *c, const CliOptions *o);   /* exit status */
+int cmd_run(Compilation *c, const CliOptions *o);
+
+/* ---- summary.c, dot.c, json.c: views of a typed graph ------------------- */
+void print_summary(FILE *f, const Graph *g, const Plan *plan, Arena *a);
 void print_dot(FILE *f, const Graph *g, Arena *a);
+void print_graph_json(FILE *f, const Graph *g, const char *filename);
 
 #endif

@@ -10,29 +10,42 @@
 #define CNNC_VERSION "0.1.0"
 #endif
 
-typedef struct Options {
-    const char *command;
-    const char *file;
-    const char *network;
-} Options;
-
 static void usage(FILE *f) {
     fprintf(f,
 "usage: cnnc COMMAND NET.cnn [options]\n"
 "\n"
 "cnnc is an ahead-of-time compiler for convolutional networks written in the\n"
-".cnn language (see dsl/LANGUAGE.md).\n"
+".cnn language (dsl/LANGUAGE.md). It checks every shape, plans all memory\n"
+"into one arena and writes one .c/.h pair that needs no library.\n"
 "\n"
 "commands:\n"
 "  check NET.cnn      parse and shape-check; print diagnostics; exit 1 on error\n"
 "  summary NET.cnn    per-layer table: output shape, learnable parameters,\n"
-"                     multiply-accumulates and activation bytes, with totals\n"
+"                     multiply-accumulates and activation bytes; totals; arena\n"
 "  dot NET.cnn        the network as a Graphviz drawing, on standard output\n"
 "                     (render it with: cnnc dot NET.cnn | dot -Tpng -o net.png)\n"
+"  graph NET.cnn      the typed graph as JSON: nodes, arguments, shapes and\n"
+"                     the parameter tensors with their canonical offsets\n"
+"  build NET.cnn -o DIR\n"
+"                     write DIR/NAME.c and DIR/NAME.h (inference)\n"
+"  run NET.cnn --weights P.f32 --input X.f32 [--input X2.f32 ...]\n"
+"              --output Y.f32 [--output Y2.f32 ...]\n"
+"                     compile the generated code with $CC (default cc) -O2,\n"
+"                     run inference and write the outputs; the binary is\n"
+"                     cached in $CNNC_CACHE (default ~/.cache/cnnc)\n"
 "\n"
 "options:\n"
 "  --network NAME     the network to compile when the file defines several\n"
 "                     (default: the last one)\n"
+"  -o DIR             build: where the generated pair goes\n"
+"  --batch N          the most samples per call (NAME_BATCH); run: the batch\n"
+"                     in the input files (default 1)\n"
+"  --target T         auto or scalar: portable C99 (the only target so far)\n"
+"  --weights P.f32    the canonical parameter vector (raw float32, DSL.md order)\n"
+"  --embed            build: put the packed weights in the .c as a const array\n"
+"  --input X.f32      run: one per network input, in declaration order;\n"
+"                     batch x per-sample size floats, NCHW\n"
+"  --output Y.f32     run: the outputs, in declaration order\n"
 "  -h, --help         show this help\n"
 "  --version          show the version\n"
 "\n"
@@ -41,8 +54,8 @@ static void usage(FILE *f) {
         const LayerInfo *li = layer_at(i);
         fprintf(f, "  %-14s %s\n", li->name, li->help);
     }
-    fprintf(f, "\nexit status: 0 on success, 1 when the network has errors, "
-               "2 on a usage error\n");
+    fprintf(f, "\nexit status: 0 on success, 1 when the network or a file has an "
+               "error, 2 on a usage error\n");
 }
 
 static int usage_error(const char *fmt, const char *arg) {
@@ -52,21 +65,57 @@ static int usage_error(const char *fmt, const char *arg) {
     return 2;
 }
 
-static int parse_args(int argc, char **argv, Options *o) {
+/* The value of option argv[*i], which must exist. */
+static const char *value(int argc, char **argv, int *i) {
+    if (*i + 1 >= argc)
+        return NULL;
+    return argv[++*i];
+}
+
+static int parse_args(int argc, char **argv, CliOptions *o) {
+    o->batch = 1;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        const char *a = argv[i], *v = NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             exit(0);
         } else if (!strcmp(a, "--version")) {
             printf("cnnc %s\n", CNNC_VERSION);
             exit(0);
-        } else if (!strcmp(a, "--network")) {
-            if (++i == argc)
+        } else if (!strcmp(a, "--embed")) {
+            o->embed = true;
+        } else if (!strcmp(a, "--network") || !strcmp(a, "-o") ||
+                   !strcmp(a, "--batch") || !strcmp(a, "--target") ||
+                   !strcmp(a, "--weights") || !strcmp(a, "--input") ||
+                   !strcmp(a, "--output")) {
+            if (!(v = value(argc, argv, &i)))
                 return usage_error("%s needs a value", a);
-            o->network = argv[i];
-        } else if (!strncmp(a, "--network=", 10)) {
-            o->network = a + 10;
+            if (!strcmp(a, "--network")) {
+                o->network = v;
+            } else if (!strcmp(a, "-o")) {
+                o->out_dir = v;
+            } else if (!strcmp(a, "--batch")) {
+                char *end;
+                long b = strtol(v, &end, 10);
+                if (*end || b < 1 || b > 1 << 20)
+                    return usage_error("--batch needs a whole number from 1 to "
+                                       "1048576, not '%s'", v);
+                o->batch = (int)b;
+            } else if (!strcmp(a, "--target")) {
+                if (strcmp(v, "auto") && strcmp(v, "scalar"))
+                    return usage_error("target '%s' is not available; this cnnc "
+                                       "emits portable C: use --target scalar", v);
+            } else if (!strcmp(a, "--weights")) {
+                o->weights = v;
+            } else if (!strcmp(a, "--input")) {
+                if (o->ninputs == MAX_IO_FILES)
+                    return usage_error("too many %s files", a);
+                o->inputs[o->ninputs++] = v;
+            } else {
+                if (o->noutputs == MAX_IO_FILES)
+                    return usage_error("too many %s files", a);
+                o->outputs[o->noutputs++] = v;
+            }
         } else if (a[0] == '-' && a[1]) {
             return usage_error("unknown option '%s'", a);
         } else if (!o->command) {
@@ -80,8 +129,20 @@ static int parse_args(int argc, char **argv, Options *o) {
     return 0;
 }
 
+/* "cnnc build net.cnn -o out" for the generated file's front matter. */
+static const char *join_args(int argc, char **argv) {
+    static char buf[1024];
+    size_t n = 0;
+    buf[0] = 0;
+    for (int i = 0; i < argc && n < sizeof buf; i++) {
+        const char *s = i == 0 ? "cnnc" : argv[i];
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%s", i ? " " : "", s);
+    }
+    return buf;
+}
+
 int main(int argc, char **argv) {
-    Options o = {0};
+    CliOptions o = {0};
     int rc = parse_args(argc, argv, &o);
     if (rc)
         return rc;
@@ -89,20 +150,33 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    bool check = !strcmp(o.command, "check");
-    bool summary = !strcmp(o.command, "summary");
-    bool dot = !strcmp(o.command, "dot");
-    if (!check && !summary && !dot)
+    static const char *const commands[] = {"check", "summary", "dot", "graph",
+                                           "build", "run"};
+    bool known = false;
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        known |= !strcmp(o.command, commands[i]);
+    if (!known)
         return usage_error("unknown command '%s'", o.command);
     if (!o.file)
         return usage_error("'%s' needs a .cnn file", o.command);
+    o.command_line = join_args(argc, argv);
 
     Compilation c;
-    bool ok = compile_front(&c, o.file, NULL, 0, o.network, stderr);
-    if (ok && summary)
-        print_summary(stdout, c.graph, &c.arena);
-    if (ok && dot)
-        print_dot(stdout, c.graph, &c.arena);
+    rc = compile_front(&c, o.file, NULL, 0, o.network, stderr) ? 0 : 1;
+    if (rc == 0) {
+        if (!strcmp(o.command, "summary")) {
+            Plan *plan = plan_memory(c.graph, 1, scalar_scratch, &c.arena, &c.diags);
+            print_summary(stdout, c.graph, plan, &c.arena);
+        } else if (!strcmp(o.command, "dot")) {
+            print_dot(stdout, c.graph, &c.arena);
+        } else if (!strcmp(o.command, "graph")) {
+            print_graph_json(stdout, c.graph, o.file);
+        } else if (!strcmp(o.command, "build")) {
+            rc = cmd_build(&c, &o);
+        } else if (!strcmp(o.command, "run")) {
+            rc = cmd_run(&c, &o);
+        }
+    }
     comp_free(&c);
-    return ok ? 0 : 1;
+    return rc;
 }

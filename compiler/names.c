@@ -27,6 +27,8 @@ typedef struct Names {
     const Def *def;     /* the definition being checked */
     Vec bound;          /* Binding *, in order; lookups take the latest */
     Vec calls;          /* the blocks `def` calls: CallRef * */
+    Vec early;          /* names used before they are bound (const char *):
+                           their later bindings are not "never used" */
 } Names;
 
 typedef struct CallRef {
@@ -100,11 +102,18 @@ static const char *suggest_callee(Names *x, const char *name) {
     return hint(x->a, best);
 }
 
+/* The suggested binding counts as used: it is most likely the one meant,
+ * and "never used" would only repeat the typo. */
 static const char *suggest_value(Names *x, const char *name) {
     const char *best = NULL;
     int best_d = 99;
     for (int i = 0; i < x->bound.len; i++)
         consider(name, ((Binding *)x->bound.items[i])->name, &best, &best_d);
+    for (int i = 0; best && i < x->bound.len; i++) {
+        Binding *b = x->bound.items[i];
+        if (!strcmp(b->name, best))
+            b->used = true;
+    }
     return hint(x->a, best);
 }
 
@@ -160,16 +169,36 @@ static void check_value_name(Names *x, const char *name, Loc loc) {
         /* a bare call, or an argument value such as `same` */
     } else if (bound_anywhere(x, name)) {
         diag_error(x->d, loc, "'%s' is used before it is bound", name);
+        vec_push(x->a, &x->early, (void *)name);
     } else {
         diag_error(x->d, loc, "'%s' is not defined%s", name,
                    suggest_value(x, name));
     }
 }
 
+/* `pad_mode=mirror`: an unknown name given to an argument that takes one
+ * of a few fixed names is better reported as a bad choice than as an
+ * undefined name. Returns true if it reported (or accepted) the value. */
+static bool check_choice(Names *x, const LayerInfo *li, const ArgSpec *spec,
+                         const Expr *v) {
+    const char *choices = spec->type == ARG_BOOL ? "true or false"
+        : spec->type == ARG_PADMODE ? "zeros, reflect, replicate or circular"
+        : spec->type == ARG_PAD ? "an integer, a pair or 'same'"
+        : NULL;
+    if (!choices || v->kind != EX_NAME || lookup(x, v->name) ||
+        is_callable(x, v->name) || is_symbol(v->name))
+        return false;
+    diag_error(x->d, v->loc, "%s's '%s' must be %s, got '%s'", li->name,
+               spec->name, choices, v->name);
+    return true;
+}
+
 static void check_call(Names *x, const Expr *e) {
     const LayerInfo *li = layer_find(e->name);
     const Def *blk = find_def(x->prog, e->name, DEF_BLOCK);
-    if (lookup(x, e->name)) {
+    Binding *value = lookup(x, e->name);
+    if (value) {
+        value->used = true;   /* no "never used" after this error */
         diag_error(x->d, e->loc, "'%s' is a value, not a layer or block",
                    e->name);
     } else if (!li && !blk) {
@@ -199,7 +228,46 @@ static void check_call(Names *x, const Expr *e) {
                 diag_error(x->d, arg->loc, "block '%s' has no parameter '%s'",
                            blk->name, arg->name);
         }
-        check_expr(x, arg->value);
+        if (!li || !arg->name || !layer_arg(li, arg->name) ||
+            !check_choice(x, li, layer_arg(li, arg->name), arg->value))
+            check_expr(x, arg->value);
+    }
+}
+
+/* A stage after '->' is a call or a group of stages: a bare name there is a
+ * layer or block, never a value. */
+static void check_stage(Names *x, const Expr *e) {
+    switch (e->kind) {
+    case EX_NAME: {
+        Binding *value = lookup(x, e->name);
+        if (value) {
+            value->used = true;
+            diag_error(x->d, e->loc, "'%s' is a value, not a layer or block: "
+                       "a stage after '->' must be a call or a group", e->name);
+        } else {
+            check_call(x, e);
+        }
+        break;
+    }
+    case EX_CHAIN:
+        for (int i = 0; i < e->items.len; i++)
+            check_stage(x, e->items.items[i]);
+        break;
+    case EX_REPEAT:
+        check_stage(x, e->lhs);
+        check_expr(x, e->rhs);
+        break;
+    case EX_BINOP:
+        if (e->op == '*') {
+            check_stage(x, e->lhs);   /* `(... -> relu) * 2` inside a group */
+            check_expr(x, e->rhs);
+            break;
+        }
+        check_expr(x, e);
+        break;
+    default:
+        check_expr(x, e);
+        break;
     }
 }
 
@@ -225,9 +293,13 @@ static void check_expr(Names *x, const Expr *e) {
         check_expr(x, e->rhs);
         break;
     case EX_TUPLE:
-    case EX_CHAIN:
         for (int i = 0; i < e->items.len; i++)
             check_expr(x, e->items.items[i]);
+        break;
+    case EX_CHAIN:
+        check_expr(x, e->items.items[0]);
+        for (int i = 1; i < e->items.len; i++)
+            check_stage(x, e->items.items[i]);
         break;
     }
 }
@@ -274,10 +346,17 @@ static void check_stmt(Names *x, const Stmt *s, bool last) {
     }
 }
 
+static bool used_early(Names *x, const char *name) {
+    for (int i = 0; i < x->early.len; i++)
+        if (!strcmp(x->early.items[i], name))
+            return true;
+    return false;
+}
+
 static void report_unused(Names *x) {
     for (int i = 0; i < x->bound.len; i++) {
         const Binding *b = x->bound.items[i];
-        if (b->used)
+        if (b->used || used_early(x, b->name))
             continue;
         if (b->kind == B_VALUE)
             diag_error(x->d, b->loc, "value '%s' is never used", b->name);
@@ -293,6 +372,7 @@ static void check_def(Names *x, const Def *def) {
     x->def = def;
     x->bound = (Vec){0};
     x->calls = (Vec){0};
+    x->early = (Vec){0};
     if (def->kind == DEF_BLOCK && def->params.len == 0)
         diag_error(x->d, def->loc, "block '%s' needs a first parameter: the "
                    "tensor it is applied to", def->name);
@@ -300,10 +380,13 @@ static void check_def(Names *x, const Def *def) {
         const Param *p = def->params.items[i];
         if (p->def)
             check_expr(x, p->def);
-        for (int j = 0; j < i; j++)
-            if (!strcmp(((Param *)def->params.items[j])->name, p->name))
-                diag_error(x->d, p->loc, "parameter '%s' appears twice", p->name);
-        bind(x, p->name, p->loc, B_PARAM);
+        bool twice = false;
+        for (int j = 0; j < i && !twice; j++)
+            twice = !strcmp(((Param *)def->params.items[j])->name, p->name);
+        if (twice)   /* not bound again: no "never used" for the first */
+            diag_error(x->d, p->loc, "parameter '%s' appears twice", p->name);
+        else
+            bind(x, p->name, p->loc, B_PARAM);
     }
     bool has_input = false, has_output = false, has_return = false;
     for (int i = 0; i < def->stmts.len; i++) {
@@ -315,11 +398,16 @@ static void check_def(Names *x, const Def *def) {
     }
     if (def->kind == DEF_NETWORK && !has_input)
         diag_error(x->d, def->loc, "network '%s' has no input", def->name);
-    if (def->kind == DEF_NETWORK && !has_output)
+    /* A 'return' in a network or an 'output' in a block was reported above
+     * as the likely mix-up; no second error for the missing one. */
+    if (def->kind == DEF_NETWORK && !has_output && !has_return)
         diag_error(x->d, def->end, "network '%s' has no output", def->name);
-    if (def->kind == DEF_BLOCK && !has_return)
+    if (def->kind == DEF_BLOCK && !has_return && !has_output)
         diag_error(x->d, def->end, "block '%s' ends without 'return'", def->name);
-    report_unused(x);
+    /* Without a result nothing is used yet; "never used" would only repeat
+     * that. */
+    if (def->kind == DEF_NETWORK ? has_output : has_return)
+        report_unused(x);
 }
 
 /* ---- blocks that call themselves ------------------------------------------- */

@@ -1,6 +1,7 @@
 /* summary.c — `cnnc summary`: the per-layer table of the lectures. For each
  * layer its output shape, learnable parameters, multiply-accumulates and
- * activation bytes (batch 1), then the totals. */
+ * activation bytes (batch 1), then the totals and the planned arena beside
+ * the no-reuse total and the lower bound. */
 #include "ir.h"
 
 #include <string.h>
@@ -37,7 +38,7 @@ static int64_t learnable_of(const Node *n) {
     return sum;
 }
 
-void print_summary(FILE *f, const Graph *g, Arena *a) {
+void print_summary(FILE *f, const Graph *g, const Plan *plan, Arena *a) {
     int wname = 5, wop = 2;
     for (int i = 0; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
@@ -67,4 +68,8 @@ void print_summary(FILE *f, const Graph *g, Arena *a) {
     fprintf(f, "multiply-accumulates  %s per sample\n", grouped(a, g->macs));
     fprintf(f, "activations           %s per sample, every layer kept (no reuse)\n",
             human_bytes(a, g->activation_bytes));
+    if (plan)
+        fprintf(f, "arena                 %s at batch %d, planned (%s without reuse, "
+                "%s live at most)\n", human_bytes(a, plan->arena_bytes), plan->batch,
+                human_bytes(a, plan->no_reuse_bytes), human_bytes(a, plan->lower_bound));
 }

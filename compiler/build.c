@@ -1,0 +1,394 @@
+/* build.c — the commands that produce and run code: `cnnc build` writes the
+ * generated pair atomically; `cnnc run` also compiles it with a small driver
+ * program, caches the binary under the hash of everything it was built
+ * from, and runs the forward pass on .f32 files. */
+#define _POSIX_C_SOURCE 200809L
+#include "ir.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- files -------------------------------------------------------------- */
+
+static int mkdirs(const char *path) {
+    char buf[4096];
+    if (strlen(path) >= sizeof buf)
+        return -1;
+    strcpy(buf, path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+/* Writes `text` to path.tmp.PID; the caller renames it into place. */
+static bool write_temp(const char *tmp, const char *text) {
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        return false;
+    size_t n = strlen(text);
+    bool ok = fwrite(text, 1, n, f) == n;
+    ok &= fflush(f) == 0;
+    ok &= fclose(f) == 0;
+    if (!ok)
+        remove(tmp);
+    return ok;
+}
+
+/* Writes several files so that either all appear complete or none does. */
+static bool write_files_atomically(int n, const char *const *paths,
+                                   const char *const *texts, Arena *a) {
+    const char **tmps = arena_alloc(a, sizeof(char *) * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        tmps[i] = arena_printf(a, "%s.tmp.%ld", paths[i], (long)getpid());
+        if (!write_temp(tmps[i], texts[i])) {
+            fprintf(stderr, "cnnc: cannot write '%s': %s\n", paths[i], strerror(errno));
+            for (int k = 0; k < i; k++)
+                remove(tmps[k]);
+            return false;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        if (rename(tmps[i], paths[i]) != 0) {
+            fprintf(stderr, "cnnc: cannot write '%s': %s\n", paths[i], strerror(errno));
+            for (int k = i; k < n; k++)
+                remove(tmps[k]);
+            return false;
+        }
+    return true;
+}
+
+/* Reads exactly `count` floats from a .f32 file, or explains why not. */
+static float *read_f32(const char *path, int64_t count, const char *what, Arena *a) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "cnnc: cannot open %s '%s': %s\n", what, path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || st.st_size != count * 4) {
+        fprintf(stderr, "cnnc: %s '%s' holds %lld bytes, but %lld floats "
+                "(%lld bytes) are expected\n", what, path, (long long)st.st_size,
+                (long long)count, (long long)count * 4);
+        fclose(f);
+        return NULL;
+    }
+    float *v = arena_alloc(a, (size_t)count * 4 + 4);
+    bool ok = fread(v, 4, (size_t)count, f) == (size_t)count;
+    fclose(f);
+    if (!ok) {
+        fprintf(stderr, "cnnc: cannot read %s '%s'\n", what, path);
+        return NULL;
+    }
+    return v;
+}
+
+/* ---- cnnc build ------------------------------------------------------------ */
+
+static bool options_for(Compilation *c, const CliOptions *o, BuildOptions *b) {
+    memset(b, 0, sizeof *b);
+    b->batch = o->batch;
+    b->target = TARGET_SCALAR;
+    b->source_name = c->filename;
+    b->command = o->command_line;
+    if (o->embed && !o->weights) {
+        fprintf(stderr, "cnnc: --embed needs --weights P.f32\n");
+        return false;
+    }
+    if (o->weights) {
+        b->weights = read_f32(o->weights, c->graph->param_count, "weights file",
+                              &c->arena);
+        if (!b->weights)
+            return false;
+        b->embed = o->embed;
+    }
+    return true;
+}
+
+int cmd_build(Compilation *c, const CliOptions *o) {
+    if (!o->out_dir) {
+        fprintf(stderr, "cnnc: build needs -o DIR\n");
+        return 2;
+    }
+    if (o->weights && !o->embed) {
+        fprintf(stderr, "cnnc: --weights is used by build only with --embed\n");
+        return 2;
+    }
+    BuildOptions b;
+    if (!options_for(c, o, &b))
+        return 1;
+    Generated *gen = emit_c(c->graph, &b, &c->arena, &c->diags);
+    if (!gen)
+        return 1;
+    if (mkdirs(o->out_dir) != 0) {
+        fprintf(stderr, "cnnc: cannot create '%s': %s\n", o->out_dir, strerror(errno));
+        return 1;
+    }
+    const char *paths[2] = {
+        arena_printf(&c->arena, "%s/%s.c", o->out_dir, c->graph->name),
+        arena_printf(&c->arena, "%s/%s.h", o->out_dir, c->graph->name),
+    };
+    const char *texts[2] = {gen->c_text, gen->h_text};
+    return write_files_atomically(2, paths, texts, &c->arena) ? 0 : 1;
+}
+
+/* ---- cnnc run ------------------------------------------------------------- */
+
+/* The host program `cnnc run` links with the generated code: it reads the
+ * weights and inputs, packs, runs NAME_forward and writes the outputs. Its
+ * arguments: weights batch input... output... */
+static const char *driver_text(const Graph *g, Arena *a) {
+    const char *N = g->name;
+    char *s = arena_printf(a,
+"/* The driver of `cnnc run` for network %s: weights batch inputs... outputs... */\n"
+"#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include \"%s.h\"\n\n"
+"static float *load(const char *path, long count) {\n"
+"    FILE *f = fopen(path, \"rb\");\n"
+"    float *v = malloc((size_t)count * sizeof(float) + 1);\n"
+"    if (!f || !v || fread(v, sizeof(float), (size_t)count, f) != (size_t)count\n"
+"        || fgetc(f) != EOF) {\n"
+"        fprintf(stderr, \"cnnc run: '%%s' does not hold %%ld floats\\n\", path, count);\n"
+"        exit(1);\n"
+"    }\n"
+"    fclose(f);\n"
+"    return v;\n"
+"}\n\n"
+"static void save(const char *path, const float *v, long count) {\n"
+"    char tmp[4200];\n"
+"    FILE *f;\n"
+"    snprintf(tmp, sizeof tmp, \"%%s.tmp\", path);\n"
+"    f = fopen(tmp, \"wb\");\n"
+"    if (!f || fwrite(v, sizeof(float), (size_t)count, f) != (size_t)count\n"
+"        || fclose(f) != 0 || rename(tmp, path) != 0) {\n"
+"        fprintf(stderr, \"cnnc run: cannot write '%%s'\\n\", path);\n"
+"        remove(tmp);\n"
+"        exit(1);\n"
+"    }\n"
+"}\n\n"
+"int main(int argc, char **argv) {\n"
+"    int batch, rc;\n"
+"    float *params, *packed;\n"
+"    char *raw, *arena;\n", N, N);
+    int nin = g->inputs.len, nout = g->outputs.len;
+    s = arena_printf(a, "%s    if (argc != %d) {\n"
+        "        fprintf(stderr, \"usage: %%s weights batch %d-inputs %d-outputs\\n\", argv[0]);\n"
+        "        return 2;\n    }\n"
+        "    batch = atoi(argv[2]);\n"
+        "    if (batch < 1 || batch > %s_BATCH)\n        return 2;\n"
+        "    params = load(argv[1], %s_PARAM_COUNT);\n"
+        "    packed = malloc(sizeof(float) * %s_PACKED_COUNT + 1);\n"
+        "    raw = malloc(%s_ARENA_BYTES + 64);\n"
+        "    if (!packed || !raw)\n        return 1;\n"
+        "    arena = raw + (64 - (size_t)raw %% 64) %% 64;\n"
+        "    %s_pack(params, packed);\n",
+        s, 3 + nin + nout, nin, nout, N, N, N, N, N);
+    for (int i = 0; i < nin; i++) {
+        const Node *n = g->inputs.items[i];
+        s = arena_printf(a, "%s    float *in%d = load(argv[%d], (long)batch * %s_IN_%s_SIZE);\n",
+                         s, i, 3 + i, N, n->name);
+    }
+    for (int i = 0; i < nout; i++)
+        s = arena_printf(a, "%s    float *out%d = malloc(sizeof(float) * batch * %s_OUT_%s_SIZE + 1);\n",
+                         s, i, N, (const char *)g->output_names.items[i]);
+    s = arena_printf(a, "%s    rc = %s_forward(packed, ", s, N);
+    for (int i = 0; i < nin; i++)
+        s = arena_printf(a, "%sin%d, ", s, i);
+    for (int i = 0; i < nout; i++)
+        s = arena_printf(a, "%sout%d, ", s, i);
+    s = arena_printf(a, "%sbatch, arena);\n    if (rc != 0) {\n"
+        "        fprintf(stderr, \"cnnc run: %s_forward returned %%d\\n\", rc);\n"
+        "        return 1;\n    }\n", s, N);
+    for (int i = 0; i < nout; i++)
+        s = arena_printf(a, "%s    save(argv[%d], out%d, (long)batch * %s_OUT_%s_SIZE);\n",
+                         s, 3 + nin + i, i, N, (const char *)g->output_names.items[i]);
+    return arena_printf(a, "%s    return 0;\n}\n", s);
+}
+
+static uint64_t fnv1a(uint64_t h, const char *s) {
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h ^ 0xff;   /* separates consecutive strings */
+}
+
+static const char *cache_root(Arena *a) {
+    const char *dir = getenv("CNNC_CACHE");
+    if (dir && *dir)
+        return dir;
+    dir = getenv("XDG_CACHE_HOME");
+    if (dir && *dir)
+        return arena_printf(a, "%s/cnnc", dir);
+    dir = getenv("HOME");
+    if (dir && *dir)
+        return arena_printf(a, "%s/.cache/cnnc", dir);
+    return arena_printf(a, "/tmp/cnnc-cache-%ld", (long)getuid());
+}
+
+/* Runs argv; returns its exit status, or -1 if it could not run or died. */
+static int run_process(char **argv) {
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        execvp(argv[0], argv);
+        fprintf(stderr, "cnnc: cannot run '%s': %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* $CC split at spaces (so "ccache gcc" works), then the flags. */
+static char **compiler_argv(const char *cc, const char *const *rest, Arena *a) {
+    char **argv = arena_alloc(a, sizeof(char *) * 64);
+    int n = 0;
+    char *copy = arena_strdup(a, cc);
+    for (char *tok = strtok(copy, " \t"); tok && n < 40; tok = strtok(NULL, " \t"))
+        argv[n++] = tok;
+    for (int i = 0; rest[i] && n < 63; i++)
+        argv[n++] = (char *)rest[i];
+    argv[n] = NULL;
+    return argv;
+}
+
+/* Builds (or finds in the cache) the runner binary; returns its path. */
+static const char *runner(Compilation *c, const Generated *gen, const char *driver) {
+    Arena *a = &c->arena;
+    const char *cc = getenv("CC");
+    if (!cc || !*cc)
+        cc = "cc";
+    const char *const flags[] = {"-O2", "-std=c99", NULL};
+    uint64_t h = 14695981039346656037ULL;
+    h = fnv1a(h, gen->c_text);
+    h = fnv1a(h, gen->h_text);
+    h = fnv1a(h, driver);
+    h = fnv1a(h, cc);
+    for (int i = 0; flags[i]; i++)
+        h = fnv1a(h, flags[i]);
+    const char *dir = arena_printf(a, "%s/%s-%016llx", cache_root(a), c->graph->name,
+                                   (unsigned long long)h);
+    const char *bin = arena_printf(a, "%s/run", dir);
+    if (access(bin, X_OK) == 0)
+        return bin;
+    if (mkdirs(dir) != 0) {
+        fprintf(stderr, "cnnc: cannot create the cache directory '%s': %s\n", dir,
+                strerror(errno));
+        return NULL;
+    }
+    const char *paths[3] = {
+        arena_printf(a, "%s/%s.c", dir, c->graph->name),
+        arena_printf(a, "%s/%s.h", dir, c->graph->name),
+        arena_printf(a, "%s/main.c", dir),
+    };
+    const char *texts[3] = {gen->c_text, gen->h_text, driver};
+    if (!write_files_atomically(3, paths, texts, a))
+        return NULL;
+    const char *tmp = arena_printf(a, "%s.tmp.%ld", bin, (long)getpid());
+    const char *const rest[] = {"-O2", "-std=c99", "-o", tmp, paths[0], paths[2], NULL};
+    int rc = run_process(compiler_argv(cc, rest, a));
+    if (rc != 0 || rename(tmp, bin) != 0) {
+        remove(tmp);
+        fprintf(stderr, "cnnc: the C compiler '%s' failed on the generated code "
+                "(kept in %s)\n", cc, dir);
+        return NULL;
+    }
+    return bin;
+}
+
+int cmd_run(Compilation *c, const CliOptions *o) {
+    Graph *g = c->graph;
+    if (!o->weights) {
+        fprintf(stderr, "cnnc: run needs --weights P.f32\n");
+        return 2;
+    }
+    if (o->ninputs != g->inputs.len) {
+        fprintf(stderr, "cnnc: network '%s' has %d input%s; give --input once for "
+                "each, in declaration order (got %d)\n", g->name, g->inputs.len,
+                g->inputs.len == 1 ? "" : "s", o->ninputs);
+        return 2;
+    }
+    if (o->noutputs < 1 || o->noutputs > g->outputs.len) {
+        fprintf(stderr, "cnnc: network '%s' has %d output%s; give --output 1 to %d "
+                "times (got %d)\n", g->name, g->outputs.len,
+                g->outputs.len == 1 ? "" : "s", g->outputs.len, o->noutputs);
+        return 2;
+    }
+    /* Check the files here, where the messages can name the network. */
+    struct stat st;
+    if (stat(o->weights, &st) != 0 || st.st_size != g->param_count * 4) {
+        fprintf(stderr, "cnnc: weights file '%s' %s; network '%s' has %lld "
+                "parameters (%lld bytes, canonical order of DSL.md)\n", o->weights,
+                stat(o->weights, &st) != 0 ? "cannot be read"
+                : arena_printf(&c->arena, "holds %lld bytes", (long long)st.st_size),
+                g->name, (long long)g->param_count, (long long)g->param_count * 4);
+        return 1;
+    }
+    for (int i = 0; i < o->ninputs; i++) {
+        const Node *in = g->inputs.items[i];
+        int64_t want = shape_elems(in->shape) * o->batch * 4;
+        if (stat(o->inputs[i], &st) != 0 || st.st_size != want) {
+            fprintf(stderr, "cnnc: input file '%s' %s; input '%s' of shape %s at "
+                    "batch %d needs %lld bytes\n", o->inputs[i],
+                    stat(o->inputs[i], &st) != 0 ? "cannot be read"
+                    : arena_printf(&c->arena, "holds %lld bytes", (long long)st.st_size),
+                    in->name, shape_str(&c->arena, in->shape), o->batch,
+                    (long long)want);
+            return 1;
+        }
+    }
+    BuildOptions b;
+    if (!options_for(c, &(CliOptions){.batch = o->batch, .command_line = NULL}, &b))
+        return 1;
+    b.command = NULL;   /* the cache key must not depend on file names */
+    Generated *gen = emit_c(g, &b, &c->arena, &c->diags);
+    if (!gen)
+        return 1;
+    const char *driver = driver_text(g, &c->arena);
+    const char *bin = runner(c, gen, driver);
+    if (!bin)
+        return 1;
+
+    /* All outputs are produced; those not asked for go to a scratch file. */
+    char **argv = arena_alloc(&c->arena, sizeof(char *) * (size_t)(8 + g->inputs.len +
+                                                                    g->outputs.len));
+    int n = 0;
+    argv[n++] = (char *)bin;
+    argv[n++] = (char *)o->weights;
+    argv[n++] = arena_printf(&c->arena, "%d", o->batch);
+    for (int i = 0; i < o->ninputs; i++)
+        argv[n++] = (char *)o->inputs[i];
+    char *unused = NULL;
+    for (int i = 0; i < g->outputs.len; i++) {
+        if (i < o->noutputs) {
+            argv[n++] = (char *)o->outputs[i];
+        } else {
+            if (!unused)
+                unused = arena_printf(&c->arena, "%s.unused-output", o->outputs[0]);
+            argv[n++] = unused;
+        }
+    }
+    argv[n] = NULL;
+    int rc = run_process(argv);
+    if (unused)
+        remove(unused);
+    if (rc != 0) {
+        fprintf(stderr, "cnnc: running network '%s' failed\n", g->name);
+        return 1;
+    }
+    return 0;
+}

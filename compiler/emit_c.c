@@ -1,0 +1,485 @@
+/* emit_c.c — writes the generated pair NAME.c / NAME.h.
+ *
+ * The .c file reads top to bottom like hand-written code: the helpers the
+ * kernels use (exp and log written out, since inference links no libm),
+ * one kernel function per layer with a comment naming its source line,
+ * shapes and schedule, the packing function, and NAME_forward, which calls
+ * the kernels in order with arena offsets fixed by the memory plan.
+ * Kernels come from the target's emitter (kernels_scalar.c for now).
+ */
+#define _POSIX_C_SOURCE 200809L   /* open_memstream */
+#include "emit.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef CNNC_VERSION
+#define CNNC_VERSION "0.1.0"
+#endif
+
+static long long ll(int64_t v) { return (long long)v; }
+
+/* ---- names ------------------------------------------------------------- */
+
+/* A C identifier for each node: its name with '.' made '_', unique. */
+static void name_functions(Emit *e) {
+    e->fn = arena_alloc(e->a, sizeof(char *) * (size_t)e->g->nodes.len);
+    for (int i = 0; i < e->g->nodes.len; i++) {
+        const Node *n = e->g->nodes.items[i];
+        char *s = arena_strdup(e->a, n->name);
+        for (char *p = s; *p; p++)
+            if (!isalnum((unsigned char)*p))
+                *p = '_';
+        for (int k = 0; k < i; k++)
+            if (!strcmp(e->fn[k], s)) {
+                s = arena_printf(e->a, "%s_%d", s, n->id);
+                break;
+            }
+        e->fn[i] = s;
+    }
+}
+
+/* Where a node's output lives, as a C expression in NAME_forward. */
+static const char *storage(Emit *e, const Node *n) {
+    const Node *home = n->home;
+    if (home->op == OP_INPUT)
+        return arena_printf(e->a, "in_%s", home->name);
+    if (home->is_output)
+        return arena_printf(e->a, "out_%s",
+                            (const char *)e->g->output_names.items[home->io]);
+    return arena_printf(e->a, "(float *)(A + %lld)", ll(home->buf->offset));
+}
+
+/* ---- the kernels ---------------------------------------------------------- */
+
+static bool has_code(const Node *n) {
+    if (n->is_output)
+        return true;   /* at least a copy into the caller's buffer */
+    return n->op != OP_INPUT && !n->view;
+}
+
+void emit_kernel_comment(Emit *e, const Node *n, const char *schedule) {
+    P(e, "/* %s — %s:%d: %s\n", n->name, e->opt->source_name, n->loc.line,
+      layer_describe(e->a, n));
+    P(e, " *   ");
+    for (int k = 0; k < n->inputs.len; k++)
+        P(e, "%s%s", k ? " + " : "in ", shape_str(e->a, in_shape_of(n, k)));
+    P(e, "%s-> out %s", n->inputs.len ? " " : "", shape_str(e->a, n->shape));
+    if (n->in_place)
+        P(e, ", in place");
+    P(e, "\n");
+    if (n->nparams) {
+        P(e, " *   weights at packed[%lld]:", ll(n->packed));
+        for (int k = 0; k < n->nparams; k++) {
+            const ParamTensor *t = &n->params[k];
+            P(e, " %s%s [", k ? "+ " : "", t->name);
+            for (int d = 0; d < t->rank; d++)
+                P(e, "%s%lld", d ? "," : "", ll(t->dims[d]));
+            P(e, "]");
+        }
+        if (n->op == OP_BN)
+            P(e, " (folded to scale and shift)");
+        P(e, "\n");
+    }
+    P(e, " *   %s\n */\n", schedule);
+}
+
+static void emit_signature(Emit *e, const Node *n) {
+    const char *r = n->in_place ? "" : "restrict ";
+    P(e, "static void %s(", e->fn[n->id]);
+    if (n->op == OP_INPUT)
+        P(e, "const float *%sx0, ", r);
+    for (int k = 0; k < n->inputs.len; k++)
+        P(e, "const float *%sx%d, ", r, k);
+    P(e, "float *%sy, ", r);
+    if (n->nparams)
+        P(e, "const float *%sw, ", r);
+    if (n->scratch)
+        P(e, "float *%ss, ", r);
+    P(e, "int batch) {\n");
+}
+
+static void emit_kernels(Emit *e) {
+    for (int i = 0; i < e->g->nodes.len; i++) {
+        const Node *n = e->g->nodes.items[i];
+        if (!has_code(n))
+            continue;
+        emit_kernel_comment(e, n, n->scratch
+                            ? "scalar loops; the padded input goes to scratch"
+                            : "scalar loops");
+        emit_signature(e, n);
+        emit_scalar_kernel(e, n);
+        P(e, "}\n\n");
+    }
+}
+
+/* ---- helpers written into the generated file -------------------------- */
+
+static const char exp_text[] =
+"/* exp and log in double precision, so the generated code needs no libm.\n"
+" * exp: x = k ln2 + r with |r| <= ln2/2; exp(r) by Taylor to r^13 (error\n"
+" * below 1e-17), scaled by 2^k through the exponent bits. log: x = m 2^e\n"
+" * with m in [sqrt(1/2), sqrt(2)); log m = 2 atanh(s), s = (m-1)/(m+1),\n"
+" * |s| < 0.172, by its series to s^21. */\n"
+"static double cnn_exp(double x) {\n"
+"    union { double d; uint64_t u; } scale;\n"
+"    double r, p;\n"
+"    int k;\n"
+"    if (x > 709.0)\n"
+"        x = 709.0;\n"
+"    if (x < -708.0)\n"
+"        return 0.0;\n"
+"    k = (int)(x * 1.4426950408889634 + (x < 0.0 ? -0.5 : 0.5));\n"
+"    r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10;\n"
+"    p = 1.0 + r / 13.0;\n"
+"    p = 1.0 + r / 12.0 * p;\n"
+"    p = 1.0 + r / 11.0 * p;\n"
+"    p = 1.0 + r / 10.0 * p;\n"
+"    p = 1.0 + r / 9.0 * p;\n"
+"    p = 1.0 + r / 8.0 * p;\n"
+"    p = 1.0 + r / 7.0 * p;\n"
+"    p = 1.0 + r / 6.0 * p;\n"
+"    p = 1.0 + r / 5.0 * p;\n"
+"    p = 1.0 + r / 4.0 * p;\n"
+"    p = 1.0 + r / 3.0 * p;\n"
+"    p = 1.0 + r / 2.0 * p;\n"
+"    p = 1.0 + r * p;\n"
+"    scale.u = (uint64_t)(k + 1023) << 52;\n"
+"    return p * scale.d;\n"
+"}\n\n";
+
+static const char tanh_text[] =
+"static double cnn_tanh(double x) {\n"
+"    double t;\n"
+"    if (x > 20.0)\n"
+"        return 1.0;\n"
+"    if (x < -20.0)\n"
+"        return -1.0;\n"
+"    t = cnn_exp(2.0 * x);\n"
+"    return (t - 1.0) / (t + 1.0);\n"
+"}\n\n";
+
+static const char log_text[] =
+"static double cnn_log(double x) {\n"
+"    union { double d; uint64_t u; } v;\n"
+"    double m, s, s2, series;\n"
+"    int e;\n"
+"    if (!(x > 0.0))\n"
+"        return -1e300;\n"
+"    v.d = x;\n"
+"    e = (int)((v.u >> 52) & 0x7ff) - 1023;\n"
+"    if (e == -1023) { /* subnormal: scale into the normal range first */\n"
+"        v.d = x * 18014398509481984.0;\n"
+"        e = (int)((v.u >> 52) & 0x7ff) - 1023 - 54;\n"
+"    }\n"
+"    v.u = (v.u & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL;\n"
+"    m = v.d;\n"
+"    if (m > 1.4142135623730951) {\n"
+"        m *= 0.5;\n"
+"        e++;\n"
+"    }\n"
+"    s = (m - 1.0) / (m + 1.0);\n"
+"    s2 = s * s;\n"
+"    series = 1.0 / 21.0;\n"
+"    series = 1.0 / 19.0 + s2 * series;\n"
+"    series = 1.0 / 17.0 + s2 * series;\n"
+"    series = 1.0 / 15.0 + s2 * series;\n"
+"    series = 1.0 / 13.0 + s2 * series;\n"
+"    series = 1.0 / 11.0 + s2 * series;\n"
+"    series = 1.0 / 9.0 + s2 * series;\n"
+"    series = 1.0 / 7.0 + s2 * series;\n"
+"    series = 1.0 / 5.0 + s2 * series;\n"
+"    series = 1.0 / 3.0 + s2 * series;\n"
+"    series = 1.0 + s2 * series;\n"
+"    return e * 6.93147180559945309417e-01 + 2.0 * s * series;\n"
+"}\n\n";
+
+static const char sqrt_text[] =
+"static double cnn_sqrt(double x) {\n"
+"    double y;\n"
+"    if (!(x > 0.0))\n"
+"        return 0.0;\n"
+"    y = cnn_exp(0.5 * cnn_log(x));\n"
+"    y = 0.5 * (y + x / y);\n"
+"    return 0.5 * (y + x / y);\n"
+"}\n\n";
+
+static const char pad_text[] =
+"/* Where padded index i of a dimension of size n reads from: -1 for a zero;\n"
+" * mode 0 zeros, 1 reflect, 2 replicate, 3 circular (PyTorch's modes). */\n"
+"static int cnn_pad_index(int i, int n, int mode) {\n"
+"    if (i >= 0 && i < n)\n"
+"        return i;\n"
+"    switch (mode) {\n"
+"    case 1: return i < 0 ? -i : 2 * (n - 1) - i;\n"
+"    case 2: return i < 0 ? 0 : n - 1;\n"
+"    case 3: return i < 0 ? i + n : i - n;\n"
+"    default: return -1;\n"
+"    }\n"
+"}\n"
+"\n"
+"/* One sample [c][h][w] into [c][hp][wp], `top` rows and `left` columns of\n"
+" * padding before it. */\n"
+"static void cnn_pad(const float *x, float *xp, int c, int h, int w, int top,\n"
+"                    int left, int hp, int wp, int mode) {\n"
+"    for (int ci = 0; ci < c; ci++)\n"
+"        for (int i = 0; i < hp; i++) {\n"
+"            int si = cnn_pad_index(i - top, h, mode);\n"
+"            for (int j = 0; j < wp; j++) {\n"
+"                int sj = cnn_pad_index(j - left, w, mode);\n"
+"                xp[(ci * hp + i) * wp + j] =\n"
+"                    si < 0 || sj < 0 ? 0.0f : x[(ci * h + si) * w + sj];\n"
+"            }\n"
+"        }\n"
+"}\n\n";
+
+static const char copy_text[] =
+"static void cnn_copy(const float *src, float *dst, ptrdiff_t n) {\n"
+"    for (ptrdiff_t i = 0; i < n; i++)\n"
+"        dst[i] = src[i];\n"
+"}\n\n";
+
+static const char pack_bn_text[] =
+"/* Batch norm for inference: y = (x - mean) / sqrt(var + eps) * gamma + beta\n"
+" * becomes y = x * scale + shift. pack.c does the same arithmetic. */\n"
+"static void cnn_pack_bn(const float *p, float *out, int c, double eps) {\n"
+"    for (int k = 0; k < c; k++) {\n"
+"        float scale = (float)(p[k] / cnn_sqrt((double)p[3 * c + k] + eps));\n"
+"        out[k] = scale;\n"
+"        out[c + k] = (float)(p[c + k] - (double)p[2 * c + k] * scale);\n"
+"    }\n"
+"}\n\n";
+
+/* ---- pack, embed, forward ------------------------------------------------ */
+
+static bool any_pack_op(const Packing *pk, PackKind kind) {
+    for (int i = 0; i < pk->ops.len; i++)
+        if (((PackOp *)pk->ops.items[i])->kind == kind)
+            return true;
+    return false;
+}
+
+static void emit_pack(FILE *o, const Graph *g, const Packing *pk) {
+    fprintf(o, "/* Canonical parameters (DSL.md order, %lld floats) to the packed layout\n"
+               " * the kernels read (%lld floats). */\n",
+            ll(g->param_count), ll(pk->count));
+    fprintf(o, "void %s_pack(const float *params, float *packed) {\n", g->name);
+    if (pk->ops.len == 0)
+        fprintf(o, "    (void)params;\n    (void)packed;\n");
+    for (int i = 0; i < pk->ops.len; i++) {
+        const PackOp *op = pk->ops.items[i];
+        if (op->kind == PACK_COPY)
+            fprintf(o, "    cnn_copy(params + %lld, packed + %lld, %lld); /* %s */\n",
+                    ll(op->src), ll(op->dst), ll(op->count), op->node->name);
+        else
+            fprintf(o, "    cnn_pack_bn(params + %lld, packed + %lld, %lld, %.17g); /* %s */\n",
+                    ll(op->src), ll(op->dst), ll(op->count), op->eps, op->node->name);
+    }
+    fprintf(o, "}\n\n");
+}
+
+static void emit_embedded(FILE *o, const Graph *g, const Packing *pk,
+                          const float *weights) {
+    float *packed = malloc(sizeof(float) * (size_t)(pk->count + 1));
+    pack_apply(pk, weights, packed);
+    fprintf(o, "/* The packed weights, embedded (--embed). */\n");
+    fprintf(o, "static const float %s_weights[%lld] = {\n", g->name,
+            ll(pk->count > 0 ? pk->count : 1));
+    for (int64_t i = 0; i < pk->count; i++) {
+        char buf[48];
+        snprintf(buf, sizeof buf, "%.9g", (double)packed[i]);
+        bool point = strpbrk(buf, ".e") != NULL;
+        fprintf(o, "%s%s%sf,", i % 6 == 0 ? "    " : " ", buf, point ? "" : ".0");
+        if (i % 6 == 5 || i + 1 == pk->count)
+            fputc('\n', o);
+    }
+    if (pk->count == 0)
+        fprintf(o, "    0.0f\n");
+    fprintf(o, "};\n\n");
+    free(packed);
+}
+
+static void emit_io_params(FILE *o, const Graph *g) {
+    for (int i = 0; i < g->inputs.len; i++)
+        fprintf(o, "const float *in_%s, ", ((Node *)g->inputs.items[i])->name);
+    for (int i = 0; i < g->outputs.len; i++)
+        fprintf(o, "float *out_%s, ", (const char *)g->output_names.items[i]);
+}
+
+static void emit_call(Emit *e, FILE *o, const Node *n) {
+    fprintf(o, "    %s(", e->fn[n->id]);
+    if (n->op == OP_INPUT)
+        fprintf(o, "%s, ", storage(e, n));
+    for (int k = 0; k < n->inputs.len; k++)
+        fprintf(o, "%s, ", storage(e, n->inputs.items[k]));
+    fprintf(o, "%s, ", storage(e, n));
+    if (n->nparams)
+        fprintf(o, "packed + %lld, ", ll(n->packed));
+    if (n->scratch)
+        fprintf(o, "(float *)(A + %lld), ", ll(n->scratch->offset));
+    fprintf(o, "batch);\n");
+}
+
+static void emit_forward(Emit *e, FILE *o) {
+    const Graph *g = e->g;
+    fprintf(o, "/* Inference on `batch` samples (1..%s_BATCH), NCHW in and out. Returns 0,\n"
+               " * or 1 for a batch out of range, 2 for an arena that is not 64-byte\n"
+               " * aligned; then nothing is touched. */\n", g->name);
+    fprintf(o, "int %s_forward(const float *packed, ", g->name);
+    emit_io_params(o, g);
+    fprintf(o, "int batch, void *arena) {\n");
+    fprintf(o, "    char *A = (char *)arena;\n");
+    fprintf(o, "    if (batch < 1 || batch > %s_BATCH)\n        return 1;\n", g->name);
+    fprintf(o, "    if ((uintptr_t)arena %% 64 != 0 || (%s_ARENA_BYTES > 0 && !arena))\n"
+               "        return 2;\n", g->name);
+    if (e->opt->embed)
+        fprintf(o, "    if (!packed)\n        packed = %s_weights;\n", g->name);
+    bool uses_a = e->plan->buffers.len > 0, uses_packed = false;
+    for (int i = 0; i < g->nodes.len; i++)
+        uses_packed |= ((Node *)g->nodes.items[i])->nparams > 0;
+    if (!uses_a)
+        fprintf(o, "    (void)A;\n");
+    if (!uses_packed)
+        fprintf(o, "    (void)packed;\n");
+    for (int i = 0; i < g->nodes.len; i++) {
+        const Node *n = g->nodes.items[i];
+        if (has_code(n))
+            emit_call(e, o, n);
+    }
+    fprintf(o, "    return 0;\n}\n");
+}
+
+/* ---- the header -------------------------------------------------------------- */
+
+static void emit_header(Emit *e, FILE *o) {
+    const Graph *g = e->g;
+    const char *N = g->name;
+    fprintf(o, "/* %s.h — generated by cnnc %s from %s (network %s); do not edit.\n",
+            N, CNNC_VERSION, e->opt->source_name, N);
+    fprintf(o, " * Sizes are per sample, in floats; the arena size is in bytes. */\n");
+    fprintf(o, "#ifndef %s_H_INCLUDED\n#define %s_H_INCLUDED\n\n", N, N);
+    fprintf(o, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
+    const Node *in0 = g->inputs.items[0], *out0 = g->outputs.items[0];
+    fprintf(o, "#define %s_BATCH %d\n", N, e->opt->batch);
+    fprintf(o, "#define %s_INPUT_SIZE %lld\n", N, ll(shape_elems(in0->shape)));
+    fprintf(o, "#define %s_OUTPUT_SIZE %lld\n", N, ll(shape_elems(out0->shape)));
+    for (int i = 0; i < g->inputs.len; i++) {
+        const Node *n = g->inputs.items[i];
+        fprintf(o, "#define %s_IN_%s_SIZE %lld\n", N, n->name, ll(shape_elems(n->shape)));
+    }
+    for (int i = 0; i < g->outputs.len; i++) {
+        const Node *n = g->outputs.items[i];
+        fprintf(o, "#define %s_OUT_%s_SIZE %lld\n", N,
+                (const char *)g->output_names.items[i], ll(shape_elems(n->shape)));
+    }
+    fprintf(o, "#define %s_PARAM_COUNT %lld\n", N, ll(g->param_count));
+    fprintf(o, "#define %s_PACKED_COUNT %lld\n", N, ll(e->packing->count));
+    fprintf(o, "#define %s_ARENA_BYTES %lld\n\n", N, ll(e->plan->arena_bytes));
+    fprintf(o, "/* Canonical parameters (the order of DSL.md, as in a --weights file) to\n"
+               " * the layout the kernels read: params holds %s_PARAM_COUNT floats,\n"
+               " * packed %s_PACKED_COUNT. */\n", N, N);
+    fprintf(o, "void %s_pack(const float *params, float *packed);\n\n", N);
+    fprintf(o, "/* Runs the network on `batch` samples, 1..%s_BATCH. `arena` is\n"
+               " * %s_ARENA_BYTES bytes, 64-byte aligned, owned by the caller.%s */\n",
+            N, N, e->opt->embed ? "\n * `packed` may be NULL: the weights are embedded." : "");
+    fprintf(o, "int %s_forward(const float *packed, ", N);
+    emit_io_params(o, g);
+    fprintf(o, "int batch, void *arena);\n\n");
+    fprintf(o, "#ifdef __cplusplus\n}\n#endif\n\n#endif\n");
+}
+
+/* ---- the whole file ------------------------------------------------------- */
+
+static void emit_front_matter(Emit *e, FILE *o) {
+    const Graph *g = e->g;
+    fprintf(o, "/* %s.c — generated by cnnc %s; do not edit.\n", g->name, CNNC_VERSION);
+    fprintf(o, " *\n * source:  %s, network %s\n", e->opt->source_name, g->name);
+    if (e->opt->command)
+        fprintf(o, " * command: %s\n", e->opt->command);
+    fprintf(o, " * target:  portable C (scalar); batch up to %d\n", e->opt->batch);
+    fprintf(o, " * arena:   %lld bytes (%lld without reuse; %lld live at most)\n",
+            ll(e->plan->arena_bytes), ll(e->plan->no_reuse_bytes),
+            ll(e->plan->lower_bound));
+    fprintf(o, " * weights: %lld canonical floats, %lld packed\n", ll(g->param_count),
+            ll(e->packing->count));
+    fprintf(o, " *\n * Inference calls no library function but memcpy/memset (which a\n"
+               " * compiler may emit for plain loops) and needs no libm. */\n");
+    fprintf(o, "#include \"%s.h\"\n\n#include <stddef.h>\n#include <stdint.h>\n\n",
+            g->name);
+}
+
+/* Generated code indexes one sample with int: refuse what does not fit. */
+static bool fits_int(const Graph *g, Diags *d) {
+    for (int i = 0; i < g->nodes.len; i++) {
+        const Node *n = g->nodes.items[i];
+        int64_t scratch = n->scratch ? n->scratch->bytes / 4 : 0;
+        if (shape_elems(n->shape) >= INT32_MAX || scratch >= INT32_MAX) {
+            diag_error(d, n->loc, "%s has more than 2^31 floats per sample, more "
+                       "than the generated C indexes", n->name);
+            return false;
+        }
+    }
+    return true;
+}
+
+static char *close_stream(FILE *f, char **buf, Arena *a) {
+    fclose(f);
+    char *s = arena_strdup(a, *buf);
+    free(*buf);
+    return s;
+}
+
+Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
+    Plan *plan = plan_memory(g, opt->batch, scalar_scratch, a, d);
+    if (!plan || !fits_int(g, d))
+        return NULL;
+    const char *bad = plan_verify(g, plan, a);
+    if (bad) {
+        diag_error(d, (Loc){0, 0}, "internal error in the memory plan: %s", bad);
+        return NULL;
+    }
+    Emit e = {.g = g, .plan = plan, .opt = opt, .a = a};
+    e.packing = pack_plan(g, a);
+    name_functions(&e);
+
+    char *kbuf = NULL, *cbuf = NULL, *hbuf = NULL;
+    size_t klen, clen, hlen;
+    e.o = open_memstream(&kbuf, &klen);
+    emit_kernels(&e);
+    const char *kernels = close_stream(e.o, &kbuf, a);
+
+    FILE *o = open_memstream(&cbuf, &clen);
+    emit_front_matter(&e, o);
+    /* Only the helpers something calls: unused statics would warn. */
+    bool bn = any_pack_op(e.packing, PACK_BN);
+    bool copy = e.need_copy || any_pack_op(e.packing, PACK_COPY);
+    if (e.need_exp || e.need_tanh || e.need_log || bn)
+        fputs(exp_text, o);
+    if (e.need_tanh)
+        fputs(tanh_text, o);
+    if (e.need_log || bn)
+        fputs(log_text, o);
+    if (bn)
+        fputs(sqrt_text, o);
+    if (e.need_pad)
+        fputs(pad_text, o);
+    if (copy)
+        fputs(copy_text, o);
+    if (bn)
+        fputs(pack_bn_text, o);
+    fputs(kernels, o);
+    if (opt->embed)
+        emit_embedded(o, g, e.packing, opt->weights);
+    emit_pack(o, g, e.packing);
+    emit_forward(&e, o);
+
+    Generated *out = arena_alloc(a, sizeof *out);
+    out->c_text = close_stream(o, &cbuf, a);
+    o = open_memstream(&hbuf, &hlen);
+    emit_header(&e, o);
+    out->h_text = close_stream(o, &hbuf, a);
+    out->plan = plan;
+    out->packing = e.packing;
+    return out;
+}

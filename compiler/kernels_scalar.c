@@ -1,0 +1,411 @@
+/* kernels_scalar.c — the portable kernels: plain C99 loops, one function per
+ * layer, every size a constant. This is the reference every faster target
+ * is tested against, and the fallback for CPUs without an emitter of their
+ * own; its loops are written so compilers can vectorise them (constant trip
+ * counts, unit-stride inner loops, restrict pointers).
+ *
+ * Every kernel takes the tensors it reads (x0, x1, ...), the tensor it
+ * writes (y), its packed weights (w) and scratch (s) when it has them, and
+ * the batch. Samples are batch-major: sample b of a tensor of E floats per
+ * sample starts at b * E.
+ */
+#include "emit.h"
+
+#include <string.h>
+
+static long long ll(int64_t v) { return (long long)v; }
+
+/* A C float literal that reads back as exactly (float)v: "0.01f", "1.0f". */
+static const char *float_lit(Arena *a, double v) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.9g", (double)(float)v);
+    bool has_point = strpbrk(buf, ".e") != NULL;
+    return arena_printf(a, "%s%sf", buf, has_point ? "" : ".0");
+}
+
+/* Scratch floats a kernel needs: a padded copy of one input sample for
+ * convolutions and locally connected layers with padding. */
+int64_t scalar_scratch(const Node *n, int batch) {
+    (void)batch;
+    if (n->op != OP_CONV && n->op != OP_LOCAL)
+        return 0;
+    const Attrs *a = &n->a;
+    if (!a->pad_lo[0] && !a->pad_lo[1] && !a->pad_hi[0] && !a->pad_hi[1])
+        return 0;
+    Shape s = in_shape_of(n, 0);
+    return s.d[0] * (s.d[1] + a->pad_lo[0] + a->pad_hi[0]) *
+           (s.d[2] + a->pad_lo[1] + a->pad_hi[1]);
+}
+
+/* "for (int b = 0; b < batch; b++) {" with per-sample pointers. */
+static void open_batch(Emit *e, const Node *n) {
+    P(e, "    for (int b = 0; b < batch; b++) {\n");
+    for (int k = 0; k < n->inputs.len; k++)
+        P(e, "        const float *xb%d = x%d + (ptrdiff_t)b * %lld;\n", k, k,
+          ll(in_elems(n, k)));
+    P(e, "        float *yb = y + (ptrdiff_t)b * %lld;\n", ll(out_elems(n)));
+}
+
+static void close_batch(Emit *e) {
+    P(e, "    }\n");
+}
+
+/* ---- convolution and locally connected layers ---------------------------- */
+
+/* The input of a windowed layer, padded into scratch when it has padding. */
+static void padded_input(Emit *e, const Node *n, int64_t *hp, int64_t *wp) {
+    const Attrs *a = &n->a;
+    Shape s = in_shape_of(n, 0);
+    *hp = s.d[1] + a->pad_lo[0] + a->pad_hi[0];
+    *wp = s.d[2] + a->pad_lo[1] + a->pad_hi[1];
+    if (n->scratch) {
+        e->need_pad = true;
+        P(e, "        cnn_pad(xb0, s, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %d);\n",
+          ll(s.d[0]), ll(s.d[1]), ll(s.d[2]), ll(a->pad_lo[0]), ll(a->pad_lo[1]),
+          ll(*hp), ll(*wp), (int)a->pad_mode);
+        P(e, "        const float *in = s;\n");
+    } else {
+        P(e, "        const float *in = xb0;\n");
+    }
+}
+
+/* Direct convolution: for each output channel, start from the bias and add
+ * one weight times a shifted window of the input per (c, kh, kw), so the
+ * innermost loop runs along an output row with unit stride when stride is 1. */
+static void emit_conv(Emit *e, const Node *n) {
+    const Attrs *a = &n->a;
+    Shape in = in_shape_of(n, 0), out = n->shape;
+    int64_t cg = in.d[0] / a->groups, kg = a->units / a->groups;
+    int64_t kh = a->kernel[0], kw = a->kernel[1], hp, wp;
+    int64_t wsize = a->units * cg * kh * kw;
+    open_batch(e, n);
+    padded_input(e, n, &hp, &wp);
+    P(e, "        for (int k = 0; k < %lld; k++) {\n", ll(a->units));
+    P(e, "            const float *wk = w + k * %lld;\n", ll(cg * kh * kw));
+    if (a->groups > 1)
+        P(e, "            const float *xg = in + (k / %lld) * %lld;\n", ll(kg),
+          ll(cg * hp * wp));
+    else
+        P(e, "            const float *xg = in;\n");
+    P(e, "            float *yk = yb + k * %lld;\n", ll(out.d[1] * out.d[2]));
+    P(e, "            for (int i = 0; i < %lld; i++)\n", ll(out.d[1] * out.d[2]));
+    if (a->bias)
+        P(e, "                yk[i] = w[%lld + k];\n", ll(wsize));
+    else
+        P(e, "                yk[i] = 0.0f;\n");
+    P(e, "            for (int c = 0; c < %lld; c++)\n", ll(cg));
+    P(e, "                for (int i = 0; i < %lld; i++)\n", ll(kh));
+    P(e, "                    for (int j = 0; j < %lld; j++) {\n", ll(kw));
+    P(e, "                        const float wv = wk[(c * %lld + i) * %lld + j];\n",
+      ll(kh), ll(kw));
+    P(e, "                        const float *xr = xg + c * %lld + i * %lld + j * %lld;\n",
+      ll(hp * wp), ll(a->dilation[0] * wp), ll(a->dilation[1]));
+    P(e, "                        for (int oh = 0; oh < %lld; oh++)\n", ll(out.d[1]));
+    P(e, "                            for (int ow = 0; ow < %lld; ow++)\n", ll(out.d[2]));
+    P(e, "                                yk[oh * %lld + ow] += wv * xr[oh * %lld + ow%s];\n",
+      ll(out.d[2]), ll(a->stride[0] * wp),
+      a->stride[1] == 1 ? "" : arena_printf(e->a, " * %lld", ll(a->stride[1])));
+    P(e, "                    }\n");
+    P(e, "        }\n");
+    close_batch(e);
+}
+
+/* Locally connected: like a convolution, but every output position has its
+ * own weights, laid out [H', W', K, C, kh, kw] (DSL.md). */
+static void emit_local(Emit *e, const Node *n) {
+    const Attrs *a = &n->a;
+    Shape in = in_shape_of(n, 0), out = n->shape;
+    int64_t kh = a->kernel[0], kw = a->kernel[1], hp, wp;
+    int64_t per = in.d[0] * kh * kw;
+    open_batch(e, n);
+    padded_input(e, n, &hp, &wp);
+    P(e, "        for (int oh = 0; oh < %lld; oh++)\n", ll(out.d[1]));
+    P(e, "            for (int ow = 0; ow < %lld; ow++)\n", ll(out.d[2]));
+    P(e, "                for (int k = 0; k < %lld; k++) {\n", ll(out.d[0]));
+    P(e, "                    const float *wp = w + ((oh * %lld + ow) * %lld + k) * %lld;\n",
+      ll(out.d[2]), ll(out.d[0]), ll(per));
+    P(e, "                    const float *xr = in + oh * %lld + ow * %lld;\n",
+      ll(a->stride[0] * wp), ll(a->stride[1]));
+    if (a->bias)
+        P(e, "                    float sum = w[%lld + (k * %lld + oh) * %lld + ow];\n",
+          ll(out.d[1] * out.d[2] * out.d[0] * per), ll(out.d[1]), ll(out.d[2]));
+    else
+        P(e, "                    float sum = 0.0f;\n");
+    P(e, "                    for (int c = 0; c < %lld; c++)\n", ll(in.d[0]));
+    P(e, "                        for (int i = 0; i < %lld; i++)\n", ll(kh));
+    P(e, "                            for (int j = 0; j < %lld; j++)\n", ll(kw));
+    P(e, "                                sum += wp[(c * %lld + i) * %lld + j] * "
+         "xr[c * %lld + i * %lld + j];\n", ll(kh), ll(kw), ll(hp * wp), ll(wp));
+    P(e, "                    yb[(k * %lld + oh) * %lld + ow] = sum;\n", ll(out.d[1]),
+      ll(out.d[2]));
+    P(e, "                }\n");
+    close_batch(e);
+}
+
+/* y = W x + b over the flattened sample. */
+static void emit_dense(Emit *e, const Node *n) {
+    int64_t units = n->a.units, in = in_elems(n, 0);
+    open_batch(e, n);
+    P(e, "        for (int u = 0; u < %lld; u++) {\n", ll(units));
+    P(e, "            const float *wu = w + (ptrdiff_t)u * %lld;\n", ll(in));
+    P(e, "            float sum = 0.0f;\n");
+    P(e, "            for (int i = 0; i < %lld; i++)\n", ll(in));
+    P(e, "                sum += wu[i] * xb0[i];\n");
+    if (n->a.bias)
+        P(e, "            yb[u] = sum + w[%lld + u];\n", ll(units * in));
+    else
+        P(e, "            yb[u] = sum;\n");
+    P(e, "        }\n");
+    close_batch(e);
+}
+
+/* ---- normalisation -------------------------------------------------------- */
+
+/* Channels and positions per channel of a [C,H,W] or [N] sample. */
+static void channels(const Node *n, int64_t *c, int64_t *hw) {
+    *c = n->shape.d[0];
+    *hw = n->shape.rank == 3 ? n->shape.d[1] * n->shape.d[2] : 1;
+}
+
+/* Inference batch norm, folded by NAME_pack into y = x * scale + shift. */
+static void emit_bn(Emit *e, const Node *n) {
+    int64_t c, hw;
+    channels(n, &c, &hw);
+    open_batch(e, n);
+    P(e, "        for (int c = 0; c < %lld; c++)\n", ll(c));
+    P(e, "            for (int i = 0; i < %lld; i++)\n", ll(hw));
+    P(e, "                yb[c * %lld + i] = xb0[c * %lld + i] * w[c] + w[%lld + c];\n",
+      ll(hw), ll(hw), ll(c));
+    close_batch(e);
+}
+
+/* b_c = a_c / (k + alpha/size * sum of a^2 over the channel window)^beta,
+ * the window running from c - size/2 to c + (size-1)/2, as in PyTorch. */
+static void emit_lrn(Emit *e, const Node *n) {
+    const Attrs *a = &n->a;
+    int64_t c, hw;
+    channels(n, &c, &hw);
+    e->need_exp = e->need_log = true;
+    open_batch(e, n);
+    P(e, "        for (int i = 0; i < %lld; i++)\n", ll(hw));
+    P(e, "            for (int c = 0; c < %lld; c++) {\n", ll(c));
+    P(e, "                double sum = 0.0;\n");
+    P(e, "                for (int j = c - %lld; j <= c + %lld; j++)\n",
+      ll(a->size / 2), ll((a->size - 1) / 2));
+    P(e, "                    if (j >= 0 && j < %lld) {\n", ll(c));
+    P(e, "                        double v = xb0[j * %lld + i];\n", ll(hw));
+    P(e, "                        sum += v * v;\n");
+    P(e, "                    }\n");
+    P(e, "                double base = %.17g + %.17g * sum;\n", a->k, a->alpha / (double)a->size);
+    P(e, "                yb[c * %lld + i] = (float)(xb0[c * %lld + i] / "
+         "cnn_exp(%.17g * cnn_log(base)));\n", ll(hw), ll(hw), a->beta);
+    P(e, "            }\n");
+    close_batch(e);
+}
+
+/* ---- pooling ----------------------------------------------------------------- */
+
+/* Max, average (padding counted, as PyTorch's default) and L2 pooling, with
+ * windows clipped to the real input: for max, padding never wins. */
+static void emit_pool(Emit *e, const Node *n) {
+    const Attrs *a = &n->a;
+    Shape in = in_shape_of(n, 0), out = n->shape;
+    bool is_max = n->op == OP_MAXPOOL, is_l2 = n->op == OP_L2POOL;
+    if (is_l2)
+        e->need_exp = e->need_log = true;
+    open_batch(e, n);
+    P(e, "        for (int c = 0; c < %lld; c++)\n", ll(out.d[0]));
+    P(e, "            for (int oh = 0; oh < %lld; oh++)\n", ll(out.d[1]));
+    P(e, "                for (int ow = 0; ow < %lld; ow++) {\n", ll(out.d[2]));
+    P(e, "                    const float *xc = xb0 + c * %lld;\n", ll(in.d[1] * in.d[2]));
+    if (is_max)
+        P(e, "                    float best = 0.0f;\n"
+             "                    int seen = 0;\n");
+    else
+        P(e, "                    double sum = 0.0;\n");
+    P(e, "                    for (int i = 0; i < %lld; i++) {\n", ll(a->kernel[0]));
+    P(e, "                        int ih = oh * %lld - %lld + i;\n", ll(a->stride[0]),
+      ll(a->pad_lo[0]));
+    P(e, "                        if (ih < 0 || ih >= %lld)\n", ll(in.d[1]));
+    P(e, "                            continue;\n");
+    P(e, "                        for (int j = 0; j < %lld; j++) {\n", ll(a->kernel[1]));
+    P(e, "                            int iw = ow * %lld - %lld + j;\n", ll(a->stride[1]),
+      ll(a->pad_lo[1]));
+    P(e, "                            if (iw < 0 || iw >= %lld)\n", ll(in.d[2]));
+    P(e, "                                continue;\n");
+    P(e, "                            float v = xc[ih * %lld + iw];\n", ll(in.d[2]));
+    if (is_max) /* v != v: NaN wins, as in PyTorch */
+        P(e, "                            if (!seen || v > best || v != v)\n"
+             "                                best = v;\n"
+             "                            seen = 1;\n");
+    else if (is_l2)
+        P(e, "                            sum += (double)v * v;\n");
+    else
+        P(e, "                            sum += v;\n");
+    P(e, "                        }\n");
+    P(e, "                    }\n");
+    const char *res = is_max ? "best"
+                    : is_l2 ? "(float)(sum > 0.0 ? cnn_exp(0.5 * cnn_log(sum)) : 0.0)"
+                            : arena_printf(e->a, "(float)(sum / %lld.0)",
+                                           ll(a->kernel[0] * a->kernel[1]));
+    P(e, "                    yb[(c * %lld + oh) * %lld + ow] = %s;\n", ll(out.d[1]),
+      ll(out.d[2]), res);
+    P(e, "                }\n");
+    close_batch(e);
+}
+
+static void emit_global_pool(Emit *e, const Node *n) {
+    Shape in = in_shape_of(n, 0);
+    int64_t hw = in.d[1] * in.d[2];
+    bool is_max = n->op == OP_GLOBALMAXPOOL;
+    open_batch(e, n);
+    P(e, "        for (int c = 0; c < %lld; c++) {\n", ll(in.d[0]));
+    P(e, "            const float *xc = xb0 + c * %lld;\n", ll(hw));
+    if (is_max) {
+        P(e, "            float best = xc[0];\n");
+        P(e, "            for (int i = 1; i < %lld; i++)\n", ll(hw));
+        P(e, "                best = xc[i] > best || xc[i] != xc[i] ? xc[i] : best;\n");
+        P(e, "            yb[c] = best;\n");
+    } else {
+        P(e, "            double sum = 0.0;\n");
+        P(e, "            for (int i = 0; i < %lld; i++)\n", ll(hw));
+        P(e, "                sum += xc[i];\n");
+        P(e, "            yb[c] = (float)(sum / %lld.0);\n", ll(hw));
+    }
+    P(e, "        }\n");
+    close_batch(e);
+}
+
+/* ---- element-wise layers ------------------------------------------------------- */
+
+/* y[i] = f(v) with v = x0[i], over the whole batch at once. */
+static void emit_map(Emit *e, const Node *n, const char *expr) {
+    P(e, "    for (ptrdiff_t i = 0; i < (ptrdiff_t)batch * %lld; i++) {\n", ll(out_elems(n)));
+    P(e, "        const float v = x0[i];\n");
+    P(e, "        y[i] = %s;\n", expr);
+    P(e, "    }\n");
+}
+
+static void emit_prelu(Emit *e, const Node *n) {
+    int64_t c, hw;
+    channels(n, &c, &hw);
+    open_batch(e, n);
+    P(e, "        for (int c = 0; c < %lld; c++)\n", ll(c));
+    P(e, "            for (int i = 0; i < %lld; i++) {\n", ll(hw));
+    P(e, "                const float v = xb0[c * %lld + i];\n", ll(hw));
+    P(e, "                yb[c * %lld + i] = v < 0.0f ? w[c] * v : v;\n", ll(hw));
+    P(e, "            }\n");
+    close_batch(e);
+}
+
+static void emit_maxout(Emit *e, const Node *n) {
+    int64_t c, hw;
+    channels(n, &c, &hw);
+    int64_t pieces = n->a.pieces;
+    open_batch(e, n);
+    P(e, "        for (int c = 0; c < %lld; c++)\n", ll(c));
+    P(e, "            for (int i = 0; i < %lld; i++) {\n", ll(hw));
+    P(e, "                float best = xb0[(c * %lld) * %lld + i];\n", ll(pieces), ll(hw));
+    P(e, "                for (int p = 1; p < %lld; p++) {\n", ll(pieces));
+    P(e, "                    float v = xb0[(c * %lld + p) * %lld + i];\n", ll(pieces), ll(hw));
+    P(e, "                    best = v > best || v != v ? v : best;\n");
+    P(e, "                }\n");
+    P(e, "                yb[c * %lld + i] = best;\n", ll(hw));
+    P(e, "            }\n");
+    close_batch(e);
+}
+
+/* Softmax over channels at each position (over all features of a vector),
+ * shifted by the maximum so exp never overflows. */
+static void emit_softmax(Emit *e, const Node *n) {
+    int64_t c, hw;
+    channels(n, &c, &hw);
+    e->need_exp = true;
+    open_batch(e, n);
+    P(e, "        for (int i = 0; i < %lld; i++) {\n", ll(hw));
+    P(e, "            float top = xb0[i];\n");
+    P(e, "            for (int c = 1; c < %lld; c++)\n", ll(c));
+    P(e, "                top = xb0[c * %lld + i] > top ? xb0[c * %lld + i] : top;\n",
+      ll(hw), ll(hw));
+    P(e, "            double sum = 0.0;\n");
+    P(e, "            for (int c = 0; c < %lld; c++) {\n", ll(c));
+    P(e, "                double v = cnn_exp((double)xb0[c * %lld + i] - top);\n", ll(hw));
+    P(e, "                yb[c * %lld + i] = (float)v;\n", ll(hw));
+    P(e, "                sum += v;\n");
+    P(e, "            }\n");
+    P(e, "            for (int c = 0; c < %lld; c++)\n", ll(c));
+    P(e, "                yb[c * %lld + i] = (float)(yb[c * %lld + i] / sum);\n", ll(hw), ll(hw));
+    P(e, "        }\n");
+    close_batch(e);
+}
+
+static void emit_bias(Emit *e, const Node *n) {
+    open_batch(e, n);
+    P(e, "        for (int i = 0; i < %lld; i++)\n", ll(out_elems(n)));
+    P(e, "            yb[i] = xb0[i] + w[i];\n");
+    close_batch(e);
+}
+
+static void emit_add(Emit *e, const Node *n) {
+    P(e, "    for (ptrdiff_t i = 0; i < (ptrdiff_t)batch * %lld; i++)\n", ll(out_elems(n)));
+    P(e, "        y[i] = x0[i] + x1[i];\n");
+}
+
+/* Channels are the outermost dimension of a sample, so each input is one
+ * contiguous slice of the output sample. */
+static void emit_concat(Emit *e, const Node *n) {
+    e->need_copy = true;
+    open_batch(e, n);
+    int64_t at = 0;
+    for (int k = 0; k < n->inputs.len; k++) {
+        P(e, "        cnn_copy(xb%d, yb + %lld, %lld);\n", k, ll(at), ll(in_elems(n, k)));
+        at += in_elems(n, k);
+    }
+    close_batch(e);
+}
+
+/* A view (flatten, dropout) or an input that is also an output: the bytes
+ * move to the caller's output buffer unchanged. */
+static void emit_copy(Emit *e, const Node *n) {
+    e->need_copy = true;
+    P(e, "    cnn_copy(x0, y, (ptrdiff_t)batch * %lld);\n", ll(out_elems(n)));
+}
+
+void emit_scalar_kernel(Emit *e, const Node *n) {
+    const Attrs *a = &n->a;
+    switch (n->op) {
+    case OP_CONV: emit_conv(e, n); break;
+    case OP_LOCAL: emit_local(e, n); break;
+    case OP_DENSE: emit_dense(e, n); break;
+    case OP_BN: emit_bn(e, n); break;
+    case OP_LRN: emit_lrn(e, n); break;
+    case OP_MAXPOOL: case OP_AVGPOOL: case OP_L2POOL: emit_pool(e, n); break;
+    case OP_GLOBALAVGPOOL: case OP_GLOBALMAXPOOL: emit_global_pool(e, n); break;
+    case OP_RELU: emit_map(e, n, "v < 0.0f ? 0.0f : v"); break;
+    case OP_RELU6: emit_map(e, n, "v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v"); break;
+    case OP_SIGMOID:
+        e->need_exp = true;
+        emit_map(e, n, "(float)(1.0 / (1.0 + cnn_exp(-(double)v)))");
+        break;
+    case OP_TANH:
+        e->need_tanh = true;
+        emit_map(e, n, "(float)cnn_tanh(v)");
+        break;
+    case OP_LEAKYRELU:
+        emit_map(e, n, arena_printf(e->a, "v < 0.0f ? %s * v : v", float_lit(e->a, a->alpha)));
+        break;
+    case OP_ELU:
+        e->need_exp = true;
+        emit_map(e, n, arena_printf(e->a, "v > 0.0f ? v : (float)(%.17g * (cnn_exp(v) - 1.0))",
+                                    a->alpha));
+        break;
+    case OP_PRELU: emit_prelu(e, n); break;
+    case OP_MAXOUT: emit_maxout(e, n); break;
+    case OP_SOFTMAX: emit_softmax(e, n); break;
+    case OP_BIAS: emit_bias(e, n); break;
+    case OP_ADD: emit_add(e, n); break;
+    case OP_CONCAT: emit_concat(e, n); break;
+    case OP_INPUT: case OP_FLATTEN: case OP_DROPOUT: emit_copy(e, n); break;
+    case OP_COUNT: break;
+    }
+}

@@ -1,0 +1,244 @@
+/* plan.c — the memory plan: every intermediate tensor gets an offset in one
+ * arena, fixed at compile time.
+ *
+ * First each node chooses where its output lives: the caller's buffer for
+ * network inputs and outputs; its input's bytes for views (flatten, and
+ * dropout, which is the identity in inference) and for element-wise layers
+ * that are the last to read their input (in place); otherwise a buffer of
+ * its own. A buffer is live from the step that writes it to the last step
+ * that reads it. Then buffers are placed greedily, largest first, each in
+ * the smallest gap left by the buffers it shares a step with ("greedy by
+ * size, best fit").
+ */
+#include "ir.h"
+
+#include <stdlib.h>
+
+static bool may_run_in_place(OpKind op) {
+    switch (op) {
+    case OP_RELU: case OP_RELU6: case OP_SIGMOID: case OP_TANH:
+    case OP_LEAKYRELU: case OP_ELU: case OP_PRELU: case OP_BN: case OP_BIAS:
+    case OP_SOFTMAX: case OP_ADD:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool is_view(OpKind op) {
+    return op == OP_FLATTEN || op == OP_DROPOUT;
+}
+
+static int64_t round_up(int64_t v, int64_t to) {
+    return (v + to - 1) / to * to;
+}
+
+static Buffer *new_buffer(Plan *p, Arena *a, const Node *owner, int64_t bytes,
+                          int first, int last) {
+    Buffer *b = arena_alloc(a, sizeof *b);
+    b->id = p->buffers.len;
+    b->bytes = round_up(bytes, ARENA_ALIGN);
+    b->first = first;
+    b->last = last;
+    b->owner = owner;
+    vec_push(a, &p->buffers, b);
+    return b;
+}
+
+/* Gives n the storage of its input `in` (a view or an in-place layer). */
+static void share(Node *n, Node *in, int last_read) {
+    n->home = in->home;
+    n->buf = in->buf;
+    if (n->buf && n->buf->last < last_read)
+        n->buf->last = last_read;
+}
+
+/* May n overwrite the storage of input i? Only an arena buffer that nobody
+ * reads after n. */
+static bool can_overwrite(const Node *n, int i) {
+    const Node *in = n->inputs.items[i];
+    return in->buf && in->buf->last == n->id;
+}
+
+static void choose_homes(Graph *g, Plan *p, const int *last_read, Arena *a) {
+    for (int i = 0; i < g->nodes.len; i++) {
+        Node *n = g->nodes.items[i];
+        int last = last_read[i] > n->id ? last_read[i] : n->id;
+        n->home = n;
+        n->buf = NULL;
+        if (n->op == OP_INPUT || n->is_output)
+            continue;
+        if (is_view(n->op)) {
+            n->view = true;
+            share(n, n->inputs.items[0], last);
+            continue;
+        }
+        if (may_run_in_place(n->op)) {
+            int k = can_overwrite(n, 0) ? 0
+                  : n->inputs.len > 1 && can_overwrite(n, 1) ? 1 : -1;
+            if (k >= 0) {
+                n->in_place = true;
+                if (k == 1) {   /* keep the overwritten input first */
+                    void *t = n->inputs.items[0];
+                    n->inputs.items[0] = n->inputs.items[1];
+                    n->inputs.items[1] = t;
+                    t = n->input_desc.items[0];
+                    n->input_desc.items[0] = n->input_desc.items[1];
+                    n->input_desc.items[1] = t;
+                }
+                share(n, n->inputs.items[0], last);
+                continue;
+            }
+        }
+        int64_t bytes = shape_elems(n->shape) * 4 * p->batch;
+        n->buf = new_buffer(p, a, n, bytes, n->id, last);
+    }
+}
+
+static int by_size_desc(const void *x, const void *y) {
+    const Buffer *a = *(Buffer *const *)x, *b = *(Buffer *const *)y;
+    if (a->bytes != b->bytes)
+        return a->bytes < b->bytes ? 1 : -1;
+    return a->first != b->first ? a->first - b->first : a->id - b->id;
+}
+
+static int by_offset(const void *x, const void *y) {
+    const Buffer *a = *(Buffer *const *)x, *b = *(Buffer *const *)y;
+    return a->offset < b->offset ? -1 : a->offset > b->offset;
+}
+
+static bool overlap_in_time(const Buffer *a, const Buffer *b) {
+    return a->first <= b->last && b->first <= a->last;
+}
+
+/* Greedy by size, best fit. */
+static void place(Plan *p) {
+    int n = p->buffers.len;
+    Buffer **order = malloc(sizeof(Buffer *) * (size_t)(n + 1));
+    Buffer **placed = malloc(sizeof(Buffer *) * (size_t)(n + 1));
+    Buffer **conflicts = malloc(sizeof(Buffer *) * (size_t)(n + 1));
+    for (int i = 0; i < n; i++)
+        order[i] = p->buffers.items[i];
+    qsort(order, (size_t)n, sizeof *order, by_size_desc);
+    int nplaced = 0;
+    for (int i = 0; i < n; i++) {
+        Buffer *b = order[i];
+        int nc = 0;
+        for (int k = 0; k < nplaced; k++)
+            if (overlap_in_time(b, placed[k]))
+                conflicts[nc++] = placed[k];
+        qsort(conflicts, (size_t)nc, sizeof *conflicts, by_offset);
+        int64_t best = -1, best_gap = INT64_MAX, end = 0;
+        for (int k = 0; k < nc; k++) {
+            int64_t gap = conflicts[k]->offset - end;
+            if (gap >= b->bytes && gap < best_gap) {
+                best = end;
+                best_gap = gap;
+            }
+            int64_t e = conflicts[k]->offset + conflicts[k]->bytes;
+            end = e > end ? e : end;
+        }
+        b->offset = best >= 0 ? best : end;
+        placed[nplaced++] = b;
+        int64_t top = b->offset + b->bytes;
+        if (top > p->arena_bytes)
+            p->arena_bytes = top;
+    }
+    free(order);
+    free(placed);
+    free(conflicts);
+}
+
+/* The most bytes live at one step: no placement can do better. */
+static int64_t lower_bound(const Plan *p, int steps) {
+    int64_t *delta = calloc((size_t)steps + 2, sizeof *delta);
+    for (int i = 0; i < p->buffers.len; i++) {
+        const Buffer *b = p->buffers.items[i];
+        delta[b->first] += b->bytes;
+        delta[b->last + 1] -= b->bytes;
+    }
+    int64_t live = 0, most = 0;
+    for (int t = 0; t <= steps; t++) {
+        live += delta[t];
+        most = live > most ? live : most;
+    }
+    free(delta);
+    return most;
+}
+
+Plan *plan_memory(Graph *g, int batch, ScratchFn scratch, Arena *a, Diags *d) {
+    Plan *p = arena_alloc(a, sizeof *p);
+    p->batch = batch;
+    int steps = g->nodes.len;
+
+    /* The bytes for all samples must stay below the 2^40 limit too. */
+    for (int i = 0; i < steps; i++) {
+        Node *n = g->nodes.items[i];
+        int64_t bytes;
+        if (!mul_ok(shape_elems(n->shape) * 4, batch, &bytes) || bytes > MAX_BYTES) {
+            diag_error(d, n->loc, "at batch %d the output of %s takes more than "
+                       "2^40 bytes", batch, n->name);
+            return NULL;
+        }
+        n->is_output = false;
+        n->in_place = n->view = false;
+        n->scratch = NULL;
+    }
+    for (int i = 0; i < g->outputs.len; i++) {
+        Node *n = g->outputs.items[i];
+        n->is_output = true;
+        n->io = i;
+    }
+    for (int i = 0; i < g->inputs.len; i++)
+        ((Node *)g->inputs.items[i])->io = i;
+
+    int *last_read = calloc((size_t)steps + 1, sizeof *last_read);
+    for (int i = 0; i < steps; i++) {
+        const Node *n = g->nodes.items[i];
+        for (int k = 0; k < n->inputs.len; k++) {
+            const Node *in = n->inputs.items[k];
+            if (last_read[in->id] < n->id)
+                last_read[in->id] = n->id;
+        }
+    }
+    choose_homes(g, p, last_read, a);
+    free(last_read);
+
+    for (int i = 0; i < steps; i++) {
+        Node *n = g->nodes.items[i];
+        int64_t floats = scratch ? scratch(n, batch) : 0;
+        if (floats > 0)
+            n->scratch = new_buffer(p, a, n, floats * 4, n->id, n->id);
+    }
+    for (int i = 0; i < p->buffers.len; i++) {
+        const Buffer *b = p->buffers.items[i];
+        p->no_reuse_bytes += b->bytes;
+    }
+    place(p);
+    p->lower_bound = lower_bound(p, steps);
+    if (p->arena_bytes > MAX_BYTES) {
+        diag_error(d, g->def->loc, "at batch %d the arena of '%s' takes more "
+                   "than 2^40 bytes", batch, g->name);
+        return NULL;
+    }
+    return p;
+}
+
+const char *plan_verify(const Graph *g, const Plan *p, Arena *a) {
+    (void)g;
+    for (int i = 0; i < p->buffers.len; i++) {
+        const Buffer *x = p->buffers.items[i];
+        if (x->offset % ARENA_ALIGN || x->offset < 0 ||
+            x->offset + x->bytes > p->arena_bytes)
+            return arena_printf(a, "buffer %d of %s is misplaced", x->id,
+                                x->owner->name);
+        for (int k = i + 1; k < p->buffers.len; k++) {
+            const Buffer *y = p->buffers.items[k];
+            if (overlap_in_time(x, y) && x->offset < y->offset + y->bytes &&
+                y->offset < x->offset + x->bytes)
+                return arena_printf(a, "buffers of %s and %s overlap while both "
+                                    "are live", x->owner->name, y->owner->name);
+        }
+    }
+    return NULL;
+}
