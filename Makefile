@@ -19,7 +19,7 @@ HDR      = $(wildcard compiler/*.h) dsl/ast.h
 GEN      = $(B)/dsl/parser.c $(B)/dsl/lexer.c
 INC      = -Icompiler -Idsl -I$(B)/dsl
 
-.PHONY: all test deps clean
+.PHONY: all test deps clean regen
 all: cnnc
 
 # ---- the language front: bison and flex ---------------------------------
@@ -75,8 +75,17 @@ $(B)/tests/%: tests/%.c tests/helpers.h $(B)/libcnnc-san.a
 
 test: cnnc $(B)/cnnc-san $(TESTBIN)
 	@fail=0; for t in $(TESTBIN); do \
-	    ASAN_OPTIONS=detect_leaks=1 ./$$t --jobs 2 || fail=1; \
+	    ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=tests/lsan.supp:print_suppressions=0 \
+	        ./$$t --jobs 2 || fail=1; \
 	done; exit $$fail
+
+# generated/: what the compiler writes for every example, committed so a
+# reader sees it; tests/test_generated.c fails when it is stale.
+regen: cnnc
+	@for f in examples/*.cnn; do \
+	    n=$$(basename $$f .cnn); \
+	    ./cnnc build $$f -o generated/$$n || exit 1; \
+	done; echo "generated/ rewritten from examples/"
 
 deps:
 	apt-get update -q

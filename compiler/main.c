@@ -129,12 +129,18 @@ static int parse_args(int argc, char **argv, CliOptions *o) {
     return 0;
 }
 
-/* "cnnc build net.cnn -o out" for the generated file's front matter. */
+/* "cnnc build net.cnn --batch 8" for the generated file's front matter.
+ * Where the files went (-o DIR) is left out, so the same build gives the
+ * same text wherever it is written. */
 static const char *join_args(int argc, char **argv) {
     static char buf[1024];
     size_t n = 0;
     buf[0] = 0;
     for (int i = 0; i < argc && n < sizeof buf; i++) {
+        if (!strcmp(argv[i], "-o")) {
+            i++;
+            continue;
+        }
         const char *s = i == 0 ? "cnnc" : argv[i];
         n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%s", i ? " " : "", s);
     }

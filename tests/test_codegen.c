@@ -1,0 +1,264 @@
+/* test_codegen.c — the code generator: generated/ is current, the emitted C
+ * is clean under gcc and clang with -std=c99 -pedantic -Werror, inference
+ * is freestanding, the C API works from a host program, and the memory
+ * plan never overlaps two live tensors (examples and random graphs). */
+#include "helpers.h"
+
+#include <dirent.h>
+#include <sys/wait.h>
+#include <sys/stat.h>
+
+/* Runs a shell command; returns its exit status. */
+static int sh(const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* The example names: the file stems of the .cnn files in examples/. */
+static int example_names(char names[][64], int max) {
+    DIR *d = opendir("examples");
+    cr_assert(d, "run the tests from the repository root");
+    int n = 0;
+    struct dirent *ent;
+    while ((ent = readdir(d)) && n < max) {
+        size_t len = strlen(ent->d_name);
+        if (len > 4 && !strcmp(ent->d_name + len - 4, ".cnn") && len - 4 < 64) {
+            memcpy(names[n], ent->d_name, len - 4);
+            names[n][len - 4] = 0;
+            n++;
+        }
+    }
+    closedir(d);
+    cr_assert_gt(n, 10, "expected the seed networks in examples/");
+    return n;
+}
+
+static bool same_file(const char *a, const char *b) {
+    size_t la, lb;
+    char *x = slurp(a, &la), *y = slurp(b, &lb);
+    bool same = x && y && la == lb && !memcmp(x, y, la);
+    free(x);
+    free(y);
+    return same;
+}
+
+Test(codegen, generated_dir_is_current, .timeout = 120) {
+    char names[64][64];
+    int n = example_names(names, 64);
+    for (int i = 0; i < n; i++) {
+        const char *nm = names[i];
+        cr_assert_eq(sh("./cnnc build examples/%s.cnn -o build/regen/%s", nm, nm), 0);
+        /* the network inside may be named differently from the file */
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "ls build/regen/%s", nm);
+        FILE *p = popen(cmd, "r");
+        char file[256];
+        while (fscanf(p, "%255s", file) == 1) {
+            char fresh[512], kept[512];
+            snprintf(fresh, sizeof fresh, "build/regen/%s/%s", nm, file);
+            snprintf(kept, sizeof kept, "generated/%s/%s", nm, file);
+            cr_expect(same_file(fresh, kept),
+                      "%s differs from what the compiler writes now; run 'make regen'",
+                      kept);
+        }
+        pclose(p);
+    }
+}
+
+Test(codegen, emitted_c_is_clean_with_gcc_and_clang, .timeout = 300) {
+    char names[64][64];
+    int n = example_names(names, 64);
+    const char *compilers[] = {"gcc", "clang"};
+    for (int c = 0; c < 2; c++)
+        for (int i = 0; i < n; i++)
+            cr_expect_eq(sh("cd generated/%s && %s -std=c99 -Wall -Wextra -Werror "
+                            "-pedantic -O1 -c *.c -o /dev/null", names[i], compilers[c]),
+                         0, "%s rejects or warns about generated/%s", compilers[c],
+                         names[i]);
+}
+
+/* The LeNet-5 inference code needs nothing: built freestanding without any
+ * library, its only undefined symbols may be memcpy and memset. */
+Test(codegen, lenet5_is_freestanding, .timeout = 60) {
+    cr_assert_eq(sh("mkdir -p build/free && gcc -std=c99 -O2 -ffreestanding -nostdlib "
+                    "-c generated/lenet5/lenet5.c -o build/free/lenet5.o"), 0);
+    FILE *p = popen("nm -u build/free/lenet5.o", "r");
+    char line[256];
+    int others = 0;
+    while (fgets(line, sizeof line, p)) {
+        char kind[8], sym[200];
+        if (sscanf(line, "%7s %199s", kind, sym) == 2 && strcmp(sym, "memcpy") &&
+            strcmp(sym, "memset")) {
+            cr_log_error("undefined symbol %s", sym);
+            others++;
+        }
+    }
+    cr_expect_eq(pclose(p), 0);
+    cr_expect_eq(others, 0);
+}
+
+/* A host program uses the API of a network with two inputs and outputs. */
+Test(codegen, c_api_with_two_inputs_and_outputs, .timeout = 60) {
+    cr_assert_eq(sh("./cnnc build tests/api/two.cnn --batch 2 -o build/api"), 0);
+    cr_assert_eq(sh("cc -std=c99 -Wall -Wextra -Werror -pedantic -Ibuild/api "
+                    "tests/api/two_main.c build/api/two.c -o build/api/two_main"), 0);
+    cr_expect_eq(sh("./build/api/two_main"), 0);
+}
+
+/* --embed: forward(NULL) uses the embedded weights, which must equal what
+ * NAME_pack makes of the same file. */
+Test(codegen, embedded_weights_equal_packed_ones, .timeout = 60) {
+    cr_assert_eq(sh("mkdir -p build/embed"), 0);
+    FILE *f = fopen("build/embed/w.f32", "wb");
+    unsigned s = 12345;
+    for (int i = 0; i < 61706; i++) {
+        s = s * 1103515245u + 12345u;
+        float v = ((float)(s >> 8) / 16777216.0f - 0.5f) * 0.4f;
+        fwrite(&v, 4, 1, f);
+    }
+    fclose(f);
+    cr_assert_eq(sh("./cnnc build examples/lenet5.cnn --weights build/embed/w.f32 "
+                    "--embed -o build/embed"), 0);
+    f = fopen("build/embed/main.c", "w");
+    fputs("#include <stdio.h>\n#include <stdlib.h>\n#include \"lenet5.h\"\n"
+          "int main(void) {\n"
+          "    static float params[lenet5_PARAM_COUNT], packed[lenet5_PACKED_COUNT];\n"
+          "    static float x[lenet5_INPUT_SIZE], y1[10], y2[10];\n"
+          "    static _Alignas(64) unsigned char arena[lenet5_ARENA_BYTES];\n"
+          "    FILE *f = fopen(\"build/embed/w.f32\", \"rb\");\n"
+          "    if (fread(params, 4, lenet5_PARAM_COUNT, f) != lenet5_PARAM_COUNT) return 3;\n"
+          "    fclose(f);\n"
+          "    for (int i = 0; i < lenet5_INPUT_SIZE; i++) x[i] = (float)(i % 7) - 3.0f;\n"
+          "    lenet5_pack(params, packed);\n"
+          "    if (lenet5_forward(packed, x, y1, 1, arena)) return 4;\n"
+          "    if (lenet5_forward(NULL, x, y2, 1, arena)) return 5;\n"
+          "    for (int i = 0; i < 10; i++) if (y1[i] != y2[i]) return 6;\n"
+          "    return 0;\n}\n", f);
+    fclose(f);
+    cr_assert_eq(sh("cc -std=c11 -O1 -Ibuild/embed build/embed/main.c build/embed/lenet5.c "
+                    "-o build/embed/main"), 0);
+    cr_expect_eq(sh("./build/embed/main"), 0);
+}
+
+/* ---- the memory plan ------------------------------------------------------ */
+
+static void expect_sound_plan(Graph *g, Arena *a, int batch, const char *what) {
+    Diags d;
+    FILE *null = fopen("/dev/null", "w");
+    diags_init(&d, a, "t.cnn", NULL, 0, null);
+    Plan *p = plan_memory(g, batch, scalar_scratch, a, &d);
+    fclose(null);
+    cr_assert(p, "%s: no plan", what);
+    const char *bad = plan_verify(g, p, a);
+    cr_expect(bad == NULL, "%s at batch %d: %s", what, batch, bad ? bad : "");
+    cr_expect_geq(p->arena_bytes, p->lower_bound, "%s: arena below the lower bound", what);
+    cr_expect_leq(p->arena_bytes, p->no_reuse_bytes, "%s: arena above no reuse", what);
+    /* every node that writes memory has a home that is a buffer, an input or
+     * an output of the network */
+    for (int i = 0; i < g->nodes.len; i++) {
+        const Node *n = g->nodes.items[i];
+        cr_expect(n->home != NULL, "%s: %s has no home", what, n->name);
+        cr_expect(n->buf || n->home->op == OP_INPUT || n->home->is_output,
+                  "%s: %s has no storage", what, n->name);
+    }
+}
+
+Test(plan, examples_never_overlap_live_tensors, .timeout = 60) {
+    char names[64][64];
+    int n = example_names(names, 64);
+    for (int i = 0; i < n; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "examples/%s.cnn", names[i]);
+        size_t len;
+        char *src = slurp(path, &len);
+        FrontResult r = {0};
+        front_run(&r, path, src, len, NULL);
+        cr_assert(r.ok, "%s: %s", path, r.diags);
+        expect_sound_plan(r.c.graph, &r.c.arena, 1, path);
+        expect_sound_plan(r.c.graph, &r.c.arena, 3, path);
+        front_done(&r);
+        free(src);
+    }
+}
+
+/* A random network: same-size feature maps, so any two tensors of equal
+ * channels can be added and any two concatenated. Every value is used:
+ * what nothing else reads becomes an output. */
+static char *random_network(unsigned *seed) {
+    enum { MAXT = 40 };
+    int channels[MAXT], used[MAXT] = {0}, nt = 1;
+    size_t cap = 1 << 15, len = 0;
+    char *s = malloc(cap);
+#define OUT(...) (len += (size_t)snprintf(s + len, cap - len, __VA_ARGS__))
+#define RAND(k) ((int)((*seed = *seed * 1103515245u + 12345u) >> 16) % (k))
+    channels[0] = 1 + RAND(4);
+    OUT("network r {\n    input t0: [%d, 6, 6]\n", channels[0]);
+    int steps = 3 + RAND(25);
+    for (int i = 0; i < steps && nt < MAXT; i++) {
+        int a = RAND(nt), b = RAND(nt);
+        switch (RAND(6)) {
+        case 0: {
+            int c = 1 + RAND(6);
+            OUT("    t%d = t%d -> conv(%d, 3, pad=1)\n", nt, a, c);
+            channels[nt] = c;
+            break;
+        }
+        case 1:
+            OUT("    t%d = t%d -> relu\n", nt, a);
+            channels[nt] = channels[a];
+            break;
+        case 2:
+            if (channels[a] != channels[b])
+                continue;
+            OUT("    t%d = t%d + t%d\n", nt, a, b);
+            used[b] = 1;
+            channels[nt] = channels[a];
+            break;
+        case 3:
+            OUT("    t%d = concat(t%d, t%d)\n", nt, a, b);
+            used[b] = 1;
+            channels[nt] = channels[a] + channels[b];
+            break;
+        case 4:
+            OUT("    t%d = t%d -> maxpool(3, stride=1, pad=1) -> bn\n", nt, a);
+            channels[nt] = channels[a];
+            break;
+        default:
+            OUT("    t%d = t%d -> sigmoid -> dropout(0.1)\n", nt, a);
+            channels[nt] = channels[a];
+            break;
+        }
+        used[a] = 1;
+        nt++;
+    }
+    OUT("    output");
+    int outs = 0;
+    for (int i = 0; i < nt; i++)
+        if (!used[i] || i == nt - 1) {
+            if (i == 0 && nt > 1 && used[0])
+                continue;
+            OUT("%s t%d", outs++ ? "," : "", i);
+        }
+    OUT("\n}\n");
+#undef OUT
+#undef RAND
+    return s;
+}
+
+Test(plan, random_graphs_never_overlap_live_tensors, .timeout = 120) {
+    unsigned seed = 2026;
+    for (int i = 0; i < 300; i++) {
+        char *src = random_network(&seed);
+        FrontResult r = {0};
+        front_run(&r, "random.cnn", src, strlen(src), NULL);
+        cr_assert(r.ok, "random network %d does not compile:\n%s\n%s", i, src, r.diags);
+        expect_sound_plan(r.c.graph, &r.c.arena, 1 + i % 3, src);
+        front_done(&r);
+        free(src);
+    }
+}
