@@ -19,7 +19,7 @@ HDR      = $(wildcard compiler/*.h) dsl/ast.h
 GEN      = $(B)/dsl/parser.c $(B)/dsl/lexer.c
 INC      = -Icompiler -Idsl -I$(B)/dsl
 
-.PHONY: all test deps clean regen
+.PHONY: all test test-run deps clean regen
 all: cnnc
 
 # ---- the language front: bison and flex ---------------------------------
@@ -51,10 +51,22 @@ $(B)/san/dsl/%.o: $(B)/dsl/%.c $(B)/dsl/lexer.h $(B)/dsl/parser.h $(HDR)
 OBJ     = $(SRC:compiler/%.c=$(B)/obj/%.o) $(B)/obj/dsl/parser.o $(B)/obj/dsl/lexer.o
 SANOBJ  = $(SRC:compiler/%.c=$(B)/san/%.o) $(B)/san/dsl/parser.o $(B)/san/dsl/lexer.o
 
-$(B)/libcnnc.a: $(OBJ)
+# cnnc carries the runtime's sources, to build training code anywhere.
+RTFILES  = $(wildcard runtime/*.h runtime/*.c)
+$(B)/tools/embed: compiler/tools/embed.c
+	@mkdir -p $(B)/tools
+	$(CC) -O1 -o $@ $<
+$(B)/runtime_files.c: $(B)/tools/embed $(RTFILES)
+	$(B)/tools/embed $@ $(RTFILES)
+$(B)/obj/runtime_files.o: $(B)/runtime_files.c $(HDR)
+	$(CC) $(CFLAGS) -std=c11 -Wall -Werror $(INC) -c $< -o $@
+$(B)/san/runtime_files.o: $(B)/runtime_files.c $(HDR)
+	$(CC) -O1 -g $(SAN) -std=c11 -Wall -Werror $(INC) -c $< -o $@
+
+$(B)/libcnnc.a: $(OBJ) $(B)/obj/runtime_files.o
 	ar rcs $@ $^
 
-$(B)/libcnnc-san.a: $(SANOBJ)
+$(B)/libcnnc-san.a: $(SANOBJ) $(B)/san/runtime_files.o
 	ar rcs $@ $^
 
 cnnc: $(B)/obj/main.o $(B)/libcnnc.a
@@ -73,7 +85,10 @@ $(B)/tests/%: tests/%.c tests/helpers.h $(B)/libcnnc-san.a
 	$(CC) -O1 -g $(SAN) $(WARN) -Wno-missing-prototypes $(INC) -Itests $< \
 	    $(B)/libcnnc-san.a -lcriterion -lm -o $@
 
-test: cnnc $(B)/cnnc-san $(TESTBIN)
+test: deps
+	@$(MAKE) --no-print-directory test-run
+
+test-run: cnnc $(B)/cnnc-san $(TESTBIN)
 	@fail=0; for t in $(TESTBIN); do \
 	    ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=tests/lsan.supp:print_suppressions=0 \
 	        ./$$t --jobs 2 || fail=1; \
@@ -87,11 +102,21 @@ regen: cnnc
 	    ./cnnc build $$f -o generated/$$n || exit 1; \
 	done; echo "generated/ rewritten from examples/"
 
+# Debian packages the build, the tests and the demo need. `make deps` installs
+# the missing ones (as root, or through sudo); with all present it does nothing.
+DEPS = make gcc clang libclang-rt-14-dev flex bison libcriterion-dev \
+       binutils graphviz python3-torch python3-torchvision python3-numpy \
+       libopenblas0-openmp
+
 deps:
-	apt-get update -q
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-	    make gcc clang libclang-rt-14-dev flex bison libcriterion-dev pkg-config \
-	    graphviz python3 python3-torch python3-torchvision python3-numpy
+	@missing=$$(for p in $(DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "make deps: installing" $$missing; \
+	    sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	    $$sudo apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q \
+	        --no-install-recommends $$missing; \
+	fi
 
 clean:
 	rm -rf $(B) cnnc

@@ -102,6 +102,7 @@ static bool options_for(Compilation *c, const CliOptions *o, BuildOptions *b) {
     b->target = TARGET_SCALAR;
     b->source_name = c->filename;
     b->command = o->command_line;
+    b->train = o->train;
     if (o->embed && !o->weights) {
         fprintf(stderr, "cnnc: --embed needs --weights P.f32\n");
         return false;
@@ -145,20 +146,18 @@ int cmd_build(Compilation *c, const CliOptions *o) {
 
 /* ---- cnnc run ------------------------------------------------------------- */
 
-/* The host program `cnnc run` links with the generated code: it reads the
- * weights and inputs, packs, runs NAME_forward and writes the outputs. Its
- * arguments: weights batch input... output... */
-static const char *driver_text(const Graph *g, Arena *a) {
-    const char *N = g->name;
-    char *s = arena_printf(a,
-"/* The driver of `cnnc run` for network %s: weights batch inputs... outputs... */\n"
+/* What the drivers of `cnnc run` and `cnnc grad` share: reading and
+ * writing whole .f32 files, with messages that name them. */
+static const char *driver_prelude(const Graph *g, const char *what, Arena *a) {
+    return arena_printf(a,
+"/* The driver of `cnnc %s` for network %s. */\n"
 "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include \"%s.h\"\n\n"
 "static float *load(const char *path, long count) {\n"
 "    FILE *f = fopen(path, \"rb\");\n"
 "    float *v = malloc((size_t)count * sizeof(float) + 1);\n"
 "    if (!f || !v || fread(v, sizeof(float), (size_t)count, f) != (size_t)count\n"
 "        || fgetc(f) != EOF) {\n"
-"        fprintf(stderr, \"cnnc run: '%%s' does not hold %%ld floats\\n\", path, count);\n"
+"        fprintf(stderr, \"cnnc %s: '%%s' does not hold %%ld floats\\n\", path, count);\n"
 "        exit(1);\n"
 "    }\n"
 "    fclose(f);\n"
@@ -171,47 +170,99 @@ static const char *driver_text(const Graph *g, Arena *a) {
 "    f = fopen(tmp, \"wb\");\n"
 "    if (!f || fwrite(v, sizeof(float), (size_t)count, f) != (size_t)count\n"
 "        || fclose(f) != 0 || rename(tmp, path) != 0) {\n"
-"        fprintf(stderr, \"cnnc run: cannot write '%%s'\\n\", path);\n"
+"        fprintf(stderr, \"cnnc %s: cannot write '%%s'\\n\", path);\n"
 "        remove(tmp);\n"
 "        exit(1);\n"
 "    }\n"
 "}\n\n"
-"int main(int argc, char **argv) {\n"
-"    int batch, rc;\n"
-"    float *params, *packed;\n"
-"    char *raw, *arena;\n", N, N);
+"static char *aligned(long bytes) {\n"
+"    char *raw = malloc((size_t)bytes + 64);\n"
+"    if (!raw)\n"
+"        exit(1);\n"
+"    return raw + (64 - (size_t)raw %% 64) %% 64;\n"
+"}\n\n", what, g->name, g->name, what, what);
+}
+
+/* Loads the inputs (argv from `first`) and allocates the outputs. */
+static const char *driver_io(const Graph *g, const char *s, int first, Arena *a) {
+    const char *N = g->name;
+    for (int i = 0; i < g->inputs.len; i++) {
+        const Node *n = g->inputs.items[i];
+        s = arena_printf(a, "%s    float *in%d = load(argv[%d], (long)batch * %s_IN_%s_SIZE);\n",
+                         s, i, first + i, N, n->name);
+    }
+    for (int i = 0; i < g->outputs.len; i++)
+        s = arena_printf(a, "%s    float *out%d = malloc(sizeof(float) * batch * %s_OUT_%s_SIZE + 1);\n",
+                         s, i, N, (const char *)g->output_names.items[i]);
+    return s;
+}
+
+static const char *args_list(const Graph *g, const char *s, const char *outs, Arena *a) {
+    for (int i = 0; i < g->inputs.len; i++)
+        s = arena_printf(a, "%sin%d, ", s, i);
+    for (int i = 0; i < g->outputs.len; i++)
+        s = arena_printf(a, "%s%s%d, ", s, outs, i);
+    return s;
+}
+
+/* `cnnc run`: weights batch inputs... outputs... */
+static const char *driver_text(const Graph *g, Arena *a) {
+    const char *N = g->name;
     int nin = g->inputs.len, nout = g->outputs.len;
-    s = arena_printf(a, "%s    if (argc != %d) {\n"
+    const char *s = driver_prelude(g, "run", a);
+    s = arena_printf(a, "%sint main(int argc, char **argv) {\n"
+        "    int batch, rc;\n"
+        "    float *params, *packed;\n"
+        "    if (argc != %d) {\n"
         "        fprintf(stderr, \"usage: %%s weights batch %d-inputs %d-outputs\\n\", argv[0]);\n"
         "        return 2;\n    }\n"
         "    batch = atoi(argv[2]);\n"
         "    if (batch < 1 || batch > %s_BATCH)\n        return 2;\n"
         "    params = load(argv[1], %s_PARAM_COUNT);\n"
         "    packed = malloc(sizeof(float) * %s_PACKED_COUNT + 1);\n"
-        "    raw = malloc(%s_ARENA_BYTES + 64);\n"
-        "    if (!packed || !raw)\n        return 1;\n"
-        "    arena = raw + (64 - (size_t)raw %% 64) %% 64;\n"
+        "    if (!packed)\n        return 1;\n"
         "    %s_pack(params, packed);\n",
-        s, 3 + nin + nout, nin, nout, N, N, N, N, N);
-    for (int i = 0; i < nin; i++) {
-        const Node *n = g->inputs.items[i];
-        s = arena_printf(a, "%s    float *in%d = load(argv[%d], (long)batch * %s_IN_%s_SIZE);\n",
-                         s, i, 3 + i, N, n->name);
-    }
-    for (int i = 0; i < nout; i++)
-        s = arena_printf(a, "%s    float *out%d = malloc(sizeof(float) * batch * %s_OUT_%s_SIZE + 1);\n",
-                         s, i, N, (const char *)g->output_names.items[i]);
+        s, 3 + nin + nout, nin, nout, N, N, N, N);
+    s = driver_io(g, s, 3, a);
     s = arena_printf(a, "%s    rc = %s_forward(packed, ", s, N);
-    for (int i = 0; i < nin; i++)
-        s = arena_printf(a, "%sin%d, ", s, i);
-    for (int i = 0; i < nout; i++)
-        s = arena_printf(a, "%sout%d, ", s, i);
-    s = arena_printf(a, "%sbatch, arena);\n    if (rc != 0) {\n"
+    s = args_list(g, s, "out", a);
+    s = arena_printf(a, "%sbatch, aligned(%s_ARENA_BYTES));\n    if (rc != 0) {\n"
         "        fprintf(stderr, \"cnnc run: %s_forward returned %%d\\n\", rc);\n"
-        "        return 1;\n    }\n", s, N);
+        "        return 1;\n    }\n", s, N, N);
     for (int i = 0; i < nout; i++)
         s = arena_printf(a, "%s    save(argv[%d], out%d, (long)batch * %s_OUT_%s_SIZE);\n",
                          s, 3 + nin + i, i, N, (const char *)g->output_names.items[i]);
+    return arena_printf(a, "%s    return 0;\n}\n", s);
+}
+
+/* `cnnc grad`: weights batch inputs... douts... grads — the training forward
+ * (batch statistics, dropout off), then the backward pass. */
+static const char *grad_driver_text(const Graph *g, Arena *a) {
+    const char *N = g->name;
+    int nin = g->inputs.len, nout = g->outputs.len;
+    const char *s = driver_prelude(g, "grad", a);
+    s = arena_printf(a, "%sint main(int argc, char **argv) {\n"
+        "    int batch;\n"
+        "    float *params, *grads;\n"
+        "    char *arena;\n"
+        "    if (argc != %d)\n        return 2;\n"
+        "    batch = atoi(argv[2]);\n"
+        "    if (batch < 1 || batch > %s_BATCH)\n        return 2;\n"
+        "    params = load(argv[1], %s_PARAM_COUNT);\n"
+        "    grads = malloc(sizeof(float) * %s_PARAM_COUNT + 1);\n"
+        "    arena = aligned(%s_TRAIN_ARENA_BYTES);\n",
+        s, 4 + nin + nout, N, N, N, N);
+    s = driver_io(g, s, 3, a);
+    for (int i = 0; i < nout; i++)
+        s = arena_printf(a, "%s    float *dout%d = load(argv[%d], (long)batch * %s_OUT_%s_SIZE);\n",
+                         s, i, 3 + nin + i, N, (const char *)g->output_names.items[i]);
+    s = arena_printf(a, "%s    if (%s_train_forward(params, ", s, N);
+    s = args_list(g, s, "out", a);
+    s = arena_printf(a, "%sbatch, arena, 0ULL, 0) != 0)\n        return 1;\n", s);
+    s = arena_printf(a, "%s    if (%s_backward(params, ", s, N);
+    s = args_list(g, s, "dout", a);
+    s = arena_printf(a, "%sgrads, batch, arena) != 0)\n        return 1;\n", s);
+    s = arena_printf(a, "%s    save(argv[%d], grads, %s_PARAM_COUNT);\n", s, 3 + nin + nout, N);
     return arena_printf(a, "%s    return 0;\n}\n", s);
 }
 
@@ -266,20 +317,47 @@ static char **compiler_argv(const char *cc, const char *const *rest, Arena *a) {
     return argv;
 }
 
-/* Builds (or finds in the cache) the runner binary; returns its path. */
-static const char *runner(Compilation *c, const Generated *gen, const char *driver) {
+/* A program to build in the cache: source files written side by side, the
+ * .c ones compiled together with extra flags at the end. */
+typedef struct HostProgram {
+    int nfiles;
+    const char *names[64], *texts[64];
+    const char *link[8];        /* NULL-terminated, after the sources */
+} HostProgram;
+
+static void add_file(HostProgram *p, const char *name, const char *text) {
+    if (p->nfiles < 64) {
+        p->names[p->nfiles] = name;
+        p->texts[p->nfiles] = text;
+        p->nfiles++;
+    }
+}
+
+/* The runtime's header, and its sources when the program links libcnnrt. */
+static void add_runtime(HostProgram *p, bool sources) {
+    for (const EmbeddedFile *f = runtime_files; f->name; f++) {
+        size_t n = strlen(f->name);
+        bool is_c = n > 2 && !strcmp(f->name + n - 2, ".c");
+        if (!is_c || sources)
+            add_file(p, f->name, f->text);
+    }
+}
+
+/* Builds (or finds in the cache) the program; returns its binary's path.
+ * The cache key is the hash of every file's text, the compiler and flags. */
+static const char *build_cached(Compilation *c, const HostProgram *prog) {
     Arena *a = &c->arena;
     const char *cc = getenv("CC");
     if (!cc || !*cc)
         cc = "cc";
-    const char *const flags[] = {"-O2", "-std=c99", NULL};
     uint64_t h = 14695981039346656037ULL;
-    h = fnv1a(h, gen->c_text);
-    h = fnv1a(h, gen->h_text);
-    h = fnv1a(h, driver);
+    for (int i = 0; i < prog->nfiles; i++) {
+        h = fnv1a(h, prog->names[i]);
+        h = fnv1a(h, prog->texts[i]);
+    }
     h = fnv1a(h, cc);
-    for (int i = 0; flags[i]; i++)
-        h = fnv1a(h, flags[i]);
+    for (int i = 0; prog->link[i]; i++)
+        h = fnv1a(h, prog->link[i]);
     const char *dir = arena_printf(a, "%s/%s-%016llx", cache_root(a), c->graph->name,
                                    (unsigned long long)h);
     const char *bin = arena_printf(a, "%s/run", dir);
@@ -290,16 +368,26 @@ static const char *runner(Compilation *c, const Generated *gen, const char *driv
                 strerror(errno));
         return NULL;
     }
-    const char *paths[3] = {
-        arena_printf(a, "%s/%s.c", dir, c->graph->name),
-        arena_printf(a, "%s/%s.h", dir, c->graph->name),
-        arena_printf(a, "%s/main.c", dir),
-    };
-    const char *texts[3] = {gen->c_text, gen->h_text, driver};
-    if (!write_files_atomically(3, paths, texts, a))
+    const char **paths = arena_alloc(a, sizeof(char *) * (size_t)prog->nfiles);
+    for (int i = 0; i < prog->nfiles; i++)
+        paths[i] = arena_printf(a, "%s/%s", dir, prog->names[i]);
+    if (!write_files_atomically(prog->nfiles, paths, prog->texts, a))
         return NULL;
     const char *tmp = arena_printf(a, "%s.tmp.%ld", bin, (long)getpid());
-    const char *const rest[] = {"-O2", "-std=c99", "-o", tmp, paths[0], paths[2], NULL};
+    const char *rest[96];
+    int n = 0;
+    rest[n++] = "-O2";
+    rest[n++] = "-std=c99";
+    rest[n++] = "-o";
+    rest[n++] = tmp;
+    for (int i = 0; i < prog->nfiles; i++) {
+        size_t len = strlen(paths[i]);
+        if (len > 2 && !strcmp(paths[i] + len - 2, ".c"))
+            rest[n++] = paths[i];
+    }
+    for (int i = 0; prog->link[i]; i++)
+        rest[n++] = prog->link[i];
+    rest[n] = NULL;
     int rc = run_process(compiler_argv(cc, rest, a));
     if (rc != 0 || rename(tmp, bin) != 0) {
         remove(tmp);
@@ -310,25 +398,20 @@ static const char *runner(Compilation *c, const Generated *gen, const char *driv
     return bin;
 }
 
-int cmd_run(Compilation *c, const CliOptions *o) {
+/* The files `run` and `grad` read must match the network; say so here,
+ * where the messages can name it. */
+static bool check_data_files(Compilation *c, const CliOptions *o) {
     Graph *g = c->graph;
     if (!o->weights) {
-        fprintf(stderr, "cnnc: run needs --weights P.f32\n");
-        return 2;
+        fprintf(stderr, "cnnc: %s needs --weights P.f32\n", o->command);
+        return false;
     }
     if (o->ninputs != g->inputs.len) {
         fprintf(stderr, "cnnc: network '%s' has %d input%s; give --input once for "
                 "each, in declaration order (got %d)\n", g->name, g->inputs.len,
                 g->inputs.len == 1 ? "" : "s", o->ninputs);
-        return 2;
+        return false;
     }
-    if (o->noutputs < 1 || o->noutputs > g->outputs.len) {
-        fprintf(stderr, "cnnc: network '%s' has %d output%s; give --output 1 to %d "
-                "times (got %d)\n", g->name, g->outputs.len,
-                g->outputs.len == 1 ? "" : "s", g->outputs.len, o->noutputs);
-        return 2;
-    }
-    /* Check the files here, where the messages can name the network. */
     struct stat st;
     if (stat(o->weights, &st) != 0 || st.st_size != g->param_count * 4) {
         fprintf(stderr, "cnnc: weights file '%s' %s; network '%s' has %lld "
@@ -336,7 +419,7 @@ int cmd_run(Compilation *c, const CliOptions *o) {
                 stat(o->weights, &st) != 0 ? "cannot be read"
                 : arena_printf(&c->arena, "holds %lld bytes", (long long)st.st_size),
                 g->name, (long long)g->param_count, (long long)g->param_count * 4);
-        return 1;
+        return false;
     }
     for (int i = 0; i < o->ninputs; i++) {
         const Node *in = g->inputs.items[i];
@@ -348,9 +431,77 @@ int cmd_run(Compilation *c, const CliOptions *o) {
                     : arena_printf(&c->arena, "holds %lld bytes", (long long)st.st_size),
                     in->name, shape_str(&c->arena, in->shape), o->batch,
                     (long long)want);
-            return 1;
+            return false;
         }
     }
+    for (int i = 0; i < o->ndouts; i++) {
+        const Node *out = g->outputs.items[i < g->outputs.len ? i : 0];
+        int64_t want = shape_elems(out->shape) * o->batch * 4;
+        if (stat(o->douts[i], &st) != 0 || st.st_size != want) {
+            fprintf(stderr, "cnnc: output gradient file '%s' %s; output '%s' of "
+                    "shape %s at batch %d needs %lld bytes\n", o->douts[i],
+                    stat(o->douts[i], &st) != 0 ? "cannot be read"
+                    : arena_printf(&c->arena, "holds %lld bytes", (long long)st.st_size),
+                    (const char *)g->output_names.items[i], shape_str(&c->arena, out->shape),
+                    o->batch, (long long)want);
+            return false;
+        }
+    }
+    return true;
+}
+
+int cmd_grad(Compilation *c, const CliOptions *o) {
+    Graph *g = c->graph;
+    if (o->ndouts != g->outputs.len || o->noutputs != 1) {
+        fprintf(stderr, "cnnc: grad needs --dout once for each of the %d output%s of "
+                "network '%s' (got %d) and one --output for the gradient\n",
+                g->outputs.len, g->outputs.len == 1 ? "" : "s", g->name, o->ndouts);
+        return 2;
+    }
+    if (!check_data_files(c, o))
+        return 1;
+    BuildOptions b = {.batch = o->batch, .target = TARGET_SCALAR,
+                      .source_name = c->filename, .train = true};
+    Generated *gen = emit_c(g, &b, &c->arena, &c->diags);
+    if (!gen)
+        return 1;
+    HostProgram prog = {.link = {NULL}};
+    add_file(&prog, arena_printf(&c->arena, "%s.c", g->name), gen->c_text);
+    add_file(&prog, arena_printf(&c->arena, "%s.h", g->name), gen->h_text);
+    add_file(&prog, "main.c", grad_driver_text(g, &c->arena));
+    add_runtime(&prog, false);
+    const char *bin = build_cached(c, &prog);
+    if (!bin)
+        return 1;
+    char **argv = arena_alloc(&c->arena, sizeof(char *) * (size_t)(8 + g->inputs.len +
+                                                                    g->outputs.len));
+    int n = 0;
+    argv[n++] = (char *)bin;
+    argv[n++] = (char *)o->weights;
+    argv[n++] = arena_printf(&c->arena, "%d", o->batch);
+    for (int i = 0; i < o->ninputs; i++)
+        argv[n++] = (char *)o->inputs[i];
+    for (int i = 0; i < o->ndouts; i++)
+        argv[n++] = (char *)o->douts[i];
+    argv[n++] = (char *)o->outputs[0];
+    argv[n] = NULL;
+    if (run_process(argv) != 0) {
+        fprintf(stderr, "cnnc: computing the gradient of network '%s' failed\n", g->name);
+        return 1;
+    }
+    return 0;
+}
+
+int cmd_run(Compilation *c, const CliOptions *o) {
+    Graph *g = c->graph;
+    if (o->noutputs < 1 || o->noutputs > g->outputs.len) {
+        fprintf(stderr, "cnnc: network '%s' has %d output%s; give --output 1 to %d "
+                "times (got %d)\n", g->name, g->outputs.len,
+                g->outputs.len == 1 ? "" : "s", g->outputs.len, o->noutputs);
+        return 2;
+    }
+    if (!check_data_files(c, o))
+        return 1;
     BuildOptions b;
     if (!options_for(c, &(CliOptions){.batch = o->batch, .command_line = NULL}, &b))
         return 1;
@@ -358,8 +509,11 @@ int cmd_run(Compilation *c, const CliOptions *o) {
     Generated *gen = emit_c(g, &b, &c->arena, &c->diags);
     if (!gen)
         return 1;
-    const char *driver = driver_text(g, &c->arena);
-    const char *bin = runner(c, gen, driver);
+    HostProgram prog = {.link = {NULL}};
+    add_file(&prog, arena_printf(&c->arena, "%s.c", g->name), gen->c_text);
+    add_file(&prog, arena_printf(&c->arena, "%s.h", g->name), gen->h_text);
+    add_file(&prog, "main.c", driver_text(g, &c->arena));
+    const char *bin = build_cached(c, &prog);
     if (!bin)
         return 1;
 

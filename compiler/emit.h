@@ -5,6 +5,8 @@
 
 #include "ir.h"
 
+typedef struct BackSig BackSig;
+
 struct Emit {
     FILE *o;                  /* where kernel text goes */
     Graph *g;
@@ -15,9 +17,15 @@ struct Emit {
     const char **fn;          /* C function name of each node, by id */
     /* helpers the kernels used, so only those are written out */
     bool need_pad, need_exp, need_tanh, need_log, need_copy;
+    bool need_sqrt, need_unpad, need_uniform;   /* training helpers */
+    Plan *train_plan;         /* --train */
+    BackSig *back;            /* by node id, filled by the training kernels */
 };
 
 #define P(e, ...) fprintf((e)->o, __VA_ARGS__)
+
+/* A C float literal that reads back as exactly (float)v: "0.01f", "2.0f". */
+const char *float_lit(Arena *a, double v);
 
 /* Per-sample element count of a node's output, and of its input k. */
 static inline int64_t out_elems(const Node *n) { return shape_elems(n->shape); }
@@ -27,6 +35,50 @@ static inline int64_t in_elems(const Node *n, int k) {
 static inline Shape in_shape_of(const Node *n, int k) {
     return ((const Node *)n->inputs.items[k])->shape;
 }
+
+/* The loops of a direct convolution over one sample (kernels_scalar.c);
+ * the forward pass and the input gradient both use them. */
+typedef struct ConvLoops {
+    const char *in, *out, *w;   /* C pointer expressions */
+    int64_t cin_g, k, groups;   /* input channels per group, outputs, groups */
+    int64_t kh, kw, dh, dw, sh, sw;
+    int64_t hin, win;           /* the (padded) input plane */
+    int64_t hout, wout;         /* the outputs computed */
+    int64_t out_rows, out_row_stride;  /* the output plane holding them */
+    const char *init;           /* start value, or NULL to add to what is there */
+} ConvLoops;
+
+void emit_conv_loops(Emit *e, const ConvLoops *c);
+/* Per-sample loop with xb0.., yb pointers; its closing brace. */
+void open_batch(Emit *e, const Node *n);
+void close_batch(Emit *e);
+/* `in`: input sample 0, padded into scratch `s` when the layer pads. */
+void padded_input(Emit *e, const Node *n, int64_t *hp, int64_t *wp);
+
+/* ---- training (kernels_train.c, emit_train.c) ---- */
+
+/* What one backward kernel takes and does. */
+struct BackSig {
+    const Node *n;
+    bool x, y, aux;        /* reads its inputs, its output, its aux buffer */
+    bool w, gw, s;         /* reads weights, writes weight gradients, scratch */
+    bool any_dx;
+    bool *dx;              /* per input: its gradient is wanted */
+    bool *acc;             /* per input: add to it rather than assign */
+};
+
+/* written[id]: a gradient already holds something (backward order). */
+BackSig back_signature(const Node *n, const bool *written, Arena *a);
+bool back_needed(const BackSig *b);
+int64_t train_bscratch(const Node *n, int batch);
+void emit_backward_kernel(Emit *e, const BackSig *b);
+void emit_bn_train(Emit *e, const Node *n);
+void emit_dropout_train(Emit *e, const Node *n);
+/* The training kernels (into e->o), then the entry points and the header's
+ * declarations (emit_train.c). */
+void emit_training_kernels(Emit *e);
+void emit_training(Emit *e, FILE *o, Plan *plan);
+void emit_training_header(Emit *e, FILE *o, const Plan *plan);
 
 /* The comment above each kernel: source line, layer, shapes, schedule. */
 void emit_kernel_comment(Emit *e, const Node *n, const char *schedule);

@@ -205,7 +205,7 @@ static const char sqrt_text[] =
 "    return 0.5 * (y + x / y);\n"
 "}\n\n";
 
-static const char pad_text[] =
+static const char pad_index_text[] =
 "/* Where padded index i of a dimension of size n reads from: -1 for a zero;\n"
 " * mode 0 zeros, 1 reflect, 2 replicate, 3 circular (PyTorch's modes). */\n"
 "static int cnn_pad_index(int i, int n, int mode) {\n"
@@ -217,8 +217,9 @@ static const char pad_text[] =
 "    case 3: return i < 0 ? i + n : i - n;\n"
 "    default: return -1;\n"
 "    }\n"
-"}\n"
-"\n"
+"}\n\n";
+
+static const char pad_text[] =
 "/* One sample [c][h][w] into [c][hp][wp], `top` rows and `left` columns of\n"
 " * padding before it. */\n"
 "static void cnn_pad(const float *x, float *xp, int c, int h, int w, int top,\n"
@@ -232,6 +233,38 @@ static const char pad_text[] =
 "                    si < 0 || sj < 0 ? 0.0f : x[(ci * h + si) * w + sj];\n"
 "            }\n"
 "        }\n"
+"}\n\n";
+
+static const char unpad_text[] =
+"/* The gradient of cnn_pad: each padded cell adds into the cell it was\n"
+" * copied from. add: 0 to overwrite dx, 1 to add to it. */\n"
+"static void cnn_unpad(const float *dxp, float *dx, int c, int h, int w, int top,\n"
+"                      int left, int hp, int wp, int mode, int add) {\n"
+"    if (!add)\n"
+"        for (int i = 0; i < c * h * w; i++)\n"
+"            dx[i] = 0.0f;\n"
+"    for (int ci = 0; ci < c; ci++)\n"
+"        for (int i = 0; i < hp; i++) {\n"
+"            int si = cnn_pad_index(i - top, h, mode);\n"
+"            if (si < 0)\n"
+"                continue;\n"
+"            for (int j = 0; j < wp; j++) {\n"
+"                int sj = cnn_pad_index(j - left, w, mode);\n"
+"                if (sj >= 0)\n"
+"                    dx[(ci * h + si) * w + sj] += dxp[(ci * hp + i) * wp + j];\n"
+"            }\n"
+"        }\n"
+"}\n\n";
+
+static const char uniform_text[] =
+"/* A uniform number in [0, 1) from (seed, i): splitmix64, so a dropout mask\n"
+" * depends on the seed alone, not on the order it is computed in. */\n"
+"static double cnn_uniform(unsigned long long seed, unsigned long long i) {\n"
+"    unsigned long long z = seed + 0x9E3779B97F4A7C15ULL * (i + 1);\n"
+"    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;\n"
+"    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;\n"
+"    z ^= z >> 31;\n"
+"    return (double)(z >> 11) * (1.0 / 9007199254740992.0);\n"
 "}\n\n";
 
 static const char copy_text[] =
@@ -359,6 +392,8 @@ static void emit_header(Emit *e, FILE *o) {
             N, CNNC_VERSION, e->opt->source_name, N);
     fprintf(o, " * Sizes are per sample, in floats; the arena size is in bytes. */\n");
     fprintf(o, "#ifndef %s_H_INCLUDED\n#define %s_H_INCLUDED\n\n", N, N);
+    if (e->opt->train)
+        fprintf(o, "#include \"cnnrt.h\"\n\n");
     fprintf(o, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
     const Node *in0 = g->inputs.items[0], *out0 = g->outputs.items[0];
     fprintf(o, "#define %s_BATCH %d\n", N, e->opt->batch);
@@ -386,6 +421,8 @@ static void emit_header(Emit *e, FILE *o) {
     fprintf(o, "int %s_forward(const float *packed, ", N);
     emit_io_params(o, g);
     fprintf(o, "int batch, void *arena);\n\n");
+    if (e->opt->train)
+        emit_training_header(e, o, e->train_plan);
     fprintf(o, "#ifdef __cplusplus\n}\n#endif\n\n#endif\n");
 }
 
@@ -435,6 +472,7 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
     if (!plan || !fits_int(g, d))
         return NULL;
     const char *bad = plan_verify(g, plan, a);
+    /* (the training plan is verified the same way below) */
     if (bad) {
         diag_error(d, (Loc){0, 0}, "internal error in the memory plan: %s", bad);
         return NULL;
@@ -447,6 +485,22 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
     size_t klen, clen, hlen;
     e.o = open_memstream(&kbuf, &klen);
     emit_kernels(&e);
+    if (opt->train) {
+        e.train_plan = plan_training(g, opt->batch, scalar_scratch, train_bscratch, a, d);
+        if (!e.train_plan) {
+            fclose(e.o);
+            free(kbuf);
+            return NULL;
+        }
+        bad = plan_verify(g, e.train_plan, a);
+        if (bad) {
+            diag_error(d, (Loc){0, 0}, "internal error in the training plan: %s", bad);
+            fclose(e.o);
+            free(kbuf);
+            return NULL;
+        }
+        emit_training_kernels(&e);
+    }
     const char *kernels = close_stream(e.o, &kbuf, a);
 
     FILE *o = open_memstream(&cbuf, &clen);
@@ -454,16 +508,23 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
     /* Only the helpers something calls: unused statics would warn. */
     bool bn = any_pack_op(e.packing, PACK_BN);
     bool copy = e.need_copy || any_pack_op(e.packing, PACK_COPY);
-    if (e.need_exp || e.need_tanh || e.need_log || bn)
+    bool sqrt_ = bn || e.need_sqrt, log_ = e.need_log || sqrt_;
+    if (e.need_exp || e.need_tanh || log_)
         fputs(exp_text, o);
     if (e.need_tanh)
         fputs(tanh_text, o);
-    if (e.need_log || bn)
+    if (log_)
         fputs(log_text, o);
-    if (bn)
+    if (sqrt_)
         fputs(sqrt_text, o);
+    if (e.need_pad || e.need_unpad)
+        fputs(pad_index_text, o);
     if (e.need_pad)
         fputs(pad_text, o);
+    if (e.need_unpad)
+        fputs(unpad_text, o);
+    if (e.need_uniform)
+        fputs(uniform_text, o);
     if (copy)
         fputs(copy_text, o);
     if (bn)
@@ -473,6 +534,10 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
         emit_embedded(o, g, e.packing, opt->weights);
     emit_pack(o, g, e.packing);
     emit_forward(&e, o);
+    if (opt->train) {
+        fputc('\n', o);
+        emit_training(&e, o, e.train_plan);
+    }
 
     Generated *out = arena_alloc(a, sizeof *out);
     out->c_text = close_stream(o, &cbuf, a);

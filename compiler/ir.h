@@ -172,7 +172,21 @@ struct Node {
 
     /* set by pack.c */
     int64_t packed;           /* first float of its weights in the packed vector */
+
+    /* set by plan_training() in plan.c, for --train */
+    struct TrainNode *train;
 };
+
+/* Where training keeps what a node needs. Steps: the forward of node i is
+ * step i, its backward step 2N-1-i (N nodes), so backward runs in reverse. */
+typedef struct TrainNode {
+    struct Buffer *act;       /* its output (a view shares its input's) */
+    struct Buffer *aux;       /* bn: batch mean and 1/std per channel;
+                                 dropout: the mask, 0 or 1/(1-p) */
+    struct Buffer *grad;      /* d loss / d output; NULL for network inputs */
+    struct Buffer *fscratch;  /* forward work space */
+    struct Buffer *bscratch;  /* backward work space */
+} TrainNode;
 
 typedef struct Graph {
     const char *name;         /* the network's name */
@@ -248,6 +262,14 @@ typedef int64_t (*ScratchFn)(const Node *n, int batch);
 /* Decides views and in-place layers, then places every buffer. Returns
  * NULL after reporting an error (an arena over 2^40 bytes). */
 Plan *plan_memory(Graph *g, int batch, ScratchFn scratch, Arena *a, Diags *d);
+/* The training plan: activations kept until the backward steps that read
+ * them, gradients from their first writer to their reader, scratch for
+ * both directions. Sets every node's `train`. */
+Plan *plan_training(Graph *g, int batch, ScratchFn fscratch, ScratchFn bscratch,
+                    Arena *a, Diags *d);
+/* Does the backward of n read its input k, or its own output? */
+bool backward_reads_input(const Node *n);
+bool backward_reads_output(const Node *n);
 /* Checks that no two buffers live at the same step overlap and that each is
  * aligned and inside the arena; returns a description of the first
  * violation, or NULL. */
@@ -285,6 +307,7 @@ typedef struct BuildOptions {
     int batch;                /* NAME_BATCH: the most samples per call */
     Target target;
     bool embed;               /* packed weights as a const array */
+    bool train;               /* also the training entry points */
     const float *weights;     /* the canonical vector, for embed */
     const char *source_name;  /* the .cnn file as given on the command line */
     const char *command;      /* the command line, for the file's front matter */
@@ -338,11 +361,22 @@ typedef struct CliOptions {
     bool embed;
     const char *inputs[MAX_IO_FILES], *outputs[MAX_IO_FILES];
     int ninputs, noutputs;
+    const char *douts[MAX_IO_FILES];  /* grad --dout */
+    int ndouts;
+    bool train;                       /* build --train */
     const char *command_line;       /* for the generated file's front matter */
 } CliOptions;
 
 int cmd_build(Compilation *c, const CliOptions *o);   /* exit status */
 int cmd_run(Compilation *c, const CliOptions *o);
+int cmd_grad(Compilation *c, const CliOptions *o);
+
+/* The runtime's sources, carried inside cnnc (built by compiler/tools/embed.c
+ * into build/runtime_files.c), ending with {NULL, NULL}. */
+typedef struct EmbeddedFile {
+    const char *name, *text;
+} EmbeddedFile;
+extern const EmbeddedFile runtime_files[];
 
 /* ---- summary.c, dot.c, json.c: views of a typed graph ------------------- */
 void print_summary(FILE *f, const Graph *g, const Plan *plan, Arena *a);

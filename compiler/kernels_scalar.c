@@ -16,7 +16,7 @@
 static long long ll(int64_t v) { return (long long)v; }
 
 /* A C float literal that reads back as exactly (float)v: "0.01f", "1.0f". */
-static const char *float_lit(Arena *a, double v) {
+const char *float_lit(Arena *a, double v) {
     char buf[64];
     snprintf(buf, sizeof buf, "%.9g", (double)(float)v);
     bool has_point = strpbrk(buf, ".e") != NULL;
@@ -38,7 +38,7 @@ int64_t scalar_scratch(const Node *n, int batch) {
 }
 
 /* "for (int b = 0; b < batch; b++) {" with per-sample pointers. */
-static void open_batch(Emit *e, const Node *n) {
+void open_batch(Emit *e, const Node *n) {
     P(e, "    for (int b = 0; b < batch; b++) {\n");
     for (int k = 0; k < n->inputs.len; k++)
         P(e, "        const float *xb%d = x%d + (ptrdiff_t)b * %lld;\n", k, k,
@@ -46,14 +46,14 @@ static void open_batch(Emit *e, const Node *n) {
     P(e, "        float *yb = y + (ptrdiff_t)b * %lld;\n", ll(out_elems(n)));
 }
 
-static void close_batch(Emit *e) {
+void close_batch(Emit *e) {
     P(e, "    }\n");
 }
 
 /* ---- convolution and locally connected layers ---------------------------- */
 
 /* The input of a windowed layer, padded into scratch when it has padding. */
-static void padded_input(Emit *e, const Node *n, int64_t *hp, int64_t *wp) {
+void padded_input(Emit *e, const Node *n, int64_t *hp, int64_t *wp) {
     const Attrs *a = &n->a;
     Shape s = in_shape_of(n, 0);
     *hp = s.d[1] + a->pad_lo[0] + a->pad_hi[0];
@@ -69,44 +69,67 @@ static void padded_input(Emit *e, const Node *n, int64_t *hp, int64_t *wp) {
     }
 }
 
-/* Direct convolution: for each output channel, start from the bias and add
- * one weight times a shifted window of the input per (c, kh, kw), so the
- * innermost loop runs along an output row with unit stride when stride is 1. */
+/* Direct convolution loops for one sample: for each output channel, start
+ * from the bias (or zero, or what is there), then add one weight times a
+ * shifted window of the input per (c, kh, kw), so the innermost loop runs
+ * along an output row, with unit stride when the stride is 1. The backward
+ * pass uses the same loops for the input gradient (kernels_train.c). */
+void emit_conv_loops(Emit *e, const ConvLoops *c) {
+    int64_t kg = c->k / c->groups;
+    int64_t plane = c->out_rows * c->out_row_stride;
+    P(e, "        for (int k = 0; k < %lld; k++) {\n", ll(c->k));
+    P(e, "            const float *wk = %s + k * %lld;\n", c->w, ll(c->cin_g * c->kh * c->kw));
+    if (c->groups > 1)
+        P(e, "            const float *xg = %s + (k / %lld) * %lld;\n", c->in, ll(kg),
+          ll(c->cin_g * c->hin * c->win));
+    else
+        P(e, "            const float *xg = %s;\n", c->in);
+    P(e, "            float *yk = %s + k * %lld;\n", c->out, ll(plane));
+    if (c->init) {
+        if (c->out_row_stride == c->wout) {
+            P(e, "            for (int i = 0; i < %lld; i++)\n", ll(c->hout * c->wout));
+            P(e, "                yk[i] = %s;\n", c->init);
+        } else {
+            P(e, "            for (int oh = 0; oh < %lld; oh++)\n", ll(c->hout));
+            P(e, "                for (int ow = 0; ow < %lld; ow++)\n", ll(c->wout));
+            P(e, "                    yk[oh * %lld + ow] = %s;\n", ll(c->out_row_stride), c->init);
+        }
+    }
+    P(e, "            for (int c = 0; c < %lld; c++)\n", ll(c->cin_g));
+    P(e, "                for (int i = 0; i < %lld; i++)\n", ll(c->kh));
+    P(e, "                    for (int j = 0; j < %lld; j++) {\n", ll(c->kw));
+    P(e, "                        const float wv = wk[(c * %lld + i) * %lld + j];\n",
+      ll(c->kh), ll(c->kw));
+    P(e, "                        const float *xr = xg + c * %lld + i * %lld + j * %lld;\n",
+      ll(c->hin * c->win), ll(c->dh * c->win), ll(c->dw));
+    P(e, "                        for (int oh = 0; oh < %lld; oh++)\n", ll(c->hout));
+    P(e, "                            for (int ow = 0; ow < %lld; ow++)\n", ll(c->wout));
+    P(e, "                                yk[oh * %lld + ow] += wv * xr[oh * %lld + ow%s];\n",
+      ll(c->out_row_stride), ll(c->sh * c->win),
+      c->sw == 1 ? "" : arena_printf(e->a, " * %lld", ll(c->sw)));
+    P(e, "                    }\n");
+    P(e, "        }\n");
+}
+
 static void emit_conv(Emit *e, const Node *n) {
     const Attrs *a = &n->a;
     Shape in = in_shape_of(n, 0), out = n->shape;
-    int64_t cg = in.d[0] / a->groups, kg = a->units / a->groups;
-    int64_t kh = a->kernel[0], kw = a->kernel[1], hp, wp;
-    int64_t wsize = a->units * cg * kh * kw;
+    int64_t hp, wp;
     open_batch(e, n);
     padded_input(e, n, &hp, &wp);
-    P(e, "        for (int k = 0; k < %lld; k++) {\n", ll(a->units));
-    P(e, "            const float *wk = w + k * %lld;\n", ll(cg * kh * kw));
-    if (a->groups > 1)
-        P(e, "            const float *xg = in + (k / %lld) * %lld;\n", ll(kg),
-          ll(cg * hp * wp));
-    else
-        P(e, "            const float *xg = in;\n");
-    P(e, "            float *yk = yb + k * %lld;\n", ll(out.d[1] * out.d[2]));
-    P(e, "            for (int i = 0; i < %lld; i++)\n", ll(out.d[1] * out.d[2]));
-    if (a->bias)
-        P(e, "                yk[i] = w[%lld + k];\n", ll(wsize));
-    else
-        P(e, "                yk[i] = 0.0f;\n");
-    P(e, "            for (int c = 0; c < %lld; c++)\n", ll(cg));
-    P(e, "                for (int i = 0; i < %lld; i++)\n", ll(kh));
-    P(e, "                    for (int j = 0; j < %lld; j++) {\n", ll(kw));
-    P(e, "                        const float wv = wk[(c * %lld + i) * %lld + j];\n",
-      ll(kh), ll(kw));
-    P(e, "                        const float *xr = xg + c * %lld + i * %lld + j * %lld;\n",
-      ll(hp * wp), ll(a->dilation[0] * wp), ll(a->dilation[1]));
-    P(e, "                        for (int oh = 0; oh < %lld; oh++)\n", ll(out.d[1]));
-    P(e, "                            for (int ow = 0; ow < %lld; ow++)\n", ll(out.d[2]));
-    P(e, "                                yk[oh * %lld + ow] += wv * xr[oh * %lld + ow%s];\n",
-      ll(out.d[2]), ll(a->stride[0] * wp),
-      a->stride[1] == 1 ? "" : arena_printf(e->a, " * %lld", ll(a->stride[1])));
-    P(e, "                    }\n");
-    P(e, "        }\n");
+    ConvLoops c = {
+        .in = "in", .out = "yb", .w = "w",
+        .cin_g = in.d[0] / a->groups, .k = a->units, .groups = a->groups,
+        .kh = a->kernel[0], .kw = a->kernel[1], .dh = a->dilation[0],
+        .dw = a->dilation[1], .sh = a->stride[0], .sw = a->stride[1],
+        .hin = hp, .win = wp, .hout = out.d[1], .wout = out.d[2],
+        .out_rows = out.d[1], .out_row_stride = out.d[2],
+        .init = a->bias ? arena_printf(e->a, "w[%lld + k]",
+                                      ll(a->units * (in.d[0] / a->groups) *
+                                         a->kernel[0] * a->kernel[1]))
+                        : "0.0f",
+    };
+    emit_conv_loops(e, &c);
     close_batch(e);
 }
 

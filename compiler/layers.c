@@ -364,7 +364,7 @@ static const LayerInfo layers[] = {
     {OP_DENSE, "dense", "fc", false,
      {REQ("units", ARG_INT, units), OPT("bias", ARG_BOOL, bias, 1, 0)},
      dense_shape, dense_params, dense_macs,
-     "fully connected layer over the flattened input"},
+     "fully connected layer over the flattened input (alias: fc)"},
     {OP_BN, "bn", NULL, false,
      {OPT("eps", ARG_REAL, eps, 1e-5, 0), OPT("momentum", ARG_REAL, momentum, 0.1, 0)},
      bn_shape, bn_params, NULL, "batch normalisation per channel or feature"},

@@ -33,6 +33,11 @@ static void usage(FILE *f) {
 "                     compile the generated code with $CC (default cc) -O2,\n"
 "                     run inference and write the outputs; the binary is\n"
 "                     cached in $CNNC_CACHE (default ~/.cache/cnnc)\n"
+"  grad NET.cnn --weights P.f32 --input X.f32 [...] --dout G.f32 [...]\n"
+"               --output DP.f32\n"
+"                     the gradient of sum(output * dout) with respect to the\n"
+"                     canonical parameters, as training computes it (batch\n"
+"                     statistics in bn, dropout off); --dout once per output\n"
 "\n"
 "options:\n"
 "  --network NAME     the network to compile when the file defines several\n"
@@ -43,6 +48,8 @@ static void usage(FILE *f) {
 "  --target T         auto or scalar: portable C99 (the only target so far)\n"
 "  --weights P.f32    the canonical parameter vector (raw float32, DSL.md order)\n"
 "  --embed            build: put the packed weights in the .c as a const array\n"
+"  --train            build: also NAME_train_forward, NAME_backward and\n"
+"                     NAME_param_table, for training with libcnnrt\n"
 "  --input X.f32      run: one per network input, in declaration order;\n"
 "                     batch x per-sample size floats, NCHW\n"
 "  --output Y.f32     run: the outputs, in declaration order\n"
@@ -84,10 +91,12 @@ static int parse_args(int argc, char **argv, CliOptions *o) {
             exit(0);
         } else if (!strcmp(a, "--embed")) {
             o->embed = true;
+        } else if (!strcmp(a, "--train")) {
+            o->train = true;
         } else if (!strcmp(a, "--network") || !strcmp(a, "-o") ||
                    !strcmp(a, "--batch") || !strcmp(a, "--target") ||
                    !strcmp(a, "--weights") || !strcmp(a, "--input") ||
-                   !strcmp(a, "--output")) {
+                   !strcmp(a, "--output") || !strcmp(a, "--dout")) {
             if (!(v = value(argc, argv, &i)))
                 return usage_error("%s needs a value", a);
             if (!strcmp(a, "--network")) {
@@ -107,6 +116,10 @@ static int parse_args(int argc, char **argv, CliOptions *o) {
                                        "emits portable C: use --target scalar", v);
             } else if (!strcmp(a, "--weights")) {
                 o->weights = v;
+            } else if (!strcmp(a, "--dout")) {
+                if (o->ndouts == MAX_IO_FILES)
+                    return usage_error("too many %s files", a);
+                o->douts[o->ndouts++] = v;
             } else if (!strcmp(a, "--input")) {
                 if (o->ninputs == MAX_IO_FILES)
                     return usage_error("too many %s files", a);
@@ -157,7 +170,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     static const char *const commands[] = {"check", "summary", "dot", "graph",
-                                           "build", "run"};
+                                           "build", "run", "grad"};
     bool known = false;
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         known |= !strcmp(o.command, commands[i]);
@@ -181,6 +194,8 @@ int main(int argc, char **argv) {
             rc = cmd_build(&c, &o);
         } else if (!strcmp(o.command, "run")) {
             rc = cmd_run(&c, &o);
+        } else if (!strcmp(o.command, "grad")) {
+            rc = cmd_grad(&c, &o);
         }
     }
     comp_free(&c);

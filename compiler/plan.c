@@ -242,3 +242,117 @@ const char *plan_verify(const Graph *g, const Plan *p, Arena *a) {
     }
     return NULL;
 }
+
+/* ---- the training plan ------------------------------------------------------ */
+
+bool backward_reads_input(const Node *n) {
+    switch (n->op) {
+    case OP_CONV: case OP_LOCAL: case OP_DENSE: case OP_BN: case OP_MAXPOOL:
+    case OP_L2POOL: case OP_GLOBALMAXPOOL: case OP_LRN: case OP_LEAKYRELU:
+    case OP_ELU: case OP_PRELU: case OP_MAXOUT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool backward_reads_output(const Node *n) {
+    switch (n->op) {
+    case OP_RELU: case OP_RELU6: case OP_SIGMOID: case OP_TANH: case OP_SOFTMAX:
+    case OP_L2POOL:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void extend(Buffer *b, int last) {
+    if (b && b->last < last)
+        b->last = last;
+}
+
+Plan *plan_training(Graph *g, int batch, ScratchFn fscratch, ScratchFn bscratch,
+                    Arena *a, Diags *d) {
+    Plan *p = arena_alloc(a, sizeof *p);
+    p->batch = batch;
+    int n = g->nodes.len;
+    for (int i = 0; i < n; i++) {
+        Node *nd = g->nodes.items[i];
+        int64_t bytes;
+        if (!mul_ok(shape_elems(nd->shape) * 4, batch, &bytes) || bytes > MAX_BYTES) {
+            diag_error(d, nd->loc, "at batch %d the output of %s takes more than "
+                       "2^40 bytes", batch, nd->name);
+            return NULL;
+        }
+    }
+    /* activations, bn statistics, dropout masks, forward scratch */
+    for (int i = 0; i < n; i++) {
+        Node *nd = g->nodes.items[i];
+        TrainNode *t = nd->train = arena_alloc(a, sizeof *t);
+        int64_t bytes = shape_elems(nd->shape) * 4 * batch;
+        int back = 2 * n - 1 - i;
+        if (nd->op == OP_FLATTEN)
+            t->act = ((Node *)nd->inputs.items[0])->train->act;
+        else if (nd->op != OP_INPUT)
+            t->act = new_buffer(p, a, nd, bytes, i, i);
+        if (nd->op == OP_BN)
+            t->aux = new_buffer(p, a, nd, 2 * 4 * nd->shape.d[0], i, back);
+        if (nd->op == OP_DROPOUT)
+            t->aux = new_buffer(p, a, nd, bytes, i, back);
+        int64_t fs = fscratch(nd, batch);
+        if (fs > 0)
+            t->fscratch = new_buffer(p, a, nd, fs * 4, i, i);
+    }
+    /* how long each activation must live */
+    for (int i = 0; i < n; i++) {
+        Node *nd = g->nodes.items[i];
+        int back = 2 * n - 1 - i;
+        for (int k = 0; k < nd->inputs.len; k++) {
+            const Node *in = nd->inputs.items[k];
+            extend(in->train->act, backward_reads_input(nd) ? back : i);
+        }
+        if (backward_reads_output(nd))
+            extend(nd->train->act, back);
+    }
+    for (int i = 0; i < g->outputs.len; i++)   /* copied out after the last layer */
+        extend(((Node *)g->outputs.items[i])->train->act, n - 1);
+
+    /* gradients: from the first backward step that writes one to the
+     * backward step of its node; outputs start with the caller's dout */
+    int *first = malloc(sizeof(int) * (size_t)(n + 1));
+    for (int i = 0; i < n; i++)
+        first[i] = INT32_MAX;
+    for (int i = 0; i < g->outputs.len; i++)
+        first[((Node *)g->outputs.items[i])->id] = n;
+    for (int i = 0; i < n; i++) {
+        const Node *nd = g->nodes.items[i];
+        for (int k = 0; k < nd->inputs.len; k++) {
+            const Node *in = nd->inputs.items[k];
+            int back = 2 * n - 1 - i;
+            if (back < first[in->id])
+                first[in->id] = back;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        Node *nd = g->nodes.items[i];
+        int back = 2 * n - 1 - i;
+        if (nd->op != OP_INPUT && first[i] != INT32_MAX)
+            nd->train->grad = new_buffer(p, a, nd, shape_elems(nd->shape) * 4 * batch,
+                                         first[i], back);
+        int64_t bs = bscratch(nd, batch);
+        if (bs > 0)
+            nd->train->bscratch = new_buffer(p, a, nd, bs * 4, back, back);
+    }
+    free(first);
+
+    for (int i = 0; i < p->buffers.len; i++)
+        p->no_reuse_bytes += ((Buffer *)p->buffers.items[i])->bytes;
+    place(p);
+    p->lower_bound = lower_bound(p, 2 * n);
+    if (p->arena_bytes > MAX_BYTES) {
+        diag_error(d, g->def->loc, "at batch %d the training arena of '%s' takes "
+                   "more than 2^40 bytes", batch, g->name);
+        return NULL;
+    }
+    return p;
+}
