@@ -288,7 +288,7 @@ static const char *cache_root(Arena *a) {
 }
 
 /* Runs argv; returns its exit status, or -1 if it could not run or died. */
-static int run_process(char **argv) {
+int run_process(char **argv) {
     pid_t pid = fork();
     if (pid < 0)
         return -1;
@@ -317,15 +317,8 @@ static char **compiler_argv(const char *cc, const char *const *rest, Arena *a) {
     return argv;
 }
 
-/* A program to build in the cache: source files written side by side, the
- * .c ones compiled together with extra flags at the end. */
-typedef struct HostProgram {
-    int nfiles;
-    const char *names[64], *texts[64];
-    const char *link[8];        /* NULL-terminated, after the sources */
-} HostProgram;
 
-static void add_file(HostProgram *p, const char *name, const char *text) {
+void add_file(HostProgram *p, const char *name, const char *text) {
     if (p->nfiles < 64) {
         p->names[p->nfiles] = name;
         p->texts[p->nfiles] = text;
@@ -334,7 +327,7 @@ static void add_file(HostProgram *p, const char *name, const char *text) {
 }
 
 /* The runtime's header, and its sources when the program links libcnnrt. */
-static void add_runtime(HostProgram *p, bool sources) {
+void add_runtime(HostProgram *p, bool sources) {
     for (const EmbeddedFile *f = runtime_files; f->name; f++) {
         size_t n = strlen(f->name);
         bool is_c = n > 2 && !strcmp(f->name + n - 2, ".c");
@@ -345,7 +338,7 @@ static void add_runtime(HostProgram *p, bool sources) {
 
 /* Builds (or finds in the cache) the program; returns its binary's path.
  * The cache key is the hash of every file's text, the compiler and flags. */
-static const char *build_cached(Compilation *c, const HostProgram *prog) {
+const char *build_cached(Compilation *c, const HostProgram *prog) {
     Arena *a = &c->arena;
     const char *cc = getenv("CC");
     if (!cc || !*cc)
@@ -356,6 +349,8 @@ static const char *build_cached(Compilation *c, const HostProgram *prog) {
         h = fnv1a(h, prog->texts[i]);
     }
     h = fnv1a(h, cc);
+    for (int i = 0; prog->flags[i]; i++)
+        h = fnv1a(h, prog->flags[i]);
     for (int i = 0; prog->link[i]; i++)
         h = fnv1a(h, prog->link[i]);
     const char *dir = arena_printf(a, "%s/%s-%016llx", cache_root(a), c->graph->name,
@@ -376,8 +371,12 @@ static const char *build_cached(Compilation *c, const HostProgram *prog) {
     const char *tmp = arena_printf(a, "%s.tmp.%ld", bin, (long)getpid());
     const char *rest[96];
     int n = 0;
-    rest[n++] = "-O2";
-    rest[n++] = "-std=c99";
+    if (!prog->flags[0]) {
+        rest[n++] = "-O2";
+        rest[n++] = "-std=c99";
+    }
+    for (int i = 0; prog->flags[i]; i++)
+        rest[n++] = prog->flags[i];
     rest[n++] = "-o";
     rest[n++] = tmp;
     for (int i = 0; i < prog->nfiles; i++) {

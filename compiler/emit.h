@@ -16,7 +16,7 @@ struct Emit {
     Arena *a;
     const char **fn;          /* C function name of each node, by id */
     /* helpers the kernels used, so only those are written out */
-    bool need_pad, need_exp, need_tanh, need_log, need_copy;
+    bool need_pad, need_exp, need_tanh, need_log, need_copy, need_dot;
     bool need_sqrt, need_unpad, need_uniform;   /* training helpers */
     Plan *train_plan;         /* --train */
     BackSig *back;            /* by node id, filled by the training kernels */
@@ -46,7 +46,13 @@ typedef struct ConvLoops {
     int64_t hout, wout;         /* the outputs computed */
     int64_t out_rows, out_row_stride;  /* the output plane holding them */
     const char *init;           /* start value, or NULL to add to what is there */
+    const char *tmp;            /* stride 1: a scratch plane of hout * win floats
+                                   for the long-loop form, or NULL */
 } ConvLoops;
+
+/* Floats of the scratch plane ConvLoops.tmp for these sizes, or 0 when
+ * the long-loop form does not apply (stride above 1). */
+int64_t conv_tmp_floats(int64_t sh, int64_t sw, int64_t hout, int64_t win);
 
 void emit_conv_loops(Emit *e, const ConvLoops *c);
 /* Per-sample loop with xb0.., yb pointers; its closing brace. */

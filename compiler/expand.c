@@ -50,6 +50,12 @@ typedef struct Scope {
     const CallSite *site;
 } Scope;
 
+/* The node names and block prefixes handed out so far (a hash set). */
+typedef struct NameSet {
+    const char **slots;
+    int cap, len;
+} NameSet;
+
 typedef struct Expander {
     Program *prog;
     Arena *a;
@@ -57,6 +63,7 @@ typedef struct Expander {
     Graph *g;
     int depth;               /* recursion guard */
     bool stop;               /* too many nodes: give up at once */
+    NameSet names;           /* every node name is unique */
 } Expander;
 
 enum { MAX_DEPTH = 400 };
@@ -142,6 +149,63 @@ static int next_count(Expander *x, Scope *s, const char *name) {
     return 1;
 }
 
+/* ---- unique names ---------------------------------------------------------- */
+
+static size_t name_hash(const char *s) {
+    uint64_t h = 14695981039346656037u;   /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return (size_t)h;
+}
+
+static bool name_taken(const NameSet *ns, const char *name) {
+    if (!ns->cap)
+        return false;
+    size_t mask = (size_t)ns->cap - 1;
+    for (size_t i = name_hash(name) & mask; ns->slots[i]; i = (i + 1) & mask)
+        if (!strcmp(ns->slots[i], name))
+            return true;
+    return false;
+}
+
+static void name_add(Arena *a, NameSet *ns, const char *name) {
+    if (2 * (ns->len + 1) > ns->cap) {
+        int cap = ns->cap ? ns->cap * 2 : 256;
+        const char **slots = arena_alloc(a, sizeof *slots * (size_t)cap);
+        for (int k = 0; k < ns->cap; k++) {
+            if (!ns->slots[k])
+                continue;
+            size_t i = name_hash(ns->slots[k]) & ((size_t)cap - 1);
+            while (slots[i])
+                i = (i + 1) & ((size_t)cap - 1);
+            slots[i] = ns->slots[k];
+        }
+        ns->slots = slots;
+        ns->cap = cap;
+    }
+    size_t mask = (size_t)ns->cap - 1, i = name_hash(name) & mask;
+    while (ns->slots[i])
+        i = (i + 1) & mask;
+    ns->slots[i] = name;
+    ns->len++;
+}
+
+/* prefix + base + count + suffix ("layer2.conv3", "basic2."), unless that
+ * is taken: "relu61" is both the 61st relu and the first relu6, "a11." the
+ * 11th call of block a and the first of block a1, and an input may be named
+ * "conv1". The later one then gets "relu_61", "a1_1.", "conv_1". */
+static const char *unique_name(Expander *x, const char *prefix,
+                               const char *base, int count, const char *suffix) {
+    const char *name = arena_printf(x->a, "%s%s%d%s", prefix, base, count, suffix);
+    const char *sep = "_";
+    while (name_taken(&x->names, name)) {
+        name = arena_printf(x->a, "%s%s%s%d%s", prefix, base, sep, count, suffix);
+        sep = arena_printf(x->a, "%s_", sep);
+    }
+    name_add(x->a, &x->names, name);
+    return name;
+}
+
 static Node *new_node(Expander *x, Scope *s, OpKind op, Loc loc) {
     if (x->g->nodes.len >= MAX_NODES) {
         expand_error(x, s, loc, "the network expands to more than %d layers",
@@ -156,8 +220,9 @@ static Node *new_node(Expander *x, Scope *s, OpKind op, Loc loc) {
     n->site = s->site;
     n->id = x->g->nodes.len;
     const char *base = op == OP_ADD ? "add" : n->layer ? n->layer->name : "input";
-    n->name = arena_printf(x->a, "%s%s%d", s->prefix, base,
-                           next_count(x, s, base));
+    int count = next_count(x, s, base);
+    /* an input's name is the one declared, reserved before expansion */
+    n->name = op == OP_INPUT ? base : unique_name(x, s->prefix, base, count, "");
     vec_push(x->a, &x->g->nodes, n);
     return n;
 }
@@ -496,8 +561,8 @@ static Value *call_block(Expander *x, Scope *s, const Def *blk, Loc loc,
     site->loc = loc;
     site->parent = s->site;
     Scope inner = {.site = site};
-    inner.prefix = arena_printf(x->a, "%s%s%d.", s->prefix, blk->name,
-                                next_count(x, s, blk->name));
+    inner.prefix = unique_name(x, s->prefix, blk->name,
+                               next_count(x, s, blk->name), ".");
     for (int k = 0; k < nparams; k++) {
         const Param *p = blk->params.items[k];
         Value *v = bound[k];
@@ -790,6 +855,11 @@ Graph *expand_network(Program *prog, const Def *net, Arena *a, Diags *d) {
     g->name = net->name;
     g->def = net;
     Expander x = {.prog = prog, .a = a, .d = d, .g = g};
+    for (int i = 0; i < net->stmts.len; i++) {
+        const Stmt *st = net->stmts.items[i];
+        if (st->kind == ST_INPUT && !name_taken(&x.names, st->name))
+            name_add(a, &x.names, st->name);
+    }
     Scope top = {.prefix = ""};
     run_body(&x, &top, net);
     return d->errors == errors_before ? g : NULL;

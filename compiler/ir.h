@@ -357,6 +357,7 @@ typedef struct CliOptions {
     const char *command, *file, *network;
     const char *out_dir;            /* build -o */
     int batch;                      /* --batch, default 1 */
+    bool batch_given;
     const char *weights;            /* --weights */
     bool embed;
     const char *inputs[MAX_IO_FILES], *outputs[MAX_IO_FILES];
@@ -364,12 +365,33 @@ typedef struct CliOptions {
     const char *douts[MAX_IO_FILES];  /* grad --dout */
     int ndouts;
     bool train;                       /* build --train */
+    const char *train_args[64];       /* train: options for the trainer */
+    int ntrain_args;
     const char *command_line;       /* for the generated file's front matter */
 } CliOptions;
 
 int cmd_build(Compilation *c, const CliOptions *o);   /* exit status */
 int cmd_run(Compilation *c, const CliOptions *o);
 int cmd_grad(Compilation *c, const CliOptions *o);
+
+/* A host program built in the cache (build.c): source files written side by
+ * side, the .c ones compiled together; the binary is reused while the
+ * hash of every text, the compiler and the flags is the same. */
+typedef struct HostProgram {
+    int nfiles;
+    const char *names[64], *texts[64];
+    const char *flags[8];       /* NULL-terminated; default -O2 -std=c99 */
+    const char *link[8];        /* NULL-terminated, after the sources */
+} HostProgram;
+
+void add_file(HostProgram *p, const char *name, const char *text);
+/* The runtime's headers, and its sources when `sources`. */
+void add_runtime(HostProgram *p, bool sources);
+const char *build_cached(Compilation *c, const HostProgram *prog);
+int run_process(char **argv);   /* exit status, or -1 */
+
+/* ---- train.c: cnnc train ---------------------------------------------------- */
+int cmd_train(Compilation *c, const CliOptions *o);
 
 /* The runtime's sources, carried inside cnnc (built by compiler/tools/embed.c
  * into build/runtime_files.c), ending with {NULL, NULL}. */

@@ -30,11 +30,13 @@ int64_t scalar_scratch(const Node *n, int batch) {
     if (n->op != OP_CONV && n->op != OP_LOCAL)
         return 0;
     const Attrs *a = &n->a;
-    if (!a->pad_lo[0] && !a->pad_lo[1] && !a->pad_hi[0] && !a->pad_hi[1])
-        return 0;
     Shape s = in_shape_of(n, 0);
-    return s.d[0] * (s.d[1] + a->pad_lo[0] + a->pad_hi[0]) *
-           (s.d[2] + a->pad_lo[1] + a->pad_hi[1]);
+    int64_t wp = s.d[2] + a->pad_lo[1] + a->pad_hi[1];
+    int64_t padded = s.d[0] * (s.d[1] + a->pad_lo[0] + a->pad_hi[0]) * wp;
+    bool pads = a->pad_lo[0] || a->pad_lo[1] || a->pad_hi[0] || a->pad_hi[1];
+    int64_t tmp = n->op == OP_CONV ? conv_tmp_floats(a->stride[0], a->stride[1],
+                                                     n->shape.d[1], wp) : 0;
+    return (pads ? padded : 0) + tmp;
 }
 
 /* "for (int b = 0; b < batch; b++) {" with per-sample pointers. */
@@ -58,7 +60,7 @@ void padded_input(Emit *e, const Node *n, int64_t *hp, int64_t *wp) {
     Shape s = in_shape_of(n, 0);
     *hp = s.d[1] + a->pad_lo[0] + a->pad_hi[0];
     *wp = s.d[2] + a->pad_lo[1] + a->pad_hi[1];
-    if (n->scratch) {
+    if (a->pad_lo[0] || a->pad_lo[1] || a->pad_hi[0] || a->pad_hi[1]) {
         e->need_pad = true;
         P(e, "        cnn_pad(xb0, s, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %d);\n",
           ll(s.d[0]), ll(s.d[1]), ll(s.d[2]), ll(a->pad_lo[0]), ll(a->pad_lo[1]),
@@ -74,7 +76,50 @@ void padded_input(Emit *e, const Node *n, int64_t *hp, int64_t *wp) {
  * shifted window of the input per (c, kh, kw), so the innermost loop runs
  * along an output row, with unit stride when the stride is 1. The backward
  * pass uses the same loops for the input gradient (kernels_train.c). */
+int64_t conv_tmp_floats(int64_t sh, int64_t sw, int64_t hout, int64_t win) {
+    return sh == 1 && sw == 1 ? hout * win : 0;
+}
+
+/* Stride 1: the output rows, laid end to end with the input's row stride,
+ * make one long contiguous loop per (c, i, j), since output (oh, ow) reads
+ * input (oh + i*dh, ow + j*dw). The columns past wout are computed and
+ * dropped when the rows are copied out. */
+static void emit_conv_loops_flat(Emit *e, const ConvLoops *c) {
+    int64_t kg = c->k / c->groups;
+    int64_t len = (c->hout - 1) * c->win + c->wout;
+    P(e, "        for (int k = 0; k < %lld; k++) {\n", ll(c->k));
+    P(e, "            const float *wk = %s + k * %lld;\n", c->w, ll(c->cin_g * c->kh * c->kw));
+    if (c->groups > 1)
+        P(e, "            const float *xg = %s + (k / %lld) * %lld;\n", c->in, ll(kg),
+          ll(c->cin_g * c->hin * c->win));
+    else
+        P(e, "            const float *xg = %s;\n", c->in);
+    P(e, "            float *yk = %s + k * %lld;\n", c->out, ll(c->out_rows * c->out_row_stride));
+    P(e, "            float *t = %s;\n", c->tmp);
+    P(e, "            for (int p = 0; p < %lld; p++)\n", ll(len));
+    P(e, "                t[p] = %s;\n", c->init ? c->init : "0.0f");
+    P(e, "            for (int c = 0; c < %lld; c++)\n", ll(c->cin_g));
+    P(e, "                for (int i = 0; i < %lld; i++)\n", ll(c->kh));
+    P(e, "                    for (int j = 0; j < %lld; j++) {\n", ll(c->kw));
+    P(e, "                        const float wv = wk[(c * %lld + i) * %lld + j];\n",
+      ll(c->kh), ll(c->kw));
+    P(e, "                        const float *xr = xg + c * %lld + i * %lld + j * %lld;\n",
+      ll(c->hin * c->win), ll(c->dh * c->win), ll(c->dw));
+    P(e, "                        for (int p = 0; p < %lld; p++)\n", ll(len));
+    P(e, "                            t[p] += wv * xr[p];\n");
+    P(e, "                    }\n");
+    P(e, "            for (int oh = 0; oh < %lld; oh++)\n", ll(c->hout));
+    P(e, "                for (int ow = 0; ow < %lld; ow++)\n", ll(c->wout));
+    P(e, "                    yk[oh * %lld + ow] %s t[oh * %lld + ow];\n", ll(c->out_row_stride),
+      c->init ? "=" : "+=", ll(c->win));
+    P(e, "        }\n");
+}
+
 void emit_conv_loops(Emit *e, const ConvLoops *c) {
+    if (c->tmp && c->sh == 1 && c->sw == 1) {
+        emit_conv_loops_flat(e, c);
+        return;
+    }
     int64_t kg = c->k / c->groups;
     int64_t plane = c->out_rows * c->out_row_stride;
     P(e, "        for (int k = 0; k < %lld; k++) {\n", ll(c->k));
@@ -117,8 +162,12 @@ static void emit_conv(Emit *e, const Node *n) {
     int64_t hp, wp;
     open_batch(e, n);
     padded_input(e, n, &hp, &wp);
+    bool pads = a->pad_lo[0] || a->pad_lo[1] || a->pad_hi[0] || a->pad_hi[1];
+    int64_t tmp_at = pads ? in.d[0] * hp * wp : 0;
     ConvLoops c = {
         .in = "in", .out = "yb", .w = "w",
+        .tmp = conv_tmp_floats(a->stride[0], a->stride[1], out.d[1], wp)
+                   ? arena_printf(e->a, "s + %lld", ll(tmp_at)) : NULL,
         .cin_g = in.d[0] / a->groups, .k = a->units, .groups = a->groups,
         .kh = a->kernel[0], .kw = a->kernel[1], .dh = a->dilation[0],
         .dw = a->dilation[1], .sh = a->stride[0], .sw = a->stride[1],
@@ -165,21 +214,19 @@ static void emit_local(Emit *e, const Node *n) {
     close_batch(e);
 }
 
-/* y = W x + b over the flattened sample. */
+/* y = W x + b over the flattened sample. The weight row is the outer loop
+ * so it stays in cache while every sample of the batch uses it; the dot
+ * product runs in eight lanes (cnn_dot), which compilers vectorise. */
 static void emit_dense(Emit *e, const Node *n) {
     int64_t units = n->a.units, in = in_elems(n, 0);
-    open_batch(e, n);
-    P(e, "        for (int u = 0; u < %lld; u++) {\n", ll(units));
-    P(e, "            const float *wu = w + (ptrdiff_t)u * %lld;\n", ll(in));
-    P(e, "            float sum = 0.0f;\n");
-    P(e, "            for (int i = 0; i < %lld; i++)\n", ll(in));
-    P(e, "                sum += wu[i] * xb0[i];\n");
-    if (n->a.bias)
-        P(e, "            yb[u] = sum + w[%lld + u];\n", ll(units * in));
-    else
-        P(e, "            yb[u] = sum;\n");
-    P(e, "        }\n");
-    close_batch(e);
+    e->need_dot = true;
+    P(e, "    for (int u = 0; u < %lld; u++) {\n", ll(units));
+    P(e, "        const float *wu = w + (ptrdiff_t)u * %lld;\n", ll(in));
+    P(e, "        for (int b = 0; b < batch; b++)\n");
+    P(e, "            y[(ptrdiff_t)b * %lld + u] = cnn_dot(wu, x0 + (ptrdiff_t)b * %lld, %lld)%s;\n",
+      ll(units), ll(in), ll(in),
+      n->a.bias ? arena_printf(e->a, " + w[%lld + u]", ll(units * in)) : "");
+    P(e, "    }\n");
 }
 
 /* ---- normalisation -------------------------------------------------------- */

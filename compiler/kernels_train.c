@@ -31,8 +31,9 @@ static bool wants_dx0(const Node *n) {
 }
 
 /* Scratch floats the backward kernel needs: for a convolution, the padded
- * input (when it pads), then for the input gradient the spread output
- * gradient z, the flipped kernels and the padded input gradient. */
+ * input (when it pads) and its columns (im2col), then for the input
+ * gradient the spread output gradient z, the flipped kernels and the
+ * padded input gradient. */
 int64_t train_bscratch(const Node *n, int batch) {
     (void)batch;
     const Attrs *a = &n->a;
@@ -46,12 +47,14 @@ int64_t train_bscratch(const Node *n, int batch) {
     int64_t padded = in.d[0] * hp * wp;
     if (n->op == OP_LOCAL)
         return padded + (wants_dx0(n) ? padded : 0);
-    int64_t total = pads(a) ? padded : 0;
+    int64_t total = (pads(a) ? padded : 0) +
+                    in.d[0] * a->kernel[0] * a->kernel[1] * out.d[1] * out.d[2];
     if (wants_dx0(n)) {
         int64_t hz = (out.d[1] - 1) * a->stride[0] + 1 + 2 * (a->kernel[0] - 1) * a->dilation[0];
         int64_t wz = (out.d[2] - 1) * a->stride[1] + 1 + 2 * (a->kernel[1] - 1) * a->dilation[1];
         total += a->units * hz * wz + in.d[0] * (a->units / a->groups) * a->kernel[0] *
-                 a->kernel[1] + padded;
+                 a->kernel[1] + padded +
+                 conv_tmp_floats(1, 1, hp, wz);
     }
     return total;
 }
@@ -140,8 +143,9 @@ static void emit_conv_back(Emit *e, const BackSig *b) {
     int64_t padded = in.d[0] * hp * wp;
     int64_t hz = (oh - 1) * a->stride[0] + 1 + 2 * (kh - 1) * dh;
     int64_t wz = (ow - 1) * a->stride[1] + 1 + 2 * (kw - 1) * dw;
-    int64_t z_at = pads(a) ? padded : 0, wf_at = z_at + a->units * hz * wz;
-    int64_t dxp_at = wf_at + in.d[0] * kg * kh * kw;
+    int64_t col_at = pads(a) ? padded : 0, ckk = in.d[0] * kh * kw;
+    int64_t z_at = col_at + ckk * plane, wf_at = z_at + a->units * hz * wz;
+    int64_t dxp_at = wf_at + in.d[0] * kg * kh * kw, tmp_at = dxp_at + padded;
     int64_t wsize = a->units * cg * kh * kw;
 
     zero_gw(e, n);
@@ -168,30 +172,36 @@ static void emit_conv_back(Emit *e, const BackSig *b) {
     } else {
         P(e, "        const float *in = xb0;\n");
     }
-    /* weight gradient: a correlation of the input with the output gradient */
+    /* weight gradient: a correlation of the input with the output
+     * gradient, as dot products of dy's rows with the input's columns
+     * col[c][i][j][oh*OW + ow] = in[c][oh*sh + i*dh][ow*sw + j*dw] */
+    e->need_dot = true;
+    P(e, "        float *col = s + %lld;\n", ll(col_at));
+    P(e, "        for (int c = 0; c < %lld; c++)\n", ll(in.d[0]));
+    P(e, "            for (int i = 0; i < %lld; i++)\n", ll(kh));
+    P(e, "                for (int j = 0; j < %lld; j++) {\n", ll(kw));
+    P(e, "                    float *cr = col + ((c * %lld + i) * %lld + j) * %lld;\n",
+      ll(kh), ll(kw), ll(plane));
+    P(e, "                    const float *xr = in + c * %lld + i * %lld + j * %lld;\n",
+      ll(hp * wp), ll(dh * wp), ll(dw));
+    P(e, "                    for (int oh = 0; oh < %lld; oh++)\n", ll(oh));
+    P(e, "                        for (int ow = 0; ow < %lld; ow++)\n", ll(ow));
+    P(e, "                            cr[oh * %lld + ow] = xr[oh * %lld + ow%s];\n", ll(ow),
+      ll(a->stride[0] * wp),
+      a->stride[1] == 1 ? "" : arena_printf(e->a, " * %lld", ll(a->stride[1])));
+    P(e, "                }\n");
     P(e, "        for (int k = 0; k < %lld; k++) {\n", ll(a->units));
     P(e, "            const float *dyk = dyb + k * %lld;\n", ll(plane));
-    P(e, "            const float *xg = in + (k / %lld) * %lld;\n", ll(kg), ll(cg * hp * wp));
+    P(e, "            const float *cg = col + (k / %lld) * %lld;\n", ll(kg), ll(cg * kh * kw * plane));
+    P(e, "            float *gk = gw + k * %lld;\n", ll(cg * kh * kw));
     if (a->bias) {
         P(e, "            float db = 0.0f;\n");
         P(e, "            for (int i = 0; i < %lld; i++)\n", ll(plane));
         P(e, "                db += dyk[i];\n");
         P(e, "            gw[%lld + k] += db;\n", ll(wsize));
     }
-    P(e, "            for (int c = 0; c < %lld; c++)\n", ll(cg));
-    P(e, "                for (int i = 0; i < %lld; i++)\n", ll(kh));
-    P(e, "                    for (int j = 0; j < %lld; j++) {\n", ll(kw));
-    P(e, "                        const float *xr = xg + c * %lld + i * %lld + j * %lld;\n",
-      ll(hp * wp), ll(dh * wp), ll(dw));
-    P(e, "                        float sum = 0.0f;\n");
-    P(e, "                        for (int oh = 0; oh < %lld; oh++)\n", ll(oh));
-    P(e, "                            for (int ow = 0; ow < %lld; ow++)\n", ll(ow));
-    P(e, "                                sum += dyk[oh * %lld + ow] * xr[oh * %lld + ow%s];\n",
-      ll(ow), ll(a->stride[0] * wp),
-      a->stride[1] == 1 ? "" : arena_printf(e->a, " * %lld", ll(a->stride[1])));
-    P(e, "                        gw[((k * %lld + c) * %lld + i) * %lld + j] += sum;\n",
-      ll(cg), ll(kh), ll(kw));
-    P(e, "                    }\n");
+    P(e, "            for (int r = 0; r < %lld; r++)\n", ll(cg * kh * kw));
+    P(e, "                gk[r] += cnn_dot(dyk, cg + r * %lld, %lld);\n", ll(plane), ll(plane));
     P(e, "        }\n");
     if (b->dx[0]) {
         /* input gradient: spread dy by the stride into z, pad it by the
@@ -214,6 +224,7 @@ static void emit_conv_back(Emit *e, const BackSig *b) {
             .hout = (oh - 1) * a->stride[0] + (kh - 1) * dh + 1,
             .wout = (ow - 1) * a->stride[1] + (kw - 1) * dw + 1,
             .out_rows = hp, .out_row_stride = wp, .init = NULL,
+            .tmp = arena_printf(e->a, "s + %lld", ll(tmp_at)),
         };
         emit_conv_loops(e, &c);
         e->need_unpad = true;
@@ -274,23 +285,28 @@ static void emit_local_back(Emit *e, const BackSig *b) {
     P(e, "    }\n");
 }
 
+/* Weight row outer, batch inner: the row of w and of its gradient stay in
+ * cache while every sample adds its outer product and its input gradient. */
 static void emit_dense_back(Emit *e, const BackSig *b) {
     const Node *n = b->n;
     int64_t units = n->a.units, in = in_elems(n, 0);
     zero_gw(e, n);
     zero_dx(e, b, 0, in);
-    open_back_batch(e, b);
-    P(e, "        for (int u = 0; u < %lld; u++) {\n", ll(units));
-    P(e, "            const float g = dyb[u];\n");
-    P(e, "            float *gu = gw + (ptrdiff_t)u * %lld;\n", ll(in));
+    P(e, "    for (int u = 0; u < %lld; u++) {\n", ll(units));
+    P(e, "        float *gu = gw + (ptrdiff_t)u * %lld;\n", ll(in));
+    if (b->dx[0])
+        P(e, "        const float *wu = w + (ptrdiff_t)u * %lld;\n", ll(in));
+    P(e, "        for (int b = 0; b < batch; b++) {\n");
+    P(e, "            const float g = dy[(ptrdiff_t)b * %lld + u];\n", ll(units));
+    P(e, "            const float *xb = x0 + (ptrdiff_t)b * %lld;\n", ll(in));
     if (n->a.bias)
         P(e, "            gw[%lld + u] += g;\n", ll(units * in));
     P(e, "            for (int i = 0; i < %lld; i++)\n", ll(in));
-    P(e, "                gu[i] += g * xb0[i];\n");
+    P(e, "                gu[i] += g * xb[i];\n");
     if (b->dx[0]) {
-        P(e, "            const float *wu = w + (ptrdiff_t)u * %lld;\n", ll(in));
+        P(e, "            float *dxb = dx0 + (ptrdiff_t)b * %lld;\n", ll(in));
         P(e, "            for (int i = 0; i < %lld; i++)\n", ll(in));
-        P(e, "                dxb0[i] += g * wu[i];\n");
+        P(e, "                dxb[i] += g * wu[i];\n");
     }
     P(e, "        }\n");
     P(e, "    }\n");

@@ -38,6 +38,10 @@ static void usage(FILE *f) {
 "                     the gradient of sum(output * dout) with respect to the\n"
 "                     canonical parameters, as training computes it (batch\n"
 "                     statistics in bn, dropout off); --dout once per output\n"
+"  train NET.cnn [--data fashion-mnist] [--epochs N] [training options]\n"
+"                     train the first output as logits (softmax cross-entropy\n"
+"                     against integer labels); one line per epoch ending in\n"
+"                     'test accuracy 0.XXXX'; a checkpoint after every epoch\n"
 "\n"
 "options:\n"
 "  --network NAME     the network to compile when the file defines several\n"
@@ -53,6 +57,32 @@ static void usage(FILE *f) {
 "  --input X.f32      run: one per network input, in declaration order;\n"
 "                     batch x per-sample size floats, NCHW\n"
 "  --output Y.f32     run: the outputs, in declaration order\n"
+"\n"
+"training options (cnnc train):\n"
+"  --data D           fashion-mnist (default), mnist, or a directory holding\n"
+"                     train-images-idx3-ubyte.gz and the other IDX files\n"
+"  --train-images X.f32 --train-labels Y.i32 --test-images .. --test-labels ..\n"
+"                     your own data: raw float32 samples (NCHW) and int32 labels\n"
+"  --epochs N         passes over the training set (default 1)\n"
+"  --batch B          samples per step (default 64); the code is built for it\n"
+"  --optimizer O      sgd (default), adam or adamw\n"
+"  --lr X             learning rate (default 0.01 for sgd, 0.001 for adam)\n"
+"  --momentum M       sgd momentum (default 0.9); --nesterov for Nesterov's\n"
+"  --weight-decay W   L2 penalty (sgd, adam) or decoupled decay (adamw)\n"
+"  --schedule S       constant (default), step (--step-size N --gamma G) or\n"
+"                     cosine, over the epochs\n"
+"  --augment          random crops (padding 2) and horizontal flips\n"
+"  --loss L           xent (default) or mse on one-hot labels\n"
+"  --seed S           fixes initialisation, shuffling, augmentation, dropout\n"
+"  --out W.f32        write the trained canonical weights here\n"
+"  --checkpoint C     checkpoint after every epoch (default OUT.ckpt or\n"
+"                     NAME.ckpt); Ctrl-C leaves the last one intact\n"
+"  --resume C         continue exactly where checkpoint C left off\n"
+"  --init W.f32       start from these weights (fine-tuning)\n"
+"  --freeze L1,L2     keep these layers (names or block prefixes) fixed\n"
+"  --log FILE.csv     one row per epoch: loss, accuracies, images/s, lr\n"
+"  --limit N, --test-limit N   use only the first N samples\n"
+"\n"
 "  -h, --help         show this help\n"
 "  --version          show the version\n"
 "\n"
@@ -72,6 +102,41 @@ static int usage_error(const char *fmt, const char *arg) {
     return 2;
 }
 
+/* The options `cnnc train` hands to the trainer (runtime/trainer.c), and
+ * whether each takes a value. */
+static const struct {
+    const char *name;
+    bool value;
+} train_options[] = {
+    {"--data", true}, {"--train-images", true}, {"--train-labels", true},
+    {"--test-images", true}, {"--test-labels", true}, {"--epochs", true},
+    {"--lr", true}, {"--momentum", true}, {"--nesterov", false},
+    {"--weight-decay", true}, {"--optimizer", true}, {"--schedule", true},
+    {"--step-size", true}, {"--gamma", true}, {"--augment", false},
+    {"--seed", true}, {"--resume", true}, {"--init", true}, {"--freeze", true},
+    {"--out", true}, {"--checkpoint", true}, {"--log", true}, {"--loss", true},
+    {"--limit", true}, {"--test-limit", true},
+};
+
+/* If argv[*i] is a training option, keeps it (and its value) for the
+ * trainer; returns 1 if kept, 0 if not a training option, 2 on error. */
+static int train_option(int argc, char **argv, int *i, CliOptions *o) {
+    for (size_t k = 0; k < sizeof train_options / sizeof train_options[0]; k++) {
+        if (strcmp(argv[*i], train_options[k].name))
+            continue;
+        if (o->ntrain_args + 2 > 64)
+            return 2;
+        o->train_args[o->ntrain_args++] = argv[*i];
+        if (train_options[k].value) {
+            if (*i + 1 >= argc)
+                return 2;
+            o->train_args[o->ntrain_args++] = argv[++*i];
+        }
+        return 1;
+    }
+    return 0;
+}
+
 /* The value of option argv[*i], which must exist. */
 static const char *value(int argc, char **argv, int *i) {
     if (*i + 1 >= argc)
@@ -83,6 +148,7 @@ static int parse_args(int argc, char **argv, CliOptions *o) {
     o->batch = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
+        int rc;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             exit(0);
@@ -93,6 +159,9 @@ static int parse_args(int argc, char **argv, CliOptions *o) {
             o->embed = true;
         } else if (!strcmp(a, "--train")) {
             o->train = true;
+        } else if ((rc = train_option(argc, argv, &i, o)) != 0) {
+            if (rc == 2)
+                return usage_error("%s needs a value", a);
         } else if (!strcmp(a, "--network") || !strcmp(a, "-o") ||
                    !strcmp(a, "--batch") || !strcmp(a, "--target") ||
                    !strcmp(a, "--weights") || !strcmp(a, "--input") ||
@@ -110,6 +179,7 @@ static int parse_args(int argc, char **argv, CliOptions *o) {
                     return usage_error("--batch needs a whole number from 1 to "
                                        "1048576, not '%s'", v);
                 o->batch = (int)b;
+                o->batch_given = true;
             } else if (!strcmp(a, "--target")) {
                 if (strcmp(v, "auto") && strcmp(v, "scalar"))
                     return usage_error("target '%s' is not available; this cnnc "
@@ -170,7 +240,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     static const char *const commands[] = {"check", "summary", "dot", "graph",
-                                           "build", "run", "grad"};
+                                           "build", "run", "grad", "train"};
     bool known = false;
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         known |= !strcmp(o.command, commands[i]);
@@ -178,6 +248,8 @@ int main(int argc, char **argv) {
         return usage_error("unknown command '%s'", o.command);
     if (!o.file)
         return usage_error("'%s' needs a .cnn file", o.command);
+    if (o.ntrain_args && strcmp(o.command, "train"))
+        return usage_error("%s is an option of 'cnnc train'", o.train_args[0]);
     o.command_line = join_args(argc, argv);
 
     Compilation c;
@@ -196,6 +268,8 @@ int main(int argc, char **argv) {
             rc = cmd_run(&c, &o);
         } else if (!strcmp(o.command, "grad")) {
             rc = cmd_grad(&c, &o);
+        } else if (!strcmp(o.command, "train")) {
+            rc = cmd_train(&c, &o);
         }
     }
     comp_free(&c);

@@ -3,7 +3,7 @@
  * source:  examples/alphago.cnn, network alphago
  * command: cnnc build examples/alphago.cnn
  * target:  portable C (scalar); batch up to 1
- * arena:   893184 bytes (7155584 without reuse; 893184 live at most)
+ * arena:   894784 bytes (7176448 without reuse; 894784 live at most)
  * weights: 3882793 canonical floats, 3882793 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -93,17 +93,20 @@ static void conv1(const float *restrict x0, float *restrict y, const float *rest
             const float *wk = w + k * 1200;
             const float *xg = in;
             float *yk = yb + k * 361;
-            for (int i = 0; i < 361; i++)
-                yk[i] = w[230400 + k];
+            float *t = s + 25392;
+            for (int p = 0; p < 433; p++)
+                t[p] = w[230400 + k];
             for (int c = 0; c < 48; c++)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++) {
                         const float wv = wk[(c * 5 + i) * 5 + j];
                         const float *xr = xg + c * 529 + i * 23 + j * 1;
-                        for (int oh = 0; oh < 19; oh++)
-                            for (int ow = 0; ow < 19; ow++)
-                                yk[oh * 19 + ow] += wv * xr[oh * 23 + ow];
+                        for (int p = 0; p < 433; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 19; oh++)
+                for (int ow = 0; ow < 19; ow++)
+                    yk[oh * 19 + ow] = t[oh * 23 + ow];
         }
     }
 }
@@ -134,17 +137,20 @@ static void conv2(const float *restrict x0, float *restrict y, const float *rest
             const float *wk = w + k * 1728;
             const float *xg = in;
             float *yk = yb + k * 361;
-            for (int i = 0; i < 361; i++)
-                yk[i] = w[331776 + k];
+            float *t = s + 84672;
+            for (int p = 0; p < 397; p++)
+                t[p] = w[331776 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 441 + i * 21 + j * 1;
-                        for (int oh = 0; oh < 19; oh++)
-                            for (int ow = 0; ow < 19; ow++)
-                                yk[oh * 19 + ow] += wv * xr[oh * 21 + ow];
+                        for (int p = 0; p < 397; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 19; oh++)
+                for (int ow = 0; ow < 19; ow++)
+                    yk[oh * 19 + ow] = t[oh * 21 + ow];
         }
     }
 }
@@ -175,17 +181,20 @@ static void conv3(const float *restrict x0, float *restrict y, const float *rest
             const float *wk = w + k * 1728;
             const float *xg = in;
             float *yk = yb + k * 361;
-            for (int i = 0; i < 361; i++)
-                yk[i] = w[331776 + k];
+            float *t = s + 84672;
+            for (int p = 0; p < 397; p++)
+                t[p] = w[331776 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 441 + i * 21 + j * 1;
-                        for (int oh = 0; oh < 19; oh++)
-                            for (int ow = 0; ow < 19; ow++)
-                                yk[oh * 19 + ow] += wv * xr[oh * 21 + ow];
+                        for (int p = 0; p < 397; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 19; oh++)
+                for (int ow = 0; ow < 19; ow++)
+                    yk[oh * 19 + ow] = t[oh * 21 + ow];
         }
     }
 }
@@ -216,17 +225,20 @@ static void conv4(const float *restrict x0, float *restrict y, const float *rest
             const float *wk = w + k * 1728;
             const float *xg = in;
             float *yk = yb + k * 361;
-            for (int i = 0; i < 361; i++)
-                yk[i] = w[331776 + k];
+            float *t = s + 84672;
+            for (int p = 0; p < 397; p++)
+                t[p] = w[331776 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 441 + i * 21 + j * 1;
-                        for (int oh = 0; oh < 19; oh++)
-                            for (int ow = 0; ow < 19; ow++)
-                                yk[oh * 19 + ow] += wv * xr[oh * 21 + ow];
+                        for (int p = 0; p < 397; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 19; oh++)
+                for (int ow = 0; ow < 19; ow++)
+                    yk[oh * 19 + ow] = t[oh * 21 + ow];
         }
     }
 }
@@ -257,17 +269,20 @@ static void conv5(const float *restrict x0, float *restrict y, const float *rest
             const float *wk = w + k * 1728;
             const float *xg = in;
             float *yk = yb + k * 361;
-            for (int i = 0; i < 361; i++)
-                yk[i] = w[331776 + k];
+            float *t = s + 84672;
+            for (int p = 0; p < 397; p++)
+                t[p] = w[331776 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 441 + i * 21 + j * 1;
-                        for (int oh = 0; oh < 19; oh++)
-                            for (int ow = 0; ow < 19; ow++)
-                                yk[oh * 19 + ow] += wv * xr[oh * 21 + ow];
+                        for (int p = 0; p < 397; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 19; oh++)
+                for (int ow = 0; ow < 19; ow++)
+                    yk[oh * 19 + ow] = t[oh * 21 + ow];
         }
     }
 }
@@ -298,17 +313,20 @@ static void conv6(const float *restrict x0, float *restrict y, const float *rest
             const float *wk = w + k * 1728;
             const float *xg = in;
             float *yk = yb + k * 361;
-            for (int i = 0; i < 361; i++)
-                yk[i] = w[331776 + k];
+            float *t = s + 84672;
+            for (int p = 0; p < 397; p++)
+                t[p] = w[331776 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 441 + i * 21 + j * 1;
-                        for (int oh = 0; oh < 19; oh++)
-                            for (int ow = 0; ow < 19; ow++)
-                                yk[oh * 19 + ow] += wv * xr[oh * 21 + ow];
+                        for (int p = 0; p < 397; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 19; oh++)
+                for (int ow = 0; ow < 19; ow++)
+                    yk[oh * 19 + ow] = t[oh * 21 + ow];
         }
     }
 }
@@ -339,17 +357,20 @@ static void conv7(const float *restrict x0, float *restrict y, const float *rest
             const float *wk = w + k * 1728;
             const float *xg = in;
             float *yk = yb + k * 361;
-            for (int i = 0; i < 361; i++)
-                yk[i] = w[331776 + k];
+            float *t = s + 84672;
+            for (int p = 0; p < 397; p++)
+                t[p] = w[331776 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 441 + i * 21 + j * 1;
-                        for (int oh = 0; oh < 19; oh++)
-                            for (int ow = 0; ow < 19; ow++)
-                                yk[oh * 19 + ow] += wv * xr[oh * 21 + ow];
+                        for (int p = 0; p < 397; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 19; oh++)
+                for (int ow = 0; ow < 19; ow++)
+                    yk[oh * 19 + ow] = t[oh * 21 + ow];
         }
     }
 }
@@ -380,17 +401,20 @@ static void conv8(const float *restrict x0, float *restrict y, const float *rest
             const float *wk = w + k * 1728;
             const float *xg = in;
             float *yk = yb + k * 361;
-            for (int i = 0; i < 361; i++)
-                yk[i] = w[331776 + k];
+            float *t = s + 84672;
+            for (int p = 0; p < 397; p++)
+                t[p] = w[331776 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 441 + i * 21 + j * 1;
-                        for (int oh = 0; oh < 19; oh++)
-                            for (int ow = 0; ow < 19; ow++)
-                                yk[oh * 19 + ow] += wv * xr[oh * 21 + ow];
+                        for (int p = 0; p < 397; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 19; oh++)
+                for (int ow = 0; ow < 19; ow++)
+                    yk[oh * 19 + ow] = t[oh * 21 + ow];
         }
     }
 }
@@ -421,17 +445,20 @@ static void conv9(const float *restrict x0, float *restrict y, const float *rest
             const float *wk = w + k * 1728;
             const float *xg = in;
             float *yk = yb + k * 361;
-            for (int i = 0; i < 361; i++)
-                yk[i] = w[331776 + k];
+            float *t = s + 84672;
+            for (int p = 0; p < 397; p++)
+                t[p] = w[331776 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 441 + i * 21 + j * 1;
-                        for (int oh = 0; oh < 19; oh++)
-                            for (int ow = 0; ow < 19; ow++)
-                                yk[oh * 19 + ow] += wv * xr[oh * 21 + ow];
+                        for (int p = 0; p < 397; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 19; oh++)
+                for (int ow = 0; ow < 19; ow++)
+                    yk[oh * 19 + ow] = t[oh * 21 + ow];
         }
     }
 }
@@ -462,17 +489,20 @@ static void conv10(const float *restrict x0, float *restrict y, const float *res
             const float *wk = w + k * 1728;
             const float *xg = in;
             float *yk = yb + k * 361;
-            for (int i = 0; i < 361; i++)
-                yk[i] = w[331776 + k];
+            float *t = s + 84672;
+            for (int p = 0; p < 397; p++)
+                t[p] = w[331776 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 441 + i * 21 + j * 1;
-                        for (int oh = 0; oh < 19; oh++)
-                            for (int ow = 0; ow < 19; ow++)
-                                yk[oh * 19 + ow] += wv * xr[oh * 21 + ow];
+                        for (int p = 0; p < 397; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 19; oh++)
+                for (int ow = 0; ow < 19; ow++)
+                    yk[oh * 19 + ow] = t[oh * 21 + ow];
         }
     }
 }
@@ -503,17 +533,20 @@ static void conv11(const float *restrict x0, float *restrict y, const float *res
             const float *wk = w + k * 1728;
             const float *xg = in;
             float *yk = yb + k * 361;
-            for (int i = 0; i < 361; i++)
-                yk[i] = w[331776 + k];
+            float *t = s + 84672;
+            for (int p = 0; p < 397; p++)
+                t[p] = w[331776 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 441 + i * 21 + j * 1;
-                        for (int oh = 0; oh < 19; oh++)
-                            for (int ow = 0; ow < 19; ow++)
-                                yk[oh * 19 + ow] += wv * xr[oh * 21 + ow];
+                        for (int p = 0; p < 397; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 19; oh++)
+                for (int ow = 0; ow < 19; ow++)
+                    yk[oh * 19 + ow] = t[oh * 21 + ow];
         }
     }
 }
@@ -544,17 +577,20 @@ static void conv12(const float *restrict x0, float *restrict y, const float *res
             const float *wk = w + k * 1728;
             const float *xg = in;
             float *yk = yb + k * 361;
-            for (int i = 0; i < 361; i++)
-                yk[i] = w[331776 + k];
+            float *t = s + 84672;
+            for (int p = 0; p < 397; p++)
+                t[p] = w[331776 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 441 + i * 21 + j * 1;
-                        for (int oh = 0; oh < 19; oh++)
-                            for (int ow = 0; ow < 19; ow++)
-                                yk[oh * 19 + ow] += wv * xr[oh * 21 + ow];
+                        for (int p = 0; p < 397; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 19; oh++)
+                for (int ow = 0; ow < 19; ow++)
+                    yk[oh * 19 + ow] = t[oh * 21 + ow];
         }
     }
 }
@@ -573,9 +609,9 @@ static void relu12(const float *x0, float *y, int batch) {
 /* conv13 — examples/alphago.cnn:19: conv 1x1 1
  *   in [192,19,19] -> out [1,19,19]
  *   weights at packed[3882240]: weight [1,192,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void conv13(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void conv13(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 361;
@@ -584,17 +620,20 @@ static void conv13(const float *restrict x0, float *restrict y, const float *res
             const float *wk = w + k * 192;
             const float *xg = in;
             float *yk = yb + k * 361;
-            for (int i = 0; i < 361; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 361; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 361 + i * 19 + j * 1;
-                        for (int oh = 0; oh < 19; oh++)
-                            for (int ow = 0; ow < 19; ow++)
-                                yk[oh * 19 + ow] += wv * xr[oh * 19 + ow];
+                        for (int p = 0; p < 361; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 19; oh++)
+                for (int ow = 0; ow < 19; ow++)
+                    yk[oh * 19 + ow] = t[oh * 19 + ow];
         }
     }
 }
@@ -665,31 +704,31 @@ int alphago_forward(const float *packed, const float *in_board, float *out_moves
         return 1;
     if ((uintptr_t)arena % 64 != 0 || (alphago_ARENA_BYTES > 0 && !arena))
         return 2;
-    conv1(in_board, (float *)(A + 338688), packed + 0, (float *)(A + 0), batch);
-    relu1((float *)(A + 338688), (float *)(A + 338688), batch);
-    conv2((float *)(A + 338688), (float *)(A + 615936), packed + 230592, (float *)(A + 0), batch);
-    relu2((float *)(A + 615936), (float *)(A + 615936), batch);
-    conv3((float *)(A + 615936), (float *)(A + 338688), packed + 562560, (float *)(A + 0), batch);
-    relu3((float *)(A + 338688), (float *)(A + 338688), batch);
-    conv4((float *)(A + 338688), (float *)(A + 615936), packed + 894528, (float *)(A + 0), batch);
-    relu4((float *)(A + 615936), (float *)(A + 615936), batch);
-    conv5((float *)(A + 615936), (float *)(A + 338688), packed + 1226496, (float *)(A + 0), batch);
-    relu5((float *)(A + 338688), (float *)(A + 338688), batch);
-    conv6((float *)(A + 338688), (float *)(A + 615936), packed + 1558464, (float *)(A + 0), batch);
-    relu6((float *)(A + 615936), (float *)(A + 615936), batch);
-    conv7((float *)(A + 615936), (float *)(A + 338688), packed + 1890432, (float *)(A + 0), batch);
-    relu7((float *)(A + 338688), (float *)(A + 338688), batch);
-    conv8((float *)(A + 338688), (float *)(A + 615936), packed + 2222400, (float *)(A + 0), batch);
-    relu8((float *)(A + 615936), (float *)(A + 615936), batch);
-    conv9((float *)(A + 615936), (float *)(A + 338688), packed + 2554368, (float *)(A + 0), batch);
-    relu9((float *)(A + 338688), (float *)(A + 338688), batch);
-    conv10((float *)(A + 338688), (float *)(A + 615936), packed + 2886336, (float *)(A + 0), batch);
-    relu10((float *)(A + 615936), (float *)(A + 615936), batch);
-    conv11((float *)(A + 615936), (float *)(A + 338688), packed + 3218304, (float *)(A + 0), batch);
-    relu11((float *)(A + 338688), (float *)(A + 338688), batch);
-    conv12((float *)(A + 338688), (float *)(A + 615936), packed + 3550272, (float *)(A + 0), batch);
-    relu12((float *)(A + 615936), (float *)(A + 615936), batch);
-    conv13((float *)(A + 615936), (float *)(A + 0), packed + 3882240, batch);
+    conv1(in_board, (float *)(A + 340288), packed + 0, (float *)(A + 0), batch);
+    relu1((float *)(A + 340288), (float *)(A + 340288), batch);
+    conv2((float *)(A + 340288), (float *)(A + 617536), packed + 230592, (float *)(A + 0), batch);
+    relu2((float *)(A + 617536), (float *)(A + 617536), batch);
+    conv3((float *)(A + 617536), (float *)(A + 340288), packed + 562560, (float *)(A + 0), batch);
+    relu3((float *)(A + 340288), (float *)(A + 340288), batch);
+    conv4((float *)(A + 340288), (float *)(A + 617536), packed + 894528, (float *)(A + 0), batch);
+    relu4((float *)(A + 617536), (float *)(A + 617536), batch);
+    conv5((float *)(A + 617536), (float *)(A + 340288), packed + 1226496, (float *)(A + 0), batch);
+    relu5((float *)(A + 340288), (float *)(A + 340288), batch);
+    conv6((float *)(A + 340288), (float *)(A + 617536), packed + 1558464, (float *)(A + 0), batch);
+    relu6((float *)(A + 617536), (float *)(A + 617536), batch);
+    conv7((float *)(A + 617536), (float *)(A + 340288), packed + 1890432, (float *)(A + 0), batch);
+    relu7((float *)(A + 340288), (float *)(A + 340288), batch);
+    conv8((float *)(A + 340288), (float *)(A + 617536), packed + 2222400, (float *)(A + 0), batch);
+    relu8((float *)(A + 617536), (float *)(A + 617536), batch);
+    conv9((float *)(A + 617536), (float *)(A + 340288), packed + 2554368, (float *)(A + 0), batch);
+    relu9((float *)(A + 340288), (float *)(A + 340288), batch);
+    conv10((float *)(A + 340288), (float *)(A + 617536), packed + 2886336, (float *)(A + 0), batch);
+    relu10((float *)(A + 617536), (float *)(A + 617536), batch);
+    conv11((float *)(A + 617536), (float *)(A + 340288), packed + 3218304, (float *)(A + 0), batch);
+    relu11((float *)(A + 340288), (float *)(A + 340288), batch);
+    conv12((float *)(A + 340288), (float *)(A + 617536), packed + 3550272, (float *)(A + 0), batch);
+    relu12((float *)(A + 617536), (float *)(A + 617536), batch);
+    conv13((float *)(A + 617536), (float *)(A + 0), packed + 3882240, (float *)(A + 1472), batch);
     bias1((float *)(A + 0), (float *)(A + 0), packed + 3882432, batch);
     softmax1((float *)(A + 0), out_moves, batch);
     return 0;

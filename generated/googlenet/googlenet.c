@@ -3,7 +3,7 @@
  * source:  examples/googlenet.cnn, network googlenet
  * command: cnnc build examples/googlenet.cnn
  * target:  portable C (scalar); batch up to 1
- * arena:   4816896 bytes (30205248 without reuse; 4816896 live at most)
+ * arena:   4816896 bytes (30299264 without reuse; 4816896 live at most)
  * weights: 6998552 canonical floats, 6998552 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -105,6 +105,21 @@ static void cnn_pad(const float *x, float *xp, int c, int h, int w, int top,
                     si < 0 || sj < 0 ? 0.0f : x[(ci * h + si) * w + sj];
             }
         }
+}
+
+/* A dot product in eight independent lanes: compilers vectorise it
+ * without having to reorder one running sum (which they may not). */
+static float cnn_dot(const float *a, const float *b, int n) {
+    float lane[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    float sum = 0.0f;
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++)
+            lane[l] += a[i + l] * b[i + l];
+    for (; i < n; i++)
+        sum += a[i] * b[i];
+    return sum + ((lane[0] + lane[1]) + (lane[2] + lane[3])) +
+           ((lane[4] + lane[5]) + (lane[6] + lane[7]));
 }
 
 static void cnn_copy(const float *src, float *dst, ptrdiff_t n) {
@@ -211,9 +226,9 @@ static void lrn1(const float *restrict x0, float *restrict y, int batch) {
 /* conv2 — examples/googlenet.cnn:33: conv 1x1 64
  *   in [64,56,56] -> out [64,56,56]
  *   weights at packed[9472]: weight [64,64,1,1] + bias [64]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
@@ -222,17 +237,20 @@ static void conv2(const float *restrict x0, float *restrict y, const float *rest
             const float *wk = w + k * 64;
             const float *xg = in;
             float *yk = yb + k * 3136;
-            for (int i = 0; i < 3136; i++)
-                yk[i] = w[4096 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 3136; p++)
+                t[p] = w[4096 + k];
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 3136 + i * 56 + j * 1;
-                        for (int oh = 0; oh < 56; oh++)
-                            for (int ow = 0; ow < 56; ow++)
-                                yk[oh * 56 + ow] += wv * xr[oh * 56 + ow];
+                        for (int p = 0; p < 3136; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 56; oh++)
+                for (int ow = 0; ow < 56; ow++)
+                    yk[oh * 56 + ow] = t[oh * 56 + ow];
         }
     }
 }
@@ -263,17 +281,20 @@ static void conv3(const float *restrict x0, float *restrict y, const float *rest
             const float *wk = w + k * 576;
             const float *xg = in;
             float *yk = yb + k * 3136;
-            for (int i = 0; i < 3136; i++)
-                yk[i] = w[110592 + k];
+            float *t = s + 215296;
+            for (int p = 0; p < 3246; p++)
+                t[p] = w[110592 + k];
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int oh = 0; oh < 56; oh++)
-                            for (int ow = 0; ow < 56; ow++)
-                                yk[oh * 56 + ow] += wv * xr[oh * 58 + ow];
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 56; oh++)
+                for (int ow = 0; ow < 56; ow++)
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -347,9 +368,9 @@ static void maxpool2(const float *restrict x0, float *restrict y, int batch) {
 /* inception1.conv1 — examples/googlenet.cnn:22: conv 1x1 64
  *   in [192,28,28] -> out [64,28,28]
  *   weights at packed[124416]: weight [64,192,1,1] + bias [64]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 50176;
@@ -358,17 +379,20 @@ static void inception1_conv1(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 192;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = w[12288 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = w[12288 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 28 + ow];
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -387,9 +411,9 @@ static void inception1_relu1(const float *x0, float *y, int batch) {
 /* inception1.conv2 — examples/googlenet.cnn:23: conv 1x1 96
  *   in [192,28,28] -> out [96,28,28]
  *   weights at packed[136768]: weight [96,192,1,1] + bias [96]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 75264;
@@ -398,17 +422,20 @@ static void inception1_conv2(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 192;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = w[18432 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = w[18432 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 28 + ow];
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -439,17 +466,20 @@ static void inception1_conv3(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 864;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = w[110592 + k];
+            float *t = s + 86400;
+            for (int p = 0; p < 838; p++)
+                t[p] = w[110592 + k];
             for (int c = 0; c < 96; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 30 + ow];
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -468,9 +498,9 @@ static void inception1_relu3(const float *x0, float *y, int batch) {
 /* inception1.conv4 — examples/googlenet.cnn:24: conv 1x1 16
  *   in [192,28,28] -> out [16,28,28]
  *   weights at packed[266016]: weight [16,192,1,1] + bias [16]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception1_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception1_conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 12544;
@@ -479,17 +509,20 @@ static void inception1_conv4(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 192;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = w[3072 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = w[3072 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 28 + ow];
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -520,17 +553,20 @@ static void inception1_conv5(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 400;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = w[12800 + k];
+            float *t = s + 16384;
+            for (int p = 0; p < 892; p++)
+                t[p] = w[12800 + k];
             for (int c = 0; c < 16; c++)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++) {
                         const float wv = wk[(c * 5 + i) * 5 + j];
                         const float *xr = xg + c * 1024 + i * 32 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 32 + ow];
+                        for (int p = 0; p < 892; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 32 + ow];
         }
     }
 }
@@ -582,9 +618,9 @@ static void inception1_maxpool1(const float *restrict x0, float *restrict y, int
 /* inception1.conv6 — examples/googlenet.cnn:25: conv 1x1 32
  *   in [192,28,28] -> out [32,28,28]
  *   weights at packed[281936]: weight [32,192,1,1] + bias [32]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception1_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception1_conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 25088;
@@ -593,17 +629,20 @@ static void inception1_conv6(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 192;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = w[6144 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = w[6144 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 28 + ow];
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -640,9 +679,9 @@ static void inception1_concat1(const float *restrict x0, const float *restrict x
 /* inception2.conv1 — examples/googlenet.cnn:22: conv 1x1 128
  *   in [256,28,28] -> out [128,28,28]
  *   weights at packed[288112]: weight [128,256,1,1] + bias [128]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 100352;
@@ -651,17 +690,20 @@ static void inception2_conv1(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 256;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = w[32768 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = w[32768 + k];
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 28 + ow];
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -680,9 +722,9 @@ static void inception2_relu1(const float *x0, float *y, int batch) {
 /* inception2.conv2 — examples/googlenet.cnn:23: conv 1x1 128
  *   in [256,28,28] -> out [128,28,28]
  *   weights at packed[321008]: weight [128,256,1,1] + bias [128]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception2_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception2_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 100352;
@@ -691,17 +733,20 @@ static void inception2_conv2(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 256;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = w[32768 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = w[32768 + k];
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 28 + ow];
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -732,17 +777,20 @@ static void inception2_conv3(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 1152;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = w[221184 + k];
+            float *t = s + 115200;
+            for (int p = 0; p < 838; p++)
+                t[p] = w[221184 + k];
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 30 + ow];
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -761,9 +809,9 @@ static void inception2_relu3(const float *x0, float *y, int batch) {
 /* inception2.conv4 — examples/googlenet.cnn:24: conv 1x1 32
  *   in [256,28,28] -> out [32,28,28]
  *   weights at packed[575280]: weight [32,256,1,1] + bias [32]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception2_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception2_conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 25088;
@@ -772,17 +820,20 @@ static void inception2_conv4(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 256;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = w[8192 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = w[8192 + k];
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 28 + ow];
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -813,17 +864,20 @@ static void inception2_conv5(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 800;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = w[76800 + k];
+            float *t = s + 32768;
+            for (int p = 0; p < 892; p++)
+                t[p] = w[76800 + k];
             for (int c = 0; c < 32; c++)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++) {
                         const float wv = wk[(c * 5 + i) * 5 + j];
                         const float *xr = xg + c * 1024 + i * 32 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 32 + ow];
+                        for (int p = 0; p < 892; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 32 + ow];
         }
     }
 }
@@ -875,9 +929,9 @@ static void inception2_maxpool1(const float *restrict x0, float *restrict y, int
 /* inception2.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [256,28,28] -> out [64,28,28]
  *   weights at packed[660400]: weight [64,256,1,1] + bias [64]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception2_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception2_conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 50176;
@@ -886,17 +940,20 @@ static void inception2_conv6(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 256;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = w[16384 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = w[16384 + k];
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 28 + ow];
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -966,9 +1023,9 @@ static void maxpool3(const float *restrict x0, float *restrict y, int batch) {
 /* inception3.conv1 — examples/googlenet.cnn:22: conv 1x1 192
  *   in [480,14,14] -> out [192,14,14]
  *   weights at packed[676848]: weight [192,480,1,1] + bias [192]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 94080;
         float *yb = y + (ptrdiff_t)b * 37632;
@@ -977,17 +1034,20 @@ static void inception3_conv1(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 480;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[92160 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[92160 + k];
             for (int c = 0; c < 480; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1006,9 +1066,9 @@ static void inception3_relu1(const float *x0, float *y, int batch) {
 /* inception3.conv2 — examples/googlenet.cnn:23: conv 1x1 96
  *   in [480,14,14] -> out [96,14,14]
  *   weights at packed[769200]: weight [96,480,1,1] + bias [96]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception3_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception3_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 94080;
         float *yb = y + (ptrdiff_t)b * 18816;
@@ -1017,17 +1077,20 @@ static void inception3_conv2(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 480;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[46080 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[46080 + k];
             for (int c = 0; c < 480; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1058,17 +1121,20 @@ static void inception3_conv3(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 864;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[179712 + k];
+            float *t = s + 24576;
+            for (int p = 0; p < 222; p++)
+                t[p] = w[179712 + k];
             for (int c = 0; c < 96; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1087,9 +1153,9 @@ static void inception3_relu3(const float *x0, float *y, int batch) {
 /* inception3.conv4 — examples/googlenet.cnn:24: conv 1x1 16
  *   in [480,14,14] -> out [16,14,14]
  *   weights at packed[995296]: weight [16,480,1,1] + bias [16]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception3_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception3_conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 94080;
         float *yb = y + (ptrdiff_t)b * 3136;
@@ -1098,17 +1164,20 @@ static void inception3_conv4(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 480;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[7680 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[7680 + k];
             for (int c = 0; c < 480; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1139,17 +1208,20 @@ static void inception3_conv5(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 400;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[19200 + k];
+            float *t = s + 5184;
+            for (int p = 0; p < 248; p++)
+                t[p] = w[19200 + k];
             for (int c = 0; c < 16; c++)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++) {
                         const float wv = wk[(c * 5 + i) * 5 + j];
                         const float *xr = xg + c * 324 + i * 18 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 18 + ow];
+                        for (int p = 0; p < 248; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 18 + ow];
         }
     }
 }
@@ -1201,9 +1273,9 @@ static void inception3_maxpool1(const float *restrict x0, float *restrict y, int
 /* inception3.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [480,14,14] -> out [64,14,14]
  *   weights at packed[1022240]: weight [64,480,1,1] + bias [64]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception3_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception3_conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 94080;
         float *yb = y + (ptrdiff_t)b * 12544;
@@ -1212,17 +1284,20 @@ static void inception3_conv6(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 480;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[30720 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[30720 + k];
             for (int c = 0; c < 480; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1259,9 +1334,9 @@ static void inception3_concat1(const float *restrict x0, const float *restrict x
 /* inception4.conv1 — examples/googlenet.cnn:22: conv 1x1 160
  *   in [512,14,14] -> out [160,14,14]
  *   weights at packed[1053024]: weight [160,512,1,1] + bias [160]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception4_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception4_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 31360;
@@ -1270,17 +1345,20 @@ static void inception4_conv1(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 512;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[81920 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[81920 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1299,9 +1377,9 @@ static void inception4_relu1(const float *x0, float *y, int batch) {
 /* inception4.conv2 — examples/googlenet.cnn:23: conv 1x1 112
  *   in [512,14,14] -> out [112,14,14]
  *   weights at packed[1135104]: weight [112,512,1,1] + bias [112]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception4_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception4_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 21952;
@@ -1310,17 +1388,20 @@ static void inception4_conv2(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 512;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[57344 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[57344 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1351,17 +1432,20 @@ static void inception4_conv3(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 1008;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[225792 + k];
+            float *t = s + 28672;
+            for (int p = 0; p < 222; p++)
+                t[p] = w[225792 + k];
             for (int c = 0; c < 112; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1380,9 +1464,9 @@ static void inception4_relu3(const float *x0, float *y, int batch) {
 /* inception4.conv4 — examples/googlenet.cnn:24: conv 1x1 24
  *   in [512,14,14] -> out [24,14,14]
  *   weights at packed[1418576]: weight [24,512,1,1] + bias [24]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception4_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception4_conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 4704;
@@ -1391,17 +1475,20 @@ static void inception4_conv4(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 512;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[12288 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[12288 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1432,17 +1519,20 @@ static void inception4_conv5(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 600;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[38400 + k];
+            float *t = s + 7776;
+            for (int p = 0; p < 248; p++)
+                t[p] = w[38400 + k];
             for (int c = 0; c < 24; c++)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++) {
                         const float wv = wk[(c * 5 + i) * 5 + j];
                         const float *xr = xg + c * 324 + i * 18 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 18 + ow];
+                        for (int p = 0; p < 248; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 18 + ow];
         }
     }
 }
@@ -1494,9 +1584,9 @@ static void inception4_maxpool1(const float *restrict x0, float *restrict y, int
 /* inception4.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [512,14,14] -> out [64,14,14]
  *   weights at packed[1469352]: weight [64,512,1,1] + bias [64]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception4_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception4_conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 12544;
@@ -1505,17 +1595,20 @@ static void inception4_conv6(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 512;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[32768 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[32768 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1552,9 +1645,9 @@ static void inception4_concat1(const float *restrict x0, const float *restrict x
 /* inception5.conv1 — examples/googlenet.cnn:22: conv 1x1 128
  *   in [512,14,14] -> out [128,14,14]
  *   weights at packed[1502184]: weight [128,512,1,1] + bias [128]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception5_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception5_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 25088;
@@ -1563,17 +1656,20 @@ static void inception5_conv1(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 512;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[65536 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[65536 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1592,9 +1688,9 @@ static void inception5_relu1(const float *x0, float *y, int batch) {
 /* inception5.conv2 — examples/googlenet.cnn:23: conv 1x1 128
  *   in [512,14,14] -> out [128,14,14]
  *   weights at packed[1567848]: weight [128,512,1,1] + bias [128]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception5_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception5_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 25088;
@@ -1603,17 +1699,20 @@ static void inception5_conv2(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 512;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[65536 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[65536 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1644,17 +1743,20 @@ static void inception5_conv3(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 1152;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[294912 + k];
+            float *t = s + 32768;
+            for (int p = 0; p < 222; p++)
+                t[p] = w[294912 + k];
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1673,9 +1775,9 @@ static void inception5_relu3(const float *x0, float *y, int batch) {
 /* inception5.conv4 — examples/googlenet.cnn:24: conv 1x1 24
  *   in [512,14,14] -> out [24,14,14]
  *   weights at packed[1928680]: weight [24,512,1,1] + bias [24]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception5_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception5_conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 4704;
@@ -1684,17 +1786,20 @@ static void inception5_conv4(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 512;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[12288 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[12288 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1725,17 +1830,20 @@ static void inception5_conv5(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 600;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[38400 + k];
+            float *t = s + 7776;
+            for (int p = 0; p < 248; p++)
+                t[p] = w[38400 + k];
             for (int c = 0; c < 24; c++)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++) {
                         const float wv = wk[(c * 5 + i) * 5 + j];
                         const float *xr = xg + c * 324 + i * 18 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 18 + ow];
+                        for (int p = 0; p < 248; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 18 + ow];
         }
     }
 }
@@ -1787,9 +1895,9 @@ static void inception5_maxpool1(const float *restrict x0, float *restrict y, int
 /* inception5.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [512,14,14] -> out [64,14,14]
  *   weights at packed[1979456]: weight [64,512,1,1] + bias [64]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception5_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception5_conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 12544;
@@ -1798,17 +1906,20 @@ static void inception5_conv6(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 512;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[32768 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[32768 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1845,9 +1956,9 @@ static void inception5_concat1(const float *restrict x0, const float *restrict x
 /* inception6.conv1 — examples/googlenet.cnn:22: conv 1x1 112
  *   in [512,14,14] -> out [112,14,14]
  *   weights at packed[2012288]: weight [112,512,1,1] + bias [112]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception6_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception6_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 21952;
@@ -1856,17 +1967,20 @@ static void inception6_conv1(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 512;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[57344 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[57344 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1885,9 +1999,9 @@ static void inception6_relu1(const float *x0, float *y, int batch) {
 /* inception6.conv2 — examples/googlenet.cnn:23: conv 1x1 144
  *   in [512,14,14] -> out [144,14,14]
  *   weights at packed[2069744]: weight [144,512,1,1] + bias [144]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception6_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception6_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 28224;
@@ -1896,17 +2010,20 @@ static void inception6_conv2(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 512;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[73728 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[73728 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1937,17 +2054,20 @@ static void inception6_conv3(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 1296;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[373248 + k];
+            float *t = s + 36864;
+            for (int p = 0; p < 222; p++)
+                t[p] = w[373248 + k];
             for (int c = 0; c < 144; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1966,9 +2086,9 @@ static void inception6_relu3(const float *x0, float *y, int batch) {
 /* inception6.conv4 — examples/googlenet.cnn:24: conv 1x1 32
  *   in [512,14,14] -> out [32,14,14]
  *   weights at packed[2517152]: weight [32,512,1,1] + bias [32]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception6_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception6_conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 6272;
@@ -1977,17 +2097,20 @@ static void inception6_conv4(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 512;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[16384 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[16384 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2018,17 +2141,20 @@ static void inception6_conv5(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 800;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[51200 + k];
+            float *t = s + 10368;
+            for (int p = 0; p < 248; p++)
+                t[p] = w[51200 + k];
             for (int c = 0; c < 32; c++)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++) {
                         const float wv = wk[(c * 5 + i) * 5 + j];
                         const float *xr = xg + c * 324 + i * 18 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 18 + ow];
+                        for (int p = 0; p < 248; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 18 + ow];
         }
     }
 }
@@ -2080,9 +2206,9 @@ static void inception6_maxpool1(const float *restrict x0, float *restrict y, int
 /* inception6.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [512,14,14] -> out [64,14,14]
  *   weights at packed[2584832]: weight [64,512,1,1] + bias [64]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception6_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception6_conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 12544;
@@ -2091,17 +2217,20 @@ static void inception6_conv6(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 512;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[32768 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[32768 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2138,9 +2267,9 @@ static void inception6_concat1(const float *restrict x0, const float *restrict x
 /* inception7.conv1 — examples/googlenet.cnn:22: conv 1x1 256
  *   in [528,14,14] -> out [256,14,14]
  *   weights at packed[2617664]: weight [256,528,1,1] + bias [256]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception7_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception7_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 103488;
         float *yb = y + (ptrdiff_t)b * 50176;
@@ -2149,17 +2278,20 @@ static void inception7_conv1(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 528;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[135168 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[135168 + k];
             for (int c = 0; c < 528; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2178,9 +2310,9 @@ static void inception7_relu1(const float *x0, float *y, int batch) {
 /* inception7.conv2 — examples/googlenet.cnn:23: conv 1x1 160
  *   in [528,14,14] -> out [160,14,14]
  *   weights at packed[2753088]: weight [160,528,1,1] + bias [160]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception7_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception7_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 103488;
         float *yb = y + (ptrdiff_t)b * 31360;
@@ -2189,17 +2321,20 @@ static void inception7_conv2(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 528;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[84480 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[84480 + k];
             for (int c = 0; c < 528; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2230,17 +2365,20 @@ static void inception7_conv3(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 1440;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[460800 + k];
+            float *t = s + 40960;
+            for (int p = 0; p < 222; p++)
+                t[p] = w[460800 + k];
             for (int c = 0; c < 160; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -2259,9 +2397,9 @@ static void inception7_relu3(const float *x0, float *y, int batch) {
 /* inception7.conv4 — examples/googlenet.cnn:24: conv 1x1 32
  *   in [528,14,14] -> out [32,14,14]
  *   weights at packed[3298848]: weight [32,528,1,1] + bias [32]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception7_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception7_conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 103488;
         float *yb = y + (ptrdiff_t)b * 6272;
@@ -2270,17 +2408,20 @@ static void inception7_conv4(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 528;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[16896 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[16896 + k];
             for (int c = 0; c < 528; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2311,17 +2452,20 @@ static void inception7_conv5(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 800;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[102400 + k];
+            float *t = s + 10368;
+            for (int p = 0; p < 248; p++)
+                t[p] = w[102400 + k];
             for (int c = 0; c < 32; c++)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++) {
                         const float wv = wk[(c * 5 + i) * 5 + j];
                         const float *xr = xg + c * 324 + i * 18 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 18 + ow];
+                        for (int p = 0; p < 248; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 18 + ow];
         }
     }
 }
@@ -2373,9 +2517,9 @@ static void inception7_maxpool1(const float *restrict x0, float *restrict y, int
 /* inception7.conv6 — examples/googlenet.cnn:25: conv 1x1 128
  *   in [528,14,14] -> out [128,14,14]
  *   weights at packed[3418304]: weight [128,528,1,1] + bias [128]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception7_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception7_conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 103488;
         float *yb = y + (ptrdiff_t)b * 25088;
@@ -2384,17 +2528,20 @@ static void inception7_conv6(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 528;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = w[67584 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[67584 + k];
             for (int c = 0; c < 528; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2464,9 +2611,9 @@ static void maxpool4(const float *restrict x0, float *restrict y, int batch) {
 /* inception8.conv1 — examples/googlenet.cnn:22: conv 1x1 256
  *   in [832,7,7] -> out [256,7,7]
  *   weights at packed[3486016]: weight [256,832,1,1] + bias [256]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception8_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception8_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 12544;
@@ -2475,17 +2622,20 @@ static void inception8_conv1(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 832;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = w[212992 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = w[212992 + k];
             for (int c = 0; c < 832; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 7 + ow];
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -2504,9 +2654,9 @@ static void inception8_relu1(const float *x0, float *y, int batch) {
 /* inception8.conv2 — examples/googlenet.cnn:23: conv 1x1 160
  *   in [832,7,7] -> out [160,7,7]
  *   weights at packed[3699264]: weight [160,832,1,1] + bias [160]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception8_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception8_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 7840;
@@ -2515,17 +2665,20 @@ static void inception8_conv2(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 832;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = w[133120 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = w[133120 + k];
             for (int c = 0; c < 832; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 7 + ow];
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -2556,17 +2709,20 @@ static void inception8_conv3(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 1440;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = w[460800 + k];
+            float *t = s + 12960;
+            for (int p = 0; p < 61; p++)
+                t[p] = w[460800 + k];
             for (int c = 0; c < 160; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 9 + ow];
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -2585,9 +2741,9 @@ static void inception8_relu3(const float *x0, float *y, int batch) {
 /* inception8.conv4 — examples/googlenet.cnn:24: conv 1x1 32
  *   in [832,7,7] -> out [32,7,7]
  *   weights at packed[4293664]: weight [32,832,1,1] + bias [32]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception8_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception8_conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 1568;
@@ -2596,17 +2752,20 @@ static void inception8_conv4(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 832;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = w[26624 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = w[26624 + k];
             for (int c = 0; c < 832; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 7 + ow];
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -2637,17 +2796,20 @@ static void inception8_conv5(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 800;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = w[102400 + k];
+            float *t = s + 3872;
+            for (int p = 0; p < 73; p++)
+                t[p] = w[102400 + k];
             for (int c = 0; c < 32; c++)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++) {
                         const float wv = wk[(c * 5 + i) * 5 + j];
                         const float *xr = xg + c * 121 + i * 11 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 11 + ow];
+                        for (int p = 0; p < 73; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 11 + ow];
         }
     }
 }
@@ -2699,9 +2861,9 @@ static void inception8_maxpool1(const float *restrict x0, float *restrict y, int
 /* inception8.conv6 — examples/googlenet.cnn:25: conv 1x1 128
  *   in [832,7,7] -> out [128,7,7]
  *   weights at packed[4422848]: weight [128,832,1,1] + bias [128]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception8_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception8_conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 6272;
@@ -2710,17 +2872,20 @@ static void inception8_conv6(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 832;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = w[106496 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = w[106496 + k];
             for (int c = 0; c < 832; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 7 + ow];
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -2757,9 +2922,9 @@ static void inception8_concat1(const float *restrict x0, const float *restrict x
 /* inception9.conv1 — examples/googlenet.cnn:22: conv 1x1 384
  *   in [832,7,7] -> out [384,7,7]
  *   weights at packed[4529472]: weight [384,832,1,1] + bias [384]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception9_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception9_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 18816;
@@ -2768,17 +2933,20 @@ static void inception9_conv1(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 832;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = w[319488 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = w[319488 + k];
             for (int c = 0; c < 832; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 7 + ow];
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -2797,9 +2965,9 @@ static void inception9_relu1(const float *x0, float *y, int batch) {
 /* inception9.conv2 — examples/googlenet.cnn:23: conv 1x1 192
  *   in [832,7,7] -> out [192,7,7]
  *   weights at packed[4849344]: weight [192,832,1,1] + bias [192]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception9_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception9_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 9408;
@@ -2808,17 +2976,20 @@ static void inception9_conv2(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 832;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = w[159744 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = w[159744 + k];
             for (int c = 0; c < 832; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 7 + ow];
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -2849,17 +3020,20 @@ static void inception9_conv3(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 1728;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = w[663552 + k];
+            float *t = s + 15552;
+            for (int p = 0; p < 61; p++)
+                t[p] = w[663552 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 9 + ow];
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -2878,9 +3052,9 @@ static void inception9_relu3(const float *x0, float *y, int batch) {
 /* inception9.conv4 — examples/googlenet.cnn:24: conv 1x1 48
  *   in [832,7,7] -> out [48,7,7]
  *   weights at packed[5673216]: weight [48,832,1,1] + bias [48]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception9_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception9_conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 2352;
@@ -2889,17 +3063,20 @@ static void inception9_conv4(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 832;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = w[39936 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = w[39936 + k];
             for (int c = 0; c < 832; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 7 + ow];
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -2930,17 +3107,20 @@ static void inception9_conv5(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 1200;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = w[153600 + k];
+            float *t = s + 5808;
+            for (int p = 0; p < 73; p++)
+                t[p] = w[153600 + k];
             for (int c = 0; c < 48; c++)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++) {
                         const float wv = wk[(c * 5 + i) * 5 + j];
                         const float *xr = xg + c * 121 + i * 11 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 11 + ow];
+                        for (int p = 0; p < 73; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 11 + ow];
         }
     }
 }
@@ -2992,9 +3172,9 @@ static void inception9_maxpool1(const float *restrict x0, float *restrict y, int
 /* inception9.conv6 — examples/googlenet.cnn:25: conv 1x1 128
  *   in [832,7,7] -> out [128,7,7]
  *   weights at packed[5866928]: weight [128,832,1,1] + bias [128]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inception9_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inception9_conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 6272;
@@ -3003,17 +3183,20 @@ static void inception9_conv6(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 832;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = w[106496 + k];
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = w[106496 + k];
             for (int c = 0; c < 832; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 7 + ow];
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -3083,16 +3266,10 @@ static void avgpool1(const float *restrict x0, float *restrict y, int batch) {
  *   scalar loops
  */
 static void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 1024;
-        float *yb = y + (ptrdiff_t)b * 1000;
-        for (int u = 0; u < 1000; u++) {
-            const float *wu = w + (ptrdiff_t)u * 1024;
-            float sum = 0.0f;
-            for (int i = 0; i < 1024; i++)
-                sum += wu[i] * xb0[i];
-            yb[u] = sum + w[1024000 + u];
-        }
+    for (int u = 0; u < 1000; u++) {
+        const float *wu = w + (ptrdiff_t)u * 1024;
+        for (int b = 0; b < batch; b++)
+            y[(ptrdiff_t)b * 1000 + u] = cnn_dot(wu, x0 + (ptrdiff_t)b * 1024, 1024) + w[1024000 + u];
     }
 }
 
@@ -3172,138 +3349,138 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     relu1((float *)(A + 0), (float *)(A + 0), batch);
     maxpool1((float *)(A + 0), (float *)(A + 3211264), batch);
     lrn1((float *)(A + 3211264), (float *)(A + 0), batch);
-    conv2((float *)(A + 0), (float *)(A + 3269632), packed + 9472, batch);
-    relu2((float *)(A + 3269632), (float *)(A + 3269632), batch);
-    conv3((float *)(A + 3269632), (float *)(A + 0), packed + 13632, (float *)(A + 2408448), batch);
+    conv2((float *)(A + 0), (float *)(A + 3282624), packed + 9472, (float *)(A + 802816), batch);
+    relu2((float *)(A + 3282624), (float *)(A + 3282624), batch);
+    conv3((float *)(A + 3282624), (float *)(A + 0), packed + 13632, (float *)(A + 2408448), batch);
     relu3((float *)(A + 0), (float *)(A + 0), batch);
     lrn2((float *)(A + 0), (float *)(A + 2408448), batch);
     maxpool2((float *)(A + 2408448), (float *)(A + 0), batch);
-    inception1_conv1((float *)(A + 0), (float *)(A + 1906688), packed + 124416, batch);
+    inception1_conv1((float *)(A + 0), (float *)(A + 1906688), packed + 124416, (float *)(A + 602112), batch);
     inception1_relu1((float *)(A + 1906688), (float *)(A + 1906688), batch);
-    inception1_conv2((float *)(A + 0), (float *)(A + 1605632), packed + 136768, batch);
+    inception1_conv2((float *)(A + 0), (float *)(A + 1605632), packed + 136768, (float *)(A + 602112), batch);
     inception1_relu2((float *)(A + 1605632), (float *)(A + 1605632), batch);
     inception1_conv3((float *)(A + 1605632), (float *)(A + 1204224), packed + 155296, (float *)(A + 602112), batch);
     inception1_relu3((float *)(A + 1204224), (float *)(A + 1204224), batch);
-    inception1_conv4((float *)(A + 0), (float *)(A + 1771520), packed + 266016, batch);
-    inception1_relu4((float *)(A + 1771520), (float *)(A + 1771520), batch);
-    inception1_conv5((float *)(A + 1771520), (float *)(A + 1605632), packed + 269104, (float *)(A + 1705984), batch);
+    inception1_conv4((float *)(A + 0), (float *)(A + 1775104), packed + 266016, (float *)(A + 1825280), batch);
+    inception1_relu4((float *)(A + 1775104), (float *)(A + 1775104), batch);
+    inception1_conv5((float *)(A + 1775104), (float *)(A + 1605632), packed + 269104, (float *)(A + 1705984), batch);
     inception1_relu5((float *)(A + 1605632), (float *)(A + 1605632), batch);
     inception1_maxpool1((float *)(A + 0), (float *)(A + 602112), batch);
-    inception1_conv6((float *)(A + 602112), (float *)(A + 1705984), packed + 281936, batch);
+    inception1_conv6((float *)(A + 602112), (float *)(A + 1705984), packed + 281936, (float *)(A + 1806336), batch);
     inception1_relu6((float *)(A + 1705984), (float *)(A + 1705984), batch);
     inception1_concat1((float *)(A + 1906688), (float *)(A + 1204224), (float *)(A + 1605632), (float *)(A + 1705984), (float *)(A + 0), batch);
-    inception2_conv1((float *)(A + 0), (float *)(A + 2207744), packed + 288112, batch);
+    inception2_conv1((float *)(A + 0), (float *)(A + 2207744), packed + 288112, (float *)(A + 802816), batch);
     inception2_relu1((float *)(A + 2207744), (float *)(A + 2207744), batch);
-    inception2_conv2((float *)(A + 0), (float *)(A + 2609152), packed + 321008, batch);
+    inception2_conv2((float *)(A + 0), (float *)(A + 2609152), packed + 321008, (float *)(A + 802816), batch);
     inception2_relu2((float *)(A + 2609152), (float *)(A + 2609152), batch);
     inception2_conv3((float *)(A + 2609152), (float *)(A + 1605632), packed + 353904, (float *)(A + 802816), batch);
     inception2_relu3((float *)(A + 1605632), (float *)(A + 1605632), batch);
-    inception2_conv4((float *)(A + 0), (float *)(A + 933888), packed + 575280, batch);
-    inception2_relu4((float *)(A + 933888), (float *)(A + 933888), batch);
-    inception2_conv5((float *)(A + 933888), (float *)(A + 2609152), packed + 583504, (float *)(A + 802816), batch);
+    inception2_conv4((float *)(A + 0), (float *)(A + 937472), packed + 575280, (float *)(A + 802816), batch);
+    inception2_relu4((float *)(A + 937472), (float *)(A + 937472), batch);
+    inception2_conv5((float *)(A + 937472), (float *)(A + 2609152), packed + 583504, (float *)(A + 802816), batch);
     inception2_relu5((float *)(A + 2609152), (float *)(A + 2609152), batch);
     inception2_maxpool1((float *)(A + 0), (float *)(A + 802816), batch);
-    inception2_conv6((float *)(A + 802816), (float *)(A + 2910208), packed + 660400, batch);
+    inception2_conv6((float *)(A + 802816), (float *)(A + 2910208), packed + 660400, (float *)(A + 0), batch);
     inception2_relu6((float *)(A + 2910208), (float *)(A + 2910208), batch);
     inception2_concat1((float *)(A + 2207744), (float *)(A + 1605632), (float *)(A + 2609152), (float *)(A + 2910208), (float *)(A + 0), batch);
     maxpool3((float *)(A + 0), (float *)(A + 1505280), batch);
-    inception3_conv1((float *)(A + 1505280), (float *)(A + 564480), packed + 676848, batch);
+    inception3_conv1((float *)(A + 1505280), (float *)(A + 564480), packed + 676848, (float *)(A + 0), batch);
     inception3_relu1((float *)(A + 564480), (float *)(A + 564480), batch);
-    inception3_conv2((float *)(A + 1505280), (float *)(A + 98304), packed + 769200, batch);
-    inception3_relu2((float *)(A + 98304), (float *)(A + 98304), batch);
-    inception3_conv3((float *)(A + 98304), (float *)(A + 401408), packed + 815376, (float *)(A + 0), batch);
+    inception3_conv2((float *)(A + 1505280), (float *)(A + 99200), packed + 769200, (float *)(A + 0), batch);
+    inception3_relu2((float *)(A + 99200), (float *)(A + 99200), batch);
+    inception3_conv3((float *)(A + 99200), (float *)(A + 401408), packed + 815376, (float *)(A + 0), batch);
     inception3_relu3((float *)(A + 401408), (float *)(A + 401408), batch);
-    inception3_conv4((float *)(A + 1505280), (float *)(A + 735744), packed + 995296, batch);
-    inception3_relu4((float *)(A + 735744), (float *)(A + 735744), batch);
-    inception3_conv5((float *)(A + 735744), (float *)(A + 765184), packed + 1002992, (float *)(A + 715008), batch);
+    inception3_conv4((float *)(A + 1505280), (float *)(A + 736768), packed + 995296, (float *)(A + 715008), batch);
+    inception3_relu4((float *)(A + 736768), (float *)(A + 736768), batch);
+    inception3_conv5((float *)(A + 736768), (float *)(A + 765184), packed + 1002992, (float *)(A + 715008), batch);
     inception3_relu5((float *)(A + 765184), (float *)(A + 765184), batch);
     inception3_maxpool1((float *)(A + 1505280), (float *)(A + 0), batch);
-    inception3_conv6((float *)(A + 0), (float *)(A + 715008), packed + 1022240, batch);
+    inception3_conv6((float *)(A + 0), (float *)(A + 715008), packed + 1022240, (float *)(A + 376320), batch);
     inception3_relu6((float *)(A + 715008), (float *)(A + 715008), batch);
     inception3_concat1((float *)(A + 564480), (float *)(A + 401408), (float *)(A + 765184), (float *)(A + 715008), (float *)(A + 0), batch);
-    inception4_conv1((float *)(A + 0), (float *)(A + 978432), packed + 1053024, batch);
+    inception4_conv1((float *)(A + 0), (float *)(A + 978432), packed + 1053024, (float *)(A + 401408), batch);
     inception4_relu1((float *)(A + 978432), (float *)(A + 978432), batch);
-    inception4_conv2((float *)(A + 0), (float *)(A + 516096), packed + 1135104, batch);
-    inception4_relu2((float *)(A + 516096), (float *)(A + 516096), batch);
-    inception4_conv3((float *)(A + 516096), (float *)(A + 802816), packed + 1192560, (float *)(A + 401408), batch);
+    inception4_conv2((float *)(A + 0), (float *)(A + 516992), packed + 1135104, (float *)(A + 401408), batch);
+    inception4_relu2((float *)(A + 516992), (float *)(A + 516992), batch);
+    inception4_conv3((float *)(A + 516992), (float *)(A + 802816), packed + 1192560, (float *)(A + 401408), batch);
     inception4_relu3((float *)(A + 802816), (float *)(A + 802816), batch);
-    inception4_conv4((float *)(A + 0), (float *)(A + 432512), packed + 1418576, batch);
-    inception4_relu4((float *)(A + 432512), (float *)(A + 432512), batch);
-    inception4_conv5((float *)(A + 432512), (float *)(A + 1103872), packed + 1430888, (float *)(A + 401408), batch);
+    inception4_conv4((float *)(A + 0), (float *)(A + 433536), packed + 1418576, (float *)(A + 401408), batch);
+    inception4_relu4((float *)(A + 433536), (float *)(A + 433536), batch);
+    inception4_conv5((float *)(A + 433536), (float *)(A + 1103872), packed + 1430888, (float *)(A + 401408), batch);
     inception4_relu5((float *)(A + 1103872), (float *)(A + 1103872), batch);
     inception4_maxpool1((float *)(A + 0), (float *)(A + 401408), batch);
-    inception4_conv6((float *)(A + 401408), (float *)(A + 1154048), packed + 1469352, batch);
+    inception4_conv6((float *)(A + 401408), (float *)(A + 1154048), packed + 1469352, (float *)(A + 0), batch);
     inception4_relu6((float *)(A + 1154048), (float *)(A + 1154048), batch);
     inception4_concat1((float *)(A + 978432), (float *)(A + 802816), (float *)(A + 1103872), (float *)(A + 1154048), (float *)(A + 0), batch);
-    inception5_conv1((float *)(A + 0), (float *)(A + 1003520), packed + 1502184, batch);
+    inception5_conv1((float *)(A + 0), (float *)(A + 1003520), packed + 1502184, (float *)(A + 401408), batch);
     inception5_relu1((float *)(A + 1003520), (float *)(A + 1003520), batch);
-    inception5_conv2((float *)(A + 0), (float *)(A + 532480), packed + 1567848, batch);
-    inception5_relu2((float *)(A + 532480), (float *)(A + 532480), batch);
-    inception5_conv3((float *)(A + 532480), (float *)(A + 802816), packed + 1633512, (float *)(A + 401408), batch);
+    inception5_conv2((float *)(A + 0), (float *)(A + 533376), packed + 1567848, (float *)(A + 401408), batch);
+    inception5_relu2((float *)(A + 533376), (float *)(A + 533376), batch);
+    inception5_conv3((float *)(A + 533376), (float *)(A + 802816), packed + 1633512, (float *)(A + 401408), batch);
     inception5_relu3((float *)(A + 802816), (float *)(A + 802816), batch);
-    inception5_conv4((float *)(A + 0), (float *)(A + 432512), packed + 1928680, batch);
-    inception5_relu4((float *)(A + 432512), (float *)(A + 432512), batch);
-    inception5_conv5((float *)(A + 432512), (float *)(A + 1103872), packed + 1940992, (float *)(A + 401408), batch);
+    inception5_conv4((float *)(A + 0), (float *)(A + 433536), packed + 1928680, (float *)(A + 401408), batch);
+    inception5_relu4((float *)(A + 433536), (float *)(A + 433536), batch);
+    inception5_conv5((float *)(A + 433536), (float *)(A + 1103872), packed + 1940992, (float *)(A + 401408), batch);
     inception5_relu5((float *)(A + 1103872), (float *)(A + 1103872), batch);
     inception5_maxpool1((float *)(A + 0), (float *)(A + 401408), batch);
-    inception5_conv6((float *)(A + 401408), (float *)(A + 1154048), packed + 1979456, batch);
+    inception5_conv6((float *)(A + 401408), (float *)(A + 1154048), packed + 1979456, (float *)(A + 0), batch);
     inception5_relu6((float *)(A + 1154048), (float *)(A + 1154048), batch);
     inception5_concat1((float *)(A + 1003520), (float *)(A + 802816), (float *)(A + 1103872), (float *)(A + 1154048), (float *)(A + 0), batch);
-    inception6_conv1((float *)(A + 0), (float *)(A + 1028608), packed + 2012288, batch);
+    inception6_conv1((float *)(A + 0), (float *)(A + 1028608), packed + 2012288, (float *)(A + 401408), batch);
     inception6_relu1((float *)(A + 1028608), (float *)(A + 1028608), batch);
-    inception6_conv2((float *)(A + 0), (float *)(A + 548864), packed + 2069744, batch);
-    inception6_relu2((float *)(A + 548864), (float *)(A + 548864), batch);
-    inception6_conv3((float *)(A + 548864), (float *)(A + 802816), packed + 2143616, (float *)(A + 401408), batch);
+    inception6_conv2((float *)(A + 0), (float *)(A + 549760), packed + 2069744, (float *)(A + 401408), batch);
+    inception6_relu2((float *)(A + 549760), (float *)(A + 549760), batch);
+    inception6_conv3((float *)(A + 549760), (float *)(A + 802816), packed + 2143616, (float *)(A + 401408), batch);
     inception6_relu3((float *)(A + 802816), (float *)(A + 802816), batch);
-    inception6_conv4((float *)(A + 0), (float *)(A + 442880), packed + 2517152, batch);
-    inception6_relu4((float *)(A + 442880), (float *)(A + 442880), batch);
-    inception6_conv5((float *)(A + 442880), (float *)(A + 1116416), packed + 2533568, (float *)(A + 401408), batch);
+    inception6_conv4((float *)(A + 0), (float *)(A + 443904), packed + 2517152, (float *)(A + 401408), batch);
+    inception6_relu4((float *)(A + 443904), (float *)(A + 443904), batch);
+    inception6_conv5((float *)(A + 443904), (float *)(A + 1116416), packed + 2533568, (float *)(A + 401408), batch);
     inception6_relu5((float *)(A + 1116416), (float *)(A + 1116416), batch);
     inception6_maxpool1((float *)(A + 0), (float *)(A + 401408), batch);
-    inception6_conv6((float *)(A + 401408), (float *)(A + 1166592), packed + 2584832, batch);
+    inception6_conv6((float *)(A + 401408), (float *)(A + 1166592), packed + 2584832, (float *)(A + 0), batch);
     inception6_relu6((float *)(A + 1166592), (float *)(A + 1166592), batch);
     inception6_concat1((float *)(A + 1028608), (float *)(A + 802816), (float *)(A + 1116416), (float *)(A + 1166592), (float *)(A + 0), batch);
-    inception7_conv1((float *)(A + 0), (float *)(A + 1078784), packed + 2617664, batch);
+    inception7_conv1((float *)(A + 0), (float *)(A + 1078784), packed + 2617664, (float *)(A + 413952), batch);
     inception7_relu1((float *)(A + 1078784), (float *)(A + 1078784), batch);
-    inception7_conv2((float *)(A + 0), (float *)(A + 577792), packed + 2753088, batch);
-    inception7_relu2((float *)(A + 577792), (float *)(A + 577792), batch);
-    inception7_conv3((float *)(A + 577792), (float *)(A + 827904), packed + 2837728, (float *)(A + 413952), batch);
+    inception7_conv2((float *)(A + 0), (float *)(A + 578688), packed + 2753088, (float *)(A + 413952), batch);
+    inception7_relu2((float *)(A + 578688), (float *)(A + 578688), batch);
+    inception7_conv3((float *)(A + 578688), (float *)(A + 827904), packed + 2837728, (float *)(A + 413952), batch);
     inception7_relu3((float *)(A + 827904), (float *)(A + 827904), batch);
-    inception7_conv4((float *)(A + 0), (float *)(A + 455424), packed + 3298848, batch);
-    inception7_relu4((float *)(A + 455424), (float *)(A + 455424), batch);
-    inception7_conv5((float *)(A + 455424), (float *)(A + 1279488), packed + 3315776, (float *)(A + 413952), batch);
+    inception7_conv4((float *)(A + 0), (float *)(A + 456448), packed + 3298848, (float *)(A + 413952), batch);
+    inception7_relu4((float *)(A + 456448), (float *)(A + 456448), batch);
+    inception7_conv5((float *)(A + 456448), (float *)(A + 1279488), packed + 3315776, (float *)(A + 413952), batch);
     inception7_relu5((float *)(A + 1279488), (float *)(A + 1279488), batch);
     inception7_maxpool1((float *)(A + 0), (float *)(A + 413952), batch);
-    inception7_conv6((float *)(A + 413952), (float *)(A + 1379840), packed + 3418304, batch);
+    inception7_conv6((float *)(A + 413952), (float *)(A + 1379840), packed + 3418304, (float *)(A + 0), batch);
     inception7_relu6((float *)(A + 1379840), (float *)(A + 1379840), batch);
     inception7_concat1((float *)(A + 1078784), (float *)(A + 827904), (float *)(A + 1279488), (float *)(A + 1379840), (float *)(A + 0), batch);
     maxpool4((float *)(A + 0), (float *)(A + 652288), batch);
-    inception8_conv1((float *)(A + 652288), (float *)(A + 225792), packed + 3486016, batch);
+    inception8_conv1((float *)(A + 652288), (float *)(A + 225792), packed + 3486016, (float *)(A + 0), batch);
     inception8_relu1((float *)(A + 225792), (float *)(A + 225792), batch);
-    inception8_conv2((float *)(A + 652288), (float *)(A + 51840), packed + 3699264, batch);
-    inception8_relu2((float *)(A + 51840), (float *)(A + 51840), batch);
-    inception8_conv3((float *)(A + 51840), (float *)(A + 163072), packed + 3832544, (float *)(A + 0), batch);
+    inception8_conv2((float *)(A + 652288), (float *)(A + 52096), packed + 3699264, (float *)(A + 0), batch);
+    inception8_relu2((float *)(A + 52096), (float *)(A + 52096), batch);
+    inception8_conv3((float *)(A + 52096), (float *)(A + 163072), packed + 3832544, (float *)(A + 0), batch);
     inception8_relu3((float *)(A + 163072), (float *)(A + 163072), batch);
-    inception8_conv4((float *)(A + 652288), (float *)(A + 15488), packed + 4293664, batch);
-    inception8_relu4((float *)(A + 15488), (float *)(A + 15488), batch);
-    inception8_conv5((float *)(A + 15488), (float *)(A + 275968), packed + 4320320, (float *)(A + 0), batch);
+    inception8_conv4((float *)(A + 652288), (float *)(A + 15808), packed + 4293664, (float *)(A + 0), batch);
+    inception8_relu4((float *)(A + 15808), (float *)(A + 15808), batch);
+    inception8_conv5((float *)(A + 15808), (float *)(A + 275968), packed + 4320320, (float *)(A + 0), batch);
     inception8_relu5((float *)(A + 275968), (float *)(A + 275968), batch);
     inception8_maxpool1((float *)(A + 652288), (float *)(A + 0), batch);
-    inception8_conv6((float *)(A + 0), (float *)(A + 301056), packed + 4422848, batch);
+    inception8_conv6((float *)(A + 0), (float *)(A + 301056), packed + 4422848, (float *)(A + 326144), batch);
     inception8_relu6((float *)(A + 301056), (float *)(A + 301056), batch);
     inception8_concat1((float *)(A + 225792), (float *)(A + 163072), (float *)(A + 275968), (float *)(A + 301056), (float *)(A + 0), batch);
-    inception9_conv1((float *)(A + 0), (float *)(A + 326144), packed + 4529472, batch);
+    inception9_conv1((float *)(A + 0), (float *)(A + 326144), packed + 4529472, (float *)(A + 163072), batch);
     inception9_relu1((float *)(A + 326144), (float *)(A + 326144), batch);
-    inception9_conv2((float *)(A + 0), (float *)(A + 225280), packed + 4849344, batch);
-    inception9_relu2((float *)(A + 225280), (float *)(A + 225280), batch);
-    inception9_conv3((float *)(A + 225280), (float *)(A + 401408), packed + 5009280, (float *)(A + 163072), batch);
+    inception9_conv2((float *)(A + 0), (float *)(A + 225536), packed + 4849344, (float *)(A + 163072), batch);
+    inception9_relu2((float *)(A + 225536), (float *)(A + 225536), batch);
+    inception9_conv3((float *)(A + 225536), (float *)(A + 401408), packed + 5009280, (float *)(A + 163072), batch);
     inception9_relu3((float *)(A + 401408), (float *)(A + 401408), batch);
-    inception9_conv4((float *)(A + 0), (float *)(A + 186304), packed + 5673216, batch);
-    inception9_relu4((float *)(A + 186304), (float *)(A + 186304), batch);
-    inception9_conv5((float *)(A + 186304), (float *)(A + 476672), packed + 5713200, (float *)(A + 163072), batch);
+    inception9_conv4((float *)(A + 0), (float *)(A + 186624), packed + 5673216, (float *)(A + 163072), batch);
+    inception9_relu4((float *)(A + 186624), (float *)(A + 186624), batch);
+    inception9_conv5((float *)(A + 186624), (float *)(A + 476672), packed + 5713200, (float *)(A + 163072), batch);
     inception9_relu5((float *)(A + 476672), (float *)(A + 476672), batch);
     inception9_maxpool1((float *)(A + 0), (float *)(A + 163072), batch);
-    inception9_conv6((float *)(A + 163072), (float *)(A + 501760), packed + 5866928, batch);
+    inception9_conv6((float *)(A + 163072), (float *)(A + 501760), packed + 5866928, (float *)(A + 0), batch);
     inception9_relu6((float *)(A + 501760), (float *)(A + 501760), batch);
     inception9_concat1((float *)(A + 326144), (float *)(A + 401408), (float *)(A + 476672), (float *)(A + 501760), (float *)(A + 0), batch);
     avgpool1((float *)(A + 0), (float *)(A + 200704), batch);

@@ -3,7 +3,7 @@
  * source:  examples/mobilenet.cnn, network mobilenet
  * command: cnnc build examples/mobilenet.cnn
  * target:  portable C (scalar); batch up to 1
- * arena:   8143872 bytes (34543680 without reuse; 7341056 live at most)
+ * arena:   8143872 bytes (34702912 without reuse; 7341056 live at most)
  * weights: 4253864 canonical floats, 4231976 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -116,6 +116,21 @@ static void cnn_pad(const float *x, float *xp, int c, int h, int w, int top,
         }
 }
 
+/* A dot product in eight independent lanes: compilers vectorise it
+ * without having to reorder one running sum (which they may not). */
+static float cnn_dot(const float *a, const float *b, int n) {
+    float lane[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    float sum = 0.0f;
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++)
+            lane[l] += a[i + l] * b[i + l];
+    for (; i < n; i++)
+        sum += a[i] * b[i];
+    return sum + ((lane[0] + lane[1]) + (lane[2] + lane[3])) +
+           ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+}
+
 static void cnn_copy(const float *src, float *dst, ptrdiff_t n) {
     for (ptrdiff_t i = 0; i < n; i++)
         dst[i] = src[i];
@@ -202,17 +217,20 @@ static void dwsep1_conv1(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 12996;
             float *yk = yb + k * 12544;
-            for (int i = 0; i < 12544; i++)
-                yk[i] = 0.0f;
+            float *t = s + 415872;
+            for (int p = 0; p < 12766; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 12996 + i * 114 + j * 1;
-                        for (int oh = 0; oh < 112; oh++)
-                            for (int ow = 0; ow < 112; ow++)
-                                yk[oh * 112 + ow] += wv * xr[oh * 114 + ow];
+                        for (int p = 0; p < 12766; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 112; oh++)
+                for (int ow = 0; ow < 112; ow++)
+                    yk[oh * 112 + ow] = t[oh * 114 + ow];
         }
     }
 }
@@ -246,9 +264,9 @@ static void dwsep1_relu1(const float *x0, float *y, int batch) {
 /* dwsep1.conv2 — examples/mobilenet.cnn:20: conv 1x1 64
  *   in [32,112,112] -> out [64,112,112]
  *   weights at packed[1280]: weight [64,32,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void dwsep1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void dwsep1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 802816;
@@ -257,17 +275,20 @@ static void dwsep1_conv2(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 32;
             const float *xg = in;
             float *yk = yb + k * 12544;
-            for (int i = 0; i < 12544; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 12544; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 32; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 12544 + i * 112 + j * 1;
-                        for (int oh = 0; oh < 112; oh++)
-                            for (int ow = 0; ow < 112; ow++)
-                                yk[oh * 112 + ow] += wv * xr[oh * 112 + ow];
+                        for (int p = 0; p < 12544; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 112; oh++)
+                for (int ow = 0; ow < 112; ow++)
+                    yk[oh * 112 + ow] = t[oh * 112 + ow];
         }
     }
 }
@@ -357,9 +378,9 @@ static void dwsep2_relu1(const float *x0, float *y, int batch) {
 /* dwsep2.conv2 — examples/mobilenet.cnn:20: conv 1x1 128
  *   in [64,56,56] -> out [128,56,56]
  *   weights at packed[4160]: weight [128,64,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void dwsep2_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void dwsep2_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 401408;
@@ -368,17 +389,20 @@ static void dwsep2_conv2(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 64;
             const float *xg = in;
             float *yk = yb + k * 3136;
-            for (int i = 0; i < 3136; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 3136; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 3136 + i * 56 + j * 1;
-                        for (int oh = 0; oh < 56; oh++)
-                            for (int ow = 0; ow < 56; ow++)
-                                yk[oh * 56 + ow] += wv * xr[oh * 56 + ow];
+                        for (int p = 0; p < 3136; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 56; oh++)
+                for (int ow = 0; ow < 56; ow++)
+                    yk[oh * 56 + ow] = t[oh * 56 + ow];
         }
     }
 }
@@ -424,17 +448,20 @@ static void dwsep3_conv1(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 3364;
             float *yk = yb + k * 3136;
-            for (int i = 0; i < 3136; i++)
-                yk[i] = 0.0f;
+            float *t = s + 430592;
+            for (int p = 0; p < 3246; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int oh = 0; oh < 56; oh++)
-                            for (int ow = 0; ow < 56; ow++)
-                                yk[oh * 56 + ow] += wv * xr[oh * 58 + ow];
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 56; oh++)
+                for (int ow = 0; ow < 56; ow++)
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -468,9 +495,9 @@ static void dwsep3_relu1(const float *x0, float *y, int batch) {
 /* dwsep3.conv2 — examples/mobilenet.cnn:20: conv 1x1 128
  *   in [128,56,56] -> out [128,56,56]
  *   weights at packed[14016]: weight [128,128,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void dwsep3_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void dwsep3_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 401408;
@@ -479,17 +506,20 @@ static void dwsep3_conv2(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 128;
             const float *xg = in;
             float *yk = yb + k * 3136;
-            for (int i = 0; i < 3136; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 3136; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 3136 + i * 56 + j * 1;
-                        for (int oh = 0; oh < 56; oh++)
-                            for (int ow = 0; ow < 56; ow++)
-                                yk[oh * 56 + ow] += wv * xr[oh * 56 + ow];
+                        for (int p = 0; p < 3136; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 56; oh++)
+                for (int ow = 0; ow < 56; ow++)
+                    yk[oh * 56 + ow] = t[oh * 56 + ow];
         }
     }
 }
@@ -579,9 +609,9 @@ static void dwsep4_relu1(const float *x0, float *y, int batch) {
 /* dwsep4.conv2 — examples/mobilenet.cnn:20: conv 1x1 256
  *   in [128,28,28] -> out [256,28,28]
  *   weights at packed[32064]: weight [256,128,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void dwsep4_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void dwsep4_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 200704;
@@ -590,17 +620,20 @@ static void dwsep4_conv2(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 128;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 28 + ow];
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -646,17 +679,20 @@ static void dwsep5_conv1(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 900;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = 0.0f;
+            float *t = s + 230400;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 30 + ow];
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -690,9 +726,9 @@ static void dwsep5_relu1(const float *x0, float *y, int batch) {
 /* dwsep5.conv2 — examples/mobilenet.cnn:20: conv 1x1 256
  *   in [256,28,28] -> out [256,28,28]
  *   weights at packed[68160]: weight [256,256,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void dwsep5_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void dwsep5_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
@@ -701,17 +737,20 @@ static void dwsep5_conv2(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 256;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 28 + ow];
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -801,9 +840,9 @@ static void dwsep6_relu1(const float *x0, float *y, int batch) {
 /* dwsep6.conv2 — examples/mobilenet.cnn:20: conv 1x1 512
  *   in [256,14,14] -> out [512,14,14]
  *   weights at packed[137024]: weight [512,256,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void dwsep6_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void dwsep6_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 100352;
@@ -812,17 +851,20 @@ static void dwsep6_conv2(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 256;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -868,17 +910,20 @@ static void dwsep7_conv1(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 256;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 131072;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -912,9 +957,9 @@ static void dwsep7_relu1(const float *x0, float *y, int batch) {
 /* dwsep7.conv2 — examples/mobilenet.cnn:20: conv 1x1 512
  *   in [512,14,14] -> out [512,14,14]
  *   weights at packed[274752]: weight [512,512,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void dwsep7_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void dwsep7_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
@@ -923,17 +968,20 @@ static void dwsep7_conv2(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 512;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -979,17 +1027,20 @@ static void dwsep8_conv1(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 256;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 131072;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1023,9 +1074,9 @@ static void dwsep8_relu1(const float *x0, float *y, int batch) {
 /* dwsep8.conv2 — examples/mobilenet.cnn:20: conv 1x1 512
  *   in [512,14,14] -> out [512,14,14]
  *   weights at packed[543552]: weight [512,512,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void dwsep8_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void dwsep8_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
@@ -1034,17 +1085,20 @@ static void dwsep8_conv2(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 512;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1090,17 +1144,20 @@ static void dwsep9_conv1(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 256;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 131072;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1134,9 +1191,9 @@ static void dwsep9_relu1(const float *x0, float *y, int batch) {
 /* dwsep9.conv2 — examples/mobilenet.cnn:20: conv 1x1 512
  *   in [512,14,14] -> out [512,14,14]
  *   weights at packed[812352]: weight [512,512,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void dwsep9_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void dwsep9_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
@@ -1145,17 +1202,20 @@ static void dwsep9_conv2(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 512;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1201,17 +1261,20 @@ static void dwsep10_conv1(const float *restrict x0, float *restrict y, const flo
             const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 256;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 131072;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1245,9 +1308,9 @@ static void dwsep10_relu1(const float *x0, float *y, int batch) {
 /* dwsep10.conv2 — examples/mobilenet.cnn:20: conv 1x1 512
  *   in [512,14,14] -> out [512,14,14]
  *   weights at packed[1081152]: weight [512,512,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void dwsep10_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void dwsep10_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
@@ -1256,17 +1319,20 @@ static void dwsep10_conv2(const float *restrict x0, float *restrict y, const flo
             const float *wk = w + k * 512;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1312,17 +1378,20 @@ static void dwsep11_conv1(const float *restrict x0, float *restrict y, const flo
             const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 256;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 131072;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1356,9 +1425,9 @@ static void dwsep11_relu1(const float *x0, float *y, int batch) {
 /* dwsep11.conv2 — examples/mobilenet.cnn:20: conv 1x1 512
  *   in [512,14,14] -> out [512,14,14]
  *   weights at packed[1349952]: weight [512,512,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void dwsep11_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void dwsep11_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
@@ -1367,17 +1436,20 @@ static void dwsep11_conv2(const float *restrict x0, float *restrict y, const flo
             const float *wk = w + k * 512;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1467,9 +1539,9 @@ static void dwsep12_relu1(const float *x0, float *y, int batch) {
 /* dwsep12.conv2 — examples/mobilenet.cnn:20: conv 1x1 1024
  *   in [512,7,7] -> out [1024,7,7]
  *   weights at packed[1618752]: weight [1024,512,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void dwsep12_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void dwsep12_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 50176;
@@ -1478,17 +1550,20 @@ static void dwsep12_conv2(const float *restrict x0, float *restrict y, const flo
             const float *wk = w + k * 512;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 7 + ow];
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -1534,17 +1609,20 @@ static void dwsep13_conv1(const float *restrict x0, float *restrict y, const flo
             const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 81;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = 0.0f;
+            float *t = s + 82944;
+            for (int p = 0; p < 61; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 9 + ow];
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -1578,9 +1656,9 @@ static void dwsep13_relu1(const float *x0, float *y, int batch) {
 /* dwsep13.conv2 — examples/mobilenet.cnn:20: conv 1x1 1024
  *   in [1024,7,7] -> out [1024,7,7]
  *   weights at packed[2156352]: weight [1024,1024,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void dwsep13_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void dwsep13_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
@@ -1589,17 +1667,20 @@ static void dwsep13_conv2(const float *restrict x0, float *restrict y, const flo
             const float *wk = w + k * 1024;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1024; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 7 + ow];
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -1666,16 +1747,10 @@ static void avgpool1(const float *restrict x0, float *restrict y, int batch) {
  *   scalar loops
  */
 static void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 1024;
-        float *yb = y + (ptrdiff_t)b * 1000;
-        for (int u = 0; u < 1000; u++) {
-            const float *wu = w + (ptrdiff_t)u * 1024;
-            float sum = 0.0f;
-            for (int i = 0; i < 1024; i++)
-                sum += wu[i] * xb0[i];
-            yb[u] = sum + w[1024000 + u];
-        }
+    for (int u = 0; u < 1000; u++) {
+        const float *wu = w + (ptrdiff_t)u * 1024;
+        for (int b = 0; b < batch; b++)
+            y[(ptrdiff_t)b * 1000 + u] = cnn_dot(wu, x0 + (ptrdiff_t)b * 1024, 1024) + w[1024000 + u];
     }
 }
 
@@ -1748,85 +1823,85 @@ int mobilenet_forward(const float *packed, const float *in_img, float *out_logit
         return 1;
     if ((uintptr_t)arena % 64 != 0 || (mobilenet_ARENA_BYTES > 0 && !arena))
         return 2;
-    conv1(in_img, (float *)(A + 1663488), packed + 0, (float *)(A + 0), batch);
-    bn1((float *)(A + 1663488), (float *)(A + 1663488), packed + 864, batch);
-    relu1((float *)(A + 1663488), (float *)(A + 1663488), batch);
-    dwsep1_conv1((float *)(A + 1663488), (float *)(A + 6538240), packed + 928, (float *)(A + 0), batch);
+    conv1(in_img, (float *)(A + 1714560), packed + 0, (float *)(A + 0), batch);
+    bn1((float *)(A + 1714560), (float *)(A + 1714560), packed + 864, batch);
+    relu1((float *)(A + 1714560), (float *)(A + 1714560), batch);
+    dwsep1_conv1((float *)(A + 1714560), (float *)(A + 6538240), packed + 928, (float *)(A + 0), batch);
     dwsep1_bn1((float *)(A + 6538240), (float *)(A + 6538240), packed + 1216, batch);
     dwsep1_relu1((float *)(A + 6538240), (float *)(A + 6538240), batch);
-    dwsep1_conv2((float *)(A + 6538240), (float *)(A + 3326976), packed + 1280, batch);
+    dwsep1_conv2((float *)(A + 6538240), (float *)(A + 3326976), packed + 1280, (float *)(A + 0), batch);
     dwsep1_bn2((float *)(A + 3326976), (float *)(A + 3326976), packed + 3328, batch);
     dwsep1_relu2((float *)(A + 3326976), (float *)(A + 3326976), batch);
     dwsep2_conv1((float *)(A + 3326976), (float *)(A + 6538240), packed + 3456, (float *)(A + 0), batch);
     dwsep2_bn1((float *)(A + 6538240), (float *)(A + 6538240), packed + 4032, batch);
     dwsep2_relu1((float *)(A + 6538240), (float *)(A + 6538240), batch);
-    dwsep2_conv2((float *)(A + 6538240), (float *)(A + 1722368), packed + 4160, batch);
-    dwsep2_bn2((float *)(A + 1722368), (float *)(A + 1722368), packed + 12352, batch);
-    dwsep2_relu2((float *)(A + 1722368), (float *)(A + 1722368), batch);
-    dwsep3_conv1((float *)(A + 1722368), (float *)(A + 3328000), packed + 12608, (float *)(A + 0), batch);
-    dwsep3_bn1((float *)(A + 3328000), (float *)(A + 3328000), packed + 13760, batch);
-    dwsep3_relu1((float *)(A + 3328000), (float *)(A + 3328000), batch);
-    dwsep3_conv2((float *)(A + 3328000), (float *)(A + 1722368), packed + 14016, batch);
+    dwsep2_conv2((float *)(A + 6538240), (float *)(A + 1735360), packed + 4160, (float *)(A + 0), batch);
+    dwsep2_bn2((float *)(A + 1735360), (float *)(A + 1735360), packed + 12352, batch);
+    dwsep2_relu2((float *)(A + 1735360), (float *)(A + 1735360), batch);
+    dwsep3_conv1((float *)(A + 1735360), (float *)(A + 3340992), packed + 12608, (float *)(A + 0), batch);
+    dwsep3_bn1((float *)(A + 3340992), (float *)(A + 3340992), packed + 13760, batch);
+    dwsep3_relu1((float *)(A + 3340992), (float *)(A + 3340992), batch);
+    dwsep3_conv2((float *)(A + 3340992), (float *)(A + 1722368), packed + 14016, (float *)(A + 3328000), batch);
     dwsep3_bn2((float *)(A + 1722368), (float *)(A + 1722368), packed + 30400, batch);
     dwsep3_relu2((float *)(A + 1722368), (float *)(A + 1722368), batch);
     dwsep4_conv1((float *)(A + 1722368), (float *)(A + 3328000), packed + 30656, (float *)(A + 0), batch);
     dwsep4_bn1((float *)(A + 3328000), (float *)(A + 3328000), packed + 31808, batch);
     dwsep4_relu1((float *)(A + 3328000), (float *)(A + 3328000), batch);
-    dwsep4_conv2((float *)(A + 3328000), (float *)(A + 921600), packed + 32064, batch);
-    dwsep4_bn2((float *)(A + 921600), (float *)(A + 921600), packed + 64832, batch);
-    dwsep4_relu2((float *)(A + 921600), (float *)(A + 921600), batch);
-    dwsep5_conv1((float *)(A + 921600), (float *)(A + 1724416), packed + 65344, (float *)(A + 0), batch);
-    dwsep5_bn1((float *)(A + 1724416), (float *)(A + 1724416), packed + 67648, batch);
-    dwsep5_relu1((float *)(A + 1724416), (float *)(A + 1724416), batch);
-    dwsep5_conv2((float *)(A + 1724416), (float *)(A + 921600), packed + 68160, batch);
+    dwsep4_conv2((float *)(A + 3328000), (float *)(A + 924992), packed + 32064, (float *)(A + 0), batch);
+    dwsep4_bn2((float *)(A + 924992), (float *)(A + 924992), packed + 64832, batch);
+    dwsep4_relu2((float *)(A + 924992), (float *)(A + 924992), batch);
+    dwsep5_conv1((float *)(A + 924992), (float *)(A + 1727808), packed + 65344, (float *)(A + 0), batch);
+    dwsep5_bn1((float *)(A + 1727808), (float *)(A + 1727808), packed + 67648, batch);
+    dwsep5_relu1((float *)(A + 1727808), (float *)(A + 1727808), batch);
+    dwsep5_conv2((float *)(A + 1727808), (float *)(A + 921600), packed + 68160, (float *)(A + 1724416), batch);
     dwsep5_bn2((float *)(A + 921600), (float *)(A + 921600), packed + 133696, batch);
     dwsep5_relu2((float *)(A + 921600), (float *)(A + 921600), batch);
     dwsep6_conv1((float *)(A + 921600), (float *)(A + 1724416), packed + 134208, (float *)(A + 0), batch);
     dwsep6_bn1((float *)(A + 1724416), (float *)(A + 1724416), packed + 136512, batch);
     dwsep6_relu1((float *)(A + 1724416), (float *)(A + 1724416), batch);
-    dwsep6_conv2((float *)(A + 1724416), (float *)(A + 524288), packed + 137024, batch);
-    dwsep6_bn2((float *)(A + 524288), (float *)(A + 524288), packed + 268096, batch);
-    dwsep6_relu2((float *)(A + 524288), (float *)(A + 524288), batch);
-    dwsep7_conv1((float *)(A + 524288), (float *)(A + 925696), packed + 269120, (float *)(A + 0), batch);
-    dwsep7_bn1((float *)(A + 925696), (float *)(A + 925696), packed + 273728, batch);
-    dwsep7_relu1((float *)(A + 925696), (float *)(A + 925696), batch);
-    dwsep7_conv2((float *)(A + 925696), (float *)(A + 524288), packed + 274752, batch);
-    dwsep7_bn2((float *)(A + 524288), (float *)(A + 524288), packed + 536896, batch);
-    dwsep7_relu2((float *)(A + 524288), (float *)(A + 524288), batch);
-    dwsep8_conv1((float *)(A + 524288), (float *)(A + 925696), packed + 537920, (float *)(A + 0), batch);
-    dwsep8_bn1((float *)(A + 925696), (float *)(A + 925696), packed + 542528, batch);
-    dwsep8_relu1((float *)(A + 925696), (float *)(A + 925696), batch);
-    dwsep8_conv2((float *)(A + 925696), (float *)(A + 524288), packed + 543552, batch);
-    dwsep8_bn2((float *)(A + 524288), (float *)(A + 524288), packed + 805696, batch);
-    dwsep8_relu2((float *)(A + 524288), (float *)(A + 524288), batch);
-    dwsep9_conv1((float *)(A + 524288), (float *)(A + 925696), packed + 806720, (float *)(A + 0), batch);
-    dwsep9_bn1((float *)(A + 925696), (float *)(A + 925696), packed + 811328, batch);
-    dwsep9_relu1((float *)(A + 925696), (float *)(A + 925696), batch);
-    dwsep9_conv2((float *)(A + 925696), (float *)(A + 524288), packed + 812352, batch);
-    dwsep9_bn2((float *)(A + 524288), (float *)(A + 524288), packed + 1074496, batch);
-    dwsep9_relu2((float *)(A + 524288), (float *)(A + 524288), batch);
-    dwsep10_conv1((float *)(A + 524288), (float *)(A + 925696), packed + 1075520, (float *)(A + 0), batch);
-    dwsep10_bn1((float *)(A + 925696), (float *)(A + 925696), packed + 1080128, batch);
-    dwsep10_relu1((float *)(A + 925696), (float *)(A + 925696), batch);
-    dwsep10_conv2((float *)(A + 925696), (float *)(A + 524288), packed + 1081152, batch);
-    dwsep10_bn2((float *)(A + 524288), (float *)(A + 524288), packed + 1343296, batch);
-    dwsep10_relu2((float *)(A + 524288), (float *)(A + 524288), batch);
-    dwsep11_conv1((float *)(A + 524288), (float *)(A + 925696), packed + 1344320, (float *)(A + 0), batch);
-    dwsep11_bn1((float *)(A + 925696), (float *)(A + 925696), packed + 1348928, batch);
-    dwsep11_relu1((float *)(A + 925696), (float *)(A + 925696), batch);
-    dwsep11_conv2((float *)(A + 925696), (float *)(A + 524288), packed + 1349952, batch);
+    dwsep6_conv2((float *)(A + 1724416), (float *)(A + 525184), packed + 137024, (float *)(A + 0), batch);
+    dwsep6_bn2((float *)(A + 525184), (float *)(A + 525184), packed + 268096, batch);
+    dwsep6_relu2((float *)(A + 525184), (float *)(A + 525184), batch);
+    dwsep7_conv1((float *)(A + 525184), (float *)(A + 926592), packed + 269120, (float *)(A + 0), batch);
+    dwsep7_bn1((float *)(A + 926592), (float *)(A + 926592), packed + 273728, batch);
+    dwsep7_relu1((float *)(A + 926592), (float *)(A + 926592), batch);
+    dwsep7_conv2((float *)(A + 926592), (float *)(A + 525184), packed + 274752, (float *)(A + 0), batch);
+    dwsep7_bn2((float *)(A + 525184), (float *)(A + 525184), packed + 536896, batch);
+    dwsep7_relu2((float *)(A + 525184), (float *)(A + 525184), batch);
+    dwsep8_conv1((float *)(A + 525184), (float *)(A + 926592), packed + 537920, (float *)(A + 0), batch);
+    dwsep8_bn1((float *)(A + 926592), (float *)(A + 926592), packed + 542528, batch);
+    dwsep8_relu1((float *)(A + 926592), (float *)(A + 926592), batch);
+    dwsep8_conv2((float *)(A + 926592), (float *)(A + 525184), packed + 543552, (float *)(A + 0), batch);
+    dwsep8_bn2((float *)(A + 525184), (float *)(A + 525184), packed + 805696, batch);
+    dwsep8_relu2((float *)(A + 525184), (float *)(A + 525184), batch);
+    dwsep9_conv1((float *)(A + 525184), (float *)(A + 926592), packed + 806720, (float *)(A + 0), batch);
+    dwsep9_bn1((float *)(A + 926592), (float *)(A + 926592), packed + 811328, batch);
+    dwsep9_relu1((float *)(A + 926592), (float *)(A + 926592), batch);
+    dwsep9_conv2((float *)(A + 926592), (float *)(A + 525184), packed + 812352, (float *)(A + 0), batch);
+    dwsep9_bn2((float *)(A + 525184), (float *)(A + 525184), packed + 1074496, batch);
+    dwsep9_relu2((float *)(A + 525184), (float *)(A + 525184), batch);
+    dwsep10_conv1((float *)(A + 525184), (float *)(A + 926592), packed + 1075520, (float *)(A + 0), batch);
+    dwsep10_bn1((float *)(A + 926592), (float *)(A + 926592), packed + 1080128, batch);
+    dwsep10_relu1((float *)(A + 926592), (float *)(A + 926592), batch);
+    dwsep10_conv2((float *)(A + 926592), (float *)(A + 525184), packed + 1081152, (float *)(A + 0), batch);
+    dwsep10_bn2((float *)(A + 525184), (float *)(A + 525184), packed + 1343296, batch);
+    dwsep10_relu2((float *)(A + 525184), (float *)(A + 525184), batch);
+    dwsep11_conv1((float *)(A + 525184), (float *)(A + 926592), packed + 1344320, (float *)(A + 0), batch);
+    dwsep11_bn1((float *)(A + 926592), (float *)(A + 926592), packed + 1348928, batch);
+    dwsep11_relu1((float *)(A + 926592), (float *)(A + 926592), batch);
+    dwsep11_conv2((float *)(A + 926592), (float *)(A + 524288), packed + 1349952, (float *)(A + 925696), batch);
     dwsep11_bn2((float *)(A + 524288), (float *)(A + 524288), packed + 1612096, batch);
     dwsep11_relu2((float *)(A + 524288), (float *)(A + 524288), batch);
     dwsep12_conv1((float *)(A + 524288), (float *)(A + 925696), packed + 1613120, (float *)(A + 0), batch);
     dwsep12_bn1((float *)(A + 925696), (float *)(A + 925696), packed + 1617728, batch);
     dwsep12_relu1((float *)(A + 925696), (float *)(A + 925696), batch);
-    dwsep12_conv2((float *)(A + 925696), (float *)(A + 331776), packed + 1618752, batch);
-    dwsep12_bn2((float *)(A + 331776), (float *)(A + 331776), packed + 2143040, batch);
-    dwsep12_relu2((float *)(A + 331776), (float *)(A + 331776), batch);
-    dwsep13_conv1((float *)(A + 331776), (float *)(A + 532480), packed + 2145088, (float *)(A + 0), batch);
-    dwsep13_bn1((float *)(A + 532480), (float *)(A + 532480), packed + 2154304, batch);
-    dwsep13_relu1((float *)(A + 532480), (float *)(A + 532480), batch);
-    dwsep13_conv2((float *)(A + 532480), (float *)(A + 0), packed + 2156352, batch);
+    dwsep12_conv2((float *)(A + 925696), (float *)(A + 332032), packed + 1618752, (float *)(A + 0), batch);
+    dwsep12_bn2((float *)(A + 332032), (float *)(A + 332032), packed + 2143040, batch);
+    dwsep12_relu2((float *)(A + 332032), (float *)(A + 332032), batch);
+    dwsep13_conv1((float *)(A + 332032), (float *)(A + 532736), packed + 2145088, (float *)(A + 0), batch);
+    dwsep13_bn1((float *)(A + 532736), (float *)(A + 532736), packed + 2154304, batch);
+    dwsep13_relu1((float *)(A + 532736), (float *)(A + 532736), batch);
+    dwsep13_conv2((float *)(A + 532736), (float *)(A + 0), packed + 2156352, (float *)(A + 200704), batch);
     dwsep13_bn2((float *)(A + 0), (float *)(A + 0), packed + 3204928, batch);
     dwsep13_relu2((float *)(A + 0), (float *)(A + 0), batch);
     avgpool1((float *)(A + 0), (float *)(A + 200704), batch);

@@ -3,7 +3,7 @@
  * source:  examples/mobilenetv2.cnn, network mobilenetv2
  * command: cnnc build examples/mobilenetv2.cnn
  * target:  portable C (scalar); batch up to 1
- * arena:   11011584 bytes (44208832 without reuse; 11011584 live at most)
+ * arena:   11011584 bytes (44468864 without reuse; 11011584 live at most)
  * weights: 3538984 canonical floats, 3504872 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -116,6 +116,21 @@ static void cnn_pad(const float *x, float *xp, int c, int h, int w, int top,
         }
 }
 
+/* A dot product in eight independent lanes: compilers vectorise it
+ * without having to reorder one running sum (which they may not). */
+static float cnn_dot(const float *a, const float *b, int n) {
+    float lane[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    float sum = 0.0f;
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++)
+            lane[l] += a[i + l] * b[i + l];
+    for (; i < n; i++)
+        sum += a[i] * b[i];
+    return sum + ((lane[0] + lane[1]) + (lane[2] + lane[3])) +
+           ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+}
+
 static void cnn_copy(const float *src, float *dst, ptrdiff_t n) {
     for (ptrdiff_t i = 0; i < n; i++)
         dst[i] = src[i];
@@ -202,17 +217,20 @@ static void separable1_conv1(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 12996;
             float *yk = yb + k * 12544;
-            for (int i = 0; i < 12544; i++)
-                yk[i] = 0.0f;
+            float *t = s + 415872;
+            for (int p = 0; p < 12766; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 12996 + i * 114 + j * 1;
-                        for (int oh = 0; oh < 112; oh++)
-                            for (int ow = 0; ow < 112; ow++)
-                                yk[oh * 112 + ow] += wv * xr[oh * 114 + ow];
+                        for (int p = 0; p < 12766; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 112; oh++)
+                for (int ow = 0; ow < 112; ow++)
+                    yk[oh * 112 + ow] = t[oh * 114 + ow];
         }
     }
 }
@@ -246,9 +264,9 @@ static void separable1_relu61(const float *x0, float *y, int batch) {
 /* separable1.conv2 — examples/mobilenetv2.cnn:23: conv 1x1 16
  *   in [32,112,112] -> out [16,112,112]
  *   weights at packed[1280]: weight [16,32,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void separable1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void separable1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 200704;
@@ -257,17 +275,20 @@ static void separable1_conv2(const float *restrict x0, float *restrict y, const 
             const float *wk = w + k * 32;
             const float *xg = in;
             float *yk = yb + k * 12544;
-            for (int i = 0; i < 12544; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 12544; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 32; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 12544 + i * 112 + j * 1;
-                        for (int oh = 0; oh < 112; oh++)
-                            for (int ow = 0; ow < 112; ow++)
-                                yk[oh * 112 + ow] += wv * xr[oh * 112 + ow];
+                        for (int p = 0; p < 12544; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 112; oh++)
+                for (int ow = 0; ow < 112; ow++)
+                    yk[oh * 112 + ow] = t[oh * 112 + ow];
         }
     }
 }
@@ -290,9 +311,9 @@ static void separable1_bn2(const float *x0, float *y, const float *w, int batch)
 /* inverted1.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 96
  *   in [16,112,112] -> out [96,112,112]
  *   weights at packed[1824]: weight [96,16,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 1204224;
@@ -301,17 +322,20 @@ static void inverted1_conv1(const float *restrict x0, float *restrict y, const f
             const float *wk = w + k * 16;
             const float *xg = in;
             float *yk = yb + k * 12544;
-            for (int i = 0; i < 12544; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 12544; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 16; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 12544 + i * 112 + j * 1;
-                        for (int oh = 0; oh < 112; oh++)
-                            for (int ow = 0; ow < 112; ow++)
-                                yk[oh * 112 + ow] += wv * xr[oh * 112 + ow];
+                        for (int p = 0; p < 12544; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 112; oh++)
+                for (int ow = 0; ow < 112; ow++)
+                    yk[oh * 112 + ow] = t[oh * 112 + ow];
         }
     }
 }
@@ -401,9 +425,9 @@ static void inverted1_relu62(const float *x0, float *y, int batch) {
 /* inverted1.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 24
  *   in [96,56,56] -> out [24,56,56]
  *   weights at packed[4608]: weight [24,96,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 301056;
         float *yb = y + (ptrdiff_t)b * 75264;
@@ -412,17 +436,20 @@ static void inverted1_conv3(const float *restrict x0, float *restrict y, const f
             const float *wk = w + k * 96;
             const float *xg = in;
             float *yk = yb + k * 3136;
-            for (int i = 0; i < 3136; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 3136; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 96; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 3136 + i * 56 + j * 1;
-                        for (int oh = 0; oh < 56; oh++)
-                            for (int ow = 0; ow < 56; ow++)
-                                yk[oh * 56 + ow] += wv * xr[oh * 56 + ow];
+                        for (int p = 0; p < 3136; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 56; oh++)
+                for (int ow = 0; ow < 56; ow++)
+                    yk[oh * 56 + ow] = t[oh * 56 + ow];
         }
     }
 }
@@ -445,9 +472,9 @@ static void inverted1_bn3(const float *x0, float *y, const float *w, int batch) 
 /* inverted_res1.inverted1.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 144
  *   in [24,56,56] -> out [144,56,56]
  *   weights at packed[6960]: weight [144,24,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted_res1_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted_res1_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
         float *yb = y + (ptrdiff_t)b * 451584;
@@ -456,17 +483,20 @@ static void inverted_res1_inverted1_conv1(const float *restrict x0, float *restr
             const float *wk = w + k * 24;
             const float *xg = in;
             float *yk = yb + k * 3136;
-            for (int i = 0; i < 3136; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 3136; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 24; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 3136 + i * 56 + j * 1;
-                        for (int oh = 0; oh < 56; oh++)
-                            for (int ow = 0; ow < 56; ow++)
-                                yk[oh * 56 + ow] += wv * xr[oh * 56 + ow];
+                        for (int p = 0; p < 3136; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 56; oh++)
+                for (int ow = 0; ow < 56; ow++)
+                    yk[oh * 56 + ow] = t[oh * 56 + ow];
         }
     }
 }
@@ -512,17 +542,20 @@ static void inverted_res1_inverted1_conv2(const float *restrict x0, float *restr
             const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 3364;
             float *yk = yb + k * 3136;
-            for (int i = 0; i < 3136; i++)
-                yk[i] = 0.0f;
+            float *t = s + 484416;
+            for (int p = 0; p < 3246; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int oh = 0; oh < 56; oh++)
-                            for (int ow = 0; ow < 56; ow++)
-                                yk[oh * 56 + ow] += wv * xr[oh * 58 + ow];
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 56; oh++)
+                for (int ow = 0; ow < 56; ow++)
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -556,9 +589,9 @@ static void inverted_res1_inverted1_relu62(const float *x0, float *y, int batch)
 /* inverted_res1.inverted1.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 24
  *   in [144,56,56] -> out [24,56,56]
  *   weights at packed[12288]: weight [24,144,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted_res1_inverted1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted_res1_inverted1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 451584;
         float *yb = y + (ptrdiff_t)b * 75264;
@@ -567,17 +600,20 @@ static void inverted_res1_inverted1_conv3(const float *restrict x0, float *restr
             const float *wk = w + k * 144;
             const float *xg = in;
             float *yk = yb + k * 3136;
-            for (int i = 0; i < 3136; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 3136; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 144; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 3136 + i * 56 + j * 1;
-                        for (int oh = 0; oh < 56; oh++)
-                            for (int ow = 0; ow < 56; ow++)
-                                yk[oh * 56 + ow] += wv * xr[oh * 56 + ow];
+                        for (int p = 0; p < 3136; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 56; oh++)
+                for (int ow = 0; ow < 56; ow++)
+                    yk[oh * 56 + ow] = t[oh * 56 + ow];
         }
     }
 }
@@ -609,9 +645,9 @@ static void inverted_res1_add1(const float *x0, const float *x1, float *y, int b
 /* inverted2.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 144
  *   in [24,56,56] -> out [144,56,56]
  *   weights at packed[15792]: weight [144,24,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
         float *yb = y + (ptrdiff_t)b * 451584;
@@ -620,17 +656,20 @@ static void inverted2_conv1(const float *restrict x0, float *restrict y, const f
             const float *wk = w + k * 24;
             const float *xg = in;
             float *yk = yb + k * 3136;
-            for (int i = 0; i < 3136; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 3136; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 24; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 3136 + i * 56 + j * 1;
-                        for (int oh = 0; oh < 56; oh++)
-                            for (int ow = 0; ow < 56; ow++)
-                                yk[oh * 56 + ow] += wv * xr[oh * 56 + ow];
+                        for (int p = 0; p < 3136; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 56; oh++)
+                for (int ow = 0; ow < 56; ow++)
+                    yk[oh * 56 + ow] = t[oh * 56 + ow];
         }
     }
 }
@@ -720,9 +759,9 @@ static void inverted2_relu62(const float *x0, float *y, int batch) {
 /* inverted2.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 32
  *   in [144,28,28] -> out [32,28,28]
  *   weights at packed[21120]: weight [32,144,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted2_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted2_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 112896;
         float *yb = y + (ptrdiff_t)b * 25088;
@@ -731,17 +770,20 @@ static void inverted2_conv3(const float *restrict x0, float *restrict y, const f
             const float *wk = w + k * 144;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 144; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 28 + ow];
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -764,9 +806,9 @@ static void inverted2_bn3(const float *x0, float *y, const float *w, int batch) 
 /* inverted_res2.inverted1.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 192
  *   in [32,28,28] -> out [192,28,28]
  *   weights at packed[25792]: weight [192,32,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted_res2_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted_res2_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 150528;
@@ -775,17 +817,20 @@ static void inverted_res2_inverted1_conv1(const float *restrict x0, float *restr
             const float *wk = w + k * 32;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 32; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 28 + ow];
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -831,17 +876,20 @@ static void inverted_res2_inverted1_conv2(const float *restrict x0, float *restr
             const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 900;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = 0.0f;
+            float *t = s + 172800;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 30 + ow];
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -875,9 +923,9 @@ static void inverted_res2_inverted1_relu62(const float *x0, float *y, int batch)
 /* inverted_res2.inverted1.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 32
  *   in [192,28,28] -> out [32,28,28]
  *   weights at packed[34432]: weight [32,192,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted_res2_inverted1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted_res2_inverted1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 25088;
@@ -886,17 +934,20 @@ static void inverted_res2_inverted1_conv3(const float *restrict x0, float *restr
             const float *wk = w + k * 192;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 28 + ow];
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -928,9 +979,9 @@ static void inverted_res2_add1(const float *x0, const float *x1, float *y, int b
 /* inverted_res3.inverted1.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 192
  *   in [32,28,28] -> out [192,28,28]
  *   weights at packed[40640]: weight [192,32,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted_res3_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted_res3_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 150528;
@@ -939,17 +990,20 @@ static void inverted_res3_inverted1_conv1(const float *restrict x0, float *restr
             const float *wk = w + k * 32;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 32; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 28 + ow];
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -995,17 +1049,20 @@ static void inverted_res3_inverted1_conv2(const float *restrict x0, float *restr
             const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 900;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = 0.0f;
+            float *t = s + 172800;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 30 + ow];
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -1039,9 +1096,9 @@ static void inverted_res3_inverted1_relu62(const float *x0, float *y, int batch)
 /* inverted_res3.inverted1.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 32
  *   in [192,28,28] -> out [32,28,28]
  *   weights at packed[49280]: weight [32,192,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted_res3_inverted1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted_res3_inverted1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 25088;
@@ -1050,17 +1107,20 @@ static void inverted_res3_inverted1_conv3(const float *restrict x0, float *restr
             const float *wk = w + k * 192;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 28 + ow];
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -1092,9 +1152,9 @@ static void inverted_res3_add1(const float *x0, const float *x1, float *y, int b
 /* inverted3.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 192
  *   in [32,28,28] -> out [192,28,28]
  *   weights at packed[55488]: weight [192,32,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 150528;
@@ -1103,17 +1163,20 @@ static void inverted3_conv1(const float *restrict x0, float *restrict y, const f
             const float *wk = w + k * 32;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 32; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 28 + ow];
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -1203,9 +1266,9 @@ static void inverted3_relu62(const float *x0, float *y, int batch) {
 /* inverted3.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 64
  *   in [192,14,14] -> out [64,14,14]
  *   weights at packed[64128]: weight [64,192,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted3_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted3_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 37632;
         float *yb = y + (ptrdiff_t)b * 12544;
@@ -1214,17 +1277,20 @@ static void inverted3_conv3(const float *restrict x0, float *restrict y, const f
             const float *wk = w + k * 192;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1247,9 +1313,9 @@ static void inverted3_bn3(const float *x0, float *y, const float *w, int batch) 
 /* inverted_res4.inverted1.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 384
  *   in [64,14,14] -> out [384,14,14]
  *   weights at packed[76544]: weight [384,64,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted_res4_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted_res4_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 12544;
         float *yb = y + (ptrdiff_t)b * 75264;
@@ -1258,17 +1324,20 @@ static void inverted_res4_inverted1_conv1(const float *restrict x0, float *restr
             const float *wk = w + k * 64;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1314,17 +1383,20 @@ static void inverted_res4_inverted1_conv2(const float *restrict x0, float *restr
             const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 256;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 98304;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1358,9 +1430,9 @@ static void inverted_res4_inverted1_relu62(const float *x0, float *y, int batch)
 /* inverted_res4.inverted1.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 64
  *   in [384,14,14] -> out [64,14,14]
  *   weights at packed[106112]: weight [64,384,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted_res4_inverted1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted_res4_inverted1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
         float *yb = y + (ptrdiff_t)b * 12544;
@@ -1369,17 +1441,20 @@ static void inverted_res4_inverted1_conv3(const float *restrict x0, float *restr
             const float *wk = w + k * 384;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 384; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1411,9 +1486,9 @@ static void inverted_res4_add1(const float *x0, const float *x1, float *y, int b
 /* inverted_res5.inverted1.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 384
  *   in [64,14,14] -> out [384,14,14]
  *   weights at packed[130816]: weight [384,64,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted_res5_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted_res5_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 12544;
         float *yb = y + (ptrdiff_t)b * 75264;
@@ -1422,17 +1497,20 @@ static void inverted_res5_inverted1_conv1(const float *restrict x0, float *restr
             const float *wk = w + k * 64;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1478,17 +1556,20 @@ static void inverted_res5_inverted1_conv2(const float *restrict x0, float *restr
             const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 256;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 98304;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1522,9 +1603,9 @@ static void inverted_res5_inverted1_relu62(const float *x0, float *y, int batch)
 /* inverted_res5.inverted1.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 64
  *   in [384,14,14] -> out [64,14,14]
  *   weights at packed[160384]: weight [64,384,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted_res5_inverted1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted_res5_inverted1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
         float *yb = y + (ptrdiff_t)b * 12544;
@@ -1533,17 +1614,20 @@ static void inverted_res5_inverted1_conv3(const float *restrict x0, float *restr
             const float *wk = w + k * 384;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 384; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1575,9 +1659,9 @@ static void inverted_res5_add1(const float *x0, const float *x1, float *y, int b
 /* inverted_res6.inverted1.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 384
  *   in [64,14,14] -> out [384,14,14]
  *   weights at packed[185088]: weight [384,64,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted_res6_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted_res6_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 12544;
         float *yb = y + (ptrdiff_t)b * 75264;
@@ -1586,17 +1670,20 @@ static void inverted_res6_inverted1_conv1(const float *restrict x0, float *restr
             const float *wk = w + k * 64;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1642,17 +1729,20 @@ static void inverted_res6_inverted1_conv2(const float *restrict x0, float *restr
             const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 256;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 98304;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1686,9 +1776,9 @@ static void inverted_res6_inverted1_relu62(const float *x0, float *y, int batch)
 /* inverted_res6.inverted1.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 64
  *   in [384,14,14] -> out [64,14,14]
  *   weights at packed[214656]: weight [64,384,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted_res6_inverted1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted_res6_inverted1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
         float *yb = y + (ptrdiff_t)b * 12544;
@@ -1697,17 +1787,20 @@ static void inverted_res6_inverted1_conv3(const float *restrict x0, float *restr
             const float *wk = w + k * 384;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 384; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1739,9 +1832,9 @@ static void inverted_res6_add1(const float *x0, const float *x1, float *y, int b
 /* inverted4.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 384
  *   in [64,14,14] -> out [384,14,14]
  *   weights at packed[239360]: weight [384,64,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted4_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted4_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 12544;
         float *yb = y + (ptrdiff_t)b * 75264;
@@ -1750,17 +1843,20 @@ static void inverted4_conv1(const float *restrict x0, float *restrict y, const f
             const float *wk = w + k * 64;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1806,17 +1902,20 @@ static void inverted4_conv2(const float *restrict x0, float *restrict y, const f
             const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 256;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 98304;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1850,9 +1949,9 @@ static void inverted4_relu62(const float *x0, float *y, int batch) {
 /* inverted4.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 96
  *   in [384,14,14] -> out [96,14,14]
  *   weights at packed[268928]: weight [96,384,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted4_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted4_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
         float *yb = y + (ptrdiff_t)b * 18816;
@@ -1861,17 +1960,20 @@ static void inverted4_conv3(const float *restrict x0, float *restrict y, const f
             const float *wk = w + k * 384;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 384; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1894,9 +1996,9 @@ static void inverted4_bn3(const float *x0, float *y, const float *w, int batch) 
 /* inverted_res7.inverted1.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 576
  *   in [96,14,14] -> out [576,14,14]
  *   weights at packed[305984]: weight [576,96,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted_res7_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted_res7_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 18816;
         float *yb = y + (ptrdiff_t)b * 112896;
@@ -1905,17 +2007,20 @@ static void inverted_res7_inverted1_conv1(const float *restrict x0, float *restr
             const float *wk = w + k * 96;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 96; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1961,17 +2066,20 @@ static void inverted_res7_inverted1_conv2(const float *restrict x0, float *restr
             const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 256;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 147456;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -2005,9 +2113,9 @@ static void inverted_res7_inverted1_relu62(const float *x0, float *y, int batch)
 /* inverted_res7.inverted1.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 96
  *   in [576,14,14] -> out [96,14,14]
  *   weights at packed[368768]: weight [96,576,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted_res7_inverted1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted_res7_inverted1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 112896;
         float *yb = y + (ptrdiff_t)b * 18816;
@@ -2016,17 +2124,20 @@ static void inverted_res7_inverted1_conv3(const float *restrict x0, float *restr
             const float *wk = w + k * 576;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 576; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2058,9 +2169,9 @@ static void inverted_res7_add1(const float *x0, const float *x1, float *y, int b
 /* inverted_res8.inverted1.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 576
  *   in [96,14,14] -> out [576,14,14]
  *   weights at packed[424256]: weight [576,96,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted_res8_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted_res8_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 18816;
         float *yb = y + (ptrdiff_t)b * 112896;
@@ -2069,17 +2180,20 @@ static void inverted_res8_inverted1_conv1(const float *restrict x0, float *restr
             const float *wk = w + k * 96;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 96; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2125,17 +2239,20 @@ static void inverted_res8_inverted1_conv2(const float *restrict x0, float *restr
             const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 256;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 147456;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -2169,9 +2286,9 @@ static void inverted_res8_inverted1_relu62(const float *x0, float *y, int batch)
 /* inverted_res8.inverted1.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 96
  *   in [576,14,14] -> out [96,14,14]
  *   weights at packed[487040]: weight [96,576,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted_res8_inverted1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted_res8_inverted1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 112896;
         float *yb = y + (ptrdiff_t)b * 18816;
@@ -2180,17 +2297,20 @@ static void inverted_res8_inverted1_conv3(const float *restrict x0, float *restr
             const float *wk = w + k * 576;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 576; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2222,9 +2342,9 @@ static void inverted_res8_add1(const float *x0, const float *x1, float *y, int b
 /* inverted5.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 576
  *   in [96,14,14] -> out [576,14,14]
  *   weights at packed[542528]: weight [576,96,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted5_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted5_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 18816;
         float *yb = y + (ptrdiff_t)b * 112896;
@@ -2233,17 +2353,20 @@ static void inverted5_conv1(const float *restrict x0, float *restrict y, const f
             const float *wk = w + k * 96;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 96; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 14 + ow];
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2333,9 +2456,9 @@ static void inverted5_relu62(const float *x0, float *y, int batch) {
 /* inverted5.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 160
  *   in [576,7,7] -> out [160,7,7]
  *   weights at packed[605312]: weight [160,576,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted5_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted5_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 28224;
         float *yb = y + (ptrdiff_t)b * 7840;
@@ -2344,17 +2467,20 @@ static void inverted5_conv3(const float *restrict x0, float *restrict y, const f
             const float *wk = w + k * 576;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 576; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 7 + ow];
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -2377,9 +2503,9 @@ static void inverted5_bn3(const float *x0, float *y, const float *w, int batch) 
 /* inverted_res9.inverted1.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 960
  *   in [160,7,7] -> out [960,7,7]
  *   weights at packed[697792]: weight [960,160,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted_res9_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted_res9_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 7840;
         float *yb = y + (ptrdiff_t)b * 47040;
@@ -2388,17 +2514,20 @@ static void inverted_res9_inverted1_conv1(const float *restrict x0, float *restr
             const float *wk = w + k * 160;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 160; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 7 + ow];
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -2444,17 +2573,20 @@ static void inverted_res9_inverted1_conv2(const float *restrict x0, float *restr
             const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 81;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = 0.0f;
+            float *t = s + 77760;
+            for (int p = 0; p < 61; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 9 + ow];
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -2488,9 +2620,9 @@ static void inverted_res9_inverted1_relu62(const float *x0, float *y, int batch)
 /* inverted_res9.inverted1.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 160
  *   in [960,7,7] -> out [160,7,7]
  *   weights at packed[863872]: weight [160,960,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted_res9_inverted1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted_res9_inverted1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 47040;
         float *yb = y + (ptrdiff_t)b * 7840;
@@ -2499,17 +2631,20 @@ static void inverted_res9_inverted1_conv3(const float *restrict x0, float *restr
             const float *wk = w + k * 960;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 960; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 7 + ow];
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -2541,9 +2676,9 @@ static void inverted_res9_add1(const float *x0, const float *x1, float *y, int b
 /* inverted_res10.inverted1.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 960
  *   in [160,7,7] -> out [960,7,7]
  *   weights at packed[1017792]: weight [960,160,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted_res10_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted_res10_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 7840;
         float *yb = y + (ptrdiff_t)b * 47040;
@@ -2552,17 +2687,20 @@ static void inverted_res10_inverted1_conv1(const float *restrict x0, float *rest
             const float *wk = w + k * 160;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 160; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 7 + ow];
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -2608,17 +2746,20 @@ static void inverted_res10_inverted1_conv2(const float *restrict x0, float *rest
             const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 81;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = 0.0f;
+            float *t = s + 77760;
+            for (int p = 0; p < 61; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 9 + ow];
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -2652,9 +2793,9 @@ static void inverted_res10_inverted1_relu62(const float *x0, float *y, int batch
 /* inverted_res10.inverted1.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 160
  *   in [960,7,7] -> out [160,7,7]
  *   weights at packed[1183872]: weight [160,960,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted_res10_inverted1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted_res10_inverted1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 47040;
         float *yb = y + (ptrdiff_t)b * 7840;
@@ -2663,17 +2804,20 @@ static void inverted_res10_inverted1_conv3(const float *restrict x0, float *rest
             const float *wk = w + k * 960;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 960; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 7 + ow];
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -2705,9 +2849,9 @@ static void inverted_res10_add1(const float *x0, const float *x1, float *y, int 
 /* inverted6.conv1 — examples/mobilenetv2.cnn:28: conv 1x1 960
  *   in [160,7,7] -> out [960,7,7]
  *   weights at packed[1337792]: weight [960,160,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted6_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted6_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 7840;
         float *yb = y + (ptrdiff_t)b * 47040;
@@ -2716,17 +2860,20 @@ static void inverted6_conv1(const float *restrict x0, float *restrict y, const f
             const float *wk = w + k * 160;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 160; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 7 + ow];
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -2772,17 +2919,20 @@ static void inverted6_conv2(const float *restrict x0, float *restrict y, const f
             const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 81;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = 0.0f;
+            float *t = s + 77760;
+            for (int p = 0; p < 61; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 9 + ow];
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -2816,9 +2966,9 @@ static void inverted6_relu62(const float *x0, float *y, int batch) {
 /* inverted6.conv3 — examples/mobilenetv2.cnn:31: conv 1x1 320
  *   in [960,7,7] -> out [320,7,7]
  *   weights at packed[1503872]: weight [320,960,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void inverted6_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void inverted6_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 47040;
         float *yb = y + (ptrdiff_t)b * 15680;
@@ -2827,17 +2977,20 @@ static void inverted6_conv3(const float *restrict x0, float *restrict y, const f
             const float *wk = w + k * 960;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 960; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 7 + ow];
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -2860,9 +3013,9 @@ static void inverted6_bn3(const float *x0, float *y, const float *w, int batch) 
 /* conv2 — examples/mobilenetv2.cnn:50: conv 1x1 1280
  *   in [320,7,7] -> out [1280,7,7]
  *   weights at packed[1811712]: weight [1280,320,1,1]
- *   scalar loops
+ *   scalar loops; the padded input goes to scratch
  */
-static void conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 15680;
         float *yb = y + (ptrdiff_t)b * 62720;
@@ -2871,17 +3024,20 @@ static void conv2(const float *restrict x0, float *restrict y, const float *rest
             const float *wk = w + k * 320;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = 0.0f;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 320; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
                         const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 7 + ow];
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -2936,16 +3092,10 @@ static void globalavgpool1(const float *restrict x0, float *restrict y, int batc
  *   scalar loops
  */
 static void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 1280;
-        float *yb = y + (ptrdiff_t)b * 1000;
-        for (int u = 0; u < 1000; u++) {
-            const float *wu = w + (ptrdiff_t)u * 1280;
-            float sum = 0.0f;
-            for (int i = 0; i < 1280; i++)
-                sum += wu[i] * xb0[i];
-            yb[u] = sum + w[1280000 + u];
-        }
+    for (int u = 0; u < 1000; u++) {
+        const float *wu = w + (ptrdiff_t)u * 1280;
+        for (int b = 0; b < batch; b++)
+            y[(ptrdiff_t)b * 1000 + u] = cnn_dot(wu, x0 + (ptrdiff_t)b * 1280, 1280) + w[1280000 + u];
     }
 }
 
@@ -3068,153 +3218,153 @@ int mobilenetv2_forward(const float *packed, const float *in_img, float *out_log
         return 1;
     if ((uintptr_t)arena % 64 != 0 || (mobilenetv2_ARENA_BYTES > 0 && !arena))
         return 2;
-    conv1(in_img, (float *)(A + 1663488), packed + 0, (float *)(A + 0), batch);
-    bn1((float *)(A + 1663488), (float *)(A + 1663488), packed + 864, batch);
-    relu61((float *)(A + 1663488), (float *)(A + 1663488), batch);
-    separable1_conv1((float *)(A + 1663488), (float *)(A + 3269120), packed + 928, (float *)(A + 0), batch);
-    separable1_bn1((float *)(A + 3269120), (float *)(A + 3269120), packed + 1216, batch);
-    separable1_relu61((float *)(A + 3269120), (float *)(A + 3269120), batch);
-    separable1_conv2((float *)(A + 3269120), (float *)(A + 0), packed + 1280, batch);
+    conv1(in_img, (float *)(A + 1714560), packed + 0, (float *)(A + 0), batch);
+    bn1((float *)(A + 1714560), (float *)(A + 1714560), packed + 864, batch);
+    relu61((float *)(A + 1714560), (float *)(A + 1714560), batch);
+    separable1_conv1((float *)(A + 1714560), (float *)(A + 3320192), packed + 928, (float *)(A + 0), batch);
+    separable1_bn1((float *)(A + 3320192), (float *)(A + 3320192), packed + 1216, batch);
+    separable1_relu61((float *)(A + 3320192), (float *)(A + 3320192), batch);
+    separable1_conv2((float *)(A + 3320192), (float *)(A + 0), packed + 1280, (float *)(A + 802816), batch);
     separable1_bn2((float *)(A + 0), (float *)(A + 0), packed + 1792, batch);
-    inverted1_conv1((float *)(A + 0), (float *)(A + 4990464), packed + 1824, batch);
+    inverted1_conv1((float *)(A + 0), (float *)(A + 4990464), packed + 1824, (float *)(A + 802816), batch);
     inverted1_bn1((float *)(A + 4990464), (float *)(A + 4990464), packed + 3360, batch);
     inverted1_relu61((float *)(A + 4990464), (float *)(A + 4990464), batch);
     inverted1_conv2((float *)(A + 4990464), (float *)(A + 9807360), packed + 3552, (float *)(A + 0), batch);
     inverted1_bn2((float *)(A + 9807360), (float *)(A + 9807360), packed + 4416, batch);
     inverted1_relu62((float *)(A + 9807360), (float *)(A + 9807360), batch);
-    inverted1_conv3((float *)(A + 9807360), (float *)(A + 5550336), packed + 4608, batch);
-    inverted1_bn3((float *)(A + 5550336), (float *)(A + 5550336), packed + 6912, batch);
-    inverted_res1_inverted1_conv1((float *)(A + 5550336), (float *)(A + 1937664), packed + 6960, batch);
-    inverted_res1_inverted1_bn1((float *)(A + 1937664), (float *)(A + 1937664), packed + 10416, batch);
-    inverted_res1_inverted1_relu61((float *)(A + 1937664), (float *)(A + 1937664), batch);
-    inverted_res1_inverted1_conv2((float *)(A + 1937664), (float *)(A + 3744000), packed + 10704, (float *)(A + 0), batch);
-    inverted_res1_inverted1_bn2((float *)(A + 3744000), (float *)(A + 3744000), packed + 12000, batch);
-    inverted_res1_inverted1_relu62((float *)(A + 3744000), (float *)(A + 3744000), batch);
-    inverted_res1_inverted1_conv3((float *)(A + 3744000), (float *)(A + 0), packed + 12288, batch);
+    inverted1_conv3((float *)(A + 9807360), (float *)(A + 5563328), packed + 4608, (float *)(A + 5864384), batch);
+    inverted1_bn3((float *)(A + 5563328), (float *)(A + 5563328), packed + 6912, batch);
+    inverted_res1_inverted1_conv1((float *)(A + 5563328), (float *)(A + 1950656), packed + 6960, (float *)(A + 3756992), batch);
+    inverted_res1_inverted1_bn1((float *)(A + 1950656), (float *)(A + 1950656), packed + 10416, batch);
+    inverted_res1_inverted1_relu61((float *)(A + 1950656), (float *)(A + 1950656), batch);
+    inverted_res1_inverted1_conv2((float *)(A + 1950656), (float *)(A + 3756992), packed + 10704, (float *)(A + 0), batch);
+    inverted_res1_inverted1_bn2((float *)(A + 3756992), (float *)(A + 3756992), packed + 12000, batch);
+    inverted_res1_inverted1_relu62((float *)(A + 3756992), (float *)(A + 3756992), batch);
+    inverted_res1_inverted1_conv3((float *)(A + 3756992), (float *)(A + 0), packed + 12288, (float *)(A + 301056), batch);
     inverted_res1_inverted1_bn3((float *)(A + 0), (float *)(A + 0), packed + 15744, batch);
-    inverted_res1_add1((float *)(A + 0), (float *)(A + 5550336), (float *)(A + 0), batch);
-    inverted2_conv1((float *)(A + 0), (float *)(A + 1937664), packed + 15792, batch);
+    inverted_res1_add1((float *)(A + 0), (float *)(A + 5563328), (float *)(A + 0), batch);
+    inverted2_conv1((float *)(A + 0), (float *)(A + 1937664), packed + 15792, (float *)(A + 301056), batch);
     inverted2_bn1((float *)(A + 1937664), (float *)(A + 1937664), packed + 19248, batch);
     inverted2_relu61((float *)(A + 1937664), (float *)(A + 1937664), batch);
     inverted2_conv2((float *)(A + 1937664), (float *)(A + 3744000), packed + 19536, (float *)(A + 0), batch);
     inverted2_bn2((float *)(A + 3744000), (float *)(A + 3744000), packed + 20832, batch);
     inverted2_relu62((float *)(A + 3744000), (float *)(A + 3744000), batch);
-    inverted2_conv3((float *)(A + 3744000), (float *)(A + 1895424), packed + 21120, batch);
-    inverted2_bn3((float *)(A + 1895424), (float *)(A + 1895424), packed + 25728, batch);
-    inverted_res2_inverted1_conv1((float *)(A + 1895424), (float *)(A + 691200), packed + 25792, batch);
-    inverted_res2_inverted1_bn1((float *)(A + 691200), (float *)(A + 691200), packed + 31936, batch);
-    inverted_res2_inverted1_relu61((float *)(A + 691200), (float *)(A + 691200), batch);
-    inverted_res2_inverted1_conv2((float *)(A + 691200), (float *)(A + 1293312), packed + 32320, (float *)(A + 0), batch);
-    inverted_res2_inverted1_bn2((float *)(A + 1293312), (float *)(A + 1293312), packed + 34048, batch);
-    inverted_res2_inverted1_relu62((float *)(A + 1293312), (float *)(A + 1293312), batch);
-    inverted_res2_inverted1_conv3((float *)(A + 1293312), (float *)(A + 1995776), packed + 34432, batch);
-    inverted_res2_inverted1_bn3((float *)(A + 1995776), (float *)(A + 1995776), packed + 40576, batch);
-    inverted_res2_add1((float *)(A + 1995776), (float *)(A + 1895424), (float *)(A + 1995776), batch);
-    inverted_res3_inverted1_conv1((float *)(A + 1995776), (float *)(A + 691200), packed + 40640, batch);
-    inverted_res3_inverted1_bn1((float *)(A + 691200), (float *)(A + 691200), packed + 46784, batch);
-    inverted_res3_inverted1_relu61((float *)(A + 691200), (float *)(A + 691200), batch);
-    inverted_res3_inverted1_conv2((float *)(A + 691200), (float *)(A + 1293312), packed + 47168, (float *)(A + 0), batch);
-    inverted_res3_inverted1_bn2((float *)(A + 1293312), (float *)(A + 1293312), packed + 48896, batch);
-    inverted_res3_inverted1_relu62((float *)(A + 1293312), (float *)(A + 1293312), batch);
-    inverted_res3_inverted1_conv3((float *)(A + 1293312), (float *)(A + 1895424), packed + 49280, batch);
-    inverted_res3_inverted1_bn3((float *)(A + 1895424), (float *)(A + 1895424), packed + 55424, batch);
-    inverted_res3_add1((float *)(A + 1895424), (float *)(A + 1995776), (float *)(A + 1895424), batch);
-    inverted3_conv1((float *)(A + 1895424), (float *)(A + 691200), packed + 55488, batch);
+    inverted2_conv3((float *)(A + 3744000), (float *)(A + 1898816), packed + 21120, (float *)(A + 1999168), batch);
+    inverted2_bn3((float *)(A + 1898816), (float *)(A + 1898816), packed + 25728, batch);
+    inverted_res2_inverted1_conv1((float *)(A + 1898816), (float *)(A + 694592), packed + 25792, (float *)(A + 1296704), batch);
+    inverted_res2_inverted1_bn1((float *)(A + 694592), (float *)(A + 694592), packed + 31936, batch);
+    inverted_res2_inverted1_relu61((float *)(A + 694592), (float *)(A + 694592), batch);
+    inverted_res2_inverted1_conv2((float *)(A + 694592), (float *)(A + 1296704), packed + 32320, (float *)(A + 0), batch);
+    inverted_res2_inverted1_bn2((float *)(A + 1296704), (float *)(A + 1296704), packed + 34048, batch);
+    inverted_res2_inverted1_relu62((float *)(A + 1296704), (float *)(A + 1296704), batch);
+    inverted_res2_inverted1_conv3((float *)(A + 1296704), (float *)(A + 1999168), packed + 34432, (float *)(A + 0), batch);
+    inverted_res2_inverted1_bn3((float *)(A + 1999168), (float *)(A + 1999168), packed + 40576, batch);
+    inverted_res2_add1((float *)(A + 1999168), (float *)(A + 1898816), (float *)(A + 1999168), batch);
+    inverted_res3_inverted1_conv1((float *)(A + 1999168), (float *)(A + 694592), packed + 40640, (float *)(A + 0), batch);
+    inverted_res3_inverted1_bn1((float *)(A + 694592), (float *)(A + 694592), packed + 46784, batch);
+    inverted_res3_inverted1_relu61((float *)(A + 694592), (float *)(A + 694592), batch);
+    inverted_res3_inverted1_conv2((float *)(A + 694592), (float *)(A + 1296704), packed + 47168, (float *)(A + 0), batch);
+    inverted_res3_inverted1_bn2((float *)(A + 1296704), (float *)(A + 1296704), packed + 48896, batch);
+    inverted_res3_inverted1_relu62((float *)(A + 1296704), (float *)(A + 1296704), batch);
+    inverted_res3_inverted1_conv3((float *)(A + 1296704), (float *)(A + 1898816), packed + 49280, (float *)(A + 0), batch);
+    inverted_res3_inverted1_bn3((float *)(A + 1898816), (float *)(A + 1898816), packed + 55424, batch);
+    inverted_res3_add1((float *)(A + 1898816), (float *)(A + 1999168), (float *)(A + 1898816), batch);
+    inverted3_conv1((float *)(A + 1898816), (float *)(A + 691200), packed + 55488, (float *)(A + 1293312), batch);
     inverted3_bn1((float *)(A + 691200), (float *)(A + 691200), packed + 61632, batch);
     inverted3_relu61((float *)(A + 691200), (float *)(A + 691200), batch);
     inverted3_conv2((float *)(A + 691200), (float *)(A + 1293312), packed + 62016, (float *)(A + 0), batch);
     inverted3_bn2((float *)(A + 1293312), (float *)(A + 1293312), packed + 63744, batch);
     inverted3_relu62((float *)(A + 1293312), (float *)(A + 1293312), batch);
-    inverted3_conv3((float *)(A + 1293312), (float *)(A + 995328), packed + 64128, batch);
-    inverted3_bn3((float *)(A + 995328), (float *)(A + 995328), packed + 76416, batch);
-    inverted_res4_inverted1_conv1((float *)(A + 995328), (float *)(A + 393216), packed + 76544, batch);
-    inverted_res4_inverted1_bn1((float *)(A + 393216), (float *)(A + 393216), packed + 101120, batch);
-    inverted_res4_inverted1_relu61((float *)(A + 393216), (float *)(A + 393216), batch);
-    inverted_res4_inverted1_conv2((float *)(A + 393216), (float *)(A + 694272), packed + 101888, (float *)(A + 0), batch);
-    inverted_res4_inverted1_bn2((float *)(A + 694272), (float *)(A + 694272), packed + 105344, batch);
-    inverted_res4_inverted1_relu62((float *)(A + 694272), (float *)(A + 694272), batch);
-    inverted_res4_inverted1_conv3((float *)(A + 694272), (float *)(A + 1045504), packed + 106112, batch);
-    inverted_res4_inverted1_bn3((float *)(A + 1045504), (float *)(A + 1045504), packed + 130688, batch);
-    inverted_res4_add1((float *)(A + 1045504), (float *)(A + 995328), (float *)(A + 1045504), batch);
-    inverted_res5_inverted1_conv1((float *)(A + 1045504), (float *)(A + 393216), packed + 130816, batch);
-    inverted_res5_inverted1_bn1((float *)(A + 393216), (float *)(A + 393216), packed + 155392, batch);
-    inverted_res5_inverted1_relu61((float *)(A + 393216), (float *)(A + 393216), batch);
-    inverted_res5_inverted1_conv2((float *)(A + 393216), (float *)(A + 694272), packed + 156160, (float *)(A + 0), batch);
-    inverted_res5_inverted1_bn2((float *)(A + 694272), (float *)(A + 694272), packed + 159616, batch);
-    inverted_res5_inverted1_relu62((float *)(A + 694272), (float *)(A + 694272), batch);
-    inverted_res5_inverted1_conv3((float *)(A + 694272), (float *)(A + 995328), packed + 160384, batch);
-    inverted_res5_inverted1_bn3((float *)(A + 995328), (float *)(A + 995328), packed + 184960, batch);
-    inverted_res5_add1((float *)(A + 995328), (float *)(A + 1045504), (float *)(A + 995328), batch);
-    inverted_res6_inverted1_conv1((float *)(A + 995328), (float *)(A + 393216), packed + 185088, batch);
-    inverted_res6_inverted1_bn1((float *)(A + 393216), (float *)(A + 393216), packed + 209664, batch);
-    inverted_res6_inverted1_relu61((float *)(A + 393216), (float *)(A + 393216), batch);
-    inverted_res6_inverted1_conv2((float *)(A + 393216), (float *)(A + 694272), packed + 210432, (float *)(A + 0), batch);
-    inverted_res6_inverted1_bn2((float *)(A + 694272), (float *)(A + 694272), packed + 213888, batch);
-    inverted_res6_inverted1_relu62((float *)(A + 694272), (float *)(A + 694272), batch);
-    inverted_res6_inverted1_conv3((float *)(A + 694272), (float *)(A + 0), packed + 214656, batch);
+    inverted3_conv3((float *)(A + 1293312), (float *)(A + 996224), packed + 64128, (float *)(A + 1046400), batch);
+    inverted3_bn3((float *)(A + 996224), (float *)(A + 996224), packed + 76416, batch);
+    inverted_res4_inverted1_conv1((float *)(A + 996224), (float *)(A + 394112), packed + 76544, (float *)(A + 695168), batch);
+    inverted_res4_inverted1_bn1((float *)(A + 394112), (float *)(A + 394112), packed + 101120, batch);
+    inverted_res4_inverted1_relu61((float *)(A + 394112), (float *)(A + 394112), batch);
+    inverted_res4_inverted1_conv2((float *)(A + 394112), (float *)(A + 695168), packed + 101888, (float *)(A + 0), batch);
+    inverted_res4_inverted1_bn2((float *)(A + 695168), (float *)(A + 695168), packed + 105344, batch);
+    inverted_res4_inverted1_relu62((float *)(A + 695168), (float *)(A + 695168), batch);
+    inverted_res4_inverted1_conv3((float *)(A + 695168), (float *)(A + 1046400), packed + 106112, (float *)(A + 0), batch);
+    inverted_res4_inverted1_bn3((float *)(A + 1046400), (float *)(A + 1046400), packed + 130688, batch);
+    inverted_res4_add1((float *)(A + 1046400), (float *)(A + 996224), (float *)(A + 1046400), batch);
+    inverted_res5_inverted1_conv1((float *)(A + 1046400), (float *)(A + 394112), packed + 130816, (float *)(A + 695168), batch);
+    inverted_res5_inverted1_bn1((float *)(A + 394112), (float *)(A + 394112), packed + 155392, batch);
+    inverted_res5_inverted1_relu61((float *)(A + 394112), (float *)(A + 394112), batch);
+    inverted_res5_inverted1_conv2((float *)(A + 394112), (float *)(A + 695168), packed + 156160, (float *)(A + 0), batch);
+    inverted_res5_inverted1_bn2((float *)(A + 695168), (float *)(A + 695168), packed + 159616, batch);
+    inverted_res5_inverted1_relu62((float *)(A + 695168), (float *)(A + 695168), batch);
+    inverted_res5_inverted1_conv3((float *)(A + 695168), (float *)(A + 996224), packed + 160384, (float *)(A + 0), batch);
+    inverted_res5_inverted1_bn3((float *)(A + 996224), (float *)(A + 996224), packed + 184960, batch);
+    inverted_res5_add1((float *)(A + 996224), (float *)(A + 1046400), (float *)(A + 996224), batch);
+    inverted_res6_inverted1_conv1((float *)(A + 996224), (float *)(A + 394112), packed + 185088, (float *)(A + 695168), batch);
+    inverted_res6_inverted1_bn1((float *)(A + 394112), (float *)(A + 394112), packed + 209664, batch);
+    inverted_res6_inverted1_relu61((float *)(A + 394112), (float *)(A + 394112), batch);
+    inverted_res6_inverted1_conv2((float *)(A + 394112), (float *)(A + 695168), packed + 210432, (float *)(A + 0), batch);
+    inverted_res6_inverted1_bn2((float *)(A + 695168), (float *)(A + 695168), packed + 213888, batch);
+    inverted_res6_inverted1_relu62((float *)(A + 695168), (float *)(A + 695168), batch);
+    inverted_res6_inverted1_conv3((float *)(A + 695168), (float *)(A + 0), packed + 214656, (float *)(A + 50176), batch);
     inverted_res6_inverted1_bn3((float *)(A + 0), (float *)(A + 0), packed + 239232, batch);
-    inverted_res6_add1((float *)(A + 0), (float *)(A + 995328), (float *)(A + 0), batch);
-    inverted4_conv1((float *)(A + 0), (float *)(A + 393216), packed + 239360, batch);
-    inverted4_bn1((float *)(A + 393216), (float *)(A + 393216), packed + 263936, batch);
-    inverted4_relu61((float *)(A + 393216), (float *)(A + 393216), batch);
-    inverted4_conv2((float *)(A + 393216), (float *)(A + 694272), packed + 264704, (float *)(A + 0), batch);
-    inverted4_bn2((float *)(A + 694272), (float *)(A + 694272), packed + 268160, batch);
-    inverted4_relu62((float *)(A + 694272), (float *)(A + 694272), batch);
-    inverted4_conv3((float *)(A + 694272), (float *)(A + 1492992), packed + 268928, batch);
-    inverted4_bn3((float *)(A + 1492992), (float *)(A + 1492992), packed + 305792, batch);
-    inverted_res7_inverted1_conv1((float *)(A + 1492992), (float *)(A + 589824), packed + 305984, batch);
-    inverted_res7_inverted1_bn1((float *)(A + 589824), (float *)(A + 589824), packed + 361280, batch);
-    inverted_res7_inverted1_relu61((float *)(A + 589824), (float *)(A + 589824), batch);
-    inverted_res7_inverted1_conv2((float *)(A + 589824), (float *)(A + 1041408), packed + 362432, (float *)(A + 0), batch);
-    inverted_res7_inverted1_bn2((float *)(A + 1041408), (float *)(A + 1041408), packed + 367616, batch);
-    inverted_res7_inverted1_relu62((float *)(A + 1041408), (float *)(A + 1041408), batch);
-    inverted_res7_inverted1_conv3((float *)(A + 1041408), (float *)(A + 1568256), packed + 368768, batch);
-    inverted_res7_inverted1_bn3((float *)(A + 1568256), (float *)(A + 1568256), packed + 424064, batch);
-    inverted_res7_add1((float *)(A + 1568256), (float *)(A + 1492992), (float *)(A + 1568256), batch);
-    inverted_res8_inverted1_conv1((float *)(A + 1568256), (float *)(A + 589824), packed + 424256, batch);
-    inverted_res8_inverted1_bn1((float *)(A + 589824), (float *)(A + 589824), packed + 479552, batch);
-    inverted_res8_inverted1_relu61((float *)(A + 589824), (float *)(A + 589824), batch);
-    inverted_res8_inverted1_conv2((float *)(A + 589824), (float *)(A + 1041408), packed + 480704, (float *)(A + 0), batch);
-    inverted_res8_inverted1_bn2((float *)(A + 1041408), (float *)(A + 1041408), packed + 485888, batch);
-    inverted_res8_inverted1_relu62((float *)(A + 1041408), (float *)(A + 1041408), batch);
-    inverted_res8_inverted1_conv3((float *)(A + 1041408), (float *)(A + 1492992), packed + 487040, batch);
-    inverted_res8_inverted1_bn3((float *)(A + 1492992), (float *)(A + 1492992), packed + 542336, batch);
-    inverted_res8_add1((float *)(A + 1492992), (float *)(A + 1568256), (float *)(A + 1492992), batch);
-    inverted5_conv1((float *)(A + 1492992), (float *)(A + 589824), packed + 542528, batch);
+    inverted_res6_add1((float *)(A + 0), (float *)(A + 996224), (float *)(A + 0), batch);
+    inverted4_conv1((float *)(A + 0), (float *)(A + 394112), packed + 239360, (float *)(A + 50176), batch);
+    inverted4_bn1((float *)(A + 394112), (float *)(A + 394112), packed + 263936, batch);
+    inverted4_relu61((float *)(A + 394112), (float *)(A + 394112), batch);
+    inverted4_conv2((float *)(A + 394112), (float *)(A + 695168), packed + 264704, (float *)(A + 0), batch);
+    inverted4_bn2((float *)(A + 695168), (float *)(A + 695168), packed + 268160, batch);
+    inverted4_relu62((float *)(A + 695168), (float *)(A + 695168), batch);
+    inverted4_conv3((float *)(A + 695168), (float *)(A + 1493888), packed + 268928, (float *)(A + 996224), batch);
+    inverted4_bn3((float *)(A + 1493888), (float *)(A + 1493888), packed + 305792, batch);
+    inverted_res7_inverted1_conv1((float *)(A + 1493888), (float *)(A + 590720), packed + 305984, (float *)(A + 1042304), batch);
+    inverted_res7_inverted1_bn1((float *)(A + 590720), (float *)(A + 590720), packed + 361280, batch);
+    inverted_res7_inverted1_relu61((float *)(A + 590720), (float *)(A + 590720), batch);
+    inverted_res7_inverted1_conv2((float *)(A + 590720), (float *)(A + 1042304), packed + 362432, (float *)(A + 0), batch);
+    inverted_res7_inverted1_bn2((float *)(A + 1042304), (float *)(A + 1042304), packed + 367616, batch);
+    inverted_res7_inverted1_relu62((float *)(A + 1042304), (float *)(A + 1042304), batch);
+    inverted_res7_inverted1_conv3((float *)(A + 1042304), (float *)(A + 1569152), packed + 368768, (float *)(A + 0), batch);
+    inverted_res7_inverted1_bn3((float *)(A + 1569152), (float *)(A + 1569152), packed + 424064, batch);
+    inverted_res7_add1((float *)(A + 1569152), (float *)(A + 1493888), (float *)(A + 1569152), batch);
+    inverted_res8_inverted1_conv1((float *)(A + 1569152), (float *)(A + 590720), packed + 424256, (float *)(A + 1042304), batch);
+    inverted_res8_inverted1_bn1((float *)(A + 590720), (float *)(A + 590720), packed + 479552, batch);
+    inverted_res8_inverted1_relu61((float *)(A + 590720), (float *)(A + 590720), batch);
+    inverted_res8_inverted1_conv2((float *)(A + 590720), (float *)(A + 1042304), packed + 480704, (float *)(A + 0), batch);
+    inverted_res8_inverted1_bn2((float *)(A + 1042304), (float *)(A + 1042304), packed + 485888, batch);
+    inverted_res8_inverted1_relu62((float *)(A + 1042304), (float *)(A + 1042304), batch);
+    inverted_res8_inverted1_conv3((float *)(A + 1042304), (float *)(A + 1493888), packed + 487040, (float *)(A + 0), batch);
+    inverted_res8_inverted1_bn3((float *)(A + 1493888), (float *)(A + 1493888), packed + 542336, batch);
+    inverted_res8_add1((float *)(A + 1493888), (float *)(A + 1569152), (float *)(A + 1493888), batch);
+    inverted5_conv1((float *)(A + 1493888), (float *)(A + 589824), packed + 542528, (float *)(A + 1041408), batch);
     inverted5_bn1((float *)(A + 589824), (float *)(A + 589824), packed + 597824, batch);
     inverted5_relu61((float *)(A + 589824), (float *)(A + 589824), batch);
     inverted5_conv2((float *)(A + 589824), (float *)(A + 1041408), packed + 598976, (float *)(A + 0), batch);
     inverted5_bn2((float *)(A + 1041408), (float *)(A + 1041408), packed + 604160, batch);
     inverted5_relu62((float *)(A + 1041408), (float *)(A + 1041408), batch);
-    inverted5_conv3((float *)(A + 1041408), (float *)(A + 687360), packed + 605312, batch);
-    inverted5_bn3((float *)(A + 687360), (float *)(A + 687360), packed + 697472, batch);
-    inverted_res9_inverted1_conv1((float *)(A + 687360), (float *)(A + 311040), packed + 697792, batch);
-    inverted_res9_inverted1_bn1((float *)(A + 311040), (float *)(A + 311040), packed + 851392, batch);
-    inverted_res9_inverted1_relu61((float *)(A + 311040), (float *)(A + 311040), batch);
-    inverted_res9_inverted1_conv2((float *)(A + 311040), (float *)(A + 499200), packed + 853312, (float *)(A + 0), batch);
-    inverted_res9_inverted1_bn2((float *)(A + 499200), (float *)(A + 499200), packed + 861952, batch);
-    inverted_res9_inverted1_relu62((float *)(A + 499200), (float *)(A + 499200), batch);
-    inverted_res9_inverted1_conv3((float *)(A + 499200), (float *)(A + 718720), packed + 863872, batch);
-    inverted_res9_inverted1_bn3((float *)(A + 718720), (float *)(A + 718720), packed + 1017472, batch);
-    inverted_res9_add1((float *)(A + 718720), (float *)(A + 687360), (float *)(A + 718720), batch);
-    inverted_res10_inverted1_conv1((float *)(A + 718720), (float *)(A + 311040), packed + 1017792, batch);
-    inverted_res10_inverted1_bn1((float *)(A + 311040), (float *)(A + 311040), packed + 1171392, batch);
-    inverted_res10_inverted1_relu61((float *)(A + 311040), (float *)(A + 311040), batch);
-    inverted_res10_inverted1_conv2((float *)(A + 311040), (float *)(A + 499200), packed + 1173312, (float *)(A + 0), batch);
-    inverted_res10_inverted1_bn2((float *)(A + 499200), (float *)(A + 499200), packed + 1181952, batch);
-    inverted_res10_inverted1_relu62((float *)(A + 499200), (float *)(A + 499200), batch);
-    inverted_res10_inverted1_conv3((float *)(A + 499200), (float *)(A + 687360), packed + 1183872, batch);
-    inverted_res10_inverted1_bn3((float *)(A + 687360), (float *)(A + 687360), packed + 1337472, batch);
-    inverted_res10_add1((float *)(A + 687360), (float *)(A + 718720), (float *)(A + 687360), batch);
-    inverted6_conv1((float *)(A + 687360), (float *)(A + 311040), packed + 1337792, batch);
-    inverted6_bn1((float *)(A + 311040), (float *)(A + 311040), packed + 1491392, batch);
-    inverted6_relu61((float *)(A + 311040), (float *)(A + 311040), batch);
-    inverted6_conv2((float *)(A + 311040), (float *)(A + 499200), packed + 1493312, (float *)(A + 0), batch);
-    inverted6_bn2((float *)(A + 499200), (float *)(A + 499200), packed + 1501952, batch);
-    inverted6_relu62((float *)(A + 499200), (float *)(A + 499200), batch);
-    inverted6_conv3((float *)(A + 499200), (float *)(A + 250880), packed + 1503872, batch);
+    inverted5_conv3((float *)(A + 1041408), (float *)(A + 687616), packed + 605312, (float *)(A + 718976), batch);
+    inverted5_bn3((float *)(A + 687616), (float *)(A + 687616), packed + 697472, batch);
+    inverted_res9_inverted1_conv1((float *)(A + 687616), (float *)(A + 311296), packed + 697792, (float *)(A + 499456), batch);
+    inverted_res9_inverted1_bn1((float *)(A + 311296), (float *)(A + 311296), packed + 851392, batch);
+    inverted_res9_inverted1_relu61((float *)(A + 311296), (float *)(A + 311296), batch);
+    inverted_res9_inverted1_conv2((float *)(A + 311296), (float *)(A + 499456), packed + 853312, (float *)(A + 0), batch);
+    inverted_res9_inverted1_bn2((float *)(A + 499456), (float *)(A + 499456), packed + 861952, batch);
+    inverted_res9_inverted1_relu62((float *)(A + 499456), (float *)(A + 499456), batch);
+    inverted_res9_inverted1_conv3((float *)(A + 499456), (float *)(A + 718976), packed + 863872, (float *)(A + 0), batch);
+    inverted_res9_inverted1_bn3((float *)(A + 718976), (float *)(A + 718976), packed + 1017472, batch);
+    inverted_res9_add1((float *)(A + 718976), (float *)(A + 687616), (float *)(A + 718976), batch);
+    inverted_res10_inverted1_conv1((float *)(A + 718976), (float *)(A + 311296), packed + 1017792, (float *)(A + 499456), batch);
+    inverted_res10_inverted1_bn1((float *)(A + 311296), (float *)(A + 311296), packed + 1171392, batch);
+    inverted_res10_inverted1_relu61((float *)(A + 311296), (float *)(A + 311296), batch);
+    inverted_res10_inverted1_conv2((float *)(A + 311296), (float *)(A + 499456), packed + 1173312, (float *)(A + 0), batch);
+    inverted_res10_inverted1_bn2((float *)(A + 499456), (float *)(A + 499456), packed + 1181952, batch);
+    inverted_res10_inverted1_relu62((float *)(A + 499456), (float *)(A + 499456), batch);
+    inverted_res10_inverted1_conv3((float *)(A + 499456), (float *)(A + 687616), packed + 1183872, (float *)(A + 0), batch);
+    inverted_res10_inverted1_bn3((float *)(A + 687616), (float *)(A + 687616), packed + 1337472, batch);
+    inverted_res10_add1((float *)(A + 687616), (float *)(A + 718976), (float *)(A + 687616), batch);
+    inverted6_conv1((float *)(A + 687616), (float *)(A + 311296), packed + 1337792, (float *)(A + 499456), batch);
+    inverted6_bn1((float *)(A + 311296), (float *)(A + 311296), packed + 1491392, batch);
+    inverted6_relu61((float *)(A + 311296), (float *)(A + 311296), batch);
+    inverted6_conv2((float *)(A + 311296), (float *)(A + 499456), packed + 1493312, (float *)(A + 0), batch);
+    inverted6_bn2((float *)(A + 499456), (float *)(A + 499456), packed + 1501952, batch);
+    inverted6_relu62((float *)(A + 499456), (float *)(A + 499456), batch);
+    inverted6_conv3((float *)(A + 499456), (float *)(A + 250880), packed + 1503872, (float *)(A + 313600), batch);
     inverted6_bn3((float *)(A + 250880), (float *)(A + 250880), packed + 1811072, batch);
-    conv2((float *)(A + 250880), (float *)(A + 0), packed + 1811712, batch);
+    conv2((float *)(A + 250880), (float *)(A + 0), packed + 1811712, (float *)(A + 313600), batch);
     bn2((float *)(A + 0), (float *)(A + 0), packed + 2221312, batch);
     relu62((float *)(A + 0), (float *)(A + 0), batch);
     globalavgpool1((float *)(A + 0), (float *)(A + 250880), batch);

@@ -3,7 +3,7 @@
  * source:  examples/resnet18.cnn, network resnet18
  * command: cnnc build examples/resnet18.cnn
  * target:  portable C (scalar); batch up to 1
- * arena:   4014080 bytes (19069888 without reuse; 4014080 live at most)
+ * arena:   4014080 bytes (19135488 without reuse; 4014080 live at most)
  * weights: 11699112 canonical floats, 11689512 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -114,6 +114,21 @@ static void cnn_pad(const float *x, float *xp, int c, int h, int w, int top,
                     si < 0 || sj < 0 ? 0.0f : x[(ci * h + si) * w + sj];
             }
         }
+}
+
+/* A dot product in eight independent lanes: compilers vectorise it
+ * without having to reorder one running sum (which they may not). */
+static float cnn_dot(const float *a, const float *b, int n) {
+    float lane[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    float sum = 0.0f;
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++)
+            lane[l] += a[i + l] * b[i + l];
+    for (; i < n; i++)
+        sum += a[i] * b[i];
+    return sum + ((lane[0] + lane[1]) + (lane[2] + lane[3])) +
+           ((lane[4] + lane[5]) + (lane[6] + lane[7]));
 }
 
 static void cnn_copy(const float *src, float *dst, ptrdiff_t n) {
@@ -235,17 +250,20 @@ static void basic1_conv1(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 576;
             const float *xg = in;
             float *yk = yb + k * 3136;
-            for (int i = 0; i < 3136; i++)
-                yk[i] = 0.0f;
+            float *t = s + 215296;
+            for (int p = 0; p < 3246; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int oh = 0; oh < 56; oh++)
-                            for (int ow = 0; ow < 56; ow++)
-                                yk[oh * 56 + ow] += wv * xr[oh * 58 + ow];
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 56; oh++)
+                for (int ow = 0; ow < 56; ow++)
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -291,17 +309,20 @@ static void basic1_conv2(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 576;
             const float *xg = in;
             float *yk = yb + k * 3136;
-            for (int i = 0; i < 3136; i++)
-                yk[i] = 0.0f;
+            float *t = s + 215296;
+            for (int p = 0; p < 3246; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int oh = 0; oh < 56; oh++)
-                            for (int ow = 0; ow < 56; ow++)
-                                yk[oh * 56 + ow] += wv * xr[oh * 58 + ow];
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 56; oh++)
+                for (int ow = 0; ow < 56; ow++)
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -356,17 +377,20 @@ static void basic2_conv1(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 576;
             const float *xg = in;
             float *yk = yb + k * 3136;
-            for (int i = 0; i < 3136; i++)
-                yk[i] = 0.0f;
+            float *t = s + 215296;
+            for (int p = 0; p < 3246; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int oh = 0; oh < 56; oh++)
-                            for (int ow = 0; ow < 56; ow++)
-                                yk[oh * 56 + ow] += wv * xr[oh * 58 + ow];
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 56; oh++)
+                for (int ow = 0; ow < 56; ow++)
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -412,17 +436,20 @@ static void basic2_conv2(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 576;
             const float *xg = in;
             float *yk = yb + k * 3136;
-            for (int i = 0; i < 3136; i++)
-                yk[i] = 0.0f;
+            float *t = s + 215296;
+            for (int p = 0; p < 3246; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int oh = 0; oh < 56; oh++)
-                            for (int ow = 0; ow < 56; ow++)
-                                yk[oh * 56 + ow] += wv * xr[oh * 58 + ow];
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 56; oh++)
+                for (int ow = 0; ow < 56; ow++)
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -533,17 +560,20 @@ static void basic_down1_conv2(const float *restrict x0, float *restrict y, const
             const float *wk = w + k * 1152;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = 0.0f;
+            float *t = s + 115200;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 30 + ow];
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -642,17 +672,20 @@ static void basic3_conv1(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 1152;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = 0.0f;
+            float *t = s + 115200;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 30 + ow];
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -698,17 +731,20 @@ static void basic3_conv2(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 1152;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = 0.0f;
+            float *t = s + 115200;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 30 + ow];
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -819,17 +855,20 @@ static void basic_down2_conv2(const float *restrict x0, float *restrict y, const
             const float *wk = w + k * 2304;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -928,17 +967,20 @@ static void basic4_conv1(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 2304;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -984,17 +1026,20 @@ static void basic4_conv2(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 2304;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1105,17 +1150,20 @@ static void basic_down3_conv2(const float *restrict x0, float *restrict y, const
             const float *wk = w + k * 4608;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = 0.0f;
+            float *t = s + 41472;
+            for (int p = 0; p < 61; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 9 + ow];
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -1214,17 +1262,20 @@ static void basic5_conv1(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 4608;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = 0.0f;
+            float *t = s + 41472;
+            for (int p = 0; p < 61; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 9 + ow];
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -1270,17 +1321,20 @@ static void basic5_conv2(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 4608;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = 0.0f;
+            float *t = s + 41472;
+            for (int p = 0; p < 61; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 9 + ow];
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -1344,16 +1398,10 @@ static void globalavgpool1(const float *restrict x0, float *restrict y, int batc
  *   scalar loops
  */
 static void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 512;
-        float *yb = y + (ptrdiff_t)b * 1000;
-        for (int u = 0; u < 1000; u++) {
-            const float *wu = w + (ptrdiff_t)u * 512;
-            float sum = 0.0f;
-            for (int i = 0; i < 512; i++)
-                sum += wu[i] * xb0[i];
-            yb[u] = sum + w[512000 + u];
-        }
+    for (int u = 0; u < 1000; u++) {
+        const float *wu = w + (ptrdiff_t)u * 512;
+        for (int b = 0; b < batch; b++)
+            y[(ptrdiff_t)b * 1000 + u] = cnn_dot(wu, x0 + (ptrdiff_t)b * 512, 512) + w[512000 + u];
     }
 }
 
@@ -1416,33 +1464,33 @@ int resnet18_forward(const float *packed, const float *in_img, float *out_logits
     bn1((float *)(A + 0), (float *)(A + 0), packed + 9408, batch);
     relu1((float *)(A + 0), (float *)(A + 0), batch);
     maxpool1((float *)(A + 0), (float *)(A + 3211264), batch);
-    basic1_conv1((float *)(A + 3211264), (float *)(A + 861184), packed + 9536, (float *)(A + 0), batch);
-    basic1_bn1((float *)(A + 861184), (float *)(A + 861184), packed + 46400, batch);
-    basic1_relu1((float *)(A + 861184), (float *)(A + 861184), batch);
-    basic1_conv2((float *)(A + 861184), (float *)(A + 1664000), packed + 46528, (float *)(A + 0), batch);
-    basic1_bn2((float *)(A + 1664000), (float *)(A + 1664000), packed + 83392, batch);
-    basic1_add1((float *)(A + 1664000), (float *)(A + 3211264), (float *)(A + 1664000), batch);
-    basic1_relu2((float *)(A + 1664000), (float *)(A + 1664000), batch);
-    basic2_conv1((float *)(A + 1664000), (float *)(A + 861184), packed + 83520, (float *)(A + 0), batch);
-    basic2_bn1((float *)(A + 861184), (float *)(A + 861184), packed + 120384, batch);
-    basic2_relu1((float *)(A + 861184), (float *)(A + 861184), batch);
-    basic2_conv2((float *)(A + 861184), (float *)(A + 2466816), packed + 120512, (float *)(A + 0), batch);
-    basic2_bn2((float *)(A + 2466816), (float *)(A + 2466816), packed + 157376, batch);
-    basic2_add1((float *)(A + 2466816), (float *)(A + 1664000), (float *)(A + 2466816), batch);
-    basic2_relu2((float *)(A + 2466816), (float *)(A + 2466816), batch);
-    basic_down1_conv1((float *)(A + 2466816), (float *)(A + 861184), packed + 157504, (float *)(A + 0), batch);
+    basic1_conv1((float *)(A + 3211264), (float *)(A + 874176), packed + 9536, (float *)(A + 0), batch);
+    basic1_bn1((float *)(A + 874176), (float *)(A + 874176), packed + 46400, batch);
+    basic1_relu1((float *)(A + 874176), (float *)(A + 874176), batch);
+    basic1_conv2((float *)(A + 874176), (float *)(A + 1676992), packed + 46528, (float *)(A + 0), batch);
+    basic1_bn2((float *)(A + 1676992), (float *)(A + 1676992), packed + 83392, batch);
+    basic1_add1((float *)(A + 1676992), (float *)(A + 3211264), (float *)(A + 1676992), batch);
+    basic1_relu2((float *)(A + 1676992), (float *)(A + 1676992), batch);
+    basic2_conv1((float *)(A + 1676992), (float *)(A + 874176), packed + 83520, (float *)(A + 0), batch);
+    basic2_bn1((float *)(A + 874176), (float *)(A + 874176), packed + 120384, batch);
+    basic2_relu1((float *)(A + 874176), (float *)(A + 874176), batch);
+    basic2_conv2((float *)(A + 874176), (float *)(A + 2479808), packed + 120512, (float *)(A + 0), batch);
+    basic2_bn2((float *)(A + 2479808), (float *)(A + 2479808), packed + 157376, batch);
+    basic2_add1((float *)(A + 2479808), (float *)(A + 1676992), (float *)(A + 2479808), batch);
+    basic2_relu2((float *)(A + 2479808), (float *)(A + 2479808), batch);
+    basic_down1_conv1((float *)(A + 2479808), (float *)(A + 861184), packed + 157504, (float *)(A + 0), batch);
     basic_down1_bn1((float *)(A + 861184), (float *)(A + 861184), packed + 231232, batch);
     basic_down1_relu1((float *)(A + 861184), (float *)(A + 861184), batch);
     basic_down1_conv2((float *)(A + 861184), (float *)(A + 1262592), packed + 231488, (float *)(A + 0), batch);
     basic_down1_bn2((float *)(A + 1262592), (float *)(A + 1262592), packed + 378944, batch);
-    basic_down1_conv3((float *)(A + 2466816), (float *)(A + 1664000), packed + 379200, batch);
+    basic_down1_conv3((float *)(A + 2479808), (float *)(A + 1664000), packed + 379200, batch);
     basic_down1_bn3((float *)(A + 1664000), (float *)(A + 1664000), packed + 387392, batch);
     basic_down1_add1((float *)(A + 1262592), (float *)(A + 1664000), (float *)(A + 1262592), batch);
     basic_down1_relu2((float *)(A + 1262592), (float *)(A + 1262592), batch);
-    basic3_conv1((float *)(A + 1262592), (float *)(A + 460800), packed + 387648, (float *)(A + 0), batch);
-    basic3_bn1((float *)(A + 460800), (float *)(A + 460800), packed + 535104, batch);
-    basic3_relu1((float *)(A + 460800), (float *)(A + 460800), batch);
-    basic3_conv2((float *)(A + 460800), (float *)(A + 1664000), packed + 535360, (float *)(A + 0), batch);
+    basic3_conv1((float *)(A + 1262592), (float *)(A + 464192), packed + 387648, (float *)(A + 0), batch);
+    basic3_bn1((float *)(A + 464192), (float *)(A + 464192), packed + 535104, batch);
+    basic3_relu1((float *)(A + 464192), (float *)(A + 464192), batch);
+    basic3_conv2((float *)(A + 464192), (float *)(A + 1664000), packed + 535360, (float *)(A + 0), batch);
     basic3_bn2((float *)(A + 1664000), (float *)(A + 1664000), packed + 682816, batch);
     basic3_add1((float *)(A + 1664000), (float *)(A + 1262592), (float *)(A + 1664000), batch);
     basic3_relu2((float *)(A + 1664000), (float *)(A + 1664000), batch);
@@ -1455,10 +1503,10 @@ int resnet18_forward(const float *packed, const float *in_img, float *out_logits
     basic_down2_bn3((float *)(A + 0), (float *)(A + 0), packed + 1601600, batch);
     basic_down2_add1((float *)(A + 661504), (float *)(A + 0), (float *)(A + 661504), batch);
     basic_down2_relu2((float *)(A + 661504), (float *)(A + 661504), batch);
-    basic4_conv1((float *)(A + 661504), (float *)(A + 262144), packed + 1602112, (float *)(A + 0), batch);
-    basic4_bn1((float *)(A + 262144), (float *)(A + 262144), packed + 2191936, batch);
-    basic4_relu1((float *)(A + 262144), (float *)(A + 262144), batch);
-    basic4_conv2((float *)(A + 262144), (float *)(A + 862208), packed + 2192448, (float *)(A + 0), batch);
+    basic4_conv1((float *)(A + 661504), (float *)(A + 263040), packed + 1602112, (float *)(A + 0), batch);
+    basic4_bn1((float *)(A + 263040), (float *)(A + 263040), packed + 2191936, batch);
+    basic4_relu1((float *)(A + 263040), (float *)(A + 263040), batch);
+    basic4_conv2((float *)(A + 263040), (float *)(A + 862208), packed + 2192448, (float *)(A + 0), batch);
     basic4_bn2((float *)(A + 862208), (float *)(A + 862208), packed + 2782272, batch);
     basic4_add1((float *)(A + 862208), (float *)(A + 661504), (float *)(A + 862208), batch);
     basic4_relu2((float *)(A + 862208), (float *)(A + 862208), batch);
@@ -1471,10 +1519,10 @@ int resnet18_forward(const float *packed, const float *in_img, float *out_logits
     basic_down3_bn3((float *)(A + 0), (float *)(A + 0), packed + 6454848, batch);
     basic_down3_add1((float *)(A + 362496), (float *)(A + 0), (float *)(A + 362496), batch);
     basic_down3_relu2((float *)(A + 362496), (float *)(A + 362496), batch);
-    basic5_conv1((float *)(A + 362496), (float *)(A + 165888), packed + 6455872, (float *)(A + 0), batch);
-    basic5_bn1((float *)(A + 165888), (float *)(A + 165888), packed + 8815168, batch);
-    basic5_relu1((float *)(A + 165888), (float *)(A + 165888), batch);
-    basic5_conv2((float *)(A + 165888), (float *)(A + 462848), packed + 8816192, (float *)(A + 0), batch);
+    basic5_conv1((float *)(A + 362496), (float *)(A + 166144), packed + 6455872, (float *)(A + 0), batch);
+    basic5_bn1((float *)(A + 166144), (float *)(A + 166144), packed + 8815168, batch);
+    basic5_relu1((float *)(A + 166144), (float *)(A + 166144), batch);
+    basic5_conv2((float *)(A + 166144), (float *)(A + 462848), packed + 8816192, (float *)(A + 0), batch);
     basic5_bn2((float *)(A + 462848), (float *)(A + 462848), packed + 11175488, batch);
     basic5_add1((float *)(A + 462848), (float *)(A + 362496), (float *)(A + 462848), batch);
     basic5_relu2((float *)(A + 462848), (float *)(A + 462848), batch);

@@ -3,7 +3,7 @@
  * source:  examples/resnet34.cnn, network resnet34
  * command: cnnc build examples/resnet34.cnn
  * target:  portable C (scalar); batch up to 1
- * arena:   4014080 bytes (30081984 without reuse; 4014080 live at most)
+ * arena:   4014080 bytes (30194816 without reuse; 4014080 live at most)
  * weights: 21814696 canonical floats, 21797672 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -114,6 +114,21 @@ static void cnn_pad(const float *x, float *xp, int c, int h, int w, int top,
                     si < 0 || sj < 0 ? 0.0f : x[(ci * h + si) * w + sj];
             }
         }
+}
+
+/* A dot product in eight independent lanes: compilers vectorise it
+ * without having to reorder one running sum (which they may not). */
+static float cnn_dot(const float *a, const float *b, int n) {
+    float lane[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    float sum = 0.0f;
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++)
+            lane[l] += a[i + l] * b[i + l];
+    for (; i < n; i++)
+        sum += a[i] * b[i];
+    return sum + ((lane[0] + lane[1]) + (lane[2] + lane[3])) +
+           ((lane[4] + lane[5]) + (lane[6] + lane[7]));
 }
 
 static void cnn_copy(const float *src, float *dst, ptrdiff_t n) {
@@ -235,17 +250,20 @@ static void basic1_conv1(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 576;
             const float *xg = in;
             float *yk = yb + k * 3136;
-            for (int i = 0; i < 3136; i++)
-                yk[i] = 0.0f;
+            float *t = s + 215296;
+            for (int p = 0; p < 3246; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int oh = 0; oh < 56; oh++)
-                            for (int ow = 0; ow < 56; ow++)
-                                yk[oh * 56 + ow] += wv * xr[oh * 58 + ow];
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 56; oh++)
+                for (int ow = 0; ow < 56; ow++)
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -291,17 +309,20 @@ static void basic1_conv2(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 576;
             const float *xg = in;
             float *yk = yb + k * 3136;
-            for (int i = 0; i < 3136; i++)
-                yk[i] = 0.0f;
+            float *t = s + 215296;
+            for (int p = 0; p < 3246; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int oh = 0; oh < 56; oh++)
-                            for (int ow = 0; ow < 56; ow++)
-                                yk[oh * 56 + ow] += wv * xr[oh * 58 + ow];
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 56; oh++)
+                for (int ow = 0; ow < 56; ow++)
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -356,17 +377,20 @@ static void basic2_conv1(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 576;
             const float *xg = in;
             float *yk = yb + k * 3136;
-            for (int i = 0; i < 3136; i++)
-                yk[i] = 0.0f;
+            float *t = s + 215296;
+            for (int p = 0; p < 3246; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int oh = 0; oh < 56; oh++)
-                            for (int ow = 0; ow < 56; ow++)
-                                yk[oh * 56 + ow] += wv * xr[oh * 58 + ow];
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 56; oh++)
+                for (int ow = 0; ow < 56; ow++)
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -412,17 +436,20 @@ static void basic2_conv2(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 576;
             const float *xg = in;
             float *yk = yb + k * 3136;
-            for (int i = 0; i < 3136; i++)
-                yk[i] = 0.0f;
+            float *t = s + 215296;
+            for (int p = 0; p < 3246; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int oh = 0; oh < 56; oh++)
-                            for (int ow = 0; ow < 56; ow++)
-                                yk[oh * 56 + ow] += wv * xr[oh * 58 + ow];
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 56; oh++)
+                for (int ow = 0; ow < 56; ow++)
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -477,17 +504,20 @@ static void basic3_conv1(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 576;
             const float *xg = in;
             float *yk = yb + k * 3136;
-            for (int i = 0; i < 3136; i++)
-                yk[i] = 0.0f;
+            float *t = s + 215296;
+            for (int p = 0; p < 3246; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int oh = 0; oh < 56; oh++)
-                            for (int ow = 0; ow < 56; ow++)
-                                yk[oh * 56 + ow] += wv * xr[oh * 58 + ow];
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 56; oh++)
+                for (int ow = 0; ow < 56; ow++)
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -533,17 +563,20 @@ static void basic3_conv2(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 576;
             const float *xg = in;
             float *yk = yb + k * 3136;
-            for (int i = 0; i < 3136; i++)
-                yk[i] = 0.0f;
+            float *t = s + 215296;
+            for (int p = 0; p < 3246; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int oh = 0; oh < 56; oh++)
-                            for (int ow = 0; ow < 56; ow++)
-                                yk[oh * 56 + ow] += wv * xr[oh * 58 + ow];
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 56; oh++)
+                for (int ow = 0; ow < 56; ow++)
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -654,17 +687,20 @@ static void basic_down1_conv2(const float *restrict x0, float *restrict y, const
             const float *wk = w + k * 1152;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = 0.0f;
+            float *t = s + 115200;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 30 + ow];
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -763,17 +799,20 @@ static void basic4_conv1(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 1152;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = 0.0f;
+            float *t = s + 115200;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 30 + ow];
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -819,17 +858,20 @@ static void basic4_conv2(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 1152;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = 0.0f;
+            float *t = s + 115200;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 30 + ow];
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -884,17 +926,20 @@ static void basic5_conv1(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 1152;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = 0.0f;
+            float *t = s + 115200;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 30 + ow];
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -940,17 +985,20 @@ static void basic5_conv2(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 1152;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = 0.0f;
+            float *t = s + 115200;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 30 + ow];
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -1005,17 +1053,20 @@ static void basic6_conv1(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 1152;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = 0.0f;
+            float *t = s + 115200;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 30 + ow];
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -1061,17 +1112,20 @@ static void basic6_conv2(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 1152;
             const float *xg = in;
             float *yk = yb + k * 784;
-            for (int i = 0; i < 784; i++)
-                yk[i] = 0.0f;
+            float *t = s + 115200;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int oh = 0; oh < 28; oh++)
-                            for (int ow = 0; ow < 28; ow++)
-                                yk[oh * 28 + ow] += wv * xr[oh * 30 + ow];
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 28; oh++)
+                for (int ow = 0; ow < 28; ow++)
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -1182,17 +1236,20 @@ static void basic_down2_conv2(const float *restrict x0, float *restrict y, const
             const float *wk = w + k * 2304;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1291,17 +1348,20 @@ static void basic7_conv1(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 2304;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1347,17 +1407,20 @@ static void basic7_conv2(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 2304;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1412,17 +1475,20 @@ static void basic8_conv1(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 2304;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1468,17 +1534,20 @@ static void basic8_conv2(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 2304;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1533,17 +1602,20 @@ static void basic9_conv1(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 2304;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1589,17 +1661,20 @@ static void basic9_conv2(const float *restrict x0, float *restrict y, const floa
             const float *wk = w + k * 2304;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1654,17 +1729,20 @@ static void basic10_conv1(const float *restrict x0, float *restrict y, const flo
             const float *wk = w + k * 2304;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1710,17 +1788,20 @@ static void basic10_conv2(const float *restrict x0, float *restrict y, const flo
             const float *wk = w + k * 2304;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1775,17 +1856,20 @@ static void basic11_conv1(const float *restrict x0, float *restrict y, const flo
             const float *wk = w + k * 2304;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1831,17 +1915,20 @@ static void basic11_conv2(const float *restrict x0, float *restrict y, const flo
             const float *wk = w + k * 2304;
             const float *xg = in;
             float *yk = yb + k * 196;
-            for (int i = 0; i < 196; i++)
-                yk[i] = 0.0f;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int oh = 0; oh < 14; oh++)
-                            for (int ow = 0; ow < 14; ow++)
-                                yk[oh * 14 + ow] += wv * xr[oh * 16 + ow];
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 14; oh++)
+                for (int ow = 0; ow < 14; ow++)
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1952,17 +2039,20 @@ static void basic_down3_conv2(const float *restrict x0, float *restrict y, const
             const float *wk = w + k * 4608;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = 0.0f;
+            float *t = s + 41472;
+            for (int p = 0; p < 61; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 9 + ow];
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -2061,17 +2151,20 @@ static void basic12_conv1(const float *restrict x0, float *restrict y, const flo
             const float *wk = w + k * 4608;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = 0.0f;
+            float *t = s + 41472;
+            for (int p = 0; p < 61; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 9 + ow];
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -2117,17 +2210,20 @@ static void basic12_conv2(const float *restrict x0, float *restrict y, const flo
             const float *wk = w + k * 4608;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = 0.0f;
+            float *t = s + 41472;
+            for (int p = 0; p < 61; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 9 + ow];
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -2182,17 +2278,20 @@ static void basic13_conv1(const float *restrict x0, float *restrict y, const flo
             const float *wk = w + k * 4608;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = 0.0f;
+            float *t = s + 41472;
+            for (int p = 0; p < 61; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 9 + ow];
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -2238,17 +2337,20 @@ static void basic13_conv2(const float *restrict x0, float *restrict y, const flo
             const float *wk = w + k * 4608;
             const float *xg = in;
             float *yk = yb + k * 49;
-            for (int i = 0; i < 49; i++)
-                yk[i] = 0.0f;
+            float *t = s + 41472;
+            for (int p = 0; p < 61; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
                         const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int oh = 0; oh < 7; oh++)
-                            for (int ow = 0; ow < 7; ow++)
-                                yk[oh * 7 + ow] += wv * xr[oh * 9 + ow];
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
+            for (int oh = 0; oh < 7; oh++)
+                for (int ow = 0; ow < 7; ow++)
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -2312,16 +2414,10 @@ static void globalavgpool1(const float *restrict x0, float *restrict y, int batc
  *   scalar loops
  */
 static void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 512;
-        float *yb = y + (ptrdiff_t)b * 1000;
-        for (int u = 0; u < 1000; u++) {
-            const float *wu = w + (ptrdiff_t)u * 512;
-            float sum = 0.0f;
-            for (int i = 0; i < 512; i++)
-                sum += wu[i] * xb0[i];
-            yb[u] = sum + w[512000 + u];
-        }
+    for (int u = 0; u < 1000; u++) {
+        const float *wu = w + (ptrdiff_t)u * 512;
+        for (int b = 0; b < batch; b++)
+            y[(ptrdiff_t)b * 1000 + u] = cnn_dot(wu, x0 + (ptrdiff_t)b * 512, 512) + w[512000 + u];
     }
 }
 
@@ -2416,125 +2512,125 @@ int resnet34_forward(const float *packed, const float *in_img, float *out_logits
     bn1((float *)(A + 0), (float *)(A + 0), packed + 9408, batch);
     relu1((float *)(A + 0), (float *)(A + 0), batch);
     maxpool1((float *)(A + 0), (float *)(A + 3211264), batch);
-    basic1_conv1((float *)(A + 3211264), (float *)(A + 861184), packed + 9536, (float *)(A + 0), batch);
-    basic1_bn1((float *)(A + 861184), (float *)(A + 861184), packed + 46400, batch);
-    basic1_relu1((float *)(A + 861184), (float *)(A + 861184), batch);
-    basic1_conv2((float *)(A + 861184), (float *)(A + 1664000), packed + 46528, (float *)(A + 0), batch);
-    basic1_bn2((float *)(A + 1664000), (float *)(A + 1664000), packed + 83392, batch);
-    basic1_add1((float *)(A + 1664000), (float *)(A + 3211264), (float *)(A + 1664000), batch);
-    basic1_relu2((float *)(A + 1664000), (float *)(A + 1664000), batch);
-    basic2_conv1((float *)(A + 1664000), (float *)(A + 861184), packed + 83520, (float *)(A + 0), batch);
-    basic2_bn1((float *)(A + 861184), (float *)(A + 861184), packed + 120384, batch);
-    basic2_relu1((float *)(A + 861184), (float *)(A + 861184), batch);
-    basic2_conv2((float *)(A + 861184), (float *)(A + 2466816), packed + 120512, (float *)(A + 0), batch);
-    basic2_bn2((float *)(A + 2466816), (float *)(A + 2466816), packed + 157376, batch);
-    basic2_add1((float *)(A + 2466816), (float *)(A + 1664000), (float *)(A + 2466816), batch);
-    basic2_relu2((float *)(A + 2466816), (float *)(A + 2466816), batch);
-    basic3_conv1((float *)(A + 2466816), (float *)(A + 861184), packed + 157504, (float *)(A + 0), batch);
-    basic3_bn1((float *)(A + 861184), (float *)(A + 861184), packed + 194368, batch);
-    basic3_relu1((float *)(A + 861184), (float *)(A + 861184), batch);
-    basic3_conv2((float *)(A + 861184), (float *)(A + 1664000), packed + 194496, (float *)(A + 0), batch);
-    basic3_bn2((float *)(A + 1664000), (float *)(A + 1664000), packed + 231360, batch);
-    basic3_add1((float *)(A + 1664000), (float *)(A + 2466816), (float *)(A + 1664000), batch);
-    basic3_relu2((float *)(A + 1664000), (float *)(A + 1664000), batch);
-    basic_down1_conv1((float *)(A + 1664000), (float *)(A + 861184), packed + 231488, (float *)(A + 0), batch);
+    basic1_conv1((float *)(A + 3211264), (float *)(A + 874176), packed + 9536, (float *)(A + 0), batch);
+    basic1_bn1((float *)(A + 874176), (float *)(A + 874176), packed + 46400, batch);
+    basic1_relu1((float *)(A + 874176), (float *)(A + 874176), batch);
+    basic1_conv2((float *)(A + 874176), (float *)(A + 1676992), packed + 46528, (float *)(A + 0), batch);
+    basic1_bn2((float *)(A + 1676992), (float *)(A + 1676992), packed + 83392, batch);
+    basic1_add1((float *)(A + 1676992), (float *)(A + 3211264), (float *)(A + 1676992), batch);
+    basic1_relu2((float *)(A + 1676992), (float *)(A + 1676992), batch);
+    basic2_conv1((float *)(A + 1676992), (float *)(A + 874176), packed + 83520, (float *)(A + 0), batch);
+    basic2_bn1((float *)(A + 874176), (float *)(A + 874176), packed + 120384, batch);
+    basic2_relu1((float *)(A + 874176), (float *)(A + 874176), batch);
+    basic2_conv2((float *)(A + 874176), (float *)(A + 2479808), packed + 120512, (float *)(A + 0), batch);
+    basic2_bn2((float *)(A + 2479808), (float *)(A + 2479808), packed + 157376, batch);
+    basic2_add1((float *)(A + 2479808), (float *)(A + 1676992), (float *)(A + 2479808), batch);
+    basic2_relu2((float *)(A + 2479808), (float *)(A + 2479808), batch);
+    basic3_conv1((float *)(A + 2479808), (float *)(A + 874176), packed + 157504, (float *)(A + 0), batch);
+    basic3_bn1((float *)(A + 874176), (float *)(A + 874176), packed + 194368, batch);
+    basic3_relu1((float *)(A + 874176), (float *)(A + 874176), batch);
+    basic3_conv2((float *)(A + 874176), (float *)(A + 1676992), packed + 194496, (float *)(A + 0), batch);
+    basic3_bn2((float *)(A + 1676992), (float *)(A + 1676992), packed + 231360, batch);
+    basic3_add1((float *)(A + 1676992), (float *)(A + 2479808), (float *)(A + 1676992), batch);
+    basic3_relu2((float *)(A + 1676992), (float *)(A + 1676992), batch);
+    basic_down1_conv1((float *)(A + 1676992), (float *)(A + 861184), packed + 231488, (float *)(A + 0), batch);
     basic_down1_bn1((float *)(A + 861184), (float *)(A + 861184), packed + 305216, batch);
     basic_down1_relu1((float *)(A + 861184), (float *)(A + 861184), batch);
     basic_down1_conv2((float *)(A + 861184), (float *)(A + 1262592), packed + 305472, (float *)(A + 0), batch);
     basic_down1_bn2((float *)(A + 1262592), (float *)(A + 1262592), packed + 452928, batch);
-    basic_down1_conv3((float *)(A + 1664000), (float *)(A + 0), packed + 453184, batch);
+    basic_down1_conv3((float *)(A + 1676992), (float *)(A + 0), packed + 453184, batch);
     basic_down1_bn3((float *)(A + 0), (float *)(A + 0), packed + 461376, batch);
     basic_down1_add1((float *)(A + 1262592), (float *)(A + 0), (float *)(A + 1262592), batch);
     basic_down1_relu2((float *)(A + 1262592), (float *)(A + 1262592), batch);
-    basic4_conv1((float *)(A + 1262592), (float *)(A + 460800), packed + 461632, (float *)(A + 0), batch);
-    basic4_bn1((float *)(A + 460800), (float *)(A + 460800), packed + 609088, batch);
-    basic4_relu1((float *)(A + 460800), (float *)(A + 460800), batch);
-    basic4_conv2((float *)(A + 460800), (float *)(A + 1664000), packed + 609344, (float *)(A + 0), batch);
+    basic4_conv1((float *)(A + 1262592), (float *)(A + 464192), packed + 461632, (float *)(A + 0), batch);
+    basic4_bn1((float *)(A + 464192), (float *)(A + 464192), packed + 609088, batch);
+    basic4_relu1((float *)(A + 464192), (float *)(A + 464192), batch);
+    basic4_conv2((float *)(A + 464192), (float *)(A + 1664000), packed + 609344, (float *)(A + 0), batch);
     basic4_bn2((float *)(A + 1664000), (float *)(A + 1664000), packed + 756800, batch);
     basic4_add1((float *)(A + 1664000), (float *)(A + 1262592), (float *)(A + 1664000), batch);
     basic4_relu2((float *)(A + 1664000), (float *)(A + 1664000), batch);
-    basic5_conv1((float *)(A + 1664000), (float *)(A + 460800), packed + 757056, (float *)(A + 0), batch);
-    basic5_bn1((float *)(A + 460800), (float *)(A + 460800), packed + 904512, batch);
-    basic5_relu1((float *)(A + 460800), (float *)(A + 460800), batch);
-    basic5_conv2((float *)(A + 460800), (float *)(A + 862208), packed + 904768, (float *)(A + 0), batch);
-    basic5_bn2((float *)(A + 862208), (float *)(A + 862208), packed + 1052224, batch);
-    basic5_add1((float *)(A + 862208), (float *)(A + 1664000), (float *)(A + 862208), batch);
-    basic5_relu2((float *)(A + 862208), (float *)(A + 862208), batch);
-    basic6_conv1((float *)(A + 862208), (float *)(A + 460800), packed + 1052480, (float *)(A + 0), batch);
-    basic6_bn1((float *)(A + 460800), (float *)(A + 460800), packed + 1199936, batch);
-    basic6_relu1((float *)(A + 460800), (float *)(A + 460800), batch);
-    basic6_conv2((float *)(A + 460800), (float *)(A + 1263616), packed + 1200192, (float *)(A + 0), batch);
-    basic6_bn2((float *)(A + 1263616), (float *)(A + 1263616), packed + 1347648, batch);
-    basic6_add1((float *)(A + 1263616), (float *)(A + 862208), (float *)(A + 1263616), batch);
-    basic6_relu2((float *)(A + 1263616), (float *)(A + 1263616), batch);
-    basic_down2_conv1((float *)(A + 1263616), (float *)(A + 460800), packed + 1347904, (float *)(A + 0), batch);
+    basic5_conv1((float *)(A + 1664000), (float *)(A + 464192), packed + 757056, (float *)(A + 0), batch);
+    basic5_bn1((float *)(A + 464192), (float *)(A + 464192), packed + 904512, batch);
+    basic5_relu1((float *)(A + 464192), (float *)(A + 464192), batch);
+    basic5_conv2((float *)(A + 464192), (float *)(A + 865600), packed + 904768, (float *)(A + 0), batch);
+    basic5_bn2((float *)(A + 865600), (float *)(A + 865600), packed + 1052224, batch);
+    basic5_add1((float *)(A + 865600), (float *)(A + 1664000), (float *)(A + 865600), batch);
+    basic5_relu2((float *)(A + 865600), (float *)(A + 865600), batch);
+    basic6_conv1((float *)(A + 865600), (float *)(A + 464192), packed + 1052480, (float *)(A + 0), batch);
+    basic6_bn1((float *)(A + 464192), (float *)(A + 464192), packed + 1199936, batch);
+    basic6_relu1((float *)(A + 464192), (float *)(A + 464192), batch);
+    basic6_conv2((float *)(A + 464192), (float *)(A + 1267008), packed + 1200192, (float *)(A + 0), batch);
+    basic6_bn2((float *)(A + 1267008), (float *)(A + 1267008), packed + 1347648, batch);
+    basic6_add1((float *)(A + 1267008), (float *)(A + 865600), (float *)(A + 1267008), batch);
+    basic6_relu2((float *)(A + 1267008), (float *)(A + 1267008), batch);
+    basic_down2_conv1((float *)(A + 1267008), (float *)(A + 460800), packed + 1347904, (float *)(A + 0), batch);
     basic_down2_bn1((float *)(A + 460800), (float *)(A + 460800), packed + 1642816, batch);
     basic_down2_relu1((float *)(A + 460800), (float *)(A + 460800), batch);
     basic_down2_conv2((float *)(A + 460800), (float *)(A + 661504), packed + 1643328, (float *)(A + 0), batch);
     basic_down2_bn2((float *)(A + 661504), (float *)(A + 661504), packed + 2233152, batch);
-    basic_down2_conv3((float *)(A + 1263616), (float *)(A + 862208), packed + 2233664, batch);
+    basic_down2_conv3((float *)(A + 1267008), (float *)(A + 862208), packed + 2233664, batch);
     basic_down2_bn3((float *)(A + 862208), (float *)(A + 862208), packed + 2266432, batch);
     basic_down2_add1((float *)(A + 661504), (float *)(A + 862208), (float *)(A + 661504), batch);
     basic_down2_relu2((float *)(A + 661504), (float *)(A + 661504), batch);
-    basic7_conv1((float *)(A + 661504), (float *)(A + 262144), packed + 2266944, (float *)(A + 0), batch);
-    basic7_bn1((float *)(A + 262144), (float *)(A + 262144), packed + 2856768, batch);
-    basic7_relu1((float *)(A + 262144), (float *)(A + 262144), batch);
-    basic7_conv2((float *)(A + 262144), (float *)(A + 862208), packed + 2857280, (float *)(A + 0), batch);
+    basic7_conv1((float *)(A + 661504), (float *)(A + 263040), packed + 2266944, (float *)(A + 0), batch);
+    basic7_bn1((float *)(A + 263040), (float *)(A + 263040), packed + 2856768, batch);
+    basic7_relu1((float *)(A + 263040), (float *)(A + 263040), batch);
+    basic7_conv2((float *)(A + 263040), (float *)(A + 862208), packed + 2857280, (float *)(A + 0), batch);
     basic7_bn2((float *)(A + 862208), (float *)(A + 862208), packed + 3447104, batch);
     basic7_add1((float *)(A + 862208), (float *)(A + 661504), (float *)(A + 862208), batch);
     basic7_relu2((float *)(A + 862208), (float *)(A + 862208), batch);
-    basic8_conv1((float *)(A + 862208), (float *)(A + 262144), packed + 3447616, (float *)(A + 0), batch);
-    basic8_bn1((float *)(A + 262144), (float *)(A + 262144), packed + 4037440, batch);
-    basic8_relu1((float *)(A + 262144), (float *)(A + 262144), batch);
-    basic8_conv2((float *)(A + 262144), (float *)(A + 462848), packed + 4037952, (float *)(A + 0), batch);
-    basic8_bn2((float *)(A + 462848), (float *)(A + 462848), packed + 4627776, batch);
-    basic8_add1((float *)(A + 462848), (float *)(A + 862208), (float *)(A + 462848), batch);
-    basic8_relu2((float *)(A + 462848), (float *)(A + 462848), batch);
-    basic9_conv1((float *)(A + 462848), (float *)(A + 262144), packed + 4628288, (float *)(A + 0), batch);
-    basic9_bn1((float *)(A + 262144), (float *)(A + 262144), packed + 5218112, batch);
-    basic9_relu1((float *)(A + 262144), (float *)(A + 262144), batch);
-    basic9_conv2((float *)(A + 262144), (float *)(A + 663552), packed + 5218624, (float *)(A + 0), batch);
-    basic9_bn2((float *)(A + 663552), (float *)(A + 663552), packed + 5808448, batch);
-    basic9_add1((float *)(A + 663552), (float *)(A + 462848), (float *)(A + 663552), batch);
-    basic9_relu2((float *)(A + 663552), (float *)(A + 663552), batch);
-    basic10_conv1((float *)(A + 663552), (float *)(A + 262144), packed + 5808960, (float *)(A + 0), batch);
-    basic10_bn1((float *)(A + 262144), (float *)(A + 262144), packed + 6398784, batch);
-    basic10_relu1((float *)(A + 262144), (float *)(A + 262144), batch);
-    basic10_conv2((float *)(A + 262144), (float *)(A + 462848), packed + 6399296, (float *)(A + 0), batch);
-    basic10_bn2((float *)(A + 462848), (float *)(A + 462848), packed + 6989120, batch);
-    basic10_add1((float *)(A + 462848), (float *)(A + 663552), (float *)(A + 462848), batch);
-    basic10_relu2((float *)(A + 462848), (float *)(A + 462848), batch);
-    basic11_conv1((float *)(A + 462848), (float *)(A + 262144), packed + 6989632, (float *)(A + 0), batch);
-    basic11_bn1((float *)(A + 262144), (float *)(A + 262144), packed + 7579456, batch);
-    basic11_relu1((float *)(A + 262144), (float *)(A + 262144), batch);
-    basic11_conv2((float *)(A + 262144), (float *)(A + 663552), packed + 7579968, (float *)(A + 0), batch);
-    basic11_bn2((float *)(A + 663552), (float *)(A + 663552), packed + 8169792, batch);
-    basic11_add1((float *)(A + 663552), (float *)(A + 462848), (float *)(A + 663552), batch);
-    basic11_relu2((float *)(A + 663552), (float *)(A + 663552), batch);
-    basic_down3_conv1((float *)(A + 663552), (float *)(A + 262144), packed + 8170304, (float *)(A + 0), batch);
+    basic8_conv1((float *)(A + 862208), (float *)(A + 263040), packed + 3447616, (float *)(A + 0), batch);
+    basic8_bn1((float *)(A + 263040), (float *)(A + 263040), packed + 4037440, batch);
+    basic8_relu1((float *)(A + 263040), (float *)(A + 263040), batch);
+    basic8_conv2((float *)(A + 263040), (float *)(A + 463744), packed + 4037952, (float *)(A + 0), batch);
+    basic8_bn2((float *)(A + 463744), (float *)(A + 463744), packed + 4627776, batch);
+    basic8_add1((float *)(A + 463744), (float *)(A + 862208), (float *)(A + 463744), batch);
+    basic8_relu2((float *)(A + 463744), (float *)(A + 463744), batch);
+    basic9_conv1((float *)(A + 463744), (float *)(A + 263040), packed + 4628288, (float *)(A + 0), batch);
+    basic9_bn1((float *)(A + 263040), (float *)(A + 263040), packed + 5218112, batch);
+    basic9_relu1((float *)(A + 263040), (float *)(A + 263040), batch);
+    basic9_conv2((float *)(A + 263040), (float *)(A + 664448), packed + 5218624, (float *)(A + 0), batch);
+    basic9_bn2((float *)(A + 664448), (float *)(A + 664448), packed + 5808448, batch);
+    basic9_add1((float *)(A + 664448), (float *)(A + 463744), (float *)(A + 664448), batch);
+    basic9_relu2((float *)(A + 664448), (float *)(A + 664448), batch);
+    basic10_conv1((float *)(A + 664448), (float *)(A + 263040), packed + 5808960, (float *)(A + 0), batch);
+    basic10_bn1((float *)(A + 263040), (float *)(A + 263040), packed + 6398784, batch);
+    basic10_relu1((float *)(A + 263040), (float *)(A + 263040), batch);
+    basic10_conv2((float *)(A + 263040), (float *)(A + 463744), packed + 6399296, (float *)(A + 0), batch);
+    basic10_bn2((float *)(A + 463744), (float *)(A + 463744), packed + 6989120, batch);
+    basic10_add1((float *)(A + 463744), (float *)(A + 664448), (float *)(A + 463744), batch);
+    basic10_relu2((float *)(A + 463744), (float *)(A + 463744), batch);
+    basic11_conv1((float *)(A + 463744), (float *)(A + 263040), packed + 6989632, (float *)(A + 0), batch);
+    basic11_bn1((float *)(A + 263040), (float *)(A + 263040), packed + 7579456, batch);
+    basic11_relu1((float *)(A + 263040), (float *)(A + 263040), batch);
+    basic11_conv2((float *)(A + 263040), (float *)(A + 664448), packed + 7579968, (float *)(A + 0), batch);
+    basic11_bn2((float *)(A + 664448), (float *)(A + 664448), packed + 8169792, batch);
+    basic11_add1((float *)(A + 664448), (float *)(A + 463744), (float *)(A + 664448), batch);
+    basic11_relu2((float *)(A + 664448), (float *)(A + 664448), batch);
+    basic_down3_conv1((float *)(A + 664448), (float *)(A + 262144), packed + 8170304, (float *)(A + 0), batch);
     basic_down3_bn1((float *)(A + 262144), (float *)(A + 262144), packed + 9349952, batch);
     basic_down3_relu1((float *)(A + 262144), (float *)(A + 262144), batch);
     basic_down3_conv2((float *)(A + 262144), (float *)(A + 362496), packed + 9350976, (float *)(A + 0), batch);
     basic_down3_bn2((float *)(A + 362496), (float *)(A + 362496), packed + 11710272, batch);
-    basic_down3_conv3((float *)(A + 663552), (float *)(A + 462848), packed + 11711296, batch);
+    basic_down3_conv3((float *)(A + 664448), (float *)(A + 462848), packed + 11711296, batch);
     basic_down3_bn3((float *)(A + 462848), (float *)(A + 462848), packed + 11842368, batch);
     basic_down3_add1((float *)(A + 362496), (float *)(A + 462848), (float *)(A + 362496), batch);
     basic_down3_relu2((float *)(A + 362496), (float *)(A + 362496), batch);
-    basic12_conv1((float *)(A + 362496), (float *)(A + 165888), packed + 11843392, (float *)(A + 0), batch);
-    basic12_bn1((float *)(A + 165888), (float *)(A + 165888), packed + 14202688, batch);
-    basic12_relu1((float *)(A + 165888), (float *)(A + 165888), batch);
-    basic12_conv2((float *)(A + 165888), (float *)(A + 462848), packed + 14203712, (float *)(A + 0), batch);
+    basic12_conv1((float *)(A + 362496), (float *)(A + 166144), packed + 11843392, (float *)(A + 0), batch);
+    basic12_bn1((float *)(A + 166144), (float *)(A + 166144), packed + 14202688, batch);
+    basic12_relu1((float *)(A + 166144), (float *)(A + 166144), batch);
+    basic12_conv2((float *)(A + 166144), (float *)(A + 462848), packed + 14203712, (float *)(A + 0), batch);
     basic12_bn2((float *)(A + 462848), (float *)(A + 462848), packed + 16563008, batch);
     basic12_add1((float *)(A + 462848), (float *)(A + 362496), (float *)(A + 462848), batch);
     basic12_relu2((float *)(A + 462848), (float *)(A + 462848), batch);
-    basic13_conv1((float *)(A + 462848), (float *)(A + 165888), packed + 16564032, (float *)(A + 0), batch);
-    basic13_bn1((float *)(A + 165888), (float *)(A + 165888), packed + 18923328, batch);
-    basic13_relu1((float *)(A + 165888), (float *)(A + 165888), batch);
-    basic13_conv2((float *)(A + 165888), (float *)(A + 266240), packed + 18924352, (float *)(A + 0), batch);
-    basic13_bn2((float *)(A + 266240), (float *)(A + 266240), packed + 21283648, batch);
-    basic13_add1((float *)(A + 266240), (float *)(A + 462848), (float *)(A + 266240), batch);
-    basic13_relu2((float *)(A + 266240), (float *)(A + 266240), batch);
-    globalavgpool1((float *)(A + 266240), (float *)(A + 0), batch);
+    basic13_conv1((float *)(A + 462848), (float *)(A + 166144), packed + 16564032, (float *)(A + 0), batch);
+    basic13_bn1((float *)(A + 166144), (float *)(A + 166144), packed + 18923328, batch);
+    basic13_relu1((float *)(A + 166144), (float *)(A + 166144), batch);
+    basic13_conv2((float *)(A + 166144), (float *)(A + 266496), packed + 18924352, (float *)(A + 0), batch);
+    basic13_bn2((float *)(A + 266496), (float *)(A + 266496), packed + 21283648, batch);
+    basic13_add1((float *)(A + 266496), (float *)(A + 462848), (float *)(A + 266496), batch);
+    basic13_relu2((float *)(A + 266496), (float *)(A + 266496), batch);
+    globalavgpool1((float *)(A + 266496), (float *)(A + 0), batch);
     dense1((float *)(A + 0), out_logits, packed + 21284672, batch);
     return 0;
 }
