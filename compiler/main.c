@@ -199,6 +199,8 @@ static int parse_args(int argc, char **argv, CliOptions *o) {
                     return usage_error("too many %s files", a);
                 o->outputs[o->noutputs++] = v;
             }
+        } else if (!strncmp(a, "--network=", 10)) {
+            o->network = a + 10;
         } else if (a[0] == '-' && a[1]) {
             return usage_error("unknown option '%s'", a);
         } else if (!o->command) {
