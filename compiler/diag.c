@@ -18,28 +18,41 @@ void diags_init(Diags *d, Arena *a, const char *filename, const char *src,
     d->arena = a;
 }
 
+/* Lines longer than this are shown as a window around the caret, with
+ * "..." where they are cut, so a generated one-line file cannot flood the
+ * terminal with a megabyte per message. */
+enum { QUOTE_WIDTH = 160 };
+
 /* Prints source line `line` and a caret under byte column `col`. Control
  * bytes are shown as spaces so a corrupt file cannot garble the terminal;
  * tabs are kept, in the caret line too, so the caret lines up. */
 static void quote_line(Diags *d, int line, int col) {
     const char *p = d->src, *end = d->src + d->src_len;
-    for (int l = 1; l < line && p < end; p++)
-        if (*p == '\n')
-            l++;
-    const char *eol = p;
-    while (eol < end && *eol != '\n')
-        eol++;
-    fputc(' ', d->out);
-    fputc(' ', d->out);
-    fputc(' ', d->out);
-    fputc(' ', d->out);
-    for (const char *q = p; q < eol; q++) {
-        unsigned char c = (unsigned char)*q;
+    for (int l = 1; l < line && p < end; l++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        p = nl ? nl + 1 : end;
+    }
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    size_t len = (size_t)((eol ? eol : end) - p);
+    size_t caret = col > 1 ? (size_t)col - 1 : 0;
+    if (caret > len)
+        caret = len;
+    size_t from = 0, to = len;   /* the part of the line shown */
+    if (len > QUOTE_WIDTH) {
+        if (caret > QUOTE_WIDTH / 2)
+            from = caret - QUOTE_WIDTH / 2;
+        if (to - from > QUOTE_WIDTH)
+            to = from + QUOTE_WIDTH;
+    }
+    fputs(from ? "    ..." : "    ", d->out);
+    for (size_t i = from; i < to; i++) {
+        unsigned char c = (unsigned char)p[i];
         fputc(c == '\t' || c >= 0x20 ? c : ' ', d->out);
     }
-    fputs("\n    ", d->out);
-    for (int i = 1; i < col; i++)
-        fputc(p + i - 1 < eol && p[i - 1] == '\t' ? '\t' : ' ', d->out);
+    fputs(to < len ? "...\n" : "\n", d->out);
+    fputs(from ? "       " : "    ", d->out);
+    for (size_t i = from; i < caret; i++)
+        fputc(p[i] == '\t' ? '\t' : ' ', d->out);
     fputs("^\n", d->out);
 }
 
@@ -58,14 +71,13 @@ static void report(Diags *d, const char *kind, Loc loc, const char *fmt,
 /* True if this exact diagnostic was printed before; remembers it if not. */
 static bool repeated(Diags *d, const char *kind, Loc loc, const char *fmt,
                      va_list ap) {
-    char msg[1024];
+    char msg[1024], key[1100];
     vsnprintf(msg, sizeof msg, fmt, ap);
-    char *key = arena_printf(d->arena, "%d:%d:%s:%s", loc.line, loc.col,
-                             kind, msg);
+    snprintf(key, sizeof key, "%d:%d:%s:%s", loc.line, loc.col, kind, msg);
     for (int i = 0; i < d->seen.len; i++)
         if (strcmp(d->seen.items[i], key) == 0)
             return true;
-    vec_push(d->arena, &d->seen, key);
+    vec_push(d->arena, &d->seen, arena_strdup(d->arena, key));
     return false;
 }
 
@@ -90,14 +102,27 @@ void diag_error(Diags *d, Loc loc, const char *fmt, ...) {
     va_end(ap);
 }
 
+/* Past this many warnings one line says so and the rest are dropped: a
+ * generated file can make a warning per line, and nobody reads the
+ * hundred-and-first. (d->warnings stops at MAX_WARNINGS + 1.) */
+enum { MAX_WARNINGS = 100 };
+
 void diag_warning(Diags *d, Loc loc, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    bool rep = d->too_many || repeated(d, "warning", loc, fmt, ap);
+    bool rep = d->too_many || d->warnings > MAX_WARNINGS ||
+               repeated(d, "warning", loc, fmt, ap);
     va_end(ap);
     d->last_dropped = rep;
     if (rep)
         return;
+    if (d->warnings == MAX_WARNINGS) {
+        fprintf(d->out, "%s: warning: too many warnings (%d); not showing "
+                "more\n", d->filename, MAX_WARNINGS);
+        d->warnings++;
+        d->last_dropped = true;
+        return;
+    }
     d->warnings++;
     va_start(ap, fmt);
     report(d, "warning", loc, fmt, ap);

@@ -18,14 +18,67 @@ typedef struct Binding {
     Loc loc;
     enum { B_VALUE, B_INPUT, B_PARAM } kind;
     bool used;
+    const Stmt *output;  /* the `output` statement that names it, if any */
 } Binding;
+
+/* ---- a map from names to pointers ------------------------------------------
+ * Open addressing in the arena. Files are small, but a generated or hostile
+ * one may hold a million names, and a linear search per use would make that
+ * quadratic. (expand.c has the same small map.) */
+typedef struct Map {
+    const char **keys;
+    void **vals;
+    int cap, len;         /* cap is 0 or a power of two */
+} Map;
+
+static uint32_t hash_name(const char *s) {
+    uint32_t h = 2166136261u;   /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static void *map_get(const Map *m, const char *key) {
+    if (!m->cap)
+        return NULL;
+    uint32_t mask = (uint32_t)m->cap - 1;
+    for (uint32_t i = hash_name(key) & mask; m->keys[i]; i = (i + 1) & mask)
+        if (!strcmp(m->keys[i], key))
+            return m->vals[i];
+    return NULL;
+}
+
+static void map_put(Arena *a, Map *m, const char *key, void *val) {
+    if (2 * (m->len + 1) > m->cap) {
+        Map bigger = {.cap = m->cap ? 2 * m->cap : 16};
+        bigger.keys = arena_alloc(a, sizeof(char *) * (size_t)bigger.cap);
+        bigger.vals = arena_alloc(a, sizeof(void *) * (size_t)bigger.cap);
+        for (int i = 0; i < m->cap; i++)
+            if (m->keys[i])
+                map_put(a, &bigger, m->keys[i], m->vals[i]);
+        *m = bigger;
+    }
+    uint32_t mask = (uint32_t)m->cap - 1, i = hash_name(key) & mask;
+    while (m->keys[i] && strcmp(m->keys[i], key))
+        i = (i + 1) & mask;
+    if (!m->keys[i]) {
+        m->keys[i] = key;
+        m->len++;
+    }
+    m->vals[i] = val;
+}
 
 typedef struct Names {
     Program *prog;
     Diags *d;
     Arena *a;
     const Def *def;     /* the definition being checked */
-    Vec bound;          /* Binding *, in order; lookups take the latest */
+    Vec bound;          /* Binding *, in order */
+    Map latest;         /* name -> its latest Binding: what a use sees */
+    Map blocks;         /* name -> the first block of that name */
+    Map params;         /* block name -> a Map of its parameters' names */
+    int depth;          /* of check_expr's recursion */
+    bool too_deep;      /* that was reported, in this definition */
     Vec calls;          /* the blocks `def` calls: CallRef * */
     Vec early;          /* names used before they are bound (const char *):
                            their later bindings are not "never used" */
@@ -120,16 +173,30 @@ static const char *suggest_value(Names *x, const char *name) {
 /* ---- scopes ------------------------------------------------------------- */
 
 static Binding *lookup(Names *x, const char *name) {
-    for (int i = x->bound.len - 1; i >= 0; i--) {
-        Binding *b = x->bound.items[i];
-        if (strcmp(b->name, name) == 0)
-            return b;
+    return map_get(&x->latest, name);
+}
+
+static const Def *block_named(Names *x, const char *name) {
+    return map_get(&x->blocks, name);
+}
+
+/* Does block `blk` have a parameter `name`? One map per block, made on
+ * first use, so a call's named arguments cost no search each. */
+static bool has_param(Names *x, const Def *blk, const char *name) {
+    Map *m = map_get(&x->params, blk->name);
+    if (!m) {
+        m = arena_alloc(x->a, sizeof *m);
+        for (int k = 0; k < blk->params.len; k++) {
+            Param *p = blk->params.items[k];
+            map_put(x->a, m, p->name, p);
+        }
+        map_put(x->a, &x->params, blk->name, m);
     }
-    return NULL;
+    return map_get(m, name) != NULL;
 }
 
 static bool is_callable(Names *x, const char *name) {
-    return layer_find(name) || find_def(x->prog, name, DEF_BLOCK);
+    return layer_find(name) || block_named(x, name);
 }
 
 /* Is `name` bound by a statement of the current definition? */
@@ -144,17 +211,25 @@ static bool bound_anywhere(Names *x, const char *name) {
 }
 
 static void bind(Names *x, const char *name, Loc loc, int kind) {
-    if (layer_find(name))
+    Binding *prev = lookup(x, name);
+    if (prev && kind == B_INPUT) {
+        diag_error(x->d, loc, "'%s' is already %s on line %d; an input needs a "
+                   "name of its own", name, prev->kind == B_INPUT ? "an input"
+                   : "bound", prev->loc.line);
+        prev->used = true;   /* no "never used" as well */
+    } else if (layer_find(name)) {
         diag_error(x->d, loc, "'%s' is a layer; a value needs another name",
                    name);
-    else if (find_def(x->prog, name, DEF_BLOCK))
+    } else if (block_named(x, name)) {
         diag_error(x->d, loc, "'%s' is a block; a value needs another name",
                    name);
+    }
     Binding *b = arena_alloc(x->a, sizeof *b);
     b->name = name;
     b->loc = loc;
     b->kind = kind;
     vec_push(x->a, &x->bound, b);
+    map_put(x->a, &x->latest, name, b);
 }
 
 /* ---- expressions ------------------------------------------------------------ */
@@ -165,6 +240,8 @@ static void check_value_name(Names *x, const char *name, Loc loc) {
     Binding *b = lookup(x, name);
     if (b) {
         b->used = true;
+    } else if (x->d->too_many) {
+        /* nothing more is printed: skip the searches below */
     } else if (is_callable(x, name) || is_symbol(name)) {
         /* a bare call, or an argument value such as `same` */
     } else if (bound_anywhere(x, name)) {
@@ -195,13 +272,13 @@ static bool check_choice(Names *x, const LayerInfo *li, const ArgSpec *spec,
 
 static void check_call(Names *x, const Expr *e) {
     const LayerInfo *li = layer_find(e->name);
-    const Def *blk = find_def(x->prog, e->name, DEF_BLOCK);
+    const Def *blk = block_named(x, e->name);
     Binding *value = lookup(x, e->name);
     if (value) {
         value->used = true;   /* no "never used" after this error */
         diag_error(x->d, e->loc, "'%s' is a value, not a layer or block",
                    e->name);
-    } else if (!li && !blk) {
+    } else if (!li && !blk && !x->d->too_many) {
         diag_error(x->d, e->loc, "unknown layer or block '%s'%s", e->name,
                    suggest_callee(x, e->name));
     }
@@ -221,10 +298,7 @@ static void check_call(Names *x, const Expr *e) {
             diag_error(x->d, arg->loc, "%s has no argument '%s'%s", li->name,
                        arg->name, hint(x->a, best));
         } else if (arg->name && blk && !li) {
-            bool found = false;
-            for (int k = 0; k < blk->params.len; k++)
-                found |= !strcmp(((Param *)blk->params.items[k])->name, arg->name);
-            if (!found)
+            if (!has_param(x, blk, arg->name))
                 diag_error(x->d, arg->loc, "block '%s' has no parameter '%s'",
                            blk->name, arg->name);
         }
@@ -271,14 +345,33 @@ static void check_stage(Names *x, const Expr *e) {
     }
 }
 
+static void check_expr_inner(Names *x, const Expr *e);
+
+/* `x + x + x + ...` parses into a tree as deep as the sum is long (the
+ * parser's own stack stays flat), so the walk is bounded here rather than
+ * by the C stack. The expander allows less (MAX_DEPTH in expand.c). */
+enum { MAX_EXPR_DEPTH = 1000 };
+
 static void check_expr(Names *x, const Expr *e) {
+    if (x->depth >= MAX_EXPR_DEPTH) {
+        if (!x->too_deep)
+            diag_error(x->d, e->loc, "expressions nest too deeply");
+        x->too_deep = true;
+        return;
+    }
+    x->depth++;
+    check_expr_inner(x, e);
+    x->depth--;
+}
+
+static void check_expr_inner(Names *x, const Expr *e) {
     switch (e->kind) {
     case EX_INT:
     case EX_REAL:
         break;
     case EX_NAME:
         check_value_name(x, e->name, e->loc);
-        if (layer_find(e->name) || find_def(x->prog, e->name, DEF_BLOCK))
+        if (is_callable(x, e->name))
             check_call(x, e);   /* a bare call: records block calls */
         break;
     case EX_CALL:
@@ -328,10 +421,12 @@ static void check_stmt(Names *x, const Stmt *s, bool last) {
         for (int i = 0; i < s->outputs.len; i++) {
             const Ident *id = s->outputs.items[i];
             check_value_name(x, id->name, id->loc);
-            for (int j = 0; j < i; j++)
-                if (!strcmp(((Ident *)s->outputs.items[j])->name, id->name))
-                    diag_error(x->d, id->loc, "'%s' is already an output",
-                               id->name);
+            Binding *b = lookup(x, id->name);
+            if (b && b->output == s)
+                diag_error(x->d, id->loc, "'%s' is already an output",
+                           id->name);
+            else if (b)
+                b->output = s;
         }
         break;
     case ST_RETURN:
@@ -371,6 +466,8 @@ static void report_unused(Names *x) {
 static void check_def(Names *x, const Def *def) {
     x->def = def;
     x->bound = (Vec){0};
+    x->latest = (Map){0};
+    x->too_deep = false;
     x->calls = (Vec){0};
     x->early = (Vec){0};
     if (def->kind == DEF_BLOCK && def->params.len == 0)
@@ -380,9 +477,7 @@ static void check_def(Names *x, const Def *def) {
         const Param *p = def->params.items[i];
         if (p->def)
             check_expr(x, p->def);
-        bool twice = false;
-        for (int j = 0; j < i && !twice; j++)
-            twice = !strcmp(((Param *)def->params.items[j])->name, p->name);
+        bool twice = lookup(x, p->name) != NULL;   /* only params so far */
         if (twice)   /* not bound again: no "never used" for the first */
             diag_error(x->d, p->loc, "parameter '%s' appears twice", p->name);
         else
@@ -418,26 +513,26 @@ typedef struct BlockCalls {
     int color;          /* 0 unvisited, 1 on the path, 2 done */
 } BlockCalls;
 
-static BlockCalls *calls_of(Vec *all, const Def *def) {
-    for (int i = 0; i < all->len; i++) {
-        BlockCalls *b = all->items[i];
-        if (b->def == def)
-            return b;
-    }
-    return NULL;
-}
+/* The search goes no deeper than this: no real network nests blocks so
+ * deep, and the C stack must not overflow on a generated chain of blocks.
+ * A longer cycle, if a network uses it, stops the expander instead
+ * ("nest too deeply"). */
+enum { MAX_CALL_PATH = 1000 };
 
 /* Depth-first search; `path` holds the blocks on the current call path. A
- * call to a block already on the path closes a cycle. */
-static void find_cycles(Names *x, Vec *all, BlockCalls *b, Vec *path) {
+ * call to a block already on the path closes a cycle. `all` maps a block's
+ * name to its BlockCalls. */
+static void find_cycles(Names *x, const Map *all, BlockCalls *b, Vec *path) {
     b->color = 1;
     vec_push(x->a, path, (void *)b->def);
     for (int i = 0; i < b->calls.len; i++) {
         const CallRef *r = b->calls.items[i];
-        BlockCalls *callee = calls_of(all, r->callee);
+        BlockCalls *callee = map_get(all, r->callee->name);
         if (!callee)
             continue;
-        if (callee->color == 1) {
+        if (callee->color == 1 && x->d->too_many) {
+            /* nothing more is printed */
+        } else if (callee->color == 1) {
             if (callee == b) {
                 diag_error(x->d, r->loc, "block '%s' calls itself", b->def->name);
             } else {
@@ -452,7 +547,7 @@ static void find_cycles(Names *x, Vec *all, BlockCalls *b, Vec *path) {
                 diag_error(x->d, r->loc, "block '%s' calls itself through %s",
                            callee->def->name, through);
             }
-        } else if (callee->color == 0) {
+        } else if (callee->color == 0 && path->len < MAX_CALL_PATH) {
             find_cycles(x, all, callee, path);
         }
     }
@@ -465,37 +560,44 @@ static void find_cycles(Names *x, Vec *all, BlockCalls *b, Vec *path) {
 bool check_names(Program *prog, Diags *d) {
     int errors_before = d->errors;
     Names x = {.prog = prog, .d = d, .a = d->arena};
-    Vec all = {0};
-    bool any_network = false;
+    Map defs = {0};       /* name -> the first definition of that name */
     for (int i = 0; i < prog->defs.len; i++) {
+        Def *def = prog->defs.items[i];
+        if (!map_get(&defs, def->name))
+            map_put(x.a, &defs, def->name, def);
+        if (def->kind == DEF_BLOCK && !map_get(&x.blocks, def->name))
+            map_put(x.a, &x.blocks, def->name, def);
+    }
+    Vec all = {0};        /* BlockCalls *, in file order */
+    Map calls = {0};      /* block name -> its BlockCalls */
+    bool any_network = false;
+    for (int i = 0; i < prog->defs.len && !d->too_many; i++) {
         const Def *def = prog->defs.items[i];
         any_network |= def->kind == DEF_NETWORK;
         if (layer_find(def->name))
             diag_error(d, def->loc, "'%s' is a layer; a %s needs another name",
                        def->name, def->kind == DEF_BLOCK ? "block" : "network");
-        for (int j = 0; j < i; j++) {
-            const Def *prev = prog->defs.items[j];
-            if (!strcmp(prev->name, def->name)) {
-                diag_error(d, def->loc, "'%s' is already defined on line %d",
-                           def->name, prev->loc.line);
-                break;
-            }
-        }
+        const Def *first = map_get(&defs, def->name);
+        if (first != def)
+            diag_error(d, def->loc, "'%s' is already defined on line %d",
+                       def->name, first->loc.line);
         check_def(&x, def);
         if (def->kind == DEF_BLOCK) {
             BlockCalls *b = arena_alloc(x.a, sizeof *b);
             b->def = def;
             b->calls = x.calls;
             vec_push(x.a, &all, b);
+            if (block_named(&x, def->name) == def)
+                map_put(x.a, &calls, def->name, b);
         }
     }
-    if (!any_network)
+    if (!any_network && !d->too_many)
         diag_error(d, (Loc){0, 0}, "the file defines no network");
     Vec path = {0};
     for (int i = 0; i < all.len; i++) {
         BlockCalls *b = all.items[i];
         if (b->color == 0)
-            find_cycles(&x, &all, b, &path);
+            find_cycles(&x, &calls, b, &path);
     }
     return d->errors == errors_before;
 }

@@ -43,6 +43,8 @@ int yylex_destroy(yyscan_t scanner);
 }
 
 %code {
+#include <string.h>
+
 /* Nesting deeper than this is no network anyone writes; stopping here
  * keeps the parser's stack and the expander's recursion small. */
 #define YYMAXDEPTH 1000
@@ -62,10 +64,15 @@ static Expr *binop(ParseCtx *ctx, int op, Loc loc, Expr *l, Expr *r) {
     return e;
 }
 
+/* Bison calls this only when its stack passes YYMAXDEPTH (syntax errors go
+ * to yyreport_syntax_error), so the message is about nesting. */
 static void yyerror(Loc *loc, yyscan_t scanner, ParseCtx *ctx,
                     const char *msg) {
     (void)scanner;
-    diag_error(ctx->diags, *loc, "%s", msg);
+    if (!strcmp(msg, "memory exhausted"))
+        diag_error(ctx->diags, *loc, "expressions nest too deeply");
+    else
+        diag_error(ctx->diags, *loc, "%s", msg);
 }
 }
 
@@ -287,6 +294,24 @@ static int yyreport_syntax_error(const yypcontext_t *pc, yyscan_t scanner,
         return 0;
     }
 
+    bool brace_ok = false;
+    for (int i = 0; i < n; i++)
+        brace_ok |= !strcmp(yysymbol_name(expected[i]), "'}'");
+    if (got == YYSYMBOL_YYEOF && brace_ok) {
+        diag_error(ctx->diags, *loc, "unexpected end of file: a '}' is missing");
+        return 0;
+    }
+
+    /* "expected end of file, 'network' or 'block'" reads oddly: drop the
+     * end of file when something else could stand there. */
+    if (n > 1) {
+        int kept = 0;
+        for (int i = 0; i < n; i++)
+            if (expected[i] != YYSYMBOL_YYEOF)
+                expected[kept++] = expected[i];
+        n = kept;
+    }
+
     char buf[256] = "";
     if (n > 0 && n <= MAX_LISTED) {
         size_t len = (size_t)snprintf(buf, sizeof buf, ", expected ");
@@ -302,9 +327,6 @@ static int yyreport_syntax_error(const yypcontext_t *pc, yyscan_t scanner,
         diag_error(ctx->diags, *loc, "unexpected %s%s", token_text(got), buf);
     return 0;
 }
-
-/* Bison's message for a nesting deeper than YYMAXDEPTH. */
-#define NESTING_MSG "memory exhausted"
 
 Program *parse_program(Arena *arena, Diags *diags, const char *src, size_t len) {
     ParseCtx ctx = {.arena = arena, .diags = diags, .line = 1, .col = 1};
