@@ -19,7 +19,7 @@ HDR      = $(wildcard compiler/*.h) dsl/ast.h
 GEN      = $(B)/dsl/parser.c $(B)/dsl/lexer.c
 INC      = -Icompiler -Idsl -I$(B)/dsl
 
-.PHONY: all test test-run deps clean regen
+.PHONY: all test test-run deps clean regen demo
 all: cnnc
 
 # ---- the language front: bison and flex ---------------------------------
@@ -88,11 +88,8 @@ $(B)/tests/%: tests/%.c tests/helpers.h $(B)/libcnnc-san.a
 test: deps
 	@$(MAKE) --no-print-directory test-run
 
-test-run: cnnc $(B)/cnnc-san $(TESTBIN)
-	@fail=0; for t in $(TESTBIN); do \
-	    ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=tests/lsan.supp:print_suppressions=0 \
-	        ./$$t --jobs 2 || fail=1; \
-	done; exit $$fail
+test-run: cnnc $(B)/cnnc-san $(TESTBIN) $(B)/libcnnrt.a
+	@tests/run_all.sh
 
 # generated/: what the compiler writes for every example, committed so a
 # reader sees it; tests/test_generated.c fails when it is stale.
@@ -105,8 +102,14 @@ regen: cnnc
 # Debian packages the build, the tests and the demo need. `make deps` installs
 # the missing ones (as root, or through sudo); with all present it does nothing.
 DEPS = make gcc clang libclang-rt-14-dev flex bison libcriterion-dev \
-       binutils graphviz python3-torch python3-torchvision python3-numpy \
-       libopenblas0-openmp
+       binutils graphviz gnuplot-nox bsdextrautils python3-torch \
+       python3-torchvision python3-numpy libopenblas0-openmp
+
+# The README's main job: compile a network, train it on Fashion-MNIST, run
+# the trained model through the generated C. EPOCHS=3 make demo is quicker.
+demo: deps
+	@$(MAKE) --no-print-directory cnnc $(B)/libcnnrt.a
+	examples/demo.sh
 
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -120,3 +123,5 @@ deps:
 
 clean:
 	rm -rf $(B) cnnc
+
+include runtime/runtime.mk

@@ -147,40 +147,57 @@ int cmd_build(Compilation *c, const CliOptions *o) {
 /* ---- cnnc run ------------------------------------------------------------- */
 
 /* What the drivers of `cnnc run` and `cnnc grad` share: reading and
- * writing whole .f32 files, with messages that name them. */
-static const char *driver_prelude(const Graph *g, const char *what, Arena *a) {
+ * writing whole .f32 files, with messages that name them. The network's
+ * numbers are `real`: float, or double for `grad --double`, where the
+ * generated file is compiled with float defined as double. */
+static const char *driver_prelude(const Graph *g, const char *what, bool dbl, Arena *a) {
+    const char *head = dbl
+        ? arena_printf(a, "typedef float f32;\n"
+                          "#define float double   /* the network computes in double */\n"
+                          "#include \"%s.h\"\n#undef float\ntypedef double real;\n\n", g->name)
+        : arena_printf(a, "#include \"%s.h\"\ntypedef float f32;\ntypedef float real;\n\n",
+                       g->name);
     return arena_printf(a,
 "/* The driver of `cnnc %s` for network %s. */\n"
-"#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include \"%s.h\"\n\n"
-"static float *load(const char *path, long count) {\n"
+"#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n%s"
+"static real *load(const char *path, long count) {\n"
 "    FILE *f = fopen(path, \"rb\");\n"
-"    float *v = malloc((size_t)count * sizeof(float) + 1);\n"
-"    if (!f || !v || fread(v, sizeof(float), (size_t)count, f) != (size_t)count\n"
+"    f32 *raw = malloc((size_t)count * sizeof(f32) + 1);\n"
+"    real *v = malloc((size_t)count * sizeof(real) + 1);\n"
+"    if (!f || !raw || !v || fread(raw, sizeof(f32), (size_t)count, f) != (size_t)count\n"
 "        || fgetc(f) != EOF) {\n"
 "        fprintf(stderr, \"cnnc %s: '%%s' does not hold %%ld floats\\n\", path, count);\n"
 "        exit(1);\n"
 "    }\n"
 "    fclose(f);\n"
+"    for (long i = 0; i < count; i++)\n"
+"        v[i] = raw[i];\n"
+"    free(raw);\n"
 "    return v;\n"
 "}\n\n"
-"static void save(const char *path, const float *v, long count) {\n"
+"static void save(const char *path, const real *v, long count) {\n"
 "    char tmp[4200];\n"
 "    FILE *f;\n"
+"    f32 *raw = malloc((size_t)count * sizeof(f32) + 1);\n"
+"    for (long i = 0; raw && i < count; i++)\n"
+"        raw[i] = (f32)v[i];\n"
 "    snprintf(tmp, sizeof tmp, \"%%s.tmp\", path);\n"
 "    f = fopen(tmp, \"wb\");\n"
-"    if (!f || fwrite(v, sizeof(float), (size_t)count, f) != (size_t)count\n"
+"    if (!raw || !f || fwrite(raw, sizeof(f32), (size_t)count, f) != (size_t)count\n"
 "        || fclose(f) != 0 || rename(tmp, path) != 0) {\n"
 "        fprintf(stderr, \"cnnc %s: cannot write '%%s'\\n\", path);\n"
 "        remove(tmp);\n"
 "        exit(1);\n"
 "    }\n"
+"    free(raw);\n"
 "}\n\n"
+"/* bytes: as planned for float; a double network needs twice as many */\n"
 "static char *aligned(long bytes) {\n"
-"    char *raw = malloc((size_t)bytes + 64);\n"
+"    char *raw = malloc((size_t)bytes / sizeof(f32) * sizeof(real) + 64);\n"
 "    if (!raw)\n"
 "        exit(1);\n"
 "    return raw + (64 - (size_t)raw %% 64) %% 64;\n"
-"}\n\n", what, g->name, g->name, what, what);
+"}\n\n", what, g->name, head, what, what);
 }
 
 /* Loads the inputs (argv from `first`) and allocates the outputs. */
@@ -188,11 +205,11 @@ static const char *driver_io(const Graph *g, const char *s, int first, Arena *a)
     const char *N = g->name;
     for (int i = 0; i < g->inputs.len; i++) {
         const Node *n = g->inputs.items[i];
-        s = arena_printf(a, "%s    float *in%d = load(argv[%d], (long)batch * %s_IN_%s_SIZE);\n",
+        s = arena_printf(a, "%s    real *in%d = load(argv[%d], (long)batch * %s_IN_%s_SIZE);\n",
                          s, i, first + i, N, n->name);
     }
     for (int i = 0; i < g->outputs.len; i++)
-        s = arena_printf(a, "%s    float *out%d = malloc(sizeof(float) * batch * %s_OUT_%s_SIZE + 1);\n",
+        s = arena_printf(a, "%s    real *out%d = malloc(sizeof(real) * batch * %s_OUT_%s_SIZE + 1);\n",
                          s, i, N, (const char *)g->output_names.items[i]);
     return s;
 }
@@ -209,17 +226,17 @@ static const char *args_list(const Graph *g, const char *s, const char *outs, Ar
 static const char *driver_text(const Graph *g, Arena *a) {
     const char *N = g->name;
     int nin = g->inputs.len, nout = g->outputs.len;
-    const char *s = driver_prelude(g, "run", a);
+    const char *s = driver_prelude(g, "run", false, a);
     s = arena_printf(a, "%sint main(int argc, char **argv) {\n"
         "    int batch, rc;\n"
-        "    float *params, *packed;\n"
+        "    real *params, *packed;\n"
         "    if (argc != %d) {\n"
         "        fprintf(stderr, \"usage: %%s weights batch %d-inputs %d-outputs\\n\", argv[0]);\n"
         "        return 2;\n    }\n"
         "    batch = atoi(argv[2]);\n"
         "    if (batch < 1 || batch > %s_BATCH)\n        return 2;\n"
         "    params = load(argv[1], %s_PARAM_COUNT);\n"
-        "    packed = malloc(sizeof(float) * %s_PACKED_COUNT + 1);\n"
+        "    packed = malloc(sizeof(real) * %s_PACKED_COUNT + 1);\n"
         "    if (!packed)\n        return 1;\n"
         "    %s_pack(params, packed);\n",
         s, 3 + nin + nout, nin, nout, N, N, N, N);
@@ -237,24 +254,24 @@ static const char *driver_text(const Graph *g, Arena *a) {
 
 /* `cnnc grad`: weights batch inputs... douts... grads — the training forward
  * (batch statistics, dropout off), then the backward pass. */
-static const char *grad_driver_text(const Graph *g, Arena *a) {
+static const char *grad_driver_text(const Graph *g, bool dbl, Arena *a) {
     const char *N = g->name;
     int nin = g->inputs.len, nout = g->outputs.len;
-    const char *s = driver_prelude(g, "grad", a);
+    const char *s = driver_prelude(g, "grad", dbl, a);
     s = arena_printf(a, "%sint main(int argc, char **argv) {\n"
         "    int batch;\n"
-        "    float *params, *grads;\n"
+        "    real *params, *grads;\n"
         "    char *arena;\n"
         "    if (argc != %d)\n        return 2;\n"
         "    batch = atoi(argv[2]);\n"
         "    if (batch < 1 || batch > %s_BATCH)\n        return 2;\n"
         "    params = load(argv[1], %s_PARAM_COUNT);\n"
-        "    grads = malloc(sizeof(float) * %s_PARAM_COUNT + 1);\n"
+        "    grads = malloc(sizeof(real) * %s_PARAM_COUNT + 1);\n"
         "    arena = aligned(%s_TRAIN_ARENA_BYTES);\n",
         s, 4 + nin + nout, N, N, N, N);
     s = driver_io(g, s, 3, a);
     for (int i = 0; i < nout; i++)
-        s = arena_printf(a, "%s    float *dout%d = load(argv[%d], (long)batch * %s_OUT_%s_SIZE);\n",
+        s = arena_printf(a, "%s    real *dout%d = load(argv[%d], (long)batch * %s_OUT_%s_SIZE);\n",
                          s, i, 3 + nin + i, N, (const char *)g->output_names.items[i]);
     s = arena_printf(a, "%s    if (%s_train_forward(params, ", s, N);
     s = args_list(g, s, "out", a);
@@ -465,9 +482,16 @@ int cmd_grad(Compilation *c, const CliOptions *o) {
     if (!gen)
         return 1;
     HostProgram prog = {.link = {NULL}};
-    add_file(&prog, arena_printf(&c->arena, "%s.c", g->name), gen->c_text);
+    if (o->precision_double) {
+        /* the same generated text, compiled with float defined as double */
+        add_file(&prog, arena_printf(&c->arena, "%s.c.txt", g->name), gen->c_text);
+        add_file(&prog, "double.c", arena_printf(&c->arena, "#define float double\n"
+                                                 "#include \"%s.c.txt\"\n", g->name));
+    } else {
+        add_file(&prog, arena_printf(&c->arena, "%s.c", g->name), gen->c_text);
+    }
     add_file(&prog, arena_printf(&c->arena, "%s.h", g->name), gen->h_text);
-    add_file(&prog, "main.c", grad_driver_text(g, &c->arena));
+    add_file(&prog, "main.c", grad_driver_text(g, o->precision_double, &c->arena));
     add_runtime(&prog, false);
     const char *bin = build_cached(c, &prog);
     if (!bin)

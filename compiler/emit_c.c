@@ -48,7 +48,7 @@ static const char *storage(Emit *e, const Node *n) {
     if (home->is_output)
         return arena_printf(e->a, "out_%s",
                             (const char *)e->g->output_names.items[home->io]);
-    return arena_printf(e->a, "(float *)(A + %lld)", ll(home->buf->offset));
+    return arena_printf(e->a, "A + %lld", ll(home->buf->offset / 4));
 }
 
 /* ---- the kernels ---------------------------------------------------------- */
@@ -362,11 +362,14 @@ static void emit_call(Emit *e, FILE *o, const Node *n) {
         fprintf(o, "%s, ", storage(e, n));
     for (int k = 0; k < n->inputs.len; k++)
         fprintf(o, "%s, ", storage(e, n->inputs.items[k]));
-    fprintf(o, "%s, ", storage(e, n));
+    /* an input that is also an output is copied into the output buffer */
+    fprintf(o, "%s, ", n->op == OP_INPUT
+                       ? arena_printf(e->a, "out_%s", (const char *)e->g->output_names.items[n->io])
+                       : storage(e, n));
     if (n->nparams)
         fprintf(o, "packed + %lld, ", ll(n->packed));
     if (n->scratch)
-        fprintf(o, "(float *)(A + %lld), ", ll(n->scratch->offset));
+        fprintf(o, "A + %lld, ", ll(n->scratch->offset / 4));
     fprintf(o, "batch);\n");
 }
 
@@ -378,7 +381,7 @@ static void emit_forward(Emit *e, FILE *o) {
     fprintf(o, "int %s_forward(const float *packed, ", g->name);
     emit_io_params(o, g);
     fprintf(o, "int batch, void *arena) {\n");
-    fprintf(o, "    char *A = (char *)arena;\n");
+    fprintf(o, "    float *A = (float *)arena; /* offsets count floats */\n");
     fprintf(o, "    if (batch < 1 || batch > %s_BATCH)\n        return 1;\n", g->name);
     fprintf(o, "    if ((uintptr_t)arena %% 64 != 0 || (%s_ARENA_BYTES > 0 && !arena))\n"
                "        return 2;\n", g->name);

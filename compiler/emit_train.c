@@ -22,7 +22,7 @@ static long long ll(int64_t v) { return (long long)v; }
 /* ---- where things live in the training arena -------------------------------- */
 
 static const char *at(Emit *e, const Buffer *b) {
-    return arena_printf(e->a, "(float *)(A + %lld)", ll(b->offset));
+    return arena_printf(e->a, "A + %lld", ll(b->offset / 4));
 }
 
 /* A node's activation: its arena buffer, or for a network input (and a
@@ -172,7 +172,7 @@ static void void_io(FILE *o, const Graph *g, const char *out_prefix) {
 }
 
 static void checks(FILE *o, const Graph *g) {
-    fprintf(o, "    char *A = (char *)arena;\n");
+    fprintf(o, "    float *A = (float *)arena; /* offsets count floats */\n");
     fprintf(o, "    if (batch < 1 || batch > %s_BATCH)\n        return 1;\n", g->name);
     fprintf(o, "    if ((uintptr_t)arena %% 64 != 0 || !arena)\n        return 2;\n");
 }

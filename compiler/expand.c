@@ -42,11 +42,21 @@ typedef struct Counter {
     int count;
 } Counter;
 
+/* A map from names to pointers, open addressing in the arena: lookups stay
+ * constant-time on a generated file with a hundred thousand names. */
+typedef struct Map {
+    const char **keys;
+    void **vals;
+    int cap, len;            /* cap is 0 or a power of two */
+} Map;
+
 /* A network body or one expanded block call. */
 typedef struct Scope {
     Var *vars;
+    Map var_map;             /* name -> its latest Var */
     const char *prefix;      /* "" or "basic2." — prepended to node names */
     Vec counters;            /* Counter *: conv1, conv2, ... within this scope */
+    Map counter_map;         /* name -> its Counter */
     const CallSite *site;
 } Scope;
 
@@ -62,11 +72,24 @@ typedef struct Expander {
     Diags *d;
     Graph *g;
     int depth;               /* recursion guard */
+    int64_t steps;           /* work guard: expressions and stages evaluated */
+    Map blocks;              /* name -> the block of that name */
+    Map params;              /* block name -> Map: parameter name -> index + 1 */
     bool stop;               /* too many nodes: give up at once */
     NameSet names;           /* every node name is unique */
 } Expander;
 
 enum { MAX_DEPTH = 400 };
+/* Blocks that add no layer can still be repeated and nested without end
+ * (`-> id * 1000000000000`, or blocks that each call the next twice). A
+ * real network takes a few steps (expressions and stages evaluated) per
+ * layer it makes; the expansion stops when it has taken STEPS_PER_LAYER
+ * times more than the layers made so far (plus some slack), which also
+ * bounds it by MAX_NODES. */
+enum { STEPS_PER_LAYER = 64, STEPS_SLACK = 1024 };
+/* Notes for at most this many enclosing block calls; deeper ones are
+ * summed up in one line. */
+enum { MAX_NOTES = 8 };
 
 static Value *eval(Expander *x, Scope *s, const Expr *e);
 static Value *apply_stage(Expander *x, Scope *s, const Expr *e, Value *in);
@@ -115,15 +138,74 @@ static void expand_error(Expander *x, Scope *s, Loc loc, const char *fmt, ...) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     diag_error(x->d, loc, "%s", msg);
-    for (const CallSite *c = s->site; c; c = c->parent)
-        diag_note(x->d, c->loc, "in block '%s' called here", c->block);
+    int shown = 0;
+    for (const CallSite *c = s->site; c; c = c->parent) {
+        if (shown++ < MAX_NOTES) {
+            diag_note(x->d, c->loc, "in block '%s' called here", c->block);
+            continue;
+        }
+        int more = 0;
+        for (; c; c = c->parent)
+            more++;
+        diag_note(x->d, (Loc){0, 0}, "and %d more enclosing block calls", more);
+        break;
+    }
+}
+
+/* ---- maps ------------------------------------------------------------------ */
+
+static size_t name_hash(const char *s);
+
+static void *map_get(const Map *m, const char *key) {
+    if (!m->cap)
+        return NULL;
+    size_t mask = (size_t)m->cap - 1;
+    for (size_t i = name_hash(key) & mask; m->keys[i]; i = (i + 1) & mask)
+        if (!strcmp(m->keys[i], key))
+            return m->vals[i];
+    return NULL;
+}
+
+static void map_put(Arena *a, Map *m, const char *key, void *val) {
+    if (2 * (m->len + 1) > m->cap) {
+        Map bigger = {.cap = m->cap ? 2 * m->cap : 16};
+        bigger.keys = arena_alloc(a, sizeof(char *) * (size_t)bigger.cap);
+        bigger.vals = arena_alloc(a, sizeof(void *) * (size_t)bigger.cap);
+        for (int i = 0; i < m->cap; i++)
+            if (m->keys[i])
+                map_put(a, &bigger, m->keys[i], m->vals[i]);
+        *m = bigger;
+    }
+    size_t mask = (size_t)m->cap - 1, i = name_hash(key) & mask;
+    while (m->keys[i] && strcmp(m->keys[i], key))
+        i = (i + 1) & mask;
+    if (!m->keys[i]) {
+        m->keys[i] = key;
+        m->len++;
+    }
+    m->vals[i] = val;
+}
+
+static const Def *block_named(Expander *x, const char *name) {
+    return map_get(&x->blocks, name);
+}
+
+/* The position of block `blk`'s parameter `name`, or -1. One map per
+ * block, made on first use, so named arguments cost no search each. */
+static int param_index(Expander *x, const Def *blk, const char *name) {
+    Map *m = map_get(&x->params, blk->name);
+    if (!m) {
+        m = arena_alloc(x->a, sizeof *m);
+        for (int k = blk->params.len - 1; k >= 0; k--)   /* the first wins */
+            map_put(x->a, m, ((Param *)blk->params.items[k])->name,
+                    (void *)(intptr_t)(k + 1));
+        map_put(x->a, &x->params, blk->name, m);
+    }
+    return (int)(intptr_t)map_get(m, name) - 1;
 }
 
 static Var *find_var(Scope *s, const char *name) {
-    for (Var *v = s->vars; v; v = v->next)
-        if (!strcmp(v->name, name))
-            return v;
-    return NULL;
+    return map_get(&s->var_map, name);
 }
 
 static void set_var(Expander *x, Scope *s, const char *name, Value *value) {
@@ -132,20 +214,20 @@ static void set_var(Expander *x, Scope *s, const char *name, Value *value) {
     v->value = value;
     v->next = s->vars;
     s->vars = v;
+    map_put(x->a, &s->var_map, name, v);
 }
 
 /* ---- nodes --------------------------------------------------------------- */
 
 static int next_count(Expander *x, Scope *s, const char *name) {
-    for (int i = 0; i < s->counters.len; i++) {
-        Counter *c = s->counters.items[i];
-        if (!strcmp(c->name, name))
-            return ++c->count;
-    }
-    Counter *c = arena_alloc(x->a, sizeof *c);
+    Counter *c = map_get(&s->counter_map, name);
+    if (c)
+        return ++c->count;
+    c = arena_alloc(x->a, sizeof *c);
     c->name = name;
     c->count = 1;
     vec_push(x->a, &s->counters, c);
+    map_put(x->a, &s->counter_map, name, c);
     return 1;
 }
 
@@ -530,9 +612,8 @@ static Value *call_block(Expander *x, Scope *s, const Def *blk, Loc loc,
     for (int i = 0; i < nargs; i++) {
         int k = 0;
         if (args[i].name) {
-            while (k < nparams && strcmp(((Param *)blk->params.items[k])->name, args[i].name))
-                k++;
-            if (k == nparams)
+            k = param_index(x, blk, args[i].name);
+            if (k < 0)
                 return error_value(x, loc);   /* names.c reported it */
         } else {
             if (i > 0 && args[i - 1].name) {
@@ -603,7 +684,7 @@ static Value *call(Expander *x, Scope *s, const char *name, Loc loc,
     const LayerInfo *li = layer_find(name);
     if (li)
         return call_layer(x, s, li, loc, args, n);
-    const Def *blk = find_def(x->prog, name, DEF_BLOCK);
+    const Def *blk = block_named(x, name);
     if (blk)
         return call_block(x, s, blk, loc, args, n);
     return error_value(x, loc);
@@ -635,7 +716,7 @@ static Value *eval_inner(Expander *x, Scope *s, const Expr *e) {
             }
             return v;
         }
-        if (layer_find(e->name) || find_def(x->prog, e->name, DEF_BLOCK)) {
+        if (layer_find(e->name) || block_named(x, e->name)) {
             expand_error(x, s, e->loc, "'%s' needs a tensor to apply to: "
                          "write 'x -> %s' or '%s(x)'", e->name, e->name, e->name);
             return error_value(x, e->loc);
@@ -702,8 +783,21 @@ static Value *eval_inner(Expander *x, Scope *s, const Expr *e) {
     return error_value(x, e->loc);
 }
 
+/* The work guard of eval() and apply_stage(): false, after an error, once
+ * the steps outrun the layers made (STEPS_PER_LAYER). */
+static bool step(Expander *x, Scope *s, Loc loc) {
+    int64_t layers = x->g->nodes.len;
+    if (++x->steps <= STEPS_PER_LAYER * (layers + STEPS_SLACK))
+        return true;
+    expand_error(x, s, loc, "the expansion stops: blocks and repeats make "
+                 "%lld calls and stages but add almost no layers",
+                 (long long)x->steps);
+    x->stop = true;
+    return false;
+}
+
 static Value *eval(Expander *x, Scope *s, const Expr *e) {
-    if (x->stop)
+    if (x->stop || !step(x, s, e->loc))
         return error_value(x, e->loc);
     if (++x->depth > MAX_DEPTH) {
         expand_error(x, s, e->loc, "expressions and block calls nest too deeply");
@@ -726,6 +820,11 @@ static Value *repeat(Expander *x, Scope *s, const Expr *stage, const Expr *count
     if (n->kind != V_INT || n->i < 1) {
         expand_error(x, s, count->loc, "a stage repeats a whole number of "
                      "times, at least 1; got %s", describe(x, n));
+        return error_value(x, count->loc);
+    }
+    if (n->i > MAX_NODES) {   /* more than any network could hold */
+        expand_error(x, s, count->loc, "a stage repeats at most %d times, "
+                     "got %lld", MAX_NODES, (long long)n->i);
         return error_value(x, count->loc);
     }
     for (int64_t i = 0; i < n->i && !x->stop; i++)
@@ -764,7 +863,7 @@ static Value *apply_stage_inner(Expander *x, Scope *s, const Expr *e, Value *in)
 }
 
 static Value *apply_stage(Expander *x, Scope *s, const Expr *e, Value *in) {
-    if (x->stop)
+    if (x->stop || !step(x, s, e->loc))
         return error_value(x, e->loc);
     if (++x->depth > MAX_DEPTH) {
         expand_error(x, s, e->loc, "expressions and block calls nest too deeply");
@@ -822,6 +921,16 @@ static void declare_outputs(Expander *x, Scope *s, const Stmt *st) {
                          id->name, kind_name(var->value));
             continue;
         }
+        int dup = -1;
+        for (int k = 0; k < x->g->outputs.len; k++)
+            if (x->g->outputs.items[k] == var->value->node)
+                dup = k;
+        if (dup >= 0) {
+            /* one tensor cannot fill two output buffers */
+            expand_error(x, s, id->loc, "output '%s' is the same tensor as output '%s'",
+                         id->name, (const char *)x->g->output_names.items[dup]);
+            continue;
+        }
         var->value->node->users++;
         vec_push(x->a, &x->g->outputs, var->value->node);
         vec_push(x->a, &x->g->output_names, (void *)id->name);
@@ -855,6 +964,11 @@ Graph *expand_network(Program *prog, const Def *net, Arena *a, Diags *d) {
     g->name = net->name;
     g->def = net;
     Expander x = {.prog = prog, .a = a, .d = d, .g = g};
+    for (int i = prog->defs.len - 1; i >= 0; i--) {   /* the first one wins */
+        Def *def = prog->defs.items[i];
+        if (def->kind == DEF_BLOCK)
+            map_put(a, &x.blocks, def->name, def);
+    }
     for (int i = 0; i < net->stmts.len; i++) {
         const Stmt *st = net->stmts.items[i];
         if (st->kind == ST_INPUT && !name_taken(&x.names, st->name))

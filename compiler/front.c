@@ -1,5 +1,6 @@
 /* front.c — the front end as one call: read, parse, name-check, expand,
- * shape-check. Every command of the CLI starts here, and so do the tests. */
+ * shape-check, and plan the arena at batch 1. Every command of the CLI
+ * starts here, and so do the tests. */
 #include "ir.h"
 
 #include <errno.h>
@@ -72,6 +73,10 @@ bool compile_front(Compilation *c, const char *path, const char *src,
         return false;
     Graph *g = expand_network(c->program, net, &c->arena, d);
     if (!g || !check_shapes(g, &c->arena, d))
+        return false;
+    /* the arena is part of checking too: none over 2^40 bytes (DSL.md) */
+    c->plan = plan_memory(g, 1, scalar_scratch, &c->arena, d);
+    if (!c->plan)
         return false;
     c->graph = g;
     return true;

@@ -160,7 +160,7 @@ struct Node {
 
     /* set by plan.c */
     bool is_output;           /* written to the caller's output buffer `io` */
-    int io;                   /* input or output index, for inputs and outputs */
+    int io;                   /* which output, when is_output */
     struct Node *home;        /* the node whose storage its output shares:
                                  itself, or for views and in-place layers the
                                  home of its input */
@@ -339,11 +339,12 @@ typedef struct Compilation {
     size_t src_len;
     Program *program;
     Graph *graph;            /* NULL until compile_front succeeds */
+    Plan *plan;              /* the memory plan at batch 1 */
 } Compilation;
 
 /* Reads `path` into c (or takes `src` when it is not NULL) and runs parse,
- * name check, expansion and shape check for network `network` (NULL: the
- * last). Diagnostics go to `out`. Returns true when the graph is typed.
+ * name check, expansion, shape check and the memory plan at batch 1 for
+ * network `network` (NULL: the last). Diagnostics go to `out`. Returns true when the graph is typed.
  * comp_free() releases everything, on success or not. */
 bool compile_front(Compilation *c, const char *path, const char *src,
                    size_t len, const char *network, FILE *out);
@@ -365,6 +366,7 @@ typedef struct CliOptions {
     const char *douts[MAX_IO_FILES];  /* grad --dout */
     int ndouts;
     bool train;                       /* build --train */
+    bool precision_double;            /* grad --double */
     const char *train_args[64];       /* train: options for the trainer */
     int ntrain_args;
     const char *command_line;       /* for the generated file's front matter */

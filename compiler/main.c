@@ -37,7 +37,9 @@ static void usage(FILE *f) {
 "               --output DP.f32\n"
 "                     the gradient of sum(output * dout) with respect to the\n"
 "                     canonical parameters, as training computes it (batch\n"
-"                     statistics in bn, dropout off); --dout once per output\n"
+"                     statistics in bn, dropout off); --dout once per output;\n"
+"                     --double computes it in double precision (the generated\n"
+"                     C compiled with float defined as double), for checking\n"
 "  train NET.cnn [--data fashion-mnist] [--epochs N] [training options]\n"
 "                     train the first output as logits (softmax cross-entropy\n"
 "                     against integer labels); one line per epoch ending in\n"
@@ -159,6 +161,8 @@ static int parse_args(int argc, char **argv, CliOptions *o) {
             o->embed = true;
         } else if (!strcmp(a, "--train")) {
             o->train = true;
+        } else if (!strcmp(a, "--double")) {
+            o->precision_double = true;
         } else if ((rc = train_option(argc, argv, &i, o)) != 0) {
             if (rc == 2)
                 return usage_error("%s needs a value", a);
@@ -258,8 +262,7 @@ int main(int argc, char **argv) {
     rc = compile_front(&c, o.file, NULL, 0, o.network, stderr) ? 0 : 1;
     if (rc == 0) {
         if (!strcmp(o.command, "summary")) {
-            Plan *plan = plan_memory(c.graph, 1, scalar_scratch, &c.arena, &c.diags);
-            print_summary(stdout, c.graph, plan, &c.arena);
+            print_summary(stdout, c.graph, c.plan, &c.arena);
         } else if (!strcmp(o.command, "dot")) {
             print_dot(stdout, c.graph, &c.arena);
         } else if (!strcmp(o.command, "graph")) {

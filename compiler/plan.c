@@ -166,6 +166,20 @@ static int64_t lower_bound(const Plan *p, int steps) {
     return most;
 }
 
+/* An arena over 2^40 bytes is an error at the layer whose buffer first
+ * reaches past the limit (DSL.md: "at the layer that makes it"). */
+static void arena_too_big(const Plan *p, Diags *d, const char *what) {
+    const Buffer *worst = NULL;
+    for (int i = 0; i < p->buffers.len; i++) {
+        const Buffer *b = p->buffers.items[i];
+        if (b->offset + b->bytes > MAX_BYTES && (!worst || b->first < worst->first))
+            worst = b;
+    }
+    diag_error(d, worst->owner->loc, "at batch %d the %s reaches past 2^40 bytes "
+               "here: what is live at %s does not fit", p->batch, what,
+               worst->owner->name);
+}
+
 Plan *plan_memory(Graph *g, int batch, ScratchFn scratch, Arena *a, Diags *d) {
     Plan *p = arena_alloc(a, sizeof *p);
     p->batch = batch;
@@ -189,8 +203,6 @@ Plan *plan_memory(Graph *g, int batch, ScratchFn scratch, Arena *a, Diags *d) {
         n->is_output = true;
         n->io = i;
     }
-    for (int i = 0; i < g->inputs.len; i++)
-        ((Node *)g->inputs.items[i])->io = i;
 
     int *last_read = calloc((size_t)steps + 1, sizeof *last_read);
     for (int i = 0; i < steps; i++) {
@@ -217,8 +229,7 @@ Plan *plan_memory(Graph *g, int batch, ScratchFn scratch, Arena *a, Diags *d) {
     place(p);
     p->lower_bound = lower_bound(p, steps);
     if (p->arena_bytes > MAX_BYTES) {
-        diag_error(d, g->def->loc, "at batch %d the arena of '%s' takes more "
-                   "than 2^40 bytes", batch, g->name);
+        arena_too_big(p, d, "arena");
         return NULL;
     }
     return p;
@@ -350,8 +361,7 @@ Plan *plan_training(Graph *g, int batch, ScratchFn fscratch, ScratchFn bscratch,
     place(p);
     p->lower_bound = lower_bound(p, 2 * n);
     if (p->arena_bytes > MAX_BYTES) {
-        diag_error(d, g->def->loc, "at batch %d the training arena of '%s' takes "
-                   "more than 2^40 bytes", batch, g->name);
+        arena_too_big(p, d, "training arena");
         return NULL;
     }
     return p;

@@ -455,28 +455,28 @@ void alexnet_pack(const float *params, float *packed) {
  * or 1 for a batch out of range, 2 for an arena that is not 64-byte
  * aligned; then nothing is touched. */
 int alexnet_forward(const float *packed, const float *in_img, float *out_logits, int batch, void *arena) {
-    char *A = (char *)arena;
+    float *A = (float *)arena; /* offsets count floats */
     if (batch < 1 || batch > alexnet_BATCH)
         return 1;
     if ((uintptr_t)arena % 64 != 0 || (alexnet_ARENA_BYTES > 0 && !arena))
         return 2;
-    conv1(in_img, (float *)(A + 0), packed + 0, (float *)(A + 774400), batch);
-    relu1((float *)(A + 0), (float *)(A + 0), batch);
-    maxpool1((float *)(A + 0), (float *)(A + 809280), batch);
-    conv2((float *)(A + 809280), (float *)(A + 0), packed + 23296, (float *)(A + 559872), batch);
-    relu2((float *)(A + 0), (float *)(A + 0), batch);
-    maxpool2((float *)(A + 0), (float *)(A + 606016), batch);
-    conv3((float *)(A + 606016), (float *)(A + 346432), packed + 330688, (float *)(A + 0), batch);
-    relu3((float *)(A + 346432), (float *)(A + 346432), batch);
-    conv4((float *)(A + 346432), (float *)(A + 606016), packed + 994624, (float *)(A + 0), batch);
-    relu4((float *)(A + 606016), (float *)(A + 606016), batch);
-    conv5((float *)(A + 606016), (float *)(A + 231232), packed + 1879616, (float *)(A + 0), batch);
-    relu5((float *)(A + 231232), (float *)(A + 231232), batch);
-    maxpool3((float *)(A + 231232), (float *)(A + 0), batch);
-    dense1((float *)(A + 0), (float *)(A + 36864), packed + 2469696, batch);
-    relu6((float *)(A + 36864), (float *)(A + 36864), batch);
-    dense2((float *)(A + 36864), (float *)(A + 0), packed + 40222528, batch);
-    relu7((float *)(A + 0), (float *)(A + 0), batch);
-    dense3((float *)(A + 0), out_logits, packed + 57003840, batch);
+    conv1(in_img, A + 0, packed + 0, A + 193600, batch);
+    relu1(A + 0, A + 0, batch);
+    maxpool1(A + 0, A + 202320, batch);
+    conv2(A + 202320, A + 0, packed + 23296, A + 139968, batch);
+    relu2(A + 0, A + 0, batch);
+    maxpool2(A + 0, A + 151504, batch);
+    conv3(A + 151504, A + 86608, packed + 330688, A + 0, batch);
+    relu3(A + 86608, A + 86608, batch);
+    conv4(A + 86608, A + 151504, packed + 994624, A + 0, batch);
+    relu4(A + 151504, A + 151504, batch);
+    conv5(A + 151504, A + 57808, packed + 1879616, A + 0, batch);
+    relu5(A + 57808, A + 57808, batch);
+    maxpool3(A + 57808, A + 0, batch);
+    dense1(A + 0, A + 9216, packed + 2469696, batch);
+    relu6(A + 9216, A + 9216, batch);
+    dense2(A + 9216, A + 0, packed + 40222528, batch);
+    relu7(A + 0, A + 0, batch);
+    dense3(A + 0, out_logits, packed + 57003840, batch);
     return 0;
 }

@@ -564,30 +564,30 @@ void alexnet_original_pack(const float *params, float *packed) {
  * or 1 for a batch out of range, 2 for an arena that is not 64-byte
  * aligned; then nothing is touched. */
 int alexnet_original_forward(const float *packed, const float *in_img, float *out_logits, int batch, void *arena) {
-    char *A = (char *)arena;
+    float *A = (float *)arena; /* offsets count floats */
     if (batch < 1 || batch > alexnet_original_BATCH)
         return 1;
     if ((uintptr_t)arena % 64 != 0 || (alexnet_original_ARENA_BYTES > 0 && !arena))
         return 2;
-    conv1(in_img, (float *)(A + 0), packed + 0, batch);
-    relu1((float *)(A + 0), (float *)(A + 0), batch);
-    lrn1((float *)(A + 0), (float *)(A + 1161600), batch);
-    maxpool1((float *)(A + 1161600), (float *)(A + 2323200), batch);
-    conv2((float *)(A + 2323200), (float *)(A + 0), packed + 34944, (float *)(A + 746496), batch);
-    relu2((float *)(A + 0), (float *)(A + 0), batch);
-    lrn2((float *)(A + 0), (float *)(A + 746496), batch);
-    maxpool2((float *)(A + 746496), (float *)(A + 1492992), batch);
-    conv3((float *)(A + 1492992), (float *)(A + 346432), packed + 342400, (float *)(A + 0), batch);
-    relu3((float *)(A + 346432), (float *)(A + 346432), batch);
-    conv4((float *)(A + 346432), (float *)(A + 606016), packed + 1227520, (float *)(A + 0), batch);
-    relu4((float *)(A + 606016), (float *)(A + 606016), batch);
-    conv5((float *)(A + 606016), (float *)(A + 346432), packed + 1891456, (float *)(A + 0), batch);
-    relu5((float *)(A + 346432), (float *)(A + 346432), batch);
-    maxpool3((float *)(A + 346432), (float *)(A + 0), batch);
-    dense1((float *)(A + 0), (float *)(A + 36864), packed + 2334080, batch);
-    relu6((float *)(A + 36864), (float *)(A + 36864), batch);
-    dense2((float *)(A + 36864), (float *)(A + 0), packed + 40086912, batch);
-    relu7((float *)(A + 0), (float *)(A + 0), batch);
-    dense3((float *)(A + 0), out_logits, packed + 56868224, batch);
+    conv1(in_img, A + 0, packed + 0, batch);
+    relu1(A + 0, A + 0, batch);
+    lrn1(A + 0, A + 290400, batch);
+    maxpool1(A + 290400, A + 580800, batch);
+    conv2(A + 580800, A + 0, packed + 34944, A + 186624, batch);
+    relu2(A + 0, A + 0, batch);
+    lrn2(A + 0, A + 186624, batch);
+    maxpool2(A + 186624, A + 373248, batch);
+    conv3(A + 373248, A + 86608, packed + 342400, A + 0, batch);
+    relu3(A + 86608, A + 86608, batch);
+    conv4(A + 86608, A + 151504, packed + 1227520, A + 0, batch);
+    relu4(A + 151504, A + 151504, batch);
+    conv5(A + 151504, A + 86608, packed + 1891456, A + 0, batch);
+    relu5(A + 86608, A + 86608, batch);
+    maxpool3(A + 86608, A + 0, batch);
+    dense1(A + 0, A + 9216, packed + 2334080, batch);
+    relu6(A + 9216, A + 9216, batch);
+    dense2(A + 9216, A + 0, packed + 40086912, batch);
+    relu7(A + 0, A + 0, batch);
+    dense3(A + 0, out_logits, packed + 56868224, batch);
     return 0;
 }

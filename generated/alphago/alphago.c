@@ -699,37 +699,37 @@ void alphago_pack(const float *params, float *packed) {
  * or 1 for a batch out of range, 2 for an arena that is not 64-byte
  * aligned; then nothing is touched. */
 int alphago_forward(const float *packed, const float *in_board, float *out_moves, int batch, void *arena) {
-    char *A = (char *)arena;
+    float *A = (float *)arena; /* offsets count floats */
     if (batch < 1 || batch > alphago_BATCH)
         return 1;
     if ((uintptr_t)arena % 64 != 0 || (alphago_ARENA_BYTES > 0 && !arena))
         return 2;
-    conv1(in_board, (float *)(A + 340288), packed + 0, (float *)(A + 0), batch);
-    relu1((float *)(A + 340288), (float *)(A + 340288), batch);
-    conv2((float *)(A + 340288), (float *)(A + 617536), packed + 230592, (float *)(A + 0), batch);
-    relu2((float *)(A + 617536), (float *)(A + 617536), batch);
-    conv3((float *)(A + 617536), (float *)(A + 340288), packed + 562560, (float *)(A + 0), batch);
-    relu3((float *)(A + 340288), (float *)(A + 340288), batch);
-    conv4((float *)(A + 340288), (float *)(A + 617536), packed + 894528, (float *)(A + 0), batch);
-    relu4((float *)(A + 617536), (float *)(A + 617536), batch);
-    conv5((float *)(A + 617536), (float *)(A + 340288), packed + 1226496, (float *)(A + 0), batch);
-    relu5((float *)(A + 340288), (float *)(A + 340288), batch);
-    conv6((float *)(A + 340288), (float *)(A + 617536), packed + 1558464, (float *)(A + 0), batch);
-    relu6((float *)(A + 617536), (float *)(A + 617536), batch);
-    conv7((float *)(A + 617536), (float *)(A + 340288), packed + 1890432, (float *)(A + 0), batch);
-    relu7((float *)(A + 340288), (float *)(A + 340288), batch);
-    conv8((float *)(A + 340288), (float *)(A + 617536), packed + 2222400, (float *)(A + 0), batch);
-    relu8((float *)(A + 617536), (float *)(A + 617536), batch);
-    conv9((float *)(A + 617536), (float *)(A + 340288), packed + 2554368, (float *)(A + 0), batch);
-    relu9((float *)(A + 340288), (float *)(A + 340288), batch);
-    conv10((float *)(A + 340288), (float *)(A + 617536), packed + 2886336, (float *)(A + 0), batch);
-    relu10((float *)(A + 617536), (float *)(A + 617536), batch);
-    conv11((float *)(A + 617536), (float *)(A + 340288), packed + 3218304, (float *)(A + 0), batch);
-    relu11((float *)(A + 340288), (float *)(A + 340288), batch);
-    conv12((float *)(A + 340288), (float *)(A + 617536), packed + 3550272, (float *)(A + 0), batch);
-    relu12((float *)(A + 617536), (float *)(A + 617536), batch);
-    conv13((float *)(A + 617536), (float *)(A + 0), packed + 3882240, (float *)(A + 1472), batch);
-    bias1((float *)(A + 0), (float *)(A + 0), packed + 3882432, batch);
-    softmax1((float *)(A + 0), out_moves, batch);
+    conv1(in_board, A + 85072, packed + 0, A + 0, batch);
+    relu1(A + 85072, A + 85072, batch);
+    conv2(A + 85072, A + 154384, packed + 230592, A + 0, batch);
+    relu2(A + 154384, A + 154384, batch);
+    conv3(A + 154384, A + 85072, packed + 562560, A + 0, batch);
+    relu3(A + 85072, A + 85072, batch);
+    conv4(A + 85072, A + 154384, packed + 894528, A + 0, batch);
+    relu4(A + 154384, A + 154384, batch);
+    conv5(A + 154384, A + 85072, packed + 1226496, A + 0, batch);
+    relu5(A + 85072, A + 85072, batch);
+    conv6(A + 85072, A + 154384, packed + 1558464, A + 0, batch);
+    relu6(A + 154384, A + 154384, batch);
+    conv7(A + 154384, A + 85072, packed + 1890432, A + 0, batch);
+    relu7(A + 85072, A + 85072, batch);
+    conv8(A + 85072, A + 154384, packed + 2222400, A + 0, batch);
+    relu8(A + 154384, A + 154384, batch);
+    conv9(A + 154384, A + 85072, packed + 2554368, A + 0, batch);
+    relu9(A + 85072, A + 85072, batch);
+    conv10(A + 85072, A + 154384, packed + 2886336, A + 0, batch);
+    relu10(A + 154384, A + 154384, batch);
+    conv11(A + 154384, A + 85072, packed + 3218304, A + 0, batch);
+    relu11(A + 85072, A + 85072, batch);
+    conv12(A + 85072, A + 154384, packed + 3550272, A + 0, batch);
+    relu12(A + 154384, A + 154384, batch);
+    conv13(A + 154384, A + 0, packed + 3882240, A + 368, batch);
+    bias1(A + 0, A + 0, packed + 3882432, batch);
+    softmax1(A + 0, out_moves, batch);
     return 0;
 }

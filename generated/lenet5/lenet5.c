@@ -260,21 +260,21 @@ void lenet5_pack(const float *params, float *packed) {
  * or 1 for a batch out of range, 2 for an arena that is not 64-byte
  * aligned; then nothing is touched. */
 int lenet5_forward(const float *packed, const float *in_img, float *out_logits, int batch, void *arena) {
-    char *A = (char *)arena;
+    float *A = (float *)arena; /* offsets count floats */
     if (batch < 1 || batch > lenet5_BATCH)
         return 1;
     if ((uintptr_t)arena % 64 != 0 || (lenet5_ARENA_BYTES > 0 && !arena))
         return 2;
-    conv1(in_img, (float *)(A + 0), packed + 0, (float *)(A + 18816), batch);
-    relu1((float *)(A + 0), (float *)(A + 0), batch);
-    maxpool1((float *)(A + 0), (float *)(A + 18816), batch);
-    conv2((float *)(A + 18816), (float *)(A + 0), packed + 156, (float *)(A + 6400), batch);
-    relu2((float *)(A + 0), (float *)(A + 0), batch);
-    maxpool2((float *)(A + 0), (float *)(A + 6400), batch);
-    dense1((float *)(A + 6400), (float *)(A + 0), packed + 2572, batch);
-    relu3((float *)(A + 0), (float *)(A + 0), batch);
-    dense2((float *)(A + 0), (float *)(A + 512), packed + 50692, batch);
-    relu4((float *)(A + 512), (float *)(A + 512), batch);
-    dense3((float *)(A + 512), out_logits, packed + 60856, batch);
+    conv1(in_img, A + 0, packed + 0, A + 4704, batch);
+    relu1(A + 0, A + 0, batch);
+    maxpool1(A + 0, A + 4704, batch);
+    conv2(A + 4704, A + 0, packed + 156, A + 1600, batch);
+    relu2(A + 0, A + 0, batch);
+    maxpool2(A + 0, A + 1600, batch);
+    dense1(A + 1600, A + 0, packed + 2572, batch);
+    relu3(A + 0, A + 0, batch);
+    dense2(A + 0, A + 128, packed + 50692, batch);
+    relu4(A + 128, A + 128, batch);
+    dense3(A + 128, out_logits, packed + 60856, batch);
     return 0;
 }

@@ -265,19 +265,19 @@ void mnist_pack(const float *params, float *packed) {
  * or 1 for a batch out of range, 2 for an arena that is not 64-byte
  * aligned; then nothing is touched. */
 int mnist_forward(const float *packed, const float *in_img, float *out_logits, int batch, void *arena) {
-    char *A = (char *)arena;
+    float *A = (float *)arena; /* offsets count floats */
     if (batch < 1 || batch > mnist_BATCH)
         return 1;
     if ((uintptr_t)arena % 64 != 0 || (mnist_ARENA_BYTES > 0 && !arena))
         return 2;
-    conv1(in_img, (float *)(A + 0), packed + 0, (float *)(A + 100352), batch);
-    relu1((float *)(A + 0), (float *)(A + 0), batch);
-    maxpool1((float *)(A + 0), (float *)(A + 100352), batch);
-    conv2((float *)(A + 100352), (float *)(A + 33664), packed + 320, (float *)(A + 0), batch);
-    relu2((float *)(A + 33664), (float *)(A + 33664), batch);
-    maxpool2((float *)(A + 33664), (float *)(A + 0), batch);
-    dense1((float *)(A + 0), (float *)(A + 6272), packed + 9568, batch);
-    relu3((float *)(A + 6272), (float *)(A + 6272), batch);
-    dense2((float *)(A + 6272), out_logits, packed + 794068, batch);
+    conv1(in_img, A + 0, packed + 0, A + 25088, batch);
+    relu1(A + 0, A + 0, batch);
+    maxpool1(A + 0, A + 25088, batch);
+    conv2(A + 25088, A + 8416, packed + 320, A + 0, batch);
+    relu2(A + 8416, A + 8416, batch);
+    maxpool2(A + 8416, A + 0, batch);
+    dense1(A + 0, A + 1568, packed + 9568, batch);
+    relu3(A + 1568, A + 1568, batch);
+    dense2(A + 1568, out_logits, packed + 794068, batch);
     return 0;
 }

@@ -258,21 +258,21 @@ void sentence_cnn_pack(const float *params, float *packed) {
  * or 1 for a batch out of range, 2 for an arena that is not 64-byte
  * aligned; then nothing is touched. */
 int sentence_cnn_forward(const float *packed, const float *in_words, float *out_logits, int batch, void *arena) {
-    char *A = (char *)arena;
+    float *A = (float *)arena; /* offsets count floats */
     if (batch < 1 || batch > sentence_cnn_BATCH)
         return 1;
     if ((uintptr_t)arena % 64 != 0 || (sentence_cnn_ARENA_BYTES > 0 && !arena))
         return 2;
-    ngram1_conv1(in_words, (float *)(A + 64832), packed + 0, (float *)(A + 0), batch);
-    ngram1_relu1((float *)(A + 64832), (float *)(A + 64832), batch);
-    ngram1_globalmaxpool1((float *)(A + 64832), (float *)(A + 86464), batch);
-    ngram2_conv1(in_words, (float *)(A + 63616), packed + 90100, (float *)(A + 0), batch);
-    ngram2_relu1((float *)(A + 63616), (float *)(A + 63616), batch);
-    ngram2_globalmaxpool1((float *)(A + 63616), (float *)(A + 84864), batch);
-    ngram3_conv1(in_words, (float *)(A + 62400), packed + 210200, (float *)(A + 0), batch);
-    ngram3_relu1((float *)(A + 62400), (float *)(A + 62400), batch);
-    ngram3_globalmaxpool1((float *)(A + 62400), (float *)(A + 85312), batch);
-    concat1((float *)(A + 86464), (float *)(A + 84864), (float *)(A + 85312), (float *)(A + 0), batch);
-    dense1((float *)(A + 0), out_logits, packed + 360300, batch);
+    ngram1_conv1(in_words, A + 16208, packed + 0, A + 0, batch);
+    ngram1_relu1(A + 16208, A + 16208, batch);
+    ngram1_globalmaxpool1(A + 16208, A + 21616, batch);
+    ngram2_conv1(in_words, A + 15904, packed + 90100, A + 0, batch);
+    ngram2_relu1(A + 15904, A + 15904, batch);
+    ngram2_globalmaxpool1(A + 15904, A + 21216, batch);
+    ngram3_conv1(in_words, A + 15600, packed + 210200, A + 0, batch);
+    ngram3_relu1(A + 15600, A + 15600, batch);
+    ngram3_globalmaxpool1(A + 15600, A + 21328, batch);
+    concat1(A + 21616, A + 21216, A + 21328, A + 0, batch);
+    dense1(A + 0, out_logits, packed + 360300, batch);
     return 0;
 }

@@ -884,46 +884,46 @@ void vgg16_pack(const float *params, float *packed) {
  * or 1 for a batch out of range, 2 for an arena that is not 64-byte
  * aligned; then nothing is touched. */
 int vgg16_forward(const float *packed, const float *in_img, float *out_logits, int batch, void *arena) {
-    char *A = (char *)arena;
+    float *A = (float *)arena; /* offsets count floats */
     if (batch < 1 || batch > vgg16_BATCH)
         return 1;
     if ((uintptr_t)arena % 64 != 0 || (vgg16_ARENA_BYTES > 0 && !arena))
         return 2;
-    conv1(in_img, (float *)(A + 13277952), packed + 0, (float *)(A + 0), batch);
-    relu1((float *)(A + 13277952), (float *)(A + 13277952), batch);
-    conv2((float *)(A + 13277952), (float *)(A + 26123008), packed + 1792, (float *)(A + 0), batch);
-    relu2((float *)(A + 26123008), (float *)(A + 26123008), batch);
-    maxpool1((float *)(A + 26123008), (float *)(A + 3378048), batch);
-    conv3((float *)(A + 3378048), (float *)(A + 6705024), packed + 38720, (float *)(A + 0), batch);
-    relu3((float *)(A + 6705024), (float *)(A + 6705024), batch);
-    conv4((float *)(A + 6705024), (float *)(A + 13127552), packed + 112576, (float *)(A + 0), batch);
-    relu4((float *)(A + 13127552), (float *)(A + 13127552), batch);
-    maxpool2((float *)(A + 13127552), (float *)(A + 1735360), batch);
-    conv5((float *)(A + 1735360), (float *)(A + 3457728), packed + 260160, (float *)(A + 0), batch);
-    relu5((float *)(A + 3457728), (float *)(A + 3457728), batch);
-    conv6((float *)(A + 3457728), (float *)(A + 6668992), packed + 555328, (float *)(A + 0), batch);
-    relu6((float *)(A + 6668992), (float *)(A + 6668992), batch);
-    conv7((float *)(A + 6668992), (float *)(A + 3457728), packed + 1145408, (float *)(A + 0), batch);
-    relu7((float *)(A + 3457728), (float *)(A + 3457728), batch);
-    maxpool3((float *)(A + 3457728), (float *)(A + 924992), batch);
-    conv8((float *)(A + 924992), (float *)(A + 1846592), packed + 1735488, (float *)(A + 0), batch);
-    relu8((float *)(A + 1846592), (float *)(A + 1846592), batch);
-    conv9((float *)(A + 1846592), (float *)(A + 3452224), packed + 2915648, (float *)(A + 0), batch);
-    relu9((float *)(A + 3452224), (float *)(A + 3452224), batch);
-    conv10((float *)(A + 3452224), (float *)(A + 1846592), packed + 5275456, (float *)(A + 0), batch);
-    relu10((float *)(A + 1846592), (float *)(A + 1846592), batch);
-    maxpool4((float *)(A + 1846592), (float *)(A + 525184), batch);
-    conv11((float *)(A + 525184), (float *)(A + 926592), packed + 7635264, (float *)(A + 0), batch);
-    relu11((float *)(A + 926592), (float *)(A + 926592), batch);
-    conv12((float *)(A + 926592), (float *)(A + 525184), packed + 9995072, (float *)(A + 0), batch);
-    relu12((float *)(A + 525184), (float *)(A + 525184), batch);
-    conv13((float *)(A + 525184), (float *)(A + 926592), packed + 12354880, (float *)(A + 0), batch);
-    relu13((float *)(A + 926592), (float *)(A + 926592), batch);
-    maxpool5((float *)(A + 926592), (float *)(A + 0), batch);
-    dense1((float *)(A + 0), (float *)(A + 100352), packed + 14714688, batch);
-    relu14((float *)(A + 100352), (float *)(A + 100352), batch);
-    dense2((float *)(A + 100352), (float *)(A + 0), packed + 117479232, batch);
-    relu15((float *)(A + 0), (float *)(A + 0), batch);
-    dense3((float *)(A + 0), out_logits, packed + 134260544, batch);
+    conv1(in_img, A + 3319488, packed + 0, A + 0, batch);
+    relu1(A + 3319488, A + 3319488, batch);
+    conv2(A + 3319488, A + 6530752, packed + 1792, A + 0, batch);
+    relu2(A + 6530752, A + 6530752, batch);
+    maxpool1(A + 6530752, A + 844512, batch);
+    conv3(A + 844512, A + 1676256, packed + 38720, A + 0, batch);
+    relu3(A + 1676256, A + 1676256, batch);
+    conv4(A + 1676256, A + 3281888, packed + 112576, A + 0, batch);
+    relu4(A + 3281888, A + 3281888, batch);
+    maxpool2(A + 3281888, A + 433840, batch);
+    conv5(A + 433840, A + 864432, packed + 260160, A + 0, batch);
+    relu5(A + 864432, A + 864432, batch);
+    conv6(A + 864432, A + 1667248, packed + 555328, A + 0, batch);
+    relu6(A + 1667248, A + 1667248, batch);
+    conv7(A + 1667248, A + 864432, packed + 1145408, A + 0, batch);
+    relu7(A + 864432, A + 864432, batch);
+    maxpool3(A + 864432, A + 231248, batch);
+    conv8(A + 231248, A + 461648, packed + 1735488, A + 0, batch);
+    relu8(A + 461648, A + 461648, batch);
+    conv9(A + 461648, A + 863056, packed + 2915648, A + 0, batch);
+    relu9(A + 863056, A + 863056, batch);
+    conv10(A + 863056, A + 461648, packed + 5275456, A + 0, batch);
+    relu10(A + 461648, A + 461648, batch);
+    maxpool4(A + 461648, A + 131296, batch);
+    conv11(A + 131296, A + 231648, packed + 7635264, A + 0, batch);
+    relu11(A + 231648, A + 231648, batch);
+    conv12(A + 231648, A + 131296, packed + 9995072, A + 0, batch);
+    relu12(A + 131296, A + 131296, batch);
+    conv13(A + 131296, A + 231648, packed + 12354880, A + 0, batch);
+    relu13(A + 231648, A + 231648, batch);
+    maxpool5(A + 231648, A + 0, batch);
+    dense1(A + 0, A + 25088, packed + 14714688, batch);
+    relu14(A + 25088, A + 25088, batch);
+    dense2(A + 25088, A + 0, packed + 117479232, batch);
+    relu15(A + 0, A + 0, batch);
+    dense3(A + 0, out_logits, packed + 134260544, batch);
     return 0;
 }

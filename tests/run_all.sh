@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The test command behind `make test`: every Criterion suite (built under
+# AddressSanitizer and UBSan), then the conformance suites against PyTorch.
+# Prints each suite's own closing line and, last, the total.
+set -u
+cd "$(dirname "$0")/.."
+export ASAN_OPTIONS=detect_leaks=1
+export LSAN_OPTIONS=suppressions=tests/lsan.supp:print_suppressions=0
+export PYTHONDONTWRITEBYTECODE=1
+py=/usr/bin/python3   # Debian's interpreter, the one that sees python3-torch
+passed=0 failed=0 broken=""
+log=$(mktemp)
+
+count() {   # adds the counts of one suite's closing line
+    local name=$1 line p f
+    line=$(grep -E '^\[====\] Synthesis: Tested|^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+    if [[ $line =~ Passing:\ ([0-9]+)\ \|\ Failing:\ ([0-9]+)\ \|\ Crashing:\ ([0-9]+) ]]; then
+        p=${BASH_REMATCH[1]}; f=$((BASH_REMATCH[2] + BASH_REMATCH[3]))
+    elif [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+        p=${BASH_REMATCH[1]}; f=${BASH_REMATCH[2]}
+    else
+        p=0; f=1
+    fi
+    passed=$((passed + p)); failed=$((failed + f))
+    [ "$f" -eq 0 ] || broken="$broken $name"
+}
+
+run() {     # run NAME COMMAND...: shows the output, keeps it for count
+    local name=$1; shift
+    echo "== $name"
+    "$@" 2>&1 | tee "$log"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || grep -q ' failed' "$log" || echo "0 passed, 1 failed" >> "$log"
+    count "$name"
+}
+
+for t in build/tests/test_*; do
+    run "$(basename "$t")" "$t" --jobs 2
+done
+run "conformance: cnnc run against PyTorch" $py tests/conformance/run.py -j 2
+run "gradients: finite differences" $py tests/conformance/fd_check.py
+run "gradients: cnnc grad against torch autograd" $py tests/conformance/grad.py
+run "optimisers against torch.optim" $py tests/conformance/optim_vs_torch.py
+run "training steps, resume and checkpoints" $py tests/conformance/train_vs_torch.py
+rm -f "$log"
+echo
+[ -z "$broken" ] || echo "failing suites:$broken"
+echo "all suites: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
