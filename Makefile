@@ -19,7 +19,7 @@ HDR      = $(wildcard compiler/*.h) dsl/ast.h
 GEN      = $(B)/dsl/parser.c $(B)/dsl/lexer.c
 INC      = -Icompiler -Idsl -I$(B)/dsl
 
-.PHONY: all test test-run deps clean regen demo
+.PHONY: all test test-run deps clean regen demo bench
 all: cnnc
 
 # ---- the language front: bison and flex ---------------------------------
@@ -110,6 +110,11 @@ DEPS = make gcc clang libclang-rt-14-dev flex bison libcriterion-dev \
 demo: deps
 	@$(MAKE) --no-print-directory cnnc $(B)/libcnnrt.a
 	examples/demo.sh
+
+# Benchmarks (not tests): cnnc beside PyTorch in the same run.
+bench: deps
+	@$(MAKE) --no-print-directory cnnc
+	/usr/bin/python3 bench/train_bench.py
 
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

@@ -6,6 +6,7 @@
 #include "ir.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -306,19 +307,27 @@ static const char *cache_root(Arena *a) {
 
 /* Runs argv; returns its exit status, or -1 if it could not run or died. */
 int run_process(char **argv) {
+    /* Like system(): while the child runs, Ctrl-C is the child's to handle
+     * (the trainer finishes its step and keeps its last checkpoint). */
+    struct sigaction ignore = {.sa_handler = SIG_IGN}, old_int, old_quit;
+    sigemptyset(&ignore.sa_mask);
+    sigaction(SIGINT, &ignore, &old_int);
+    sigaction(SIGQUIT, &ignore, &old_quit);
     pid_t pid = fork();
-    if (pid < 0)
-        return -1;
     if (pid == 0) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGQUIT, &old_quit, NULL);
         execvp(argv[0], argv);
         fprintf(stderr, "cnnc: cannot run '%s': %s\n", argv[0], strerror(errno));
         _exit(127);
     }
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    int status = 0;
+    bool ok = pid > 0;
+    while (ok && waitpid(pid, &status, 0) < 0)
+        ok = errno == EINTR;
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGQUIT, &old_quit, NULL);
+    return ok && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 /* $CC split at spaces (so "ccache gcc" works), then the flags. */

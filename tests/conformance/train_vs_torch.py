@@ -11,13 +11,16 @@ gradients differ in the last bits (~1e-7 relative) and Adam, which divides by
 sqrt(v), amplifies nothing as long as gradients are not near zero: the data
 and weights are chosen so they are not (losses around 1-2, gradients ~1e-2).
 
-Also: a run of 2 epochs equals 1 epoch + --resume 1 epoch bit for bit, and a
-truncated, corrupted or foreign checkpoint is refused with a message.
+Also: a run of 2 epochs equals 1 epoch + --resume 1 epoch bit for bit; a
+truncated, corrupted or foreign checkpoint is refused with a message; and
+Ctrl-C in the middle of an epoch leaves the last checkpoint intact.
 """
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 import torch
@@ -170,8 +173,42 @@ def main():
     failed += not ok
     print("%s refuse a checkpoint of another network: %s" % ("PASS" if ok else "FAIL",
                                                             r.stderr.strip().splitlines()[-1:]))
+    ok, msg = interrupt(tmp)
+    passed += ok
+    failed += not ok
+    print("%s Ctrl-C keeps the last checkpoint: %s" % ("PASS" if ok else "FAIL", msg))
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
+
+
+def interrupt(tmp):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) in
+    the middle of epoch 2: exit status 130, a message, the checkpoint of
+    epoch 1 untouched and no temporary file left; --resume then goes on."""
+    ckpt = os.path.join(tmp, "int.ckpt")
+    args = [CNNC, "train", os.path.join(ROOT, "examples", "mnist.cnn"), "--data", "fashion-mnist",
+            "--epochs", "3", "--limit", "20000", "--test-limit", "200", "--checkpoint", ckpt]
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         start_new_session=True)
+    start = time.time()
+    while not os.path.exists(ckpt) and p.poll() is None and time.time() - start < 300:
+        time.sleep(0.2)
+    if not os.path.exists(ckpt):
+        p.kill()
+        return False, "no checkpoint after epoch 1"
+    before = open(ckpt, "rb").read()
+    time.sleep(1.0)   # an epoch of 20000 images takes several seconds: this is mid-epoch
+    os.killpg(p.pid, signal.SIGINT)
+    out = p.communicate(timeout=120)[0]
+    leftovers = [f for f in os.listdir(tmp) if f.startswith("int.ckpt") and f != "int.ckpt"]
+    if p.returncode != 130 or "interrupted" not in out:
+        return False, "exit status %s, output %r" % (p.returncode, out.strip().splitlines()[-1:])
+    if open(ckpt, "rb").read() != before or leftovers:
+        return False, "the checkpoint changed or temporary files remain: %s" % leftovers
+    r = run(args[1:] + ["--resume", ckpt, "--epochs", "2"], check=False)
+    if r.returncode != 0 or "after epoch 1" not in r.stderr:
+        return False, "resume failed: " + r.stderr.strip()[-200:]
+    return True, "exit 130, epoch-1 checkpoint intact, resumed"
 
 
 if __name__ == "__main__":
