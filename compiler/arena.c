@@ -87,3 +87,40 @@ void vec_push(Arena *a, Vec *v, void *item) {
     }
     v->items[v->len++] = item;
 }
+
+static uint32_t hash_name(const char *s) {
+    uint32_t h = 2166136261u;   /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+void *map_get(const Map *m, const char *key) {
+    if (!m->cap)
+        return NULL;
+    uint32_t mask = (uint32_t)m->cap - 1;
+    for (uint32_t i = hash_name(key) & mask; m->keys[i]; i = (i + 1) & mask)
+        if (!strcmp(m->keys[i], key))
+            return m->vals[i];
+    return NULL;
+}
+
+void map_put(Arena *a, Map *m, const char *key, void *val) {
+    if (2 * (m->len + 1) > m->cap) {
+        Map bigger = {.cap = m->cap ? 2 * m->cap : 16};
+        bigger.keys = arena_alloc(a, sizeof(char *) * (size_t)bigger.cap);
+        bigger.vals = arena_alloc(a, sizeof(void *) * (size_t)bigger.cap);
+        for (int i = 0; i < m->cap; i++)
+            if (m->keys[i])
+                map_put(a, &bigger, m->keys[i], m->vals[i]);
+        *m = bigger;
+    }
+    uint32_t mask = (uint32_t)m->cap - 1, i = hash_name(key) & mask;
+    while (m->keys[i] && strcmp(m->keys[i], key))
+        i = (i + 1) & mask;
+    if (!m->keys[i]) {
+        m->keys[i] = key;
+        m->len++;
+    }
+    m->vals[i] = val;
+}

@@ -40,6 +40,17 @@ typedef struct Vec {
 
 void vec_push(Arena *a, Vec *v, void *item);
 
+/* A map from names to pointers, open addressing inside the arena: lookups
+ * stay constant-time on a generated file with a hundred thousand names. */
+typedef struct Map {
+    const char **keys;
+    void **vals;
+    int cap, len;         /* cap is 0 or a power of two */
+} Map;
+
+void *map_get(const Map *m, const char *key);                 /* NULL if absent */
+void map_put(Arena *a, Map *m, const char *key, void *val);   /* val not NULL */
+
 /* ---- diag.c ------------------------------------------------------------
  * A location is where a token starts: line and column count from 1, and a
  * column counts bytes (a tab is one). Line 0 means "no location". */

@@ -32,6 +32,12 @@ static inline int64_t out_elems(const Node *n) { return shape_elems(n->shape); }
 static inline int64_t in_elems(const Node *n, int k) {
     return shape_elems(((const Node *)n->inputs.items[k])->shape);
 }
+/* Channels, and positions per channel, of a [C,H,W] or [N] output. */
+static inline void channels(const Node *n, int64_t *c, int64_t *hw) {
+    *c = n->shape.d[0];
+    *hw = n->shape.rank == 3 ? n->shape.d[1] * n->shape.d[2] : 1;
+}
+
 static inline Shape in_shape_of(const Node *n, int k) {
     return ((const Node *)n->inputs.items[k])->shape;
 }

@@ -42,13 +42,6 @@ typedef struct Counter {
     int count;
 } Counter;
 
-/* A map from names to pointers, open addressing in the arena: lookups stay
- * constant-time on a generated file with a hundred thousand names. */
-typedef struct Map {
-    const char **keys;
-    void **vals;
-    int cap, len;            /* cap is 0 or a power of two */
-} Map;
 
 /* A network body or one expanded block call. */
 typedef struct Scope {
@@ -61,10 +54,6 @@ typedef struct Scope {
 } Scope;
 
 /* The node names and block prefixes handed out so far (a hash set). */
-typedef struct NameSet {
-    const char **slots;
-    int cap, len;
-} NameSet;
 
 typedef struct Expander {
     Program *prog;
@@ -76,7 +65,7 @@ typedef struct Expander {
     Map blocks;              /* name -> the block of that name */
     Map params;              /* block name -> Map: parameter name -> index + 1 */
     bool stop;               /* too many nodes: give up at once */
-    NameSet names;           /* every node name is unique */
+    Map names;               /* every node name, to keep them unique */
 } Expander;
 
 enum { MAX_DEPTH = 400 };
@@ -152,40 +141,6 @@ static void expand_error(Expander *x, Scope *s, Loc loc, const char *fmt, ...) {
     }
 }
 
-/* ---- maps ------------------------------------------------------------------ */
-
-static size_t name_hash(const char *s);
-
-static void *map_get(const Map *m, const char *key) {
-    if (!m->cap)
-        return NULL;
-    size_t mask = (size_t)m->cap - 1;
-    for (size_t i = name_hash(key) & mask; m->keys[i]; i = (i + 1) & mask)
-        if (!strcmp(m->keys[i], key))
-            return m->vals[i];
-    return NULL;
-}
-
-static void map_put(Arena *a, Map *m, const char *key, void *val) {
-    if (2 * (m->len + 1) > m->cap) {
-        Map bigger = {.cap = m->cap ? 2 * m->cap : 16};
-        bigger.keys = arena_alloc(a, sizeof(char *) * (size_t)bigger.cap);
-        bigger.vals = arena_alloc(a, sizeof(void *) * (size_t)bigger.cap);
-        for (int i = 0; i < m->cap; i++)
-            if (m->keys[i])
-                map_put(a, &bigger, m->keys[i], m->vals[i]);
-        *m = bigger;
-    }
-    size_t mask = (size_t)m->cap - 1, i = name_hash(key) & mask;
-    while (m->keys[i] && strcmp(m->keys[i], key))
-        i = (i + 1) & mask;
-    if (!m->keys[i]) {
-        m->keys[i] = key;
-        m->len++;
-    }
-    m->vals[i] = val;
-}
-
 static const Def *block_named(Expander *x, const char *name) {
     return map_get(&x->blocks, name);
 }
@@ -233,43 +188,12 @@ static int next_count(Expander *x, Scope *s, const char *name) {
 
 /* ---- unique names ---------------------------------------------------------- */
 
-static size_t name_hash(const char *s) {
-    uint64_t h = 14695981039346656037u;   /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211u;
-    return (size_t)h;
+static bool name_taken(const Map *names, const char *name) {
+    return map_get(names, name) != NULL;
 }
 
-static bool name_taken(const NameSet *ns, const char *name) {
-    if (!ns->cap)
-        return false;
-    size_t mask = (size_t)ns->cap - 1;
-    for (size_t i = name_hash(name) & mask; ns->slots[i]; i = (i + 1) & mask)
-        if (!strcmp(ns->slots[i], name))
-            return true;
-    return false;
-}
-
-static void name_add(Arena *a, NameSet *ns, const char *name) {
-    if (2 * (ns->len + 1) > ns->cap) {
-        int cap = ns->cap ? ns->cap * 2 : 256;
-        const char **slots = arena_alloc(a, sizeof *slots * (size_t)cap);
-        for (int k = 0; k < ns->cap; k++) {
-            if (!ns->slots[k])
-                continue;
-            size_t i = name_hash(ns->slots[k]) & ((size_t)cap - 1);
-            while (slots[i])
-                i = (i + 1) & ((size_t)cap - 1);
-            slots[i] = ns->slots[k];
-        }
-        ns->slots = slots;
-        ns->cap = cap;
-    }
-    size_t mask = (size_t)ns->cap - 1, i = name_hash(name) & mask;
-    while (ns->slots[i])
-        i = (i + 1) & mask;
-    ns->slots[i] = name;
-    ns->len++;
+static void name_add(Arena *a, Map *names, const char *name) {
+    map_put(a, names, name, (void *)name);
 }
 
 /* prefix + base + count + suffix ("layer2.conv3", "basic2."), unless that

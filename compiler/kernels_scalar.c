@@ -231,12 +231,6 @@ static void emit_dense(Emit *e, const Node *n) {
 
 /* ---- normalisation -------------------------------------------------------- */
 
-/* Channels and positions per channel of a [C,H,W] or [N] sample. */
-static void channels(const Node *n, int64_t *c, int64_t *hw) {
-    *c = n->shape.d[0];
-    *hw = n->shape.rank == 3 ? n->shape.d[1] * n->shape.d[2] : 1;
-}
-
 /* Inference batch norm, folded by NAME_pack into y = x * scale + shift. */
 static void emit_bn(Emit *e, const Node *n) {
     int64_t c, hw;

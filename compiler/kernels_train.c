@@ -314,11 +314,6 @@ static void emit_dense_back(Emit *e, const BackSig *b) {
 
 /* ---- batch norm on batch statistics ------------------------------------------ */
 
-static void channels(const Node *n, int64_t *c, int64_t *hw) {
-    *c = n->shape.d[0];
-    *hw = n->shape.rank == 3 ? n->shape.d[1] * n->shape.d[2] : 1;
-}
-
 /* Normalises with the batch's mean and (biased) variance, keeps mean and
  * 1/std for the backward pass, and moves the running statistics toward the
  * batch's (the unbiased variance), as PyTorch's training mode does. */

@@ -21,53 +21,6 @@ typedef struct Binding {
     const Stmt *output;  /* the `output` statement that names it, if any */
 } Binding;
 
-/* ---- a map from names to pointers ------------------------------------------
- * Open addressing in the arena. Files are small, but a generated or hostile
- * one may hold a million names, and a linear search per use would make that
- * quadratic. (expand.c has the same small map.) */
-typedef struct Map {
-    const char **keys;
-    void **vals;
-    int cap, len;         /* cap is 0 or a power of two */
-} Map;
-
-static uint32_t hash_name(const char *s) {
-    uint32_t h = 2166136261u;   /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
-
-static void *map_get(const Map *m, const char *key) {
-    if (!m->cap)
-        return NULL;
-    uint32_t mask = (uint32_t)m->cap - 1;
-    for (uint32_t i = hash_name(key) & mask; m->keys[i]; i = (i + 1) & mask)
-        if (!strcmp(m->keys[i], key))
-            return m->vals[i];
-    return NULL;
-}
-
-static void map_put(Arena *a, Map *m, const char *key, void *val) {
-    if (2 * (m->len + 1) > m->cap) {
-        Map bigger = {.cap = m->cap ? 2 * m->cap : 16};
-        bigger.keys = arena_alloc(a, sizeof(char *) * (size_t)bigger.cap);
-        bigger.vals = arena_alloc(a, sizeof(void *) * (size_t)bigger.cap);
-        for (int i = 0; i < m->cap; i++)
-            if (m->keys[i])
-                map_put(a, &bigger, m->keys[i], m->vals[i]);
-        *m = bigger;
-    }
-    uint32_t mask = (uint32_t)m->cap - 1, i = hash_name(key) & mask;
-    while (m->keys[i] && strcmp(m->keys[i], key))
-        i = (i + 1) & mask;
-    if (!m->keys[i]) {
-        m->keys[i] = key;
-        m->len++;
-    }
-    m->vals[i] = val;
-}
-
 typedef struct Names {
     Program *prog;
     Diags *d;
