@@ -89,7 +89,7 @@ void emit_dropout_train(Emit *e, const Node *n);
 /* The training kernels (into e->o), then the entry points and the header's
  * declarations (emit_train.c). */
 void emit_training_kernels(Emit *e);
-void emit_training(Emit *e, FILE *o, Plan *plan);
+void emit_training(Emit *e, FILE *o);
 void emit_training_header(Emit *e, FILE *o, const Plan *plan);
 
 /* The comment above each kernel: source line, layer, shapes, schedule. */

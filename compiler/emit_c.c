@@ -557,7 +557,7 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
     emit_forward(&e, o);
     if (opt->train) {
         fputc('\n', o);
-        emit_training(&e, o, e.train_plan);
+        emit_training(&e, o);
     }
 
     Generated *out = arena_alloc(a, sizeof *out);

@@ -61,7 +61,7 @@ static void emit_back_signature(Emit *e, const BackSig *b) {
 
 /* Backward kernels in reverse order, and the training forward kernels of
  * the layers that behave differently in training (bn, dropout). */
-static void emit_train_kernels(Emit *e) {
+void emit_training_kernels(Emit *e) {
     Graph *g = e->g;
     bool *written = arena_alloc(e->a, sizeof(bool) * (size_t)(g->nodes.len + 1));
     for (int i = 0; i < g->outputs.len; i++)
@@ -271,12 +271,7 @@ static void emit_backward_entry(Emit *e, FILE *o) {
     fprintf(o, "    return 0;\n}\n\n");
 }
 
-void emit_training_kernels(Emit *e) {
-    emit_train_kernels(e);
-}
-
-void emit_training(Emit *e, FILE *o, Plan *plan) {
-    (void)plan;
+void emit_training(Emit *e, FILE *o) {
     emit_param_table(e, o);
     emit_train_forward(e, o);
     emit_backward_entry(e, o);

@@ -26,7 +26,7 @@ rm -f "$out/train.csv" "$out/fashion_bn.ckpt"
 step "the accuracy curve"
 column -s, -t "$out/train.csv"
 gnuplot <<GNUPLOT
-set terminal png size 1000,420
+set terminal png size 1000,420 noenhanced
 set output "$out/curves.png"
 set datafile separator ","
 set multiplot layout 1,2 title "fashion_bn on Fashion-MNIST (cnnc train)"
