@@ -92,5 +92,7 @@ int cmd_train(Compilation *c, const CliOptions *o) {
         argv[n++] = (char *)o->train_args[i];
     argv[n] = NULL;
     int rc = run_process(argv);
+    if (rc < 0)
+        fprintf(stderr, "cnnc train: the training program '%s' died\n", bin);
     return rc < 0 ? 1 : rc;
 }
