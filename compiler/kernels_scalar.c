@@ -76,69 +76,42 @@ void padded_input(Emit *e, const Node *n, int64_t *hp, int64_t *wp) {
  * shifted window of the input per (c, kh, kw), so the innermost loop runs
  * along an output row, with unit stride when the stride is 1. The backward
  * pass uses the same loops for the input gradient (kernels_train.c). */
-/* Output channels computed together in the long-loop form: each input
- * value loaded is used by this many multiply-adds. */
-enum { CONV_BLOCK = 4 };
-
 int64_t conv_tmp_floats(int64_t sh, int64_t sw, int64_t hout, int64_t win) {
-    return sh == 1 && sw == 1 ? CONV_BLOCK * hout * win : 0;
-}
-
-/* c->init with the output channel `k` replaced by `k + q`. */
-static const char *init_for(Emit *e, const ConvLoops *c, int q) {
-    if (!c->init)
-        return "0.0f";
-    const char *at = strstr(c->init, "+ k]");
-    if (!at || q == 0)
-        return c->init;
-    return arena_printf(e->a, "%.*s+ k + %d]", (int)(at - c->init), c->init, q);
+    return sh == 1 && sw == 1 ? hout * win : 0;
 }
 
 /* Stride 1: the output rows, laid end to end with the input's row stride,
  * make one long contiguous loop per (c, i, j), since output (oh, ow) reads
  * input (oh + i*dh, ow + j*dw). The columns past wout are computed and
- * dropped when the rows are copied out. When the channels of a group come
- * in multiples of CONV_BLOCK, that many output channels share each input
- * load. */
+ * dropped when the rows are copied out. */
 static void emit_conv_loops_flat(Emit *e, const ConvLoops *c) {
     int64_t kg = c->k / c->groups;
     int64_t len = (c->hout - 1) * c->win + c->wout;
-    int64_t ckk = c->cin_g * c->kh * c->kw, plane = c->out_rows * c->out_row_stride;
-    int kb = kg % CONV_BLOCK == 0 ? CONV_BLOCK : 1;
-    P(e, "        for (int k = 0; k < %lld; k += %d) {\n", ll(c->k), kb);
+    P(e, "        for (int k = 0; k < %lld; k++) {\n", ll(c->k));
+    P(e, "            const float *wk = %s + k * %lld;\n", c->w, ll(c->cin_g * c->kh * c->kw));
     if (c->groups > 1)
         P(e, "            const float *xg = %s + (k / %lld) * %lld;\n", c->in, ll(kg),
           ll(c->cin_g * c->hin * c->win));
     else
         P(e, "            const float *xg = %s;\n", c->in);
-    for (int q = 0; q < kb; q++) {
-        P(e, "            const float *w%d = %s + (k + %d) * %lld;\n", q, c->w, q, ll(ckk));
-        P(e, "            float *t%d = %s + %lld;\n", q, c->tmp, ll(q * len));
-    }
-    P(e, "            for (int p = 0; p < %lld; p++) {\n", ll(len));
-    for (int q = 0; q < kb; q++)
-        P(e, "                t%d[p] = %s;\n", q, init_for(e, c, q));
-    P(e, "            }\n");
+    P(e, "            float *yk = %s + k * %lld;\n", c->out, ll(c->out_rows * c->out_row_stride));
+    P(e, "            float *t = %s;\n", c->tmp);
+    P(e, "            for (int p = 0; p < %lld; p++)\n", ll(len));
+    P(e, "                t[p] = %s;\n", c->init ? c->init : "0.0f");
     P(e, "            for (int c = 0; c < %lld; c++)\n", ll(c->cin_g));
     P(e, "                for (int i = 0; i < %lld; i++)\n", ll(c->kh));
     P(e, "                    for (int j = 0; j < %lld; j++) {\n", ll(c->kw));
-    P(e, "                        const int r = (c * %lld + i) * %lld + j;\n", ll(c->kh), ll(c->kw));
-    for (int q = 0; q < kb; q++)
-        P(e, "                        const float a%d = w%d[r];\n", q, q);
+    P(e, "                        const float wv = wk[(c * %lld + i) * %lld + j];\n",
+      ll(c->kh), ll(c->kw));
     P(e, "                        const float *xr = xg + c * %lld + i * %lld + j * %lld;\n",
       ll(c->hin * c->win), ll(c->dh * c->win), ll(c->dw));
-    P(e, "                        for (int p = 0; p < %lld; p++) {\n", ll(len));
-    P(e, "                            const float v = xr[p];\n");
-    for (int q = 0; q < kb; q++)
-        P(e, "                            t%d[p] += a%d * v;\n", q, q);
-    P(e, "                        }\n");
+    P(e, "                        for (int p = 0; p < %lld; p++)\n", ll(len));
+    P(e, "                            t[p] += wv * xr[p];\n");
     P(e, "                    }\n");
-    for (int q = 0; q < kb; q++) {
-        P(e, "            for (int oh = 0; oh < %lld; oh++)\n", ll(c->hout));
-        P(e, "                for (int ow = 0; ow < %lld; ow++)\n", ll(c->wout));
-        P(e, "                    %s[(k + %d) * %lld + oh * %lld + ow] %s t%d[oh * %lld + ow];\n",
-          c->out, q, ll(plane), ll(c->out_row_stride), c->init ? "=" : "+=", q, ll(c->win));
-    }
+    P(e, "            for (int oh = 0; oh < %lld; oh++)\n", ll(c->hout));
+    P(e, "                for (int ow = 0; ow < %lld; ow++)\n", ll(c->wout));
+    P(e, "                    yk[oh * %lld + ow] %s t[oh * %lld + ow];\n", ll(c->out_row_stride),
+      c->init ? "=" : "+=", ll(c->win));
     P(e, "        }\n");
 }
 

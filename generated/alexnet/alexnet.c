@@ -3,7 +3,7 @@
  * source:  examples/alexnet.cnn, network alexnet
  * command: cnnc build examples/alexnet.cnn
  * target:  portable C (scalar); batch up to 1
- * arena:   1398208 bytes (3967488 without reuse; 1398208 live at most)
+ * arena:   1398208 bytes (3950528 without reuse; 1398208 live at most)
  * weights: 61100840 canonical floats, 61100840 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -146,51 +146,24 @@ static void conv2(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 139968;
         cnn_pad(xb0, s, 64, 27, 27, 2, 2, 31, 31, 0);
         const float *in = s;
-        for (int k = 0; k < 192; k += 4) {
+        for (int k = 0; k < 192; k++) {
+            const float *wk = w + k * 1600;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1600;
-            float *t0 = s + 61504 + 0;
-            const float *w1 = w + (k + 1) * 1600;
-            float *t1 = s + 61504 + 833;
-            const float *w2 = w + (k + 2) * 1600;
-            float *t2 = s + 61504 + 1666;
-            const float *w3 = w + (k + 3) * 1600;
-            float *t3 = s + 61504 + 2499;
-            for (int p = 0; p < 833; p++) {
-                t0[p] = w[307200 + k];
-                t1[p] = w[307200 + k + 1];
-                t2[p] = w[307200 + k + 2];
-                t3[p] = w[307200 + k + 3];
-            }
+            float *yk = yb + k * 729;
+            float *t = s + 61504;
+            for (int p = 0; p < 833; p++)
+                t[p] = w[307200 + k];
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++) {
-                        const int r = (c * 5 + i) * 5 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 5 + i) * 5 + j];
                         const float *xr = xg + c * 961 + i * 31 + j * 1;
-                        for (int p = 0; p < 833; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 833; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 27; oh++)
                 for (int ow = 0; ow < 27; ow++)
-                    yb[(k + 0) * 729 + oh * 27 + ow] = t0[oh * 31 + ow];
-            for (int oh = 0; oh < 27; oh++)
-                for (int ow = 0; ow < 27; ow++)
-                    yb[(k + 1) * 729 + oh * 27 + ow] = t1[oh * 31 + ow];
-            for (int oh = 0; oh < 27; oh++)
-                for (int ow = 0; ow < 27; ow++)
-                    yb[(k + 2) * 729 + oh * 27 + ow] = t2[oh * 31 + ow];
-            for (int oh = 0; oh < 27; oh++)
-                for (int ow = 0; ow < 27; ow++)
-                    yb[(k + 3) * 729 + oh * 27 + ow] = t3[oh * 31 + ow];
+                    yk[oh * 27 + ow] = t[oh * 31 + ow];
         }
     }
 }
@@ -250,51 +223,24 @@ static void conv3(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 64896;
         cnn_pad(xb0, s, 192, 13, 13, 1, 1, 15, 15, 0);
         const float *in = s;
-        for (int k = 0; k < 384; k += 4) {
+        for (int k = 0; k < 384; k++) {
+            const float *wk = w + k * 1728;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1728;
-            float *t0 = s + 43200 + 0;
-            const float *w1 = w + (k + 1) * 1728;
-            float *t1 = s + 43200 + 193;
-            const float *w2 = w + (k + 2) * 1728;
-            float *t2 = s + 43200 + 386;
-            const float *w3 = w + (k + 3) * 1728;
-            float *t3 = s + 43200 + 579;
-            for (int p = 0; p < 193; p++) {
-                t0[p] = w[663552 + k];
-                t1[p] = w[663552 + k + 1];
-                t2[p] = w[663552 + k + 2];
-                t3[p] = w[663552 + k + 3];
-            }
+            float *yk = yb + k * 169;
+            float *t = s + 43200;
+            for (int p = 0; p < 193; p++)
+                t[p] = w[663552 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 225 + i * 15 + j * 1;
-                        for (int p = 0; p < 193; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 193; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 13; oh++)
                 for (int ow = 0; ow < 13; ow++)
-                    yb[(k + 0) * 169 + oh * 13 + ow] = t0[oh * 15 + ow];
-            for (int oh = 0; oh < 13; oh++)
-                for (int ow = 0; ow < 13; ow++)
-                    yb[(k + 1) * 169 + oh * 13 + ow] = t1[oh * 15 + ow];
-            for (int oh = 0; oh < 13; oh++)
-                for (int ow = 0; ow < 13; ow++)
-                    yb[(k + 2) * 169 + oh * 13 + ow] = t2[oh * 15 + ow];
-            for (int oh = 0; oh < 13; oh++)
-                for (int ow = 0; ow < 13; ow++)
-                    yb[(k + 3) * 169 + oh * 13 + ow] = t3[oh * 15 + ow];
+                    yk[oh * 13 + ow] = t[oh * 15 + ow];
         }
     }
 }
@@ -321,51 +267,24 @@ static void conv4(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 43264;
         cnn_pad(xb0, s, 384, 13, 13, 1, 1, 15, 15, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 3456;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 3456;
-            float *t0 = s + 86400 + 0;
-            const float *w1 = w + (k + 1) * 3456;
-            float *t1 = s + 86400 + 193;
-            const float *w2 = w + (k + 2) * 3456;
-            float *t2 = s + 86400 + 386;
-            const float *w3 = w + (k + 3) * 3456;
-            float *t3 = s + 86400 + 579;
-            for (int p = 0; p < 193; p++) {
-                t0[p] = w[884736 + k];
-                t1[p] = w[884736 + k + 1];
-                t2[p] = w[884736 + k + 2];
-                t3[p] = w[884736 + k + 3];
-            }
+            float *yk = yb + k * 169;
+            float *t = s + 86400;
+            for (int p = 0; p < 193; p++)
+                t[p] = w[884736 + k];
             for (int c = 0; c < 384; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 225 + i * 15 + j * 1;
-                        for (int p = 0; p < 193; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 193; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 13; oh++)
                 for (int ow = 0; ow < 13; ow++)
-                    yb[(k + 0) * 169 + oh * 13 + ow] = t0[oh * 15 + ow];
-            for (int oh = 0; oh < 13; oh++)
-                for (int ow = 0; ow < 13; ow++)
-                    yb[(k + 1) * 169 + oh * 13 + ow] = t1[oh * 15 + ow];
-            for (int oh = 0; oh < 13; oh++)
-                for (int ow = 0; ow < 13; ow++)
-                    yb[(k + 2) * 169 + oh * 13 + ow] = t2[oh * 15 + ow];
-            for (int oh = 0; oh < 13; oh++)
-                for (int ow = 0; ow < 13; ow++)
-                    yb[(k + 3) * 169 + oh * 13 + ow] = t3[oh * 15 + ow];
+                    yk[oh * 13 + ow] = t[oh * 15 + ow];
         }
     }
 }
@@ -392,51 +311,24 @@ static void conv5(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 43264;
         cnn_pad(xb0, s, 256, 13, 13, 1, 1, 15, 15, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 2304;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 2304;
-            float *t0 = s + 57600 + 0;
-            const float *w1 = w + (k + 1) * 2304;
-            float *t1 = s + 57600 + 193;
-            const float *w2 = w + (k + 2) * 2304;
-            float *t2 = s + 57600 + 386;
-            const float *w3 = w + (k + 3) * 2304;
-            float *t3 = s + 57600 + 579;
-            for (int p = 0; p < 193; p++) {
-                t0[p] = w[589824 + k];
-                t1[p] = w[589824 + k + 1];
-                t2[p] = w[589824 + k + 2];
-                t3[p] = w[589824 + k + 3];
-            }
+            float *yk = yb + k * 169;
+            float *t = s + 57600;
+            for (int p = 0; p < 193; p++)
+                t[p] = w[589824 + k];
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 225 + i * 15 + j * 1;
-                        for (int p = 0; p < 193; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 193; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 13; oh++)
                 for (int ow = 0; ow < 13; ow++)
-                    yb[(k + 0) * 169 + oh * 13 + ow] = t0[oh * 15 + ow];
-            for (int oh = 0; oh < 13; oh++)
-                for (int ow = 0; ow < 13; ow++)
-                    yb[(k + 1) * 169 + oh * 13 + ow] = t1[oh * 15 + ow];
-            for (int oh = 0; oh < 13; oh++)
-                for (int ow = 0; ow < 13; ow++)
-                    yb[(k + 2) * 169 + oh * 13 + ow] = t2[oh * 15 + ow];
-            for (int oh = 0; oh < 13; oh++)
-                for (int ow = 0; ow < 13; ow++)
-                    yb[(k + 3) * 169 + oh * 13 + ow] = t3[oh * 15 + ow];
+                    yk[oh * 13 + ow] = t[oh * 15 + ow];
         }
     }
 }
@@ -570,17 +462,17 @@ int alexnet_forward(const float *packed, const float *in_img, float *out_logits,
         return 2;
     conv1(in_img, A + 0, packed + 0, A + 193600, batch);
     relu1(A + 0, A + 0, batch);
-    maxpool1(A + 0, A + 204832, batch);
-    conv2(A + 204832, A + 0, packed + 23296, A + 139968, batch);
+    maxpool1(A + 0, A + 202320, batch);
+    conv2(A + 202320, A + 0, packed + 23296, A + 139968, batch);
     relu2(A + 0, A + 0, batch);
-    maxpool2(A + 0, A + 152080, batch);
-    conv3(A + 152080, A + 87184, packed + 330688, A + 0, batch);
-    relu3(A + 87184, A + 87184, batch);
-    conv4(A + 87184, A + 152080, packed + 994624, A + 0, batch);
-    relu4(A + 152080, A + 152080, batch);
-    conv5(A + 152080, A + 58384, packed + 1879616, A + 0, batch);
-    relu5(A + 58384, A + 58384, batch);
-    maxpool3(A + 58384, A + 0, batch);
+    maxpool2(A + 0, A + 151504, batch);
+    conv3(A + 151504, A + 86608, packed + 330688, A + 0, batch);
+    relu3(A + 86608, A + 86608, batch);
+    conv4(A + 86608, A + 151504, packed + 994624, A + 0, batch);
+    relu4(A + 151504, A + 151504, batch);
+    conv5(A + 151504, A + 57808, packed + 1879616, A + 0, batch);
+    relu5(A + 57808, A + 57808, batch);
+    maxpool3(A + 57808, A + 0, batch);
     dense1(A + 0, A + 9216, packed + 2469696, batch);
     relu6(A + 9216, A + 9216, batch);
     dense2(A + 9216, A + 0, packed + 40222528, batch);

@@ -3,7 +3,7 @@
  * source:  examples/alexnet_original.cnn, network alexnet_original
  * command: cnnc build examples/alexnet_original.cnn
  * target:  portable C (scalar); batch up to 1
- * arena:   2603136 bytes (6344512 without reuse; 2323200 live at most)
+ * arena:   2603136 bytes (6327552 without reuse; 2323200 live at most)
  * weights: 60965224 canonical floats, 60965224 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -233,51 +233,24 @@ static void conv2(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 186624;
         cnn_pad(xb0, s, 96, 27, 27, 2, 2, 31, 31, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 1200;
             const float *xg = in + (k / 128) * 46128;
-            const float *w0 = w + (k + 0) * 1200;
-            float *t0 = s + 92256 + 0;
-            const float *w1 = w + (k + 1) * 1200;
-            float *t1 = s + 92256 + 833;
-            const float *w2 = w + (k + 2) * 1200;
-            float *t2 = s + 92256 + 1666;
-            const float *w3 = w + (k + 3) * 1200;
-            float *t3 = s + 92256 + 2499;
-            for (int p = 0; p < 833; p++) {
-                t0[p] = w[307200 + k];
-                t1[p] = w[307200 + k + 1];
-                t2[p] = w[307200 + k + 2];
-                t3[p] = w[307200 + k + 3];
-            }
+            float *yk = yb + k * 729;
+            float *t = s + 92256;
+            for (int p = 0; p < 833; p++)
+                t[p] = w[307200 + k];
             for (int c = 0; c < 48; c++)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++) {
-                        const int r = (c * 5 + i) * 5 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 5 + i) * 5 + j];
                         const float *xr = xg + c * 961 + i * 31 + j * 1;
-                        for (int p = 0; p < 833; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 833; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 27; oh++)
                 for (int ow = 0; ow < 27; ow++)
-                    yb[(k + 0) * 729 + oh * 27 + ow] = t0[oh * 31 + ow];
-            for (int oh = 0; oh < 27; oh++)
-                for (int ow = 0; ow < 27; ow++)
-                    yb[(k + 1) * 729 + oh * 27 + ow] = t1[oh * 31 + ow];
-            for (int oh = 0; oh < 27; oh++)
-                for (int ow = 0; ow < 27; ow++)
-                    yb[(k + 2) * 729 + oh * 27 + ow] = t2[oh * 31 + ow];
-            for (int oh = 0; oh < 27; oh++)
-                for (int ow = 0; ow < 27; ow++)
-                    yb[(k + 3) * 729 + oh * 27 + ow] = t3[oh * 31 + ow];
+                    yk[oh * 27 + ow] = t[oh * 31 + ow];
         }
     }
 }
@@ -359,51 +332,24 @@ static void conv3(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 64896;
         cnn_pad(xb0, s, 256, 13, 13, 1, 1, 15, 15, 0);
         const float *in = s;
-        for (int k = 0; k < 384; k += 4) {
+        for (int k = 0; k < 384; k++) {
+            const float *wk = w + k * 2304;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 2304;
-            float *t0 = s + 57600 + 0;
-            const float *w1 = w + (k + 1) * 2304;
-            float *t1 = s + 57600 + 193;
-            const float *w2 = w + (k + 2) * 2304;
-            float *t2 = s + 57600 + 386;
-            const float *w3 = w + (k + 3) * 2304;
-            float *t3 = s + 57600 + 579;
-            for (int p = 0; p < 193; p++) {
-                t0[p] = w[884736 + k];
-                t1[p] = w[884736 + k + 1];
-                t2[p] = w[884736 + k + 2];
-                t3[p] = w[884736 + k + 3];
-            }
+            float *yk = yb + k * 169;
+            float *t = s + 57600;
+            for (int p = 0; p < 193; p++)
+                t[p] = w[884736 + k];
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 225 + i * 15 + j * 1;
-                        for (int p = 0; p < 193; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 193; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 13; oh++)
                 for (int ow = 0; ow < 13; ow++)
-                    yb[(k + 0) * 169 + oh * 13 + ow] = t0[oh * 15 + ow];
-            for (int oh = 0; oh < 13; oh++)
-                for (int ow = 0; ow < 13; ow++)
-                    yb[(k + 1) * 169 + oh * 13 + ow] = t1[oh * 15 + ow];
-            for (int oh = 0; oh < 13; oh++)
-                for (int ow = 0; ow < 13; ow++)
-                    yb[(k + 2) * 169 + oh * 13 + ow] = t2[oh * 15 + ow];
-            for (int oh = 0; oh < 13; oh++)
-                for (int ow = 0; ow < 13; ow++)
-                    yb[(k + 3) * 169 + oh * 13 + ow] = t3[oh * 15 + ow];
+                    yk[oh * 13 + ow] = t[oh * 15 + ow];
         }
     }
 }
@@ -430,51 +376,24 @@ static void conv4(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 64896;
         cnn_pad(xb0, s, 384, 13, 13, 1, 1, 15, 15, 0);
         const float *in = s;
-        for (int k = 0; k < 384; k += 4) {
+        for (int k = 0; k < 384; k++) {
+            const float *wk = w + k * 1728;
             const float *xg = in + (k / 192) * 43200;
-            const float *w0 = w + (k + 0) * 1728;
-            float *t0 = s + 86400 + 0;
-            const float *w1 = w + (k + 1) * 1728;
-            float *t1 = s + 86400 + 193;
-            const float *w2 = w + (k + 2) * 1728;
-            float *t2 = s + 86400 + 386;
-            const float *w3 = w + (k + 3) * 1728;
-            float *t3 = s + 86400 + 579;
-            for (int p = 0; p < 193; p++) {
-                t0[p] = w[663552 + k];
-                t1[p] = w[663552 + k + 1];
-                t2[p] = w[663552 + k + 2];
-                t3[p] = w[663552 + k + 3];
-            }
+            float *yk = yb + k * 169;
+            float *t = s + 86400;
+            for (int p = 0; p < 193; p++)
+                t[p] = w[663552 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 225 + i * 15 + j * 1;
-                        for (int p = 0; p < 193; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 193; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 13; oh++)
                 for (int ow = 0; ow < 13; ow++)
-                    yb[(k + 0) * 169 + oh * 13 + ow] = t0[oh * 15 + ow];
-            for (int oh = 0; oh < 13; oh++)
-                for (int ow = 0; ow < 13; ow++)
-                    yb[(k + 1) * 169 + oh * 13 + ow] = t1[oh * 15 + ow];
-            for (int oh = 0; oh < 13; oh++)
-                for (int ow = 0; ow < 13; ow++)
-                    yb[(k + 2) * 169 + oh * 13 + ow] = t2[oh * 15 + ow];
-            for (int oh = 0; oh < 13; oh++)
-                for (int ow = 0; ow < 13; ow++)
-                    yb[(k + 3) * 169 + oh * 13 + ow] = t3[oh * 15 + ow];
+                    yk[oh * 13 + ow] = t[oh * 15 + ow];
         }
     }
 }
@@ -501,51 +420,24 @@ static void conv5(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 43264;
         cnn_pad(xb0, s, 384, 13, 13, 1, 1, 15, 15, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 1728;
             const float *xg = in + (k / 128) * 43200;
-            const float *w0 = w + (k + 0) * 1728;
-            float *t0 = s + 86400 + 0;
-            const float *w1 = w + (k + 1) * 1728;
-            float *t1 = s + 86400 + 193;
-            const float *w2 = w + (k + 2) * 1728;
-            float *t2 = s + 86400 + 386;
-            const float *w3 = w + (k + 3) * 1728;
-            float *t3 = s + 86400 + 579;
-            for (int p = 0; p < 193; p++) {
-                t0[p] = w[442368 + k];
-                t1[p] = w[442368 + k + 1];
-                t2[p] = w[442368 + k + 2];
-                t3[p] = w[442368 + k + 3];
-            }
+            float *yk = yb + k * 169;
+            float *t = s + 86400;
+            for (int p = 0; p < 193; p++)
+                t[p] = w[442368 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 225 + i * 15 + j * 1;
-                        for (int p = 0; p < 193; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 193; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 13; oh++)
                 for (int ow = 0; ow < 13; ow++)
-                    yb[(k + 0) * 169 + oh * 13 + ow] = t0[oh * 15 + ow];
-            for (int oh = 0; oh < 13; oh++)
-                for (int ow = 0; ow < 13; ow++)
-                    yb[(k + 1) * 169 + oh * 13 + ow] = t1[oh * 15 + ow];
-            for (int oh = 0; oh < 13; oh++)
-                for (int ow = 0; ow < 13; ow++)
-                    yb[(k + 2) * 169 + oh * 13 + ow] = t2[oh * 15 + ow];
-            for (int oh = 0; oh < 13; oh++)
-                for (int ow = 0; ow < 13; ow++)
-                    yb[(k + 3) * 169 + oh * 13 + ow] = t3[oh * 15 + ow];
+                    yk[oh * 13 + ow] = t[oh * 15 + ow];
         }
     }
 }
@@ -685,13 +577,13 @@ int alexnet_original_forward(const float *packed, const float *in_img, float *ou
     relu2(A + 0, A + 0, batch);
     lrn2(A + 0, A + 186624, batch);
     maxpool2(A + 186624, A + 373248, batch);
-    conv3(A + 373248, A + 87184, packed + 342400, A + 0, batch);
-    relu3(A + 87184, A + 87184, batch);
-    conv4(A + 87184, A + 152080, packed + 1227520, A + 0, batch);
-    relu4(A + 152080, A + 152080, batch);
-    conv5(A + 152080, A + 87184, packed + 1891456, A + 0, batch);
-    relu5(A + 87184, A + 87184, batch);
-    maxpool3(A + 87184, A + 0, batch);
+    conv3(A + 373248, A + 86608, packed + 342400, A + 0, batch);
+    relu3(A + 86608, A + 86608, batch);
+    conv4(A + 86608, A + 151504, packed + 1227520, A + 0, batch);
+    relu4(A + 151504, A + 151504, batch);
+    conv5(A + 151504, A + 86608, packed + 1891456, A + 0, batch);
+    relu5(A + 86608, A + 86608, batch);
+    maxpool3(A + 86608, A + 0, batch);
     dense1(A + 0, A + 9216, packed + 2334080, batch);
     relu6(A + 9216, A + 9216, batch);
     dense2(A + 9216, A + 0, packed + 40086912, batch);

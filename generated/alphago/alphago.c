@@ -3,7 +3,7 @@
  * source:  examples/alphago.cnn, network alphago
  * command: cnnc build examples/alphago.cnn
  * target:  portable C (scalar); batch up to 1
- * arena:   899584 bytes (7238848 without reuse; 899584 live at most)
+ * arena:   894784 bytes (7176448 without reuse; 894784 live at most)
  * weights: 3882793 canonical floats, 3882793 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -89,51 +89,24 @@ static void conv1(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 69312;
         cnn_pad(xb0, s, 48, 19, 19, 2, 2, 23, 23, 0);
         const float *in = s;
-        for (int k = 0; k < 192; k += 4) {
+        for (int k = 0; k < 192; k++) {
+            const float *wk = w + k * 1200;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1200;
-            float *t0 = s + 25392 + 0;
-            const float *w1 = w + (k + 1) * 1200;
-            float *t1 = s + 25392 + 433;
-            const float *w2 = w + (k + 2) * 1200;
-            float *t2 = s + 25392 + 866;
-            const float *w3 = w + (k + 3) * 1200;
-            float *t3 = s + 25392 + 1299;
-            for (int p = 0; p < 433; p++) {
-                t0[p] = w[230400 + k];
-                t1[p] = w[230400 + k + 1];
-                t2[p] = w[230400 + k + 2];
-                t3[p] = w[230400 + k + 3];
-            }
+            float *yk = yb + k * 361;
+            float *t = s + 25392;
+            for (int p = 0; p < 433; p++)
+                t[p] = w[230400 + k];
             for (int c = 0; c < 48; c++)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++) {
-                        const int r = (c * 5 + i) * 5 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 5 + i) * 5 + j];
                         const float *xr = xg + c * 529 + i * 23 + j * 1;
-                        for (int p = 0; p < 433; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 433; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 19; oh++)
                 for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 0) * 361 + oh * 19 + ow] = t0[oh * 23 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 1) * 361 + oh * 19 + ow] = t1[oh * 23 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 2) * 361 + oh * 19 + ow] = t2[oh * 23 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 3) * 361 + oh * 19 + ow] = t3[oh * 23 + ow];
+                    yk[oh * 19 + ow] = t[oh * 23 + ow];
         }
     }
 }
@@ -160,51 +133,24 @@ static void conv2(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 69312;
         cnn_pad(xb0, s, 192, 19, 19, 1, 1, 21, 21, 0);
         const float *in = s;
-        for (int k = 0; k < 192; k += 4) {
+        for (int k = 0; k < 192; k++) {
+            const float *wk = w + k * 1728;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1728;
-            float *t0 = s + 84672 + 0;
-            const float *w1 = w + (k + 1) * 1728;
-            float *t1 = s + 84672 + 397;
-            const float *w2 = w + (k + 2) * 1728;
-            float *t2 = s + 84672 + 794;
-            const float *w3 = w + (k + 3) * 1728;
-            float *t3 = s + 84672 + 1191;
-            for (int p = 0; p < 397; p++) {
-                t0[p] = w[331776 + k];
-                t1[p] = w[331776 + k + 1];
-                t2[p] = w[331776 + k + 2];
-                t3[p] = w[331776 + k + 3];
-            }
+            float *yk = yb + k * 361;
+            float *t = s + 84672;
+            for (int p = 0; p < 397; p++)
+                t[p] = w[331776 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 441 + i * 21 + j * 1;
-                        for (int p = 0; p < 397; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 397; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 19; oh++)
                 for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 0) * 361 + oh * 19 + ow] = t0[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 1) * 361 + oh * 19 + ow] = t1[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 2) * 361 + oh * 19 + ow] = t2[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 3) * 361 + oh * 19 + ow] = t3[oh * 21 + ow];
+                    yk[oh * 19 + ow] = t[oh * 21 + ow];
         }
     }
 }
@@ -231,51 +177,24 @@ static void conv3(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 69312;
         cnn_pad(xb0, s, 192, 19, 19, 1, 1, 21, 21, 0);
         const float *in = s;
-        for (int k = 0; k < 192; k += 4) {
+        for (int k = 0; k < 192; k++) {
+            const float *wk = w + k * 1728;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1728;
-            float *t0 = s + 84672 + 0;
-            const float *w1 = w + (k + 1) * 1728;
-            float *t1 = s + 84672 + 397;
-            const float *w2 = w + (k + 2) * 1728;
-            float *t2 = s + 84672 + 794;
-            const float *w3 = w + (k + 3) * 1728;
-            float *t3 = s + 84672 + 1191;
-            for (int p = 0; p < 397; p++) {
-                t0[p] = w[331776 + k];
-                t1[p] = w[331776 + k + 1];
-                t2[p] = w[331776 + k + 2];
-                t3[p] = w[331776 + k + 3];
-            }
+            float *yk = yb + k * 361;
+            float *t = s + 84672;
+            for (int p = 0; p < 397; p++)
+                t[p] = w[331776 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 441 + i * 21 + j * 1;
-                        for (int p = 0; p < 397; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 397; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 19; oh++)
                 for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 0) * 361 + oh * 19 + ow] = t0[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 1) * 361 + oh * 19 + ow] = t1[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 2) * 361 + oh * 19 + ow] = t2[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 3) * 361 + oh * 19 + ow] = t3[oh * 21 + ow];
+                    yk[oh * 19 + ow] = t[oh * 21 + ow];
         }
     }
 }
@@ -302,51 +221,24 @@ static void conv4(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 69312;
         cnn_pad(xb0, s, 192, 19, 19, 1, 1, 21, 21, 0);
         const float *in = s;
-        for (int k = 0; k < 192; k += 4) {
+        for (int k = 0; k < 192; k++) {
+            const float *wk = w + k * 1728;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1728;
-            float *t0 = s + 84672 + 0;
-            const float *w1 = w + (k + 1) * 1728;
-            float *t1 = s + 84672 + 397;
-            const float *w2 = w + (k + 2) * 1728;
-            float *t2 = s + 84672 + 794;
-            const float *w3 = w + (k + 3) * 1728;
-            float *t3 = s + 84672 + 1191;
-            for (int p = 0; p < 397; p++) {
-                t0[p] = w[331776 + k];
-                t1[p] = w[331776 + k + 1];
-                t2[p] = w[331776 + k + 2];
-                t3[p] = w[331776 + k + 3];
-            }
+            float *yk = yb + k * 361;
+            float *t = s + 84672;
+            for (int p = 0; p < 397; p++)
+                t[p] = w[331776 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 441 + i * 21 + j * 1;
-                        for (int p = 0; p < 397; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 397; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 19; oh++)
                 for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 0) * 361 + oh * 19 + ow] = t0[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 1) * 361 + oh * 19 + ow] = t1[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 2) * 361 + oh * 19 + ow] = t2[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 3) * 361 + oh * 19 + ow] = t3[oh * 21 + ow];
+                    yk[oh * 19 + ow] = t[oh * 21 + ow];
         }
     }
 }
@@ -373,51 +265,24 @@ static void conv5(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 69312;
         cnn_pad(xb0, s, 192, 19, 19, 1, 1, 21, 21, 0);
         const float *in = s;
-        for (int k = 0; k < 192; k += 4) {
+        for (int k = 0; k < 192; k++) {
+            const float *wk = w + k * 1728;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1728;
-            float *t0 = s + 84672 + 0;
-            const float *w1 = w + (k + 1) * 1728;
-            float *t1 = s + 84672 + 397;
-            const float *w2 = w + (k + 2) * 1728;
-            float *t2 = s + 84672 + 794;
-            const float *w3 = w + (k + 3) * 1728;
-            float *t3 = s + 84672 + 1191;
-            for (int p = 0; p < 397; p++) {
-                t0[p] = w[331776 + k];
-                t1[p] = w[331776 + k + 1];
-                t2[p] = w[331776 + k + 2];
-                t3[p] = w[331776 + k + 3];
-            }
+            float *yk = yb + k * 361;
+            float *t = s + 84672;
+            for (int p = 0; p < 397; p++)
+                t[p] = w[331776 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 441 + i * 21 + j * 1;
-                        for (int p = 0; p < 397; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 397; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 19; oh++)
                 for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 0) * 361 + oh * 19 + ow] = t0[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 1) * 361 + oh * 19 + ow] = t1[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 2) * 361 + oh * 19 + ow] = t2[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 3) * 361 + oh * 19 + ow] = t3[oh * 21 + ow];
+                    yk[oh * 19 + ow] = t[oh * 21 + ow];
         }
     }
 }
@@ -444,51 +309,24 @@ static void conv6(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 69312;
         cnn_pad(xb0, s, 192, 19, 19, 1, 1, 21, 21, 0);
         const float *in = s;
-        for (int k = 0; k < 192; k += 4) {
+        for (int k = 0; k < 192; k++) {
+            const float *wk = w + k * 1728;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1728;
-            float *t0 = s + 84672 + 0;
-            const float *w1 = w + (k + 1) * 1728;
-            float *t1 = s + 84672 + 397;
-            const float *w2 = w + (k + 2) * 1728;
-            float *t2 = s + 84672 + 794;
-            const float *w3 = w + (k + 3) * 1728;
-            float *t3 = s + 84672 + 1191;
-            for (int p = 0; p < 397; p++) {
-                t0[p] = w[331776 + k];
-                t1[p] = w[331776 + k + 1];
-                t2[p] = w[331776 + k + 2];
-                t3[p] = w[331776 + k + 3];
-            }
+            float *yk = yb + k * 361;
+            float *t = s + 84672;
+            for (int p = 0; p < 397; p++)
+                t[p] = w[331776 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 441 + i * 21 + j * 1;
-                        for (int p = 0; p < 397; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 397; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 19; oh++)
                 for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 0) * 361 + oh * 19 + ow] = t0[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 1) * 361 + oh * 19 + ow] = t1[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 2) * 361 + oh * 19 + ow] = t2[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 3) * 361 + oh * 19 + ow] = t3[oh * 21 + ow];
+                    yk[oh * 19 + ow] = t[oh * 21 + ow];
         }
     }
 }
@@ -515,51 +353,24 @@ static void conv7(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 69312;
         cnn_pad(xb0, s, 192, 19, 19, 1, 1, 21, 21, 0);
         const float *in = s;
-        for (int k = 0; k < 192; k += 4) {
+        for (int k = 0; k < 192; k++) {
+            const float *wk = w + k * 1728;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1728;
-            float *t0 = s + 84672 + 0;
-            const float *w1 = w + (k + 1) * 1728;
-            float *t1 = s + 84672 + 397;
-            const float *w2 = w + (k + 2) * 1728;
-            float *t2 = s + 84672 + 794;
-            const float *w3 = w + (k + 3) * 1728;
-            float *t3 = s + 84672 + 1191;
-            for (int p = 0; p < 397; p++) {
-                t0[p] = w[331776 + k];
-                t1[p] = w[331776 + k + 1];
-                t2[p] = w[331776 + k + 2];
-                t3[p] = w[331776 + k + 3];
-            }
+            float *yk = yb + k * 361;
+            float *t = s + 84672;
+            for (int p = 0; p < 397; p++)
+                t[p] = w[331776 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 441 + i * 21 + j * 1;
-                        for (int p = 0; p < 397; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 397; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 19; oh++)
                 for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 0) * 361 + oh * 19 + ow] = t0[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 1) * 361 + oh * 19 + ow] = t1[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 2) * 361 + oh * 19 + ow] = t2[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 3) * 361 + oh * 19 + ow] = t3[oh * 21 + ow];
+                    yk[oh * 19 + ow] = t[oh * 21 + ow];
         }
     }
 }
@@ -586,51 +397,24 @@ static void conv8(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 69312;
         cnn_pad(xb0, s, 192, 19, 19, 1, 1, 21, 21, 0);
         const float *in = s;
-        for (int k = 0; k < 192; k += 4) {
+        for (int k = 0; k < 192; k++) {
+            const float *wk = w + k * 1728;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1728;
-            float *t0 = s + 84672 + 0;
-            const float *w1 = w + (k + 1) * 1728;
-            float *t1 = s + 84672 + 397;
-            const float *w2 = w + (k + 2) * 1728;
-            float *t2 = s + 84672 + 794;
-            const float *w3 = w + (k + 3) * 1728;
-            float *t3 = s + 84672 + 1191;
-            for (int p = 0; p < 397; p++) {
-                t0[p] = w[331776 + k];
-                t1[p] = w[331776 + k + 1];
-                t2[p] = w[331776 + k + 2];
-                t3[p] = w[331776 + k + 3];
-            }
+            float *yk = yb + k * 361;
+            float *t = s + 84672;
+            for (int p = 0; p < 397; p++)
+                t[p] = w[331776 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 441 + i * 21 + j * 1;
-                        for (int p = 0; p < 397; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 397; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 19; oh++)
                 for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 0) * 361 + oh * 19 + ow] = t0[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 1) * 361 + oh * 19 + ow] = t1[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 2) * 361 + oh * 19 + ow] = t2[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 3) * 361 + oh * 19 + ow] = t3[oh * 21 + ow];
+                    yk[oh * 19 + ow] = t[oh * 21 + ow];
         }
     }
 }
@@ -657,51 +441,24 @@ static void conv9(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 69312;
         cnn_pad(xb0, s, 192, 19, 19, 1, 1, 21, 21, 0);
         const float *in = s;
-        for (int k = 0; k < 192; k += 4) {
+        for (int k = 0; k < 192; k++) {
+            const float *wk = w + k * 1728;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1728;
-            float *t0 = s + 84672 + 0;
-            const float *w1 = w + (k + 1) * 1728;
-            float *t1 = s + 84672 + 397;
-            const float *w2 = w + (k + 2) * 1728;
-            float *t2 = s + 84672 + 794;
-            const float *w3 = w + (k + 3) * 1728;
-            float *t3 = s + 84672 + 1191;
-            for (int p = 0; p < 397; p++) {
-                t0[p] = w[331776 + k];
-                t1[p] = w[331776 + k + 1];
-                t2[p] = w[331776 + k + 2];
-                t3[p] = w[331776 + k + 3];
-            }
+            float *yk = yb + k * 361;
+            float *t = s + 84672;
+            for (int p = 0; p < 397; p++)
+                t[p] = w[331776 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 441 + i * 21 + j * 1;
-                        for (int p = 0; p < 397; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 397; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 19; oh++)
                 for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 0) * 361 + oh * 19 + ow] = t0[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 1) * 361 + oh * 19 + ow] = t1[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 2) * 361 + oh * 19 + ow] = t2[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 3) * 361 + oh * 19 + ow] = t3[oh * 21 + ow];
+                    yk[oh * 19 + ow] = t[oh * 21 + ow];
         }
     }
 }
@@ -728,51 +485,24 @@ static void conv10(const float *restrict x0, float *restrict y, const float *res
         float *yb = y + (ptrdiff_t)b * 69312;
         cnn_pad(xb0, s, 192, 19, 19, 1, 1, 21, 21, 0);
         const float *in = s;
-        for (int k = 0; k < 192; k += 4) {
+        for (int k = 0; k < 192; k++) {
+            const float *wk = w + k * 1728;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1728;
-            float *t0 = s + 84672 + 0;
-            const float *w1 = w + (k + 1) * 1728;
-            float *t1 = s + 84672 + 397;
-            const float *w2 = w + (k + 2) * 1728;
-            float *t2 = s + 84672 + 794;
-            const float *w3 = w + (k + 3) * 1728;
-            float *t3 = s + 84672 + 1191;
-            for (int p = 0; p < 397; p++) {
-                t0[p] = w[331776 + k];
-                t1[p] = w[331776 + k + 1];
-                t2[p] = w[331776 + k + 2];
-                t3[p] = w[331776 + k + 3];
-            }
+            float *yk = yb + k * 361;
+            float *t = s + 84672;
+            for (int p = 0; p < 397; p++)
+                t[p] = w[331776 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 441 + i * 21 + j * 1;
-                        for (int p = 0; p < 397; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 397; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 19; oh++)
                 for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 0) * 361 + oh * 19 + ow] = t0[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 1) * 361 + oh * 19 + ow] = t1[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 2) * 361 + oh * 19 + ow] = t2[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 3) * 361 + oh * 19 + ow] = t3[oh * 21 + ow];
+                    yk[oh * 19 + ow] = t[oh * 21 + ow];
         }
     }
 }
@@ -799,51 +529,24 @@ static void conv11(const float *restrict x0, float *restrict y, const float *res
         float *yb = y + (ptrdiff_t)b * 69312;
         cnn_pad(xb0, s, 192, 19, 19, 1, 1, 21, 21, 0);
         const float *in = s;
-        for (int k = 0; k < 192; k += 4) {
+        for (int k = 0; k < 192; k++) {
+            const float *wk = w + k * 1728;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1728;
-            float *t0 = s + 84672 + 0;
-            const float *w1 = w + (k + 1) * 1728;
-            float *t1 = s + 84672 + 397;
-            const float *w2 = w + (k + 2) * 1728;
-            float *t2 = s + 84672 + 794;
-            const float *w3 = w + (k + 3) * 1728;
-            float *t3 = s + 84672 + 1191;
-            for (int p = 0; p < 397; p++) {
-                t0[p] = w[331776 + k];
-                t1[p] = w[331776 + k + 1];
-                t2[p] = w[331776 + k + 2];
-                t3[p] = w[331776 + k + 3];
-            }
+            float *yk = yb + k * 361;
+            float *t = s + 84672;
+            for (int p = 0; p < 397; p++)
+                t[p] = w[331776 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 441 + i * 21 + j * 1;
-                        for (int p = 0; p < 397; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 397; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 19; oh++)
                 for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 0) * 361 + oh * 19 + ow] = t0[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 1) * 361 + oh * 19 + ow] = t1[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 2) * 361 + oh * 19 + ow] = t2[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 3) * 361 + oh * 19 + ow] = t3[oh * 21 + ow];
+                    yk[oh * 19 + ow] = t[oh * 21 + ow];
         }
     }
 }
@@ -870,51 +573,24 @@ static void conv12(const float *restrict x0, float *restrict y, const float *res
         float *yb = y + (ptrdiff_t)b * 69312;
         cnn_pad(xb0, s, 192, 19, 19, 1, 1, 21, 21, 0);
         const float *in = s;
-        for (int k = 0; k < 192; k += 4) {
+        for (int k = 0; k < 192; k++) {
+            const float *wk = w + k * 1728;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1728;
-            float *t0 = s + 84672 + 0;
-            const float *w1 = w + (k + 1) * 1728;
-            float *t1 = s + 84672 + 397;
-            const float *w2 = w + (k + 2) * 1728;
-            float *t2 = s + 84672 + 794;
-            const float *w3 = w + (k + 3) * 1728;
-            float *t3 = s + 84672 + 1191;
-            for (int p = 0; p < 397; p++) {
-                t0[p] = w[331776 + k];
-                t1[p] = w[331776 + k + 1];
-                t2[p] = w[331776 + k + 2];
-                t3[p] = w[331776 + k + 3];
-            }
+            float *yk = yb + k * 361;
+            float *t = s + 84672;
+            for (int p = 0; p < 397; p++)
+                t[p] = w[331776 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 441 + i * 21 + j * 1;
-                        for (int p = 0; p < 397; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 397; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 19; oh++)
                 for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 0) * 361 + oh * 19 + ow] = t0[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 1) * 361 + oh * 19 + ow] = t1[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 2) * 361 + oh * 19 + ow] = t2[oh * 21 + ow];
-            for (int oh = 0; oh < 19; oh++)
-                for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 3) * 361 + oh * 19 + ow] = t3[oh * 21 + ow];
+                    yk[oh * 19 + ow] = t[oh * 21 + ow];
         }
     }
 }
@@ -940,27 +616,24 @@ static void conv13(const float *restrict x0, float *restrict y, const float *res
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 361;
         const float *in = xb0;
-        for (int k = 0; k < 1; k += 1) {
+        for (int k = 0; k < 1; k++) {
+            const float *wk = w + k * 192;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 192;
-            float *t0 = s + 0 + 0;
-            for (int p = 0; p < 361; p++) {
-                t0[p] = 0.0f;
-            }
+            float *yk = yb + k * 361;
+            float *t = s + 0;
+            for (int p = 0; p < 361; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 361 + i * 19 + j * 1;
-                        for (int p = 0; p < 361; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                        }
+                        for (int p = 0; p < 361; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 19; oh++)
                 for (int ow = 0; ow < 19; ow++)
-                    yb[(k + 0) * 361 + oh * 19 + ow] = t0[oh * 19 + ow];
+                    yk[oh * 19 + ow] = t[oh * 19 + ow];
         }
     }
 }
@@ -1031,32 +704,32 @@ int alphago_forward(const float *packed, const float *in_board, float *out_moves
         return 1;
     if ((uintptr_t)arena % 64 != 0 || (alphago_ARENA_BYTES > 0 && !arena))
         return 2;
-    conv1(in_board, A + 86272, packed + 0, A + 0, batch);
-    relu1(A + 86272, A + 86272, batch);
-    conv2(A + 86272, A + 155584, packed + 230592, A + 0, batch);
-    relu2(A + 155584, A + 155584, batch);
-    conv3(A + 155584, A + 86272, packed + 562560, A + 0, batch);
-    relu3(A + 86272, A + 86272, batch);
-    conv4(A + 86272, A + 155584, packed + 894528, A + 0, batch);
-    relu4(A + 155584, A + 155584, batch);
-    conv5(A + 155584, A + 86272, packed + 1226496, A + 0, batch);
-    relu5(A + 86272, A + 86272, batch);
-    conv6(A + 86272, A + 155584, packed + 1558464, A + 0, batch);
-    relu6(A + 155584, A + 155584, batch);
-    conv7(A + 155584, A + 86272, packed + 1890432, A + 0, batch);
-    relu7(A + 86272, A + 86272, batch);
-    conv8(A + 86272, A + 155584, packed + 2222400, A + 0, batch);
-    relu8(A + 155584, A + 155584, batch);
-    conv9(A + 155584, A + 86272, packed + 2554368, A + 0, batch);
-    relu9(A + 86272, A + 86272, batch);
-    conv10(A + 86272, A + 155584, packed + 2886336, A + 0, batch);
-    relu10(A + 155584, A + 155584, batch);
-    conv11(A + 155584, A + 86272, packed + 3218304, A + 0, batch);
-    relu11(A + 86272, A + 86272, batch);
-    conv12(A + 86272, A + 155584, packed + 3550272, A + 0, batch);
-    relu12(A + 155584, A + 155584, batch);
-    conv13(A + 155584, A + 1456, packed + 3882240, A + 0, batch);
-    bias1(A + 1456, A + 1456, packed + 3882432, batch);
-    softmax1(A + 1456, out_moves, batch);
+    conv1(in_board, A + 85072, packed + 0, A + 0, batch);
+    relu1(A + 85072, A + 85072, batch);
+    conv2(A + 85072, A + 154384, packed + 230592, A + 0, batch);
+    relu2(A + 154384, A + 154384, batch);
+    conv3(A + 154384, A + 85072, packed + 562560, A + 0, batch);
+    relu3(A + 85072, A + 85072, batch);
+    conv4(A + 85072, A + 154384, packed + 894528, A + 0, batch);
+    relu4(A + 154384, A + 154384, batch);
+    conv5(A + 154384, A + 85072, packed + 1226496, A + 0, batch);
+    relu5(A + 85072, A + 85072, batch);
+    conv6(A + 85072, A + 154384, packed + 1558464, A + 0, batch);
+    relu6(A + 154384, A + 154384, batch);
+    conv7(A + 154384, A + 85072, packed + 1890432, A + 0, batch);
+    relu7(A + 85072, A + 85072, batch);
+    conv8(A + 85072, A + 154384, packed + 2222400, A + 0, batch);
+    relu8(A + 154384, A + 154384, batch);
+    conv9(A + 154384, A + 85072, packed + 2554368, A + 0, batch);
+    relu9(A + 85072, A + 85072, batch);
+    conv10(A + 85072, A + 154384, packed + 2886336, A + 0, batch);
+    relu10(A + 154384, A + 154384, batch);
+    conv11(A + 154384, A + 85072, packed + 3218304, A + 0, batch);
+    relu11(A + 85072, A + 85072, batch);
+    conv12(A + 85072, A + 154384, packed + 3550272, A + 0, batch);
+    relu12(A + 154384, A + 154384, batch);
+    conv13(A + 154384, A + 0, packed + 3882240, A + 368, batch);
+    bias1(A + 0, A + 0, packed + 3882432, batch);
+    softmax1(A + 0, out_moves, batch);
     return 0;
 }

@@ -3,7 +3,7 @@
  * source:  examples/googlenet.cnn, network googlenet
  * command: cnnc build examples/googlenet.cnn
  * target:  portable C (scalar); batch up to 1
- * arena:   4816896 bytes (30575360 without reuse; 4816896 live at most)
+ * arena:   4816896 bytes (30299264 without reuse; 4816896 live at most)
  * weights: 6998552 canonical floats, 6998552 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -233,51 +233,24 @@ static void conv2(const float *restrict x0, float *restrict y, const float *rest
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *in = xb0;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 64;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 64;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 64;
-            float *t1 = s + 0 + 3136;
-            const float *w2 = w + (k + 2) * 64;
-            float *t2 = s + 0 + 6272;
-            const float *w3 = w + (k + 3) * 64;
-            float *t3 = s + 0 + 9408;
-            for (int p = 0; p < 3136; p++) {
-                t0[p] = w[4096 + k];
-                t1[p] = w[4096 + k + 1];
-                t2[p] = w[4096 + k + 2];
-                t3[p] = w[4096 + k + 3];
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 0;
+            for (int p = 0; p < 3136; p++)
+                t[p] = w[4096 + k];
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 3136 + i * 56 + j * 1;
-                        for (int p = 0; p < 3136; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3136; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 56 + ow];
+                    yk[oh * 56 + ow] = t[oh * 56 + ow];
         }
     }
 }
@@ -304,51 +277,24 @@ static void conv3(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 602112;
         cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        for (int k = 0; k < 192; k += 4) {
+        for (int k = 0; k < 192; k++) {
+            const float *wk = w + k * 576;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 576;
-            float *t0 = s + 215296 + 0;
-            const float *w1 = w + (k + 1) * 576;
-            float *t1 = s + 215296 + 3246;
-            const float *w2 = w + (k + 2) * 576;
-            float *t2 = s + 215296 + 6492;
-            const float *w3 = w + (k + 3) * 576;
-            float *t3 = s + 215296 + 9738;
-            for (int p = 0; p < 3246; p++) {
-                t0[p] = w[110592 + k];
-                t1[p] = w[110592 + k + 1];
-                t2[p] = w[110592 + k + 2];
-                t3[p] = w[110592 + k + 3];
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 215296;
+            for (int p = 0; p < 3246; p++)
+                t[p] = w[110592 + k];
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int p = 0; p < 3246; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 58 + ow];
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -429,51 +375,24 @@ static void inception1_conv1(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *in = xb0;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 192;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 192;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 192;
-            float *t1 = s + 0 + 784;
-            const float *w2 = w + (k + 2) * 192;
-            float *t2 = s + 0 + 1568;
-            const float *w3 = w + (k + 3) * 192;
-            float *t3 = s + 0 + 2352;
-            for (int p = 0; p < 784; p++) {
-                t0[p] = w[12288 + k];
-                t1[p] = w[12288 + k + 1];
-                t2[p] = w[12288 + k + 2];
-                t3[p] = w[12288 + k + 3];
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = w[12288 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int p = 0; p < 784; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 28 + ow];
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -499,51 +418,24 @@ static void inception1_conv2(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 75264;
         const float *in = xb0;
-        for (int k = 0; k < 96; k += 4) {
+        for (int k = 0; k < 96; k++) {
+            const float *wk = w + k * 192;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 192;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 192;
-            float *t1 = s + 0 + 784;
-            const float *w2 = w + (k + 2) * 192;
-            float *t2 = s + 0 + 1568;
-            const float *w3 = w + (k + 3) * 192;
-            float *t3 = s + 0 + 2352;
-            for (int p = 0; p < 784; p++) {
-                t0[p] = w[18432 + k];
-                t1[p] = w[18432 + k + 1];
-                t2[p] = w[18432 + k + 2];
-                t3[p] = w[18432 + k + 3];
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = w[18432 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int p = 0; p < 784; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 28 + ow];
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -570,51 +462,24 @@ static void inception1_conv3(const float *restrict x0, float *restrict y, const 
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 96, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 864;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 864;
-            float *t0 = s + 86400 + 0;
-            const float *w1 = w + (k + 1) * 864;
-            float *t1 = s + 86400 + 838;
-            const float *w2 = w + (k + 2) * 864;
-            float *t2 = s + 86400 + 1676;
-            const float *w3 = w + (k + 3) * 864;
-            float *t3 = s + 86400 + 2514;
-            for (int p = 0; p < 838; p++) {
-                t0[p] = w[110592 + k];
-                t1[p] = w[110592 + k + 1];
-                t2[p] = w[110592 + k + 2];
-                t3[p] = w[110592 + k + 3];
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 86400;
+            for (int p = 0; p < 838; p++)
+                t[p] = w[110592 + k];
             for (int c = 0; c < 96; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int p = 0; p < 838; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 30 + ow];
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -640,51 +505,24 @@ static void inception1_conv4(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 12544;
         const float *in = xb0;
-        for (int k = 0; k < 16; k += 4) {
+        for (int k = 0; k < 16; k++) {
+            const float *wk = w + k * 192;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 192;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 192;
-            float *t1 = s + 0 + 784;
-            const float *w2 = w + (k + 2) * 192;
-            float *t2 = s + 0 + 1568;
-            const float *w3 = w + (k + 3) * 192;
-            float *t3 = s + 0 + 2352;
-            for (int p = 0; p < 784; p++) {
-                t0[p] = w[3072 + k];
-                t1[p] = w[3072 + k + 1];
-                t2[p] = w[3072 + k + 2];
-                t3[p] = w[3072 + k + 3];
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = w[3072 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int p = 0; p < 784; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 28 + ow];
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -711,51 +549,24 @@ static void inception1_conv5(const float *restrict x0, float *restrict y, const 
         float *yb = y + (ptrdiff_t)b * 25088;
         cnn_pad(xb0, s, 16, 28, 28, 2, 2, 32, 32, 0);
         const float *in = s;
-        for (int k = 0; k < 32; k += 4) {
+        for (int k = 0; k < 32; k++) {
+            const float *wk = w + k * 400;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 400;
-            float *t0 = s + 16384 + 0;
-            const float *w1 = w + (k + 1) * 400;
-            float *t1 = s + 16384 + 892;
-            const float *w2 = w + (k + 2) * 400;
-            float *t2 = s + 16384 + 1784;
-            const float *w3 = w + (k + 3) * 400;
-            float *t3 = s + 16384 + 2676;
-            for (int p = 0; p < 892; p++) {
-                t0[p] = w[12800 + k];
-                t1[p] = w[12800 + k + 1];
-                t2[p] = w[12800 + k + 2];
-                t3[p] = w[12800 + k + 3];
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 16384;
+            for (int p = 0; p < 892; p++)
+                t[p] = w[12800 + k];
             for (int c = 0; c < 16; c++)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++) {
-                        const int r = (c * 5 + i) * 5 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 5 + i) * 5 + j];
                         const float *xr = xg + c * 1024 + i * 32 + j * 1;
-                        for (int p = 0; p < 892; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 892; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 32 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 32 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 32 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 32 + ow];
+                    yk[oh * 28 + ow] = t[oh * 32 + ow];
         }
     }
 }
@@ -814,51 +625,24 @@ static void inception1_conv6(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *in = xb0;
-        for (int k = 0; k < 32; k += 4) {
+        for (int k = 0; k < 32; k++) {
+            const float *wk = w + k * 192;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 192;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 192;
-            float *t1 = s + 0 + 784;
-            const float *w2 = w + (k + 2) * 192;
-            float *t2 = s + 0 + 1568;
-            const float *w3 = w + (k + 3) * 192;
-            float *t3 = s + 0 + 2352;
-            for (int p = 0; p < 784; p++) {
-                t0[p] = w[6144 + k];
-                t1[p] = w[6144 + k + 1];
-                t2[p] = w[6144 + k + 2];
-                t3[p] = w[6144 + k + 3];
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = w[6144 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int p = 0; p < 784; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 28 + ow];
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -902,51 +686,24 @@ static void inception2_conv1(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *in = xb0;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 256;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 256;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 256;
-            float *t1 = s + 0 + 784;
-            const float *w2 = w + (k + 2) * 256;
-            float *t2 = s + 0 + 1568;
-            const float *w3 = w + (k + 3) * 256;
-            float *t3 = s + 0 + 2352;
-            for (int p = 0; p < 784; p++) {
-                t0[p] = w[32768 + k];
-                t1[p] = w[32768 + k + 1];
-                t2[p] = w[32768 + k + 2];
-                t3[p] = w[32768 + k + 3];
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = w[32768 + k];
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int p = 0; p < 784; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 28 + ow];
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -972,51 +729,24 @@ static void inception2_conv2(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *in = xb0;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 256;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 256;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 256;
-            float *t1 = s + 0 + 784;
-            const float *w2 = w + (k + 2) * 256;
-            float *t2 = s + 0 + 1568;
-            const float *w3 = w + (k + 3) * 256;
-            float *t3 = s + 0 + 2352;
-            for (int p = 0; p < 784; p++) {
-                t0[p] = w[32768 + k];
-                t1[p] = w[32768 + k + 1];
-                t2[p] = w[32768 + k + 2];
-                t3[p] = w[32768 + k + 3];
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = w[32768 + k];
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int p = 0; p < 784; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 28 + ow];
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -1043,51 +773,24 @@ static void inception2_conv3(const float *restrict x0, float *restrict y, const 
         float *yb = y + (ptrdiff_t)b * 150528;
         cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int k = 0; k < 192; k += 4) {
+        for (int k = 0; k < 192; k++) {
+            const float *wk = w + k * 1152;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1152;
-            float *t0 = s + 115200 + 0;
-            const float *w1 = w + (k + 1) * 1152;
-            float *t1 = s + 115200 + 838;
-            const float *w2 = w + (k + 2) * 1152;
-            float *t2 = s + 115200 + 1676;
-            const float *w3 = w + (k + 3) * 1152;
-            float *t3 = s + 115200 + 2514;
-            for (int p = 0; p < 838; p++) {
-                t0[p] = w[221184 + k];
-                t1[p] = w[221184 + k + 1];
-                t2[p] = w[221184 + k + 2];
-                t3[p] = w[221184 + k + 3];
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 115200;
+            for (int p = 0; p < 838; p++)
+                t[p] = w[221184 + k];
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int p = 0; p < 838; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 30 + ow];
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -1113,51 +816,24 @@ static void inception2_conv4(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *in = xb0;
-        for (int k = 0; k < 32; k += 4) {
+        for (int k = 0; k < 32; k++) {
+            const float *wk = w + k * 256;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 256;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 256;
-            float *t1 = s + 0 + 784;
-            const float *w2 = w + (k + 2) * 256;
-            float *t2 = s + 0 + 1568;
-            const float *w3 = w + (k + 3) * 256;
-            float *t3 = s + 0 + 2352;
-            for (int p = 0; p < 784; p++) {
-                t0[p] = w[8192 + k];
-                t1[p] = w[8192 + k + 1];
-                t2[p] = w[8192 + k + 2];
-                t3[p] = w[8192 + k + 3];
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = w[8192 + k];
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int p = 0; p < 784; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 28 + ow];
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -1184,51 +860,24 @@ static void inception2_conv5(const float *restrict x0, float *restrict y, const 
         float *yb = y + (ptrdiff_t)b * 75264;
         cnn_pad(xb0, s, 32, 28, 28, 2, 2, 32, 32, 0);
         const float *in = s;
-        for (int k = 0; k < 96; k += 4) {
+        for (int k = 0; k < 96; k++) {
+            const float *wk = w + k * 800;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 800;
-            float *t0 = s + 32768 + 0;
-            const float *w1 = w + (k + 1) * 800;
-            float *t1 = s + 32768 + 892;
-            const float *w2 = w + (k + 2) * 800;
-            float *t2 = s + 32768 + 1784;
-            const float *w3 = w + (k + 3) * 800;
-            float *t3 = s + 32768 + 2676;
-            for (int p = 0; p < 892; p++) {
-                t0[p] = w[76800 + k];
-                t1[p] = w[76800 + k + 1];
-                t2[p] = w[76800 + k + 2];
-                t3[p] = w[76800 + k + 3];
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 32768;
+            for (int p = 0; p < 892; p++)
+                t[p] = w[76800 + k];
             for (int c = 0; c < 32; c++)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++) {
-                        const int r = (c * 5 + i) * 5 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 5 + i) * 5 + j];
                         const float *xr = xg + c * 1024 + i * 32 + j * 1;
-                        for (int p = 0; p < 892; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 892; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 32 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 32 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 32 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 32 + ow];
+                    yk[oh * 28 + ow] = t[oh * 32 + ow];
         }
     }
 }
@@ -1287,51 +936,24 @@ static void inception2_conv6(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *in = xb0;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 256;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 256;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 256;
-            float *t1 = s + 0 + 784;
-            const float *w2 = w + (k + 2) * 256;
-            float *t2 = s + 0 + 1568;
-            const float *w3 = w + (k + 3) * 256;
-            float *t3 = s + 0 + 2352;
-            for (int p = 0; p < 784; p++) {
-                t0[p] = w[16384 + k];
-                t1[p] = w[16384 + k + 1];
-                t2[p] = w[16384 + k + 2];
-                t3[p] = w[16384 + k + 3];
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = w[16384 + k];
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int p = 0; p < 784; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 28 + ow];
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -1408,51 +1030,24 @@ static void inception3_conv1(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 94080;
         float *yb = y + (ptrdiff_t)b * 37632;
         const float *in = xb0;
-        for (int k = 0; k < 192; k += 4) {
+        for (int k = 0; k < 192; k++) {
+            const float *wk = w + k * 480;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 480;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 480;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 480;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 480;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = w[92160 + k];
-                t1[p] = w[92160 + k + 1];
-                t2[p] = w[92160 + k + 2];
-                t3[p] = w[92160 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[92160 + k];
             for (int c = 0; c < 480; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1478,51 +1073,24 @@ static void inception3_conv2(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 94080;
         float *yb = y + (ptrdiff_t)b * 18816;
         const float *in = xb0;
-        for (int k = 0; k < 96; k += 4) {
+        for (int k = 0; k < 96; k++) {
+            const float *wk = w + k * 480;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 480;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 480;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 480;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 480;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = w[46080 + k];
-                t1[p] = w[46080 + k + 1];
-                t2[p] = w[46080 + k + 2];
-                t3[p] = w[46080 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[46080 + k];
             for (int c = 0; c < 480; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1549,51 +1117,24 @@ static void inception3_conv3(const float *restrict x0, float *restrict y, const 
         float *yb = y + (ptrdiff_t)b * 40768;
         cnn_pad(xb0, s, 96, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 208; k += 4) {
+        for (int k = 0; k < 208; k++) {
+            const float *wk = w + k * 864;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 864;
-            float *t0 = s + 24576 + 0;
-            const float *w1 = w + (k + 1) * 864;
-            float *t1 = s + 24576 + 222;
-            const float *w2 = w + (k + 2) * 864;
-            float *t2 = s + 24576 + 444;
-            const float *w3 = w + (k + 3) * 864;
-            float *t3 = s + 24576 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = w[179712 + k];
-                t1[p] = w[179712 + k + 1];
-                t2[p] = w[179712 + k + 2];
-                t3[p] = w[179712 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 24576;
+            for (int p = 0; p < 222; p++)
+                t[p] = w[179712 + k];
             for (int c = 0; c < 96; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1619,51 +1160,24 @@ static void inception3_conv4(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 94080;
         float *yb = y + (ptrdiff_t)b * 3136;
         const float *in = xb0;
-        for (int k = 0; k < 16; k += 4) {
+        for (int k = 0; k < 16; k++) {
+            const float *wk = w + k * 480;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 480;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 480;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 480;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 480;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = w[7680 + k];
-                t1[p] = w[7680 + k + 1];
-                t2[p] = w[7680 + k + 2];
-                t3[p] = w[7680 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[7680 + k];
             for (int c = 0; c < 480; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1690,51 +1204,24 @@ static void inception3_conv5(const float *restrict x0, float *restrict y, const 
         float *yb = y + (ptrdiff_t)b * 9408;
         cnn_pad(xb0, s, 16, 14, 14, 2, 2, 18, 18, 0);
         const float *in = s;
-        for (int k = 0; k < 48; k += 4) {
+        for (int k = 0; k < 48; k++) {
+            const float *wk = w + k * 400;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 400;
-            float *t0 = s + 5184 + 0;
-            const float *w1 = w + (k + 1) * 400;
-            float *t1 = s + 5184 + 248;
-            const float *w2 = w + (k + 2) * 400;
-            float *t2 = s + 5184 + 496;
-            const float *w3 = w + (k + 3) * 400;
-            float *t3 = s + 5184 + 744;
-            for (int p = 0; p < 248; p++) {
-                t0[p] = w[19200 + k];
-                t1[p] = w[19200 + k + 1];
-                t2[p] = w[19200 + k + 2];
-                t3[p] = w[19200 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 5184;
+            for (int p = 0; p < 248; p++)
+                t[p] = w[19200 + k];
             for (int c = 0; c < 16; c++)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++) {
-                        const int r = (c * 5 + i) * 5 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 5 + i) * 5 + j];
                         const float *xr = xg + c * 324 + i * 18 + j * 1;
-                        for (int p = 0; p < 248; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 248; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 18 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 18 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 18 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 18 + ow];
+                    yk[oh * 14 + ow] = t[oh * 18 + ow];
         }
     }
 }
@@ -1793,51 +1280,24 @@ static void inception3_conv6(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 94080;
         float *yb = y + (ptrdiff_t)b * 12544;
         const float *in = xb0;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 480;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 480;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 480;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 480;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 480;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = w[30720 + k];
-                t1[p] = w[30720 + k + 1];
-                t2[p] = w[30720 + k + 2];
-                t3[p] = w[30720 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[30720 + k];
             for (int c = 0; c < 480; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1881,51 +1341,24 @@ static void inception4_conv1(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 31360;
         const float *in = xb0;
-        for (int k = 0; k < 160; k += 4) {
+        for (int k = 0; k < 160; k++) {
+            const float *wk = w + k * 512;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 512;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 512;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 512;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 512;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = w[81920 + k];
-                t1[p] = w[81920 + k + 1];
-                t2[p] = w[81920 + k + 2];
-                t3[p] = w[81920 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[81920 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1951,51 +1384,24 @@ static void inception4_conv2(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 21952;
         const float *in = xb0;
-        for (int k = 0; k < 112; k += 4) {
+        for (int k = 0; k < 112; k++) {
+            const float *wk = w + k * 512;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 512;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 512;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 512;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 512;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = w[57344 + k];
-                t1[p] = w[57344 + k + 1];
-                t2[p] = w[57344 + k + 2];
-                t3[p] = w[57344 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[57344 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2022,51 +1428,24 @@ static void inception4_conv3(const float *restrict x0, float *restrict y, const 
         float *yb = y + (ptrdiff_t)b * 43904;
         cnn_pad(xb0, s, 112, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 224; k += 4) {
+        for (int k = 0; k < 224; k++) {
+            const float *wk = w + k * 1008;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1008;
-            float *t0 = s + 28672 + 0;
-            const float *w1 = w + (k + 1) * 1008;
-            float *t1 = s + 28672 + 222;
-            const float *w2 = w + (k + 2) * 1008;
-            float *t2 = s + 28672 + 444;
-            const float *w3 = w + (k + 3) * 1008;
-            float *t3 = s + 28672 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = w[225792 + k];
-                t1[p] = w[225792 + k + 1];
-                t2[p] = w[225792 + k + 2];
-                t3[p] = w[225792 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 28672;
+            for (int p = 0; p < 222; p++)
+                t[p] = w[225792 + k];
             for (int c = 0; c < 112; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -2092,51 +1471,24 @@ static void inception4_conv4(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 4704;
         const float *in = xb0;
-        for (int k = 0; k < 24; k += 4) {
+        for (int k = 0; k < 24; k++) {
+            const float *wk = w + k * 512;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 512;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 512;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 512;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 512;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = w[12288 + k];
-                t1[p] = w[12288 + k + 1];
-                t2[p] = w[12288 + k + 2];
-                t3[p] = w[12288 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[12288 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2163,51 +1515,24 @@ static void inception4_conv5(const float *restrict x0, float *restrict y, const 
         float *yb = y + (ptrdiff_t)b * 12544;
         cnn_pad(xb0, s, 24, 14, 14, 2, 2, 18, 18, 0);
         const float *in = s;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 600;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 600;
-            float *t0 = s + 7776 + 0;
-            const float *w1 = w + (k + 1) * 600;
-            float *t1 = s + 7776 + 248;
-            const float *w2 = w + (k + 2) * 600;
-            float *t2 = s + 7776 + 496;
-            const float *w3 = w + (k + 3) * 600;
-            float *t3 = s + 7776 + 744;
-            for (int p = 0; p < 248; p++) {
-                t0[p] = w[38400 + k];
-                t1[p] = w[38400 + k + 1];
-                t2[p] = w[38400 + k + 2];
-                t3[p] = w[38400 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 7776;
+            for (int p = 0; p < 248; p++)
+                t[p] = w[38400 + k];
             for (int c = 0; c < 24; c++)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++) {
-                        const int r = (c * 5 + i) * 5 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 5 + i) * 5 + j];
                         const float *xr = xg + c * 324 + i * 18 + j * 1;
-                        for (int p = 0; p < 248; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 248; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 18 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 18 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 18 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 18 + ow];
+                    yk[oh * 14 + ow] = t[oh * 18 + ow];
         }
     }
 }
@@ -2266,51 +1591,24 @@ static void inception4_conv6(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 12544;
         const float *in = xb0;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 512;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 512;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 512;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 512;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 512;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = w[32768 + k];
-                t1[p] = w[32768 + k + 1];
-                t2[p] = w[32768 + k + 2];
-                t3[p] = w[32768 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[32768 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2354,51 +1652,24 @@ static void inception5_conv1(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *in = xb0;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 512;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 512;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 512;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 512;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 512;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = w[65536 + k];
-                t1[p] = w[65536 + k + 1];
-                t2[p] = w[65536 + k + 2];
-                t3[p] = w[65536 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[65536 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2424,51 +1695,24 @@ static void inception5_conv2(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *in = xb0;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 512;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 512;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 512;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 512;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 512;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = w[65536 + k];
-                t1[p] = w[65536 + k + 1];
-                t2[p] = w[65536 + k + 2];
-                t3[p] = w[65536 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[65536 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2495,51 +1739,24 @@ static void inception5_conv3(const float *restrict x0, float *restrict y, const 
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 128, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 1152;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1152;
-            float *t0 = s + 32768 + 0;
-            const float *w1 = w + (k + 1) * 1152;
-            float *t1 = s + 32768 + 222;
-            const float *w2 = w + (k + 2) * 1152;
-            float *t2 = s + 32768 + 444;
-            const float *w3 = w + (k + 3) * 1152;
-            float *t3 = s + 32768 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = w[294912 + k];
-                t1[p] = w[294912 + k + 1];
-                t2[p] = w[294912 + k + 2];
-                t3[p] = w[294912 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 32768;
+            for (int p = 0; p < 222; p++)
+                t[p] = w[294912 + k];
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -2565,51 +1782,24 @@ static void inception5_conv4(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 4704;
         const float *in = xb0;
-        for (int k = 0; k < 24; k += 4) {
+        for (int k = 0; k < 24; k++) {
+            const float *wk = w + k * 512;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 512;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 512;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 512;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 512;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = w[12288 + k];
-                t1[p] = w[12288 + k + 1];
-                t2[p] = w[12288 + k + 2];
-                t3[p] = w[12288 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[12288 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2636,51 +1826,24 @@ static void inception5_conv5(const float *restrict x0, float *restrict y, const 
         float *yb = y + (ptrdiff_t)b * 12544;
         cnn_pad(xb0, s, 24, 14, 14, 2, 2, 18, 18, 0);
         const float *in = s;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 600;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 600;
-            float *t0 = s + 7776 + 0;
-            const float *w1 = w + (k + 1) * 600;
-            float *t1 = s + 7776 + 248;
-            const float *w2 = w + (k + 2) * 600;
-            float *t2 = s + 7776 + 496;
-            const float *w3 = w + (k + 3) * 600;
-            float *t3 = s + 7776 + 744;
-            for (int p = 0; p < 248; p++) {
-                t0[p] = w[38400 + k];
-                t1[p] = w[38400 + k + 1];
-                t2[p] = w[38400 + k + 2];
-                t3[p] = w[38400 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 7776;
+            for (int p = 0; p < 248; p++)
+                t[p] = w[38400 + k];
             for (int c = 0; c < 24; c++)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++) {
-                        const int r = (c * 5 + i) * 5 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 5 + i) * 5 + j];
                         const float *xr = xg + c * 324 + i * 18 + j * 1;
-                        for (int p = 0; p < 248; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 248; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 18 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 18 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 18 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 18 + ow];
+                    yk[oh * 14 + ow] = t[oh * 18 + ow];
         }
     }
 }
@@ -2739,51 +1902,24 @@ static void inception5_conv6(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 12544;
         const float *in = xb0;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 512;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 512;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 512;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 512;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 512;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = w[32768 + k];
-                t1[p] = w[32768 + k + 1];
-                t2[p] = w[32768 + k + 2];
-                t3[p] = w[32768 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[32768 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2827,51 +1963,24 @@ static void inception6_conv1(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 21952;
         const float *in = xb0;
-        for (int k = 0; k < 112; k += 4) {
+        for (int k = 0; k < 112; k++) {
+            const float *wk = w + k * 512;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 512;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 512;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 512;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 512;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = w[57344 + k];
-                t1[p] = w[57344 + k + 1];
-                t2[p] = w[57344 + k + 2];
-                t3[p] = w[57344 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[57344 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2897,51 +2006,24 @@ static void inception6_conv2(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 28224;
         const float *in = xb0;
-        for (int k = 0; k < 144; k += 4) {
+        for (int k = 0; k < 144; k++) {
+            const float *wk = w + k * 512;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 512;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 512;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 512;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 512;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = w[73728 + k];
-                t1[p] = w[73728 + k + 1];
-                t2[p] = w[73728 + k + 2];
-                t3[p] = w[73728 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[73728 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2968,51 +2050,24 @@ static void inception6_conv3(const float *restrict x0, float *restrict y, const 
         float *yb = y + (ptrdiff_t)b * 56448;
         cnn_pad(xb0, s, 144, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 288; k += 4) {
+        for (int k = 0; k < 288; k++) {
+            const float *wk = w + k * 1296;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1296;
-            float *t0 = s + 36864 + 0;
-            const float *w1 = w + (k + 1) * 1296;
-            float *t1 = s + 36864 + 222;
-            const float *w2 = w + (k + 2) * 1296;
-            float *t2 = s + 36864 + 444;
-            const float *w3 = w + (k + 3) * 1296;
-            float *t3 = s + 36864 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = w[373248 + k];
-                t1[p] = w[373248 + k + 1];
-                t2[p] = w[373248 + k + 2];
-                t3[p] = w[373248 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 36864;
+            for (int p = 0; p < 222; p++)
+                t[p] = w[373248 + k];
             for (int c = 0; c < 144; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -3038,51 +2093,24 @@ static void inception6_conv4(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 6272;
         const float *in = xb0;
-        for (int k = 0; k < 32; k += 4) {
+        for (int k = 0; k < 32; k++) {
+            const float *wk = w + k * 512;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 512;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 512;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 512;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 512;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = w[16384 + k];
-                t1[p] = w[16384 + k + 1];
-                t2[p] = w[16384 + k + 2];
-                t3[p] = w[16384 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[16384 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -3109,51 +2137,24 @@ static void inception6_conv5(const float *restrict x0, float *restrict y, const 
         float *yb = y + (ptrdiff_t)b * 12544;
         cnn_pad(xb0, s, 32, 14, 14, 2, 2, 18, 18, 0);
         const float *in = s;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 800;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 800;
-            float *t0 = s + 10368 + 0;
-            const float *w1 = w + (k + 1) * 800;
-            float *t1 = s + 10368 + 248;
-            const float *w2 = w + (k + 2) * 800;
-            float *t2 = s + 10368 + 496;
-            const float *w3 = w + (k + 3) * 800;
-            float *t3 = s + 10368 + 744;
-            for (int p = 0; p < 248; p++) {
-                t0[p] = w[51200 + k];
-                t1[p] = w[51200 + k + 1];
-                t2[p] = w[51200 + k + 2];
-                t3[p] = w[51200 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 10368;
+            for (int p = 0; p < 248; p++)
+                t[p] = w[51200 + k];
             for (int c = 0; c < 32; c++)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++) {
-                        const int r = (c * 5 + i) * 5 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 5 + i) * 5 + j];
                         const float *xr = xg + c * 324 + i * 18 + j * 1;
-                        for (int p = 0; p < 248; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 248; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 18 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 18 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 18 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 18 + ow];
+                    yk[oh * 14 + ow] = t[oh * 18 + ow];
         }
     }
 }
@@ -3212,51 +2213,24 @@ static void inception6_conv6(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 12544;
         const float *in = xb0;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 512;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 512;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 512;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 512;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 512;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = w[32768 + k];
-                t1[p] = w[32768 + k + 1];
-                t2[p] = w[32768 + k + 2];
-                t3[p] = w[32768 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[32768 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -3300,51 +2274,24 @@ static void inception7_conv1(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 103488;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *in = xb0;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 528;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 528;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 528;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 528;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 528;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = w[135168 + k];
-                t1[p] = w[135168 + k + 1];
-                t2[p] = w[135168 + k + 2];
-                t3[p] = w[135168 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[135168 + k];
             for (int c = 0; c < 528; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -3370,51 +2317,24 @@ static void inception7_conv2(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 103488;
         float *yb = y + (ptrdiff_t)b * 31360;
         const float *in = xb0;
-        for (int k = 0; k < 160; k += 4) {
+        for (int k = 0; k < 160; k++) {
+            const float *wk = w + k * 528;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 528;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 528;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 528;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 528;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = w[84480 + k];
-                t1[p] = w[84480 + k + 1];
-                t2[p] = w[84480 + k + 2];
-                t3[p] = w[84480 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[84480 + k];
             for (int c = 0; c < 528; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -3441,51 +2361,24 @@ static void inception7_conv3(const float *restrict x0, float *restrict y, const 
         float *yb = y + (ptrdiff_t)b * 62720;
         cnn_pad(xb0, s, 160, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 320; k += 4) {
+        for (int k = 0; k < 320; k++) {
+            const float *wk = w + k * 1440;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1440;
-            float *t0 = s + 40960 + 0;
-            const float *w1 = w + (k + 1) * 1440;
-            float *t1 = s + 40960 + 222;
-            const float *w2 = w + (k + 2) * 1440;
-            float *t2 = s + 40960 + 444;
-            const float *w3 = w + (k + 3) * 1440;
-            float *t3 = s + 40960 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = w[460800 + k];
-                t1[p] = w[460800 + k + 1];
-                t2[p] = w[460800 + k + 2];
-                t3[p] = w[460800 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 40960;
+            for (int p = 0; p < 222; p++)
+                t[p] = w[460800 + k];
             for (int c = 0; c < 160; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -3511,51 +2404,24 @@ static void inception7_conv4(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 103488;
         float *yb = y + (ptrdiff_t)b * 6272;
         const float *in = xb0;
-        for (int k = 0; k < 32; k += 4) {
+        for (int k = 0; k < 32; k++) {
+            const float *wk = w + k * 528;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 528;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 528;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 528;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 528;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = w[16896 + k];
-                t1[p] = w[16896 + k + 1];
-                t2[p] = w[16896 + k + 2];
-                t3[p] = w[16896 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[16896 + k];
             for (int c = 0; c < 528; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -3582,51 +2448,24 @@ static void inception7_conv5(const float *restrict x0, float *restrict y, const 
         float *yb = y + (ptrdiff_t)b * 25088;
         cnn_pad(xb0, s, 32, 14, 14, 2, 2, 18, 18, 0);
         const float *in = s;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 800;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 800;
-            float *t0 = s + 10368 + 0;
-            const float *w1 = w + (k + 1) * 800;
-            float *t1 = s + 10368 + 248;
-            const float *w2 = w + (k + 2) * 800;
-            float *t2 = s + 10368 + 496;
-            const float *w3 = w + (k + 3) * 800;
-            float *t3 = s + 10368 + 744;
-            for (int p = 0; p < 248; p++) {
-                t0[p] = w[102400 + k];
-                t1[p] = w[102400 + k + 1];
-                t2[p] = w[102400 + k + 2];
-                t3[p] = w[102400 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 10368;
+            for (int p = 0; p < 248; p++)
+                t[p] = w[102400 + k];
             for (int c = 0; c < 32; c++)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++) {
-                        const int r = (c * 5 + i) * 5 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 5 + i) * 5 + j];
                         const float *xr = xg + c * 324 + i * 18 + j * 1;
-                        for (int p = 0; p < 248; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 248; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 18 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 18 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 18 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 18 + ow];
+                    yk[oh * 14 + ow] = t[oh * 18 + ow];
         }
     }
 }
@@ -3685,51 +2524,24 @@ static void inception7_conv6(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 103488;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *in = xb0;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 528;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 528;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 528;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 528;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 528;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = w[67584 + k];
-                t1[p] = w[67584 + k + 1];
-                t2[p] = w[67584 + k + 2];
-                t3[p] = w[67584 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = w[67584 + k];
             for (int c = 0; c < 528; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -3806,51 +2618,24 @@ static void inception8_conv1(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 12544;
         const float *in = xb0;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 832;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 832;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 832;
-            float *t1 = s + 0 + 49;
-            const float *w2 = w + (k + 2) * 832;
-            float *t2 = s + 0 + 98;
-            const float *w3 = w + (k + 3) * 832;
-            float *t3 = s + 0 + 147;
-            for (int p = 0; p < 49; p++) {
-                t0[p] = w[212992 + k];
-                t1[p] = w[212992 + k + 1];
-                t2[p] = w[212992 + k + 2];
-                t3[p] = w[212992 + k + 3];
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = w[212992 + k];
             for (int c = 0; c < 832; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int p = 0; p < 49; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 7 + ow];
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -3876,51 +2661,24 @@ static void inception8_conv2(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 7840;
         const float *in = xb0;
-        for (int k = 0; k < 160; k += 4) {
+        for (int k = 0; k < 160; k++) {
+            const float *wk = w + k * 832;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 832;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 832;
-            float *t1 = s + 0 + 49;
-            const float *w2 = w + (k + 2) * 832;
-            float *t2 = s + 0 + 98;
-            const float *w3 = w + (k + 3) * 832;
-            float *t3 = s + 0 + 147;
-            for (int p = 0; p < 49; p++) {
-                t0[p] = w[133120 + k];
-                t1[p] = w[133120 + k + 1];
-                t2[p] = w[133120 + k + 2];
-                t3[p] = w[133120 + k + 3];
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = w[133120 + k];
             for (int c = 0; c < 832; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int p = 0; p < 49; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 7 + ow];
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -3947,51 +2705,24 @@ static void inception8_conv3(const float *restrict x0, float *restrict y, const 
         float *yb = y + (ptrdiff_t)b * 15680;
         cnn_pad(xb0, s, 160, 7, 7, 1, 1, 9, 9, 0);
         const float *in = s;
-        for (int k = 0; k < 320; k += 4) {
+        for (int k = 0; k < 320; k++) {
+            const float *wk = w + k * 1440;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1440;
-            float *t0 = s + 12960 + 0;
-            const float *w1 = w + (k + 1) * 1440;
-            float *t1 = s + 12960 + 61;
-            const float *w2 = w + (k + 2) * 1440;
-            float *t2 = s + 12960 + 122;
-            const float *w3 = w + (k + 3) * 1440;
-            float *t3 = s + 12960 + 183;
-            for (int p = 0; p < 61; p++) {
-                t0[p] = w[460800 + k];
-                t1[p] = w[460800 + k + 1];
-                t2[p] = w[460800 + k + 2];
-                t3[p] = w[460800 + k + 3];
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 12960;
+            for (int p = 0; p < 61; p++)
+                t[p] = w[460800 + k];
             for (int c = 0; c < 160; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int p = 0; p < 61; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 9 + ow];
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -4017,51 +2748,24 @@ static void inception8_conv4(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 1568;
         const float *in = xb0;
-        for (int k = 0; k < 32; k += 4) {
+        for (int k = 0; k < 32; k++) {
+            const float *wk = w + k * 832;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 832;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 832;
-            float *t1 = s + 0 + 49;
-            const float *w2 = w + (k + 2) * 832;
-            float *t2 = s + 0 + 98;
-            const float *w3 = w + (k + 3) * 832;
-            float *t3 = s + 0 + 147;
-            for (int p = 0; p < 49; p++) {
-                t0[p] = w[26624 + k];
-                t1[p] = w[26624 + k + 1];
-                t2[p] = w[26624 + k + 2];
-                t3[p] = w[26624 + k + 3];
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = w[26624 + k];
             for (int c = 0; c < 832; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int p = 0; p < 49; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 7 + ow];
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -4088,51 +2792,24 @@ static void inception8_conv5(const float *restrict x0, float *restrict y, const 
         float *yb = y + (ptrdiff_t)b * 6272;
         cnn_pad(xb0, s, 32, 7, 7, 2, 2, 11, 11, 0);
         const float *in = s;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 800;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 800;
-            float *t0 = s + 3872 + 0;
-            const float *w1 = w + (k + 1) * 800;
-            float *t1 = s + 3872 + 73;
-            const float *w2 = w + (k + 2) * 800;
-            float *t2 = s + 3872 + 146;
-            const float *w3 = w + (k + 3) * 800;
-            float *t3 = s + 3872 + 219;
-            for (int p = 0; p < 73; p++) {
-                t0[p] = w[102400 + k];
-                t1[p] = w[102400 + k + 1];
-                t2[p] = w[102400 + k + 2];
-                t3[p] = w[102400 + k + 3];
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 3872;
+            for (int p = 0; p < 73; p++)
+                t[p] = w[102400 + k];
             for (int c = 0; c < 32; c++)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++) {
-                        const int r = (c * 5 + i) * 5 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 5 + i) * 5 + j];
                         const float *xr = xg + c * 121 + i * 11 + j * 1;
-                        for (int p = 0; p < 73; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 73; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 11 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 11 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 11 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 11 + ow];
+                    yk[oh * 7 + ow] = t[oh * 11 + ow];
         }
     }
 }
@@ -4191,51 +2868,24 @@ static void inception8_conv6(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 6272;
         const float *in = xb0;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 832;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 832;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 832;
-            float *t1 = s + 0 + 49;
-            const float *w2 = w + (k + 2) * 832;
-            float *t2 = s + 0 + 98;
-            const float *w3 = w + (k + 3) * 832;
-            float *t3 = s + 0 + 147;
-            for (int p = 0; p < 49; p++) {
-                t0[p] = w[106496 + k];
-                t1[p] = w[106496 + k + 1];
-                t2[p] = w[106496 + k + 2];
-                t3[p] = w[106496 + k + 3];
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = w[106496 + k];
             for (int c = 0; c < 832; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int p = 0; p < 49; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 7 + ow];
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -4279,51 +2929,24 @@ static void inception9_conv1(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 18816;
         const float *in = xb0;
-        for (int k = 0; k < 384; k += 4) {
+        for (int k = 0; k < 384; k++) {
+            const float *wk = w + k * 832;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 832;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 832;
-            float *t1 = s + 0 + 49;
-            const float *w2 = w + (k + 2) * 832;
-            float *t2 = s + 0 + 98;
-            const float *w3 = w + (k + 3) * 832;
-            float *t3 = s + 0 + 147;
-            for (int p = 0; p < 49; p++) {
-                t0[p] = w[319488 + k];
-                t1[p] = w[319488 + k + 1];
-                t2[p] = w[319488 + k + 2];
-                t3[p] = w[319488 + k + 3];
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = w[319488 + k];
             for (int c = 0; c < 832; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int p = 0; p < 49; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 7 + ow];
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -4349,51 +2972,24 @@ static void inception9_conv2(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 9408;
         const float *in = xb0;
-        for (int k = 0; k < 192; k += 4) {
+        for (int k = 0; k < 192; k++) {
+            const float *wk = w + k * 832;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 832;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 832;
-            float *t1 = s + 0 + 49;
-            const float *w2 = w + (k + 2) * 832;
-            float *t2 = s + 0 + 98;
-            const float *w3 = w + (k + 3) * 832;
-            float *t3 = s + 0 + 147;
-            for (int p = 0; p < 49; p++) {
-                t0[p] = w[159744 + k];
-                t1[p] = w[159744 + k + 1];
-                t2[p] = w[159744 + k + 2];
-                t3[p] = w[159744 + k + 3];
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = w[159744 + k];
             for (int c = 0; c < 832; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int p = 0; p < 49; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 7 + ow];
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -4420,51 +3016,24 @@ static void inception9_conv3(const float *restrict x0, float *restrict y, const 
         float *yb = y + (ptrdiff_t)b * 18816;
         cnn_pad(xb0, s, 192, 7, 7, 1, 1, 9, 9, 0);
         const float *in = s;
-        for (int k = 0; k < 384; k += 4) {
+        for (int k = 0; k < 384; k++) {
+            const float *wk = w + k * 1728;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1728;
-            float *t0 = s + 15552 + 0;
-            const float *w1 = w + (k + 1) * 1728;
-            float *t1 = s + 15552 + 61;
-            const float *w2 = w + (k + 2) * 1728;
-            float *t2 = s + 15552 + 122;
-            const float *w3 = w + (k + 3) * 1728;
-            float *t3 = s + 15552 + 183;
-            for (int p = 0; p < 61; p++) {
-                t0[p] = w[663552 + k];
-                t1[p] = w[663552 + k + 1];
-                t2[p] = w[663552 + k + 2];
-                t3[p] = w[663552 + k + 3];
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 15552;
+            for (int p = 0; p < 61; p++)
+                t[p] = w[663552 + k];
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int p = 0; p < 61; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 9 + ow];
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -4490,51 +3059,24 @@ static void inception9_conv4(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 2352;
         const float *in = xb0;
-        for (int k = 0; k < 48; k += 4) {
+        for (int k = 0; k < 48; k++) {
+            const float *wk = w + k * 832;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 832;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 832;
-            float *t1 = s + 0 + 49;
-            const float *w2 = w + (k + 2) * 832;
-            float *t2 = s + 0 + 98;
-            const float *w3 = w + (k + 3) * 832;
-            float *t3 = s + 0 + 147;
-            for (int p = 0; p < 49; p++) {
-                t0[p] = w[39936 + k];
-                t1[p] = w[39936 + k + 1];
-                t2[p] = w[39936 + k + 2];
-                t3[p] = w[39936 + k + 3];
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = w[39936 + k];
             for (int c = 0; c < 832; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int p = 0; p < 49; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 7 + ow];
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -4561,51 +3103,24 @@ static void inception9_conv5(const float *restrict x0, float *restrict y, const 
         float *yb = y + (ptrdiff_t)b * 6272;
         cnn_pad(xb0, s, 48, 7, 7, 2, 2, 11, 11, 0);
         const float *in = s;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 1200;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1200;
-            float *t0 = s + 5808 + 0;
-            const float *w1 = w + (k + 1) * 1200;
-            float *t1 = s + 5808 + 73;
-            const float *w2 = w + (k + 2) * 1200;
-            float *t2 = s + 5808 + 146;
-            const float *w3 = w + (k + 3) * 1200;
-            float *t3 = s + 5808 + 219;
-            for (int p = 0; p < 73; p++) {
-                t0[p] = w[153600 + k];
-                t1[p] = w[153600 + k + 1];
-                t2[p] = w[153600 + k + 2];
-                t3[p] = w[153600 + k + 3];
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 5808;
+            for (int p = 0; p < 73; p++)
+                t[p] = w[153600 + k];
             for (int c = 0; c < 48; c++)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++) {
-                        const int r = (c * 5 + i) * 5 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 5 + i) * 5 + j];
                         const float *xr = xg + c * 121 + i * 11 + j * 1;
-                        for (int p = 0; p < 73; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 73; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 11 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 11 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 11 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 11 + ow];
+                    yk[oh * 7 + ow] = t[oh * 11 + ow];
         }
     }
 }
@@ -4664,51 +3179,24 @@ static void inception9_conv6(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 6272;
         const float *in = xb0;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 832;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 832;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 832;
-            float *t1 = s + 0 + 49;
-            const float *w2 = w + (k + 2) * 832;
-            float *t2 = s + 0 + 98;
-            const float *w3 = w + (k + 3) * 832;
-            float *t3 = s + 0 + 147;
-            for (int p = 0; p < 49; p++) {
-                t0[p] = w[106496 + k];
-                t1[p] = w[106496 + k + 1];
-                t2[p] = w[106496 + k + 2];
-                t3[p] = w[106496 + k + 3];
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = w[106496 + k];
             for (int c = 0; c < 832; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int p = 0; p < 49; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 7 + ow];
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -4861,9 +3349,9 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     relu1(A + 0, A + 0, batch);
     maxpool1(A + 0, A + 802816, batch);
     lrn1(A + 802816, A + 0, batch);
-    conv2(A + 0, A + 830400, packed + 9472, A + 200704, batch);
-    relu2(A + 830400, A + 830400, batch);
-    conv3(A + 830400, A + 0, packed + 13632, A + 602112, batch);
+    conv2(A + 0, A + 820656, packed + 9472, A + 200704, batch);
+    relu2(A + 820656, A + 820656, batch);
+    conv3(A + 820656, A + 0, packed + 13632, A + 602112, batch);
     relu3(A + 0, A + 0, batch);
     lrn2(A + 0, A + 602112, batch);
     maxpool2(A + 602112, A + 0, batch);
@@ -4873,9 +3361,9 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     inception1_relu2(A + 401408, A + 401408, batch);
     inception1_conv3(A + 401408, A + 301056, packed + 155296, A + 150528, batch);
     inception1_relu3(A + 301056, A + 301056, batch);
-    inception1_conv4(A + 0, A + 446464, packed + 266016, A + 459008, batch);
-    inception1_relu4(A + 446464, A + 446464, batch);
-    inception1_conv5(A + 446464, A + 401408, packed + 269104, A + 426496, batch);
+    inception1_conv4(A + 0, A + 443776, packed + 266016, A + 456320, batch);
+    inception1_relu4(A + 443776, A + 443776, batch);
+    inception1_conv5(A + 443776, A + 401408, packed + 269104, A + 426496, batch);
     inception1_relu5(A + 401408, A + 401408, batch);
     inception1_maxpool1(A + 0, A + 150528, batch);
     inception1_conv6(A + 150528, A + 426496, packed + 281936, A + 451584, batch);
@@ -4887,9 +3375,9 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     inception2_relu2(A + 652288, A + 652288, batch);
     inception2_conv3(A + 652288, A + 401408, packed + 353904, A + 200704, batch);
     inception2_relu3(A + 401408, A + 401408, batch);
-    inception2_conv4(A + 0, A + 237056, packed + 575280, A + 200704, batch);
-    inception2_relu4(A + 237056, A + 237056, batch);
-    inception2_conv5(A + 237056, A + 652288, packed + 583504, A + 200704, batch);
+    inception2_conv4(A + 0, A + 234368, packed + 575280, A + 200704, batch);
+    inception2_relu4(A + 234368, A + 234368, batch);
+    inception2_conv5(A + 234368, A + 652288, packed + 583504, A + 200704, batch);
     inception2_relu5(A + 652288, A + 652288, batch);
     inception2_maxpool1(A + 0, A + 200704, batch);
     inception2_conv6(A + 200704, A + 727552, packed + 660400, A + 0, batch);
@@ -4898,13 +3386,13 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     maxpool3(A + 0, A + 376320, batch);
     inception3_conv1(A + 376320, A + 141120, packed + 676848, A + 0, batch);
     inception3_relu1(A + 141120, A + 141120, batch);
-    inception3_conv2(A + 376320, A + 25472, packed + 769200, A + 0, batch);
-    inception3_relu2(A + 25472, A + 25472, batch);
-    inception3_conv3(A + 25472, A + 100352, packed + 815376, A + 0, batch);
+    inception3_conv2(A + 376320, A + 24800, packed + 769200, A + 0, batch);
+    inception3_relu2(A + 24800, A + 24800, batch);
+    inception3_conv3(A + 24800, A + 100352, packed + 815376, A + 0, batch);
     inception3_relu3(A + 100352, A + 100352, batch);
-    inception3_conv4(A + 376320, A + 184944, packed + 995296, A + 178752, batch);
-    inception3_relu4(A + 184944, A + 184944, batch);
-    inception3_conv5(A + 184944, A + 191296, packed + 1002992, A + 178752, batch);
+    inception3_conv4(A + 376320, A + 184192, packed + 995296, A + 178752, batch);
+    inception3_relu4(A + 184192, A + 184192, batch);
+    inception3_conv5(A + 184192, A + 191296, packed + 1002992, A + 178752, batch);
     inception3_relu5(A + 191296, A + 191296, batch);
     inception3_maxpool1(A + 376320, A + 0, batch);
     inception3_conv6(A + 0, A + 178752, packed + 1022240, A + 94080, batch);
@@ -4912,13 +3400,13 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     inception3_concat1(A + 141120, A + 100352, A + 191296, A + 178752, A + 0, batch);
     inception4_conv1(A + 0, A + 244608, packed + 1053024, A + 100352, batch);
     inception4_relu1(A + 244608, A + 244608, batch);
-    inception4_conv2(A + 0, A + 129920, packed + 1135104, A + 100352, batch);
-    inception4_relu2(A + 129920, A + 129920, batch);
-    inception4_conv3(A + 129920, A + 200704, packed + 1192560, A + 100352, batch);
+    inception4_conv2(A + 0, A + 129248, packed + 1135104, A + 100352, batch);
+    inception4_relu2(A + 129248, A + 129248, batch);
+    inception4_conv3(A + 129248, A + 200704, packed + 1192560, A + 100352, batch);
     inception4_relu3(A + 200704, A + 200704, batch);
-    inception4_conv4(A + 0, A + 109136, packed + 1418576, A + 100352, batch);
-    inception4_relu4(A + 109136, A + 109136, batch);
-    inception4_conv5(A + 109136, A + 275968, packed + 1430888, A + 100352, batch);
+    inception4_conv4(A + 0, A + 108384, packed + 1418576, A + 100352, batch);
+    inception4_relu4(A + 108384, A + 108384, batch);
+    inception4_conv5(A + 108384, A + 275968, packed + 1430888, A + 100352, batch);
     inception4_relu5(A + 275968, A + 275968, batch);
     inception4_maxpool1(A + 0, A + 100352, batch);
     inception4_conv6(A + 100352, A + 288512, packed + 1469352, A + 0, batch);
@@ -4926,13 +3414,13 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     inception4_concat1(A + 244608, A + 200704, A + 275968, A + 288512, A + 0, batch);
     inception5_conv1(A + 0, A + 250880, packed + 1502184, A + 100352, batch);
     inception5_relu1(A + 250880, A + 250880, batch);
-    inception5_conv2(A + 0, A + 134016, packed + 1567848, A + 100352, batch);
-    inception5_relu2(A + 134016, A + 134016, batch);
-    inception5_conv3(A + 134016, A + 200704, packed + 1633512, A + 100352, batch);
+    inception5_conv2(A + 0, A + 133344, packed + 1567848, A + 100352, batch);
+    inception5_relu2(A + 133344, A + 133344, batch);
+    inception5_conv3(A + 133344, A + 200704, packed + 1633512, A + 100352, batch);
     inception5_relu3(A + 200704, A + 200704, batch);
-    inception5_conv4(A + 0, A + 109136, packed + 1928680, A + 100352, batch);
-    inception5_relu4(A + 109136, A + 109136, batch);
-    inception5_conv5(A + 109136, A + 275968, packed + 1940992, A + 100352, batch);
+    inception5_conv4(A + 0, A + 108384, packed + 1928680, A + 100352, batch);
+    inception5_relu4(A + 108384, A + 108384, batch);
+    inception5_conv5(A + 108384, A + 275968, packed + 1940992, A + 100352, batch);
     inception5_relu5(A + 275968, A + 275968, batch);
     inception5_maxpool1(A + 0, A + 100352, batch);
     inception5_conv6(A + 100352, A + 288512, packed + 1979456, A + 0, batch);
@@ -4940,13 +3428,13 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     inception5_concat1(A + 250880, A + 200704, A + 275968, A + 288512, A + 0, batch);
     inception6_conv1(A + 0, A + 257152, packed + 2012288, A + 100352, batch);
     inception6_relu1(A + 257152, A + 257152, batch);
-    inception6_conv2(A + 0, A + 138112, packed + 2069744, A + 100352, batch);
-    inception6_relu2(A + 138112, A + 138112, batch);
-    inception6_conv3(A + 138112, A + 200704, packed + 2143616, A + 100352, batch);
+    inception6_conv2(A + 0, A + 137440, packed + 2069744, A + 100352, batch);
+    inception6_relu2(A + 137440, A + 137440, batch);
+    inception6_conv3(A + 137440, A + 200704, packed + 2143616, A + 100352, batch);
     inception6_relu3(A + 200704, A + 200704, batch);
-    inception6_conv4(A + 0, A + 111728, packed + 2517152, A + 100352, batch);
-    inception6_relu4(A + 111728, A + 111728, batch);
-    inception6_conv5(A + 111728, A + 279104, packed + 2533568, A + 100352, batch);
+    inception6_conv4(A + 0, A + 110976, packed + 2517152, A + 100352, batch);
+    inception6_relu4(A + 110976, A + 110976, batch);
+    inception6_conv5(A + 110976, A + 279104, packed + 2533568, A + 100352, batch);
     inception6_relu5(A + 279104, A + 279104, batch);
     inception6_maxpool1(A + 0, A + 100352, batch);
     inception6_conv6(A + 100352, A + 291648, packed + 2584832, A + 0, batch);
@@ -4954,13 +3442,13 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     inception6_concat1(A + 257152, A + 200704, A + 279104, A + 291648, A + 0, batch);
     inception7_conv1(A + 0, A + 269696, packed + 2617664, A + 103488, batch);
     inception7_relu1(A + 269696, A + 269696, batch);
-    inception7_conv2(A + 0, A + 145344, packed + 2753088, A + 103488, batch);
-    inception7_relu2(A + 145344, A + 145344, batch);
-    inception7_conv3(A + 145344, A + 206976, packed + 2837728, A + 103488, batch);
+    inception7_conv2(A + 0, A + 144672, packed + 2753088, A + 103488, batch);
+    inception7_relu2(A + 144672, A + 144672, batch);
+    inception7_conv3(A + 144672, A + 206976, packed + 2837728, A + 103488, batch);
     inception7_relu3(A + 206976, A + 206976, batch);
-    inception7_conv4(A + 0, A + 114864, packed + 3298848, A + 103488, batch);
-    inception7_relu4(A + 114864, A + 114864, batch);
-    inception7_conv5(A + 114864, A + 319872, packed + 3315776, A + 103488, batch);
+    inception7_conv4(A + 0, A + 114112, packed + 3298848, A + 103488, batch);
+    inception7_relu4(A + 114112, A + 114112, batch);
+    inception7_conv5(A + 114112, A + 319872, packed + 3315776, A + 103488, batch);
     inception7_relu5(A + 319872, A + 319872, batch);
     inception7_maxpool1(A + 0, A + 103488, batch);
     inception7_conv6(A + 103488, A + 344960, packed + 3418304, A + 0, batch);
@@ -4969,13 +3457,13 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     maxpool4(A + 0, A + 163072, batch);
     inception8_conv1(A + 163072, A + 56448, packed + 3486016, A + 0, batch);
     inception8_relu1(A + 56448, A + 56448, batch);
-    inception8_conv2(A + 163072, A + 13216, packed + 3699264, A + 0, batch);
-    inception8_relu2(A + 13216, A + 13216, batch);
-    inception8_conv3(A + 13216, A + 40768, packed + 3832544, A + 0, batch);
+    inception8_conv2(A + 163072, A + 13024, packed + 3699264, A + 0, batch);
+    inception8_relu2(A + 13024, A + 13024, batch);
+    inception8_conv3(A + 13024, A + 40768, packed + 3832544, A + 0, batch);
     inception8_relu3(A + 40768, A + 40768, batch);
-    inception8_conv4(A + 163072, A + 4192, packed + 4293664, A + 0, batch);
-    inception8_relu4(A + 4192, A + 4192, batch);
-    inception8_conv5(A + 4192, A + 68992, packed + 4320320, A + 0, batch);
+    inception8_conv4(A + 163072, A + 3952, packed + 4293664, A + 0, batch);
+    inception8_relu4(A + 3952, A + 3952, batch);
+    inception8_conv5(A + 3952, A + 68992, packed + 4320320, A + 0, batch);
     inception8_relu5(A + 68992, A + 68992, batch);
     inception8_maxpool1(A + 163072, A + 0, batch);
     inception8_conv6(A + 0, A + 75264, packed + 4422848, A + 81536, batch);
@@ -4983,13 +3471,13 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     inception8_concat1(A + 56448, A + 40768, A + 68992, A + 75264, A + 0, batch);
     inception9_conv1(A + 0, A + 81536, packed + 4529472, A + 40768, batch);
     inception9_relu1(A + 81536, A + 81536, batch);
-    inception9_conv2(A + 0, A + 56576, packed + 4849344, A + 65984, batch);
-    inception9_relu2(A + 56576, A + 56576, batch);
-    inception9_conv3(A + 56576, A + 100352, packed + 5009280, A + 40768, batch);
+    inception9_conv2(A + 0, A + 56384, packed + 4849344, A + 40768, batch);
+    inception9_relu2(A + 56384, A + 56384, batch);
+    inception9_conv3(A + 56384, A + 100352, packed + 5009280, A + 40768, batch);
     inception9_relu3(A + 100352, A + 100352, batch);
-    inception9_conv4(A + 0, A + 46896, packed + 5673216, A + 40768, batch);
-    inception9_relu4(A + 46896, A + 46896, batch);
-    inception9_conv5(A + 46896, A + 119168, packed + 5713200, A + 40768, batch);
+    inception9_conv4(A + 0, A + 46656, packed + 5673216, A + 40768, batch);
+    inception9_relu4(A + 46656, A + 46656, batch);
+    inception9_conv5(A + 46656, A + 119168, packed + 5713200, A + 40768, batch);
     inception9_relu5(A + 119168, A + 119168, batch);
     inception9_maxpool1(A + 0, A + 40768, batch);
     inception9_conv6(A + 40768, A + 125440, packed + 5866928, A + 0, batch);

@@ -3,7 +3,7 @@
  * source:  examples/lenet5.cnn, network lenet5
  * command: cnnc build examples/lenet5.cnn
  * target:  portable C (scalar); batch up to 1
- * arena:   33152 bytes (49024 without reuse; 33152 live at most)
+ * arena:   23552 bytes (36608 without reuse; 23552 live at most)
  * weights: 61706 canonical floats, 61706 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -43,27 +43,24 @@ static void conv1(const float *restrict x0, float *restrict y, const float *rest
         const float *xb0 = x0 + (ptrdiff_t)b * 1024;
         float *yb = y + (ptrdiff_t)b * 4704;
         const float *in = xb0;
-        for (int k = 0; k < 6; k += 1) {
+        for (int k = 0; k < 6; k++) {
+            const float *wk = w + k * 25;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 25;
-            float *t0 = s + 0 + 0;
-            for (int p = 0; p < 892; p++) {
-                t0[p] = w[150 + k];
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 0;
+            for (int p = 0; p < 892; p++)
+                t[p] = w[150 + k];
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++) {
-                        const int r = (c * 5 + i) * 5 + j;
-                        const float a0 = w0[r];
+                        const float wv = wk[(c * 5 + i) * 5 + j];
                         const float *xr = xg + c * 1024 + i * 32 + j * 1;
-                        for (int p = 0; p < 892; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                        }
+                        for (int p = 0; p < 892; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 32 + ow];
+                    yk[oh * 28 + ow] = t[oh * 32 + ow];
         }
     }
 }
@@ -122,51 +119,24 @@ static void conv2(const float *restrict x0, float *restrict y, const float *rest
         const float *xb0 = x0 + (ptrdiff_t)b * 1176;
         float *yb = y + (ptrdiff_t)b * 1600;
         const float *in = xb0;
-        for (int k = 0; k < 16; k += 4) {
+        for (int k = 0; k < 16; k++) {
+            const float *wk = w + k * 150;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 150;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 150;
-            float *t1 = s + 0 + 136;
-            const float *w2 = w + (k + 2) * 150;
-            float *t2 = s + 0 + 272;
-            const float *w3 = w + (k + 3) * 150;
-            float *t3 = s + 0 + 408;
-            for (int p = 0; p < 136; p++) {
-                t0[p] = w[2400 + k];
-                t1[p] = w[2400 + k + 1];
-                t2[p] = w[2400 + k + 2];
-                t3[p] = w[2400 + k + 3];
-            }
+            float *yk = yb + k * 100;
+            float *t = s + 0;
+            for (int p = 0; p < 136; p++)
+                t[p] = w[2400 + k];
             for (int c = 0; c < 6; c++)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++) {
-                        const int r = (c * 5 + i) * 5 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 5 + i) * 5 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 136; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 136; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 10; oh++)
                 for (int ow = 0; ow < 10; ow++)
-                    yb[(k + 0) * 100 + oh * 10 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 10; oh++)
-                for (int ow = 0; ow < 10; ow++)
-                    yb[(k + 1) * 100 + oh * 10 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 10; oh++)
-                for (int ow = 0; ow < 10; ow++)
-                    yb[(k + 2) * 100 + oh * 10 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 10; oh++)
-                for (int ow = 0; ow < 10; ow++)
-                    yb[(k + 3) * 100 + oh * 10 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 10 + ow] = t[oh * 14 + ow];
         }
     }
 }

@@ -3,7 +3,7 @@
  * source:  examples/mnist.cnn, network mnist
  * command: cnnc build examples/mnist.cnn
  * target:  portable C (scalar); batch up to 1
- * arena:   125440 bytes (212288 without reuse; 125440 live at most)
+ * arena:   125440 bytes (199488 without reuse; 125440 live at most)
  * weights: 799078 canonical floats, 799078 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -72,51 +72,24 @@ static void conv1(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 25088;
         cnn_pad(xb0, s, 1, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int k = 0; k < 32; k += 4) {
+        for (int k = 0; k < 32; k++) {
+            const float *wk = w + k * 9;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 9;
-            float *t0 = s + 900 + 0;
-            const float *w1 = w + (k + 1) * 9;
-            float *t1 = s + 900 + 838;
-            const float *w2 = w + (k + 2) * 9;
-            float *t2 = s + 900 + 1676;
-            const float *w3 = w + (k + 3) * 9;
-            float *t3 = s + 900 + 2514;
-            for (int p = 0; p < 838; p++) {
-                t0[p] = w[288 + k];
-                t1[p] = w[288 + k + 1];
-                t2[p] = w[288 + k + 2];
-                t3[p] = w[288 + k + 3];
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 900;
+            for (int p = 0; p < 838; p++)
+                t[p] = w[288 + k];
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int p = 0; p < 838; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 30 + ow];
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -176,51 +149,24 @@ static void conv2(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 6272;
         cnn_pad(xb0, s, 32, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 32; k += 4) {
+        for (int k = 0; k < 32; k++) {
+            const float *wk = w + k * 288;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 288;
-            float *t0 = s + 8192 + 0;
-            const float *w1 = w + (k + 1) * 288;
-            float *t1 = s + 8192 + 222;
-            const float *w2 = w + (k + 2) * 288;
-            float *t2 = s + 8192 + 444;
-            const float *w3 = w + (k + 3) * 288;
-            float *t3 = s + 8192 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = w[9216 + k];
-                t1[p] = w[9216 + k + 1];
-                t2[p] = w[9216 + k + 2];
-                t3[p] = w[9216 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 8192;
+            for (int p = 0; p < 222; p++)
+                t[p] = w[9216 + k];
             for (int c = 0; c < 32; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -327,9 +273,9 @@ int mnist_forward(const float *packed, const float *in_img, float *out_logits, i
     conv1(in_img, A + 0, packed + 0, A + 25088, batch);
     relu1(A + 0, A + 0, batch);
     maxpool1(A + 0, A + 25088, batch);
-    conv2(A + 25088, A + 9088, packed + 320, A + 0, batch);
-    relu2(A + 9088, A + 9088, batch);
-    maxpool2(A + 9088, A + 0, batch);
+    conv2(A + 25088, A + 8416, packed + 320, A + 0, batch);
+    relu2(A + 8416, A + 8416, batch);
+    maxpool2(A + 8416, A + 0, batch);
     dense1(A + 0, A + 1568, packed + 9568, batch);
     relu3(A + 1568, A + 1568, batch);
     dense2(A + 1568, out_logits, packed + 794068, batch);

@@ -3,7 +3,7 @@
  * source:  examples/mobilenet.cnn, network mobilenet
  * command: cnnc build examples/mobilenet.cnn
  * target:  portable C (scalar); batch up to 1
- * arena:   8143872 bytes (35178944 without reuse; 7341056 live at most)
+ * arena:   8143872 bytes (34702912 without reuse; 7341056 live at most)
  * weights: 4253864 canonical floats, 4231976 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -213,27 +213,24 @@ static void dwsep1_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 401408;
         cnn_pad(xb0, s, 32, 112, 112, 1, 1, 114, 114, 0);
         const float *in = s;
-        for (int k = 0; k < 32; k += 1) {
+        for (int k = 0; k < 32; k++) {
+            const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 12996;
-            const float *w0 = w + (k + 0) * 9;
-            float *t0 = s + 415872 + 0;
-            for (int p = 0; p < 12766; p++) {
-                t0[p] = 0.0f;
-            }
+            float *yk = yb + k * 12544;
+            float *t = s + 415872;
+            for (int p = 0; p < 12766; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 12996 + i * 114 + j * 1;
-                        for (int p = 0; p < 12766; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                        }
+                        for (int p = 0; p < 12766; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 112; oh++)
                 for (int ow = 0; ow < 112; ow++)
-                    yb[(k + 0) * 12544 + oh * 112 + ow] = t0[oh * 114 + ow];
+                    yk[oh * 112 + ow] = t[oh * 114 + ow];
         }
     }
 }
@@ -274,51 +271,24 @@ static void dwsep1_conv2(const float *restrict x0, float *restrict y, const floa
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 802816;
         const float *in = xb0;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 32;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 32;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 32;
-            float *t1 = s + 0 + 12544;
-            const float *w2 = w + (k + 2) * 32;
-            float *t2 = s + 0 + 25088;
-            const float *w3 = w + (k + 3) * 32;
-            float *t3 = s + 0 + 37632;
-            for (int p = 0; p < 12544; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 12544;
+            float *t = s + 0;
+            for (int p = 0; p < 12544; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 32; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 12544 + i * 112 + j * 1;
-                        for (int p = 0; p < 12544; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 12544; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 112; oh++)
                 for (int ow = 0; ow < 112; ow++)
-                    yb[(k + 0) * 12544 + oh * 112 + ow] = t0[oh * 112 + ow];
-            for (int oh = 0; oh < 112; oh++)
-                for (int ow = 0; ow < 112; ow++)
-                    yb[(k + 1) * 12544 + oh * 112 + ow] = t1[oh * 112 + ow];
-            for (int oh = 0; oh < 112; oh++)
-                for (int ow = 0; ow < 112; ow++)
-                    yb[(k + 2) * 12544 + oh * 112 + ow] = t2[oh * 112 + ow];
-            for (int oh = 0; oh < 112; oh++)
-                for (int ow = 0; ow < 112; ow++)
-                    yb[(k + 3) * 12544 + oh * 112 + ow] = t3[oh * 112 + ow];
+                    yk[oh * 112 + ow] = t[oh * 112 + ow];
         }
     }
 }
@@ -415,51 +385,24 @@ static void dwsep2_conv2(const float *restrict x0, float *restrict y, const floa
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 401408;
         const float *in = xb0;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 64;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 64;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 64;
-            float *t1 = s + 0 + 3136;
-            const float *w2 = w + (k + 2) * 64;
-            float *t2 = s + 0 + 6272;
-            const float *w3 = w + (k + 3) * 64;
-            float *t3 = s + 0 + 9408;
-            for (int p = 0; p < 3136; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 0;
+            for (int p = 0; p < 3136; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 3136 + i * 56 + j * 1;
-                        for (int p = 0; p < 3136; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3136; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 56 + ow];
+                    yk[oh * 56 + ow] = t[oh * 56 + ow];
         }
     }
 }
@@ -501,27 +444,24 @@ static void dwsep3_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 401408;
         cnn_pad(xb0, s, 128, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        for (int k = 0; k < 128; k += 1) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 3364;
-            const float *w0 = w + (k + 0) * 9;
-            float *t0 = s + 430592 + 0;
-            for (int p = 0; p < 3246; p++) {
-                t0[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 430592;
+            for (int p = 0; p < 3246; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int p = 0; p < 3246; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                        }
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 58 + ow];
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -562,51 +502,24 @@ static void dwsep3_conv2(const float *restrict x0, float *restrict y, const floa
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 401408;
         const float *in = xb0;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 128;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 128;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 128;
-            float *t1 = s + 0 + 3136;
-            const float *w2 = w + (k + 2) * 128;
-            float *t2 = s + 0 + 6272;
-            const float *w3 = w + (k + 3) * 128;
-            float *t3 = s + 0 + 9408;
-            for (int p = 0; p < 3136; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 0;
+            for (int p = 0; p < 3136; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 3136 + i * 56 + j * 1;
-                        for (int p = 0; p < 3136; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3136; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 56 + ow];
+                    yk[oh * 56 + ow] = t[oh * 56 + ow];
         }
     }
 }
@@ -703,51 +616,24 @@ static void dwsep4_conv2(const float *restrict x0, float *restrict y, const floa
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *in = xb0;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 128;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 128;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 128;
-            float *t1 = s + 0 + 784;
-            const float *w2 = w + (k + 2) * 128;
-            float *t2 = s + 0 + 1568;
-            const float *w3 = w + (k + 3) * 128;
-            float *t3 = s + 0 + 2352;
-            for (int p = 0; p < 784; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int p = 0; p < 784; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 28 + ow];
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -789,27 +675,24 @@ static void dwsep5_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 200704;
         cnn_pad(xb0, s, 256, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 1) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 900;
-            const float *w0 = w + (k + 0) * 9;
-            float *t0 = s + 230400 + 0;
-            for (int p = 0; p < 838; p++) {
-                t0[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 230400;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int p = 0; p < 838; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                        }
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 30 + ow];
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -850,51 +733,24 @@ static void dwsep5_conv2(const float *restrict x0, float *restrict y, const floa
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *in = xb0;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 256;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 256;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 256;
-            float *t1 = s + 0 + 784;
-            const float *w2 = w + (k + 2) * 256;
-            float *t2 = s + 0 + 1568;
-            const float *w3 = w + (k + 3) * 256;
-            float *t3 = s + 0 + 2352;
-            for (int p = 0; p < 784; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int p = 0; p < 784; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 28 + ow];
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -991,51 +847,24 @@ static void dwsep6_conv2(const float *restrict x0, float *restrict y, const floa
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *in = xb0;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 256;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 256;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 256;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 256;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 256;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1077,27 +906,24 @@ static void dwsep7_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 512, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 512; k += 1) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 256;
-            const float *w0 = w + (k + 0) * 9;
-            float *t0 = s + 131072 + 0;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 131072;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1138,51 +964,24 @@ static void dwsep7_conv2(const float *restrict x0, float *restrict y, const floa
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *in = xb0;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 512;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 512;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 512;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 512;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 512;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1224,27 +1023,24 @@ static void dwsep8_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 512, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 512; k += 1) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 256;
-            const float *w0 = w + (k + 0) * 9;
-            float *t0 = s + 131072 + 0;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 131072;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1285,51 +1081,24 @@ static void dwsep8_conv2(const float *restrict x0, float *restrict y, const floa
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *in = xb0;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 512;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 512;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 512;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 512;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 512;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1371,27 +1140,24 @@ static void dwsep9_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 512, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 512; k += 1) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 256;
-            const float *w0 = w + (k + 0) * 9;
-            float *t0 = s + 131072 + 0;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 131072;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1432,51 +1198,24 @@ static void dwsep9_conv2(const float *restrict x0, float *restrict y, const floa
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *in = xb0;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 512;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 512;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 512;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 512;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 512;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1518,27 +1257,24 @@ static void dwsep10_conv1(const float *restrict x0, float *restrict y, const flo
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 512, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 512; k += 1) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 256;
-            const float *w0 = w + (k + 0) * 9;
-            float *t0 = s + 131072 + 0;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 131072;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1579,51 +1315,24 @@ static void dwsep10_conv2(const float *restrict x0, float *restrict y, const flo
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *in = xb0;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 512;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 512;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 512;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 512;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 512;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1665,27 +1374,24 @@ static void dwsep11_conv1(const float *restrict x0, float *restrict y, const flo
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 512, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 512; k += 1) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 256;
-            const float *w0 = w + (k + 0) * 9;
-            float *t0 = s + 131072 + 0;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 131072;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1726,51 +1432,24 @@ static void dwsep11_conv2(const float *restrict x0, float *restrict y, const flo
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *in = xb0;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 512;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 512;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 512;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 512;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 512;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1867,51 +1546,24 @@ static void dwsep12_conv2(const float *restrict x0, float *restrict y, const flo
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *in = xb0;
-        for (int k = 0; k < 1024; k += 4) {
+        for (int k = 0; k < 1024; k++) {
+            const float *wk = w + k * 512;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 512;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 512;
-            float *t1 = s + 0 + 49;
-            const float *w2 = w + (k + 2) * 512;
-            float *t2 = s + 0 + 98;
-            const float *w3 = w + (k + 3) * 512;
-            float *t3 = s + 0 + 147;
-            for (int p = 0; p < 49; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int p = 0; p < 49; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 7 + ow];
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -1953,27 +1605,24 @@ static void dwsep13_conv1(const float *restrict x0, float *restrict y, const flo
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 1024, 7, 7, 1, 1, 9, 9, 0);
         const float *in = s;
-        for (int k = 0; k < 1024; k += 1) {
+        for (int k = 0; k < 1024; k++) {
+            const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 81;
-            const float *w0 = w + (k + 0) * 9;
-            float *t0 = s + 82944 + 0;
-            for (int p = 0; p < 61; p++) {
-                t0[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 82944;
+            for (int p = 0; p < 61; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int p = 0; p < 61; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                        }
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 9 + ow];
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -2014,51 +1663,24 @@ static void dwsep13_conv2(const float *restrict x0, float *restrict y, const flo
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *in = xb0;
-        for (int k = 0; k < 1024; k += 4) {
+        for (int k = 0; k < 1024; k++) {
+            const float *wk = w + k * 1024;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1024;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 1024;
-            float *t1 = s + 0 + 49;
-            const float *w2 = w + (k + 2) * 1024;
-            float *t2 = s + 0 + 98;
-            const float *w3 = w + (k + 3) * 1024;
-            float *t3 = s + 0 + 147;
-            for (int p = 0; p < 49; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1024; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int p = 0; p < 49; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 7 + ow];
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -2201,10 +1823,10 @@ int mobilenet_forward(const float *packed, const float *in_img, float *out_logit
         return 1;
     if ((uintptr_t)arena % 64 != 0 || (mobilenet_ARENA_BYTES > 0 && !arena))
         return 2;
-    conv1(in_img, A + 466944, packed + 0, A + 0, batch);
-    bn1(A + 466944, A + 466944, packed + 864, batch);
-    relu1(A + 466944, A + 466944, batch);
-    dwsep1_conv1(A + 466944, A + 1634560, packed + 928, A + 0, batch);
+    conv1(in_img, A + 428640, packed + 0, A + 0, batch);
+    bn1(A + 428640, A + 428640, packed + 864, batch);
+    relu1(A + 428640, A + 428640, batch);
+    dwsep1_conv1(A + 428640, A + 1634560, packed + 928, A + 0, batch);
     dwsep1_bn1(A + 1634560, A + 1634560, packed + 1216, batch);
     dwsep1_relu1(A + 1634560, A + 1634560, batch);
     dwsep1_conv2(A + 1634560, A + 831744, packed + 1280, A + 0, batch);
@@ -2213,73 +1835,73 @@ int mobilenet_forward(const float *packed, const float *in_img, float *out_logit
     dwsep2_conv1(A + 831744, A + 1634560, packed + 3456, A + 0, batch);
     dwsep2_bn1(A + 1634560, A + 1634560, packed + 4032, batch);
     dwsep2_relu1(A + 1634560, A + 1634560, batch);
-    dwsep2_conv2(A + 1634560, A + 443584, packed + 4160, A + 0, batch);
-    dwsep2_bn2(A + 443584, A + 443584, packed + 12352, batch);
-    dwsep2_relu2(A + 443584, A + 443584, batch);
-    dwsep3_conv1(A + 443584, A + 844992, packed + 12608, A + 0, batch);
-    dwsep3_bn1(A + 844992, A + 844992, packed + 13760, batch);
-    dwsep3_relu1(A + 844992, A + 844992, batch);
-    dwsep3_conv2(A + 844992, A + 430592, packed + 14016, A + 832000, batch);
+    dwsep2_conv2(A + 1634560, A + 433840, packed + 4160, A + 0, batch);
+    dwsep2_bn2(A + 433840, A + 433840, packed + 12352, batch);
+    dwsep2_relu2(A + 433840, A + 433840, batch);
+    dwsep3_conv1(A + 433840, A + 835248, packed + 12608, A + 0, batch);
+    dwsep3_bn1(A + 835248, A + 835248, packed + 13760, batch);
+    dwsep3_relu1(A + 835248, A + 835248, batch);
+    dwsep3_conv2(A + 835248, A + 430592, packed + 14016, A + 832000, batch);
     dwsep3_bn2(A + 430592, A + 430592, packed + 30400, batch);
     dwsep3_relu2(A + 430592, A + 430592, batch);
     dwsep4_conv1(A + 430592, A + 832000, packed + 30656, A + 0, batch);
     dwsep4_bn1(A + 832000, A + 832000, packed + 31808, batch);
     dwsep4_relu1(A + 832000, A + 832000, batch);
-    dwsep4_conv2(A + 832000, A + 233760, packed + 32064, A + 0, batch);
-    dwsep4_bn2(A + 233760, A + 233760, packed + 64832, batch);
-    dwsep4_relu2(A + 233760, A + 233760, batch);
-    dwsep5_conv1(A + 233760, A + 434464, packed + 65344, A + 0, batch);
-    dwsep5_bn1(A + 434464, A + 434464, packed + 67648, batch);
-    dwsep5_relu1(A + 434464, A + 434464, batch);
-    dwsep5_conv2(A + 434464, A + 230400, packed + 68160, A + 431104, batch);
+    dwsep4_conv2(A + 832000, A + 231248, packed + 32064, A + 0, batch);
+    dwsep4_bn2(A + 231248, A + 231248, packed + 64832, batch);
+    dwsep4_relu2(A + 231248, A + 231248, batch);
+    dwsep5_conv1(A + 231248, A + 431952, packed + 65344, A + 0, batch);
+    dwsep5_bn1(A + 431952, A + 431952, packed + 67648, batch);
+    dwsep5_relu1(A + 431952, A + 431952, batch);
+    dwsep5_conv2(A + 431952, A + 230400, packed + 68160, A + 431104, batch);
     dwsep5_bn2(A + 230400, A + 230400, packed + 133696, batch);
     dwsep5_relu2(A + 230400, A + 230400, batch);
     dwsep6_conv1(A + 230400, A + 431104, packed + 134208, A + 0, batch);
     dwsep6_bn1(A + 431104, A + 431104, packed + 136512, batch);
     dwsep6_relu1(A + 431104, A + 431104, batch);
-    dwsep6_conv2(A + 431104, A + 131968, packed + 137024, A + 0, batch);
-    dwsep6_bn2(A + 131968, A + 131968, packed + 268096, batch);
-    dwsep6_relu2(A + 131968, A + 131968, batch);
-    dwsep7_conv1(A + 131968, A + 232320, packed + 269120, A + 0, batch);
-    dwsep7_bn1(A + 232320, A + 232320, packed + 273728, batch);
-    dwsep7_relu1(A + 232320, A + 232320, batch);
-    dwsep7_conv2(A + 232320, A + 131968, packed + 274752, A + 0, batch);
-    dwsep7_bn2(A + 131968, A + 131968, packed + 536896, batch);
-    dwsep7_relu2(A + 131968, A + 131968, batch);
-    dwsep8_conv1(A + 131968, A + 232320, packed + 537920, A + 0, batch);
-    dwsep8_bn1(A + 232320, A + 232320, packed + 542528, batch);
-    dwsep8_relu1(A + 232320, A + 232320, batch);
-    dwsep8_conv2(A + 232320, A + 131968, packed + 543552, A + 0, batch);
-    dwsep8_bn2(A + 131968, A + 131968, packed + 805696, batch);
-    dwsep8_relu2(A + 131968, A + 131968, batch);
-    dwsep9_conv1(A + 131968, A + 232320, packed + 806720, A + 0, batch);
-    dwsep9_bn1(A + 232320, A + 232320, packed + 811328, batch);
-    dwsep9_relu1(A + 232320, A + 232320, batch);
-    dwsep9_conv2(A + 232320, A + 131968, packed + 812352, A + 0, batch);
-    dwsep9_bn2(A + 131968, A + 131968, packed + 1074496, batch);
-    dwsep9_relu2(A + 131968, A + 131968, batch);
-    dwsep10_conv1(A + 131968, A + 232320, packed + 1075520, A + 0, batch);
-    dwsep10_bn1(A + 232320, A + 232320, packed + 1080128, batch);
-    dwsep10_relu1(A + 232320, A + 232320, batch);
-    dwsep10_conv2(A + 232320, A + 131968, packed + 1081152, A + 0, batch);
-    dwsep10_bn2(A + 131968, A + 131968, packed + 1343296, batch);
-    dwsep10_relu2(A + 131968, A + 131968, batch);
-    dwsep11_conv1(A + 131968, A + 232320, packed + 1344320, A + 0, batch);
-    dwsep11_bn1(A + 232320, A + 232320, packed + 1348928, batch);
-    dwsep11_relu1(A + 232320, A + 232320, batch);
-    dwsep11_conv2(A + 232320, A + 131072, packed + 1349952, A + 231424, batch);
+    dwsep6_conv2(A + 431104, A + 131296, packed + 137024, A + 0, batch);
+    dwsep6_bn2(A + 131296, A + 131296, packed + 268096, batch);
+    dwsep6_relu2(A + 131296, A + 131296, batch);
+    dwsep7_conv1(A + 131296, A + 231648, packed + 269120, A + 0, batch);
+    dwsep7_bn1(A + 231648, A + 231648, packed + 273728, batch);
+    dwsep7_relu1(A + 231648, A + 231648, batch);
+    dwsep7_conv2(A + 231648, A + 131296, packed + 274752, A + 0, batch);
+    dwsep7_bn2(A + 131296, A + 131296, packed + 536896, batch);
+    dwsep7_relu2(A + 131296, A + 131296, batch);
+    dwsep8_conv1(A + 131296, A + 231648, packed + 537920, A + 0, batch);
+    dwsep8_bn1(A + 231648, A + 231648, packed + 542528, batch);
+    dwsep8_relu1(A + 231648, A + 231648, batch);
+    dwsep8_conv2(A + 231648, A + 131296, packed + 543552, A + 0, batch);
+    dwsep8_bn2(A + 131296, A + 131296, packed + 805696, batch);
+    dwsep8_relu2(A + 131296, A + 131296, batch);
+    dwsep9_conv1(A + 131296, A + 231648, packed + 806720, A + 0, batch);
+    dwsep9_bn1(A + 231648, A + 231648, packed + 811328, batch);
+    dwsep9_relu1(A + 231648, A + 231648, batch);
+    dwsep9_conv2(A + 231648, A + 131296, packed + 812352, A + 0, batch);
+    dwsep9_bn2(A + 131296, A + 131296, packed + 1074496, batch);
+    dwsep9_relu2(A + 131296, A + 131296, batch);
+    dwsep10_conv1(A + 131296, A + 231648, packed + 1075520, A + 0, batch);
+    dwsep10_bn1(A + 231648, A + 231648, packed + 1080128, batch);
+    dwsep10_relu1(A + 231648, A + 231648, batch);
+    dwsep10_conv2(A + 231648, A + 131296, packed + 1081152, A + 0, batch);
+    dwsep10_bn2(A + 131296, A + 131296, packed + 1343296, batch);
+    dwsep10_relu2(A + 131296, A + 131296, batch);
+    dwsep11_conv1(A + 131296, A + 231648, packed + 1344320, A + 0, batch);
+    dwsep11_bn1(A + 231648, A + 231648, packed + 1348928, batch);
+    dwsep11_relu1(A + 231648, A + 231648, batch);
+    dwsep11_conv2(A + 231648, A + 131072, packed + 1349952, A + 231424, batch);
     dwsep11_bn2(A + 131072, A + 131072, packed + 1612096, batch);
     dwsep11_relu2(A + 131072, A + 131072, batch);
     dwsep12_conv1(A + 131072, A + 231424, packed + 1613120, A + 0, batch);
     dwsep12_bn1(A + 231424, A + 231424, packed + 1617728, batch);
     dwsep12_relu1(A + 231424, A + 231424, batch);
-    dwsep12_conv2(A + 231424, A + 83200, packed + 1618752, A + 0, batch);
-    dwsep12_bn2(A + 83200, A + 83200, packed + 2143040, batch);
-    dwsep12_relu2(A + 83200, A + 83200, batch);
-    dwsep13_conv1(A + 83200, A + 133376, packed + 2145088, A + 0, batch);
-    dwsep13_bn1(A + 133376, A + 133376, packed + 2154304, batch);
-    dwsep13_relu1(A + 133376, A + 133376, batch);
-    dwsep13_conv2(A + 133376, A + 0, packed + 2156352, A + 50176, batch);
+    dwsep12_conv2(A + 231424, A + 83008, packed + 1618752, A + 0, batch);
+    dwsep12_bn2(A + 83008, A + 83008, packed + 2143040, batch);
+    dwsep12_relu2(A + 83008, A + 83008, batch);
+    dwsep13_conv1(A + 83008, A + 133184, packed + 2145088, A + 0, batch);
+    dwsep13_bn1(A + 133184, A + 133184, packed + 2154304, batch);
+    dwsep13_relu1(A + 133184, A + 133184, batch);
+    dwsep13_conv2(A + 133184, A + 0, packed + 2156352, A + 50176, batch);
     dwsep13_bn2(A + 0, A + 0, packed + 3204928, batch);
     dwsep13_relu2(A + 0, A + 0, batch);
     avgpool1(A + 0, A + 50176, batch);

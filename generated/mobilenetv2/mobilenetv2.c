@@ -3,7 +3,7 @@
  * source:  examples/mobilenetv2.cnn, network mobilenetv2
  * command: cnnc build examples/mobilenetv2.cnn
  * target:  portable C (scalar); batch up to 1
- * arena:   11011584 bytes (45244480 without reuse; 11011584 live at most)
+ * arena:   11011584 bytes (44468864 without reuse; 11011584 live at most)
  * weights: 3538984 canonical floats, 3504872 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -213,27 +213,24 @@ static void separable1_conv1(const float *restrict x0, float *restrict y, const 
         float *yb = y + (ptrdiff_t)b * 401408;
         cnn_pad(xb0, s, 32, 112, 112, 1, 1, 114, 114, 0);
         const float *in = s;
-        for (int k = 0; k < 32; k += 1) {
+        for (int k = 0; k < 32; k++) {
+            const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 12996;
-            const float *w0 = w + (k + 0) * 9;
-            float *t0 = s + 415872 + 0;
-            for (int p = 0; p < 12766; p++) {
-                t0[p] = 0.0f;
-            }
+            float *yk = yb + k * 12544;
+            float *t = s + 415872;
+            for (int p = 0; p < 12766; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 12996 + i * 114 + j * 1;
-                        for (int p = 0; p < 12766; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                        }
+                        for (int p = 0; p < 12766; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 112; oh++)
                 for (int ow = 0; ow < 112; ow++)
-                    yb[(k + 0) * 12544 + oh * 112 + ow] = t0[oh * 114 + ow];
+                    yk[oh * 112 + ow] = t[oh * 114 + ow];
         }
     }
 }
@@ -274,51 +271,24 @@ static void separable1_conv2(const float *restrict x0, float *restrict y, const 
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *in = xb0;
-        for (int k = 0; k < 16; k += 4) {
+        for (int k = 0; k < 16; k++) {
+            const float *wk = w + k * 32;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 32;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 32;
-            float *t1 = s + 0 + 12544;
-            const float *w2 = w + (k + 2) * 32;
-            float *t2 = s + 0 + 25088;
-            const float *w3 = w + (k + 3) * 32;
-            float *t3 = s + 0 + 37632;
-            for (int p = 0; p < 12544; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 12544;
+            float *t = s + 0;
+            for (int p = 0; p < 12544; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 32; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 12544 + i * 112 + j * 1;
-                        for (int p = 0; p < 12544; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 12544; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 112; oh++)
                 for (int ow = 0; ow < 112; ow++)
-                    yb[(k + 0) * 12544 + oh * 112 + ow] = t0[oh * 112 + ow];
-            for (int oh = 0; oh < 112; oh++)
-                for (int ow = 0; ow < 112; ow++)
-                    yb[(k + 1) * 12544 + oh * 112 + ow] = t1[oh * 112 + ow];
-            for (int oh = 0; oh < 112; oh++)
-                for (int ow = 0; ow < 112; ow++)
-                    yb[(k + 2) * 12544 + oh * 112 + ow] = t2[oh * 112 + ow];
-            for (int oh = 0; oh < 112; oh++)
-                for (int ow = 0; ow < 112; ow++)
-                    yb[(k + 3) * 12544 + oh * 112 + ow] = t3[oh * 112 + ow];
+                    yk[oh * 112 + ow] = t[oh * 112 + ow];
         }
     }
 }
@@ -348,51 +318,24 @@ static void inverted1_conv1(const float *restrict x0, float *restrict y, const f
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 1204224;
         const float *in = xb0;
-        for (int k = 0; k < 96; k += 4) {
+        for (int k = 0; k < 96; k++) {
+            const float *wk = w + k * 16;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 16;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 16;
-            float *t1 = s + 0 + 12544;
-            const float *w2 = w + (k + 2) * 16;
-            float *t2 = s + 0 + 25088;
-            const float *w3 = w + (k + 3) * 16;
-            float *t3 = s + 0 + 37632;
-            for (int p = 0; p < 12544; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 12544;
+            float *t = s + 0;
+            for (int p = 0; p < 12544; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 16; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 12544 + i * 112 + j * 1;
-                        for (int p = 0; p < 12544; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 12544; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 112; oh++)
                 for (int ow = 0; ow < 112; ow++)
-                    yb[(k + 0) * 12544 + oh * 112 + ow] = t0[oh * 112 + ow];
-            for (int oh = 0; oh < 112; oh++)
-                for (int ow = 0; ow < 112; ow++)
-                    yb[(k + 1) * 12544 + oh * 112 + ow] = t1[oh * 112 + ow];
-            for (int oh = 0; oh < 112; oh++)
-                for (int ow = 0; ow < 112; ow++)
-                    yb[(k + 2) * 12544 + oh * 112 + ow] = t2[oh * 112 + ow];
-            for (int oh = 0; oh < 112; oh++)
-                for (int ow = 0; ow < 112; ow++)
-                    yb[(k + 3) * 12544 + oh * 112 + ow] = t3[oh * 112 + ow];
+                    yk[oh * 112 + ow] = t[oh * 112 + ow];
         }
     }
 }
@@ -489,51 +432,24 @@ static void inverted1_conv3(const float *restrict x0, float *restrict y, const f
         const float *xb0 = x0 + (ptrdiff_t)b * 301056;
         float *yb = y + (ptrdiff_t)b * 75264;
         const float *in = xb0;
-        for (int k = 0; k < 24; k += 4) {
+        for (int k = 0; k < 24; k++) {
+            const float *wk = w + k * 96;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 96;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 96;
-            float *t1 = s + 0 + 3136;
-            const float *w2 = w + (k + 2) * 96;
-            float *t2 = s + 0 + 6272;
-            const float *w3 = w + (k + 3) * 96;
-            float *t3 = s + 0 + 9408;
-            for (int p = 0; p < 3136; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 0;
+            for (int p = 0; p < 3136; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 96; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 3136 + i * 56 + j * 1;
-                        for (int p = 0; p < 3136; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3136; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 56 + ow];
+                    yk[oh * 56 + ow] = t[oh * 56 + ow];
         }
     }
 }
@@ -563,51 +479,24 @@ static void inverted_res1_inverted1_conv1(const float *restrict x0, float *restr
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
         float *yb = y + (ptrdiff_t)b * 451584;
         const float *in = xb0;
-        for (int k = 0; k < 144; k += 4) {
+        for (int k = 0; k < 144; k++) {
+            const float *wk = w + k * 24;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 24;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 24;
-            float *t1 = s + 0 + 3136;
-            const float *w2 = w + (k + 2) * 24;
-            float *t2 = s + 0 + 6272;
-            const float *w3 = w + (k + 3) * 24;
-            float *t3 = s + 0 + 9408;
-            for (int p = 0; p < 3136; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 0;
+            for (int p = 0; p < 3136; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 24; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 3136 + i * 56 + j * 1;
-                        for (int p = 0; p < 3136; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3136; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 56 + ow];
+                    yk[oh * 56 + ow] = t[oh * 56 + ow];
         }
     }
 }
@@ -649,27 +538,24 @@ static void inverted_res1_inverted1_conv2(const float *restrict x0, float *restr
         float *yb = y + (ptrdiff_t)b * 451584;
         cnn_pad(xb0, s, 144, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        for (int k = 0; k < 144; k += 1) {
+        for (int k = 0; k < 144; k++) {
+            const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 3364;
-            const float *w0 = w + (k + 0) * 9;
-            float *t0 = s + 484416 + 0;
-            for (int p = 0; p < 3246; p++) {
-                t0[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 484416;
+            for (int p = 0; p < 3246; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int p = 0; p < 3246; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                        }
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 58 + ow];
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -710,51 +596,24 @@ static void inverted_res1_inverted1_conv3(const float *restrict x0, float *restr
         const float *xb0 = x0 + (ptrdiff_t)b * 451584;
         float *yb = y + (ptrdiff_t)b * 75264;
         const float *in = xb0;
-        for (int k = 0; k < 24; k += 4) {
+        for (int k = 0; k < 24; k++) {
+            const float *wk = w + k * 144;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 144;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 144;
-            float *t1 = s + 0 + 3136;
-            const float *w2 = w + (k + 2) * 144;
-            float *t2 = s + 0 + 6272;
-            const float *w3 = w + (k + 3) * 144;
-            float *t3 = s + 0 + 9408;
-            for (int p = 0; p < 3136; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 0;
+            for (int p = 0; p < 3136; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 144; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 3136 + i * 56 + j * 1;
-                        for (int p = 0; p < 3136; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3136; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 56 + ow];
+                    yk[oh * 56 + ow] = t[oh * 56 + ow];
         }
     }
 }
@@ -793,51 +652,24 @@ static void inverted2_conv1(const float *restrict x0, float *restrict y, const f
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
         float *yb = y + (ptrdiff_t)b * 451584;
         const float *in = xb0;
-        for (int k = 0; k < 144; k += 4) {
+        for (int k = 0; k < 144; k++) {
+            const float *wk = w + k * 24;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 24;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 24;
-            float *t1 = s + 0 + 3136;
-            const float *w2 = w + (k + 2) * 24;
-            float *t2 = s + 0 + 6272;
-            const float *w3 = w + (k + 3) * 24;
-            float *t3 = s + 0 + 9408;
-            for (int p = 0; p < 3136; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 0;
+            for (int p = 0; p < 3136; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 24; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 3136 + i * 56 + j * 1;
-                        for (int p = 0; p < 3136; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3136; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 56 + ow];
+                    yk[oh * 56 + ow] = t[oh * 56 + ow];
         }
     }
 }
@@ -934,51 +766,24 @@ static void inverted2_conv3(const float *restrict x0, float *restrict y, const f
         const float *xb0 = x0 + (ptrdiff_t)b * 112896;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *in = xb0;
-        for (int k = 0; k < 32; k += 4) {
+        for (int k = 0; k < 32; k++) {
+            const float *wk = w + k * 144;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 144;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 144;
-            float *t1 = s + 0 + 784;
-            const float *w2 = w + (k + 2) * 144;
-            float *t2 = s + 0 + 1568;
-            const float *w3 = w + (k + 3) * 144;
-            float *t3 = s + 0 + 2352;
-            for (int p = 0; p < 784; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 144; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int p = 0; p < 784; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 28 + ow];
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -1008,51 +813,24 @@ static void inverted_res2_inverted1_conv1(const float *restrict x0, float *restr
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 150528;
         const float *in = xb0;
-        for (int k = 0; k < 192; k += 4) {
+        for (int k = 0; k < 192; k++) {
+            const float *wk = w + k * 32;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 32;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 32;
-            float *t1 = s + 0 + 784;
-            const float *w2 = w + (k + 2) * 32;
-            float *t2 = s + 0 + 1568;
-            const float *w3 = w + (k + 3) * 32;
-            float *t3 = s + 0 + 2352;
-            for (int p = 0; p < 784; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 32; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int p = 0; p < 784; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 28 + ow];
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -1094,27 +872,24 @@ static void inverted_res2_inverted1_conv2(const float *restrict x0, float *restr
         float *yb = y + (ptrdiff_t)b * 150528;
         cnn_pad(xb0, s, 192, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int k = 0; k < 192; k += 1) {
+        for (int k = 0; k < 192; k++) {
+            const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 900;
-            const float *w0 = w + (k + 0) * 9;
-            float *t0 = s + 172800 + 0;
-            for (int p = 0; p < 838; p++) {
-                t0[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 172800;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int p = 0; p < 838; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                        }
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 30 + ow];
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -1155,51 +930,24 @@ static void inverted_res2_inverted1_conv3(const float *restrict x0, float *restr
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *in = xb0;
-        for (int k = 0; k < 32; k += 4) {
+        for (int k = 0; k < 32; k++) {
+            const float *wk = w + k * 192;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 192;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 192;
-            float *t1 = s + 0 + 784;
-            const float *w2 = w + (k + 2) * 192;
-            float *t2 = s + 0 + 1568;
-            const float *w3 = w + (k + 3) * 192;
-            float *t3 = s + 0 + 2352;
-            for (int p = 0; p < 784; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int p = 0; p < 784; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 28 + ow];
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -1238,51 +986,24 @@ static void inverted_res3_inverted1_conv1(const float *restrict x0, float *restr
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 150528;
         const float *in = xb0;
-        for (int k = 0; k < 192; k += 4) {
+        for (int k = 0; k < 192; k++) {
+            const float *wk = w + k * 32;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 32;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 32;
-            float *t1 = s + 0 + 784;
-            const float *w2 = w + (k + 2) * 32;
-            float *t2 = s + 0 + 1568;
-            const float *w3 = w + (k + 3) * 32;
-            float *t3 = s + 0 + 2352;
-            for (int p = 0; p < 784; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 32; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int p = 0; p < 784; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 28 + ow];
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -1324,27 +1045,24 @@ static void inverted_res3_inverted1_conv2(const float *restrict x0, float *restr
         float *yb = y + (ptrdiff_t)b * 150528;
         cnn_pad(xb0, s, 192, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int k = 0; k < 192; k += 1) {
+        for (int k = 0; k < 192; k++) {
+            const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 900;
-            const float *w0 = w + (k + 0) * 9;
-            float *t0 = s + 172800 + 0;
-            for (int p = 0; p < 838; p++) {
-                t0[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 172800;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int p = 0; p < 838; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                        }
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 30 + ow];
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -1385,51 +1103,24 @@ static void inverted_res3_inverted1_conv3(const float *restrict x0, float *restr
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *in = xb0;
-        for (int k = 0; k < 32; k += 4) {
+        for (int k = 0; k < 32; k++) {
+            const float *wk = w + k * 192;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 192;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 192;
-            float *t1 = s + 0 + 784;
-            const float *w2 = w + (k + 2) * 192;
-            float *t2 = s + 0 + 1568;
-            const float *w3 = w + (k + 3) * 192;
-            float *t3 = s + 0 + 2352;
-            for (int p = 0; p < 784; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int p = 0; p < 784; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 28 + ow];
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -1468,51 +1159,24 @@ static void inverted3_conv1(const float *restrict x0, float *restrict y, const f
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 150528;
         const float *in = xb0;
-        for (int k = 0; k < 192; k += 4) {
+        for (int k = 0; k < 192; k++) {
+            const float *wk = w + k * 32;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 32;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 32;
-            float *t1 = s + 0 + 784;
-            const float *w2 = w + (k + 2) * 32;
-            float *t2 = s + 0 + 1568;
-            const float *w3 = w + (k + 3) * 32;
-            float *t3 = s + 0 + 2352;
-            for (int p = 0; p < 784; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 32; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int p = 0; p < 784; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 28 + ow];
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -1609,51 +1273,24 @@ static void inverted3_conv3(const float *restrict x0, float *restrict y, const f
         const float *xb0 = x0 + (ptrdiff_t)b * 37632;
         float *yb = y + (ptrdiff_t)b * 12544;
         const float *in = xb0;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 192;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 192;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 192;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 192;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 192;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 192; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1683,51 +1320,24 @@ static void inverted_res4_inverted1_conv1(const float *restrict x0, float *restr
         const float *xb0 = x0 + (ptrdiff_t)b * 12544;
         float *yb = y + (ptrdiff_t)b * 75264;
         const float *in = xb0;
-        for (int k = 0; k < 384; k += 4) {
+        for (int k = 0; k < 384; k++) {
+            const float *wk = w + k * 64;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 64;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 64;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 64;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 64;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1769,27 +1379,24 @@ static void inverted_res4_inverted1_conv2(const float *restrict x0, float *restr
         float *yb = y + (ptrdiff_t)b * 75264;
         cnn_pad(xb0, s, 384, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 384; k += 1) {
+        for (int k = 0; k < 384; k++) {
+            const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 256;
-            const float *w0 = w + (k + 0) * 9;
-            float *t0 = s + 98304 + 0;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 98304;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1830,51 +1437,24 @@ static void inverted_res4_inverted1_conv3(const float *restrict x0, float *restr
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
         float *yb = y + (ptrdiff_t)b * 12544;
         const float *in = xb0;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 384;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 384;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 384;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 384;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 384;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 384; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1913,51 +1493,24 @@ static void inverted_res5_inverted1_conv1(const float *restrict x0, float *restr
         const float *xb0 = x0 + (ptrdiff_t)b * 12544;
         float *yb = y + (ptrdiff_t)b * 75264;
         const float *in = xb0;
-        for (int k = 0; k < 384; k += 4) {
+        for (int k = 0; k < 384; k++) {
+            const float *wk = w + k * 64;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 64;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 64;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 64;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 64;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -1999,27 +1552,24 @@ static void inverted_res5_inverted1_conv2(const float *restrict x0, float *restr
         float *yb = y + (ptrdiff_t)b * 75264;
         cnn_pad(xb0, s, 384, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 384; k += 1) {
+        for (int k = 0; k < 384; k++) {
+            const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 256;
-            const float *w0 = w + (k + 0) * 9;
-            float *t0 = s + 98304 + 0;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 98304;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -2060,51 +1610,24 @@ static void inverted_res5_inverted1_conv3(const float *restrict x0, float *restr
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
         float *yb = y + (ptrdiff_t)b * 12544;
         const float *in = xb0;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 384;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 384;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 384;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 384;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 384;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 384; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2143,51 +1666,24 @@ static void inverted_res6_inverted1_conv1(const float *restrict x0, float *restr
         const float *xb0 = x0 + (ptrdiff_t)b * 12544;
         float *yb = y + (ptrdiff_t)b * 75264;
         const float *in = xb0;
-        for (int k = 0; k < 384; k += 4) {
+        for (int k = 0; k < 384; k++) {
+            const float *wk = w + k * 64;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 64;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 64;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 64;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 64;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2229,27 +1725,24 @@ static void inverted_res6_inverted1_conv2(const float *restrict x0, float *restr
         float *yb = y + (ptrdiff_t)b * 75264;
         cnn_pad(xb0, s, 384, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 384; k += 1) {
+        for (int k = 0; k < 384; k++) {
+            const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 256;
-            const float *w0 = w + (k + 0) * 9;
-            float *t0 = s + 98304 + 0;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 98304;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -2290,51 +1783,24 @@ static void inverted_res6_inverted1_conv3(const float *restrict x0, float *restr
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
         float *yb = y + (ptrdiff_t)b * 12544;
         const float *in = xb0;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 384;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 384;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 384;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 384;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 384;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 384; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2373,51 +1839,24 @@ static void inverted4_conv1(const float *restrict x0, float *restrict y, const f
         const float *xb0 = x0 + (ptrdiff_t)b * 12544;
         float *yb = y + (ptrdiff_t)b * 75264;
         const float *in = xb0;
-        for (int k = 0; k < 384; k += 4) {
+        for (int k = 0; k < 384; k++) {
+            const float *wk = w + k * 64;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 64;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 64;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 64;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 64;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2459,27 +1898,24 @@ static void inverted4_conv2(const float *restrict x0, float *restrict y, const f
         float *yb = y + (ptrdiff_t)b * 75264;
         cnn_pad(xb0, s, 384, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 384; k += 1) {
+        for (int k = 0; k < 384; k++) {
+            const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 256;
-            const float *w0 = w + (k + 0) * 9;
-            float *t0 = s + 98304 + 0;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 98304;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -2520,51 +1956,24 @@ static void inverted4_conv3(const float *restrict x0, float *restrict y, const f
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
         float *yb = y + (ptrdiff_t)b * 18816;
         const float *in = xb0;
-        for (int k = 0; k < 96; k += 4) {
+        for (int k = 0; k < 96; k++) {
+            const float *wk = w + k * 384;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 384;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 384;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 384;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 384;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 384; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2594,51 +2003,24 @@ static void inverted_res7_inverted1_conv1(const float *restrict x0, float *restr
         const float *xb0 = x0 + (ptrdiff_t)b * 18816;
         float *yb = y + (ptrdiff_t)b * 112896;
         const float *in = xb0;
-        for (int k = 0; k < 576; k += 4) {
+        for (int k = 0; k < 576; k++) {
+            const float *wk = w + k * 96;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 96;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 96;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 96;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 96;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 96; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2680,27 +2062,24 @@ static void inverted_res7_inverted1_conv2(const float *restrict x0, float *restr
         float *yb = y + (ptrdiff_t)b * 112896;
         cnn_pad(xb0, s, 576, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 576; k += 1) {
+        for (int k = 0; k < 576; k++) {
+            const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 256;
-            const float *w0 = w + (k + 0) * 9;
-            float *t0 = s + 147456 + 0;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 147456;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -2741,51 +2120,24 @@ static void inverted_res7_inverted1_conv3(const float *restrict x0, float *restr
         const float *xb0 = x0 + (ptrdiff_t)b * 112896;
         float *yb = y + (ptrdiff_t)b * 18816;
         const float *in = xb0;
-        for (int k = 0; k < 96; k += 4) {
+        for (int k = 0; k < 96; k++) {
+            const float *wk = w + k * 576;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 576;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 576;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 576;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 576;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 576; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2824,51 +2176,24 @@ static void inverted_res8_inverted1_conv1(const float *restrict x0, float *restr
         const float *xb0 = x0 + (ptrdiff_t)b * 18816;
         float *yb = y + (ptrdiff_t)b * 112896;
         const float *in = xb0;
-        for (int k = 0; k < 576; k += 4) {
+        for (int k = 0; k < 576; k++) {
+            const float *wk = w + k * 96;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 96;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 96;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 96;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 96;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 96; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2910,27 +2235,24 @@ static void inverted_res8_inverted1_conv2(const float *restrict x0, float *restr
         float *yb = y + (ptrdiff_t)b * 112896;
         cnn_pad(xb0, s, 576, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 576; k += 1) {
+        for (int k = 0; k < 576; k++) {
+            const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 256;
-            const float *w0 = w + (k + 0) * 9;
-            float *t0 = s + 147456 + 0;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 147456;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -2971,51 +2293,24 @@ static void inverted_res8_inverted1_conv3(const float *restrict x0, float *restr
         const float *xb0 = x0 + (ptrdiff_t)b * 112896;
         float *yb = y + (ptrdiff_t)b * 18816;
         const float *in = xb0;
-        for (int k = 0; k < 96; k += 4) {
+        for (int k = 0; k < 96; k++) {
+            const float *wk = w + k * 576;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 576;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 576;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 576;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 576;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 576; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -3054,51 +2349,24 @@ static void inverted5_conv1(const float *restrict x0, float *restrict y, const f
         const float *xb0 = x0 + (ptrdiff_t)b * 18816;
         float *yb = y + (ptrdiff_t)b * 112896;
         const float *in = xb0;
-        for (int k = 0; k < 576; k += 4) {
+        for (int k = 0; k < 576; k++) {
+            const float *wk = w + k * 96;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 96;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 96;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 96;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 96;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 96; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -3195,51 +2463,24 @@ static void inverted5_conv3(const float *restrict x0, float *restrict y, const f
         const float *xb0 = x0 + (ptrdiff_t)b * 28224;
         float *yb = y + (ptrdiff_t)b * 7840;
         const float *in = xb0;
-        for (int k = 0; k < 160; k += 4) {
+        for (int k = 0; k < 160; k++) {
+            const float *wk = w + k * 576;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 576;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 576;
-            float *t1 = s + 0 + 49;
-            const float *w2 = w + (k + 2) * 576;
-            float *t2 = s + 0 + 98;
-            const float *w3 = w + (k + 3) * 576;
-            float *t3 = s + 0 + 147;
-            for (int p = 0; p < 49; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 576; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int p = 0; p < 49; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 7 + ow];
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -3269,51 +2510,24 @@ static void inverted_res9_inverted1_conv1(const float *restrict x0, float *restr
         const float *xb0 = x0 + (ptrdiff_t)b * 7840;
         float *yb = y + (ptrdiff_t)b * 47040;
         const float *in = xb0;
-        for (int k = 0; k < 960; k += 4) {
+        for (int k = 0; k < 960; k++) {
+            const float *wk = w + k * 160;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 160;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 160;
-            float *t1 = s + 0 + 49;
-            const float *w2 = w + (k + 2) * 160;
-            float *t2 = s + 0 + 98;
-            const float *w3 = w + (k + 3) * 160;
-            float *t3 = s + 0 + 147;
-            for (int p = 0; p < 49; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 160; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int p = 0; p < 49; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 7 + ow];
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -3355,27 +2569,24 @@ static void inverted_res9_inverted1_conv2(const float *restrict x0, float *restr
         float *yb = y + (ptrdiff_t)b * 47040;
         cnn_pad(xb0, s, 960, 7, 7, 1, 1, 9, 9, 0);
         const float *in = s;
-        for (int k = 0; k < 960; k += 1) {
+        for (int k = 0; k < 960; k++) {
+            const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 81;
-            const float *w0 = w + (k + 0) * 9;
-            float *t0 = s + 77760 + 0;
-            for (int p = 0; p < 61; p++) {
-                t0[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 77760;
+            for (int p = 0; p < 61; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int p = 0; p < 61; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                        }
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 9 + ow];
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -3416,51 +2627,24 @@ static void inverted_res9_inverted1_conv3(const float *restrict x0, float *restr
         const float *xb0 = x0 + (ptrdiff_t)b * 47040;
         float *yb = y + (ptrdiff_t)b * 7840;
         const float *in = xb0;
-        for (int k = 0; k < 160; k += 4) {
+        for (int k = 0; k < 160; k++) {
+            const float *wk = w + k * 960;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 960;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 960;
-            float *t1 = s + 0 + 49;
-            const float *w2 = w + (k + 2) * 960;
-            float *t2 = s + 0 + 98;
-            const float *w3 = w + (k + 3) * 960;
-            float *t3 = s + 0 + 147;
-            for (int p = 0; p < 49; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 960; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int p = 0; p < 49; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 7 + ow];
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -3499,51 +2683,24 @@ static void inverted_res10_inverted1_conv1(const float *restrict x0, float *rest
         const float *xb0 = x0 + (ptrdiff_t)b * 7840;
         float *yb = y + (ptrdiff_t)b * 47040;
         const float *in = xb0;
-        for (int k = 0; k < 960; k += 4) {
+        for (int k = 0; k < 960; k++) {
+            const float *wk = w + k * 160;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 160;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 160;
-            float *t1 = s + 0 + 49;
-            const float *w2 = w + (k + 2) * 160;
-            float *t2 = s + 0 + 98;
-            const float *w3 = w + (k + 3) * 160;
-            float *t3 = s + 0 + 147;
-            for (int p = 0; p < 49; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 160; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int p = 0; p < 49; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 7 + ow];
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -3585,27 +2742,24 @@ static void inverted_res10_inverted1_conv2(const float *restrict x0, float *rest
         float *yb = y + (ptrdiff_t)b * 47040;
         cnn_pad(xb0, s, 960, 7, 7, 1, 1, 9, 9, 0);
         const float *in = s;
-        for (int k = 0; k < 960; k += 1) {
+        for (int k = 0; k < 960; k++) {
+            const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 81;
-            const float *w0 = w + (k + 0) * 9;
-            float *t0 = s + 77760 + 0;
-            for (int p = 0; p < 61; p++) {
-                t0[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 77760;
+            for (int p = 0; p < 61; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int p = 0; p < 61; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                        }
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 9 + ow];
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -3646,51 +2800,24 @@ static void inverted_res10_inverted1_conv3(const float *restrict x0, float *rest
         const float *xb0 = x0 + (ptrdiff_t)b * 47040;
         float *yb = y + (ptrdiff_t)b * 7840;
         const float *in = xb0;
-        for (int k = 0; k < 160; k += 4) {
+        for (int k = 0; k < 160; k++) {
+            const float *wk = w + k * 960;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 960;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 960;
-            float *t1 = s + 0 + 49;
-            const float *w2 = w + (k + 2) * 960;
-            float *t2 = s + 0 + 98;
-            const float *w3 = w + (k + 3) * 960;
-            float *t3 = s + 0 + 147;
-            for (int p = 0; p < 49; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 960; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int p = 0; p < 49; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 7 + ow];
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -3729,51 +2856,24 @@ static void inverted6_conv1(const float *restrict x0, float *restrict y, const f
         const float *xb0 = x0 + (ptrdiff_t)b * 7840;
         float *yb = y + (ptrdiff_t)b * 47040;
         const float *in = xb0;
-        for (int k = 0; k < 960; k += 4) {
+        for (int k = 0; k < 960; k++) {
+            const float *wk = w + k * 160;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 160;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 160;
-            float *t1 = s + 0 + 49;
-            const float *w2 = w + (k + 2) * 160;
-            float *t2 = s + 0 + 98;
-            const float *w3 = w + (k + 3) * 160;
-            float *t3 = s + 0 + 147;
-            for (int p = 0; p < 49; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 160; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int p = 0; p < 49; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 7 + ow];
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -3815,27 +2915,24 @@ static void inverted6_conv2(const float *restrict x0, float *restrict y, const f
         float *yb = y + (ptrdiff_t)b * 47040;
         cnn_pad(xb0, s, 960, 7, 7, 1, 1, 9, 9, 0);
         const float *in = s;
-        for (int k = 0; k < 960; k += 1) {
+        for (int k = 0; k < 960; k++) {
+            const float *wk = w + k * 9;
             const float *xg = in + (k / 1) * 81;
-            const float *w0 = w + (k + 0) * 9;
-            float *t0 = s + 77760 + 0;
-            for (int p = 0; p < 61; p++) {
-                t0[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 77760;
+            for (int p = 0; p < 61; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int p = 0; p < 61; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                        }
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 9 + ow];
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -3876,51 +2973,24 @@ static void inverted6_conv3(const float *restrict x0, float *restrict y, const f
         const float *xb0 = x0 + (ptrdiff_t)b * 47040;
         float *yb = y + (ptrdiff_t)b * 15680;
         const float *in = xb0;
-        for (int k = 0; k < 320; k += 4) {
+        for (int k = 0; k < 320; k++) {
+            const float *wk = w + k * 960;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 960;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 960;
-            float *t1 = s + 0 + 49;
-            const float *w2 = w + (k + 2) * 960;
-            float *t2 = s + 0 + 98;
-            const float *w3 = w + (k + 3) * 960;
-            float *t3 = s + 0 + 147;
-            for (int p = 0; p < 49; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 960; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int p = 0; p < 49; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 7 + ow];
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -3950,51 +3020,24 @@ static void conv2(const float *restrict x0, float *restrict y, const float *rest
         const float *xb0 = x0 + (ptrdiff_t)b * 15680;
         float *yb = y + (ptrdiff_t)b * 62720;
         const float *in = xb0;
-        for (int k = 0; k < 1280; k += 4) {
+        for (int k = 0; k < 1280; k++) {
+            const float *wk = w + k * 320;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 320;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 320;
-            float *t1 = s + 0 + 49;
-            const float *w2 = w + (k + 2) * 320;
-            float *t2 = s + 0 + 98;
-            const float *w3 = w + (k + 3) * 320;
-            float *t3 = s + 0 + 147;
-            for (int p = 0; p < 49; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 320; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int p = 0; p < 49; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 7 + ow];
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -4175,13 +3218,13 @@ int mobilenetv2_forward(const float *packed, const float *in_img, float *out_log
         return 1;
     if ((uintptr_t)arena % 64 != 0 || (mobilenetv2_ARENA_BYTES > 0 && !arena))
         return 2;
-    conv1(in_img, A + 466944, packed + 0, A + 0, batch);
-    bn1(A + 466944, A + 466944, packed + 864, batch);
-    relu61(A + 466944, A + 466944, batch);
-    separable1_conv1(A + 466944, A + 868352, packed + 928, A + 0, batch);
-    separable1_bn1(A + 868352, A + 868352, packed + 1216, batch);
-    separable1_relu61(A + 868352, A + 868352, batch);
-    separable1_conv2(A + 868352, A + 0, packed + 1280, A + 200704, batch);
+    conv1(in_img, A + 428640, packed + 0, A + 0, batch);
+    bn1(A + 428640, A + 428640, packed + 864, batch);
+    relu61(A + 428640, A + 428640, batch);
+    separable1_conv1(A + 428640, A + 830048, packed + 928, A + 0, batch);
+    separable1_bn1(A + 830048, A + 830048, packed + 1216, batch);
+    separable1_relu61(A + 830048, A + 830048, batch);
+    separable1_conv2(A + 830048, A + 0, packed + 1280, A + 200704, batch);
     separable1_bn2(A + 0, A + 0, packed + 1792, batch);
     inverted1_conv1(A + 0, A + 1247616, packed + 1824, A + 200704, batch);
     inverted1_bn1(A + 1247616, A + 1247616, packed + 3360, batch);
@@ -4189,137 +3232,137 @@ int mobilenetv2_forward(const float *packed, const float *in_img, float *out_log
     inverted1_conv2(A + 1247616, A + 2451840, packed + 3552, A + 0, batch);
     inverted1_bn2(A + 2451840, A + 2451840, packed + 4416, batch);
     inverted1_relu62(A + 2451840, A + 2451840, batch);
-    inverted1_conv3(A + 2451840, A + 1400576, packed + 4608, A + 1475840, batch);
-    inverted1_bn3(A + 1400576, A + 1400576, packed + 6912, batch);
-    inverted_res1_inverted1_conv1(A + 1400576, A + 497408, packed + 6960, A + 948992, batch);
-    inverted_res1_inverted1_bn1(A + 497408, A + 497408, packed + 10416, batch);
-    inverted_res1_inverted1_relu61(A + 497408, A + 497408, batch);
-    inverted_res1_inverted1_conv2(A + 497408, A + 948992, packed + 10704, A + 0, batch);
-    inverted_res1_inverted1_bn2(A + 948992, A + 948992, packed + 12000, batch);
-    inverted_res1_inverted1_relu62(A + 948992, A + 948992, batch);
-    inverted_res1_inverted1_conv3(A + 948992, A + 0, packed + 12288, A + 75264, batch);
+    inverted1_conv3(A + 2451840, A + 1390832, packed + 4608, A + 1466096, batch);
+    inverted1_bn3(A + 1390832, A + 1390832, packed + 6912, batch);
+    inverted_res1_inverted1_conv1(A + 1390832, A + 487664, packed + 6960, A + 939248, batch);
+    inverted_res1_inverted1_bn1(A + 487664, A + 487664, packed + 10416, batch);
+    inverted_res1_inverted1_relu61(A + 487664, A + 487664, batch);
+    inverted_res1_inverted1_conv2(A + 487664, A + 939248, packed + 10704, A + 0, batch);
+    inverted_res1_inverted1_bn2(A + 939248, A + 939248, packed + 12000, batch);
+    inverted_res1_inverted1_relu62(A + 939248, A + 939248, batch);
+    inverted_res1_inverted1_conv3(A + 939248, A + 0, packed + 12288, A + 75264, batch);
     inverted_res1_inverted1_bn3(A + 0, A + 0, packed + 15744, batch);
-    inverted_res1_add1(A + 0, A + 1400576, A + 0, batch);
+    inverted_res1_add1(A + 0, A + 1390832, A + 0, batch);
     inverted2_conv1(A + 0, A + 484416, packed + 15792, A + 75264, batch);
     inverted2_bn1(A + 484416, A + 484416, packed + 19248, batch);
     inverted2_relu61(A + 484416, A + 484416, batch);
     inverted2_conv2(A + 484416, A + 936000, packed + 19536, A + 0, batch);
     inverted2_bn2(A + 936000, A + 936000, packed + 20832, batch);
     inverted2_relu62(A + 936000, A + 936000, batch);
-    inverted2_conv3(A + 936000, A + 477216, packed + 21120, A + 502304, batch);
-    inverted2_bn3(A + 477216, A + 477216, packed + 25728, batch);
-    inverted_res2_inverted1_conv1(A + 477216, A + 176160, packed + 25792, A + 326688, batch);
-    inverted_res2_inverted1_bn1(A + 176160, A + 176160, packed + 31936, batch);
-    inverted_res2_inverted1_relu61(A + 176160, A + 176160, batch);
-    inverted_res2_inverted1_conv2(A + 176160, A + 326688, packed + 32320, A + 0, batch);
-    inverted_res2_inverted1_bn2(A + 326688, A + 326688, packed + 34048, batch);
-    inverted_res2_inverted1_relu62(A + 326688, A + 326688, batch);
-    inverted_res2_inverted1_conv3(A + 326688, A + 502304, packed + 34432, A + 0, batch);
-    inverted_res2_inverted1_bn3(A + 502304, A + 502304, packed + 40576, batch);
-    inverted_res2_add1(A + 502304, A + 477216, A + 502304, batch);
-    inverted_res3_inverted1_conv1(A + 502304, A + 176160, packed + 40640, A + 326688, batch);
-    inverted_res3_inverted1_bn1(A + 176160, A + 176160, packed + 46784, batch);
-    inverted_res3_inverted1_relu61(A + 176160, A + 176160, batch);
-    inverted_res3_inverted1_conv2(A + 176160, A + 326688, packed + 47168, A + 0, batch);
-    inverted_res3_inverted1_bn2(A + 326688, A + 326688, packed + 48896, batch);
-    inverted_res3_inverted1_relu62(A + 326688, A + 326688, batch);
-    inverted_res3_inverted1_conv3(A + 326688, A + 477216, packed + 49280, A + 0, batch);
-    inverted_res3_inverted1_bn3(A + 477216, A + 477216, packed + 55424, batch);
-    inverted_res3_add1(A + 477216, A + 502304, A + 477216, batch);
-    inverted3_conv1(A + 477216, A + 172800, packed + 55488, A + 323328, batch);
+    inverted2_conv3(A + 936000, A + 474704, packed + 21120, A + 499792, batch);
+    inverted2_bn3(A + 474704, A + 474704, packed + 25728, batch);
+    inverted_res2_inverted1_conv1(A + 474704, A + 173648, packed + 25792, A + 324176, batch);
+    inverted_res2_inverted1_bn1(A + 173648, A + 173648, packed + 31936, batch);
+    inverted_res2_inverted1_relu61(A + 173648, A + 173648, batch);
+    inverted_res2_inverted1_conv2(A + 173648, A + 324176, packed + 32320, A + 0, batch);
+    inverted_res2_inverted1_bn2(A + 324176, A + 324176, packed + 34048, batch);
+    inverted_res2_inverted1_relu62(A + 324176, A + 324176, batch);
+    inverted_res2_inverted1_conv3(A + 324176, A + 499792, packed + 34432, A + 0, batch);
+    inverted_res2_inverted1_bn3(A + 499792, A + 499792, packed + 40576, batch);
+    inverted_res2_add1(A + 499792, A + 474704, A + 499792, batch);
+    inverted_res3_inverted1_conv1(A + 499792, A + 173648, packed + 40640, A + 0, batch);
+    inverted_res3_inverted1_bn1(A + 173648, A + 173648, packed + 46784, batch);
+    inverted_res3_inverted1_relu61(A + 173648, A + 173648, batch);
+    inverted_res3_inverted1_conv2(A + 173648, A + 324176, packed + 47168, A + 0, batch);
+    inverted_res3_inverted1_bn2(A + 324176, A + 324176, packed + 48896, batch);
+    inverted_res3_inverted1_relu62(A + 324176, A + 324176, batch);
+    inverted_res3_inverted1_conv3(A + 324176, A + 474704, packed + 49280, A + 0, batch);
+    inverted_res3_inverted1_bn3(A + 474704, A + 474704, packed + 55424, batch);
+    inverted_res3_add1(A + 474704, A + 499792, A + 474704, batch);
+    inverted3_conv1(A + 474704, A + 172800, packed + 55488, A + 323328, batch);
     inverted3_bn1(A + 172800, A + 172800, packed + 61632, batch);
     inverted3_relu61(A + 172800, A + 172800, batch);
     inverted3_conv2(A + 172800, A + 323328, packed + 62016, A + 0, batch);
     inverted3_bn2(A + 323328, A + 323328, packed + 63744, batch);
     inverted3_relu62(A + 323328, A + 323328, batch);
-    inverted3_conv3(A + 323328, A + 249728, packed + 64128, A + 262272, batch);
-    inverted3_bn3(A + 249728, A + 249728, packed + 76416, batch);
-    inverted_res4_inverted1_conv1(A + 249728, A + 99200, packed + 76544, A + 174464, batch);
-    inverted_res4_inverted1_bn1(A + 99200, A + 99200, packed + 101120, batch);
-    inverted_res4_inverted1_relu61(A + 99200, A + 99200, batch);
-    inverted_res4_inverted1_conv2(A + 99200, A + 174464, packed + 101888, A + 0, batch);
-    inverted_res4_inverted1_bn2(A + 174464, A + 174464, packed + 105344, batch);
-    inverted_res4_inverted1_relu62(A + 174464, A + 174464, batch);
-    inverted_res4_inverted1_conv3(A + 174464, A + 262272, packed + 106112, A + 0, batch);
-    inverted_res4_inverted1_bn3(A + 262272, A + 262272, packed + 130688, batch);
-    inverted_res4_add1(A + 262272, A + 249728, A + 262272, batch);
-    inverted_res5_inverted1_conv1(A + 262272, A + 99200, packed + 130816, A + 174464, batch);
-    inverted_res5_inverted1_bn1(A + 99200, A + 99200, packed + 155392, batch);
-    inverted_res5_inverted1_relu61(A + 99200, A + 99200, batch);
-    inverted_res5_inverted1_conv2(A + 99200, A + 174464, packed + 156160, A + 0, batch);
-    inverted_res5_inverted1_bn2(A + 174464, A + 174464, packed + 159616, batch);
-    inverted_res5_inverted1_relu62(A + 174464, A + 174464, batch);
-    inverted_res5_inverted1_conv3(A + 174464, A + 249728, packed + 160384, A + 0, batch);
-    inverted_res5_inverted1_bn3(A + 249728, A + 249728, packed + 184960, batch);
-    inverted_res5_add1(A + 249728, A + 262272, A + 249728, batch);
-    inverted_res6_inverted1_conv1(A + 249728, A + 99200, packed + 185088, A + 174464, batch);
-    inverted_res6_inverted1_bn1(A + 99200, A + 99200, packed + 209664, batch);
-    inverted_res6_inverted1_relu61(A + 99200, A + 99200, batch);
-    inverted_res6_inverted1_conv2(A + 99200, A + 174464, packed + 210432, A + 0, batch);
-    inverted_res6_inverted1_bn2(A + 174464, A + 174464, packed + 213888, batch);
-    inverted_res6_inverted1_relu62(A + 174464, A + 174464, batch);
-    inverted_res6_inverted1_conv3(A + 174464, A + 0, packed + 214656, A + 12544, batch);
+    inverted3_conv3(A + 323328, A + 249056, packed + 64128, A + 261600, batch);
+    inverted3_bn3(A + 249056, A + 249056, packed + 76416, batch);
+    inverted_res4_inverted1_conv1(A + 249056, A + 98528, packed + 76544, A + 173792, batch);
+    inverted_res4_inverted1_bn1(A + 98528, A + 98528, packed + 101120, batch);
+    inverted_res4_inverted1_relu61(A + 98528, A + 98528, batch);
+    inverted_res4_inverted1_conv2(A + 98528, A + 173792, packed + 101888, A + 0, batch);
+    inverted_res4_inverted1_bn2(A + 173792, A + 173792, packed + 105344, batch);
+    inverted_res4_inverted1_relu62(A + 173792, A + 173792, batch);
+    inverted_res4_inverted1_conv3(A + 173792, A + 261600, packed + 106112, A + 0, batch);
+    inverted_res4_inverted1_bn3(A + 261600, A + 261600, packed + 130688, batch);
+    inverted_res4_add1(A + 261600, A + 249056, A + 261600, batch);
+    inverted_res5_inverted1_conv1(A + 261600, A + 98528, packed + 130816, A + 173792, batch);
+    inverted_res5_inverted1_bn1(A + 98528, A + 98528, packed + 155392, batch);
+    inverted_res5_inverted1_relu61(A + 98528, A + 98528, batch);
+    inverted_res5_inverted1_conv2(A + 98528, A + 173792, packed + 156160, A + 0, batch);
+    inverted_res5_inverted1_bn2(A + 173792, A + 173792, packed + 159616, batch);
+    inverted_res5_inverted1_relu62(A + 173792, A + 173792, batch);
+    inverted_res5_inverted1_conv3(A + 173792, A + 249056, packed + 160384, A + 0, batch);
+    inverted_res5_inverted1_bn3(A + 249056, A + 249056, packed + 184960, batch);
+    inverted_res5_add1(A + 249056, A + 261600, A + 249056, batch);
+    inverted_res6_inverted1_conv1(A + 249056, A + 98528, packed + 185088, A + 173792, batch);
+    inverted_res6_inverted1_bn1(A + 98528, A + 98528, packed + 209664, batch);
+    inverted_res6_inverted1_relu61(A + 98528, A + 98528, batch);
+    inverted_res6_inverted1_conv2(A + 98528, A + 173792, packed + 210432, A + 0, batch);
+    inverted_res6_inverted1_bn2(A + 173792, A + 173792, packed + 213888, batch);
+    inverted_res6_inverted1_relu62(A + 173792, A + 173792, batch);
+    inverted_res6_inverted1_conv3(A + 173792, A + 0, packed + 214656, A + 12544, batch);
     inverted_res6_inverted1_bn3(A + 0, A + 0, packed + 239232, batch);
-    inverted_res6_add1(A + 0, A + 249728, A + 0, batch);
-    inverted4_conv1(A + 0, A + 99200, packed + 239360, A + 12544, batch);
-    inverted4_bn1(A + 99200, A + 99200, packed + 263936, batch);
-    inverted4_relu61(A + 99200, A + 99200, batch);
-    inverted4_conv2(A + 99200, A + 174464, packed + 264704, A + 0, batch);
-    inverted4_bn2(A + 174464, A + 174464, packed + 268160, batch);
-    inverted4_relu62(A + 174464, A + 174464, batch);
-    inverted4_conv3(A + 174464, A + 374144, packed + 268928, A + 249728, batch);
-    inverted4_bn3(A + 374144, A + 374144, packed + 305792, batch);
-    inverted_res7_inverted1_conv1(A + 374144, A + 148352, packed + 305984, A + 261248, batch);
-    inverted_res7_inverted1_bn1(A + 148352, A + 148352, packed + 361280, batch);
-    inverted_res7_inverted1_relu61(A + 148352, A + 148352, batch);
-    inverted_res7_inverted1_conv2(A + 148352, A + 261248, packed + 362432, A + 0, batch);
-    inverted_res7_inverted1_bn2(A + 261248, A + 261248, packed + 367616, batch);
-    inverted_res7_inverted1_relu62(A + 261248, A + 261248, batch);
-    inverted_res7_inverted1_conv3(A + 261248, A + 392960, packed + 368768, A + 0, batch);
-    inverted_res7_inverted1_bn3(A + 392960, A + 392960, packed + 424064, batch);
-    inverted_res7_add1(A + 392960, A + 374144, A + 392960, batch);
-    inverted_res8_inverted1_conv1(A + 392960, A + 148352, packed + 424256, A + 261248, batch);
-    inverted_res8_inverted1_bn1(A + 148352, A + 148352, packed + 479552, batch);
-    inverted_res8_inverted1_relu61(A + 148352, A + 148352, batch);
-    inverted_res8_inverted1_conv2(A + 148352, A + 261248, packed + 480704, A + 0, batch);
-    inverted_res8_inverted1_bn2(A + 261248, A + 261248, packed + 485888, batch);
-    inverted_res8_inverted1_relu62(A + 261248, A + 261248, batch);
-    inverted_res8_inverted1_conv3(A + 261248, A + 374144, packed + 487040, A + 0, batch);
-    inverted_res8_inverted1_bn3(A + 374144, A + 374144, packed + 542336, batch);
-    inverted_res8_add1(A + 374144, A + 392960, A + 374144, batch);
-    inverted5_conv1(A + 374144, A + 147456, packed + 542528, A + 260352, batch);
+    inverted_res6_add1(A + 0, A + 249056, A + 0, batch);
+    inverted4_conv1(A + 0, A + 98528, packed + 239360, A + 12544, batch);
+    inverted4_bn1(A + 98528, A + 98528, packed + 263936, batch);
+    inverted4_relu61(A + 98528, A + 98528, batch);
+    inverted4_conv2(A + 98528, A + 173792, packed + 264704, A + 0, batch);
+    inverted4_bn2(A + 173792, A + 173792, packed + 268160, batch);
+    inverted4_relu62(A + 173792, A + 173792, batch);
+    inverted4_conv3(A + 173792, A + 373472, packed + 268928, A + 249056, batch);
+    inverted4_bn3(A + 373472, A + 373472, packed + 305792, batch);
+    inverted_res7_inverted1_conv1(A + 373472, A + 147680, packed + 305984, A + 260576, batch);
+    inverted_res7_inverted1_bn1(A + 147680, A + 147680, packed + 361280, batch);
+    inverted_res7_inverted1_relu61(A + 147680, A + 147680, batch);
+    inverted_res7_inverted1_conv2(A + 147680, A + 260576, packed + 362432, A + 0, batch);
+    inverted_res7_inverted1_bn2(A + 260576, A + 260576, packed + 367616, batch);
+    inverted_res7_inverted1_relu62(A + 260576, A + 260576, batch);
+    inverted_res7_inverted1_conv3(A + 260576, A + 392288, packed + 368768, A + 0, batch);
+    inverted_res7_inverted1_bn3(A + 392288, A + 392288, packed + 424064, batch);
+    inverted_res7_add1(A + 392288, A + 373472, A + 392288, batch);
+    inverted_res8_inverted1_conv1(A + 392288, A + 147680, packed + 424256, A + 260576, batch);
+    inverted_res8_inverted1_bn1(A + 147680, A + 147680, packed + 479552, batch);
+    inverted_res8_inverted1_relu61(A + 147680, A + 147680, batch);
+    inverted_res8_inverted1_conv2(A + 147680, A + 260576, packed + 480704, A + 0, batch);
+    inverted_res8_inverted1_bn2(A + 260576, A + 260576, packed + 485888, batch);
+    inverted_res8_inverted1_relu62(A + 260576, A + 260576, batch);
+    inverted_res8_inverted1_conv3(A + 260576, A + 373472, packed + 487040, A + 0, batch);
+    inverted_res8_inverted1_bn3(A + 373472, A + 373472, packed + 542336, batch);
+    inverted_res8_add1(A + 373472, A + 392288, A + 373472, batch);
+    inverted5_conv1(A + 373472, A + 147456, packed + 542528, A + 260352, batch);
     inverted5_bn1(A + 147456, A + 147456, packed + 597824, batch);
     inverted5_relu61(A + 147456, A + 147456, batch);
     inverted5_conv2(A + 147456, A + 260352, packed + 598976, A + 0, batch);
     inverted5_bn2(A + 260352, A + 260352, packed + 604160, batch);
     inverted5_relu62(A + 260352, A + 260352, batch);
-    inverted5_conv3(A + 260352, A + 172096, packed + 605312, A + 179936, batch);
-    inverted5_bn3(A + 172096, A + 172096, packed + 697472, batch);
-    inverted_res9_inverted1_conv1(A + 172096, A + 78016, packed + 697792, A + 125056, batch);
-    inverted_res9_inverted1_bn1(A + 78016, A + 78016, packed + 851392, batch);
-    inverted_res9_inverted1_relu61(A + 78016, A + 78016, batch);
-    inverted_res9_inverted1_conv2(A + 78016, A + 125056, packed + 853312, A + 0, batch);
-    inverted_res9_inverted1_bn2(A + 125056, A + 125056, packed + 861952, batch);
-    inverted_res9_inverted1_relu62(A + 125056, A + 125056, batch);
-    inverted_res9_inverted1_conv3(A + 125056, A + 179936, packed + 863872, A + 0, batch);
-    inverted_res9_inverted1_bn3(A + 179936, A + 179936, packed + 1017472, batch);
-    inverted_res9_add1(A + 179936, A + 172096, A + 179936, batch);
-    inverted_res10_inverted1_conv1(A + 179936, A + 78016, packed + 1017792, A + 125056, batch);
-    inverted_res10_inverted1_bn1(A + 78016, A + 78016, packed + 1171392, batch);
-    inverted_res10_inverted1_relu61(A + 78016, A + 78016, batch);
-    inverted_res10_inverted1_conv2(A + 78016, A + 125056, packed + 1173312, A + 0, batch);
-    inverted_res10_inverted1_bn2(A + 125056, A + 125056, packed + 1181952, batch);
-    inverted_res10_inverted1_relu62(A + 125056, A + 125056, batch);
-    inverted_res10_inverted1_conv3(A + 125056, A + 172096, packed + 1183872, A + 0, batch);
-    inverted_res10_inverted1_bn3(A + 172096, A + 172096, packed + 1337472, batch);
-    inverted_res10_add1(A + 172096, A + 179936, A + 172096, batch);
-    inverted6_conv1(A + 172096, A + 78016, packed + 1337792, A + 125056, batch);
-    inverted6_bn1(A + 78016, A + 78016, packed + 1491392, batch);
-    inverted6_relu61(A + 78016, A + 78016, batch);
-    inverted6_conv2(A + 78016, A + 125056, packed + 1493312, A + 0, batch);
-    inverted6_bn2(A + 125056, A + 125056, packed + 1501952, batch);
-    inverted6_relu62(A + 125056, A + 125056, batch);
-    inverted6_conv3(A + 125056, A + 62720, packed + 1503872, A + 78400, batch);
+    inverted5_conv3(A + 260352, A + 171904, packed + 605312, A + 179744, batch);
+    inverted5_bn3(A + 171904, A + 171904, packed + 697472, batch);
+    inverted_res9_inverted1_conv1(A + 171904, A + 77824, packed + 697792, A + 124864, batch);
+    inverted_res9_inverted1_bn1(A + 77824, A + 77824, packed + 851392, batch);
+    inverted_res9_inverted1_relu61(A + 77824, A + 77824, batch);
+    inverted_res9_inverted1_conv2(A + 77824, A + 124864, packed + 853312, A + 0, batch);
+    inverted_res9_inverted1_bn2(A + 124864, A + 124864, packed + 861952, batch);
+    inverted_res9_inverted1_relu62(A + 124864, A + 124864, batch);
+    inverted_res9_inverted1_conv3(A + 124864, A + 179744, packed + 863872, A + 0, batch);
+    inverted_res9_inverted1_bn3(A + 179744, A + 179744, packed + 1017472, batch);
+    inverted_res9_add1(A + 179744, A + 171904, A + 179744, batch);
+    inverted_res10_inverted1_conv1(A + 179744, A + 77824, packed + 1017792, A + 124864, batch);
+    inverted_res10_inverted1_bn1(A + 77824, A + 77824, packed + 1171392, batch);
+    inverted_res10_inverted1_relu61(A + 77824, A + 77824, batch);
+    inverted_res10_inverted1_conv2(A + 77824, A + 124864, packed + 1173312, A + 0, batch);
+    inverted_res10_inverted1_bn2(A + 124864, A + 124864, packed + 1181952, batch);
+    inverted_res10_inverted1_relu62(A + 124864, A + 124864, batch);
+    inverted_res10_inverted1_conv3(A + 124864, A + 171904, packed + 1183872, A + 0, batch);
+    inverted_res10_inverted1_bn3(A + 171904, A + 171904, packed + 1337472, batch);
+    inverted_res10_add1(A + 171904, A + 179744, A + 171904, batch);
+    inverted6_conv1(A + 171904, A + 77824, packed + 1337792, A + 124864, batch);
+    inverted6_bn1(A + 77824, A + 77824, packed + 1491392, batch);
+    inverted6_relu61(A + 77824, A + 77824, batch);
+    inverted6_conv2(A + 77824, A + 124864, packed + 1493312, A + 0, batch);
+    inverted6_bn2(A + 124864, A + 124864, packed + 1501952, batch);
+    inverted6_relu62(A + 124864, A + 124864, batch);
+    inverted6_conv3(A + 124864, A + 62720, packed + 1503872, A + 78400, batch);
     inverted6_bn3(A + 62720, A + 62720, packed + 1811072, batch);
     conv2(A + 62720, A + 0, packed + 1811712, A + 78400, batch);
     bn2(A + 0, A + 0, packed + 2221312, batch);

@@ -3,7 +3,7 @@
  * source:  examples/resnet18.cnn, network resnet18
  * command: cnnc build examples/resnet18.cnn
  * target:  portable C (scalar); batch up to 1
- * arena:   4014080 bytes (19331904 without reuse; 4014080 live at most)
+ * arena:   4014080 bytes (19135488 without reuse; 4014080 live at most)
  * weights: 11699112 canonical floats, 11689512 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -246,51 +246,24 @@ static void basic1_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 200704;
         cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 576;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 576;
-            float *t0 = s + 215296 + 0;
-            const float *w1 = w + (k + 1) * 576;
-            float *t1 = s + 215296 + 3246;
-            const float *w2 = w + (k + 2) * 576;
-            float *t2 = s + 215296 + 6492;
-            const float *w3 = w + (k + 3) * 576;
-            float *t3 = s + 215296 + 9738;
-            for (int p = 0; p < 3246; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 215296;
+            for (int p = 0; p < 3246; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int p = 0; p < 3246; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 58 + ow];
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -332,51 +305,24 @@ static void basic1_conv2(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 200704;
         cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 576;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 576;
-            float *t0 = s + 215296 + 0;
-            const float *w1 = w + (k + 1) * 576;
-            float *t1 = s + 215296 + 3246;
-            const float *w2 = w + (k + 2) * 576;
-            float *t2 = s + 215296 + 6492;
-            const float *w3 = w + (k + 3) * 576;
-            float *t3 = s + 215296 + 9738;
-            for (int p = 0; p < 3246; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 215296;
+            for (int p = 0; p < 3246; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int p = 0; p < 3246; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 58 + ow];
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -427,51 +373,24 @@ static void basic2_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 200704;
         cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 576;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 576;
-            float *t0 = s + 215296 + 0;
-            const float *w1 = w + (k + 1) * 576;
-            float *t1 = s + 215296 + 3246;
-            const float *w2 = w + (k + 2) * 576;
-            float *t2 = s + 215296 + 6492;
-            const float *w3 = w + (k + 3) * 576;
-            float *t3 = s + 215296 + 9738;
-            for (int p = 0; p < 3246; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 215296;
+            for (int p = 0; p < 3246; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int p = 0; p < 3246; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 58 + ow];
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -513,51 +432,24 @@ static void basic2_conv2(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 200704;
         cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 576;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 576;
-            float *t0 = s + 215296 + 0;
-            const float *w1 = w + (k + 1) * 576;
-            float *t1 = s + 215296 + 3246;
-            const float *w2 = w + (k + 2) * 576;
-            float *t2 = s + 215296 + 6492;
-            const float *w3 = w + (k + 3) * 576;
-            float *t3 = s + 215296 + 9738;
-            for (int p = 0; p < 3246; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 215296;
+            for (int p = 0; p < 3246; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int p = 0; p < 3246; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 58 + ow];
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -664,51 +556,24 @@ static void basic_down1_conv2(const float *restrict x0, float *restrict y, const
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 1152;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1152;
-            float *t0 = s + 115200 + 0;
-            const float *w1 = w + (k + 1) * 1152;
-            float *t1 = s + 115200 + 838;
-            const float *w2 = w + (k + 2) * 1152;
-            float *t2 = s + 115200 + 1676;
-            const float *w3 = w + (k + 3) * 1152;
-            float *t3 = s + 115200 + 2514;
-            for (int p = 0; p < 838; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 115200;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int p = 0; p < 838; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 30 + ow];
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -803,51 +668,24 @@ static void basic3_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 1152;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1152;
-            float *t0 = s + 115200 + 0;
-            const float *w1 = w + (k + 1) * 1152;
-            float *t1 = s + 115200 + 838;
-            const float *w2 = w + (k + 2) * 1152;
-            float *t2 = s + 115200 + 1676;
-            const float *w3 = w + (k + 3) * 1152;
-            float *t3 = s + 115200 + 2514;
-            for (int p = 0; p < 838; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 115200;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int p = 0; p < 838; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 30 + ow];
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -889,51 +727,24 @@ static void basic3_conv2(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 1152;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1152;
-            float *t0 = s + 115200 + 0;
-            const float *w1 = w + (k + 1) * 1152;
-            float *t1 = s + 115200 + 838;
-            const float *w2 = w + (k + 2) * 1152;
-            float *t2 = s + 115200 + 1676;
-            const float *w3 = w + (k + 3) * 1152;
-            float *t3 = s + 115200 + 2514;
-            for (int p = 0; p < 838; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 115200;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int p = 0; p < 838; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 30 + ow];
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -1040,51 +851,24 @@ static void basic_down2_conv2(const float *restrict x0, float *restrict y, const
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 2304;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 2304;
-            float *t0 = s + 65536 + 0;
-            const float *w1 = w + (k + 1) * 2304;
-            float *t1 = s + 65536 + 222;
-            const float *w2 = w + (k + 2) * 2304;
-            float *t2 = s + 65536 + 444;
-            const float *w3 = w + (k + 3) * 2304;
-            float *t3 = s + 65536 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1179,51 +963,24 @@ static void basic4_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 2304;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 2304;
-            float *t0 = s + 65536 + 0;
-            const float *w1 = w + (k + 1) * 2304;
-            float *t1 = s + 65536 + 222;
-            const float *w2 = w + (k + 2) * 2304;
-            float *t2 = s + 65536 + 444;
-            const float *w3 = w + (k + 3) * 2304;
-            float *t3 = s + 65536 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1265,51 +1022,24 @@ static void basic4_conv2(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 2304;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 2304;
-            float *t0 = s + 65536 + 0;
-            const float *w1 = w + (k + 1) * 2304;
-            float *t1 = s + 65536 + 222;
-            const float *w2 = w + (k + 2) * 2304;
-            float *t2 = s + 65536 + 444;
-            const float *w3 = w + (k + 3) * 2304;
-            float *t3 = s + 65536 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1416,51 +1146,24 @@ static void basic_down3_conv2(const float *restrict x0, float *restrict y, const
         float *yb = y + (ptrdiff_t)b * 25088;
         cnn_pad(xb0, s, 512, 7, 7, 1, 1, 9, 9, 0);
         const float *in = s;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 4608;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 4608;
-            float *t0 = s + 41472 + 0;
-            const float *w1 = w + (k + 1) * 4608;
-            float *t1 = s + 41472 + 61;
-            const float *w2 = w + (k + 2) * 4608;
-            float *t2 = s + 41472 + 122;
-            const float *w3 = w + (k + 3) * 4608;
-            float *t3 = s + 41472 + 183;
-            for (int p = 0; p < 61; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 41472;
+            for (int p = 0; p < 61; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int p = 0; p < 61; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 9 + ow];
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -1555,51 +1258,24 @@ static void basic5_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 25088;
         cnn_pad(xb0, s, 512, 7, 7, 1, 1, 9, 9, 0);
         const float *in = s;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 4608;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 4608;
-            float *t0 = s + 41472 + 0;
-            const float *w1 = w + (k + 1) * 4608;
-            float *t1 = s + 41472 + 61;
-            const float *w2 = w + (k + 2) * 4608;
-            float *t2 = s + 41472 + 122;
-            const float *w3 = w + (k + 3) * 4608;
-            float *t3 = s + 41472 + 183;
-            for (int p = 0; p < 61; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 41472;
+            for (int p = 0; p < 61; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int p = 0; p < 61; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 9 + ow];
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -1641,51 +1317,24 @@ static void basic5_conv2(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 25088;
         cnn_pad(xb0, s, 512, 7, 7, 1, 1, 9, 9, 0);
         const float *in = s;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 4608;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 4608;
-            float *t0 = s + 41472 + 0;
-            const float *w1 = w + (k + 1) * 4608;
-            float *t1 = s + 41472 + 61;
-            const float *w2 = w + (k + 2) * 4608;
-            float *t2 = s + 41472 + 122;
-            const float *w3 = w + (k + 3) * 4608;
-            float *t3 = s + 41472 + 183;
-            for (int p = 0; p < 61; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 41472;
+            for (int p = 0; p < 61; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int p = 0; p < 61; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 9 + ow];
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -1815,33 +1464,33 @@ int resnet18_forward(const float *packed, const float *in_img, float *out_logits
     bn1(A + 0, A + 0, packed + 9408, batch);
     relu1(A + 0, A + 0, batch);
     maxpool1(A + 0, A + 802816, batch);
-    basic1_conv1(A + 802816, A + 228288, packed + 9536, A + 0, batch);
-    basic1_bn1(A + 228288, A + 228288, packed + 46400, batch);
-    basic1_relu1(A + 228288, A + 228288, batch);
-    basic1_conv2(A + 228288, A + 428992, packed + 46528, A + 0, batch);
-    basic1_bn2(A + 428992, A + 428992, packed + 83392, batch);
-    basic1_add1(A + 428992, A + 802816, A + 428992, batch);
-    basic1_relu2(A + 428992, A + 428992, batch);
-    basic2_conv1(A + 428992, A + 228288, packed + 83520, A + 0, batch);
-    basic2_bn1(A + 228288, A + 228288, packed + 120384, batch);
-    basic2_relu1(A + 228288, A + 228288, batch);
-    basic2_conv2(A + 228288, A + 629696, packed + 120512, A + 0, batch);
-    basic2_bn2(A + 629696, A + 629696, packed + 157376, batch);
-    basic2_add1(A + 629696, A + 428992, A + 629696, batch);
-    basic2_relu2(A + 629696, A + 629696, batch);
-    basic_down1_conv1(A + 629696, A + 215296, packed + 157504, A + 0, batch);
+    basic1_conv1(A + 802816, A + 218544, packed + 9536, A + 0, batch);
+    basic1_bn1(A + 218544, A + 218544, packed + 46400, batch);
+    basic1_relu1(A + 218544, A + 218544, batch);
+    basic1_conv2(A + 218544, A + 419248, packed + 46528, A + 0, batch);
+    basic1_bn2(A + 419248, A + 419248, packed + 83392, batch);
+    basic1_add1(A + 419248, A + 802816, A + 419248, batch);
+    basic1_relu2(A + 419248, A + 419248, batch);
+    basic2_conv1(A + 419248, A + 218544, packed + 83520, A + 0, batch);
+    basic2_bn1(A + 218544, A + 218544, packed + 120384, batch);
+    basic2_relu1(A + 218544, A + 218544, batch);
+    basic2_conv2(A + 218544, A + 619952, packed + 120512, A + 0, batch);
+    basic2_bn2(A + 619952, A + 619952, packed + 157376, batch);
+    basic2_add1(A + 619952, A + 419248, A + 619952, batch);
+    basic2_relu2(A + 619952, A + 619952, batch);
+    basic_down1_conv1(A + 619952, A + 215296, packed + 157504, A + 0, batch);
     basic_down1_bn1(A + 215296, A + 215296, packed + 231232, batch);
     basic_down1_relu1(A + 215296, A + 215296, batch);
     basic_down1_conv2(A + 215296, A + 315648, packed + 231488, A + 0, batch);
     basic_down1_bn2(A + 315648, A + 315648, packed + 378944, batch);
-    basic_down1_conv3(A + 629696, A + 416000, packed + 379200, batch);
+    basic_down1_conv3(A + 619952, A + 416000, packed + 379200, batch);
     basic_down1_bn3(A + 416000, A + 416000, packed + 387392, batch);
     basic_down1_add1(A + 315648, A + 416000, A + 315648, batch);
     basic_down1_relu2(A + 315648, A + 315648, batch);
-    basic3_conv1(A + 315648, A + 118560, packed + 387648, A + 0, batch);
-    basic3_bn1(A + 118560, A + 118560, packed + 535104, batch);
-    basic3_relu1(A + 118560, A + 118560, batch);
-    basic3_conv2(A + 118560, A + 416000, packed + 535360, A + 0, batch);
+    basic3_conv1(A + 315648, A + 116048, packed + 387648, A + 0, batch);
+    basic3_bn1(A + 116048, A + 116048, packed + 535104, batch);
+    basic3_relu1(A + 116048, A + 116048, batch);
+    basic3_conv2(A + 116048, A + 416000, packed + 535360, A + 0, batch);
     basic3_bn2(A + 416000, A + 416000, packed + 682816, batch);
     basic3_add1(A + 416000, A + 315648, A + 416000, batch);
     basic3_relu2(A + 416000, A + 416000, batch);
@@ -1854,10 +1503,10 @@ int resnet18_forward(const float *packed, const float *in_img, float *out_logits
     basic_down2_bn3(A + 0, A + 0, packed + 1601600, batch);
     basic_down2_add1(A + 165376, A + 0, A + 165376, batch);
     basic_down2_relu2(A + 165376, A + 165376, batch);
-    basic4_conv1(A + 165376, A + 66432, packed + 1602112, A + 0, batch);
-    basic4_bn1(A + 66432, A + 66432, packed + 2191936, batch);
-    basic4_relu1(A + 66432, A + 66432, batch);
-    basic4_conv2(A + 66432, A + 215552, packed + 2192448, A + 0, batch);
+    basic4_conv1(A + 165376, A + 65760, packed + 1602112, A + 0, batch);
+    basic4_bn1(A + 65760, A + 65760, packed + 2191936, batch);
+    basic4_relu1(A + 65760, A + 65760, batch);
+    basic4_conv2(A + 65760, A + 215552, packed + 2192448, A + 0, batch);
     basic4_bn2(A + 215552, A + 215552, packed + 2782272, batch);
     basic4_add1(A + 215552, A + 165376, A + 215552, batch);
     basic4_relu2(A + 215552, A + 215552, batch);
@@ -1870,10 +1519,10 @@ int resnet18_forward(const float *packed, const float *in_img, float *out_logits
     basic_down3_bn3(A + 0, A + 0, packed + 6454848, batch);
     basic_down3_add1(A + 90624, A + 0, A + 90624, batch);
     basic_down3_relu2(A + 90624, A + 90624, batch);
-    basic5_conv1(A + 90624, A + 41728, packed + 6455872, A + 0, batch);
-    basic5_bn1(A + 41728, A + 41728, packed + 8815168, batch);
-    basic5_relu1(A + 41728, A + 41728, batch);
-    basic5_conv2(A + 41728, A + 115712, packed + 8816192, A + 0, batch);
+    basic5_conv1(A + 90624, A + 41536, packed + 6455872, A + 0, batch);
+    basic5_bn1(A + 41536, A + 41536, packed + 8815168, batch);
+    basic5_relu1(A + 41536, A + 41536, batch);
+    basic5_conv2(A + 41536, A + 115712, packed + 8816192, A + 0, batch);
     basic5_bn2(A + 115712, A + 115712, packed + 11175488, batch);
     basic5_add1(A + 115712, A + 90624, A + 115712, batch);
     basic5_relu2(A + 115712, A + 115712, batch);

@@ -3,7 +3,7 @@
  * source:  examples/resnet34.cnn, network resnet34
  * command: cnnc build examples/resnet34.cnn
  * target:  portable C (scalar); batch up to 1
- * arena:   4014080 bytes (30532416 without reuse; 4014080 live at most)
+ * arena:   4014080 bytes (30194816 without reuse; 4014080 live at most)
  * weights: 21814696 canonical floats, 21797672 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -246,51 +246,24 @@ static void basic1_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 200704;
         cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 576;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 576;
-            float *t0 = s + 215296 + 0;
-            const float *w1 = w + (k + 1) * 576;
-            float *t1 = s + 215296 + 3246;
-            const float *w2 = w + (k + 2) * 576;
-            float *t2 = s + 215296 + 6492;
-            const float *w3 = w + (k + 3) * 576;
-            float *t3 = s + 215296 + 9738;
-            for (int p = 0; p < 3246; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 215296;
+            for (int p = 0; p < 3246; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int p = 0; p < 3246; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 58 + ow];
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -332,51 +305,24 @@ static void basic1_conv2(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 200704;
         cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 576;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 576;
-            float *t0 = s + 215296 + 0;
-            const float *w1 = w + (k + 1) * 576;
-            float *t1 = s + 215296 + 3246;
-            const float *w2 = w + (k + 2) * 576;
-            float *t2 = s + 215296 + 6492;
-            const float *w3 = w + (k + 3) * 576;
-            float *t3 = s + 215296 + 9738;
-            for (int p = 0; p < 3246; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 215296;
+            for (int p = 0; p < 3246; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int p = 0; p < 3246; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 58 + ow];
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -427,51 +373,24 @@ static void basic2_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 200704;
         cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 576;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 576;
-            float *t0 = s + 215296 + 0;
-            const float *w1 = w + (k + 1) * 576;
-            float *t1 = s + 215296 + 3246;
-            const float *w2 = w + (k + 2) * 576;
-            float *t2 = s + 215296 + 6492;
-            const float *w3 = w + (k + 3) * 576;
-            float *t3 = s + 215296 + 9738;
-            for (int p = 0; p < 3246; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 215296;
+            for (int p = 0; p < 3246; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int p = 0; p < 3246; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 58 + ow];
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -513,51 +432,24 @@ static void basic2_conv2(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 200704;
         cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 576;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 576;
-            float *t0 = s + 215296 + 0;
-            const float *w1 = w + (k + 1) * 576;
-            float *t1 = s + 215296 + 3246;
-            const float *w2 = w + (k + 2) * 576;
-            float *t2 = s + 215296 + 6492;
-            const float *w3 = w + (k + 3) * 576;
-            float *t3 = s + 215296 + 9738;
-            for (int p = 0; p < 3246; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 215296;
+            for (int p = 0; p < 3246; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int p = 0; p < 3246; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 58 + ow];
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -608,51 +500,24 @@ static void basic3_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 200704;
         cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 576;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 576;
-            float *t0 = s + 215296 + 0;
-            const float *w1 = w + (k + 1) * 576;
-            float *t1 = s + 215296 + 3246;
-            const float *w2 = w + (k + 2) * 576;
-            float *t2 = s + 215296 + 6492;
-            const float *w3 = w + (k + 3) * 576;
-            float *t3 = s + 215296 + 9738;
-            for (int p = 0; p < 3246; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 215296;
+            for (int p = 0; p < 3246; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int p = 0; p < 3246; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 58 + ow];
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -694,51 +559,24 @@ static void basic3_conv2(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 200704;
         cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 576;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 576;
-            float *t0 = s + 215296 + 0;
-            const float *w1 = w + (k + 1) * 576;
-            float *t1 = s + 215296 + 3246;
-            const float *w2 = w + (k + 2) * 576;
-            float *t2 = s + 215296 + 6492;
-            const float *w3 = w + (k + 3) * 576;
-            float *t3 = s + 215296 + 9738;
-            for (int p = 0; p < 3246; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 215296;
+            for (int p = 0; p < 3246; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int p = 0; p < 3246; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 58 + ow];
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -845,51 +683,24 @@ static void basic_down1_conv2(const float *restrict x0, float *restrict y, const
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 1152;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1152;
-            float *t0 = s + 115200 + 0;
-            const float *w1 = w + (k + 1) * 1152;
-            float *t1 = s + 115200 + 838;
-            const float *w2 = w + (k + 2) * 1152;
-            float *t2 = s + 115200 + 1676;
-            const float *w3 = w + (k + 3) * 1152;
-            float *t3 = s + 115200 + 2514;
-            for (int p = 0; p < 838; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 115200;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int p = 0; p < 838; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 30 + ow];
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -984,51 +795,24 @@ static void basic4_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 1152;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1152;
-            float *t0 = s + 115200 + 0;
-            const float *w1 = w + (k + 1) * 1152;
-            float *t1 = s + 115200 + 838;
-            const float *w2 = w + (k + 2) * 1152;
-            float *t2 = s + 115200 + 1676;
-            const float *w3 = w + (k + 3) * 1152;
-            float *t3 = s + 115200 + 2514;
-            for (int p = 0; p < 838; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 115200;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int p = 0; p < 838; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 30 + ow];
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -1070,51 +854,24 @@ static void basic4_conv2(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 1152;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1152;
-            float *t0 = s + 115200 + 0;
-            const float *w1 = w + (k + 1) * 1152;
-            float *t1 = s + 115200 + 838;
-            const float *w2 = w + (k + 2) * 1152;
-            float *t2 = s + 115200 + 1676;
-            const float *w3 = w + (k + 3) * 1152;
-            float *t3 = s + 115200 + 2514;
-            for (int p = 0; p < 838; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 115200;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int p = 0; p < 838; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 30 + ow];
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -1165,51 +922,24 @@ static void basic5_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 1152;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1152;
-            float *t0 = s + 115200 + 0;
-            const float *w1 = w + (k + 1) * 1152;
-            float *t1 = s + 115200 + 838;
-            const float *w2 = w + (k + 2) * 1152;
-            float *t2 = s + 115200 + 1676;
-            const float *w3 = w + (k + 3) * 1152;
-            float *t3 = s + 115200 + 2514;
-            for (int p = 0; p < 838; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 115200;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int p = 0; p < 838; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 30 + ow];
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -1251,51 +981,24 @@ static void basic5_conv2(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 1152;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1152;
-            float *t0 = s + 115200 + 0;
-            const float *w1 = w + (k + 1) * 1152;
-            float *t1 = s + 115200 + 838;
-            const float *w2 = w + (k + 2) * 1152;
-            float *t2 = s + 115200 + 1676;
-            const float *w3 = w + (k + 3) * 1152;
-            float *t3 = s + 115200 + 2514;
-            for (int p = 0; p < 838; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 115200;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int p = 0; p < 838; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 30 + ow];
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -1346,51 +1049,24 @@ static void basic6_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 1152;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1152;
-            float *t0 = s + 115200 + 0;
-            const float *w1 = w + (k + 1) * 1152;
-            float *t1 = s + 115200 + 838;
-            const float *w2 = w + (k + 2) * 1152;
-            float *t2 = s + 115200 + 1676;
-            const float *w3 = w + (k + 3) * 1152;
-            float *t3 = s + 115200 + 2514;
-            for (int p = 0; p < 838; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 115200;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int p = 0; p < 838; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 30 + ow];
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -1432,51 +1108,24 @@ static void basic6_conv2(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 1152;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1152;
-            float *t0 = s + 115200 + 0;
-            const float *w1 = w + (k + 1) * 1152;
-            float *t1 = s + 115200 + 838;
-            const float *w2 = w + (k + 2) * 1152;
-            float *t2 = s + 115200 + 1676;
-            const float *w3 = w + (k + 3) * 1152;
-            float *t3 = s + 115200 + 2514;
-            for (int p = 0; p < 838; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 115200;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int p = 0; p < 838; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 30 + ow];
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -1583,51 +1232,24 @@ static void basic_down2_conv2(const float *restrict x0, float *restrict y, const
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 2304;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 2304;
-            float *t0 = s + 65536 + 0;
-            const float *w1 = w + (k + 1) * 2304;
-            float *t1 = s + 65536 + 222;
-            const float *w2 = w + (k + 2) * 2304;
-            float *t2 = s + 65536 + 444;
-            const float *w3 = w + (k + 3) * 2304;
-            float *t3 = s + 65536 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1722,51 +1344,24 @@ static void basic7_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 2304;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 2304;
-            float *t0 = s + 65536 + 0;
-            const float *w1 = w + (k + 1) * 2304;
-            float *t1 = s + 65536 + 222;
-            const float *w2 = w + (k + 2) * 2304;
-            float *t2 = s + 65536 + 444;
-            const float *w3 = w + (k + 3) * 2304;
-            float *t3 = s + 65536 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1808,51 +1403,24 @@ static void basic7_conv2(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 2304;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 2304;
-            float *t0 = s + 65536 + 0;
-            const float *w1 = w + (k + 1) * 2304;
-            float *t1 = s + 65536 + 222;
-            const float *w2 = w + (k + 2) * 2304;
-            float *t2 = s + 65536 + 444;
-            const float *w3 = w + (k + 3) * 2304;
-            float *t3 = s + 65536 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1903,51 +1471,24 @@ static void basic8_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 2304;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 2304;
-            float *t0 = s + 65536 + 0;
-            const float *w1 = w + (k + 1) * 2304;
-            float *t1 = s + 65536 + 222;
-            const float *w2 = w + (k + 2) * 2304;
-            float *t2 = s + 65536 + 444;
-            const float *w3 = w + (k + 3) * 2304;
-            float *t3 = s + 65536 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1989,51 +1530,24 @@ static void basic8_conv2(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 2304;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 2304;
-            float *t0 = s + 65536 + 0;
-            const float *w1 = w + (k + 1) * 2304;
-            float *t1 = s + 65536 + 222;
-            const float *w2 = w + (k + 2) * 2304;
-            float *t2 = s + 65536 + 444;
-            const float *w3 = w + (k + 3) * 2304;
-            float *t3 = s + 65536 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -2084,51 +1598,24 @@ static void basic9_conv1(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 2304;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 2304;
-            float *t0 = s + 65536 + 0;
-            const float *w1 = w + (k + 1) * 2304;
-            float *t1 = s + 65536 + 222;
-            const float *w2 = w + (k + 2) * 2304;
-            float *t2 = s + 65536 + 444;
-            const float *w3 = w + (k + 3) * 2304;
-            float *t3 = s + 65536 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -2170,51 +1657,24 @@ static void basic9_conv2(const float *restrict x0, float *restrict y, const floa
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 2304;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 2304;
-            float *t0 = s + 65536 + 0;
-            const float *w1 = w + (k + 1) * 2304;
-            float *t1 = s + 65536 + 222;
-            const float *w2 = w + (k + 2) * 2304;
-            float *t2 = s + 65536 + 444;
-            const float *w3 = w + (k + 3) * 2304;
-            float *t3 = s + 65536 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -2265,51 +1725,24 @@ static void basic10_conv1(const float *restrict x0, float *restrict y, const flo
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 2304;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 2304;
-            float *t0 = s + 65536 + 0;
-            const float *w1 = w + (k + 1) * 2304;
-            float *t1 = s + 65536 + 222;
-            const float *w2 = w + (k + 2) * 2304;
-            float *t2 = s + 65536 + 444;
-            const float *w3 = w + (k + 3) * 2304;
-            float *t3 = s + 65536 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -2351,51 +1784,24 @@ static void basic10_conv2(const float *restrict x0, float *restrict y, const flo
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 2304;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 2304;
-            float *t0 = s + 65536 + 0;
-            const float *w1 = w + (k + 1) * 2304;
-            float *t1 = s + 65536 + 222;
-            const float *w2 = w + (k + 2) * 2304;
-            float *t2 = s + 65536 + 444;
-            const float *w3 = w + (k + 3) * 2304;
-            float *t3 = s + 65536 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -2446,51 +1852,24 @@ static void basic11_conv1(const float *restrict x0, float *restrict y, const flo
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 2304;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 2304;
-            float *t0 = s + 65536 + 0;
-            const float *w1 = w + (k + 1) * 2304;
-            float *t1 = s + 65536 + 222;
-            const float *w2 = w + (k + 2) * 2304;
-            float *t2 = s + 65536 + 444;
-            const float *w3 = w + (k + 3) * 2304;
-            float *t3 = s + 65536 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -2532,51 +1911,24 @@ static void basic11_conv2(const float *restrict x0, float *restrict y, const flo
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 2304;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 2304;
-            float *t0 = s + 65536 + 0;
-            const float *w1 = w + (k + 1) * 2304;
-            float *t1 = s + 65536 + 222;
-            const float *w2 = w + (k + 2) * 2304;
-            float *t2 = s + 65536 + 444;
-            const float *w3 = w + (k + 3) * 2304;
-            float *t3 = s + 65536 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -2683,51 +2035,24 @@ static void basic_down3_conv2(const float *restrict x0, float *restrict y, const
         float *yb = y + (ptrdiff_t)b * 25088;
         cnn_pad(xb0, s, 512, 7, 7, 1, 1, 9, 9, 0);
         const float *in = s;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 4608;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 4608;
-            float *t0 = s + 41472 + 0;
-            const float *w1 = w + (k + 1) * 4608;
-            float *t1 = s + 41472 + 61;
-            const float *w2 = w + (k + 2) * 4608;
-            float *t2 = s + 41472 + 122;
-            const float *w3 = w + (k + 3) * 4608;
-            float *t3 = s + 41472 + 183;
-            for (int p = 0; p < 61; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 41472;
+            for (int p = 0; p < 61; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int p = 0; p < 61; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 9 + ow];
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -2822,51 +2147,24 @@ static void basic12_conv1(const float *restrict x0, float *restrict y, const flo
         float *yb = y + (ptrdiff_t)b * 25088;
         cnn_pad(xb0, s, 512, 7, 7, 1, 1, 9, 9, 0);
         const float *in = s;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 4608;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 4608;
-            float *t0 = s + 41472 + 0;
-            const float *w1 = w + (k + 1) * 4608;
-            float *t1 = s + 41472 + 61;
-            const float *w2 = w + (k + 2) * 4608;
-            float *t2 = s + 41472 + 122;
-            const float *w3 = w + (k + 3) * 4608;
-            float *t3 = s + 41472 + 183;
-            for (int p = 0; p < 61; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 41472;
+            for (int p = 0; p < 61; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int p = 0; p < 61; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 9 + ow];
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -2908,51 +2206,24 @@ static void basic12_conv2(const float *restrict x0, float *restrict y, const flo
         float *yb = y + (ptrdiff_t)b * 25088;
         cnn_pad(xb0, s, 512, 7, 7, 1, 1, 9, 9, 0);
         const float *in = s;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 4608;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 4608;
-            float *t0 = s + 41472 + 0;
-            const float *w1 = w + (k + 1) * 4608;
-            float *t1 = s + 41472 + 61;
-            const float *w2 = w + (k + 2) * 4608;
-            float *t2 = s + 41472 + 122;
-            const float *w3 = w + (k + 3) * 4608;
-            float *t3 = s + 41472 + 183;
-            for (int p = 0; p < 61; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 41472;
+            for (int p = 0; p < 61; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int p = 0; p < 61; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 9 + ow];
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -3003,51 +2274,24 @@ static void basic13_conv1(const float *restrict x0, float *restrict y, const flo
         float *yb = y + (ptrdiff_t)b * 25088;
         cnn_pad(xb0, s, 512, 7, 7, 1, 1, 9, 9, 0);
         const float *in = s;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 4608;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 4608;
-            float *t0 = s + 41472 + 0;
-            const float *w1 = w + (k + 1) * 4608;
-            float *t1 = s + 41472 + 61;
-            const float *w2 = w + (k + 2) * 4608;
-            float *t2 = s + 41472 + 122;
-            const float *w3 = w + (k + 3) * 4608;
-            float *t3 = s + 41472 + 183;
-            for (int p = 0; p < 61; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 41472;
+            for (int p = 0; p < 61; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int p = 0; p < 61; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 9 + ow];
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -3089,51 +2333,24 @@ static void basic13_conv2(const float *restrict x0, float *restrict y, const flo
         float *yb = y + (ptrdiff_t)b * 25088;
         cnn_pad(xb0, s, 512, 7, 7, 1, 1, 9, 9, 0);
         const float *in = s;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 4608;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 4608;
-            float *t0 = s + 41472 + 0;
-            const float *w1 = w + (k + 1) * 4608;
-            float *t1 = s + 41472 + 61;
-            const float *w2 = w + (k + 2) * 4608;
-            float *t2 = s + 41472 + 122;
-            const float *w3 = w + (k + 3) * 4608;
-            float *t3 = s + 41472 + 183;
-            for (int p = 0; p < 61; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 41472;
+            for (int p = 0; p < 61; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int p = 0; p < 61; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 9 + ow];
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -3295,125 +2512,125 @@ int resnet34_forward(const float *packed, const float *in_img, float *out_logits
     bn1(A + 0, A + 0, packed + 9408, batch);
     relu1(A + 0, A + 0, batch);
     maxpool1(A + 0, A + 802816, batch);
-    basic1_conv1(A + 802816, A + 228288, packed + 9536, A + 0, batch);
-    basic1_bn1(A + 228288, A + 228288, packed + 46400, batch);
-    basic1_relu1(A + 228288, A + 228288, batch);
-    basic1_conv2(A + 228288, A + 428992, packed + 46528, A + 0, batch);
-    basic1_bn2(A + 428992, A + 428992, packed + 83392, batch);
-    basic1_add1(A + 428992, A + 802816, A + 428992, batch);
-    basic1_relu2(A + 428992, A + 428992, batch);
-    basic2_conv1(A + 428992, A + 228288, packed + 83520, A + 0, batch);
-    basic2_bn1(A + 228288, A + 228288, packed + 120384, batch);
-    basic2_relu1(A + 228288, A + 228288, batch);
-    basic2_conv2(A + 228288, A + 629696, packed + 120512, A + 0, batch);
-    basic2_bn2(A + 629696, A + 629696, packed + 157376, batch);
-    basic2_add1(A + 629696, A + 428992, A + 629696, batch);
-    basic2_relu2(A + 629696, A + 629696, batch);
-    basic3_conv1(A + 629696, A + 228288, packed + 157504, A + 0, batch);
-    basic3_bn1(A + 228288, A + 228288, packed + 194368, batch);
-    basic3_relu1(A + 228288, A + 228288, batch);
-    basic3_conv2(A + 228288, A + 428992, packed + 194496, A + 0, batch);
-    basic3_bn2(A + 428992, A + 428992, packed + 231360, batch);
-    basic3_add1(A + 428992, A + 629696, A + 428992, batch);
-    basic3_relu2(A + 428992, A + 428992, batch);
-    basic_down1_conv1(A + 428992, A + 215296, packed + 231488, A + 0, batch);
+    basic1_conv1(A + 802816, A + 218544, packed + 9536, A + 0, batch);
+    basic1_bn1(A + 218544, A + 218544, packed + 46400, batch);
+    basic1_relu1(A + 218544, A + 218544, batch);
+    basic1_conv2(A + 218544, A + 419248, packed + 46528, A + 0, batch);
+    basic1_bn2(A + 419248, A + 419248, packed + 83392, batch);
+    basic1_add1(A + 419248, A + 802816, A + 419248, batch);
+    basic1_relu2(A + 419248, A + 419248, batch);
+    basic2_conv1(A + 419248, A + 218544, packed + 83520, A + 0, batch);
+    basic2_bn1(A + 218544, A + 218544, packed + 120384, batch);
+    basic2_relu1(A + 218544, A + 218544, batch);
+    basic2_conv2(A + 218544, A + 619952, packed + 120512, A + 0, batch);
+    basic2_bn2(A + 619952, A + 619952, packed + 157376, batch);
+    basic2_add1(A + 619952, A + 419248, A + 619952, batch);
+    basic2_relu2(A + 619952, A + 619952, batch);
+    basic3_conv1(A + 619952, A + 218544, packed + 157504, A + 0, batch);
+    basic3_bn1(A + 218544, A + 218544, packed + 194368, batch);
+    basic3_relu1(A + 218544, A + 218544, batch);
+    basic3_conv2(A + 218544, A + 419248, packed + 194496, A + 0, batch);
+    basic3_bn2(A + 419248, A + 419248, packed + 231360, batch);
+    basic3_add1(A + 419248, A + 619952, A + 419248, batch);
+    basic3_relu2(A + 419248, A + 419248, batch);
+    basic_down1_conv1(A + 419248, A + 215296, packed + 231488, A + 0, batch);
     basic_down1_bn1(A + 215296, A + 215296, packed + 305216, batch);
     basic_down1_relu1(A + 215296, A + 215296, batch);
     basic_down1_conv2(A + 215296, A + 315648, packed + 305472, A + 0, batch);
     basic_down1_bn2(A + 315648, A + 315648, packed + 452928, batch);
-    basic_down1_conv3(A + 428992, A + 0, packed + 453184, batch);
+    basic_down1_conv3(A + 419248, A + 0, packed + 453184, batch);
     basic_down1_bn3(A + 0, A + 0, packed + 461376, batch);
     basic_down1_add1(A + 315648, A + 0, A + 315648, batch);
     basic_down1_relu2(A + 315648, A + 315648, batch);
-    basic4_conv1(A + 315648, A + 118560, packed + 461632, A + 0, batch);
-    basic4_bn1(A + 118560, A + 118560, packed + 609088, batch);
-    basic4_relu1(A + 118560, A + 118560, batch);
-    basic4_conv2(A + 118560, A + 416000, packed + 609344, A + 0, batch);
+    basic4_conv1(A + 315648, A + 116048, packed + 461632, A + 0, batch);
+    basic4_bn1(A + 116048, A + 116048, packed + 609088, batch);
+    basic4_relu1(A + 116048, A + 116048, batch);
+    basic4_conv2(A + 116048, A + 416000, packed + 609344, A + 0, batch);
     basic4_bn2(A + 416000, A + 416000, packed + 756800, batch);
     basic4_add1(A + 416000, A + 315648, A + 416000, batch);
     basic4_relu2(A + 416000, A + 416000, batch);
-    basic5_conv1(A + 416000, A + 118560, packed + 757056, A + 0, batch);
-    basic5_bn1(A + 118560, A + 118560, packed + 904512, batch);
-    basic5_relu1(A + 118560, A + 118560, batch);
-    basic5_conv2(A + 118560, A + 218912, packed + 904768, A + 0, batch);
-    basic5_bn2(A + 218912, A + 218912, packed + 1052224, batch);
-    basic5_add1(A + 218912, A + 416000, A + 218912, batch);
-    basic5_relu2(A + 218912, A + 218912, batch);
-    basic6_conv1(A + 218912, A + 118560, packed + 1052480, A + 0, batch);
-    basic6_bn1(A + 118560, A + 118560, packed + 1199936, batch);
-    basic6_relu1(A + 118560, A + 118560, batch);
-    basic6_conv2(A + 118560, A + 319264, packed + 1200192, A + 0, batch);
-    basic6_bn2(A + 319264, A + 319264, packed + 1347648, batch);
-    basic6_add1(A + 319264, A + 218912, A + 319264, batch);
-    basic6_relu2(A + 319264, A + 319264, batch);
-    basic_down2_conv1(A + 319264, A + 115200, packed + 1347904, A + 0, batch);
+    basic5_conv1(A + 416000, A + 116048, packed + 757056, A + 0, batch);
+    basic5_bn1(A + 116048, A + 116048, packed + 904512, batch);
+    basic5_relu1(A + 116048, A + 116048, batch);
+    basic5_conv2(A + 116048, A + 216400, packed + 904768, A + 0, batch);
+    basic5_bn2(A + 216400, A + 216400, packed + 1052224, batch);
+    basic5_add1(A + 216400, A + 416000, A + 216400, batch);
+    basic5_relu2(A + 216400, A + 216400, batch);
+    basic6_conv1(A + 216400, A + 116048, packed + 1052480, A + 0, batch);
+    basic6_bn1(A + 116048, A + 116048, packed + 1199936, batch);
+    basic6_relu1(A + 116048, A + 116048, batch);
+    basic6_conv2(A + 116048, A + 316752, packed + 1200192, A + 0, batch);
+    basic6_bn2(A + 316752, A + 316752, packed + 1347648, batch);
+    basic6_add1(A + 316752, A + 216400, A + 316752, batch);
+    basic6_relu2(A + 316752, A + 316752, batch);
+    basic_down2_conv1(A + 316752, A + 115200, packed + 1347904, A + 0, batch);
     basic_down2_bn1(A + 115200, A + 115200, packed + 1642816, batch);
     basic_down2_relu1(A + 115200, A + 115200, batch);
     basic_down2_conv2(A + 115200, A + 165376, packed + 1643328, A + 0, batch);
     basic_down2_bn2(A + 165376, A + 165376, packed + 2233152, batch);
-    basic_down2_conv3(A + 319264, A + 215552, packed + 2233664, batch);
+    basic_down2_conv3(A + 316752, A + 215552, packed + 2233664, batch);
     basic_down2_bn3(A + 215552, A + 215552, packed + 2266432, batch);
     basic_down2_add1(A + 165376, A + 215552, A + 165376, batch);
     basic_down2_relu2(A + 165376, A + 165376, batch);
-    basic7_conv1(A + 165376, A + 66432, packed + 2266944, A + 0, batch);
-    basic7_bn1(A + 66432, A + 66432, packed + 2856768, batch);
-    basic7_relu1(A + 66432, A + 66432, batch);
-    basic7_conv2(A + 66432, A + 215552, packed + 2857280, A + 0, batch);
+    basic7_conv1(A + 165376, A + 65760, packed + 2266944, A + 0, batch);
+    basic7_bn1(A + 65760, A + 65760, packed + 2856768, batch);
+    basic7_relu1(A + 65760, A + 65760, batch);
+    basic7_conv2(A + 65760, A + 215552, packed + 2857280, A + 0, batch);
     basic7_bn2(A + 215552, A + 215552, packed + 3447104, batch);
     basic7_add1(A + 215552, A + 165376, A + 215552, batch);
     basic7_relu2(A + 215552, A + 215552, batch);
-    basic8_conv1(A + 215552, A + 66432, packed + 3447616, A + 0, batch);
-    basic8_bn1(A + 66432, A + 66432, packed + 4037440, batch);
-    basic8_relu1(A + 66432, A + 66432, batch);
-    basic8_conv2(A + 66432, A + 116608, packed + 4037952, A + 0, batch);
-    basic8_bn2(A + 116608, A + 116608, packed + 4627776, batch);
-    basic8_add1(A + 116608, A + 215552, A + 116608, batch);
-    basic8_relu2(A + 116608, A + 116608, batch);
-    basic9_conv1(A + 116608, A + 66432, packed + 4628288, A + 0, batch);
-    basic9_bn1(A + 66432, A + 66432, packed + 5218112, batch);
-    basic9_relu1(A + 66432, A + 66432, batch);
-    basic9_conv2(A + 66432, A + 166784, packed + 5218624, A + 0, batch);
-    basic9_bn2(A + 166784, A + 166784, packed + 5808448, batch);
-    basic9_add1(A + 166784, A + 116608, A + 166784, batch);
-    basic9_relu2(A + 166784, A + 166784, batch);
-    basic10_conv1(A + 166784, A + 66432, packed + 5808960, A + 0, batch);
-    basic10_bn1(A + 66432, A + 66432, packed + 6398784, batch);
-    basic10_relu1(A + 66432, A + 66432, batch);
-    basic10_conv2(A + 66432, A + 116608, packed + 6399296, A + 0, batch);
-    basic10_bn2(A + 116608, A + 116608, packed + 6989120, batch);
-    basic10_add1(A + 116608, A + 166784, A + 116608, batch);
-    basic10_relu2(A + 116608, A + 116608, batch);
-    basic11_conv1(A + 116608, A + 66432, packed + 6989632, A + 0, batch);
-    basic11_bn1(A + 66432, A + 66432, packed + 7579456, batch);
-    basic11_relu1(A + 66432, A + 66432, batch);
-    basic11_conv2(A + 66432, A + 166784, packed + 7579968, A + 0, batch);
-    basic11_bn2(A + 166784, A + 166784, packed + 8169792, batch);
-    basic11_add1(A + 166784, A + 116608, A + 166784, batch);
-    basic11_relu2(A + 166784, A + 166784, batch);
-    basic_down3_conv1(A + 166784, A + 65536, packed + 8170304, A + 0, batch);
+    basic8_conv1(A + 215552, A + 65760, packed + 3447616, A + 0, batch);
+    basic8_bn1(A + 65760, A + 65760, packed + 4037440, batch);
+    basic8_relu1(A + 65760, A + 65760, batch);
+    basic8_conv2(A + 65760, A + 115936, packed + 4037952, A + 0, batch);
+    basic8_bn2(A + 115936, A + 115936, packed + 4627776, batch);
+    basic8_add1(A + 115936, A + 215552, A + 115936, batch);
+    basic8_relu2(A + 115936, A + 115936, batch);
+    basic9_conv1(A + 115936, A + 65760, packed + 4628288, A + 0, batch);
+    basic9_bn1(A + 65760, A + 65760, packed + 5218112, batch);
+    basic9_relu1(A + 65760, A + 65760, batch);
+    basic9_conv2(A + 65760, A + 166112, packed + 5218624, A + 0, batch);
+    basic9_bn2(A + 166112, A + 166112, packed + 5808448, batch);
+    basic9_add1(A + 166112, A + 115936, A + 166112, batch);
+    basic9_relu2(A + 166112, A + 166112, batch);
+    basic10_conv1(A + 166112, A + 65760, packed + 5808960, A + 0, batch);
+    basic10_bn1(A + 65760, A + 65760, packed + 6398784, batch);
+    basic10_relu1(A + 65760, A + 65760, batch);
+    basic10_conv2(A + 65760, A + 115936, packed + 6399296, A + 0, batch);
+    basic10_bn2(A + 115936, A + 115936, packed + 6989120, batch);
+    basic10_add1(A + 115936, A + 166112, A + 115936, batch);
+    basic10_relu2(A + 115936, A + 115936, batch);
+    basic11_conv1(A + 115936, A + 65760, packed + 6989632, A + 0, batch);
+    basic11_bn1(A + 65760, A + 65760, packed + 7579456, batch);
+    basic11_relu1(A + 65760, A + 65760, batch);
+    basic11_conv2(A + 65760, A + 166112, packed + 7579968, A + 0, batch);
+    basic11_bn2(A + 166112, A + 166112, packed + 8169792, batch);
+    basic11_add1(A + 166112, A + 115936, A + 166112, batch);
+    basic11_relu2(A + 166112, A + 166112, batch);
+    basic_down3_conv1(A + 166112, A + 65536, packed + 8170304, A + 0, batch);
     basic_down3_bn1(A + 65536, A + 65536, packed + 9349952, batch);
     basic_down3_relu1(A + 65536, A + 65536, batch);
     basic_down3_conv2(A + 65536, A + 90624, packed + 9350976, A + 0, batch);
     basic_down3_bn2(A + 90624, A + 90624, packed + 11710272, batch);
-    basic_down3_conv3(A + 166784, A + 115712, packed + 11711296, batch);
+    basic_down3_conv3(A + 166112, A + 115712, packed + 11711296, batch);
     basic_down3_bn3(A + 115712, A + 115712, packed + 11842368, batch);
     basic_down3_add1(A + 90624, A + 115712, A + 90624, batch);
     basic_down3_relu2(A + 90624, A + 90624, batch);
-    basic12_conv1(A + 90624, A + 41728, packed + 11843392, A + 0, batch);
-    basic12_bn1(A + 41728, A + 41728, packed + 14202688, batch);
-    basic12_relu1(A + 41728, A + 41728, batch);
-    basic12_conv2(A + 41728, A + 115712, packed + 14203712, A + 0, batch);
+    basic12_conv1(A + 90624, A + 41536, packed + 11843392, A + 0, batch);
+    basic12_bn1(A + 41536, A + 41536, packed + 14202688, batch);
+    basic12_relu1(A + 41536, A + 41536, batch);
+    basic12_conv2(A + 41536, A + 115712, packed + 14203712, A + 0, batch);
     basic12_bn2(A + 115712, A + 115712, packed + 16563008, batch);
     basic12_add1(A + 115712, A + 90624, A + 115712, batch);
     basic12_relu2(A + 115712, A + 115712, batch);
-    basic13_conv1(A + 115712, A + 41728, packed + 16564032, A + 0, batch);
-    basic13_bn1(A + 41728, A + 41728, packed + 18923328, batch);
-    basic13_relu1(A + 41728, A + 41728, batch);
-    basic13_conv2(A + 41728, A + 66816, packed + 18924352, A + 0, batch);
-    basic13_bn2(A + 66816, A + 66816, packed + 21283648, batch);
-    basic13_add1(A + 66816, A + 115712, A + 66816, batch);
-    basic13_relu2(A + 66816, A + 66816, batch);
-    globalavgpool1(A + 66816, A + 0, batch);
+    basic13_conv1(A + 115712, A + 41536, packed + 16564032, A + 0, batch);
+    basic13_bn1(A + 41536, A + 41536, packed + 18923328, batch);
+    basic13_relu1(A + 41536, A + 41536, batch);
+    basic13_conv2(A + 41536, A + 66624, packed + 18924352, A + 0, batch);
+    basic13_bn2(A + 66624, A + 66624, packed + 21283648, batch);
+    basic13_add1(A + 66624, A + 115712, A + 66624, batch);
+    basic13_relu2(A + 66624, A + 66624, batch);
+    globalavgpool1(A + 66624, A + 0, batch);
     dense1(A + 0, out_logits, packed + 21284672, batch);
     return 0;
 }

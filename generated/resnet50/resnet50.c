@@ -3,7 +3,7 @@
  * source:  examples/resnet50.cnn, network resnet50
  * command: cnnc build examples/resnet50.cnn
  * target:  portable C (scalar); batch up to 1
- * arena:   7275520 bytes (55438208 without reuse; 7275520 live at most)
+ * arena:   7237888 bytes (54869312 without reuse; 7237888 live at most)
  * weights: 25610152 canonical floats, 25557032 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -245,51 +245,24 @@ static void bottleneck_proj1_bottleneck_path1_conv1(const float *restrict x0, fl
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *in = xb0;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 64;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 64;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 64;
-            float *t1 = s + 0 + 3136;
-            const float *w2 = w + (k + 2) * 64;
-            float *t2 = s + 0 + 6272;
-            const float *w3 = w + (k + 3) * 64;
-            float *t3 = s + 0 + 9408;
-            for (int p = 0; p < 3136; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 0;
+            for (int p = 0; p < 3136; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 3136 + i * 56 + j * 1;
-                        for (int p = 0; p < 3136; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3136; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 56 + ow];
+                    yk[oh * 56 + ow] = t[oh * 56 + ow];
         }
     }
 }
@@ -331,51 +304,24 @@ static void bottleneck_proj1_bottleneck_path1_conv2(const float *restrict x0, fl
         float *yb = y + (ptrdiff_t)b * 200704;
         cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 576;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 576;
-            float *t0 = s + 215296 + 0;
-            const float *w1 = w + (k + 1) * 576;
-            float *t1 = s + 215296 + 3246;
-            const float *w2 = w + (k + 2) * 576;
-            float *t2 = s + 215296 + 6492;
-            const float *w3 = w + (k + 3) * 576;
-            float *t3 = s + 215296 + 9738;
-            for (int p = 0; p < 3246; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 215296;
+            for (int p = 0; p < 3246; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int p = 0; p < 3246; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 58 + ow];
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -416,51 +362,24 @@ static void bottleneck_proj1_bottleneck_path1_conv3(const float *restrict x0, fl
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 802816;
         const float *in = xb0;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 64;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 64;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 64;
-            float *t1 = s + 0 + 3136;
-            const float *w2 = w + (k + 2) * 64;
-            float *t2 = s + 0 + 6272;
-            const float *w3 = w + (k + 3) * 64;
-            float *t3 = s + 0 + 9408;
-            for (int p = 0; p < 3136; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 0;
+            for (int p = 0; p < 3136; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 3136 + i * 56 + j * 1;
-                        for (int p = 0; p < 3136; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3136; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 56 + ow];
+                    yk[oh * 56 + ow] = t[oh * 56 + ow];
         }
     }
 }
@@ -490,51 +409,24 @@ static void bottleneck_proj1_conv1(const float *restrict x0, float *restrict y, 
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 802816;
         const float *in = xb0;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 64;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 64;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 64;
-            float *t1 = s + 0 + 3136;
-            const float *w2 = w + (k + 2) * 64;
-            float *t2 = s + 0 + 6272;
-            const float *w3 = w + (k + 3) * 64;
-            float *t3 = s + 0 + 9408;
-            for (int p = 0; p < 3136; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 0;
+            for (int p = 0; p < 3136; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 3136 + i * 56 + j * 1;
-                        for (int p = 0; p < 3136; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3136; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 56 + ow];
+                    yk[oh * 56 + ow] = t[oh * 56 + ow];
         }
     }
 }
@@ -584,51 +476,24 @@ static void bottleneck1_bottleneck_path1_conv1(const float *restrict x0, float *
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *in = xb0;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 256;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 256;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 256;
-            float *t1 = s + 0 + 3136;
-            const float *w2 = w + (k + 2) * 256;
-            float *t2 = s + 0 + 6272;
-            const float *w3 = w + (k + 3) * 256;
-            float *t3 = s + 0 + 9408;
-            for (int p = 0; p < 3136; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 0;
+            for (int p = 0; p < 3136; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 3136 + i * 56 + j * 1;
-                        for (int p = 0; p < 3136; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3136; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 56 + ow];
+                    yk[oh * 56 + ow] = t[oh * 56 + ow];
         }
     }
 }
@@ -670,51 +535,24 @@ static void bottleneck1_bottleneck_path1_conv2(const float *restrict x0, float *
         float *yb = y + (ptrdiff_t)b * 200704;
         cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 576;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 576;
-            float *t0 = s + 215296 + 0;
-            const float *w1 = w + (k + 1) * 576;
-            float *t1 = s + 215296 + 3246;
-            const float *w2 = w + (k + 2) * 576;
-            float *t2 = s + 215296 + 6492;
-            const float *w3 = w + (k + 3) * 576;
-            float *t3 = s + 215296 + 9738;
-            for (int p = 0; p < 3246; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 215296;
+            for (int p = 0; p < 3246; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int p = 0; p < 3246; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 58 + ow];
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -755,51 +593,24 @@ static void bottleneck1_bottleneck_path1_conv3(const float *restrict x0, float *
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 802816;
         const float *in = xb0;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 64;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 64;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 64;
-            float *t1 = s + 0 + 3136;
-            const float *w2 = w + (k + 2) * 64;
-            float *t2 = s + 0 + 6272;
-            const float *w3 = w + (k + 3) * 64;
-            float *t3 = s + 0 + 9408;
-            for (int p = 0; p < 3136; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 0;
+            for (int p = 0; p < 3136; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 3136 + i * 56 + j * 1;
-                        for (int p = 0; p < 3136; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3136; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 56 + ow];
+                    yk[oh * 56 + ow] = t[oh * 56 + ow];
         }
     }
 }
@@ -849,51 +660,24 @@ static void bottleneck2_bottleneck_path1_conv1(const float *restrict x0, float *
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *in = xb0;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 256;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 256;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 256;
-            float *t1 = s + 0 + 3136;
-            const float *w2 = w + (k + 2) * 256;
-            float *t2 = s + 0 + 6272;
-            const float *w3 = w + (k + 3) * 256;
-            float *t3 = s + 0 + 9408;
-            for (int p = 0; p < 3136; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 0;
+            for (int p = 0; p < 3136; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 3136 + i * 56 + j * 1;
-                        for (int p = 0; p < 3136; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3136; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 56 + ow];
+                    yk[oh * 56 + ow] = t[oh * 56 + ow];
         }
     }
 }
@@ -935,51 +719,24 @@ static void bottleneck2_bottleneck_path1_conv2(const float *restrict x0, float *
         float *yb = y + (ptrdiff_t)b * 200704;
         cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 576;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 576;
-            float *t0 = s + 215296 + 0;
-            const float *w1 = w + (k + 1) * 576;
-            float *t1 = s + 215296 + 3246;
-            const float *w2 = w + (k + 2) * 576;
-            float *t2 = s + 215296 + 6492;
-            const float *w3 = w + (k + 3) * 576;
-            float *t3 = s + 215296 + 9738;
-            for (int p = 0; p < 3246; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 215296;
+            for (int p = 0; p < 3246; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int p = 0; p < 3246; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 58 + ow];
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -1020,51 +777,24 @@ static void bottleneck2_bottleneck_path1_conv3(const float *restrict x0, float *
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 802816;
         const float *in = xb0;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 64;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 64;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 64;
-            float *t1 = s + 0 + 3136;
-            const float *w2 = w + (k + 2) * 64;
-            float *t2 = s + 0 + 6272;
-            const float *w3 = w + (k + 3) * 64;
-            float *t3 = s + 0 + 9408;
-            for (int p = 0; p < 3136; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 0;
+            for (int p = 0; p < 3136; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 3136 + i * 56 + j * 1;
-                        for (int p = 0; p < 3136; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3136; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 56 + ow];
+                    yk[oh * 56 + ow] = t[oh * 56 + ow];
         }
     }
 }
@@ -1114,51 +844,24 @@ static void bottleneck_proj2_bottleneck_path1_conv1(const float *restrict x0, fl
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 401408;
         const float *in = xb0;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 256;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 256;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 256;
-            float *t1 = s + 0 + 3136;
-            const float *w2 = w + (k + 2) * 256;
-            float *t2 = s + 0 + 6272;
-            const float *w3 = w + (k + 3) * 256;
-            float *t3 = s + 0 + 9408;
-            for (int p = 0; p < 3136; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 0;
+            for (int p = 0; p < 3136; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 3136 + i * 56 + j * 1;
-                        for (int p = 0; p < 3136; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3136; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 56 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 56 + ow];
+                    yk[oh * 56 + ow] = t[oh * 56 + ow];
         }
     }
 }
@@ -1255,51 +958,24 @@ static void bottleneck_proj2_bottleneck_path1_conv3(const float *restrict x0, fl
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 401408;
         const float *in = xb0;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 128;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 128;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 128;
-            float *t1 = s + 0 + 784;
-            const float *w2 = w + (k + 2) * 128;
-            float *t2 = s + 0 + 1568;
-            const float *w3 = w + (k + 3) * 128;
-            float *t3 = s + 0 + 2352;
-            for (int p = 0; p < 784; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int p = 0; p < 784; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 28 + ow];
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -1393,51 +1069,24 @@ static void bottleneck3_bottleneck_path1_conv1(const float *restrict x0, float *
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *in = xb0;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 512;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 512;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 512;
-            float *t1 = s + 0 + 784;
-            const float *w2 = w + (k + 2) * 512;
-            float *t2 = s + 0 + 1568;
-            const float *w3 = w + (k + 3) * 512;
-            float *t3 = s + 0 + 2352;
-            for (int p = 0; p < 784; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int p = 0; p < 784; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 28 + ow];
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -1479,51 +1128,24 @@ static void bottleneck3_bottleneck_path1_conv2(const float *restrict x0, float *
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 1152;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1152;
-            float *t0 = s + 115200 + 0;
-            const float *w1 = w + (k + 1) * 1152;
-            float *t1 = s + 115200 + 838;
-            const float *w2 = w + (k + 2) * 1152;
-            float *t2 = s + 115200 + 1676;
-            const float *w3 = w + (k + 3) * 1152;
-            float *t3 = s + 115200 + 2514;
-            for (int p = 0; p < 838; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 115200;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int p = 0; p < 838; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 30 + ow];
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -1564,51 +1186,24 @@ static void bottleneck3_bottleneck_path1_conv3(const float *restrict x0, float *
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 401408;
         const float *in = xb0;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 128;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 128;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 128;
-            float *t1 = s + 0 + 784;
-            const float *w2 = w + (k + 2) * 128;
-            float *t2 = s + 0 + 1568;
-            const float *w3 = w + (k + 3) * 128;
-            float *t3 = s + 0 + 2352;
-            for (int p = 0; p < 784; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int p = 0; p < 784; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 28 + ow];
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -1658,51 +1253,24 @@ static void bottleneck4_bottleneck_path1_conv1(const float *restrict x0, float *
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *in = xb0;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 512;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 512;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 512;
-            float *t1 = s + 0 + 784;
-            const float *w2 = w + (k + 2) * 512;
-            float *t2 = s + 0 + 1568;
-            const float *w3 = w + (k + 3) * 512;
-            float *t3 = s + 0 + 2352;
-            for (int p = 0; p < 784; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int p = 0; p < 784; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 28 + ow];
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -1744,51 +1312,24 @@ static void bottleneck4_bottleneck_path1_conv2(const float *restrict x0, float *
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 1152;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1152;
-            float *t0 = s + 115200 + 0;
-            const float *w1 = w + (k + 1) * 1152;
-            float *t1 = s + 115200 + 838;
-            const float *w2 = w + (k + 2) * 1152;
-            float *t2 = s + 115200 + 1676;
-            const float *w3 = w + (k + 3) * 1152;
-            float *t3 = s + 115200 + 2514;
-            for (int p = 0; p < 838; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 115200;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int p = 0; p < 838; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 30 + ow];
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -1829,51 +1370,24 @@ static void bottleneck4_bottleneck_path1_conv3(const float *restrict x0, float *
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 401408;
         const float *in = xb0;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 128;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 128;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 128;
-            float *t1 = s + 0 + 784;
-            const float *w2 = w + (k + 2) * 128;
-            float *t2 = s + 0 + 1568;
-            const float *w3 = w + (k + 3) * 128;
-            float *t3 = s + 0 + 2352;
-            for (int p = 0; p < 784; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int p = 0; p < 784; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 28 + ow];
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -1923,51 +1437,24 @@ static void bottleneck5_bottleneck_path1_conv1(const float *restrict x0, float *
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *in = xb0;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 512;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 512;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 512;
-            float *t1 = s + 0 + 784;
-            const float *w2 = w + (k + 2) * 512;
-            float *t2 = s + 0 + 1568;
-            const float *w3 = w + (k + 3) * 512;
-            float *t3 = s + 0 + 2352;
-            for (int p = 0; p < 784; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int p = 0; p < 784; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 28 + ow];
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -2009,51 +1496,24 @@ static void bottleneck5_bottleneck_path1_conv2(const float *restrict x0, float *
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 1152;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1152;
-            float *t0 = s + 115200 + 0;
-            const float *w1 = w + (k + 1) * 1152;
-            float *t1 = s + 115200 + 838;
-            const float *w2 = w + (k + 2) * 1152;
-            float *t2 = s + 115200 + 1676;
-            const float *w3 = w + (k + 3) * 1152;
-            float *t3 = s + 115200 + 2514;
-            for (int p = 0; p < 838; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 115200;
+            for (int p = 0; p < 838; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int p = 0; p < 838; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 30 + ow];
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -2094,51 +1554,24 @@ static void bottleneck5_bottleneck_path1_conv3(const float *restrict x0, float *
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 401408;
         const float *in = xb0;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 128;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 128;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 128;
-            float *t1 = s + 0 + 784;
-            const float *w2 = w + (k + 2) * 128;
-            float *t2 = s + 0 + 1568;
-            const float *w3 = w + (k + 3) * 128;
-            float *t3 = s + 0 + 2352;
-            for (int p = 0; p < 784; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int p = 0; p < 784; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 28 + ow];
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -2188,51 +1621,24 @@ static void bottleneck_proj3_bottleneck_path1_conv1(const float *restrict x0, fl
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *in = xb0;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 512;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 512;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 512;
-            float *t1 = s + 0 + 784;
-            const float *w2 = w + (k + 2) * 512;
-            float *t2 = s + 0 + 1568;
-            const float *w3 = w + (k + 3) * 512;
-            float *t3 = s + 0 + 2352;
-            for (int p = 0; p < 784; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 0;
+            for (int p = 0; p < 784; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 784 + i * 28 + j * 1;
-                        for (int p = 0; p < 784; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 784; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 28 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 28 + ow];
+                    yk[oh * 28 + ow] = t[oh * 28 + ow];
         }
     }
 }
@@ -2329,51 +1735,24 @@ static void bottleneck_proj3_bottleneck_path1_conv3(const float *restrict x0, fl
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *in = xb0;
-        for (int k = 0; k < 1024; k += 4) {
+        for (int k = 0; k < 1024; k++) {
+            const float *wk = w + k * 256;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 256;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 256;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 256;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 256;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2467,51 +1846,24 @@ static void bottleneck6_bottleneck_path1_conv1(const float *restrict x0, float *
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *in = xb0;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 1024;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1024;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 1024;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 1024;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 1024;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1024; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2553,51 +1905,24 @@ static void bottleneck6_bottleneck_path1_conv2(const float *restrict x0, float *
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 2304;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 2304;
-            float *t0 = s + 65536 + 0;
-            const float *w1 = w + (k + 1) * 2304;
-            float *t1 = s + 65536 + 222;
-            const float *w2 = w + (k + 2) * 2304;
-            float *t2 = s + 65536 + 444;
-            const float *w3 = w + (k + 3) * 2304;
-            float *t3 = s + 65536 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -2638,51 +1963,24 @@ static void bottleneck6_bottleneck_path1_conv3(const float *restrict x0, float *
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *in = xb0;
-        for (int k = 0; k < 1024; k += 4) {
+        for (int k = 0; k < 1024; k++) {
+            const float *wk = w + k * 256;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 256;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 256;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 256;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 256;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2732,51 +2030,24 @@ static void bottleneck7_bottleneck_path1_conv1(const float *restrict x0, float *
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *in = xb0;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 1024;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1024;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 1024;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 1024;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 1024;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1024; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2818,51 +2089,24 @@ static void bottleneck7_bottleneck_path1_conv2(const float *restrict x0, float *
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 2304;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 2304;
-            float *t0 = s + 65536 + 0;
-            const float *w1 = w + (k + 1) * 2304;
-            float *t1 = s + 65536 + 222;
-            const float *w2 = w + (k + 2) * 2304;
-            float *t2 = s + 65536 + 444;
-            const float *w3 = w + (k + 3) * 2304;
-            float *t3 = s + 65536 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -2903,51 +2147,24 @@ static void bottleneck7_bottleneck_path1_conv3(const float *restrict x0, float *
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *in = xb0;
-        for (int k = 0; k < 1024; k += 4) {
+        for (int k = 0; k < 1024; k++) {
+            const float *wk = w + k * 256;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 256;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 256;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 256;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 256;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -2997,51 +2214,24 @@ static void bottleneck8_bottleneck_path1_conv1(const float *restrict x0, float *
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *in = xb0;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 1024;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1024;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 1024;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 1024;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 1024;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1024; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -3083,51 +2273,24 @@ static void bottleneck8_bottleneck_path1_conv2(const float *restrict x0, float *
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 2304;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 2304;
-            float *t0 = s + 65536 + 0;
-            const float *w1 = w + (k + 1) * 2304;
-            float *t1 = s + 65536 + 222;
-            const float *w2 = w + (k + 2) * 2304;
-            float *t2 = s + 65536 + 444;
-            const float *w3 = w + (k + 3) * 2304;
-            float *t3 = s + 65536 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -3168,51 +2331,24 @@ static void bottleneck8_bottleneck_path1_conv3(const float *restrict x0, float *
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *in = xb0;
-        for (int k = 0; k < 1024; k += 4) {
+        for (int k = 0; k < 1024; k++) {
+            const float *wk = w + k * 256;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 256;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 256;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 256;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 256;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -3262,51 +2398,24 @@ static void bottleneck9_bottleneck_path1_conv1(const float *restrict x0, float *
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *in = xb0;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 1024;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1024;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 1024;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 1024;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 1024;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1024; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -3348,51 +2457,24 @@ static void bottleneck9_bottleneck_path1_conv2(const float *restrict x0, float *
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 2304;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 2304;
-            float *t0 = s + 65536 + 0;
-            const float *w1 = w + (k + 1) * 2304;
-            float *t1 = s + 65536 + 222;
-            const float *w2 = w + (k + 2) * 2304;
-            float *t2 = s + 65536 + 444;
-            const float *w3 = w + (k + 3) * 2304;
-            float *t3 = s + 65536 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -3433,51 +2515,24 @@ static void bottleneck9_bottleneck_path1_conv3(const float *restrict x0, float *
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *in = xb0;
-        for (int k = 0; k < 1024; k += 4) {
+        for (int k = 0; k < 1024; k++) {
+            const float *wk = w + k * 256;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 256;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 256;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 256;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 256;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -3527,51 +2582,24 @@ static void bottleneck10_bottleneck_path1_conv1(const float *restrict x0, float 
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *in = xb0;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 1024;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1024;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 1024;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 1024;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 1024;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1024; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -3613,51 +2641,24 @@ static void bottleneck10_bottleneck_path1_conv2(const float *restrict x0, float 
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 2304;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 2304;
-            float *t0 = s + 65536 + 0;
-            const float *w1 = w + (k + 1) * 2304;
-            float *t1 = s + 65536 + 222;
-            const float *w2 = w + (k + 2) * 2304;
-            float *t2 = s + 65536 + 444;
-            const float *w3 = w + (k + 3) * 2304;
-            float *t3 = s + 65536 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 65536;
+            for (int p = 0; p < 222; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -3698,51 +2699,24 @@ static void bottleneck10_bottleneck_path1_conv3(const float *restrict x0, float 
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *in = xb0;
-        for (int k = 0; k < 1024; k += 4) {
+        for (int k = 0; k < 1024; k++) {
+            const float *wk = w + k * 256;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 256;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 256;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 256;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 256;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -3792,51 +2766,24 @@ static void bottleneck_proj4_bottleneck_path1_conv1(const float *restrict x0, fl
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *in = xb0;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 1024;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1024;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 1024;
-            float *t1 = s + 0 + 196;
-            const float *w2 = w + (k + 2) * 1024;
-            float *t2 = s + 0 + 392;
-            const float *w3 = w + (k + 3) * 1024;
-            float *t3 = s + 0 + 588;
-            for (int p = 0; p < 196; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 0;
+            for (int p = 0; p < 196; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 1024; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 196 + i * 14 + j * 1;
-                        for (int p = 0; p < 196; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 196; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 14 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 14 + ow];
+                    yk[oh * 14 + ow] = t[oh * 14 + ow];
         }
     }
 }
@@ -3933,51 +2880,24 @@ static void bottleneck_proj4_bottleneck_path1_conv3(const float *restrict x0, fl
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *in = xb0;
-        for (int k = 0; k < 2048; k += 4) {
+        for (int k = 0; k < 2048; k++) {
+            const float *wk = w + k * 512;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 512;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 512;
-            float *t1 = s + 0 + 49;
-            const float *w2 = w + (k + 2) * 512;
-            float *t2 = s + 0 + 98;
-            const float *w3 = w + (k + 3) * 512;
-            float *t3 = s + 0 + 147;
-            for (int p = 0; p < 49; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int p = 0; p < 49; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 7 + ow];
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -4071,51 +2991,24 @@ static void bottleneck11_bottleneck_path1_conv1(const float *restrict x0, float 
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *in = xb0;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 2048;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 2048;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 2048;
-            float *t1 = s + 0 + 49;
-            const float *w2 = w + (k + 2) * 2048;
-            float *t2 = s + 0 + 98;
-            const float *w3 = w + (k + 3) * 2048;
-            float *t3 = s + 0 + 147;
-            for (int p = 0; p < 49; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 2048; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int p = 0; p < 49; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 7 + ow];
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -4157,51 +3050,24 @@ static void bottleneck11_bottleneck_path1_conv2(const float *restrict x0, float 
         float *yb = y + (ptrdiff_t)b * 25088;
         cnn_pad(xb0, s, 512, 7, 7, 1, 1, 9, 9, 0);
         const float *in = s;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 4608;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 4608;
-            float *t0 = s + 41472 + 0;
-            const float *w1 = w + (k + 1) * 4608;
-            float *t1 = s + 41472 + 61;
-            const float *w2 = w + (k + 2) * 4608;
-            float *t2 = s + 41472 + 122;
-            const float *w3 = w + (k + 3) * 4608;
-            float *t3 = s + 41472 + 183;
-            for (int p = 0; p < 61; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 41472;
+            for (int p = 0; p < 61; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int p = 0; p < 61; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 9 + ow];
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -4242,51 +3108,24 @@ static void bottleneck11_bottleneck_path1_conv3(const float *restrict x0, float 
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *in = xb0;
-        for (int k = 0; k < 2048; k += 4) {
+        for (int k = 0; k < 2048; k++) {
+            const float *wk = w + k * 512;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 512;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 512;
-            float *t1 = s + 0 + 49;
-            const float *w2 = w + (k + 2) * 512;
-            float *t2 = s + 0 + 98;
-            const float *w3 = w + (k + 3) * 512;
-            float *t3 = s + 0 + 147;
-            for (int p = 0; p < 49; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int p = 0; p < 49; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 7 + ow];
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -4336,51 +3175,24 @@ static void bottleneck12_bottleneck_path1_conv1(const float *restrict x0, float 
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *in = xb0;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 2048;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 2048;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 2048;
-            float *t1 = s + 0 + 49;
-            const float *w2 = w + (k + 2) * 2048;
-            float *t2 = s + 0 + 98;
-            const float *w3 = w + (k + 3) * 2048;
-            float *t3 = s + 0 + 147;
-            for (int p = 0; p < 49; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 2048; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int p = 0; p < 49; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 7 + ow];
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -4422,51 +3234,24 @@ static void bottleneck12_bottleneck_path1_conv2(const float *restrict x0, float 
         float *yb = y + (ptrdiff_t)b * 25088;
         cnn_pad(xb0, s, 512, 7, 7, 1, 1, 9, 9, 0);
         const float *in = s;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 4608;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 4608;
-            float *t0 = s + 41472 + 0;
-            const float *w1 = w + (k + 1) * 4608;
-            float *t1 = s + 41472 + 61;
-            const float *w2 = w + (k + 2) * 4608;
-            float *t2 = s + 41472 + 122;
-            const float *w3 = w + (k + 3) * 4608;
-            float *t3 = s + 41472 + 183;
-            for (int p = 0; p < 61; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 41472;
+            for (int p = 0; p < 61; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 81 + i * 9 + j * 1;
-                        for (int p = 0; p < 61; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 61; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 9 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 9 + ow];
+                    yk[oh * 7 + ow] = t[oh * 9 + ow];
         }
     }
 }
@@ -4507,51 +3292,24 @@ static void bottleneck12_bottleneck_path1_conv3(const float *restrict x0, float 
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *in = xb0;
-        for (int k = 0; k < 2048; k += 4) {
+        for (int k = 0; k < 2048; k++) {
+            const float *wk = w + k * 512;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 512;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 512;
-            float *t1 = s + 0 + 49;
-            const float *w2 = w + (k + 2) * 512;
-            float *t2 = s + 0 + 98;
-            const float *w3 = w + (k + 3) * 512;
-            float *t3 = s + 0 + 147;
-            for (int p = 0; p < 49; p++) {
-                t0[p] = 0.0f;
-                t1[p] = 0.0f;
-                t2[p] = 0.0f;
-                t3[p] = 0.0f;
-            }
+            float *yk = yb + k * 49;
+            float *t = s + 0;
+            for (int p = 0; p < 49; p++)
+                t[p] = 0.0f;
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 1; i++)
                     for (int j = 0; j < 1; j++) {
-                        const int r = (c * 1 + i) * 1 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 1 + i) * 1 + j];
                         const float *xr = xg + c * 49 + i * 7 + j * 1;
-                        for (int p = 0; p < 49; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 49; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 7; oh++)
                 for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 0) * 49 + oh * 7 + ow] = t0[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 1) * 49 + oh * 7 + ow] = t1[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 2) * 49 + oh * 7 + ow] = t2[oh * 7 + ow];
-            for (int oh = 0; oh < 7; oh++)
-                for (int ow = 0; ow < 7; ow++)
-                    yb[(k + 3) * 49 + oh * 7 + ow] = t3[oh * 7 + ow];
+                    yk[oh * 7 + ow] = t[oh * 7 + ow];
         }
     }
 }
@@ -4747,10 +3505,10 @@ int resnet50_forward(const float *packed, const float *in_img, float *out_logits
     bn1(A + 0, A + 0, packed + 9408, batch);
     relu1(A + 0, A + 0, batch);
     maxpool1(A + 0, A + 1605632, batch);
-    bottleneck_proj1_bottleneck_path1_conv1(A + 1605632, A + 228288, packed + 9536, A + 0, batch);
-    bottleneck_proj1_bottleneck_path1_bn1(A + 228288, A + 228288, packed + 13632, batch);
-    bottleneck_proj1_bottleneck_path1_relu1(A + 228288, A + 228288, batch);
-    bottleneck_proj1_bottleneck_path1_conv2(A + 228288, A + 802816, packed + 13760, A + 0, batch);
+    bottleneck_proj1_bottleneck_path1_conv1(A + 1605632, A + 218544, packed + 9536, A + 0, batch);
+    bottleneck_proj1_bottleneck_path1_bn1(A + 218544, A + 218544, packed + 13632, batch);
+    bottleneck_proj1_bottleneck_path1_relu1(A + 218544, A + 218544, batch);
+    bottleneck_proj1_bottleneck_path1_conv2(A + 218544, A + 802816, packed + 13760, A + 0, batch);
     bottleneck_proj1_bottleneck_path1_bn2(A + 802816, A + 802816, packed + 50624, batch);
     bottleneck_proj1_bottleneck_path1_relu2(A + 802816, A + 802816, batch);
     bottleneck_proj1_bottleneck_path1_conv3(A + 802816, A + 0, packed + 50752, A + 1003520, batch);
@@ -4759,20 +3517,20 @@ int resnet50_forward(const float *packed, const float *in_img, float *out_logits
     bottleneck_proj1_bn1(A + 802816, A + 802816, packed + 84032, batch);
     bottleneck_proj1_add1(A + 0, A + 802816, A + 0, batch);
     bottleneck_proj1_relu1(A + 0, A + 0, batch);
-    bottleneck1_bottleneck_path1_conv1(A + 0, A + 1031104, packed + 84544, A + 802816, batch);
-    bottleneck1_bottleneck_path1_bn1(A + 1031104, A + 1031104, packed + 100928, batch);
-    bottleneck1_bottleneck_path1_relu1(A + 1031104, A + 1031104, batch);
-    bottleneck1_bottleneck_path1_conv2(A + 1031104, A + 1605632, packed + 101056, A + 802816, batch);
+    bottleneck1_bottleneck_path1_conv1(A + 0, A + 1021360, packed + 84544, A + 802816, batch);
+    bottleneck1_bottleneck_path1_bn1(A + 1021360, A + 1021360, packed + 100928, batch);
+    bottleneck1_bottleneck_path1_relu1(A + 1021360, A + 1021360, batch);
+    bottleneck1_bottleneck_path1_conv2(A + 1021360, A + 1605632, packed + 101056, A + 802816, batch);
     bottleneck1_bottleneck_path1_bn2(A + 1605632, A + 1605632, packed + 137920, batch);
     bottleneck1_bottleneck_path1_relu2(A + 1605632, A + 1605632, batch);
     bottleneck1_bottleneck_path1_conv3(A + 1605632, A + 802816, packed + 138048, A + 1806336, batch);
     bottleneck1_bottleneck_path1_bn3(A + 802816, A + 802816, packed + 154432, batch);
     bottleneck1_add1(A + 802816, A + 0, A + 802816, batch);
     bottleneck1_relu1(A + 802816, A + 802816, batch);
-    bottleneck2_bottleneck_path1_conv1(A + 802816, A + 228288, packed + 154944, A + 0, batch);
-    bottleneck2_bottleneck_path1_bn1(A + 228288, A + 228288, packed + 171328, batch);
-    bottleneck2_bottleneck_path1_relu1(A + 228288, A + 228288, batch);
-    bottleneck2_bottleneck_path1_conv2(A + 228288, A + 1605632, packed + 171456, A + 0, batch);
+    bottleneck2_bottleneck_path1_conv1(A + 802816, A + 218544, packed + 154944, A + 0, batch);
+    bottleneck2_bottleneck_path1_bn1(A + 218544, A + 218544, packed + 171328, batch);
+    bottleneck2_bottleneck_path1_relu1(A + 218544, A + 218544, batch);
+    bottleneck2_bottleneck_path1_conv2(A + 218544, A + 1605632, packed + 171456, A + 0, batch);
     bottleneck2_bottleneck_path1_bn2(A + 1605632, A + 1605632, packed + 208320, batch);
     bottleneck2_bottleneck_path1_relu2(A + 1605632, A + 1605632, batch);
     bottleneck2_bottleneck_path1_conv3(A + 1605632, A + 0, packed + 208448, A + 1806336, batch);
@@ -4791,30 +3549,30 @@ int resnet50_forward(const float *packed, const float *in_img, float *out_logits
     bottleneck_proj2_bn1(A + 1204224, A + 1204224, packed + 603712, batch);
     bottleneck_proj2_add1(A + 802816, A + 1204224, A + 802816, batch);
     bottleneck_proj2_relu1(A + 802816, A + 802816, batch);
-    bottleneck3_bottleneck_path1_conv1(A + 802816, A + 118560, packed + 604736, A + 0, batch);
-    bottleneck3_bottleneck_path1_bn1(A + 118560, A + 118560, packed + 670272, batch);
-    bottleneck3_bottleneck_path1_relu1(A + 118560, A + 118560, batch);
-    bottleneck3_bottleneck_path1_conv2(A + 118560, A + 401408, packed + 670528, A + 0, batch);
+    bottleneck3_bottleneck_path1_conv1(A + 802816, A + 116048, packed + 604736, A + 0, batch);
+    bottleneck3_bottleneck_path1_bn1(A + 116048, A + 116048, packed + 670272, batch);
+    bottleneck3_bottleneck_path1_relu1(A + 116048, A + 116048, batch);
+    bottleneck3_bottleneck_path1_conv2(A + 116048, A + 401408, packed + 670528, A + 0, batch);
     bottleneck3_bottleneck_path1_bn2(A + 401408, A + 401408, packed + 817984, batch);
     bottleneck3_bottleneck_path1_relu2(A + 401408, A + 401408, batch);
     bottleneck3_bottleneck_path1_conv3(A + 401408, A + 0, packed + 818240, A + 501760, batch);
     bottleneck3_bottleneck_path1_bn3(A + 0, A + 0, packed + 883776, batch);
     bottleneck3_add1(A + 0, A + 802816, A + 0, batch);
     bottleneck3_relu1(A + 0, A + 0, batch);
-    bottleneck4_bottleneck_path1_conv1(A + 0, A + 519968, packed + 884800, A + 401408, batch);
-    bottleneck4_bottleneck_path1_bn1(A + 519968, A + 519968, packed + 950336, batch);
-    bottleneck4_bottleneck_path1_relu1(A + 519968, A + 519968, batch);
-    bottleneck4_bottleneck_path1_conv2(A + 519968, A + 802816, packed + 950592, A + 401408, batch);
+    bottleneck4_bottleneck_path1_conv1(A + 0, A + 517456, packed + 884800, A + 401408, batch);
+    bottleneck4_bottleneck_path1_bn1(A + 517456, A + 517456, packed + 950336, batch);
+    bottleneck4_bottleneck_path1_relu1(A + 517456, A + 517456, batch);
+    bottleneck4_bottleneck_path1_conv2(A + 517456, A + 802816, packed + 950592, A + 401408, batch);
     bottleneck4_bottleneck_path1_bn2(A + 802816, A + 802816, packed + 1098048, batch);
     bottleneck4_bottleneck_path1_relu2(A + 802816, A + 802816, batch);
     bottleneck4_bottleneck_path1_conv3(A + 802816, A + 401408, packed + 1098304, A + 903168, batch);
     bottleneck4_bottleneck_path1_bn3(A + 401408, A + 401408, packed + 1163840, batch);
     bottleneck4_add1(A + 401408, A + 0, A + 401408, batch);
     bottleneck4_relu1(A + 401408, A + 401408, batch);
-    bottleneck5_bottleneck_path1_conv1(A + 401408, A + 118560, packed + 1164864, A + 0, batch);
-    bottleneck5_bottleneck_path1_bn1(A + 118560, A + 118560, packed + 1230400, batch);
-    bottleneck5_bottleneck_path1_relu1(A + 118560, A + 118560, batch);
-    bottleneck5_bottleneck_path1_conv2(A + 118560, A + 802816, packed + 1230656, A + 0, batch);
+    bottleneck5_bottleneck_path1_conv1(A + 401408, A + 116048, packed + 1164864, A + 0, batch);
+    bottleneck5_bottleneck_path1_bn1(A + 116048, A + 116048, packed + 1230400, batch);
+    bottleneck5_bottleneck_path1_relu1(A + 116048, A + 116048, batch);
+    bottleneck5_bottleneck_path1_conv2(A + 116048, A + 802816, packed + 1230656, A + 0, batch);
     bottleneck5_bottleneck_path1_bn2(A + 802816, A + 802816, packed + 1378112, batch);
     bottleneck5_bottleneck_path1_relu2(A + 802816, A + 802816, batch);
     bottleneck5_bottleneck_path1_conv3(A + 802816, A + 0, packed + 1378368, A + 903168, batch);
@@ -4833,50 +3591,50 @@ int resnet50_forward(const float *packed, const float *in_img, float *out_logits
     bottleneck_proj3_bn1(A + 602112, A + 602112, packed + 2955328, batch);
     bottleneck_proj3_add1(A + 401408, A + 602112, A + 401408, batch);
     bottleneck_proj3_relu1(A + 401408, A + 401408, batch);
-    bottleneck6_bottleneck_path1_conv1(A + 401408, A + 66432, packed + 2957376, A + 0, batch);
-    bottleneck6_bottleneck_path1_bn1(A + 66432, A + 66432, packed + 3219520, batch);
-    bottleneck6_bottleneck_path1_relu1(A + 66432, A + 66432, batch);
-    bottleneck6_bottleneck_path1_conv2(A + 66432, A + 200704, packed + 3220032, A + 0, batch);
+    bottleneck6_bottleneck_path1_conv1(A + 401408, A + 65760, packed + 2957376, A + 0, batch);
+    bottleneck6_bottleneck_path1_bn1(A + 65760, A + 65760, packed + 3219520, batch);
+    bottleneck6_bottleneck_path1_relu1(A + 65760, A + 65760, batch);
+    bottleneck6_bottleneck_path1_conv2(A + 65760, A + 200704, packed + 3220032, A + 0, batch);
     bottleneck6_bottleneck_path1_bn2(A + 200704, A + 200704, packed + 3809856, batch);
     bottleneck6_bottleneck_path1_relu2(A + 200704, A + 200704, batch);
     bottleneck6_bottleneck_path1_conv3(A + 200704, A + 0, packed + 3810368, A + 250880, batch);
     bottleneck6_bottleneck_path1_bn3(A + 0, A + 0, packed + 4072512, batch);
     bottleneck6_add1(A + 0, A + 401408, A + 0, batch);
     bottleneck6_relu1(A + 0, A + 0, batch);
-    bottleneck7_bottleneck_path1_conv1(A + 0, A + 267136, packed + 4074560, A + 200704, batch);
-    bottleneck7_bottleneck_path1_bn1(A + 267136, A + 267136, packed + 4336704, batch);
-    bottleneck7_bottleneck_path1_relu1(A + 267136, A + 267136, batch);
-    bottleneck7_bottleneck_path1_conv2(A + 267136, A + 401408, packed + 4337216, A + 200704, batch);
+    bottleneck7_bottleneck_path1_conv1(A + 0, A + 266464, packed + 4074560, A + 200704, batch);
+    bottleneck7_bottleneck_path1_bn1(A + 266464, A + 266464, packed + 4336704, batch);
+    bottleneck7_bottleneck_path1_relu1(A + 266464, A + 266464, batch);
+    bottleneck7_bottleneck_path1_conv2(A + 266464, A + 401408, packed + 4337216, A + 200704, batch);
     bottleneck7_bottleneck_path1_bn2(A + 401408, A + 401408, packed + 4927040, batch);
     bottleneck7_bottleneck_path1_relu2(A + 401408, A + 401408, batch);
     bottleneck7_bottleneck_path1_conv3(A + 401408, A + 200704, packed + 4927552, A + 451584, batch);
     bottleneck7_bottleneck_path1_bn3(A + 200704, A + 200704, packed + 5189696, batch);
     bottleneck7_add1(A + 200704, A + 0, A + 200704, batch);
     bottleneck7_relu1(A + 200704, A + 200704, batch);
-    bottleneck8_bottleneck_path1_conv1(A + 200704, A + 66432, packed + 5191744, A + 0, batch);
-    bottleneck8_bottleneck_path1_bn1(A + 66432, A + 66432, packed + 5453888, batch);
-    bottleneck8_bottleneck_path1_relu1(A + 66432, A + 66432, batch);
-    bottleneck8_bottleneck_path1_conv2(A + 66432, A + 401408, packed + 5454400, A + 0, batch);
+    bottleneck8_bottleneck_path1_conv1(A + 200704, A + 65760, packed + 5191744, A + 0, batch);
+    bottleneck8_bottleneck_path1_bn1(A + 65760, A + 65760, packed + 5453888, batch);
+    bottleneck8_bottleneck_path1_relu1(A + 65760, A + 65760, batch);
+    bottleneck8_bottleneck_path1_conv2(A + 65760, A + 401408, packed + 5454400, A + 0, batch);
     bottleneck8_bottleneck_path1_bn2(A + 401408, A + 401408, packed + 6044224, batch);
     bottleneck8_bottleneck_path1_relu2(A + 401408, A + 401408, batch);
     bottleneck8_bottleneck_path1_conv3(A + 401408, A + 0, packed + 6044736, A + 451584, batch);
     bottleneck8_bottleneck_path1_bn3(A + 0, A + 0, packed + 6306880, batch);
     bottleneck8_add1(A + 0, A + 200704, A + 0, batch);
     bottleneck8_relu1(A + 0, A + 0, batch);
-    bottleneck9_bottleneck_path1_conv1(A + 0, A + 267136, packed + 6308928, A + 200704, batch);
-    bottleneck9_bottleneck_path1_bn1(A + 267136, A + 267136, packed + 6571072, batch);
-    bottleneck9_bottleneck_path1_relu1(A + 267136, A + 267136, batch);
-    bottleneck9_bottleneck_path1_conv2(A + 267136, A + 401408, packed + 6571584, A + 200704, batch);
+    bottleneck9_bottleneck_path1_conv1(A + 0, A + 266464, packed + 6308928, A + 200704, batch);
+    bottleneck9_bottleneck_path1_bn1(A + 266464, A + 266464, packed + 6571072, batch);
+    bottleneck9_bottleneck_path1_relu1(A + 266464, A + 266464, batch);
+    bottleneck9_bottleneck_path1_conv2(A + 266464, A + 401408, packed + 6571584, A + 200704, batch);
     bottleneck9_bottleneck_path1_bn2(A + 401408, A + 401408, packed + 7161408, batch);
     bottleneck9_bottleneck_path1_relu2(A + 401408, A + 401408, batch);
     bottleneck9_bottleneck_path1_conv3(A + 401408, A + 200704, packed + 7161920, A + 451584, batch);
     bottleneck9_bottleneck_path1_bn3(A + 200704, A + 200704, packed + 7424064, batch);
     bottleneck9_add1(A + 200704, A + 0, A + 200704, batch);
     bottleneck9_relu1(A + 200704, A + 200704, batch);
-    bottleneck10_bottleneck_path1_conv1(A + 200704, A + 66432, packed + 7426112, A + 0, batch);
-    bottleneck10_bottleneck_path1_bn1(A + 66432, A + 66432, packed + 7688256, batch);
-    bottleneck10_bottleneck_path1_relu1(A + 66432, A + 66432, batch);
-    bottleneck10_bottleneck_path1_conv2(A + 66432, A + 401408, packed + 7688768, A + 0, batch);
+    bottleneck10_bottleneck_path1_conv1(A + 200704, A + 65760, packed + 7426112, A + 0, batch);
+    bottleneck10_bottleneck_path1_bn1(A + 65760, A + 65760, packed + 7688256, batch);
+    bottleneck10_bottleneck_path1_relu1(A + 65760, A + 65760, batch);
+    bottleneck10_bottleneck_path1_conv2(A + 65760, A + 401408, packed + 7688768, A + 0, batch);
     bottleneck10_bottleneck_path1_bn2(A + 401408, A + 401408, packed + 8278592, batch);
     bottleneck10_bottleneck_path1_relu2(A + 401408, A + 401408, batch);
     bottleneck10_bottleneck_path1_conv3(A + 401408, A + 0, packed + 8279104, A + 451584, batch);
@@ -4895,20 +3653,20 @@ int resnet50_forward(const float *packed, const float *in_img, float *out_logits
     bottleneck_proj4_bn1(A + 301056, A + 301056, packed + 14578752, batch);
     bottleneck_proj4_add1(A + 200704, A + 301056, A + 200704, batch);
     bottleneck_proj4_relu1(A + 200704, A + 200704, batch);
-    bottleneck11_bottleneck_path1_conv1(A + 200704, A + 41728, packed + 14582848, A + 0, batch);
-    bottleneck11_bottleneck_path1_bn1(A + 41728, A + 41728, packed + 15631424, batch);
-    bottleneck11_bottleneck_path1_relu1(A + 41728, A + 41728, batch);
-    bottleneck11_bottleneck_path1_conv2(A + 41728, A + 100352, packed + 15632448, A + 0, batch);
+    bottleneck11_bottleneck_path1_conv1(A + 200704, A + 41536, packed + 14582848, A + 0, batch);
+    bottleneck11_bottleneck_path1_bn1(A + 41536, A + 41536, packed + 15631424, batch);
+    bottleneck11_bottleneck_path1_relu1(A + 41536, A + 41536, batch);
+    bottleneck11_bottleneck_path1_conv2(A + 41536, A + 100352, packed + 15632448, A + 0, batch);
     bottleneck11_bottleneck_path1_bn2(A + 100352, A + 100352, packed + 17991744, batch);
     bottleneck11_bottleneck_path1_relu2(A + 100352, A + 100352, batch);
     bottleneck11_bottleneck_path1_conv3(A + 100352, A + 0, packed + 17992768, A + 125440, batch);
     bottleneck11_bottleneck_path1_bn3(A + 0, A + 0, packed + 19041344, batch);
     bottleneck11_add1(A + 0, A + 200704, A + 0, batch);
     bottleneck11_relu1(A + 0, A + 0, batch);
-    bottleneck12_bottleneck_path1_conv1(A + 0, A + 142080, packed + 19045440, A + 100352, batch);
-    bottleneck12_bottleneck_path1_bn1(A + 142080, A + 142080, packed + 20094016, batch);
-    bottleneck12_bottleneck_path1_relu1(A + 142080, A + 142080, batch);
-    bottleneck12_bottleneck_path1_conv2(A + 142080, A + 200704, packed + 20095040, A + 100352, batch);
+    bottleneck12_bottleneck_path1_conv1(A + 0, A + 141888, packed + 19045440, A + 100352, batch);
+    bottleneck12_bottleneck_path1_bn1(A + 141888, A + 141888, packed + 20094016, batch);
+    bottleneck12_bottleneck_path1_relu1(A + 141888, A + 141888, batch);
+    bottleneck12_bottleneck_path1_conv2(A + 141888, A + 200704, packed + 20095040, A + 100352, batch);
     bottleneck12_bottleneck_path1_bn2(A + 200704, A + 200704, packed + 22454336, batch);
     bottleneck12_bottleneck_path1_relu2(A + 200704, A + 200704, batch);
     bottleneck12_bottleneck_path1_conv3(A + 200704, A + 100352, packed + 22455360, A + 225792, batch);

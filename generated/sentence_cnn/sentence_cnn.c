@@ -3,7 +3,7 @@
  * source:  examples/sentence_cnn.cnn, network sentence_cnn
  * command: cnnc build examples/sentence_cnn.cnn
  * target:  portable C (scalar); batch up to 1
- * arena:   281280 bytes (829440 without reuse; 280832 live at most)
+ * arena:   86912 bytes (257088 without reuse; 86464 live at most)
  * weights: 360902 canonical floats, 360902 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -43,51 +43,24 @@ static void ngram1_conv1(const float *restrict x0, float *restrict y, const floa
         const float *xb0 = x0 + (ptrdiff_t)b * 16800;
         float *yb = y + (ptrdiff_t)b * 5400;
         const float *in = xb0;
-        for (int k = 0; k < 100; k += 4) {
+        for (int k = 0; k < 100; k++) {
+            const float *wk = w + k * 900;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 900;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 900;
-            float *t1 = s + 0 + 15901;
-            const float *w2 = w + (k + 2) * 900;
-            float *t2 = s + 0 + 31802;
-            const float *w3 = w + (k + 3) * 900;
-            float *t3 = s + 0 + 47703;
-            for (int p = 0; p < 15901; p++) {
-                t0[p] = w[90000 + k];
-                t1[p] = w[90000 + k + 1];
-                t2[p] = w[90000 + k + 2];
-                t3[p] = w[90000 + k + 3];
-            }
+            float *yk = yb + k * 54;
+            float *t = s + 0;
+            for (int p = 0; p < 15901; p++)
+                t[p] = w[90000 + k];
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 300; j++) {
-                        const int r = (c * 3 + i) * 300 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 300 + j];
                         const float *xr = xg + c * 16800 + i * 300 + j * 1;
-                        for (int p = 0; p < 15901; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 15901; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 54; oh++)
                 for (int ow = 0; ow < 1; ow++)
-                    yb[(k + 0) * 54 + oh * 1 + ow] = t0[oh * 300 + ow];
-            for (int oh = 0; oh < 54; oh++)
-                for (int ow = 0; ow < 1; ow++)
-                    yb[(k + 1) * 54 + oh * 1 + ow] = t1[oh * 300 + ow];
-            for (int oh = 0; oh < 54; oh++)
-                for (int ow = 0; ow < 1; ow++)
-                    yb[(k + 2) * 54 + oh * 1 + ow] = t2[oh * 300 + ow];
-            for (int oh = 0; oh < 54; oh++)
-                for (int ow = 0; ow < 1; ow++)
-                    yb[(k + 3) * 54 + oh * 1 + ow] = t3[oh * 300 + ow];
+                    yk[oh * 1 + ow] = t[oh * 300 + ow];
         }
     }
 }
@@ -131,51 +104,24 @@ static void ngram2_conv1(const float *restrict x0, float *restrict y, const floa
         const float *xb0 = x0 + (ptrdiff_t)b * 16800;
         float *yb = y + (ptrdiff_t)b * 5300;
         const float *in = xb0;
-        for (int k = 0; k < 100; k += 4) {
+        for (int k = 0; k < 100; k++) {
+            const float *wk = w + k * 1200;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1200;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 1200;
-            float *t1 = s + 0 + 15601;
-            const float *w2 = w + (k + 2) * 1200;
-            float *t2 = s + 0 + 31202;
-            const float *w3 = w + (k + 3) * 1200;
-            float *t3 = s + 0 + 46803;
-            for (int p = 0; p < 15601; p++) {
-                t0[p] = w[120000 + k];
-                t1[p] = w[120000 + k + 1];
-                t2[p] = w[120000 + k + 2];
-                t3[p] = w[120000 + k + 3];
-            }
+            float *yk = yb + k * 53;
+            float *t = s + 0;
+            for (int p = 0; p < 15601; p++)
+                t[p] = w[120000 + k];
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 4; i++)
                     for (int j = 0; j < 300; j++) {
-                        const int r = (c * 4 + i) * 300 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 4 + i) * 300 + j];
                         const float *xr = xg + c * 16800 + i * 300 + j * 1;
-                        for (int p = 0; p < 15601; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 15601; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 53; oh++)
                 for (int ow = 0; ow < 1; ow++)
-                    yb[(k + 0) * 53 + oh * 1 + ow] = t0[oh * 300 + ow];
-            for (int oh = 0; oh < 53; oh++)
-                for (int ow = 0; ow < 1; ow++)
-                    yb[(k + 1) * 53 + oh * 1 + ow] = t1[oh * 300 + ow];
-            for (int oh = 0; oh < 53; oh++)
-                for (int ow = 0; ow < 1; ow++)
-                    yb[(k + 2) * 53 + oh * 1 + ow] = t2[oh * 300 + ow];
-            for (int oh = 0; oh < 53; oh++)
-                for (int ow = 0; ow < 1; ow++)
-                    yb[(k + 3) * 53 + oh * 1 + ow] = t3[oh * 300 + ow];
+                    yk[oh * 1 + ow] = t[oh * 300 + ow];
         }
     }
 }
@@ -219,51 +165,24 @@ static void ngram3_conv1(const float *restrict x0, float *restrict y, const floa
         const float *xb0 = x0 + (ptrdiff_t)b * 16800;
         float *yb = y + (ptrdiff_t)b * 5200;
         const float *in = xb0;
-        for (int k = 0; k < 100; k += 4) {
+        for (int k = 0; k < 100; k++) {
+            const float *wk = w + k * 1500;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1500;
-            float *t0 = s + 0 + 0;
-            const float *w1 = w + (k + 1) * 1500;
-            float *t1 = s + 0 + 15301;
-            const float *w2 = w + (k + 2) * 1500;
-            float *t2 = s + 0 + 30602;
-            const float *w3 = w + (k + 3) * 1500;
-            float *t3 = s + 0 + 45903;
-            for (int p = 0; p < 15301; p++) {
-                t0[p] = w[150000 + k];
-                t1[p] = w[150000 + k + 1];
-                t2[p] = w[150000 + k + 2];
-                t3[p] = w[150000 + k + 3];
-            }
+            float *yk = yb + k * 52;
+            float *t = s + 0;
+            for (int p = 0; p < 15301; p++)
+                t[p] = w[150000 + k];
             for (int c = 0; c < 1; c++)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 300; j++) {
-                        const int r = (c * 5 + i) * 300 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 5 + i) * 300 + j];
                         const float *xr = xg + c * 16800 + i * 300 + j * 1;
-                        for (int p = 0; p < 15301; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 15301; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 52; oh++)
                 for (int ow = 0; ow < 1; ow++)
-                    yb[(k + 0) * 52 + oh * 1 + ow] = t0[oh * 300 + ow];
-            for (int oh = 0; oh < 52; oh++)
-                for (int ow = 0; ow < 1; ow++)
-                    yb[(k + 1) * 52 + oh * 1 + ow] = t1[oh * 300 + ow];
-            for (int oh = 0; oh < 52; oh++)
-                for (int ow = 0; ow < 1; ow++)
-                    yb[(k + 2) * 52 + oh * 1 + ow] = t2[oh * 300 + ow];
-            for (int oh = 0; oh < 52; oh++)
-                for (int ow = 0; ow < 1; ow++)
-                    yb[(k + 3) * 52 + oh * 1 + ow] = t3[oh * 300 + ow];
+                    yk[oh * 1 + ow] = t[oh * 300 + ow];
         }
     }
 }
@@ -344,16 +263,16 @@ int sentence_cnn_forward(const float *packed, const float *in_words, float *out_
         return 1;
     if ((uintptr_t)arena % 64 != 0 || (sentence_cnn_ARENA_BYTES > 0 && !arena))
         return 2;
-    ngram1_conv1(in_words, A + 64800, packed + 0, A + 0, batch);
-    ngram1_relu1(A + 64800, A + 64800, batch);
-    ngram1_globalmaxpool1(A + 64800, A + 70208, batch);
-    ngram2_conv1(in_words, A + 63600, packed + 90100, A + 0, batch);
-    ngram2_relu1(A + 63600, A + 63600, batch);
-    ngram2_globalmaxpool1(A + 63600, A + 68912, batch);
-    ngram3_conv1(in_words, A + 62400, packed + 210200, A + 0, batch);
-    ngram3_relu1(A + 62400, A + 62400, batch);
-    ngram3_globalmaxpool1(A + 62400, A + 69024, batch);
-    concat1(A + 70208, A + 68912, A + 69024, A + 0, batch);
+    ngram1_conv1(in_words, A + 16208, packed + 0, A + 0, batch);
+    ngram1_relu1(A + 16208, A + 16208, batch);
+    ngram1_globalmaxpool1(A + 16208, A + 21616, batch);
+    ngram2_conv1(in_words, A + 15904, packed + 90100, A + 0, batch);
+    ngram2_relu1(A + 15904, A + 15904, batch);
+    ngram2_globalmaxpool1(A + 15904, A + 21216, batch);
+    ngram3_conv1(in_words, A + 15600, packed + 210200, A + 0, batch);
+    ngram3_relu1(A + 15600, A + 15600, batch);
+    ngram3_globalmaxpool1(A + 15600, A + 21328, batch);
+    concat1(A + 21616, A + 21216, A + 21328, A + 0, batch);
     dense1(A + 0, out_logits, packed + 360300, batch);
     return 0;
 }

@@ -14,7 +14,7 @@ extern "C" {
 #define sentence_cnn_OUT_logits_SIZE 2
 #define sentence_cnn_PARAM_COUNT 360902
 #define sentence_cnn_PACKED_COUNT 360902
-#define sentence_cnn_ARENA_BYTES 281280
+#define sentence_cnn_ARENA_BYTES 86912
 
 /* Canonical parameters (the order of DSL.md, as in a --weights file) to
  * the layout the kernels read: params holds sentence_cnn_PARAM_COUNT floats,

@@ -3,7 +3,7 @@
  * source:  examples/vgg19.cnn, network vgg19
  * command: cnnc build examples/vgg19.cnn
  * target:  portable C (scalar); batch up to 1
- * arena:   39575552 bytes (112141376 without reuse; 39575552 live at most)
+ * arena:   38968064 bytes (110413120 without reuse; 38968064 live at most)
  * weights: 143667240 canonical floats, 143667240 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -72,51 +72,24 @@ static void conv1(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 3211264;
         cnn_pad(xb0, s, 3, 224, 224, 1, 1, 226, 226, 0);
         const float *in = s;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 27;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 27;
-            float *t0 = s + 153228 + 0;
-            const float *w1 = w + (k + 1) * 27;
-            float *t1 = s + 153228 + 50622;
-            const float *w2 = w + (k + 2) * 27;
-            float *t2 = s + 153228 + 101244;
-            const float *w3 = w + (k + 3) * 27;
-            float *t3 = s + 153228 + 151866;
-            for (int p = 0; p < 50622; p++) {
-                t0[p] = w[1728 + k];
-                t1[p] = w[1728 + k + 1];
-                t2[p] = w[1728 + k + 2];
-                t3[p] = w[1728 + k + 3];
-            }
+            float *yk = yb + k * 50176;
+            float *t = s + 153228;
+            for (int p = 0; p < 50622; p++)
+                t[p] = w[1728 + k];
             for (int c = 0; c < 3; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 51076 + i * 226 + j * 1;
-                        for (int p = 0; p < 50622; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 50622; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 224; oh++)
                 for (int ow = 0; ow < 224; ow++)
-                    yb[(k + 0) * 50176 + oh * 224 + ow] = t0[oh * 226 + ow];
-            for (int oh = 0; oh < 224; oh++)
-                for (int ow = 0; ow < 224; ow++)
-                    yb[(k + 1) * 50176 + oh * 224 + ow] = t1[oh * 226 + ow];
-            for (int oh = 0; oh < 224; oh++)
-                for (int ow = 0; ow < 224; ow++)
-                    yb[(k + 2) * 50176 + oh * 224 + ow] = t2[oh * 226 + ow];
-            for (int oh = 0; oh < 224; oh++)
-                for (int ow = 0; ow < 224; ow++)
-                    yb[(k + 3) * 50176 + oh * 224 + ow] = t3[oh * 226 + ow];
+                    yk[oh * 224 + ow] = t[oh * 226 + ow];
         }
     }
 }
@@ -143,51 +116,24 @@ static void conv2(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 3211264;
         cnn_pad(xb0, s, 64, 224, 224, 1, 1, 226, 226, 0);
         const float *in = s;
-        for (int k = 0; k < 64; k += 4) {
+        for (int k = 0; k < 64; k++) {
+            const float *wk = w + k * 576;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 576;
-            float *t0 = s + 3268864 + 0;
-            const float *w1 = w + (k + 1) * 576;
-            float *t1 = s + 3268864 + 50622;
-            const float *w2 = w + (k + 2) * 576;
-            float *t2 = s + 3268864 + 101244;
-            const float *w3 = w + (k + 3) * 576;
-            float *t3 = s + 3268864 + 151866;
-            for (int p = 0; p < 50622; p++) {
-                t0[p] = w[36864 + k];
-                t1[p] = w[36864 + k + 1];
-                t2[p] = w[36864 + k + 2];
-                t3[p] = w[36864 + k + 3];
-            }
+            float *yk = yb + k * 50176;
+            float *t = s + 3268864;
+            for (int p = 0; p < 50622; p++)
+                t[p] = w[36864 + k];
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 51076 + i * 226 + j * 1;
-                        for (int p = 0; p < 50622; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 50622; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 224; oh++)
                 for (int ow = 0; ow < 224; ow++)
-                    yb[(k + 0) * 50176 + oh * 224 + ow] = t0[oh * 226 + ow];
-            for (int oh = 0; oh < 224; oh++)
-                for (int ow = 0; ow < 224; ow++)
-                    yb[(k + 1) * 50176 + oh * 224 + ow] = t1[oh * 226 + ow];
-            for (int oh = 0; oh < 224; oh++)
-                for (int ow = 0; ow < 224; ow++)
-                    yb[(k + 2) * 50176 + oh * 224 + ow] = t2[oh * 226 + ow];
-            for (int oh = 0; oh < 224; oh++)
-                for (int ow = 0; ow < 224; ow++)
-                    yb[(k + 3) * 50176 + oh * 224 + ow] = t3[oh * 226 + ow];
+                    yk[oh * 224 + ow] = t[oh * 226 + ow];
         }
     }
 }
@@ -247,51 +193,24 @@ static void conv3(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 1605632;
         cnn_pad(xb0, s, 64, 112, 112, 1, 1, 114, 114, 0);
         const float *in = s;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 576;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 576;
-            float *t0 = s + 831744 + 0;
-            const float *w1 = w + (k + 1) * 576;
-            float *t1 = s + 831744 + 12766;
-            const float *w2 = w + (k + 2) * 576;
-            float *t2 = s + 831744 + 25532;
-            const float *w3 = w + (k + 3) * 576;
-            float *t3 = s + 831744 + 38298;
-            for (int p = 0; p < 12766; p++) {
-                t0[p] = w[73728 + k];
-                t1[p] = w[73728 + k + 1];
-                t2[p] = w[73728 + k + 2];
-                t3[p] = w[73728 + k + 3];
-            }
+            float *yk = yb + k * 12544;
+            float *t = s + 831744;
+            for (int p = 0; p < 12766; p++)
+                t[p] = w[73728 + k];
             for (int c = 0; c < 64; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 12996 + i * 114 + j * 1;
-                        for (int p = 0; p < 12766; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 12766; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 112; oh++)
                 for (int ow = 0; ow < 112; ow++)
-                    yb[(k + 0) * 12544 + oh * 112 + ow] = t0[oh * 114 + ow];
-            for (int oh = 0; oh < 112; oh++)
-                for (int ow = 0; ow < 112; ow++)
-                    yb[(k + 1) * 12544 + oh * 112 + ow] = t1[oh * 114 + ow];
-            for (int oh = 0; oh < 112; oh++)
-                for (int ow = 0; ow < 112; ow++)
-                    yb[(k + 2) * 12544 + oh * 112 + ow] = t2[oh * 114 + ow];
-            for (int oh = 0; oh < 112; oh++)
-                for (int ow = 0; ow < 112; ow++)
-                    yb[(k + 3) * 12544 + oh * 112 + ow] = t3[oh * 114 + ow];
+                    yk[oh * 112 + ow] = t[oh * 114 + ow];
         }
     }
 }
@@ -318,51 +237,24 @@ static void conv4(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 1605632;
         cnn_pad(xb0, s, 128, 112, 112, 1, 1, 114, 114, 0);
         const float *in = s;
-        for (int k = 0; k < 128; k += 4) {
+        for (int k = 0; k < 128; k++) {
+            const float *wk = w + k * 1152;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1152;
-            float *t0 = s + 1663488 + 0;
-            const float *w1 = w + (k + 1) * 1152;
-            float *t1 = s + 1663488 + 12766;
-            const float *w2 = w + (k + 2) * 1152;
-            float *t2 = s + 1663488 + 25532;
-            const float *w3 = w + (k + 3) * 1152;
-            float *t3 = s + 1663488 + 38298;
-            for (int p = 0; p < 12766; p++) {
-                t0[p] = w[147456 + k];
-                t1[p] = w[147456 + k + 1];
-                t2[p] = w[147456 + k + 2];
-                t3[p] = w[147456 + k + 3];
-            }
+            float *yk = yb + k * 12544;
+            float *t = s + 1663488;
+            for (int p = 0; p < 12766; p++)
+                t[p] = w[147456 + k];
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 12996 + i * 114 + j * 1;
-                        for (int p = 0; p < 12766; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 12766; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 112; oh++)
                 for (int ow = 0; ow < 112; ow++)
-                    yb[(k + 0) * 12544 + oh * 112 + ow] = t0[oh * 114 + ow];
-            for (int oh = 0; oh < 112; oh++)
-                for (int ow = 0; ow < 112; ow++)
-                    yb[(k + 1) * 12544 + oh * 112 + ow] = t1[oh * 114 + ow];
-            for (int oh = 0; oh < 112; oh++)
-                for (int ow = 0; ow < 112; ow++)
-                    yb[(k + 2) * 12544 + oh * 112 + ow] = t2[oh * 114 + ow];
-            for (int oh = 0; oh < 112; oh++)
-                for (int ow = 0; ow < 112; ow++)
-                    yb[(k + 3) * 12544 + oh * 112 + ow] = t3[oh * 114 + ow];
+                    yk[oh * 112 + ow] = t[oh * 114 + ow];
         }
     }
 }
@@ -422,51 +314,24 @@ static void conv5(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 802816;
         cnn_pad(xb0, s, 128, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 1152;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 1152;
-            float *t0 = s + 430592 + 0;
-            const float *w1 = w + (k + 1) * 1152;
-            float *t1 = s + 430592 + 3246;
-            const float *w2 = w + (k + 2) * 1152;
-            float *t2 = s + 430592 + 6492;
-            const float *w3 = w + (k + 3) * 1152;
-            float *t3 = s + 430592 + 9738;
-            for (int p = 0; p < 3246; p++) {
-                t0[p] = w[294912 + k];
-                t1[p] = w[294912 + k + 1];
-                t2[p] = w[294912 + k + 2];
-                t3[p] = w[294912 + k + 3];
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 430592;
+            for (int p = 0; p < 3246; p++)
+                t[p] = w[294912 + k];
             for (int c = 0; c < 128; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int p = 0; p < 3246; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 58 + ow];
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -493,51 +358,24 @@ static void conv6(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 802816;
         cnn_pad(xb0, s, 256, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 2304;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 2304;
-            float *t0 = s + 861184 + 0;
-            const float *w1 = w + (k + 1) * 2304;
-            float *t1 = s + 861184 + 3246;
-            const float *w2 = w + (k + 2) * 2304;
-            float *t2 = s + 861184 + 6492;
-            const float *w3 = w + (k + 3) * 2304;
-            float *t3 = s + 861184 + 9738;
-            for (int p = 0; p < 3246; p++) {
-                t0[p] = w[589824 + k];
-                t1[p] = w[589824 + k + 1];
-                t2[p] = w[589824 + k + 2];
-                t3[p] = w[589824 + k + 3];
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 861184;
+            for (int p = 0; p < 3246; p++)
+                t[p] = w[589824 + k];
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int p = 0; p < 3246; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 58 + ow];
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -564,51 +402,24 @@ static void conv7(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 802816;
         cnn_pad(xb0, s, 256, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 2304;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 2304;
-            float *t0 = s + 861184 + 0;
-            const float *w1 = w + (k + 1) * 2304;
-            float *t1 = s + 861184 + 3246;
-            const float *w2 = w + (k + 2) * 2304;
-            float *t2 = s + 861184 + 6492;
-            const float *w3 = w + (k + 3) * 2304;
-            float *t3 = s + 861184 + 9738;
-            for (int p = 0; p < 3246; p++) {
-                t0[p] = w[589824 + k];
-                t1[p] = w[589824 + k + 1];
-                t2[p] = w[589824 + k + 2];
-                t3[p] = w[589824 + k + 3];
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 861184;
+            for (int p = 0; p < 3246; p++)
+                t[p] = w[589824 + k];
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int p = 0; p < 3246; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 58 + ow];
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -635,51 +446,24 @@ static void conv8(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 802816;
         cnn_pad(xb0, s, 256, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        for (int k = 0; k < 256; k += 4) {
+        for (int k = 0; k < 256; k++) {
+            const float *wk = w + k * 2304;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 2304;
-            float *t0 = s + 861184 + 0;
-            const float *w1 = w + (k + 1) * 2304;
-            float *t1 = s + 861184 + 3246;
-            const float *w2 = w + (k + 2) * 2304;
-            float *t2 = s + 861184 + 6492;
-            const float *w3 = w + (k + 3) * 2304;
-            float *t3 = s + 861184 + 9738;
-            for (int p = 0; p < 3246; p++) {
-                t0[p] = w[589824 + k];
-                t1[p] = w[589824 + k + 1];
-                t2[p] = w[589824 + k + 2];
-                t3[p] = w[589824 + k + 3];
-            }
+            float *yk = yb + k * 3136;
+            float *t = s + 861184;
+            for (int p = 0; p < 3246; p++)
+                t[p] = w[589824 + k];
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 3364 + i * 58 + j * 1;
-                        for (int p = 0; p < 3246; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 3246; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 56; oh++)
                 for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 0) * 3136 + oh * 56 + ow] = t0[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 1) * 3136 + oh * 56 + ow] = t1[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 2) * 3136 + oh * 56 + ow] = t2[oh * 58 + ow];
-            for (int oh = 0; oh < 56; oh++)
-                for (int ow = 0; ow < 56; ow++)
-                    yb[(k + 3) * 3136 + oh * 56 + ow] = t3[oh * 58 + ow];
+                    yk[oh * 56 + ow] = t[oh * 58 + ow];
         }
     }
 }
@@ -739,51 +523,24 @@ static void conv9(const float *restrict x0, float *restrict y, const float *rest
         float *yb = y + (ptrdiff_t)b * 401408;
         cnn_pad(xb0, s, 256, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 2304;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 2304;
-            float *t0 = s + 230400 + 0;
-            const float *w1 = w + (k + 1) * 2304;
-            float *t1 = s + 230400 + 838;
-            const float *w2 = w + (k + 2) * 2304;
-            float *t2 = s + 230400 + 1676;
-            const float *w3 = w + (k + 3) * 2304;
-            float *t3 = s + 230400 + 2514;
-            for (int p = 0; p < 838; p++) {
-                t0[p] = w[1179648 + k];
-                t1[p] = w[1179648 + k + 1];
-                t2[p] = w[1179648 + k + 2];
-                t3[p] = w[1179648 + k + 3];
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 230400;
+            for (int p = 0; p < 838; p++)
+                t[p] = w[1179648 + k];
             for (int c = 0; c < 256; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int p = 0; p < 838; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 30 + ow];
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -810,51 +567,24 @@ static void conv10(const float *restrict x0, float *restrict y, const float *res
         float *yb = y + (ptrdiff_t)b * 401408;
         cnn_pad(xb0, s, 512, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 4608;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 4608;
-            float *t0 = s + 460800 + 0;
-            const float *w1 = w + (k + 1) * 4608;
-            float *t1 = s + 460800 + 838;
-            const float *w2 = w + (k + 2) * 4608;
-            float *t2 = s + 460800 + 1676;
-            const float *w3 = w + (k + 3) * 4608;
-            float *t3 = s + 460800 + 2514;
-            for (int p = 0; p < 838; p++) {
-                t0[p] = w[2359296 + k];
-                t1[p] = w[2359296 + k + 1];
-                t2[p] = w[2359296 + k + 2];
-                t3[p] = w[2359296 + k + 3];
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 460800;
+            for (int p = 0; p < 838; p++)
+                t[p] = w[2359296 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int p = 0; p < 838; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 30 + ow];
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -881,51 +611,24 @@ static void conv11(const float *restrict x0, float *restrict y, const float *res
         float *yb = y + (ptrdiff_t)b * 401408;
         cnn_pad(xb0, s, 512, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 4608;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 4608;
-            float *t0 = s + 460800 + 0;
-            const float *w1 = w + (k + 1) * 4608;
-            float *t1 = s + 460800 + 838;
-            const float *w2 = w + (k + 2) * 4608;
-            float *t2 = s + 460800 + 1676;
-            const float *w3 = w + (k + 3) * 4608;
-            float *t3 = s + 460800 + 2514;
-            for (int p = 0; p < 838; p++) {
-                t0[p] = w[2359296 + k];
-                t1[p] = w[2359296 + k + 1];
-                t2[p] = w[2359296 + k + 2];
-                t3[p] = w[2359296 + k + 3];
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 460800;
+            for (int p = 0; p < 838; p++)
+                t[p] = w[2359296 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int p = 0; p < 838; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 30 + ow];
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -952,51 +655,24 @@ static void conv12(const float *restrict x0, float *restrict y, const float *res
         float *yb = y + (ptrdiff_t)b * 401408;
         cnn_pad(xb0, s, 512, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 4608;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 4608;
-            float *t0 = s + 460800 + 0;
-            const float *w1 = w + (k + 1) * 4608;
-            float *t1 = s + 460800 + 838;
-            const float *w2 = w + (k + 2) * 4608;
-            float *t2 = s + 460800 + 1676;
-            const float *w3 = w + (k + 3) * 4608;
-            float *t3 = s + 460800 + 2514;
-            for (int p = 0; p < 838; p++) {
-                t0[p] = w[2359296 + k];
-                t1[p] = w[2359296 + k + 1];
-                t2[p] = w[2359296 + k + 2];
-                t3[p] = w[2359296 + k + 3];
-            }
+            float *yk = yb + k * 784;
+            float *t = s + 460800;
+            for (int p = 0; p < 838; p++)
+                t[p] = w[2359296 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 900 + i * 30 + j * 1;
-                        for (int p = 0; p < 838; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 838; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 28; oh++)
                 for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 0) * 784 + oh * 28 + ow] = t0[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 1) * 784 + oh * 28 + ow] = t1[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 2) * 784 + oh * 28 + ow] = t2[oh * 30 + ow];
-            for (int oh = 0; oh < 28; oh++)
-                for (int ow = 0; ow < 28; ow++)
-                    yb[(k + 3) * 784 + oh * 28 + ow] = t3[oh * 30 + ow];
+                    yk[oh * 28 + ow] = t[oh * 30 + ow];
         }
     }
 }
@@ -1056,51 +732,24 @@ static void conv13(const float *restrict x0, float *restrict y, const float *res
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 512, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 4608;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 4608;
-            float *t0 = s + 131072 + 0;
-            const float *w1 = w + (k + 1) * 4608;
-            float *t1 = s + 131072 + 222;
-            const float *w2 = w + (k + 2) * 4608;
-            float *t2 = s + 131072 + 444;
-            const float *w3 = w + (k + 3) * 4608;
-            float *t3 = s + 131072 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = w[2359296 + k];
-                t1[p] = w[2359296 + k + 1];
-                t2[p] = w[2359296 + k + 2];
-                t3[p] = w[2359296 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 131072;
+            for (int p = 0; p < 222; p++)
+                t[p] = w[2359296 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1127,51 +776,24 @@ static void conv14(const float *restrict x0, float *restrict y, const float *res
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 512, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 4608;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 4608;
-            float *t0 = s + 131072 + 0;
-            const float *w1 = w + (k + 1) * 4608;
-            float *t1 = s + 131072 + 222;
-            const float *w2 = w + (k + 2) * 4608;
-            float *t2 = s + 131072 + 444;
-            const float *w3 = w + (k + 3) * 4608;
-            float *t3 = s + 131072 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = w[2359296 + k];
-                t1[p] = w[2359296 + k + 1];
-                t2[p] = w[2359296 + k + 2];
-                t3[p] = w[2359296 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 131072;
+            for (int p = 0; p < 222; p++)
+                t[p] = w[2359296 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1198,51 +820,24 @@ static void conv15(const float *restrict x0, float *restrict y, const float *res
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 512, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 4608;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 4608;
-            float *t0 = s + 131072 + 0;
-            const float *w1 = w + (k + 1) * 4608;
-            float *t1 = s + 131072 + 222;
-            const float *w2 = w + (k + 2) * 4608;
-            float *t2 = s + 131072 + 444;
-            const float *w3 = w + (k + 3) * 4608;
-            float *t3 = s + 131072 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = w[2359296 + k];
-                t1[p] = w[2359296 + k + 1];
-                t2[p] = w[2359296 + k + 2];
-                t3[p] = w[2359296 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 131072;
+            for (int p = 0; p < 222; p++)
+                t[p] = w[2359296 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1269,51 +864,24 @@ static void conv16(const float *restrict x0, float *restrict y, const float *res
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 512, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int k = 0; k < 512; k += 4) {
+        for (int k = 0; k < 512; k++) {
+            const float *wk = w + k * 4608;
             const float *xg = in;
-            const float *w0 = w + (k + 0) * 4608;
-            float *t0 = s + 131072 + 0;
-            const float *w1 = w + (k + 1) * 4608;
-            float *t1 = s + 131072 + 222;
-            const float *w2 = w + (k + 2) * 4608;
-            float *t2 = s + 131072 + 444;
-            const float *w3 = w + (k + 3) * 4608;
-            float *t3 = s + 131072 + 666;
-            for (int p = 0; p < 222; p++) {
-                t0[p] = w[2359296 + k];
-                t1[p] = w[2359296 + k + 1];
-                t2[p] = w[2359296 + k + 2];
-                t3[p] = w[2359296 + k + 3];
-            }
+            float *yk = yb + k * 196;
+            float *t = s + 131072;
+            for (int p = 0; p < 222; p++)
+                t[p] = w[2359296 + k];
             for (int c = 0; c < 512; c++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++) {
-                        const int r = (c * 3 + i) * 3 + j;
-                        const float a0 = w0[r];
-                        const float a1 = w1[r];
-                        const float a2 = w2[r];
-                        const float a3 = w3[r];
+                        const float wv = wk[(c * 3 + i) * 3 + j];
                         const float *xr = xg + c * 256 + i * 16 + j * 1;
-                        for (int p = 0; p < 222; p++) {
-                            const float v = xr[p];
-                            t0[p] += a0 * v;
-                            t1[p] += a1 * v;
-                            t2[p] += a2 * v;
-                            t3[p] += a3 * v;
-                        }
+                        for (int p = 0; p < 222; p++)
+                            t[p] += wv * xr[p];
                     }
             for (int oh = 0; oh < 14; oh++)
                 for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 0) * 196 + oh * 14 + ow] = t0[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 1) * 196 + oh * 14 + ow] = t1[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 2) * 196 + oh * 14 + ow] = t2[oh * 16 + ow];
-            for (int oh = 0; oh < 14; oh++)
-                for (int ow = 0; ow < 14; ow++)
-                    yb[(k + 3) * 196 + oh * 14 + ow] = t3[oh * 16 + ow];
+                    yk[oh * 14 + ow] = t[oh * 16 + ow];
         }
     }
 }
@@ -1456,43 +1024,43 @@ int vgg19_forward(const float *packed, const float *in_img, float *out_logits, i
         return 1;
     if ((uintptr_t)arena % 64 != 0 || (vgg19_ARENA_BYTES > 0 && !arena))
         return 2;
-    conv1(in_img, A + 3471360, packed + 0, A + 0, batch);
-    relu1(A + 3471360, A + 3471360, batch);
-    conv2(A + 3471360, A + 6682624, packed + 1792, A + 0, batch);
-    relu2(A + 6682624, A + 6682624, batch);
-    maxpool1(A + 6682624, A + 882816, batch);
-    conv3(A + 882816, A + 1714560, packed + 38720, A + 0, batch);
-    relu3(A + 1714560, A + 1714560, batch);
-    conv4(A + 1714560, A + 3320192, packed + 112576, A + 0, batch);
-    relu4(A + 3320192, A + 3320192, batch);
-    maxpool2(A + 3320192, A + 443584, batch);
-    conv5(A + 443584, A + 874176, packed + 260160, A + 0, batch);
-    relu5(A + 874176, A + 874176, batch);
-    conv6(A + 874176, A + 1676992, packed + 555328, A + 0, batch);
-    relu6(A + 1676992, A + 1676992, batch);
-    conv7(A + 1676992, A + 874176, packed + 1145408, A + 0, batch);
-    relu7(A + 874176, A + 874176, batch);
-    conv8(A + 874176, A + 1676992, packed + 1735488, A + 0, batch);
-    relu8(A + 1676992, A + 1676992, batch);
-    maxpool3(A + 1676992, A + 233760, batch);
-    conv9(A + 233760, A + 464160, packed + 2325568, A + 0, batch);
-    relu9(A + 464160, A + 464160, batch);
-    conv10(A + 464160, A + 865568, packed + 3505728, A + 0, batch);
-    relu10(A + 865568, A + 865568, batch);
-    conv11(A + 865568, A + 464160, packed + 5865536, A + 0, batch);
-    relu11(A + 464160, A + 464160, batch);
-    conv12(A + 464160, A + 865568, packed + 8225344, A + 0, batch);
-    relu12(A + 865568, A + 865568, batch);
-    maxpool4(A + 865568, A + 131968, batch);
-    conv13(A + 131968, A + 232320, packed + 10585152, A + 0, batch);
-    relu13(A + 232320, A + 232320, batch);
-    conv14(A + 232320, A + 131968, packed + 12944960, A + 0, batch);
-    relu14(A + 131968, A + 131968, batch);
-    conv15(A + 131968, A + 232320, packed + 15304768, A + 0, batch);
-    relu15(A + 232320, A + 232320, batch);
-    conv16(A + 232320, A + 131968, packed + 17664576, A + 0, batch);
-    relu16(A + 131968, A + 131968, batch);
-    maxpool5(A + 131968, A + 0, batch);
+    conv1(in_img, A + 3319488, packed + 0, A + 0, batch);
+    relu1(A + 3319488, A + 3319488, batch);
+    conv2(A + 3319488, A + 6530752, packed + 1792, A + 0, batch);
+    relu2(A + 6530752, A + 6530752, batch);
+    maxpool1(A + 6530752, A + 844512, batch);
+    conv3(A + 844512, A + 1676256, packed + 38720, A + 0, batch);
+    relu3(A + 1676256, A + 1676256, batch);
+    conv4(A + 1676256, A + 3281888, packed + 112576, A + 0, batch);
+    relu4(A + 3281888, A + 3281888, batch);
+    maxpool2(A + 3281888, A + 433840, batch);
+    conv5(A + 433840, A + 864432, packed + 260160, A + 0, batch);
+    relu5(A + 864432, A + 864432, batch);
+    conv6(A + 864432, A + 1667248, packed + 555328, A + 0, batch);
+    relu6(A + 1667248, A + 1667248, batch);
+    conv7(A + 1667248, A + 864432, packed + 1145408, A + 0, batch);
+    relu7(A + 864432, A + 864432, batch);
+    conv8(A + 864432, A + 1667248, packed + 1735488, A + 0, batch);
+    relu8(A + 1667248, A + 1667248, batch);
+    maxpool3(A + 1667248, A + 231248, batch);
+    conv9(A + 231248, A + 461648, packed + 2325568, A + 0, batch);
+    relu9(A + 461648, A + 461648, batch);
+    conv10(A + 461648, A + 863056, packed + 3505728, A + 0, batch);
+    relu10(A + 863056, A + 863056, batch);
+    conv11(A + 863056, A + 461648, packed + 5865536, A + 0, batch);
+    relu11(A + 461648, A + 461648, batch);
+    conv12(A + 461648, A + 863056, packed + 8225344, A + 0, batch);
+    relu12(A + 863056, A + 863056, batch);
+    maxpool4(A + 863056, A + 131296, batch);
+    conv13(A + 131296, A + 231648, packed + 10585152, A + 0, batch);
+    relu13(A + 231648, A + 231648, batch);
+    conv14(A + 231648, A + 131296, packed + 12944960, A + 0, batch);
+    relu14(A + 131296, A + 131296, batch);
+    conv15(A + 131296, A + 231648, packed + 15304768, A + 0, batch);
+    relu15(A + 231648, A + 231648, batch);
+    conv16(A + 231648, A + 131296, packed + 17664576, A + 0, batch);
+    relu16(A + 131296, A + 131296, batch);
+    maxpool5(A + 131296, A + 0, batch);
     dense1(A + 0, A + 25088, packed + 20024384, batch);
     relu17(A + 25088, A + 25088, batch);
     dense2(A + 25088, A + 0, packed + 122788928, batch);
