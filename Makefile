@@ -115,6 +115,11 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory cnnc
 	/usr/bin/python3 bench/train_bench.py
+	@mkdir -p $(B)
+	$(CC) -O2 -mavx2 -mfma -pthread bench/peak.c -o $(B)/peak
+	$(B)/peak
+	/usr/bin/python3 bench/layers.py
+	/usr/bin/python3 bench/networks.py
 
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
