@@ -475,6 +475,22 @@ static bool check_data_files(Compilation *c, const CliOptions *o) {
     return true;
 }
 
+/* What both drivers take first: weights, batch, the input files; room is
+ * left for the rest (n is where it goes). */
+static char **driver_argv(Compilation *c, const char *bin, const CliOptions *o, int *n) {
+    const Graph *g = c->graph;
+    char **argv = arena_alloc(&c->arena, sizeof(char *) * (size_t)(8 + g->inputs.len +
+                                                                    g->outputs.len));
+    int k = 0;
+    argv[k++] = (char *)bin;
+    argv[k++] = (char *)o->weights;
+    argv[k++] = arena_printf(&c->arena, "%d", o->batch);
+    for (int i = 0; i < o->ninputs; i++)
+        argv[k++] = (char *)o->inputs[i];
+    *n = k;
+    return argv;
+}
+
 int cmd_grad(Compilation *c, const CliOptions *o) {
     Graph *g = c->graph;
     if (o->ndouts != g->outputs.len || o->noutputs != 1) {
@@ -505,14 +521,8 @@ int cmd_grad(Compilation *c, const CliOptions *o) {
     const char *bin = build_cached(c, &prog);
     if (!bin)
         return 1;
-    char **argv = arena_alloc(&c->arena, sizeof(char *) * (size_t)(8 + g->inputs.len +
-                                                                    g->outputs.len));
-    int n = 0;
-    argv[n++] = (char *)bin;
-    argv[n++] = (char *)o->weights;
-    argv[n++] = arena_printf(&c->arena, "%d", o->batch);
-    for (int i = 0; i < o->ninputs; i++)
-        argv[n++] = (char *)o->inputs[i];
+    int n;
+    char **argv = driver_argv(c, bin, o, &n);
     for (int i = 0; i < o->ndouts; i++)
         argv[n++] = (char *)o->douts[i];
     argv[n++] = (char *)o->outputs[0];
@@ -550,14 +560,8 @@ int cmd_run(Compilation *c, const CliOptions *o) {
         return 1;
 
     /* All outputs are produced; those not asked for go to a scratch file. */
-    char **argv = arena_alloc(&c->arena, sizeof(char *) * (size_t)(8 + g->inputs.len +
-                                                                    g->outputs.len));
-    int n = 0;
-    argv[n++] = (char *)bin;
-    argv[n++] = (char *)o->weights;
-    argv[n++] = arena_printf(&c->arena, "%d", o->batch);
-    for (int i = 0; i < o->ninputs; i++)
-        argv[n++] = (char *)o->inputs[i];
+    int n;
+    char **argv = driver_argv(c, bin, o, &n);
     char *unused = NULL;
     for (int i = 0; i < g->outputs.len; i++) {
         if (i < o->noutputs) {

@@ -64,6 +64,8 @@ void emit_conv_loops(Emit *e, const ConvLoops *c);
 /* Per-sample loop with xb0.., yb pointers; its closing brace. */
 void open_batch(Emit *e, const Node *n);
 void close_batch(Emit *e);
+/* The loops over pooling window (oh, ow), ih and iw inside the input. */
+void open_window(Emit *e, const Node *n);
 /* `in`: input sample 0, padded into scratch `s` when the layer pads. */
 void padded_input(Emit *e, const Node *n, int64_t *hp, int64_t *wp);
 

@@ -269,6 +269,24 @@ static void emit_lrn(Emit *e, const Node *n) {
 
 /* ---- pooling ----------------------------------------------------------------- */
 
+/* The two loops over a pooling window at output (oh, ow), skipping what
+ * falls in the padding: ih, iw are the input row and column. Pooling's
+ * backward pass (kernels_train.c) walks the same windows. */
+void open_window(Emit *e, const Node *n) {
+    const Attrs *a = &n->a;
+    Shape in = in_shape_of(n, 0);
+    P(e, "                    for (int i = 0; i < %lld; i++) {\n", ll(a->kernel[0]));
+    P(e, "                        int ih = oh * %lld - %lld + i;\n", ll(a->stride[0]),
+      ll(a->pad_lo[0]));
+    P(e, "                        if (ih < 0 || ih >= %lld)\n", ll(in.d[1]));
+    P(e, "                            continue;\n");
+    P(e, "                        for (int j = 0; j < %lld; j++) {\n", ll(a->kernel[1]));
+    P(e, "                            int iw = ow * %lld - %lld + j;\n", ll(a->stride[1]),
+      ll(a->pad_lo[1]));
+    P(e, "                            if (iw < 0 || iw >= %lld)\n", ll(in.d[2]));
+    P(e, "                                continue;\n");
+}
+
 /* Max, average (padding counted, as PyTorch's default) and L2 pooling, with
  * windows clipped to the real input: for max, padding never wins. */
 static void emit_pool(Emit *e, const Node *n) {
@@ -287,16 +305,7 @@ static void emit_pool(Emit *e, const Node *n) {
              "                    int seen = 0;\n");
     else
         P(e, "                    double sum = 0.0;\n");
-    P(e, "                    for (int i = 0; i < %lld; i++) {\n", ll(a->kernel[0]));
-    P(e, "                        int ih = oh * %lld - %lld + i;\n", ll(a->stride[0]),
-      ll(a->pad_lo[0]));
-    P(e, "                        if (ih < 0 || ih >= %lld)\n", ll(in.d[1]));
-    P(e, "                            continue;\n");
-    P(e, "                        for (int j = 0; j < %lld; j++) {\n", ll(a->kernel[1]));
-    P(e, "                            int iw = ow * %lld - %lld + j;\n", ll(a->stride[1]),
-      ll(a->pad_lo[1]));
-    P(e, "                            if (iw < 0 || iw >= %lld)\n", ll(in.d[2]));
-    P(e, "                                continue;\n");
+    open_window(e, n);
     P(e, "                            float v = xc[ih * %lld + iw];\n", ll(in.d[2]));
     if (is_max) /* v != v: NaN wins, as in PyTorch */
         P(e, "                            if (!seen || v > best || v != v)\n"

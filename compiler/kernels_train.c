@@ -423,16 +423,7 @@ static void emit_pool_back(Emit *e, const BackSig *b) {
     if (is_max)
         P(e, "                    float best = 0.0f;\n"
              "                    ptrdiff_t arg = -1;\n");
-    P(e, "                    for (int i = 0; i < %lld; i++) {\n", ll(a->kernel[0]));
-    P(e, "                        int ih = oh * %lld - %lld + i;\n", ll(a->stride[0]),
-      ll(a->pad_lo[0]));
-    P(e, "                        if (ih < 0 || ih >= %lld)\n", ll(in.d[1]));
-    P(e, "                            continue;\n");
-    P(e, "                        for (int j = 0; j < %lld; j++) {\n", ll(a->kernel[1]));
-    P(e, "                            int iw = ow * %lld - %lld + j;\n", ll(a->stride[1]),
-      ll(a->pad_lo[1]));
-    P(e, "                            if (iw < 0 || iw >= %lld)\n", ll(in.d[2]));
-    P(e, "                                continue;\n");
+    open_window(e, n);
     P(e, "                            const ptrdiff_t at = base + ih * %lld + iw;\n", ll(in.d[2]));
     if (is_max) {
         P(e, "                            if (arg < 0 || xb0[at] > best || xb0[at] != xb0[at]) {\n");
