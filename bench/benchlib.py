@@ -1,6 +1,7 @@
 """benchlib.py — shared pieces of bench/layers.py and bench/networks.py (run under
-/usr/bin/python3): building a network with `cnnc build`, a generated C timing harness for it,
-the FMA peak from bench/peak.c, medians, and the machine's load."""
+/usr/bin/python3): building a network with `cnnc build` for a target, a generated C timing
+harness for it and the ways it is compiled, the FMA peak from bench/peak.c, medians, what
+cnnc, the CPU and PyTorch offer, and the machine's load."""
 import os
 import re
 import shutil
@@ -12,11 +13,20 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CNNC = os.environ.get("CNNC", os.path.join(ROOT, "cnnc"))
 
-# The two ways the scalar target is compiled: the project's default ($CC -O2, as `cnnc run`
-# does) and clang with its auto-vectoriser on the host's ISA.
+# The ways generated code is compiled: the project's default ($CC -O2, as `cnnc run` does; the
+# avx2 target needs no -m flags, its functions carry target attributes) and clang with its
+# auto-vectoriser on the host's ISA (for the portable scalar target).
 COMPILERS = {
     "gcc": [os.environ.get("CC", "cc"), "-O2"],
     "clang": ["clang", "-O3", "-march=native"],
+}
+
+# The builds the benchmarks time, by the name the scripts' --target option uses:
+# (cnnc --target, compiler key of COMPILERS, column label).
+BUILDS = {
+    "avx2": ("avx2", "gcc", "cnnc avx2, %s" % " ".join(COMPILERS["gcc"])),
+    "scalar": ("scalar", "clang", "cnnc scalar, %s" % " ".join(COMPILERS["clang"])),
+    "scalar-gcc": ("scalar", "gcc", "cnnc scalar, %s" % " ".join(COMPILERS["gcc"])),
 }
 
 HARNESS = r"""
@@ -102,12 +112,16 @@ def header_info(path):
     return name, [(n, int(s)) for n, s in ins], [(n, int(s)) for n, s in outs]
 
 
-def build(cnn, outdir, batch=1, network=None):
-    """cnnc build; returns (name, dir)."""
+def build(cnn, outdir, batch=1, network=None, target=None, openmp=False):
+    """cnnc build [--target T] [--openmp]; returns (name, dir). One target per directory."""
     os.makedirs(outdir, exist_ok=True)
     cmd = [CNNC, "build", cnn, "-o", outdir, "--batch", str(batch)]
     if network:
         cmd += ["--network", network]
+    if target:
+        cmd += ["--target", target]
+    if openmp:
+        cmd.append("--openmp")
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     hs = [f for f in os.listdir(outdir) if f.endswith(".h")]
     if len(hs) != 1:
@@ -139,22 +153,32 @@ def harness(name, outdir):
     return path
 
 
-def compile_harness(name, outdir, compiler):
+def compile_cmd(compiler, openmp=False):
+    """The compile command (a list) of a COMPILERS key; -fopenmp for code built with --openmp
+    (it both compiles the pragmas and links libgomp)."""
+    return COMPILERS[compiler] + (["-fopenmp"] if openmp else [])
+
+
+def compile_harness(name, outdir, compiler, openmp=False):
     """Compiles DIR/NAME.c with the harness; returns the binary's path and the seconds it took."""
-    exe = os.path.join(outdir, "bench_%s" % compiler)
-    cmd = COMPILERS[compiler] + ["-o", exe, os.path.join(outdir, "bench_main.c"),
-                                 os.path.join(outdir, name + ".c"), "-I", outdir]
+    exe = os.path.join(outdir, "bench_%s%s" % (compiler, "_omp" if openmp else ""))
+    cmd = compile_cmd(compiler, openmp) + ["-o", exe, os.path.join(outdir, "bench_main.c"),
+                                           os.path.join(outdir, name + ".c"), "-I", outdir, "-lm"]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True)
     return exe, time.perf_counter() - t0
 
 
-def time_exe(exe, batch, samples, min_seconds, params="-", inp="-", out=None):
-    """Median seconds per call of a harness binary, and the list of samples."""
+def time_exe(exe, batch, samples, min_seconds, params="-", inp="-", out=None, threads=None):
+    """Median seconds per call of a harness binary, and the list of samples. threads: the
+    OMP_NUM_THREADS it runs with (for code built with --openmp); None leaves the environment."""
     cmd = [exe, str(batch), str(samples), "%g" % min_seconds, params, inp]
     if out:
         cmd.append(out)
-    p = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
+    env = None
+    if threads is not None:
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    p = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, env=env)
     ts = [float(l.split()[1]) for l in p.stdout.splitlines() if l.startswith("T ")]
     return statistics.median(ts), ts
 
@@ -198,9 +222,117 @@ def loadavg():
         return "?"
 
 
-def blas():
-    path = os.path.realpath("/usr/lib/x86_64-linux-gnu/libblas.so.3")
-    return "OpenBLAS (OpenMP)" if "openblas-openmp" in path else path
+def threads_all():
+    """The number of CPUs this process may run on (what `nproc` prints)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def torch_lines(torch):
+    """Lines for a table's header: what PyTorch reports about itself (torch.__config__.show()
+    and parallel_info()) and which BLAS, LAPACK and oneDNN libraries this process has loaded
+    (from /proc/self/maps, so the Debian alternatives are resolved)."""
+    show = torch.__config__.show()
+    par = torch.__config__.parallel_info()
+
+    def find(pat, text, default="?"):
+        m = re.search(pat, text)
+        return m.group(1).strip() if m else default
+
+    loaded = []
+    try:
+        for line in open("/proc/self/maps"):
+            f = line.split()
+            path = f[-1] if len(f) >= 6 else ""
+            base = os.path.basename(path)
+            if (re.match(r"lib(open)?blas|liblapack|libdnnl|libmkl|libgomp|libiomp", base)
+                    and path not in loaded):
+                loaded.append(path)
+    except OSError:
+        pass
+    mkldnn_on = torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+    mkl = "MKL not found" if "MKL not found" in par else find(r"(Intel\(R\) (?:oneAPI )?Math Kernel Library[^\n]*)", par, "MKL ?")
+    return [
+        "PyTorch %s: BLAS_INFO=%s, LAPACK_INFO=%s, %s; oneDNN (mkldnn) **%s** (USE_MKLDNN=%s, %s, "
+        "torch.backends.mkldnn.is_available()=%s, .enabled=%s); CPU capability usage %s; "
+        "ATen parallel backend %s"
+        % (torch.__version__, find(r"BLAS_INFO=(\w+)", show), find(r"LAPACK_INFO=(\w+)", show), mkl,
+           "on" if mkldnn_on else "off", find(r"USE_MKLDNN=(\w+)", show),
+           find(r"(MKL-DNN v[\w.]+|oneDNN v[\w.]+)", show), torch.backends.mkldnn.is_available(),
+           torch.backends.mkldnn.enabled, find(r"CPU capability usage: (\w+)", show),
+           find(r"ATen parallel backend: ([^\n]*)", par)),
+        "PyTorch's libraries as loaded: %s%s"
+        % (", ".join("`%s`" % p for p in sorted(loaded)) or "?",
+           " (libblas.so.3 is OpenBLAS, OpenMP build)" if any("openblas-openmp" in p for p in loaded) else ""),
+    ]
+
+
+def omp_env():
+    """The OpenMP settings in the environment (OMP_*, GOMP_*), as a string."""
+    kv = ["%s=%s" % (k, v) for k, v in sorted(os.environ.items()) if k.startswith(("OMP_", "GOMP_"))]
+    return ", ".join(kv) if kv else "none set (libgomp defaults)"
+
+
+def cpu_flags():
+    try:
+        for l in open("/proc/cpuinfo"):
+            if l.startswith("flags"):
+                return set(l.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cnnc_features():
+    """What the cnnc binary offers: {'avx2': bool, 'openmp': bool}, found by building a
+    one-convolution network with --target avx2 and with --openmp (the answer is cached)."""
+    global _FEATURES
+    if _FEATURES is None:
+        import tempfile
+        d = tempfile.mkdtemp(prefix="cnnc-probe-")
+        cnn = os.path.join(d, "probe.cnn")
+        with open(cnn, "w") as f:
+            f.write("network probe {\n    input x: [4, 6, 6]\n    y = x -> conv(8, 3, pad=1)\n"
+                    "    output y\n}\n")
+
+        def ok(*opts):
+            return subprocess.run([CNNC, "build", cnn, "-o", os.path.join(d, "o")] + list(opts),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+        _FEATURES = {"avx2": ok("--target", "avx2"), "openmp": ok("--target", "scalar", "--openmp")}
+        shutil.rmtree(d, ignore_errors=True)
+    return _FEATURES
+
+
+_FEATURES = None
+
+
+def resolve_targets(arg, allowed):
+    """The builds to measure from a script's --target value (comma-separated names of BUILDS,
+    None for the default 'avx2,scalar'). Returns (list, notes). Under the default, avx2 is dropped
+    with a note when this cnnc has no avx2 target or the CPU lacks AVX2/FMA; asked for by name,
+    that is an error (SystemExit)."""
+    default = arg is None
+    names = ["avx2", "scalar"] if default else [t.strip() for t in arg.split(",") if t.strip()]
+    for t in names:
+        if t not in allowed:
+            raise SystemExit("--target: unknown build '%s' (choose from %s)" % (t, ", ".join(allowed)))
+    notes = []
+    if "avx2" in names:
+        why = None
+        if not cnnc_features()["avx2"]:
+            why = "this cnnc has no `--target avx2` (`cnnc build --target avx2` fails)"
+        elif not {"avx2", "fma"} <= cpu_flags():
+            why = "this CPU lacks AVX2 or FMA"
+        if why:
+            if not default:
+                raise SystemExit("--target avx2: " + why)
+            names.remove("avx2")
+            notes.append("avx2 not measured: %s; only the scalar build is timed" % why)
+    if not names:
+        raise SystemExit("--target: nothing to measure")
+    return names, notes
 
 
 def cpu_name():
@@ -228,10 +360,10 @@ def have(cmd):
     return shutil.which(cmd) is not None
 
 
-def busy_warning(limit=0.3, window=0.5):
-    """A warning line when other work is using CPU right now: the busy time of all cores over a
-    short window, from /proc/stat (the load average would count this benchmark's own previous
-    steps)."""
+def busy_cores(window=0.5):
+    """How many cores' worth of CPU time other work used over a short window, from /proc/stat
+    (the load average would count this benchmark's own previous steps); call it while this
+    process is idle. None if /proc/stat cannot be read."""
     def snap():
         with open("/proc/stat") as f:
             v = [int(x) for x in f.readline().split()[1:]]
@@ -241,11 +373,16 @@ def busy_warning(limit=0.3, window=0.5):
         time.sleep(window)
         t1, i1 = snap()
     except (OSError, ValueError, IndexError):
-        return ""
+        return None
     if t1 <= t0:
-        return ""
-    cores = (os.cpu_count() or 1) * (1.0 - (i1 - i0) / (t1 - t0))
-    if cores < limit:
+        return None
+    return (os.cpu_count() or 1) * (1.0 - (i1 - i0) / (t1 - t0))
+
+
+def busy_warning(limit=0.3, window=0.5):
+    """A warning line when other work is using CPU right now (busy_cores)."""
+    cores = busy_cores(window)
+    if cores is None or cores < limit:
         return ""
     return ("machine busy (%.1f cores in use by other work just before this run): single-thread "
             "figures are slowed somewhat, all-thread (OpenMP) figures can be far off" % cores)

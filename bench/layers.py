@@ -3,17 +3,25 @@
 ResNet-style layers, cnnc's generated code beside PyTorch at one thread.
 
 Each layer is a one-layer .cnn network built with `cnnc build` (batch 1) and timed through a
-generated C harness (bench/benchlib.py), compiled twice: $CC -O2 (the project's default, as
-`cnnc run` compiles) and clang -O3 -march=native (the scalar C with clang's auto-vectoriser on
-the host ISA). PyTorch runs torch.nn.functional.conv2d on the same shapes with
-torch.set_num_threads(1). Every figure is the median of --samples timed samples, each at least
---min-time seconds of back-to-back calls after one warm-up call.
+generated C harness (bench/benchlib.py). The builds (--target, default avx2,scalar):
+
+  avx2        cnnc --target avx2 (AVX2+FMA intrinsics), compiled with $CC -O2 as `cnnc run` does
+  scalar      cnnc --target scalar (portable C), compiled with clang -O3 -march=native: what
+              clang's auto-vectoriser makes of it on the host ISA
+  scalar-gcc  cnnc --target scalar, $CC -O2 (no -march: SSE2 at most); not timed by default
+
+PyTorch runs torch.nn.functional.conv2d on the same shapes with torch.set_num_threads(1); the
+table names the backend it picks per shape (oneDNN, or im2col + BLAS sgemm). Every figure is the
+median of --samples timed samples, each at least --min-time seconds of back-to-back calls after
+one warm-up call.
 
 GFLOP/s counts 2 x the multiply-accumulates of the direct convolution (whatever algorithm ran);
 percent of peak is against bench/peak.c's single-core AVX2 figure, measured at the start. The
-ratio column is cnnc time / PyTorch time (clang build; > 1 means cnnc is slower).
+ratio column is cnnc time / PyTorch time for the avx2 build (the scalar clang build when avx2 is
+not measured); > 1 means cnnc is slower.
 
     /usr/bin/python3 bench/layers.py [--samples 7] [--min-time 0.2] [--only NAME,...] [--peak GF]
+                                     [--target avx2,scalar,scalar-gcc]
 """
 import argparse
 import os
@@ -65,12 +73,23 @@ def cnn_text(ci, h, co, k, s, p, g):
 
 
 def torch_time(ci, h, co, k, s, p, g, samples, min_time):
+    """Median seconds of F.conv2d at batch 1, and the convolution backend PyTorch picks for it."""
     torch.manual_seed(0)
     x = torch.randn(1, ci, h, h)
     w = torch.randn(co, ci // g, k, k) * 0.05
+    try:
+        be = str(torch._C._select_conv_backend(x, w, None, [s, s], [p, p], [1, 1], False, [0, 0], g))
+        be = be.split(".")[-1]
+    except (AttributeError, RuntimeError, TypeError):
+        be = "?"
     with torch.inference_mode():
         return B.time_py(lambda: F.conv2d(x, w, None, stride=s, padding=p, groups=g),
-                         samples, min_time)[0]
+                         samples, min_time)[0], be
+
+
+# what torch._C._select_conv_backend's names mean on this CPU build
+BACKENDS = {"Mkldnn": "oneDNN", "Slow2d": "im2col + BLAS", "SlowDilated2d": "im2col + BLAS",
+            "Empty": "empty"}
 
 
 def main():
@@ -78,12 +97,19 @@ def main():
     ap.add_argument("--samples", type=int, default=7)
     ap.add_argument("--min-time", type=float, default=0.2, help="seconds per sample (default 0.2)")
     ap.add_argument("--only", default="", help="comma-separated substrings of layer names")
+    ap.add_argument("--target", default=None,
+                    help="comma-separated cnnc builds to time: avx2 (cnnc --target avx2, $CC -O2), "
+                         "scalar (cnnc --target scalar, clang -O3 -march=native), scalar-gcc "
+                         "(cnnc --target scalar, $CC -O2). Default avx2,scalar; avx2 is left out "
+                         "with a note when cnnc or the CPU lacks it")
     ap.add_argument("--peak", type=float, default=0.0,
                     help="single-core AVX2 peak in GFLOP/s (default: measure with bench/peak.c)")
     ap.add_argument("--keep", action="store_true", help="keep the build directory")
     o = ap.parse_args()
     torch.set_num_threads(1)
     work = tempfile.mkdtemp(prefix="cnnc-layers-")
+    cnnc_line = B.snapshot_cnnc(work)
+    builds, target_notes = B.resolve_targets(o.target, list(B.BUILDS))
     if o.peak > 0:
         pk = o.peak
         peak_note = "given with --peak"
@@ -93,19 +119,26 @@ def main():
         peak_note = "bench/peak.c, best of 5"
         if "avx512_1core" in d:
             peak_note += "; AVX-512 would be %.1f" % d["avx512_1core"]
-    has512 = "avx512" in open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else False
+    has512 = "avx512f" in B.cpu_flags()
     layers = [l for l in LAYERS if not o.only or any(s in l[0] for s in o.only.split(","))]
     cv = B.compiler_versions()
-    cnnc_line = B.snapshot_cnnc(work)
+    # the ratio column: the first build measured of avx2, scalar, scalar-gcc
+    ref = [b for b in ("avx2", "scalar", "scalar-gcc") if b in builds][0]
     print("# Per-layer convolution speed, %s" % time.strftime("%Y-%m-%d %H:%M %Z"))
     print()
     print("- CPU: %s, %d cores; load average at start %s" % (B.cpu_name(), os.cpu_count(), B.loadavg()))
     print("- single-core AVX2+FMA peak: **%.1f GFLOP/s** (%s)" % (pk, peak_note))
-    print("- cnnc: scalar target, batch 1, one thread; gcc = `%s` (%s), clang = `%s` (%s)"
-          % (" ".join(B.COMPILERS["gcc"]), cv["gcc"], " ".join(B.COMPILERS["clang"]), cv["clang"]))
+    print("- cnnc, batch 1, one thread: %s" % "; ".join(
+        "%s = `cnnc build --target %s`, `%s`" % (b, B.BUILDS[b][0], " ".join(B.COMPILERS[B.BUILDS[b][1]]))
+        for b in builds))
+    print("- compilers: %s (`%s`), %s (`clang`)" % (cv["gcc"], B.COMPILERS["gcc"][0], cv["clang"]))
     print("- cnnc binary: %s" % cnnc_line)
-    print("- PyTorch %s (oneDNN %s, BLAS %s), F.conv2d, torch.set_num_threads(1)"
-          % (torch.__version__, "on" if torch.backends.mkldnn.is_available() else "off", B.blas()))
+    for n in target_notes:
+        print("- **%s**" % n)
+    print("- F.conv2d with torch.set_num_threads(1); the kernel column is the backend PyTorch picks "
+          "for the shape (torch._C._select_conv_backend): Mkldnn = oneDNN, Slow2d = im2col + BLAS sgemm")
+    for line in B.torch_lines(torch):
+        print("- " + line)
     print("- median of %d samples, each >= %.2f s of calls; GFLOP/s = 2 x direct-convolution MACs / time"
           % (o.samples, o.min_time))
     if has512:
@@ -118,34 +151,41 @@ def main():
     rows = []
     for (name, ci, h, co, k, s, p, g) in layers:
         m = macs(ci, h, co, k, s, p, g)
-        d = os.path.join(work, name.replace(" ", "_").replace(">", "").replace("/", "s"))
-        os.makedirs(d, exist_ok=True)
-        cnn = os.path.join(d, "layer.cnn")
+        base = os.path.join(work, name.replace(" ", "_").replace(">", "").replace("/", "s"))
+        os.makedirs(base, exist_ok=True)
+        cnn = os.path.join(base, "layer.cnn")
         with open(cnn, "w") as f:
             f.write(cnn_text(ci, h, co, k, s, p, g))
-        nm, _ = B.build(cnn, d, batch=1)
-        B.harness(nm, d)
         t = {}
-        for comp in ("gcc", "clang"):
+        built = {}
+        for b in builds:
+            target, comp, _ = B.BUILDS[b]
+            if target not in built:
+                d = os.path.join(base, target)
+                nm, _ = B.build(cnn, d, batch=1, target=target)
+                B.harness(nm, d)
+                built[target] = (nm, d)
+            nm, d = built[target]
             exe, _ = B.compile_harness(nm, d, comp)
-            t[comp] = B.time_exe(exe, 1, o.samples, o.min_time)[0]
-        t["torch"] = torch_time(ci, h, co, k, s, p, g, o.samples, o.min_time)
-        rows.append((name, m, t))
-        print("  %-26s %8.1f MMAC  gcc %.2f ms  clang %.2f ms  torch %.2f ms  (load %s)"
-              % (name, m / 1e6, t["gcc"] * 1e3, t["clang"] * 1e3, t["torch"] * 1e3, B.loadavg()),
-              file=sys.stderr, flush=True)
-    print("| layer | MFLOP | cnnc gcc -O2 GFLOP/s (% peak) | cnnc clang -O3 native GFLOP/s (% peak) "
-          "| PyTorch 1T GFLOP/s (% peak) | cnnc clang / PyTorch time |")
-    print("|---|---:|---:|---:|---:|---:|")
+            t[b] = B.time_exe(exe, 1, o.samples, o.min_time)[0]
+        t["torch"], be = torch_time(ci, h, co, k, s, p, g, o.samples, o.min_time)
+        rows.append((name, m, t, be))
+        print("  %-26s %8.1f MMAC  %s  torch %.2f ms (%s)  (load %s)"
+              % (name, m / 1e6, "  ".join("%s %.2f ms" % (b, t[b] * 1e3) for b in builds),
+                 t["torch"] * 1e3, be, B.loadavg()), file=sys.stderr, flush=True)
+    print("| layer | MFLOP | %s | PyTorch 1T GFLOP/s (%% peak) | PyTorch kernel | cnnc %s / PyTorch time |"
+          % (" | ".join("%s GFLOP/s (%% peak)" % B.BUILDS[b][2] for b in builds), ref))
+    print("|---|---:|%s---:|---|---:|" % ("---:|" * len(builds)))
 
     def cell(fl, sec):
         gf = fl / sec / 1e9
         return "%.2f (%.1f %%)" % (gf, 100 * gf / pk)
 
-    for name, m, t in rows:
+    for name, m, t, be in rows:
         fl = 2.0 * m
-        print("| %s | %.0f | %s | %s | %s | %.1fx |" % (name, fl / 1e6, cell(fl, t["gcc"]), cell(fl, t["clang"]),
-                                                      cell(fl, t["torch"]), t["clang"] / t["torch"]))
+        print("| %s | %.0f | %s | %s | %s | %.2fx |"
+              % (name, fl / 1e6, " | ".join(cell(fl, t[b]) for b in builds), cell(fl, t["torch"]),
+                 BACKENDS.get(be, be), t[ref] / t["torch"]))
     print()
     print("load average at end: %s" % B.loadavg())
     if o.keep:

@@ -1,22 +1,34 @@
 #!/usr/bin/python3
-"""End-to-end inference speed (make bench): latency at batch 1 and throughput at a larger batch
-for the example networks, cnnc's generated code (scalar target, compiled with clang -O3
--march=native, one thread) beside PyTorch at one thread and at all threads.
+"""End-to-end inference speed (make bench): latency at batch 1 on one thread and throughput at
+batch 64 on one and on all threads, for the example networks, cnnc's generated code beside
+PyTorch.
+
+Latency (batch 1, one thread), one column per cnnc build (--target, default avx2,scalar):
+
+  avx2    cnnc build --target avx2 (AVX2+FMA intrinsics), compiled with $CC -O2 as `cnnc run` does
+  scalar  cnnc build --target scalar (portable C), compiled with clang -O3 -march=native
+
+Throughput (images/s at batch 64): cnnc --target avx2 --openmp, compiled and linked with
+$CC -O2 -fopenmp, run with OMP_NUM_THREADS=1 and OMP_NUM_THREADS=all CPUs (nproc). Without the
+avx2 build (--target scalar, or a cnnc/CPU without it) the scalar build takes its place,
+compiled with clang -O3 -march=native (-fopenmp); without --openmp in cnnc, one thread only.
 
 PyTorch runs the network's twin (tests/conformance/twin.py: evaluate() on the `cnnc graph`
 JSON, in torch.inference_mode), which is exactly the network cnnc compiled, with the same
 parameters (twin.random_params, bn statistics calibrated so activations stay at unit scale and
-no denormals slow either side) and the same inputs. cnnc's output at batch 1 is checked against
-the twin's (max|diff| / max|ref|, column "rel. diff") so the timing is of a correct computation.
+no denormals slow either side) and the same inputs, at 1 thread and at all threads
+(torch.set_num_threads). Every cnnc output is checked against the twin's (max|diff| / max|ref|,
+the "rel. diff" columns; batch 1 for the latency builds, the whole batch for the throughput
+build), so the timing is of a correct computation.
 
-cnnc builds each network once, with --batch equal to the throughput batch, and times calls at
-batch 1 (latency) and at that batch (throughput); the generated code is the same for every
---batch but for the arena offsets. Every figure is the median of the samples listed per network
-(each sample at least --min-time seconds of calls after one warm-up call). Throughput batches
-below 64 and skipped runs are chosen to keep the whole script near 10 minutes on a 2-core
-machine with the scalar target; they are printed with the results.
+Every figure is the median of the samples listed per network, each sample at least --min-time
+seconds of calls after one warm-up call. The throughput batch is 64 unless the throughput
+measurements of a network (cnnc and PyTorch, 1 and all threads, warm-up included), estimated
+from the batch-1 latencies, would take more than --budget seconds: then it is halved until they
+fit, and the table's notes say so. --batch N fixes the batch for every network.
 
-    /usr/bin/python3 bench/networks.py [--only resnet18,...] [--min-time 0.2] [--quick]
+    /usr/bin/python3 bench/networks.py [--only resnet18,...] [--target avx2,scalar]
+                                       [--min-time 0.2] [--budget 120] [--batch N] [--quick]
 """
 import argparse
 import os
@@ -34,52 +46,108 @@ import benchlib as B  # noqa: E402
 sys.path.insert(0, os.path.join(B.ROOT, "tests", "conformance"))
 import twin  # noqa: E402
 
-# name, latency samples (cnnc, torch), throughput batch (0: skipped), throughput samples
-# (batches below 64 keep the script near 10 minutes with today's scalar target: measured on a
-# 2-core Xeon, one resnet50 image takes ~0.47 s and one vgg16 image ~1 s in cnnc's code)
+# name, latency samples, throughput batch (the largest; --budget may halve it; 0: skipped),
+# throughput samples. Fewer samples on the big networks keep the script near 10 minutes on a
+# 2-core machine.
 NETS = [
     ("mnist",       7, 64, 5),
     ("lenet5",      7, 64, 5),
     ("resnet18",    5, 64, 3),
-    ("resnet50",    3, 16, 3),
-    ("vgg16",       3, 8, 3),
+    ("resnet50",    3, 64, 3),
+    ("vgg16",       3, 64, 3),
     ("mobilenetv2", 5, 64, 3),
     ("googlenet",   5, 64, 3),
 ]
+
+TARGETS = ("avx2", "scalar")
+BUSY = 0.3      # cores of other work that make an all-thread figure unreliable
+MARK = "(busy)"
+
+
+def rel_diff(y, ref):
+    return float(np.abs(y - ref).max() / max(np.abs(ref).max(), 1e-30))
+
+
+def fmt_rel(r):
+    """Relative difference; bold when far above float rounding (a wrong result)."""
+    return ("**%.1e**" if not r <= 1e-4 else "%.1e") % r
+
+
+def choose_batch(tb, ts, per_image, min_time, runs, budget):
+    """The largest of tb, tb/2, ... (at least 1) whose throughput runs fit the budget: `runs`
+    timed runs of ts samples plus one warm-up call each, per_image seconds per image in all
+    (summed over the runs). Returns (batch, estimated seconds at tb)."""
+    def est(b):
+        return (ts + 1) * b * per_image + runs * ts * min_time
+    b = tb
+    while b > 1 and est(b) > budget:
+        b //= 2
+    return b, est(tb)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default="", help="comma-separated network names")
+    ap.add_argument("--target", default=None,
+                    help="comma-separated cnnc builds for the latency table: avx2, scalar (default "
+                         "both; avx2 is left out with a note when cnnc or the CPU lacks it). The "
+                         "throughput build is avx2 if measured, else scalar")
     ap.add_argument("--min-time", type=float, default=0.2, help="seconds per sample (default 0.2)")
     ap.add_argument("--batch", type=int, default=0,
-                    help="throughput batch for every network (default: the per-network table)")
+                    help="throughput batch for every network (default: 64, less where --budget says)")
+    ap.add_argument("--budget", type=float, default=120.0,
+                    help="seconds the throughput runs of one network may take, estimated from its "
+                         "batch-1 latencies; the batch is halved until they fit (default 120)")
     ap.add_argument("--quick", action="store_true", help="3 samples everywhere, 0.1 s each")
     ap.add_argument("--keep", action="store_true", help="keep the build directory")
     o = ap.parse_args()
     if o.quick:
         o.min_time = 0.1
     nets = [n for n in NETS if not o.only or n[0] in o.only.split(",")]
-    allt = os.cpu_count() or 1
+    unknown = set(o.only.split(",")) - {n[0] for n in NETS} - {""}
+    if unknown:
+        raise SystemExit("--only: unknown network(s) %s" % ", ".join(sorted(unknown)))
+    allt = B.threads_all()
     work = tempfile.mkdtemp(prefix="cnnc-networks-")
     cv = B.compiler_versions()
     cnnc_line = B.snapshot_cnnc(work)
+    builds, target_notes = B.resolve_targets(o.target, TARGETS)
+    feats = B.cnnc_features()
+    thr_build = "avx2" if "avx2" in builds else "scalar"
+    thr_target, thr_comp, _ = B.BUILDS[thr_build]
+    omp = feats["openmp"]
+    thr_threads = sorted({1, allt}) if omp else [1]
+    thr_label = "cnnc %s%s" % (thr_build, " --openmp" if omp else "")
+    if not omp:
+        target_notes.append("this cnnc has no `--openmp`: cnnc's throughput is on one thread only")
     t_start = time.perf_counter()
     print("# End-to-end inference, %s" % time.strftime("%Y-%m-%d %H:%M %Z"))
     print()
-    print("- CPU: %s, %d cores; load average at start %s" % (B.cpu_name(), allt, B.loadavg()))
-    print("- cnnc: scalar target, `%s` (%s), one thread" % (" ".join(B.COMPILERS["clang"]), cv["clang"]))
+    print("- CPU: %s, %d CPUs; load average at start %s" % (B.cpu_name(), allt, B.loadavg()))
+    print("- cnnc latency builds, batch 1, one thread: %s" % "; ".join(
+        "%s = `cnnc build --target %s`, `%s`" % (b, B.BUILDS[b][0], " ".join(B.COMPILERS[B.BUILDS[b][1]]))
+        for b in builds))
+    print("- cnnc throughput build: `cnnc build --target %s%s --batch N`, `%s`, %s"
+          % (thr_target, " --openmp" if omp else "", " ".join(B.compile_cmd(thr_comp, omp)),
+             "run with OMP_NUM_THREADS=%s" % " and =".join(str(t) for t in thr_threads) if omp
+             else "one thread"))
+    print("- OpenMP environment at start: %s (the scripts set OMP_NUM_THREADS per cnnc run and "
+          "torch.set_num_threads for PyTorch)" % B.omp_env())
+    print("- compilers: %s (`%s`), %s (`clang`)" % (cv["gcc"], B.COMPILERS["gcc"][0], cv["clang"]))
     print("- cnnc binary: %s" % cnnc_line)
-    print("- PyTorch %s (oneDNN %s, BLAS %s): the twin (tests/conformance/twin.py evaluate() on "
-          "`cnnc graph`), inference_mode, 1 thread and %d threads"
-          % (torch.__version__, "on" if torch.backends.mkldnn.is_available() else "off", B.blas(), allt))
+    for n in target_notes:
+        print("- **%s**" % n)
+    print("- PyTorch: the twin (tests/conformance/twin.py evaluate() on `cnnc graph`), eager, "
+          "inference_mode, torch.set_num_threads(1) and (%d)" % allt)
+    for line in B.torch_lines(torch):
+        print("- " + line)
     print("- same parameters and inputs on both sides; medians of the samples given per row, each "
-          ">= %.2f s of calls" % o.min_time)
+          ">= %.2f s of calls after one warm-up call" % o.min_time)
     busy = B.busy_warning()
     if busy:
         print("- **" + busy + "**")
     print(flush=True)
-    lat, thr = [], []
+    lat, thr, notes = [], [], []
     for name, ls, tb, ts in nets:
         if o.batch:
             tb = o.batch
@@ -91,74 +159,144 @@ def main():
         rng = np.random.default_rng(0)
         calib = twin.random_inputs(g, 2, rng)
         params = twin.random_params(g, rng, calib)
-        nb = max(tb, 1)
-        xs = twin.random_inputs(g, nb, rng)
-        d = os.path.join(work, name)
-        os.makedirs(d, exist_ok=True)
-        pf, xf, yf = os.path.join(d, "p.f32"), os.path.join(d, "x.f32"), os.path.join(d, "y.f32")
+        xs = twin.random_inputs(g, max(tb, 1), rng)
+        base = os.path.join(work, name)
+        os.makedirs(base, exist_ok=True)
+        pf, x1f = os.path.join(base, "p.f32"), os.path.join(base, "x1.f32")
         params.astype(np.float32).tofile(pf)
-        np.concatenate([x.reshape(-1) for x in xs]).astype(np.float32).tofile(xf)
-        nm, _ = B.build(cnn, d, batch=nb)
-        B.harness(nm, d)
-        exe, ctime = B.compile_harness(nm, d, "clang")
-        # --- cnnc
-        x1f = xf
-        if len(xs) > 1 and nb > 1:   # batch-1 file: the first sample of each input
-            x1f = os.path.join(d, "x1.f32")
-            np.concatenate([x[:1].reshape(-1) for x in xs]).astype(np.float32).tofile(x1f)
-        c_lat = B.time_exe(exe, 1, ls, o.min_time, pf, x1f, yf)[0]
-        y = np.fromfile(yf, dtype=np.float32)
-        c_thr = B.time_exe(exe, tb, ts, o.min_time, pf, xf)[0] if tb else None
-        # --- PyTorch twin
+        # batch-1 file: the first sample of each input, inputs one after the other
+        np.concatenate([x[:1].reshape(-1) for x in xs]).astype(np.float32).tofile(x1f)
         pt = torch.from_numpy(params)
         x1 = [torch.from_numpy(np.ascontiguousarray(x[:1])) for x in xs]
-        xb = [torch.from_numpy(np.ascontiguousarray(x)) for x in xs]
         with torch.inference_mode():
-            ref = torch.cat([r.reshape(-1) for r in twin.evaluate(g, pt, x1)]).numpy()
-            rel = float(np.abs(y - ref).max() / max(np.abs(ref).max(), 1e-30))
-            r = {}
+            ref1 = torch.cat([r.reshape(-1) for r in twin.evaluate(g, pt, x1)]).numpy()
+        # --- latency: each cnnc build at batch 1, one thread
+        c_lat, rels, ctimes = {}, {}, []
+        for b in builds:
+            target, comp, _ = B.BUILDS[b]
+            d = os.path.join(base, b)
+            nm, _ = B.build(cnn, d, batch=1, target=target)
+            B.harness(nm, d)
+            exe, ct = B.compile_harness(nm, d, comp)
+            ctimes.append("%s %.0f s" % (b, ct))
+            yf = os.path.join(d, "y.f32")
+            c_lat[b] = B.time_exe(exe, 1, ls, o.min_time, pf, x1f, yf)[0]
+            rels[b] = rel_diff(np.fromfile(yf, dtype=np.float32), ref1)
+        with torch.inference_mode():
+            torch.set_num_threads(1)
+            t_lat = B.time_py(lambda: twin.evaluate(g, pt, x1), ls, o.min_time)[0]
+        lat.append((name, ls, c_lat, t_lat, rels))
+        print("  %-12s latency: %s; torch 1T %.2f ms; rel. diff %s; compile %s; elapsed %.0f s, load %s"
+              % (name, ", ".join("%s %.2f ms" % (b, c_lat[b] * 1e3) for b in builds), t_lat * 1e3,
+                 ", ".join("%s %.1e" % (b, rels[b]) for b in builds), ", ".join(ctimes),
+                 time.perf_counter() - t_start, B.loadavg()), file=sys.stderr, flush=True)
+        if not tb:
+            thr.append((name, 0, 0, None, None, None, False))
+            notes.append("%s: throughput skipped (NETS table; run with --only %s --batch N)" % (name, name))
+            continue
+        # --- throughput: the batch, within the budget
+        nb = tb
+        if not o.batch:
+            # seconds per image summed over the runs: cnnc and PyTorch at 1 thread and at all
+            # (taken as 1/threads of the 1-thread time)
+            c_runs = sum(1.0 / t for t in thr_threads)
+            t_runs = sum(1.0 / t for t in sorted({1, allt}))
+            per_image = c_lat[thr_build] * c_runs + t_lat * t_runs
+            nb, est = choose_batch(tb, ts, per_image, o.min_time, len(thr_threads) + len(sorted({1, allt})),
+                                   o.budget)
+            if nb < tb:
+                notes.append("%s: batch %d instead of %d: at %d the throughput runs would take about "
+                             "%.0f s, over --budget %.0f s (estimated from the batch-1 latencies)"
+                             % (name, nb, tb, tb, est, o.budget))
+        elif nb < 64:
+            notes.append("%s: batch %d (--batch)" % (name, nb))
+        xf = os.path.join(base, "x.f32")
+        np.concatenate([x[:nb].reshape(-1) for x in xs]).astype(np.float32).tofile(xf)
+        d = os.path.join(base, thr_build + ("-omp" if omp else "") + "-b%d" % nb)
+        nm, _ = B.build(cnn, d, batch=nb, target=thr_target, openmp=omp)
+        B.harness(nm, d)
+        exe, ct = B.compile_harness(nm, d, thr_comp, openmp=omp)
+        yf = os.path.join(d, "y.f32")
+        # other work on the machine just before an all-thread run: those figures get a mark
+        busy = []
+
+        def check_busy(th):
+            if th > 1:
+                c = B.busy_cores()
+                if c is not None:
+                    busy.append(c)
+        c_thr = {}
+        for th in thr_threads:
+            check_busy(th)
+            c_thr[th] = nb / B.time_exe(exe, nb, ts, o.min_time, pf, xf, yf if th == thr_threads[-1] else None,
+                                        threads=th if omp else None)[0]
+        xb = [torch.from_numpy(np.ascontiguousarray(x[:nb])) for x in xs]
+        t_thr, refb = {}, {}
+        with torch.inference_mode():
             for th in sorted({1, allt}):
                 torch.set_num_threads(th)
-                r[("lat", th)] = B.time_py(lambda: twin.evaluate(g, pt, x1), ls, o.min_time)[0]
-                if tb:
-                    r[("thr", th)] = B.time_py(lambda: twin.evaluate(g, pt, xb), ts, o.min_time)[0]
-        lat.append((name, ls, c_lat, r[("lat", 1)], r[("lat", allt)], rel))
-        if tb:
-            thr.append((name, tb, ts, tb / c_thr, tb / r[("thr", 1)], tb / r[("thr", allt)]))
-        else:
-            thr.append((name, 0, 0, None, None, None))
-        print("  %-12s compile %.0f s; cnnc %.1f ms, torch 1T %.1f ms, %dT %.1f ms; rel. diff %.1e; "
+                check_busy(th)
+
+                def run_twin():
+                    refb["y"] = twin.evaluate(g, pt, xb)
+                t_thr[th] = nb / B.time_py(run_twin, ts, o.min_time)[0]
+        busy = max(busy) if busy else 0.0
+        if busy >= BUSY:
+            notes.append("%s: %s other work used up to %.1f cores just before the %d-thread runs: "
+                         "those figures are unreliable" % (name, MARK, busy, allt))
+        refb = torch.cat([r.reshape(-1) for r in refb["y"]]).numpy()
+        rel_b = rel_diff(np.fromfile(yf, dtype=np.float32), refb)
+        thr.append((name, nb, ts, c_thr, t_thr, rel_b, busy >= BUSY))
+        print("  %-12s throughput, batch %d: cnnc %s; torch %s images/s; rel. diff %.1e; compile %.0f s; "
               "elapsed %.0f s, load %s"
-              % (name, ctime, c_lat * 1e3, r[("lat", 1)] * 1e3, allt, r[("lat", allt)] * 1e3, rel,
+              % (name, nb, ", ".join("%dT %.1f" % (t, v) for t, v in c_thr.items()),
+                 ", ".join("%dT %.1f" % (t, v) for t, v in t_thr.items()), rel_b, ct,
                  time.perf_counter() - t_start, B.loadavg()), file=sys.stderr, flush=True)
-    print("## Latency, batch 1 (ms)")
+    torch.set_num_threads(1)
+
+    ref = builds[0]
+    print("## Latency, batch 1, one thread (ms)")
     print()
-    print("| network | samples | cnnc clang -O3 native, 1T | PyTorch 1T | PyTorch %dT | cnnc / PyTorch 1T "
-          "| cnnc / PyTorch %dT | rel. diff |" % (allt, allt))
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, ls, c, p1, pn, rel in lat:
-        print("| %s | %d | %.2f | %.2f | %.2f | %.1fx | %.1fx | %.1e |"
-              % (name, ls, c * 1e3, p1 * 1e3, pn * 1e3, c / p1, c / pn, rel))
+    print("| network | samples | %s | PyTorch 1T | cnnc %s / PyTorch time | rel. diff (%s) |"
+          % (" | ".join(B.BUILDS[b][2] for b in builds), ref, ", ".join(builds)))
+    print("|---|---:|%s---:|---:|---:|" % ("---:|" * len(builds)))
+    for name, ls, c, p1, rels in lat:
+        print("| %s | %d | %s | %.2f | %.2fx | %s |"
+              % (name, ls, " | ".join("%.2f" % (c[b] * 1e3) for b in builds), p1 * 1e3, c[ref] / p1,
+                 ", ".join(fmt_rel(rels[b]) for b in builds)))
     print()
     print("## Throughput (images/s)")
     print()
-    print("| network | batch | samples | cnnc clang -O3 native, 1T | PyTorch 1T | PyTorch %dT "
-          "| cnnc / PyTorch 1T time | cnnc / PyTorch %dT time |" % (allt, allt))
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    notes = []
-    for name, tb, ts, c, p1, pn in thr:
-        if not tb:
-            print("| %s | skipped | | | | | | |" % name)
-            notes.append("%s: throughput skipped (too slow on the scalar target for this script's "
-                         "time budget; run with --only %s --batch N)" % (name, name))
+    hdr = ["network", "batch", "samples"]
+    hdr += ["%s, %dT" % (thr_label, t) for t in thr_threads]
+    if len(thr_threads) > 1:
+        hdr.append("cnnc %dT / 1T" % allt)
+    pthreads = sorted({1, allt})
+    hdr += ["PyTorch %dT" % t for t in pthreads]
+    hdr += ["cnnc / PyTorch time, %dT" % t for t in thr_threads]
+    hdr.append("rel. diff")
+    print("| " + " | ".join(hdr) + " |")
+    print("|---|" + "---:|" * (len(hdr) - 1))
+    for name, nb, ts, c, p, rel, marked in thr:
+        if not nb:
+            print("| %s | skipped |%s" % (name, " |" * (len(hdr) - 2)))
             continue
-        if tb < 64:
-            notes.append("%s: batch %d instead of 64 (time budget)" % (name, tb))
-        print("| %s | %d | %d | %.1f | %.1f | %.1f | %.1fx | %.1fx |" % (name, tb, ts, c, p1, pn, p1 / c, pn / c))
+
+        def mk(t):      # the mark on all-thread figures measured while the machine was busy
+            return " " + MARK if marked and t > 1 else ""
+        cells = [name, str(nb), str(ts)]
+        cells += ["%.1f%s" % (c[t], mk(t)) for t in thr_threads]
+        if len(thr_threads) > 1:
+            cells.append("%.2fx%s" % (c[allt] / c[1], mk(allt)))
+        cells += ["%.1f%s" % (p[t], mk(t)) for t in pthreads]
+        cells += ["%.2fx%s" % (p[t] / c[t], mk(t)) for t in thr_threads]
+        cells.append(fmt_rel(rel))
+        print("| " + " | ".join(cells) + " |")
     print()
     for n in notes:
         print("- " + n)
-    print()
+    if notes:
+        print()
     print("total %.0f s; load average at end: %s" % (time.perf_counter() - t_start, B.loadavg()))
     if o.keep:
         print("build directory kept: %s" % work, file=sys.stderr)

@@ -97,10 +97,25 @@ static float *read_f32(const char *path, int64_t count, const char *what, Arena 
 
 /* ---- cnnc build ------------------------------------------------------------ */
 
+Target resolve_target(const char *name) {
+    if (name && !strcmp(name, "scalar"))
+        return TARGET_SCALAR;
+    if (name && !strcmp(name, "avx2"))
+        return TARGET_AVX2;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return TARGET_AVX2;
+#endif
+    return TARGET_SCALAR;
+}
+
 static bool options_for(Compilation *c, const CliOptions *o, BuildOptions *b) {
     memset(b, 0, sizeof *b);
     b->batch = o->batch;
-    b->target = TARGET_SCALAR;
+    b->target = resolve_target(o->target);
+    b->openmp = o->openmp;
+    b->fuse = o->fuse;
     b->source_name = c->filename;
     b->command = o->command_line;
     b->train = o->train;
@@ -501,8 +516,11 @@ int cmd_grad(Compilation *c, const CliOptions *o) {
     }
     if (!check_data_files(c, o))
         return 1;
-    BuildOptions b = {.batch = o->batch, .target = TARGET_SCALAR,
-                      .source_name = c->filename, .train = true};
+    /* float defined as double would break the vector intrinsics */
+    BuildOptions b = {.batch = o->batch,
+                      .target = o->precision_double ? TARGET_SCALAR
+                                                    : resolve_target(o->target),
+                      .fuse = o->fuse, .source_name = c->filename, .train = true};
     Generated *gen = emit_c(g, &b, &c->arena, &c->diags);
     if (!gen)
         return 1;
@@ -545,13 +563,19 @@ int cmd_run(Compilation *c, const CliOptions *o) {
     if (!check_data_files(c, o))
         return 1;
     BuildOptions b;
-    if (!options_for(c, &(CliOptions){.batch = o->batch, .command_line = NULL}, &b))
+    if (!options_for(c, &(CliOptions){.batch = o->batch, .target = o->target,
+                                      .openmp = o->openmp, .fuse = o->fuse}, &b))
         return 1;
     b.command = NULL;   /* the cache key must not depend on file names */
     Generated *gen = emit_c(g, &b, &c->arena, &c->diags);
     if (!gen)
         return 1;
     HostProgram prog = {.link = {NULL}};
+    if (o->openmp) {
+        prog.flags[0] = "-O2";
+        prog.flags[1] = "-std=c99";
+        prog.flags[2] = "-fopenmp";
+    }
     add_file(&prog, arena_printf(&c->arena, "%s.c", g->name), gen->c_text);
     add_file(&prog, arena_printf(&c->arena, "%s.h", g->name), gen->h_text);
     add_file(&prog, "main.c", driver_text(g, &c->arena));

@@ -15,9 +15,13 @@ struct Emit {
     const BuildOptions *opt;
     Arena *a;
     const char **fn;          /* C function name of each node, by id */
+    const char **tfn;         /* the one training's forward pass calls */
     /* helpers the kernels used, so only those are written out */
     bool need_pad, need_exp, need_tanh, need_log, need_copy, need_dot;
     bool need_sqrt, need_unpad, need_uniform;   /* training helpers */
+    bool need_hsum;           /* avx2 */
+    bool plain;               /* writing the unfused scalar kernels that
+                                 training's forward pass calls */
     Plan *train_plan;         /* --train */
     BackSig *back;            /* by node id, filled by the training kernels */
 };
@@ -68,6 +72,30 @@ void close_batch(Emit *e);
 void open_window(Emit *e, const Node *n);
 /* `in`: input sample 0, padded into scratch `s` when the layer pads. */
 void padded_input(Emit *e, const Node *n, int64_t *hp, int64_t *wp);
+
+/* Does n's kernel fold a batch norm, or add and activate before storing?
+ * (Never in the plain kernels training calls.) */
+static inline const Epilogue *epilogue_of(const Emit *e, const Node *n) {
+    return e->plain ? NULL : n->epi;
+}
+static inline bool has_bias(const Emit *e, const Node *n) {
+    return n->a.bias || (!e->plain && n->bn);
+}
+/* The epilogue's steps on the float `v`, element `idx` of the sample (the
+ * residual summands are r0, r1, ... at the sample's start), as C statements
+ * at `indent`. */
+void emit_epilogue_scalar(Emit *e, const Node *n, const char *indent, const char *idx);
+/* The residual summands' parameters, ", const float *restrict r0" ... */
+int epilogue_operands(const Emit *e, const Node *n);
+
+/* ---- kernels_avx2.c ---- */
+/* Emits n's kernel with AVX2 intrinsics; false when it has none (then the
+ * scalar kernel is written, compiled for AVX2 by the function attribute). */
+bool emit_avx2_kernel(Emit *e, const Node *n);
+int64_t avx2_scratch(const Node *n, int batch);
+int avx2_pack_mr(const Node *n);
+/* The schedule line of the kernel comment. */
+const char *avx2_schedule(Emit *e, const Node *n);
 
 /* ---- training (kernels_train.c, emit_train.c) ---- */
 

@@ -70,7 +70,10 @@ void emit_kernel_comment(Emit *e, const Node *n, const char *schedule) {
         P(e, ", in place");
     P(e, "\n");
     if (n->nparams) {
-        P(e, " *   weights at packed[%lld]:", ll(n->packed));
+        if (e->plain)
+            P(e, " *   weights at params[%lld]:", ll(n->params[0].offset));
+        else
+            P(e, " *   weights at packed[%lld]:", ll(n->packed));
         for (int k = 0; k < n->nparams; k++) {
             const ParamTensor *t = &n->params[k];
             P(e, " %s%s [", k ? "+ " : "", t->name);
@@ -78,26 +81,57 @@ void emit_kernel_comment(Emit *e, const Node *n, const char *schedule) {
                 P(e, "%s%lld", d ? "," : "", ll(t->dims[d]));
             P(e, "]");
         }
-        if (n->op == OP_BN)
+        if (n->op == OP_BN && !e->plain)
             P(e, " (folded to scale and shift)");
+        if (n->pack_mr > 1 && !e->plain)
+            P(e, " (packed in blocks of %d output channels)", n->pack_mr);
         P(e, "\n");
     }
     P(e, " *   %s\n */\n", schedule);
 }
 
-static void emit_signature(Emit *e, const Node *n) {
+static void emit_signature(Emit *e, const Node *n, const char *name, bool scratch) {
     const char *r = n->in_place ? "" : "restrict ";
-    P(e, "static void %s(", e->fn[n->id]);
+    P(e, "static %svoid %s(", e->opt->target == TARGET_AVX2 ? "CNN_AVX2 " : "", name);
     if (n->op == OP_INPUT)
         P(e, "const float *%sx0, ", r);
     for (int k = 0; k < n->inputs.len; k++)
         P(e, "const float *%sx%d, ", r, k);
+    for (int k = 0; k < epilogue_operands(e, n); k++)
+        P(e, "const float *restrict r%d, ", k);
     P(e, "float *%sy, ", r);
     if (n->nparams)
         P(e, "const float *%sw, ", r);
-    if (n->scratch)
+    if (scratch)
         P(e, "float *%ss, ", r);
     P(e, "int batch) {\n");
+}
+
+/* What the kernel comment says a fused kernel does besides its own layer. */
+static const char *fused_note(Emit *e, const Node *n) {
+    const char *s = "";
+    if (n->bn)
+        s = arena_printf(e->a, "%s; %s folded into the weights", s, n->bn->name);
+    for (int i = 0; n->epi && i < n->epi->n; i++) {
+        const struct EpiStep *st = &n->epi->step[i];
+        s = arena_printf(e->a, "%s; then %s", s,
+                         st->kind == EPI_ADD
+                             ? arena_printf(e->a, "+ %s (%s)", st->operand->name, st->node->name)
+                             : st->node->name);
+    }
+    return s;
+}
+
+static const char *schedule_of(Emit *e, const Node *n) {
+    if (e->opt->target == TARGET_AVX2) {
+        const char *s = avx2_schedule(e, n);
+        if (s)
+            return arena_printf(e->a, "%s%s", s, fused_note(e, n));
+    }
+    return arena_printf(e->a, "%s%s",
+                        n->scratch ? "scalar loops; the padded input goes to scratch"
+                                   : "scalar loops",
+                        fused_note(e, n));
 }
 
 static void emit_kernels(Emit *e) {
@@ -105,13 +139,40 @@ static void emit_kernels(Emit *e) {
         const Node *n = e->g->nodes.items[i];
         if (!has_code(n))
             continue;
-        emit_kernel_comment(e, n, n->scratch
-                            ? "scalar loops; the padded input goes to scratch"
-                            : "scalar loops");
-        emit_signature(e, n);
+        emit_kernel_comment(e, n, schedule_of(e, n));
+        emit_signature(e, n, e->fn[n->id], n->scratch != NULL);
+        if (e->opt->target != TARGET_AVX2 || !emit_avx2_kernel(e, n))
+            emit_scalar_kernel(e, n);
+        P(e, "}\n\n");
+    }
+}
+
+/* Training's forward pass needs every layer as written: where inference
+ * fused a layer or changed its weight layout, it gets a plain scalar kernel
+ * of its own, named NAME_t. */
+static bool needs_plain(const Emit *e, const Node *n) {
+    if (n->op == OP_INPUT || n->op == OP_FLATTEN || n->op == OP_BN || n->op == OP_DROPOUT)
+        return false;   /* training has its own kernels for these */
+    return n->fused_into || n->epi || n->bn || n->pack_mr > 1 ||
+           (e->opt->target != TARGET_SCALAR && (n->op == OP_CONV || n->op == OP_DENSE));
+}
+
+static void emit_plain_kernels(Emit *e) {
+    e->tfn = arena_alloc(e->a, sizeof(char *) * (size_t)e->g->nodes.len);
+    e->plain = true;
+    for (int i = 0; i < e->g->nodes.len; i++) {
+        const Node *n = e->g->nodes.items[i];
+        e->tfn[i] = e->fn[i];
+        if (!needs_plain(e, n))
+            continue;
+        e->tfn[i] = arena_printf(e->a, "%s_t", e->fn[i]);
+        emit_kernel_comment(e, n, "scalar loops, unfused, canonical weights: "
+                                  "for training's forward pass");
+        emit_signature(e, n, e->tfn[i], scalar_scratch(n, e->opt->batch) > 0);
         emit_scalar_kernel(e, n);
         P(e, "}\n\n");
     }
+    e->plain = false;
 }
 
 /* ---- helpers written into the generated file -------------------------- */
@@ -224,6 +285,27 @@ static const char pad_text[] =
 " * padding before it. */\n"
 "static void cnn_pad(const float *x, float *xp, int c, int h, int w, int top,\n"
 "                    int left, int hp, int wp, int mode) {\n"
+"    if (mode == 0) { /* zeros: each row a border, a copy, a border */\n"
+"        int a = left < wp ? left : wp, b = left + w < wp ? left + w : wp;\n"
+"        for (int ci = 0; ci < c; ci++)\n"
+"            for (int i = 0; i < hp; i++) {\n"
+"                float *row = xp + ((ptrdiff_t)ci * hp + i) * wp;\n"
+"                const float *src;\n"
+"                if (i - top < 0 || i - top >= h) {\n"
+"                    for (int j = 0; j < wp; j++)\n"
+"                        row[j] = 0.0f;\n"
+"                    continue;\n"
+"                }\n"
+"                src = x + ((ptrdiff_t)ci * h + i - top) * w;\n"
+"                for (int j = 0; j < a; j++)\n"
+"                    row[j] = 0.0f;\n"
+"                for (int j = a; j < b; j++)\n"
+"                    row[j] = src[j - left];\n"
+"                for (int j = b; j < wp; j++)\n"
+"                    row[j] = 0.0f;\n"
+"            }\n"
+"        return;\n"
+"    }\n"
 "    for (int ci = 0; ci < c; ci++)\n"
 "        for (int i = 0; i < hp; i++) {\n"
 "            int si = cnn_pad_index(i - top, h, mode);\n"
@@ -283,6 +365,15 @@ static const char dot_text[] =
 "           ((lane[4] + lane[5]) + (lane[6] + lane[7]));\n"
 "}\n\n";
 
+static const char hsum_text[] =
+"/* The sum of a vector's eight lanes. */\n"
+"static CNN_AVX2 float cnn_hsum(__m256 v) {\n"
+"    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));\n"
+"    s = _mm_add_ps(s, _mm_movehl_ps(s, s));\n"
+"    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));\n"
+"    return _mm_cvtss_f32(s);\n"
+"}\n\n";
+
 static const char copy_text[] =
 "static void cnn_copy(const float *src, float *dst, ptrdiff_t n) {\n"
 "    for (ptrdiff_t i = 0; i < n; i++)\n"
@@ -298,6 +389,36 @@ static const char pack_bn_text[] =
 "        out[k] = scale;\n"
 "        out[c + k] = (float)(p[c + k] - (double)p[2 * c + k] * scale);\n"
 "    }\n"
+"}\n\n";
+
+static const char pack_conv_text[] =
+"/* A convolution's or dense layer's weights [k][per] and bias (NULL: none)\n"
+" * to the order its kernel reads: per group, output channels in blocks of\n"
+" * mr, [block][per][mr], zeros past the last channel; then one bias per\n"
+" * padded channel. bn (NULL: none) holds gamma, beta, mean, var of a batch\n"
+" * norm folded in: scale = gamma / sqrt(var + eps) multiplies weights and\n"
+" * bias, beta - mean * scale is added. pack.c does the same arithmetic. */\n"
+"static void cnn_pack_conv(const float *w, const float *bias, const float *bn,\n"
+"                          double eps, float *out, int k, int per, int groups,\n"
+"                          int mr) {\n"
+"    int kg = k / groups, blocks = (kg + mr - 1) / mr;\n"
+"    float *ob = out + (ptrdiff_t)groups * blocks * mr * per;\n"
+"    for (int g = 0; g < groups; g++)\n"
+"        for (int b = 0; b < blocks; b++)\n"
+"            for (int i = 0; i < mr; i++) {\n"
+"                int oc = b * mr + i, ch = g * kg + oc;\n"
+"                ptrdiff_t at = (ptrdiff_t)(g * blocks + b) * mr * per;\n"
+"                double scale = 1.0, shift = 0.0;\n"
+"                if (oc < kg && bn) {\n"
+"                    scale = (double)(float)(bn[ch] / cnn_sqrt((double)bn[3 * k + ch] + eps));\n"
+"                    shift = bn[k + ch] - (double)bn[2 * k + ch] * scale;\n"
+"                }\n"
+"                for (int j = 0; j < per; j++)\n"
+"                    out[at + (ptrdiff_t)j * mr + i] =\n"
+"                        oc < kg ? (float)(w[(ptrdiff_t)ch * per + j] * scale) : 0.0f;\n"
+"                ob[(g * blocks + b) * mr + i] =\n"
+"                    oc < kg ? (float)((bias ? bias[ch] : 0.0) * scale + shift) : 0.0f;\n"
+"            }\n"
 "}\n\n";
 
 /* ---- pack, embed, forward ------------------------------------------------ */
@@ -318,12 +439,26 @@ static void emit_pack(FILE *o, const Graph *g, const Packing *pk) {
         fprintf(o, "    (void)params;\n    (void)packed;\n");
     for (int i = 0; i < pk->ops.len; i++) {
         const PackOp *op = pk->ops.items[i];
-        if (op->kind == PACK_COPY)
+        if (op->kind == PACK_COPY) {
             fprintf(o, "    cnn_copy(params + %lld, packed + %lld, %lld); /* %s */\n",
                     ll(op->src), ll(op->dst), ll(op->count), op->node->name);
-        else
+        } else if (op->kind == PACK_CONV) {
+            const char *bias = op->bias ? "params + " : "NULL";
+            fprintf(o, "    cnn_pack_conv(params + %lld, %s", ll(op->src), bias);
+            if (op->bias)
+                fprintf(o, "%lld", ll(op->src + op->k * op->per));
+            if (op->bn_src >= 0)
+                fprintf(o, ", params + %lld, %.17g", ll(op->bn_src), op->eps);
+            else
+                fprintf(o, ", NULL, 0.0");
+            fprintf(o, ", packed + %lld, %lld, %lld, %lld, %d); /* %s%s%s */\n",
+                    ll(op->dst), ll(op->k), ll(op->per), ll(op->groups), op->mr,
+                    op->node->name, op->node->bn ? " + " : "",
+                    op->node->bn ? op->node->bn->name : "");
+        } else {
             fprintf(o, "    cnn_pack_bn(params + %lld, packed + %lld, %lld, %.17g); /* %s */\n",
                     ll(op->src), ll(op->dst), ll(op->count), op->eps, op->node->name);
+        }
     }
     fprintf(o, "}\n\n");
 }
@@ -362,6 +497,9 @@ static void emit_call(Emit *e, FILE *o, const Node *n) {
         fprintf(o, "%s, ", storage(e, n));
     for (int k = 0; k < n->inputs.len; k++)
         fprintf(o, "%s, ", storage(e, n->inputs.items[k]));
+    for (int k = 0; n->epi && k < n->epi->n; k++)
+        if (n->epi->step[k].kind == EPI_ADD)
+            fprintf(o, "%s, ", storage(e, n->epi->step[k].operand));
     /* an input that is also an output is copied into the output buffer */
     fprintf(o, "%s, ", n->op == OP_INPUT
                        ? arena_printf(e->a, "out_%s", (const char *)e->g->output_names.items[n->io])
@@ -453,7 +591,14 @@ static void emit_front_matter(Emit *e, FILE *o) {
     fprintf(o, " *\n * source:  %s, network %s\n", e->opt->source_name, g->name);
     if (e->opt->command)
         fprintf(o, " * command: %s\n", e->opt->command);
-    fprintf(o, " * target:  portable C (scalar); batch up to %d\n", e->opt->batch);
+    fprintf(o, " * target:  %s; batch up to %d%s\n",
+            e->opt->target == TARGET_AVX2 ? "x86-64 AVX2 + FMA" : "portable C (scalar)",
+            e->opt->batch, e->opt->openmp ? "; OpenMP (compile with -fopenmp)" : "");
+    const FuseOptions *f = &e->opt->fuse;
+    fprintf(o, " * fusion:  %s\n", f->no_bn && f->no_add && f->no_act ? "off"
+            : arena_printf(e->a, "%s%s%s", f->no_bn ? "" : "bn folding, ",
+                           f->no_add ? "" : "residual adds, ",
+                           f->no_act ? "" : "activations, "));
     fprintf(o, " * arena:   %lld bytes (%lld without reuse; %lld live at most)\n",
             ll(e->plan->arena_bytes), ll(e->plan->no_reuse_bytes),
             ll(e->plan->lower_bound));
@@ -461,8 +606,17 @@ static void emit_front_matter(Emit *e, FILE *o) {
             ll(e->packing->count));
     fprintf(o, " *\n * Inference calls no library function but memcpy/memset (which a\n"
                " * compiler may emit for plain loops) and needs no libm. */\n");
-    fprintf(o, "#include \"%s.h\"\n\n#include <stddef.h>\n#include <stdint.h>\n\n",
-            g->name);
+    fprintf(o, "#include \"%s.h\"\n\n#include <stddef.h>\n#include <stdint.h>\n", g->name);
+    if (e->opt->target == TARGET_AVX2)
+        fprintf(o, "#include <immintrin.h>\n\n"
+                   "/* The kernels use AVX2 and FMA whatever flags the file is compiled\n"
+                   " * with; the CPU must have them (cnnc --target auto checks). */\n"
+                   "#if defined(__GNUC__) || defined(__clang__)\n"
+                   "#define CNN_AVX2 __attribute__((target(\"avx2,fma\")))\n"
+                   "#else\n"
+                   "#define CNN_AVX2\n"
+                   "#endif\n");
+    fprintf(o, "\n");
 }
 
 /* Generated code indexes one sample with int: refuse what does not fit. */
@@ -487,7 +641,9 @@ static char *close_stream(FILE *f, char **buf, Arena *a) {
 }
 
 Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
-    Plan *plan = plan_memory(g, opt->batch, scalar_scratch, a, d);
+    fuse_graph(g, &opt->fuse, a);
+    bool avx2 = opt->target == TARGET_AVX2;
+    Plan *plan = plan_memory(g, opt->batch, avx2 ? avx2_scratch : scalar_scratch, a, d);
     if (!plan || !fits_int(g, d))
         return NULL;
     const char *bad = plan_verify(g, plan, a);
@@ -497,7 +653,7 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
         return NULL;
     }
     Emit e = {.g = g, .plan = plan, .opt = opt, .a = a};
-    e.packing = pack_plan(g, a);
+    e.packing = pack_plan(g, avx2 ? avx2_pack_mr : NULL, a);
     name_functions(&e);
 
     char *kbuf = NULL, *cbuf = NULL, *hbuf = NULL;
@@ -518,6 +674,7 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
             free(kbuf);
             return NULL;
         }
+        emit_plain_kernels(&e);
         emit_training_kernels(&e);
     }
     const char *kernels = close_stream(e.o, &kbuf, a);
@@ -527,7 +684,8 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
     /* Only the helpers something calls: unused statics would warn. */
     bool bn = any_pack_op(e.packing, PACK_BN);
     bool copy = e.need_copy || any_pack_op(e.packing, PACK_COPY);
-    bool sqrt_ = bn || e.need_sqrt, log_ = e.need_log || sqrt_;
+    bool pconv = any_pack_op(e.packing, PACK_CONV);
+    bool sqrt_ = bn || pconv || e.need_sqrt, log_ = e.need_log || sqrt_;
     if (e.need_exp || e.need_tanh || log_)
         fputs(exp_text, o);
     if (e.need_tanh)
@@ -546,10 +704,14 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
         fputs(uniform_text, o);
     if (e.need_dot)
         fputs(dot_text, o);
+    if (e.need_hsum)
+        fputs(hsum_text, o);
     if (copy)
         fputs(copy_text, o);
     if (bn)
         fputs(pack_bn_text, o);
+    if (pconv)
+        fputs(pack_conv_text, o);
     fputs(kernels, o);
     if (opt->embed)
         emit_embedded(o, g, e.packing, opt->weights);

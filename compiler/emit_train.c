@@ -191,7 +191,7 @@ static void emit_train_forward(Emit *e, FILE *o) {
     void_io(o, g, "out");
     for (int i = 0; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
-        const char *fn = e->fn[n->id];
+        const char *fn = e->tfn[n->id];
         if (n->op == OP_INPUT || n->op == OP_FLATTEN)
             continue;
         const char *x = act(e, n->inputs.items[0]);
@@ -208,7 +208,7 @@ static void emit_train_forward(Emit *e, FILE *o) {
             fprintf(o, "%s, ", act(e, n));
             if (n->nparams)
                 fprintf(o, "params + %lld, ", ll(n->params[0].offset));
-            if (n->scratch)
+            if (n->train->fscratch)
                 fprintf(o, "%s, ", at(e, n->train->fscratch));
             fprintf(o, "batch);\n");
         }

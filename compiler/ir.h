@@ -170,8 +170,19 @@ struct Node {
     bool view;                /* no code at all: the same bytes as its input */
     struct Buffer *scratch;   /* work space live only while it runs, or NULL */
 
+    /* set by the fusion passes (fuse*.c), for inference only */
+    struct Node *fused_into;  /* its work is done by that node's kernel: it
+                                 has no code of its own and its output is
+                                 that kernel's output */
+    int fused_arg;            /* which of its inputs carries the fused chain */
+    const struct Node *bn;    /* conv, dense: batch norm folded into its weights */
+    struct Epilogue *epi;     /* conv, dense: what its kernel does to each
+                                 sum before storing it; NULL for nothing */
+
     /* set by pack.c */
     int64_t packed;           /* first float of its weights in the packed vector */
+    int pack_mr;              /* conv, dense: output channels interleaved in
+                                 its packed weights (1: the canonical order) */
 
     /* set by plan_training() in plan.c, for --train */
     struct TrainNode *train;
@@ -233,6 +244,42 @@ void check_error(Check *c, const Node *n, const char *fmt, ...)
 void check_warning(Check *c, const Node *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* ---- fuse.c, fuse_bn.c, fuse_add.c, fuse_act.c: fusion for inference -----
+ * A fused node keeps its place in the graph (training still sees every
+ * layer) but its work moves into the kernel of the convolution or dense
+ * layer that produces its input, which then writes the chain's result. */
+typedef enum EpiKind { EPI_ADD, EPI_RELU, EPI_RELU6, EPI_LEAKY } EpiKind;
+
+enum { MAX_EPI = 4 };
+
+typedef struct Epilogue {
+    int n;
+    struct EpiStep {
+        EpiKind kind;
+        const Node *node;       /* the fused layer */
+        const Node *operand;    /* EPI_ADD: the other summand */
+        double alpha;           /* EPI_LEAKY */
+    } step[MAX_EPI];
+} Epilogue;
+
+/* Which passes run. All on is the default; --no-fuse turns them all off
+ * and --no-fuse=bn,add,act any of them. */
+typedef struct FuseOptions {
+    bool no_bn, no_add, no_act;
+} FuseOptions;
+
+/* Clears what an earlier run left, then runs the enabled passes in order:
+ * batch norm into weights, residual adds, activations. */
+void fuse_graph(Graph *g, const FuseOptions *f, Arena *a);
+/* The node whose kernel computes n's output: n, or where it was fused. */
+Node *fusion_root(const Node *n);
+/* May x's work move into the kernel that produces its input k? */
+bool can_fuse_into_producer(const Node *x, int k);
+void fuse_append(Node *root, Node *x, int k, struct EpiStep step, Arena *a);
+void fuse_bn(Graph *g, Arena *a);
+void fuse_add(Graph *g, Arena *a);
+void fuse_act(Graph *g, Arena *a);
+
 /* ---- plan.c: one arena for every intermediate tensor ---------------------
  * A buffer holds one tensor (or several that share bytes: views and
  * in-place layers) for all NAME_BATCH samples, batch-major. Steps are node
@@ -283,6 +330,11 @@ typedef enum PackKind {
     PACK_COPY,      /* packed[dst .. dst+count) = params[src .. src+count)       */
     PACK_BN,        /* gamma, beta, mean, var at src (count channels each) →
                        scale, shift at dst: y = x * scale + shift              */
+    PACK_CONV,      /* a convolution's or dense layer's weights [K][per] (and
+                       bias) at src, with the batch norm at bn_src folded in
+                       when there is one, to [group][K/groups in blocks of mr]
+                       [per][mr] (zeros past the last channel), then a bias
+                       for every padded channel                               */
 } PackKind;
 
 typedef struct PackOp {
@@ -290,6 +342,10 @@ typedef struct PackOp {
     const Node *node;
     int64_t src, dst, count;
     double eps;
+    /* PACK_CONV */
+    int64_t k, per, groups, bn_src;   /* bn_src < 0: none */
+    int mr;
+    bool bias;
 } PackOp;
 
 typedef struct Packing {
@@ -297,17 +353,28 @@ typedef struct Packing {
     int64_t count;            /* floats in the packed vector */
 } Packing;
 
-Packing *pack_plan(Graph *g, Arena *a);
+/* Output channels interleaved in the packed weights of n for the target;
+ * 0 keeps the canonical order (and no bias region when there is no bias). */
+typedef int (*PackMrFn)(const Node *n);
+
+Packing *pack_plan(Graph *g, PackMrFn mr_of, Arena *a);
+/* Floats of a PACK_CONV result: blocked weights and the padded bias. */
+int64_t pack_conv_floats(int64_t k, int64_t per, int64_t groups, int mr);
 void pack_apply(const Packing *pk, const float *params, float *packed);
 
 /* ---- emit_c.c, kernels_scalar.c: the C emitter ------------------------- */
-typedef enum Target { TARGET_SCALAR } Target;
+typedef enum Target {
+    TARGET_SCALAR,            /* portable C99 (kernels_scalar.c) */
+    TARGET_AVX2,              /* x86-64 AVX2 + FMA intrinsics (kernels_avx2.c) */
+} Target;
 
 typedef struct BuildOptions {
     int batch;                /* NAME_BATCH: the most samples per call */
     Target target;
     bool embed;               /* packed weights as a const array */
     bool train;               /* also the training entry points */
+    bool openmp;              /* OpenMP pragmas in the kernels */
+    FuseOptions fuse;
     const float *weights;     /* the canonical vector, for embed */
     const char *source_name;  /* the .cnn file as given on the command line */
     const char *command;      /* the command line, for the file's front matter */
@@ -366,6 +433,9 @@ typedef struct CliOptions {
     const char *douts[MAX_IO_FILES];  /* grad --dout */
     int ndouts;
     bool train;                       /* build --train */
+    const char *target;               /* --target: auto, scalar, avx2 */
+    bool openmp;                      /* --openmp */
+    FuseOptions fuse;                 /* --no-fuse[=bn,add,act] */
     bool precision_double;            /* grad --double */
     const char *train_args[64];       /* train: options for the trainer */
     int ntrain_args;
@@ -373,6 +443,8 @@ typedef struct CliOptions {
 } CliOptions;
 
 int cmd_build(Compilation *c, const CliOptions *o);   /* exit status */
+/* --target resolved: auto is avx2 when this CPU has AVX2 and FMA. */
+Target resolve_target(const char *name);
 int cmd_run(Compilation *c, const CliOptions *o);
 int cmd_grad(Compilation *c, const CliOptions *o);
 

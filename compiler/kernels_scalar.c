@@ -46,6 +46,35 @@ void open_batch(Emit *e, const Node *n) {
         P(e, "        const float *xb%d = x%d + (ptrdiff_t)b * %lld;\n", k, k,
           ll(in_elems(n, k)));
     P(e, "        float *yb = y + (ptrdiff_t)b * %lld;\n", ll(out_elems(n)));
+    for (int k = 0; k < epilogue_operands(e, n); k++)
+        P(e, "        const float *rb%d = r%d + (ptrdiff_t)b * %lld;\n", k, k,
+          ll(out_elems(n)));
+}
+
+/* ---- fused epilogues ------------------------------------------------------------ */
+
+int epilogue_operands(const Emit *e, const Node *n) {
+    const Epilogue *epi = epilogue_of(e, n);
+    int count = 0;
+    for (int i = 0; epi && i < epi->n; i++)
+        count += epi->step[i].kind == EPI_ADD;
+    return count;
+}
+
+void emit_epilogue_scalar(Emit *e, const Node *n, const char *in, const char *idx) {
+    const Epilogue *epi = epilogue_of(e, n);
+    int r = 0;
+    for (int i = 0; epi && i < epi->n; i++) {
+        const struct EpiStep *st = &epi->step[i];
+        switch (st->kind) {
+        case EPI_ADD: P(e, "%sv += rb%d[%s];\n", in, r++, idx); break;
+        case EPI_RELU: P(e, "%sv = v < 0.0f ? 0.0f : v;\n", in); break;
+        case EPI_RELU6: P(e, "%sv = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;\n", in); break;
+        case EPI_LEAKY:
+            P(e, "%sv = v < 0.0f ? %s * v : v;\n", in, float_lit(e->a, st->alpha));
+            break;
+        }
+    }
 }
 
 void close_batch(Emit *e) {
@@ -173,12 +202,19 @@ static void emit_conv(Emit *e, const Node *n) {
         .dw = a->dilation[1], .sh = a->stride[0], .sw = a->stride[1],
         .hin = hp, .win = wp, .hout = out.d[1], .wout = out.d[2],
         .out_rows = out.d[1], .out_row_stride = out.d[2],
-        .init = a->bias ? arena_printf(e->a, "w[%lld + k]",
+        .init = has_bias(e, n) ? arena_printf(e->a, "w[%lld + k]",
                                       ll(a->units * (in.d[0] / a->groups) *
                                          a->kernel[0] * a->kernel[1]))
                         : "0.0f",
     };
     emit_conv_loops(e, &c);
+    if (epilogue_of(e, n)) {
+        P(e, "        for (int i = 0; i < %lld; i++) {\n", ll(out_elems(n)));
+        P(e, "            float v = yb[i];\n");
+        emit_epilogue_scalar(e, n, "            ", "i");
+        P(e, "            yb[i] = v;\n");
+        P(e, "        }\n");
+    }
     close_batch(e);
 }
 
@@ -222,10 +258,14 @@ static void emit_dense(Emit *e, const Node *n) {
     e->need_dot = true;
     P(e, "    for (int u = 0; u < %lld; u++) {\n", ll(units));
     P(e, "        const float *wu = w + (ptrdiff_t)u * %lld;\n", ll(in));
-    P(e, "        for (int b = 0; b < batch; b++)\n");
-    P(e, "            y[(ptrdiff_t)b * %lld + u] = cnn_dot(wu, x0 + (ptrdiff_t)b * %lld, %lld)%s;\n",
-      ll(units), ll(in), ll(in),
-      n->a.bias ? arena_printf(e->a, " + w[%lld + u]", ll(units * in)) : "");
+    P(e, "        for (int b = 0; b < batch; b++) {\n");
+    for (int k = 0; k < epilogue_operands(e, n); k++)
+        P(e, "            const float *rb%d = r%d + (ptrdiff_t)b * %lld;\n", k, k, ll(units));
+    P(e, "            float v = cnn_dot(wu, x0 + (ptrdiff_t)b * %lld, %lld)%s;\n", ll(in), ll(in),
+      has_bias(e, n) ? arena_printf(e->a, " + w[%lld + u]", ll(units * in)) : "");
+    emit_epilogue_scalar(e, n, "            ", "u");
+    P(e, "            y[(ptrdiff_t)b * %lld + u] = v;\n", ll(units));
+    P(e, "        }\n");
     P(e, "    }\n");
 }
 
@@ -288,42 +328,100 @@ void open_window(Emit *e, const Node *n) {
 }
 
 /* Max, average (padding counted, as PyTorch's default) and L2 pooling, with
- * windows clipped to the real input: for max, padding never wins. */
-static void emit_pool(Emit *e, const Node *n) {
-    const Attrs *a = &n->a;
-    Shape in = in_shape_of(n, 0), out = n->shape;
+ * windows clipped to the real input: for max, padding never wins. The
+ * output rows and columns whose windows lie wholly inside the input take a
+ * second loop with no bounds checks and unit-stride columns when the stride
+ * is 1, which compilers vectorise; the border keeps the checked loop. */
+static void pool_window_value(Emit *e, const Node *n, const char *in, const char *at,
+                              bool inner) {
     bool is_max = n->op == OP_MAXPOOL, is_l2 = n->op == OP_L2POOL;
-    if (is_l2)
-        e->need_exp = e->need_log = true;
-    open_batch(e, n);
-    P(e, "        for (int c = 0; c < %lld; c++)\n", ll(out.d[0]));
-    P(e, "            for (int oh = 0; oh < %lld; oh++)\n", ll(out.d[1]));
-    P(e, "                for (int ow = 0; ow < %lld; ow++) {\n", ll(out.d[2]));
-    P(e, "                    const float *xc = xb0 + c * %lld;\n", ll(in.d[1] * in.d[2]));
-    if (is_max)
-        P(e, "                    float best = 0.0f;\n"
-             "                    int seen = 0;\n");
-    else
-        P(e, "                    double sum = 0.0;\n");
-    open_window(e, n);
-    P(e, "                            float v = xc[ih * %lld + iw];\n", ll(in.d[2]));
-    if (is_max) /* v != v: NaN wins, as in PyTorch */
-        P(e, "                            if (!seen || v > best || v != v)\n"
-             "                                best = v;\n"
-             "                            seen = 1;\n");
+    P(e, "%sfloat v = %s;\n", in, at);
+    if (is_max && inner)
+        P(e, "%sbest = v > best || v != v ? v : best;\n", in);
+    else if (is_max) /* v != v: NaN wins, as in PyTorch */
+        P(e, "%sif (!seen || v > best || v != v)\n"
+             "%s    best = v;\n"
+             "%sseen = 1;\n", in, in, in);
     else if (is_l2)
-        P(e, "                            sum += (double)v * v;\n");
+        P(e, "%ssum += (double)v * v;\n", in);
     else
-        P(e, "                            sum += v;\n");
-    P(e, "                        }\n");
-    P(e, "                    }\n");
+        P(e, "%ssum += v;\n", in);
+}
+
+static void pool_start(Emit *e, const Node *n, const char *in, const char *first) {
+    if (n->op == OP_MAXPOOL && first)
+        P(e, "%sfloat best = %s;\n", in, first);
+    else if (n->op == OP_MAXPOOL)
+        P(e, "%sfloat best = 0.0f;\n%sint seen = 0;\n", in, in);
+    else
+        P(e, "%sdouble sum = 0.0;\n", in);
+}
+
+static void pool_store(Emit *e, const Node *n, const char *in) {
+    const Attrs *a = &n->a;
+    Shape out = n->shape;
+    bool is_max = n->op == OP_MAXPOOL, is_l2 = n->op == OP_L2POOL;
     const char *res = is_max ? "best"
                     : is_l2 ? "(float)(sum > 0.0 ? cnn_exp(0.5 * cnn_log(sum)) : 0.0)"
                             : arena_printf(e->a, "(float)(sum / %lld.0)",
                                            ll(a->kernel[0] * a->kernel[1]));
-    P(e, "                    yb[(c * %lld + oh) * %lld + ow] = %s;\n", ll(out.d[1]),
-      ll(out.d[2]), res);
+    P(e, "%syb[(c * %lld + oh) * %lld + ow] = %s;\n", in, ll(out.d[1]), ll(out.d[2]), res);
+}
+
+/* The first output index from which the window lies inside the input
+ * (lo) and the first from which it no longer does (hi), along one axis. */
+static void inner_range(int64_t pad, int64_t stride, int64_t k, int64_t in, int64_t out,
+                        int64_t *lo, int64_t *hi) {
+    *lo = (pad + stride - 1) / stride;
+    *hi = in - k + pad >= 0 ? (in - k + pad) / stride + 1 : 0;
+    if (*hi > out)
+        *hi = out;
+    if (*lo > *hi)
+        *lo = *hi;
+}
+
+static void emit_pool(Emit *e, const Node *n) {
+    const Attrs *a = &n->a;
+    Shape in = in_shape_of(n, 0), out = n->shape;
+    if (n->op == OP_L2POOL)
+        e->need_exp = e->need_log = true;
+    int64_t h_lo, h_hi, w_lo, w_hi;
+    inner_range(a->pad_lo[0], a->stride[0], a->kernel[0], in.d[1], out.d[1], &h_lo, &h_hi);
+    inner_range(a->pad_lo[1], a->stride[1], a->kernel[1], in.d[2], out.d[2], &w_lo, &w_hi);
+    bool split = w_hi - w_lo >= 4 && h_hi > h_lo;
+    open_batch(e, n);
+    P(e, "        for (int c = 0; c < %lld; c++)\n", ll(out.d[0]));
+    P(e, "            for (int oh = 0; oh < %lld; oh++) {\n", ll(out.d[1]));
+    P(e, "                const float *xc = xb0 + c * %lld;\n", ll(in.d[1] * in.d[2]));
+    if (split) {
+        P(e, "                const int inner = oh >= %lld && oh < %lld;\n", ll(h_lo), ll(h_hi));
+        P(e, "                if (inner)\n");
+        P(e, "                    for (int ow = %lld; ow < %lld; ow++) {\n", ll(w_lo), ll(w_hi));
+        P(e, "                        const float *xw = xc + (oh * %lld - %lld) * %lld + "
+             "ow * %lld - %lld;\n", ll(a->stride[0]), ll(a->pad_lo[0]), ll(in.d[2]),
+          ll(a->stride[1]), ll(a->pad_lo[1]));
+        pool_start(e, n, "                        ", "xw[0]");
+        P(e, "                        for (int i = 0; i < %lld; i++)\n", ll(a->kernel[0]));
+        P(e, "                            for (int j = 0; j < %lld; j++) {\n", ll(a->kernel[1]));
+        pool_window_value(e, n, "                                ",
+                          arena_printf(e->a, "xw[i * %lld + j]", ll(in.d[2])), true);
+        P(e, "                            }\n");
+        pool_store(e, n, "                        ");
+        P(e, "                    }\n");
+    }
+    P(e, "                for (int ow = 0; ow < %lld; ow++) {\n", ll(out.d[2]));
+    if (split)
+        P(e, "                    if (inner && ow >= %lld && ow < %lld)\n"
+             "                        continue;\n", ll(w_lo), ll(w_hi));
+    pool_start(e, n, "                    ", NULL);
+    open_window(e, n);
+    pool_window_value(e, n, "                            ",
+                      arena_printf(e->a, "xc[ih * %lld + iw]", ll(in.d[2])), false);
+    P(e, "                        }\n");
+    P(e, "                    }\n");
+    pool_store(e, n, "                    ");
     P(e, "                }\n");
+    P(e, "            }\n");
     close_batch(e);
 }
 

@@ -51,7 +51,17 @@ static void usage(FILE *f) {
 "  -o DIR             build: where the generated pair goes\n"
 "  --batch N          the most samples per call (NAME_BATCH); run: the batch\n"
 "                     in the input files (default 1)\n"
-"  --target T         auto or scalar: portable C99 (the only target so far)\n"
+"  --target T         avx2: x86-64 AVX2+FMA intrinsics (register-tiled\n"
+"                     convolutions, dense layers); scalar: portable C99, for\n"
+"                     any CPU and the reference; auto (default): avx2 when\n"
+"                     this CPU has AVX2 and FMA, else scalar\n"
+"  --openmp           build: OpenMP pragmas in the kernels (compile the\n"
+"                     result with -fopenmp); run: also compiles with it\n"
+"  --no-fuse          no fusion: every layer its own kernel\n"
+"  --no-fuse=LIST     turn off some fusion passes, comma-separated: bn (batch\n"
+"                     norm folded into conv/dense weights), add (residual sum\n"
+"                     in the conv's epilogue), act (relu, relu6, leakyrelu\n"
+"                     in the conv's or dense layer's epilogue)\n"
 "  --weights P.f32    the canonical parameter vector (raw float32, DSL.md order)\n"
 "  --embed            build: put the packed weights in the .c as a const array\n"
 "  --train            build: also NAME_train_forward, NAME_backward and\n"
@@ -139,6 +149,25 @@ static int train_option(int argc, char **argv, int *i, CliOptions *o) {
     return 0;
 }
 
+/* "bn,act": the fusion passes to turn off. */
+static bool parse_no_fuse(const char *list, FuseOptions *f) {
+    char buf[64];
+    if (strlen(list) >= sizeof buf || !*list)
+        return false;
+    strcpy(buf, list);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (!strcmp(tok, "bn"))
+            f->no_bn = true;
+        else if (!strcmp(tok, "add"))
+            f->no_add = true;
+        else if (!strcmp(tok, "act"))
+            f->no_act = true;
+        else
+            return false;
+    }
+    return true;
+}
+
 /* The value of option argv[*i], which must exist. */
 static const char *value(int argc, char **argv, int *i) {
     if (*i + 1 >= argc)
@@ -163,6 +192,14 @@ static int parse_args(int argc, char **argv, CliOptions *o) {
             o->train = true;
         } else if (!strcmp(a, "--double")) {
             o->precision_double = true;
+        } else if (!strcmp(a, "--openmp")) {
+            o->openmp = true;
+        } else if (!strcmp(a, "--no-fuse")) {
+            o->fuse = (FuseOptions){.no_bn = true, .no_add = true, .no_act = true};
+        } else if (!strncmp(a, "--no-fuse=", 10)) {
+            if (!parse_no_fuse(a + 10, &o->fuse))
+                return usage_error("--no-fuse= takes a comma-separated list of bn, "
+                                   "add and act, not '%s'", a + 10);
         } else if ((rc = train_option(argc, argv, &i, o)) != 0) {
             if (rc == 2)
                 return usage_error("%s needs a value", a);
@@ -185,9 +222,10 @@ static int parse_args(int argc, char **argv, CliOptions *o) {
                 o->batch = (int)b;
                 o->batch_given = true;
             } else if (!strcmp(a, "--target")) {
-                if (strcmp(v, "auto") && strcmp(v, "scalar"))
-                    return usage_error("target '%s' is not available; this cnnc "
-                                       "emits portable C: use --target scalar", v);
+                if (strcmp(v, "auto") && strcmp(v, "scalar") && strcmp(v, "avx2"))
+                    return usage_error("target '%s' is not available; choose auto, "
+                                       "scalar (portable C) or avx2", v);
+                o->target = v;
             } else if (!strcmp(a, "--weights")) {
                 o->weights = v;
             } else if (!strcmp(a, "--dout")) {

@@ -1,14 +1,16 @@
 /* pack.c — how the canonical parameter vector (DSL.md) becomes the packed
- * vector the generated kernels read. For the scalar target most tensors are
- * copied as they are; batch normalisation is folded into one scale and one
- * shift per channel, so inference does a single multiply-add. */
+ * vector the generated kernels read. Most tensors are copied as they are;
+ * a batch norm that stays on its own is folded into one scale and one shift
+ * per channel, so inference does a single multiply-add; a convolution or
+ * dense layer is repacked when a batch norm was fused into it (fuse_bn.c)
+ * or its kernel reads output channels in interleaved blocks (AVX2). */
 #include "ir.h"
 
 #include <math.h>
 #include <string.h>
 
-static void add_op(Arena *a, Packing *pk, PackKind kind, const Node *n,
-                   int64_t src, int64_t count, int64_t out_count) {
+static PackOp *add_op(Arena *a, Packing *pk, PackKind kind, const Node *n,
+                      int64_t src, int64_t count, int64_t out_count) {
     PackOp *op = arena_alloc(a, sizeof *op);
     op->kind = kind;
     op->node = n;
@@ -16,20 +18,47 @@ static void add_op(Arena *a, Packing *pk, PackKind kind, const Node *n,
     op->dst = pk->count;
     op->count = count;
     op->eps = n->a.eps;
+    op->bn_src = -1;
     vec_push(a, &pk->ops, op);
     pk->count += out_count;
+    return op;
 }
 
-Packing *pack_plan(Graph *g, Arena *a) {
+int64_t pack_conv_floats(int64_t k, int64_t per, int64_t groups, int mr) {
+    int64_t blocks = (k / groups + mr - 1) / mr;
+    return groups * blocks * mr * (per + 1);
+}
+
+Packing *pack_plan(Graph *g, PackMrFn mr_of, Arena *a) {
     Packing *pk = arena_alloc(a, sizeof *pk);
     for (int i = 0; i < g->nodes.len; i++) {
         Node *n = g->nodes.items[i];
         n->packed = pk->count;
-        if (n->nparams == 0)
+        n->pack_mr = 1;
+        if (n->nparams == 0 || n->fused_into)
             continue;
+        bool weighted = n->op == OP_CONV || n->op == OP_DENSE;
+        int mr = weighted && mr_of ? mr_of(n) : 0;   /* 0: canonical order */
         if (n->op == OP_BN) {
             int64_t ch = n->params[0].count;
             add_op(a, pk, PACK_BN, n, n->params[0].offset, ch, 2 * ch);
+        } else if (weighted && (n->bn || mr > 0)) {
+            if (mr == 0)
+                mr = 1;
+            int64_t k = n->a.units, groups = n->op == OP_CONV ? n->a.groups : 1;
+            int64_t per = n->params[0].count / k;
+            PackOp *op = add_op(a, pk, PACK_CONV, n, n->params[0].offset,
+                                n->param_count, pack_conv_floats(k, per, groups, mr));
+            op->k = k;
+            op->per = per;
+            op->groups = groups;
+            op->mr = mr;
+            op->bias = n->a.bias;
+            if (n->bn) {
+                op->bn_src = n->bn->params[0].offset;
+                op->eps = n->bn->a.eps;
+            }
+            n->pack_mr = mr;
         } else {
             /* the node's tensors are adjacent in the canonical vector */
             add_op(a, pk, PACK_COPY, n, n->params[0].offset, n->param_count,
@@ -39,6 +68,31 @@ Packing *pack_plan(Graph *g, Arena *a) {
     return pk;
 }
 
+/* The same arithmetic as cnn_pack_conv() in the generated code. */
+static void pack_conv(const PackOp *op, const float *params, float *dst) {
+    const float *w = params + op->src;
+    const float *bias = op->bias ? w + op->k * op->per : NULL;
+    const float *bn = op->bn_src >= 0 ? params + op->bn_src : NULL;
+    int64_t kg = op->k / op->groups, blocks = (kg + op->mr - 1) / op->mr;
+    float *db = dst + op->groups * blocks * op->mr * op->per;
+    for (int64_t g = 0; g < op->groups; g++)
+        for (int64_t ob = 0; ob < blocks; ob++)
+            for (int64_t i = 0; i < op->mr; i++) {
+                int64_t oc = ob * op->mr + i, at = (g * blocks + ob) * op->mr * op->per;
+                int64_t ch = g * kg + oc;
+                double scale = 1.0, shift = 0.0;
+                if (oc < kg && bn) {
+                    scale = (double)(float)(bn[ch] / sqrt((double)bn[3 * op->k + ch] + op->eps));
+                    shift = bn[op->k + ch] - (double)bn[2 * op->k + ch] * scale;
+                }
+                for (int64_t j = 0; j < op->per; j++)
+                    dst[at + j * op->mr + i] =
+                        oc < kg ? (float)(w[ch * op->per + j] * scale) : 0.0f;
+                db[(g * blocks + ob) * op->mr + i] =
+                    oc < kg ? (float)((bias ? bias[ch] : 0.0) * scale + shift) : 0.0f;
+            }
+}
+
 void pack_apply(const Packing *pk, const float *params, float *packed) {
     for (int i = 0; i < pk->ops.len; i++) {
         const PackOp *op = pk->ops.items[i];
@@ -46,6 +100,10 @@ void pack_apply(const Packing *pk, const float *params, float *packed) {
         float *dst = packed + op->dst;
         if (op->kind == PACK_COPY) {
             memcpy(dst, src, sizeof(float) * (size_t)op->count);
+            continue;
+        }
+        if (op->kind == PACK_CONV) {
+            pack_conv(op, params, dst);
             continue;
         }
         /* The same arithmetic as cnn_pack_bn() in the generated code. */

@@ -68,9 +68,9 @@ static void choose_homes(Graph *g, Plan *p, const int *last_read, Arena *a) {
         n->buf = NULL;
         if (n->op == OP_INPUT || n->is_output)
             continue;
-        if (is_view(n->op)) {
+        if (is_view(n->op) || n->fused_into) {
             n->view = true;
-            share(n, n->inputs.items[0], last);
+            share(n, n->inputs.items[n->fused_into ? n->fused_arg : 0], last);
             continue;
         }
         if (may_run_in_place(n->op)) {

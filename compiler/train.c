@@ -64,7 +64,7 @@ int cmd_train(Compilation *c, const CliOptions *o) {
     }
     /* The network is built for the training batch (default 64). */
     int batch = o->batch_given ? o->batch : 64;
-    BuildOptions b = {.batch = batch, .target = TARGET_SCALAR,
+    BuildOptions b = {.batch = batch, .target = resolve_target(o->target),
                       .source_name = c->filename, .train = true};
     Generated *gen = emit_c(g, &b, &c->arena, &c->diags);
     if (!gen)

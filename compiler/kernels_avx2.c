@@ -1,0 +1,675 @@
+/* kernels_avx2.c — AVX2 + FMA kernels for convolutions and dense layers.
+ *
+ * A convolution is a matrix product, Y[k][p] = sum over (c, i, j) of
+ * W[k][c,i,j] * X[c,i,j][p]: output channel k, output position p. The
+ * kernel keeps a tile of MR output channels by NR = 8 * NV positions in
+ * MR * NV ymm accumulators. At each (c, i, j) it loads NV vectors of eight
+ * consecutive positions of X, broadcasts MR weights (NAME_pack stored them
+ * MR at a time in exactly this order, pack.c) and issues MR * NV FMAs.
+ *
+ * Where row (c, i, j) of X comes from:
+ *   - stride 1: straight out of the (padded) input. Output (oh, ow) reads
+ *     input (oh + i*dh, ow + j*dw), so with the output rows laid end to end
+ *     at the input's row pitch Wp, position p reads input element
+ *     p + i*dh*Wp + j*dw of channel c: every row of X is a contiguous run of
+ *     the input, no copy at all. The Wp - Wo columns between rows are
+ *     computed and dropped.
+ *   - other strides: rows gathered into scratch first (im2col).
+ * The last tile of a row of X is shifted back to end at the last position,
+ * so no load runs past the data; the overlap is computed twice and stored
+ * twice with the same value.
+ *
+ * The epilogue adds the bias (with any batch norm folded in by NAME_pack),
+ * a fused residual summand and a fused activation, then stores. Everything
+ * the kernels do not cover falls back to the scalar kernels, which the
+ * function attribute lets the C compiler vectorise for AVX2.
+ */
+#include "emit.h"
+
+#include <string.h>
+
+static long long ll(int64_t v) { return (long long)v; }
+
+/* The target's description: its register file and typical cache sizes
+ * (per core), from which the default schedule is derived. */
+enum { YMM_REGISTERS = 16, FLOATS_PER_YMM = 8, L1_BYTES = 32 << 10, L2_BYTES = 1 << 20,
+       UNROLL_TAPS = 9 };
+/* Relative speeds measured on the layers of bench/layers.py: the P form on
+ * strides above 1 must copy its input first (im2col), and the C form's
+ * inner loop, with more broadcasts than loads, runs a little slower than
+ * the P form's on the same shapes. */
+#define GATHER_COST 0.6
+#define BPOS_COST 0.9
+/* Cycles to store one output of a C-form tile through its epilogue. */
+#define STORE_CYCLES 1.5
+
+/* Everything a convolution kernel needs to know about its sizes. */
+typedef struct ConvGeo {
+    int64_t cin, cin_g, k, kg, groups;
+    int64_t kh, kw, dh, dw, sh, sw;
+    int64_t hp, wp;            /* the padded input plane */
+    int64_t ho, wo;
+    bool pads, flat;           /* flat: stride 1, X read from the input */
+    int64_t len;               /* positions computed per channel */
+    int64_t pitch;             /* positions per output row in that run */
+    int64_t cs, is, js;        /* X row (c, i, j) starts at c*cs + i*is + j*js */
+    int64_t per;               /* weights per output channel: cin_g * kh * kw */
+} ConvGeo;
+
+static ConvGeo conv_geo(const Node *n) {
+    const Attrs *a = &n->a;
+    Shape in = in_shape_of(n, 0);
+    ConvGeo g = {
+        .cin = in.d[0], .groups = a->groups, .k = a->units,
+        .kh = a->kernel[0], .kw = a->kernel[1], .dh = a->dilation[0],
+        .dw = a->dilation[1], .sh = a->stride[0], .sw = a->stride[1],
+        .hp = in.d[1] + a->pad_lo[0] + a->pad_hi[0],
+        .wp = in.d[2] + a->pad_lo[1] + a->pad_hi[1],
+        .ho = n->shape.d[1], .wo = n->shape.d[2],
+        .pads = a->pad_lo[0] || a->pad_lo[1] || a->pad_hi[0] || a->pad_hi[1],
+    };
+    g.cin_g = g.cin / g.groups;
+    g.kg = g.k / g.groups;
+    g.per = g.cin_g * g.kh * g.kw;
+    g.flat = g.sh == 1 && g.sw == 1;
+    if (g.flat) {
+        g.len = (g.ho - 1) * g.wp + g.wo;
+        g.pitch = g.wp;
+        g.cs = g.hp * g.wp;
+        g.is = g.dh * g.wp;
+        g.js = g.dw;
+    } else {
+        g.len = g.ho * g.wo;
+        g.pitch = g.wo;
+        g.cs = g.kh * g.kw * g.len;
+        g.is = g.kw * g.len;
+        g.js = g.len;
+    }
+    return g;
+}
+
+/* The register tile: MR output channels x NV vectors of positions. The
+ * default comes from the register file alone (16 ymm: MR*NV accumulators,
+ * NV loaded vectors and one broadcast must fit, and about ten independent
+ * accumulators hide the FMA latency on two ports) and the layer's sizes
+ * (the fewest wasted lanes on ragged channel counts and row ends), never
+ * from the machine cnnc runs on, so the same command writes the same code
+ * everywhere. */
+typedef struct Tile {
+    bool bpos;   /* broadcast positions: vectors hold output channels */
+    int mr;      /* output channels per block (the packed weights' blocks) */
+    int nv;      /* vectors per tile row */
+    int mp;      /* bpos: positions per tile */
+} Tile;
+
+/* Two forms of the same microkernel:
+ *   vectors of positions (P): MR channels x NV*8 positions, weights
+ *     broadcast; rows of X must be contiguous, so stride 1 reads the input
+ *     directly (with the dropped columns between rows) and other strides
+ *     gather first;
+ *   vectors of channels (C): MP positions x NV*8 channels, input values
+ *     broadcast from wherever each position's window starts, so any stride
+ *     and no dropped columns, but it needs at least eight channels.
+ * The score is the fraction of FMA lanes doing useful work. */
+static double tile_score(const ConvGeo *g, Tile t) {
+    int64_t positions = g->ho * g->wo;
+    double latency = t.mp * t.nv >= 10 || t.mr * t.nv >= 10 ? 1.0
+                   : (t.bpos ? t.mp : t.mr) * t.nv / 10.0;
+    int64_t blocks = (g->kg + t.mr - 1) / t.mr;
+    double channels = (double)g->kg / (double)(blocks * t.mr);
+    if (t.bpos) {
+        /* the tile leaves through scalar stores, one per output: a cost
+         * against the per * MP * NV / 2 cycles of its FMAs */
+        int64_t tiles = (positions + t.mp - 1) / t.mp;
+        double fma = (double)g->per * t.mp * t.nv / 2.0, store = t.mp * t.mr * STORE_CYCLES;
+        return channels * (double)positions / (double)(tiles * t.mp) * latency *
+               fma / (fma + store) * BPOS_COST;
+    }
+    int64_t nr = (int64_t)t.nv * FLOATS_PER_YMM;
+    int64_t tiles = g->len >= nr ? (g->len + nr - 1) / nr : 1;
+    double gather = g->flat ? 1.0 : GATHER_COST;
+    return channels * (double)positions / (double)(tiles * nr) * latency * gather;
+}
+
+static Tile conv_tile(const ConvGeo *g) {
+    static const Tile tiles[] = {
+        {false, 4, 3, 0}, {false, 6, 2, 0}, {false, 3, 4, 0}, {false, 2, 6, 0},
+        {false, 12, 1, 0}, {false, 8, 1, 0}, {false, 4, 2, 0}, {false, 4, 1, 0},
+        {true, 16, 2, 6}, {true, 24, 3, 4}, {true, 32, 4, 3}, {true, 8, 1, 12},
+        {true, 16, 2, 4}, {true, 8, 1, 8},
+    };
+    static const Tile single[] = {
+        {false, 1, 8, 0}, {false, 1, 6, 0}, {false, 1, 4, 0}, {false, 1, 2, 0}, {false, 1, 1, 0},
+    };
+    const Tile *c = g->kg == 1 ? single : tiles;
+    int count = g->kg == 1 ? (int)(sizeof single / sizeof *single)
+                           : (int)(sizeof tiles / sizeof *tiles);
+    Tile best = c[0];
+    double best_score = -1.0;
+    for (int i = 0; i < count; i++) {
+        if (c[i].bpos && g->kg < c[i].mr / 2)
+            continue;   /* mostly empty vectors */
+        double s = tile_score(g, c[i]);
+        if (s > best_score + 1e-9) {
+            best = c[i];
+            best_score = s;
+        }
+    }
+    return best;
+}
+
+static bool avx2_conv(const Node *n) {
+    return n->op == OP_CONV && n->shape.rank == 3;
+}
+
+int avx2_pack_mr(const Node *n) {
+    if (!avx2_conv(n))
+        return 0;
+    ConvGeo g = conv_geo(n);
+    return conv_tile(&g).mr;
+}
+
+/* The padded copy of the input (when the layer pads, or its run of
+ * positions is shorter than a tile), then the gathered rows (other strides),
+ * each followed by a tile's worth of zeros that the last tile may read. */
+static int64_t conv_copy_floats(const ConvGeo *g, Tile t) {
+    int64_t nr = (int64_t)t.nv * FLOATS_PER_YMM;
+    if (t.bpos)
+        return g->pads ? g->cin * g->hp * g->wp : 0;
+    bool copy = g->pads || (g->flat && g->len < nr);
+    return copy ? g->cin * g->hp * g->wp + nr : 0;
+}
+
+static int64_t conv_col_floats(const ConvGeo *g, Tile t) {
+    if (g->flat || t.bpos)
+        return 0;
+    return g->cin * g->kh * g->kw * g->len + (int64_t)t.nv * FLOATS_PER_YMM;
+}
+
+int64_t avx2_scratch(const Node *n, int batch) {
+    if (!avx2_conv(n))
+        return scalar_scratch(n, batch);
+    ConvGeo g = conv_geo(n);
+    Tile t = conv_tile(&g);
+    return conv_copy_floats(&g, t) + conv_col_floats(&g, t);
+}
+
+const char *avx2_schedule(Emit *e, const Node *n) {
+    if (n->op == OP_LRN && n->a.beta == 0.75 && n->shape.rank == 3)
+        return "avx2: eight positions a vector; base^0.75 by two vector square roots";
+    if (n->op == OP_DENSE)
+        return "avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)";
+    if (!avx2_conv(n))
+        return NULL;
+    ConvGeo g = conv_geo(n);
+    Tile t = conv_tile(&g);
+    if (t.bpos)
+        return arena_printf(e->a,
+            "avx2: tile MP=%d positions x MR=%d output channels (%d ymm accumulators); "
+            "input values broadcast from the %sinput, weights in vectors", t.mp, t.mr,
+            t.mp * t.nv, g.pads ? "padded " : "");
+    return arena_printf(e->a,
+        "avx2: tile MR=%d output channels x NR=%d positions (%d ymm accumulators); %s",
+        t.mr, t.nv * FLOATS_PER_YMM, t.mr * t.nv,
+        g.flat ? arena_printf(e->a, "positions read straight from the %sinput, rows %lld "
+                              "apart (%lld kept)", g.pads ? "padded " : "",
+                              ll(g.pitch), ll(g.wo))
+               : arena_printf(e->a, "stride %lldx%lld: input rows gathered (im2col) "
+                              "into scratch", ll(g.sh), ll(g.sw)));
+}
+
+/* ---- the epilogue ----------------------------------------------------------- */
+
+/* The fused steps on vector `x` holding eight outputs from sample index
+ * `idx` on. */
+static void epilogue_vector(Emit *e, const Node *n, const char *in, const char *idx) {
+    const Epilogue *epi = epilogue_of(e, n);
+    int r = 0;
+    for (int i = 0; epi && i < epi->n; i++) {
+        const struct EpiStep *st = &epi->step[i];
+        switch (st->kind) {
+        case EPI_ADD:
+            P(e, "%sx = _mm256_add_ps(x, _mm256_loadu_ps(rb%d + %s));\n", in, r++, idx);
+            break;
+        /* max(0, x): NaN is the second operand's, so it passes as in C */
+        case EPI_RELU:
+            P(e, "%sx = _mm256_max_ps(_mm256_setzero_ps(), x);\n", in);
+            break;
+        case EPI_RELU6:
+            P(e, "%sx = _mm256_min_ps(_mm256_set1_ps(6.0f), "
+                 "_mm256_max_ps(_mm256_setzero_ps(), x));\n", in);
+            break;
+        case EPI_LEAKY:
+            P(e, "%sx = _mm256_blendv_ps(x, _mm256_mul_ps(x, _mm256_set1_ps(%s)), "
+                 "_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ));\n", in,
+              float_lit(e->a, st->alpha));
+            break;
+        }
+    }
+}
+
+/* ---- convolution ------------------------------------------------------------ */
+
+static void emit_gather(Emit *e, const ConvGeo *g, const char *col) {
+    P(e, "        for (int c = 0; c < %lld; c++)\n", ll(g->cin));
+    P(e, "            for (int i = 0; i < %lld; i++)\n", ll(g->kh));
+    P(e, "                for (int j = 0; j < %lld; j++) {\n", ll(g->kw));
+    P(e, "                    float *row = %s + ((c * %lld + i) * %lld + j) * %lld;\n", col,
+      ll(g->kh), ll(g->kw), ll(g->len));
+    P(e, "                    const float *src = in + c * %lld + i * %lld + j * %lld;\n",
+      ll(g->hp * g->wp), ll(g->dh * g->wp), ll(g->dw));
+    P(e, "                    for (int oh = 0; oh < %lld; oh++)\n", ll(g->ho));
+    P(e, "                        for (int ow = 0; ow < %lld; ow++)\n", ll(g->wo));
+    P(e, "                            row[oh * %lld + ow] = src[oh * %lld + ow * %lld];\n",
+      ll(g->wo), ll(g->sh * g->wp), ll(g->sw));
+    P(e, "                }\n");
+}
+
+/* Stores the tile t[MR][NR] of output channels oc0.. at positions p.. */
+static void emit_conv_store(Emit *e, const Node *n, const ConvGeo *g, Tile t) {
+    int64_t plane = g->ho * g->wo;
+    P(e, "                for (int i = 0; i < MR; i++) {\n");
+    if (g->kg % t.mr)
+        P(e, "                    if (ob * MR + i >= %lld)\n"
+             "                        break;\n", ll(g->kg));
+    P(e, "                    const int at = (oc0 + i) * %lld;\n", ll(plane));
+    P(e, "                    for (int vi = 0; vi < NV; vi++) {\n");
+    P(e, "                        const int q = p + vi * 8;\n");
+    if (g->pitch == g->wo) {
+        /* the run of positions is the output plane itself */
+        P(e, "                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);\n");
+        if (g->len < (int64_t)t.nv * FLOATS_PER_YMM) {
+            P(e, "                        if (q + 8 > %lld) {\n", ll(g->len));
+            P(e, "                            for (int l = 0; l < 8 && q + l < %lld; l++) {\n",
+              ll(g->len));
+            P(e, "                                float v = t[i][vi * 8 + l];\n");
+            emit_epilogue_scalar(e, n, "                                ", "at + q + l");
+            P(e, "                                yb[at + q + l] = v;\n");
+            P(e, "                            }\n");
+            P(e, "                            continue;\n");
+            P(e, "                        }\n");
+        }
+        epilogue_vector(e, n, "                        ", "at + q");
+        P(e, "                        _mm256_storeu_ps(yb + at + q, x);\n");
+    } else {
+        P(e, "                        const int oh = q / %lld, ow = q - oh * %lld;\n",
+          ll(g->pitch), ll(g->pitch));
+        P(e, "                        if (ow + 8 <= %lld && q + 8 <= %lld) {\n", ll(g->wo),
+          ll(g->len));
+        P(e, "                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);\n");
+        epilogue_vector(e, n, "                            ",
+                        arena_printf(e->a, "at + oh * %lld + ow", ll(g->wo)));
+        P(e, "                            _mm256_storeu_ps(yb + at + oh * %lld + ow, x);\n",
+          ll(g->wo));
+        P(e, "                            continue;\n");
+        P(e, "                        }\n");
+        P(e, "                        for (int l = 0; l < 8; l++) {\n");
+        P(e, "                            const int h = (q + l) / %lld, c = q + l - h * %lld;\n",
+          ll(g->pitch), ll(g->pitch));
+        P(e, "                            if (c >= %lld || q + l >= %lld)\n", ll(g->wo), ll(g->len));
+        P(e, "                                continue;\n");
+        P(e, "                            float v = t[i][vi * 8 + l];\n");
+        emit_epilogue_scalar(e, n, "                            ",
+                             arena_printf(e->a, "at + h * %lld + c", ll(g->wo)));
+        P(e, "                            yb[at + h * %lld + c] = v;\n", ll(g->wo));
+        P(e, "                        }\n");
+    }
+    P(e, "                    }\n");
+    P(e, "                }\n");
+}
+
+/* Input channels per trip of the channel loop when the taps are written
+ * out: enough that a trip has about UNROLL_TAPS of them (a 1x1 layer does
+ * eight channels a trip), a power of two dividing the channel count. */
+static int64_t channel_unroll(const ConvGeo *g) {
+    int64_t u = 1, taps = g->kh * g->kw;
+    while (u * 2 * taps <= UNROLL_TAPS && g->cin_g % (u * 2) == 0)
+        u *= 2;
+    return u;
+}
+
+/* One kernel tap: NV vectors of X at xp + off, MR weights at wp + woff. */
+static void emit_tap(Emit *e, Tile t, const char *in, const char *off, const char *woff) {
+    P(e, "%s{\n", in);
+    for (int v = 0; v < t.nv; v++)
+        P(e, "%s    const __m256 xv%d = _mm256_loadu_ps(xp + %s + %d);\n", in, v, off,
+          v * FLOATS_PER_YMM);
+    for (int i = 0; i < t.mr; i++) {
+        P(e, "%s    %swv = _mm256_broadcast_ss(wp + %s + %d);\n", in, i == 0 ? "__m256 " : "",
+          woff, i);
+        for (int v = 0; v < t.nv; v++)
+            P(e, "%s    c%d%d = _mm256_fmadd_ps(wv, xv%d, c%d%d);\n", in, i, v, v, i, v);
+    }
+    P(e, "%s}\n", in);
+}
+
+/* One kernel tap in the C form: NV vectors of weights at wp + woff, each
+ * of MP input values at xp + o<i> + off broadcast against them. */
+static void emit_tap_bpos(Emit *e, Tile t, const char *in, const char *off, const char *woff) {
+    P(e, "%s{\n", in);
+    for (int v = 0; v < t.nv; v++)
+        P(e, "%s    const __m256 wv%d = _mm256_loadu_ps(wp + %s + %d);\n", in, v, woff,
+          v * FLOATS_PER_YMM);
+    for (int i = 0; i < t.mp; i++) {
+        P(e, "%s    %sxb = _mm256_broadcast_ss(xp + o%d + %s);\n", in, i == 0 ? "__m256 " : "",
+          i, off);
+        for (int v = 0; v < t.nv; v++)
+            P(e, "%s    c%d%d = _mm256_fmadd_ps(xb, wv%d, c%d%d);\n", in, i, v, v, i, v);
+    }
+    P(e, "%s}\n", in);
+}
+
+/* The loop header shared by both forms: one flat loop over (tile, block)
+ * pairs. With the weights small enough to stay in L2, position tiles
+ * outermost, so the input a tile reads stays in L1 while every block of
+ * output channels passes over it; otherwise channel blocks outermost, so
+ * each block's weights stay in cache while the tiles pass. OpenMP splits
+ * the one loop evenly. */
+static void open_tile_loop(Emit *e, const ConvGeo *g, Tile t, int64_t tiles) {
+    int64_t blocks = (g->kg + t.mr - 1) / t.mr, all_blocks = g->groups * blocks;
+    bool tiles_outer = g->k * g->per * 4 <= L2_BYTES / 2;
+    if (e->opt->openmp)
+        P(e, "        #pragma omp parallel for schedule(static)\n");
+    P(e, "        for (int it = 0; it < %lld; it++) {\n", ll(tiles * all_blocks));
+    if (tiles_outer)
+        P(e, "            const int tile = it / %lld, gb = it - tile * %lld;\n",
+          ll(all_blocks), ll(all_blocks));
+    else
+        P(e, "            const int gb = it / %lld, tile = it - gb * %lld;\n", ll(tiles),
+          ll(tiles));
+    if (g->groups > 1)
+        P(e, "            const int grp = gb / %lld, ob = gb - grp * %lld;\n", ll(blocks),
+          ll(blocks));
+    else
+        P(e, "            const int grp = 0, ob = gb;\n");
+    P(e, "            const int oc0 = grp * %lld + ob * MR;\n", ll(g->kg));
+    P(e, "            (void)grp;\n");
+}
+
+/* The C form: vectors of output channels, input values broadcast. Each
+ * tile's MP positions are clamped to the last one, so a short last tile
+ * recomputes that position instead of reading past the input. */
+static void emit_conv_bpos(Emit *e, const Node *n, const ConvGeo *g, Tile t) {
+    int64_t positions = g->ho * g->wo;
+    int64_t blocks = (g->kg + t.mr - 1) / t.mr;
+    int64_t tiles = (positions + t.mp - 1) / t.mp;
+    P(e, "    enum { MP = %d, NV = %d, MR = %d }; /* the register tile */\n", t.mp, t.nv, t.mr);
+    P(e, "    const float *bias = w + %lld;\n", ll(g->groups * blocks * t.mr * g->per));
+    open_batch(e, n);
+    if (g->pads) {
+        const Attrs *a = &n->a;
+        e->need_pad = true;
+        P(e, "        cnn_pad(xb0, s, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %d);\n",
+          ll(g->cin), ll(in_shape_of(n, 0).d[1]), ll(in_shape_of(n, 0).d[2]),
+          ll(a->pad_lo[0]), ll(a->pad_lo[1]), ll(g->hp), ll(g->wp), (int)a->pad_mode);
+        P(e, "        const float *in = s;\n");
+    } else {
+        P(e, "        const float *in = xb0;\n");
+    }
+    open_tile_loop(e, g, t, tiles);
+    P(e, "            const float *wp = w + (ptrdiff_t)gb * %lld;\n", ll(t.mr * g->per));
+    P(e, "            const float *xp = in + grp * %lld;\n", ll(g->cin_g * g->hp * g->wp));
+    P(e, "            int q[MP];\n");
+    P(e, "            float t[MP][MR];\n");
+    for (int i = 0; i < t.mp; i++) {
+        P(e, "            q[%d] = tile * MP + %d < %lld ? tile * MP + %d : %lld;\n", i, i,
+          ll(positions), i, ll(positions - 1));
+        P(e, "            const int o%d = q[%d] / %lld * %lld + q[%d] %% %lld * %lld;\n", i, i,
+          ll(g->wo), ll(g->sh * g->wp), i, ll(g->wo), ll(g->sw));
+    }
+    for (int i = 0; i < t.mp; i++)
+        for (int v = 0; v < t.nv; v++)
+            P(e, "            __m256 c%d%d = _mm256_loadu_ps(bias + gb * MR + %d);\n", i, v,
+              v * FLOATS_PER_YMM);
+    int64_t taps = g->kh * g->kw;
+    if (taps <= UNROLL_TAPS) {
+        int64_t u = channel_unroll(g);
+        P(e, "            for (int c = 0; c < %lld; c += %lld, xp += %lld, wp += %lld) {\n",
+          ll(g->cin_g), ll(u), ll(u * g->hp * g->wp), ll(u * taps * t.mr));
+        for (int64_t k = 0; k < u * taps; k++) {
+            int64_t tap = k % taps;
+            emit_tap_bpos(e, t, "                ",
+                          arena_printf(e->a, "%lld", ll(k / taps * g->hp * g->wp +
+                                                       tap / g->kw * g->dh * g->wp +
+                                                       tap % g->kw * g->dw)),
+                          arena_printf(e->a, "%lld", ll(k * t.mr)));
+        }
+        P(e, "            }\n");
+    } else {
+        P(e, "            for (int c = 0; c < %lld; c++, xp += %lld)\n", ll(g->cin_g),
+          ll(g->hp * g->wp));
+        P(e, "                for (int i = 0; i < %lld; i++)\n", ll(g->kh));
+        P(e, "                    for (int j = 0; j < %lld; j++, wp += MR)\n", ll(g->kw));
+        emit_tap_bpos(e, t, "                        ",
+                      arena_printf(e->a, "i * %lld + j * %lld", ll(g->dh * g->wp), ll(g->dw)),
+                      "0");
+    }
+    for (int i = 0; i < t.mp; i++)
+        for (int v = 0; v < t.nv; v++)
+            P(e, "            _mm256_storeu_ps(t[%d] + %d, c%d%d);\n", i, v * 8, i, v);
+    P(e, "            for (int k = 0; k < MR; k++) {\n");
+    if (g->kg % t.mr)
+        P(e, "                if (ob * MR + k >= %lld)\n"
+             "                    break;\n", ll(g->kg));
+    P(e, "                const int at = (oc0 + k) * %lld;\n", ll(positions));
+    P(e, "                for (int i = 0; i < MP; i++) {\n");
+    P(e, "                    float v = t[i][k];\n");
+    emit_epilogue_scalar(e, n, "                    ", "at + q[i]");
+    P(e, "                    yb[at + q[i]] = v;\n");
+    P(e, "                }\n");
+    P(e, "            }\n");
+    P(e, "        }\n");
+    close_batch(e);
+}
+
+static void emit_conv(Emit *e, const Node *n) {
+    ConvGeo g = conv_geo(n);
+    Tile t = conv_tile(&g);
+    if (t.bpos) {
+        emit_conv_bpos(e, n, &g, t);
+        return;
+    }
+    int64_t nr = (int64_t)t.nv * FLOATS_PER_YMM;
+    int64_t blocks = (g.kg + t.mr - 1) / t.mr;
+    int64_t copy = conv_copy_floats(&g, t);
+    P(e, "    enum { MR = %d, NV = %d, NR = %lld }; /* the register tile */\n", t.mr, t.nv,
+      ll(nr));
+    P(e, "    const float *bias = w + %lld;\n", ll(g.groups * blocks * t.mr * g.per));
+    open_batch(e, n);
+    if (copy) {
+        const Attrs *a = &n->a;
+        e->need_pad = true;
+        P(e, "        cnn_pad(xb0, s, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %d);\n",
+          ll(g.cin), ll(in_shape_of(n, 0).d[1]), ll(in_shape_of(n, 0).d[2]),
+          ll(a->pad_lo[0]), ll(a->pad_lo[1]), ll(g.hp), ll(g.wp), (int)a->pad_mode);
+        P(e, "        for (int i = %lld; i < %lld; i++)\n", ll(copy - nr), ll(copy));
+        P(e, "            s[i] = 0.0f; /* what the last tile may read past the end */\n");
+        P(e, "        const float *in = s;\n");
+    } else {
+        P(e, "        const float *in = xb0;\n");
+    }
+    const char *x = "in";
+    if (!g.flat) {
+        int64_t col = conv_col_floats(&g, t);
+        P(e, "        float *col = s + %lld;\n", ll(copy));
+        emit_gather(e, &g, "col");
+        P(e, "        for (int i = %lld; i < %lld; i++)\n", ll(col - nr), ll(col));
+        P(e, "            col[i] = 0.0f;\n");
+        x = "col";
+    }
+    int64_t tiles = g.len >= nr ? (g.len + nr - 1) / nr : 1;
+    open_tile_loop(e, &g, t, tiles);
+    P(e, "            const float *wb = w + (ptrdiff_t)gb * %lld;\n", ll(t.mr * g.per));
+    P(e, "            const float *xg = %s + grp * %lld;\n", x, ll(g.cin_g * g.cs));
+    P(e, "            float t[MR][NR];\n");
+    P(e, "            {\n");
+    if (g.len >= nr)
+        P(e, "                const int p = tile < %lld ? tile * NR : %lld;\n", ll(tiles - 1),
+          ll(g.len - nr));
+    else
+        P(e, "                const int p = 0;\n                (void)tile;\n");
+    for (int i = 0; i < t.mr; i++)
+        for (int v = 0; v < t.nv; v++)
+            P(e, "                __m256 c%d%d = _mm256_broadcast_ss(bias + gb * MR + %d);\n",
+              i, v, i);
+    P(e, "                const float *xp = xg + p;\n");
+    P(e, "                const float *wp = wb;\n");
+    /* Up to UNROLL_TAPS kernel taps are written out one after another
+     * with constant offsets, so loop overhead is paid once per input
+     * channel rather than once per tap. */
+    if (g.kh * g.kw <= UNROLL_TAPS) {
+        int64_t taps = g.kh * g.kw, u = channel_unroll(&g);
+        P(e, "                for (int c = 0; c < %lld; c += %lld, xp += %lld, wp += %lld) {\n",
+          ll(g.cin_g), ll(u), ll(u * g.cs), ll(u * taps * t.mr));
+        for (int64_t k = 0; k < u * taps; k++) {
+            int64_t tap = k % taps;
+            emit_tap(e, t, "                    ",
+                     arena_printf(e->a, "%lld", ll(k / taps * g.cs + tap / g.kw * g.is +
+                                                  tap % g.kw * g.js)),
+                     arena_printf(e->a, "%lld", ll(k * t.mr)));
+        }
+        P(e, "                }\n");
+    } else {
+        P(e, "                for (int c = 0; c < %lld; c++)\n", ll(g.cin_g));
+        P(e, "                    for (int i = 0; i < %lld; i++)\n", ll(g.kh));
+        P(e, "                        for (int j = 0; j < %lld; j++, wp += MR) {\n", ll(g.kw));
+        emit_tap(e, t, "                            ",
+                 arena_printf(e->a, "c * %lld + i * %lld + j * %lld", ll(g.cs), ll(g.is),
+                              ll(g.js)), "0");
+        P(e, "                        }\n");
+    }
+    for (int i = 0; i < t.mr; i++)
+        for (int v = 0; v < t.nv; v++)
+            P(e, "                _mm256_storeu_ps(t[%d] + %d, c%d%d);\n", i, v * 8, i, v);
+    emit_conv_store(e, n, &g, t);
+    P(e, "            }\n");
+    P(e, "        }\n");
+    close_batch(e);
+}
+
+/* ---- dense ------------------------------------------------------------------ */
+
+/* y = W x + b: four weight rows at a time against the same input, sixteen
+ * inputs a step in two vectors per row (eight accumulators), the sums
+ * reduced across lanes at the end. At batch 1 this streams the weights
+ * once, which is the bound. */
+static void emit_dense(Emit *e, const Node *n) {
+    int64_t units = n->a.units, in = in_elems(n, 0);
+    int64_t main = in / 16 * 16;
+    e->need_hsum = true;
+    P(e, "    enum { DENSE_ROWS = 4 };\n");
+    if (e->opt->openmp)
+        P(e, "    #pragma omp parallel for schedule(static)\n");
+    P(e, "    for (int u0 = 0; u0 < %lld; u0 += DENSE_ROWS) {\n", ll(units));
+    P(e, "        const int rows = u0 + DENSE_ROWS <= %lld ? DENSE_ROWS : %lld - u0;\n",
+      ll(units), ll(units));
+    P(e, "        for (int b = 0; b < batch; b++) {\n");
+    P(e, "            const float *x = x0 + (ptrdiff_t)b * %lld;\n", ll(in));
+    for (int k = 0; k < epilogue_operands(e, n); k++)
+        P(e, "            const float *rb%d = r%d + (ptrdiff_t)b * %lld;\n", k, k, ll(units));
+    P(e, "            float sum[DENSE_ROWS];\n");
+    P(e, "            if (rows == DENSE_ROWS) {\n");
+    P(e, "                const float *w0 = w + (ptrdiff_t)u0 * %lld;\n", ll(in));
+    for (int r = 1; r < 4; r++)
+        P(e, "                const float *w%d = w0 + %lld;\n", r, ll(r * in));
+    for (int r = 0; r < 4; r++)
+        P(e, "                __m256 a%d = _mm256_setzero_ps(), b%d = _mm256_setzero_ps();\n",
+          r, r);
+    P(e, "                for (int i = 0; i < %lld; i += 16) {\n", ll(main));
+    P(e, "                    const __m256 xa = _mm256_loadu_ps(x + i), "
+         "xb = _mm256_loadu_ps(x + i + 8);\n");
+    for (int r = 0; r < 4; r++)
+        P(e, "                    a%d = _mm256_fmadd_ps(_mm256_loadu_ps(w%d + i), xa, a%d);\n"
+             "                    b%d = _mm256_fmadd_ps(_mm256_loadu_ps(w%d + i + 8), xb, b%d);\n",
+          r, r, r, r, r, r);
+    P(e, "                }\n");
+    for (int r = 0; r < 4; r++)
+        P(e, "                sum[%d] = cnn_hsum(_mm256_add_ps(a%d, b%d));\n", r, r, r);
+    if (main < in) {
+        P(e, "                for (int i = %lld; i < %lld; i++) {\n", ll(main), ll(in));
+        for (int r = 0; r < 4; r++)
+            P(e, "                    sum[%d] += w%d[i] * x[i];\n", r, r);
+        P(e, "                }\n");
+    }
+    P(e, "            } else {\n");
+    P(e, "                for (int r = 0; r < rows; r++) {\n");
+    P(e, "                    const float *wr = w + (ptrdiff_t)(u0 + r) * %lld;\n", ll(in));
+    P(e, "                    __m256 a = _mm256_setzero_ps();\n");
+    P(e, "                    int i = 0;\n");
+    P(e, "                    for (; i + 8 <= %lld; i += 8)\n", ll(in));
+    P(e, "                        a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), "
+         "_mm256_loadu_ps(x + i), a);\n");
+    P(e, "                    sum[r] = cnn_hsum(a);\n");
+    P(e, "                    for (; i < %lld; i++)\n", ll(in));
+    P(e, "                        sum[r] += wr[i] * x[i];\n");
+    P(e, "                }\n");
+    P(e, "            }\n");
+    P(e, "            for (int r = 0; r < rows; r++) {\n");
+    P(e, "                const int u = u0 + r;\n");
+    P(e, "                float v = sum[r]%s;\n",
+      has_bias(e, n) ? arena_printf(e->a, " + w[%lld + u]", ll(units * in)) : "");
+    emit_epilogue_scalar(e, n, "                ", "u");
+    P(e, "                y[(ptrdiff_t)b * %lld + u] = v;\n", ll(units));
+    P(e, "            }\n");
+    P(e, "        }\n");
+    P(e, "    }\n");
+}
+
+/* ---- local response normalisation ------------------------------------------ */
+
+/* Across channels, eight positions a vector. With beta = 0.75 (AlexNet,
+ * GoogLeNet) base^beta is sqrt(base) * sqrt(sqrt(base)), two vector square
+ * roots, where the scalar kernel pays an exp and a log per element. */
+static bool emit_lrn(Emit *e, const Node *n) {
+    const Attrs *a = &n->a;
+    if (a->beta != 0.75 || n->shape.rank != 3)
+        return false;
+    int64_t c, hw;
+    channels(n, &c, &hw);
+    int64_t main = hw / 8 * 8;
+    e->need_exp = e->need_log = true;
+    open_batch(e, n);
+    P(e, "        for (int c = 0; c < %lld; c++) {\n", ll(c));
+    P(e, "            const int lo = c - %lld < 0 ? 0 : c - %lld;\n", ll(a->size / 2),
+      ll(a->size / 2));
+    P(e, "            const int hi = c + %lld >= %lld ? %lld : c + %lld;\n", ll((a->size - 1) / 2),
+      ll(c), ll(c - 1), ll((a->size - 1) / 2));
+    P(e, "            for (int i = 0; i < %lld; i += 8) {\n", ll(main));
+    P(e, "                __m256 sum = _mm256_setzero_ps(), r;\n");
+    P(e, "                for (int j = lo; j <= hi; j++) {\n");
+    P(e, "                    const __m256 x = _mm256_loadu_ps(xb0 + j * %lld + i);\n", ll(hw));
+    P(e, "                    sum = _mm256_fmadd_ps(x, x, sum);\n");
+    P(e, "                }\n");
+    P(e, "                r = _mm256_sqrt_ps(_mm256_fmadd_ps(_mm256_set1_ps(%s), sum, "
+         "_mm256_set1_ps(%s)));\n", float_lit(e->a, a->alpha / (double)a->size),
+      float_lit(e->a, a->k));
+    P(e, "                r = _mm256_mul_ps(r, _mm256_sqrt_ps(r));\n");
+    P(e, "                _mm256_storeu_ps(yb + c * %lld + i, "
+         "_mm256_div_ps(_mm256_loadu_ps(xb0 + c * %lld + i), r));\n", ll(hw), ll(hw));
+    P(e, "            }\n");
+    P(e, "            for (int i = %lld; i < %lld; i++) {\n", ll(main), ll(hw));
+    P(e, "                double sum = 0.0;\n");
+    P(e, "                for (int j = lo; j <= hi; j++)\n");
+    P(e, "                    sum += (double)xb0[j * %lld + i] * xb0[j * %lld + i];\n", ll(hw),
+      ll(hw));
+    P(e, "                yb[c * %lld + i] = (float)(xb0[c * %lld + i] / cnn_exp(0.75 * "
+         "cnn_log(%.17g + %.17g * sum)));\n", ll(hw), ll(hw), a->k, a->alpha / (double)a->size);
+    P(e, "            }\n");
+    P(e, "        }\n");
+    close_batch(e);
+    return true;
+}
+
+bool emit_avx2_kernel(Emit *e, const Node *n) {
+    if (n->op == OP_LRN)
+        return emit_lrn(e, n);
+    if (avx2_conv(n)) {
+        emit_conv(e, n);
+        return true;
+    }
+    if (n->op == OP_DENSE) {
+        emit_dense(e, n);
+        return true;
+    }
+    return false;
+}
