@@ -93,10 +93,17 @@ test-run: cnnc $(B)/cnnc-san $(TESTBIN) $(B)/libcnnrt.a
 
 # generated/: what the compiler writes for every example, committed so a
 # reader sees it; tests/test_generated.c fails when it is stale.
+# generated/NAME: every example as the AVX2 target writes it (named, so the
+# text does not depend on the CPU that runs this); generated/scalar/NAME: a
+# few as the portable target writes them.
+SCALAR_SHOWN = lenet5 resnet18
 regen: cnnc
 	@for f in examples/*.cnn; do \
 	    n=$$(basename $$f .cnn); \
-	    ./cnnc build $$f -o generated/$$n || exit 1; \
+	    ./cnnc build $$f --target avx2 -o generated/$$n || exit 1; \
+	done; \
+	for n in $(SCALAR_SHOWN); do \
+	    ./cnnc build examples/$$n.cnn --target scalar -o generated/scalar/$$n || exit 1; \
 	done; echo "generated/ rewritten from examples/"
 
 # Debian packages the build, the tests and the demo need. `make deps` installs

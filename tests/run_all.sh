@@ -36,7 +36,23 @@ run() {     # run NAME COMMAND...: shows the output, keeps it for count
 for t in build/tests/test_*; do
     run "$(basename "$t")" "$t" --jobs 2
 done
-run "conformance: cnnc run against PyTorch" $py tests/conformance/run.py -j 2
+# Every target, with every fusion pass on and with all off, runs the whole
+# conformance suite; each pass turned off alone runs the cases that exercise
+# fusion (the small networks and the examples).
+conf() { run "conformance: $1" $py tests/conformance/run.py -j 2 "${@:2}"; }
+conf "scalar target, fusion on" --flags "--target scalar"
+conf "scalar target, fusion off" --flags "--target scalar --no-fuse"
+if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
+    conf "avx2 target, fusion on" --flags "--target avx2"
+    conf "avx2 target, fusion off" --flags "--target avx2 --no-fuse"
+    for pass in bn add act; do
+        conf "avx2 target, only $pass fusion off" -k net: -k example: --flags "--target avx2 --no-fuse=$pass"
+    done
+    OMP_NUM_THREADS=2 conf "avx2 target with OpenMP, 2 threads" -k net: -k example: -k conv --flags "--target avx2 --openmp"
+else
+    echo "== the avx2 conformance suites did NOT run: this CPU lacks AVX2 or FMA"
+    failed=$((failed + 1)); broken="$broken avx2-not-run"
+fi
 run "gradients: finite differences" $py tests/conformance/fd_check.py
 run "gradients: cnnc grad against torch autograd" $py tests/conformance/grad.py
 run "optimisers against torch.optim" $py tests/conformance/optim_vs_torch.py

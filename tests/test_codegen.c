@@ -47,27 +47,36 @@ static bool same_file(const char *a, const char *b) {
     return same;
 }
 
+/* Builds examples/NAME.cnn with `target` into build/regen/DIR and expects
+ * every file to equal generated/DIR's (the commands of `make regen`). */
+static void expect_current(const char *nm, const char *target, const char *dir) {
+    cr_assert_eq(sh("./cnnc build examples/%s.cnn --target %s -o build/regen/%s", nm,
+                    target, dir), 0);
+    /* the network inside may be named differently from the file */
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "ls build/regen/%s", dir);
+    FILE *p = popen(cmd, "r");
+    char file[256];
+    int files = 0;
+    while (fscanf(p, "%255s", file) == 1) {
+        char fresh[512], kept[512];
+        snprintf(fresh, sizeof fresh, "build/regen/%s/%s", dir, file);
+        snprintf(kept, sizeof kept, "generated/%s/%s", dir, file);
+        cr_expect(same_file(fresh, kept),
+                  "%s differs from what the compiler writes now; run 'make regen'", kept);
+        files++;
+    }
+    pclose(p);
+    cr_expect_eq(files, 2, "build/regen/%s should hold NAME.c and NAME.h", dir);
+}
+
 Test(codegen, generated_dir_is_current, .timeout = 120) {
     char names[64][64];
     int n = example_names(names, 64);
-    for (int i = 0; i < n; i++) {
-        const char *nm = names[i];
-        cr_assert_eq(sh("./cnnc build examples/%s.cnn -o build/regen/%s", nm, nm), 0);
-        /* the network inside may be named differently from the file */
-        char cmd[512];
-        snprintf(cmd, sizeof cmd, "ls build/regen/%s", nm);
-        FILE *p = popen(cmd, "r");
-        char file[256];
-        while (fscanf(p, "%255s", file) == 1) {
-            char fresh[512], kept[512];
-            snprintf(fresh, sizeof fresh, "build/regen/%s/%s", nm, file);
-            snprintf(kept, sizeof kept, "generated/%s/%s", nm, file);
-            cr_expect(same_file(fresh, kept),
-                      "%s differs from what the compiler writes now; run 'make regen'",
-                      kept);
-        }
-        pclose(p);
-    }
+    for (int i = 0; i < n; i++)
+        expect_current(names[i], "avx2", names[i]);
+    expect_current("lenet5", "scalar", "scalar/lenet5");
+    expect_current("resnet18", "scalar", "scalar/resnet18");
 }
 
 Test(codegen, emitted_c_is_clean_with_gcc_and_clang, .timeout = 300) {

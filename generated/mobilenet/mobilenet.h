@@ -13,8 +13,8 @@ extern "C" {
 #define mobilenet_IN_img_SIZE 150528
 #define mobilenet_OUT_logits_SIZE 1000
 #define mobilenet_PARAM_COUNT 4253864
-#define mobilenet_PACKED_COUNT 4231976
-#define mobilenet_ARENA_BYTES 8143872
+#define mobilenet_PACKED_COUNT 4245396
+#define mobilenet_ARENA_BYTES 14566912
 
 /* Canonical parameters (the order of DSL.md, as in a --weights file) to
  * the layout the kernels read: params holds mobilenet_PARAM_COUNT floats,

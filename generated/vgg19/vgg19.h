@@ -14,7 +14,7 @@ extern "C" {
 #define vgg19_OUT_logits_SIZE 1000
 #define vgg19_PARAM_COUNT 143667240
 #define vgg19_PACKED_COUNT 143667240
-#define vgg19_ARENA_BYTES 38968064
+#define vgg19_ARENA_BYTES 38765696
 
 /* Canonical parameters (the order of DSL.md, as in a --weights file) to
  * the layout the kernels read: params holds vgg19_PARAM_COUNT floats,

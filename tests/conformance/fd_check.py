@@ -88,7 +88,9 @@ def main():
         src = os.path.join(tmp, name + ".cnn")
         open(src, "w").write(network(name, dims, body))
         out = os.path.join(tmp, name)
-        subprocess.run([CNNC, "build", src, "--train", "--batch", "3", "-o", out], check=True)
+        # float defined as double needs the portable target: intrinsics are float-only
+        subprocess.run([CNNC, "build", src, "--train", "--batch", "3", "--target", "scalar",
+                        "-o", out], check=True)
         import json
         g = json.loads(subprocess.run([CNNC, "graph", src], capture_output=True, text=True, check=True).stdout)
         net = g["name"]
