@@ -19,7 +19,7 @@ struct Emit {
     /* helpers the kernels used, so only those are written out */
     bool need_pad, need_exp, need_tanh, need_log, need_copy, need_dot;
     bool need_sqrt, need_unpad, need_uniform;   /* training helpers */
-    bool need_hsum;           /* avx2 */
+    bool need_hsum, need_dot4x3;   /* avx2 */
     bool plain;               /* writing the unfused scalar kernels that
                                  training's forward pass calls */
     Plan *train_plan;         /* --train */
@@ -94,6 +94,17 @@ int epilogue_operands(const Emit *e, const Node *n);
 bool emit_avx2_kernel(Emit *e, const Node *n);
 int64_t avx2_scratch(const Node *n, int batch);
 int avx2_pack_mr(const Node *n);
+/* Training's forward pass runs n's AVX2 kernel too, on weights packed from
+ * the canonical parameters at each step into the end of its scratch. */
+bool avx2_packs_for_training(const Node *n);
+int64_t avx2_train_fscratch(const Node *n, int batch);
+/* The input gradient of stride-1 convolution n as a convolution node of its
+ * own (NULL when n is not such), and the backward scratch with room for it. */
+Node *avx2_backward_data_node(const Node *n, Arena *a);
+int64_t avx2_train_bscratch(const Node *n, int batch);
+int avx2_conv_mr(const Node *n);
+/* A dense layer's backward with AVX2 (the kernels_train.c signature). */
+void emit_avx2_dense_back(Emit *e, const BackSig *b);
 /* The schedule line of the kernel comment. */
 const char *avx2_schedule(Emit *e, const Node *n);
 

@@ -166,6 +166,24 @@ static void emit_plain_kernels(Emit *e) {
         if (!needs_plain(e, n))
             continue;
         e->tfn[i] = arena_printf(e->a, "%s_t", e->fn[i]);
+        if (e->opt->target == TARGET_AVX2 && n->op == OP_DENSE) {
+            /* the AVX2 dense kernel reads the canonical weights as they are */
+            emit_kernel_comment(e, n, arena_printf(e->a, "%s; unfused, for training's "
+                                "forward pass", avx2_schedule(e, n)));
+            emit_signature(e, n, e->tfn[i], false);
+            emit_avx2_kernel(e, n);
+            P(e, "}\n\n");
+            continue;
+        }
+        if (e->opt->target == TARGET_AVX2 && avx2_packs_for_training(n)) {
+            emit_kernel_comment(e, n, arena_printf(e->a, "%s; unfused, for training's "
+                                "forward pass (weights packed at each step)",
+                                avx2_schedule(e, n)));
+            emit_signature(e, n, e->tfn[i], avx2_scratch(n, e->opt->batch) > 0);
+            emit_avx2_kernel(e, n);
+            P(e, "}\n\n");
+            continue;
+        }
         emit_kernel_comment(e, n, "scalar loops, unfused, canonical weights: "
                                   "for training's forward pass");
         emit_signature(e, n, e->tfn[i], scalar_scratch(n, e->opt->batch) > 0);
@@ -373,6 +391,62 @@ static const char hsum_text[] =
 "    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));\n"
 "    return _mm_cvtss_f32(s);\n"
 "}\n\n";
+
+static const char dot4x3_text[] =
+"/* g[k * gs + r] += the dot product of row k of d with row r of c, n long,\n"
+" * for four rows of d and three of c (rows n apart): twelve accumulators,\n"
+" * seven loads for twelve FMAs. The weight gradient of a convolution. */\n"
+"static CNN_AVX2 void cnn_dot4x3(const float *d, const float *c, int n, float *g, int gs) {\n"
+"    __m256 a00 = _mm256_setzero_ps(), a01 = _mm256_setzero_ps(), a02 = _mm256_setzero_ps();\n"
+"    __m256 a10 = _mm256_setzero_ps(), a11 = _mm256_setzero_ps(), a12 = _mm256_setzero_ps();\n"
+"    __m256 a20 = _mm256_setzero_ps(), a21 = _mm256_setzero_ps(), a22 = _mm256_setzero_ps();\n"
+"    __m256 a30 = _mm256_setzero_ps(), a31 = _mm256_setzero_ps(), a32 = _mm256_setzero_ps();\n"
+"    int p = 0;\n"
+"    for (; p + 8 <= n; p += 8) {\n"
+"        const __m256 c0 = _mm256_loadu_ps(c + p), c1 = _mm256_loadu_ps(c + n + p),\n"
+"                     c2 = _mm256_loadu_ps(c + 2 * n + p);\n"
+"        __m256 dk;\n"
+"        dk = _mm256_loadu_ps(d + 0 * n + p);\n"
+"        a00 = _mm256_fmadd_ps(dk, c0, a00);\n"
+"        a01 = _mm256_fmadd_ps(dk, c1, a01);\n"
+"        a02 = _mm256_fmadd_ps(dk, c2, a02);\n"
+"        dk = _mm256_loadu_ps(d + 1 * n + p);\n"
+"        a10 = _mm256_fmadd_ps(dk, c0, a10);\n"
+"        a11 = _mm256_fmadd_ps(dk, c1, a11);\n"
+"        a12 = _mm256_fmadd_ps(dk, c2, a12);\n"
+"        dk = _mm256_loadu_ps(d + 2 * n + p);\n"
+"        a20 = _mm256_fmadd_ps(dk, c0, a20);\n"
+"        a21 = _mm256_fmadd_ps(dk, c1, a21);\n"
+"        a22 = _mm256_fmadd_ps(dk, c2, a22);\n"
+"        dk = _mm256_loadu_ps(d + 3 * n + p);\n"
+"        a30 = _mm256_fmadd_ps(dk, c0, a30);\n"
+"        a31 = _mm256_fmadd_ps(dk, c1, a31);\n"
+"        a32 = _mm256_fmadd_ps(dk, c2, a32);\n"
+"    }\n"
+"    {\n"
+"        float s[4][3];\n"
+"        s[0][0] = cnn_hsum(a00);\n"
+"        s[0][1] = cnn_hsum(a01);\n"
+"        s[0][2] = cnn_hsum(a02);\n"
+"        s[1][0] = cnn_hsum(a10);\n"
+"        s[1][1] = cnn_hsum(a11);\n"
+"        s[1][2] = cnn_hsum(a12);\n"
+"        s[2][0] = cnn_hsum(a20);\n"
+"        s[2][1] = cnn_hsum(a21);\n"
+"        s[2][2] = cnn_hsum(a22);\n"
+"        s[3][0] = cnn_hsum(a30);\n"
+"        s[3][1] = cnn_hsum(a31);\n"
+"        s[3][2] = cnn_hsum(a32);\n"
+"        for (; p < n; p++)\n"
+"            for (int k = 0; k < 4; k++)\n"
+"                for (int r = 0; r < 3; r++)\n"
+"                    s[k][r] += d[k * n + p] * c[r * n + p];\n"
+"        for (int k = 0; k < 4; k++)\n"
+"            for (int r = 0; r < 3; r++)\n"
+"                g[k * gs + r] += s[k][r];\n"
+"    }\n"
+"}\n"
+"\n";
 
 static const char copy_text[] =
 "static void cnn_copy(const float *src, float *dst, ptrdiff_t n) {\n"
@@ -661,7 +735,8 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
     e.o = open_memstream(&kbuf, &klen);
     emit_kernels(&e);
     if (opt->train) {
-        e.train_plan = plan_training(g, opt->batch, scalar_scratch, train_bscratch, a, d);
+        e.train_plan = plan_training(g, opt->batch, avx2 ? avx2_train_fscratch : scalar_scratch,
+                                     avx2 ? avx2_train_bscratch : train_bscratch, a, d);
         if (!e.train_plan) {
             fclose(e.o);
             free(kbuf);
@@ -704,8 +779,10 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
         fputs(uniform_text, o);
     if (e.need_dot)
         fputs(dot_text, o);
-    if (e.need_hsum)
+    if (e.need_hsum || e.need_dot4x3)
         fputs(hsum_text, o);
+    if (e.need_dot4x3)
+        fputs(dot4x3_text, o);
     if (copy)
         fputs(copy_text, o);
     if (bn)

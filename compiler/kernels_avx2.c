@@ -194,6 +194,70 @@ int64_t avx2_scratch(const Node *n, int batch) {
     return conv_copy_floats(&g, t) + conv_col_floats(&g, t);
 }
 
+bool avx2_packs_for_training(const Node *n) {
+    return avx2_conv(n);
+}
+
+int64_t avx2_train_fscratch(const Node *n, int batch) {
+    if (!avx2_conv(n))
+        return scalar_scratch(n, batch);
+    ConvGeo g = conv_geo(n);
+    return avx2_scratch(n, batch) + pack_conv_floats(g.k, g.per, g.groups, conv_tile(&g).mr);
+}
+
+/* The input gradient of a stride-1 convolution is itself a convolution:
+ * of the output gradient, padded by the kernel's extent less one, with the
+ * kernels flipped and input and output channels swapped. It yields the
+ * gradient of the padded input, which cnn_unpad folds back. This is that
+ * convolution as a node of its own, so the forward kernels serve it. */
+Node *avx2_backward_data_node(const Node *n, Arena *a) {
+    if (!avx2_conv(n) || n->a.stride[0] != 1 || n->a.stride[1] != 1)
+        return NULL;
+    Shape in = in_shape_of(n, 0);
+    Node *dy = arena_alloc(a, sizeof *dy);
+    dy->op = OP_INPUT;
+    dy->name = "dy";
+    dy->shape = n->shape;
+    Node *bx = arena_alloc(a, sizeof *bx);
+    *bx = (Node){.op = OP_CONV, .layer = n->layer, .loc = n->loc, .site = n->site,
+                 .a = n->a, .bad = false};
+    bx->name = arena_printf(a, "%s (input gradient)", n->name);
+    vec_push(a, &bx->inputs, dy);
+    bx->a.units = in.d[0];
+    bx->a.bias = false;
+    bx->a.pad_same = false;
+    bx->a.pad_mode = PAD_ZEROS;
+    for (int d = 0; d < 2; d++) {
+        bx->a.pad[d] = bx->a.pad_lo[d] = bx->a.pad_hi[d] = (n->a.kernel[d] - 1) * n->a.dilation[d];
+        bx->a.stride[d] = 1;
+    }
+    bx->shape = (Shape){3, {in.d[0], in.d[1] + n->a.pad_lo[0] + n->a.pad_hi[0],
+                            in.d[2] + n->a.pad_lo[1] + n->a.pad_hi[1]}};
+    return bx;
+}
+
+/* The scalar backward's scratch, then for the input-gradient convolution
+ * its packed weights and its own scratch. */
+int64_t avx2_train_bscratch(const Node *n, int batch) {
+    int64_t base = train_bscratch(n, batch);
+    Arena a;
+    arena_init(&a);
+    Node *bx = n->op == OP_CONV && n->train && ((Node *)n->inputs.items[0])->train->grad
+             ? avx2_backward_data_node(n, &a) : NULL;
+    int64_t extra = 0;
+    if (bx) {
+        ConvGeo g = conv_geo(bx);
+        extra = pack_conv_floats(g.k, g.per, g.groups, conv_tile(&g).mr) + avx2_scratch(bx, 1);
+    }
+    arena_free(&a);
+    return base + extra;
+}
+
+int avx2_conv_mr(const Node *n) {
+    ConvGeo g = conv_geo(n);
+    return conv_tile(&g).mr;
+}
+
 const char *avx2_schedule(Emit *e, const Node *n) {
     if (n->op == OP_LRN && n->a.beta == 0.75 && n->shape.rank == 3)
         return "avx2: eight positions a vector; base^0.75 by two vector square roots";
@@ -612,6 +676,105 @@ static void emit_dense(Emit *e, const Node *n) {
     P(e, "                y[(ptrdiff_t)b * %lld + u] = v;\n", ll(units));
     P(e, "            }\n");
     P(e, "        }\n");
+    P(e, "    }\n");
+}
+
+/* ---- dense backward ------------------------------------------------------------ */
+
+/* The gradients of y = W x + b over a batch, as two register-tiled matrix
+ * products. Weights: dW[u][i] += sum over b of dy[b][u] x[b][i], four rows
+ * by sixteen inputs in eight accumulators summed over the whole batch, then
+ * added once. Input: dx[b][i] = sum over u of dy[b][u] W[u][i], four
+ * samples by sixteen inputs, the weight rows streamed. Ragged edges take
+ * the plain loops. */
+void emit_avx2_dense_back(Emit *e, const BackSig *b) {
+    const Node *n = b->n;
+    int64_t units = n->a.units, in = in_elems(n, 0), main = in / 16 * 16;
+    if (n->a.bias) {
+        P(e, "    for (int u = 0; u < %lld; u++) {\n", ll(units));
+        P(e, "        float db = 0.0f;\n");
+        P(e, "        for (int b = 0; b < batch; b++)\n");
+        P(e, "            db += dy[(ptrdiff_t)b * %lld + u];\n", ll(units));
+        P(e, "        gw[%lld + u] = db;\n", ll(units * in));
+        P(e, "    }\n");
+    }
+    P(e, "    for (int u0 = 0; u0 < %lld; u0 += 4) {\n", ll(units));
+    P(e, "        const int rows = u0 + 4 <= %lld ? 4 : %lld - u0;\n", ll(units), ll(units));
+    P(e, "        for (int i = 0; i < %lld; i += 16) {\n", ll(main));
+    for (int r = 0; r < 4; r++)
+        P(e, "            __m256 a%d = _mm256_setzero_ps(), c%d = _mm256_setzero_ps();\n", r, r);
+    P(e, "            for (int b = 0; b < batch; b++) {\n");
+    P(e, "                const float *xb = x0 + (ptrdiff_t)b * %lld + i;\n", ll(in));
+    P(e, "                const float *g = dy + (ptrdiff_t)b * %lld + u0;\n", ll(units));
+    P(e, "                const __m256 x0v = _mm256_loadu_ps(xb), x1v = _mm256_loadu_ps(xb + 8);\n");
+    P(e, "                __m256 gv;\n");
+    for (int r = 0; r < 4; r++) {
+        P(e, "                gv = _mm256_broadcast_ss(g + (%d < rows ? %d : 0));\n", r, r);
+        P(e, "                a%d = _mm256_fmadd_ps(gv, x0v, a%d);\n", r, r);
+        P(e, "                c%d = _mm256_fmadd_ps(gv, x1v, c%d);\n", r, r);
+    }
+    P(e, "            }\n");
+    for (int r = 0; r < 4; r++) {
+        P(e, "            if (%d < rows) {\n", r);
+        P(e, "                float *gr = gw + (ptrdiff_t)(u0 + %d) * %lld + i;\n", r, ll(in));
+        P(e, "                _mm256_storeu_ps(gr, a%d);\n", r);
+        P(e, "                _mm256_storeu_ps(gr + 8, c%d);\n", r);
+        P(e, "            }\n");
+    }
+    P(e, "        }\n");
+    if (main < in) {
+        P(e, "        for (int r = 0; r < rows; r++)\n");
+        P(e, "            for (int i = %lld; i < %lld; i++) {\n", ll(main), ll(in));
+        P(e, "                float sum = 0.0f;\n");
+        P(e, "                for (int b = 0; b < batch; b++)\n");
+        P(e, "                    sum += dy[(ptrdiff_t)b * %lld + u0 + r] * x0[(ptrdiff_t)b * %lld + i];\n",
+          ll(units), ll(in));
+        P(e, "                gw[(ptrdiff_t)(u0 + r) * %lld + i] = sum;\n", ll(in));
+        P(e, "            }\n");
+    }
+    P(e, "    }\n");
+    if (!b->dx[0])
+        return;
+    const char *op = b->acc[0] ? "+=" : "=";
+    P(e, "    for (int b0 = 0; b0 < batch; b0 += 4) {\n");
+    P(e, "        const int samples = b0 + 4 <= batch ? 4 : batch - b0;\n");
+    P(e, "        for (int i = 0; i < %lld; i += 16) {\n", ll(main));
+    for (int r = 0; r < 4; r++)
+        P(e, "            __m256 a%d = _mm256_setzero_ps(), c%d = _mm256_setzero_ps();\n", r, r);
+    P(e, "            for (int u = 0; u < %lld; u++) {\n", ll(units));
+    P(e, "                const float *wu = w + (ptrdiff_t)u * %lld + i;\n", ll(in));
+    P(e, "                const __m256 w0 = _mm256_loadu_ps(wu), w1 = _mm256_loadu_ps(wu + 8);\n");
+    P(e, "                __m256 gv;\n");
+    for (int r = 0; r < 4; r++) {
+        P(e, "                gv = _mm256_broadcast_ss(dy + (ptrdiff_t)(b0 + (%d < samples ? %d : 0)) "
+             "* %lld + u);\n", r, r, ll(units));
+        P(e, "                a%d = _mm256_fmadd_ps(gv, w0, a%d);\n", r, r);
+        P(e, "                c%d = _mm256_fmadd_ps(gv, w1, c%d);\n", r, r);
+    }
+    P(e, "            }\n");
+    for (int r = 0; r < 4; r++) {
+        P(e, "            if (%d < samples) {\n", r);
+        P(e, "                float *d = dx0 + (ptrdiff_t)(b0 + %d) * %lld + i;\n", r, ll(in));
+        if (b->acc[0]) {
+            P(e, "                _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), a%d));\n", r);
+            P(e, "                _mm256_storeu_ps(d + 8, _mm256_add_ps(_mm256_loadu_ps(d + 8), c%d));\n", r);
+        } else {
+            P(e, "                _mm256_storeu_ps(d, a%d);\n", r);
+            P(e, "                _mm256_storeu_ps(d + 8, c%d);\n", r);
+        }
+        P(e, "            }\n");
+    }
+    P(e, "        }\n");
+    if (main < in) {
+        P(e, "        for (int r = 0; r < samples; r++)\n");
+        P(e, "            for (int i = %lld; i < %lld; i++) {\n", ll(main), ll(in));
+        P(e, "                float sum = 0.0f;\n");
+        P(e, "                for (int u = 0; u < %lld; u++)\n", ll(units));
+        P(e, "                    sum += dy[(ptrdiff_t)(b0 + r) * %lld + u] * w[(ptrdiff_t)u * %lld + i];\n",
+          ll(units), ll(in));
+        P(e, "                dx0[(ptrdiff_t)(b0 + r) * %lld + i] %s sum;\n", ll(in), op);
+        P(e, "            }\n");
+    }
     P(e, "    }\n");
 }
 

@@ -162,6 +162,12 @@ static void emit_conv_back(Emit *e, const BackSig *b) {
              "+ %lld - i) * %lld + %lld - j];\n",
           ll(cg), ll(kg), ll(cg), ll(cg), ll(kh), ll(kh - 1), ll(kw), ll(kw - 1));
     }
+    Node *bxp = e->opt->target == TARGET_AVX2 && b->dx[0]
+              ? avx2_backward_data_node(n, e->a) : NULL;
+    if (bxp)   /* the flipped kernels in the order the input-gradient kernel reads */
+        P(e, "    cnn_pack_conv(s + %lld, NULL, NULL, 0.0, s + %lld, %lld, %lld, %lld, %d);\n",
+          ll(wf_at), ll(train_bscratch(n, 1)), ll(in.d[0]), ll(kg * kh * kw), ll(a->groups),
+          avx2_conv_mr(bxp));
     open_back_batch(e, b);
     if (pads(a)) {
         e->need_pad = true;
@@ -175,7 +181,6 @@ static void emit_conv_back(Emit *e, const BackSig *b) {
     /* weight gradient: a correlation of the input with the output
      * gradient, as dot products of dy's rows with the input's columns
      * col[c][i][j][oh*OW + ow] = in[c][oh*sh + i*dh][ow*sw + j*dw] */
-    e->need_dot = true;
     P(e, "        float *col = s + %lld;\n", ll(col_at));
     P(e, "        for (int c = 0; c < %lld; c++)\n", ll(in.d[0]));
     P(e, "            for (int i = 0; i < %lld; i++)\n", ll(kh));
@@ -190,20 +195,62 @@ static void emit_conv_back(Emit *e, const BackSig *b) {
       ll(a->stride[0] * wp),
       a->stride[1] == 1 ? "" : arena_printf(e->a, " * %lld", ll(a->stride[1])));
     P(e, "                }\n");
-    P(e, "        for (int k = 0; k < %lld; k++) {\n", ll(a->units));
-    P(e, "            const float *dyk = dyb + k * %lld;\n", ll(plane));
-    P(e, "            const float *cg = col + (k / %lld) * %lld;\n", ll(kg), ll(cg * kh * kw * plane));
-    P(e, "            float *gk = gw + k * %lld;\n", ll(cg * kh * kw));
-    if (a->bias) {
-        P(e, "            float db = 0.0f;\n");
-        P(e, "            for (int i = 0; i < %lld; i++)\n", ll(plane));
-        P(e, "                db += dyk[i];\n");
-        P(e, "            gw[%lld + k] += db;\n", ll(wsize));
+    bool tiled = e->opt->target == TARGET_AVX2 && kg % 4 == 0 && cg * kh * kw >= 3;
+    if (tiled) {
+        /* four output channels by three columns at a time, in registers */
+        int64_t per = cg * kh * kw, main = per / 3 * 3;
+        e->need_dot4x3 = true;
+        if (main < per)
+            e->need_dot = true;
+        P(e, "        for (int k = 0; k < %lld; k += 4) {\n", ll(a->units));
+        P(e, "            const float *cg = col + (k / %lld) * %lld;\n", ll(kg), ll(per * plane));
+        P(e, "            for (int r = 0; r < %lld; r += 3)\n", ll(main));
+        P(e, "                cnn_dot4x3(dyb + k * %lld, cg + r * %lld, %lld, gw + k * %lld + r, "
+             "%lld);\n", ll(plane), ll(plane), ll(plane), ll(per), ll(per));
+        if (main < per) {
+            P(e, "            for (int kk = k; kk < k + 4; kk++)\n");
+            P(e, "                for (int r = %lld; r < %lld; r++)\n", ll(main), ll(per));
+            P(e, "                    gw[kk * %lld + r] += cnn_dot(dyb + kk * %lld, cg + r * %lld, "
+                 "%lld);\n", ll(per), ll(plane), ll(plane), ll(plane));
+        }
+        P(e, "        }\n");
+    } else {
+        e->need_dot = true;
     }
-    P(e, "            for (int r = 0; r < %lld; r++)\n", ll(cg * kh * kw));
-    P(e, "                gk[r] += cnn_dot(dyk, cg + r * %lld, %lld);\n", ll(plane), ll(plane));
-    P(e, "        }\n");
-    if (b->dx[0]) {
+    if (!tiled || a->bias) {
+        P(e, "        for (int k = 0; k < %lld; k++) {\n", ll(a->units));
+        P(e, "            const float *dyk = dyb + k * %lld;\n", ll(plane));
+        if (a->bias) {
+            P(e, "            float db = 0.0f;\n");
+            P(e, "            for (int i = 0; i < %lld; i++)\n", ll(plane));
+            P(e, "                db += dyk[i];\n");
+            P(e, "            gw[%lld + k] += db;\n", ll(wsize));
+        }
+        if (!tiled) {
+            P(e, "            const float *cg = col + (k / %lld) * %lld;\n", ll(kg),
+              ll(cg * kh * kw * plane));
+            P(e, "            float *gk = gw + k * %lld;\n", ll(cg * kh * kw));
+            P(e, "            for (int r = 0; r < %lld; r++)\n", ll(cg * kh * kw));
+            P(e, "                gk[r] += cnn_dot(dyk, cg + r * %lld, %lld);\n", ll(plane),
+              ll(plane));
+        }
+        P(e, "        }\n");
+    }
+    Node *bx = e->opt->target == TARGET_AVX2 && b->dx[0]
+             ? avx2_backward_data_node(n, e->a) : NULL;
+    if (bx) {
+        /* input gradient: the convolution of dy with the flipped kernels,
+         * by the forward pass's AVX2 kernel (NAME_dx, avx2_backward_data_node) */
+        int64_t pk_at = train_bscratch(n, 1), bs_at = pk_at +
+            pack_conv_floats(in.d[0], kg * kh * kw, a->groups, avx2_conv_mr(bx));
+        P(e, "        float *dxp = s + %lld;\n", ll(dxp_at));
+        P(e, "        %s_dx(dyb, dxp, s + %lld, %s1);\n", e->fn[n->id],
+          ll(pk_at), avx2_scratch(bx, 1) > 0 ? arena_printf(e->a, "s + %lld, ", ll(bs_at)) : "");
+        e->need_unpad = true;
+        P(e, "        cnn_unpad(dxp, dxb0, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %d, %d);\n",
+          ll(in.d[0]), ll(in.d[1]), ll(in.d[2]), ll(a->pad_lo[0]), ll(a->pad_lo[1]),
+          ll(hp), ll(wp), (int)a->pad_mode, b->acc[0] ? 1 : 0);
+    } else if (b->dx[0]) {
         /* input gradient: spread dy by the stride into z, pad it by the
          * kernel's extent, and convolve with the flipped kernels */
         P(e, "        float *z = s + %lld, *dxp = s + %lld;\n", ll(z_at), ll(dxp_at));
@@ -627,7 +674,12 @@ void emit_backward_kernel(Emit *e, const BackSig *b) {
     switch (n->op) {
     case OP_CONV: emit_conv_back(e, b); break;
     case OP_LOCAL: emit_local_back(e, b); break;
-    case OP_DENSE: emit_dense_back(e, b); break;
+    case OP_DENSE:
+        if (e->opt->target == TARGET_AVX2)
+            emit_avx2_dense_back(e, b);
+        else
+            emit_dense_back(e, b);
+        break;
     case OP_BN: emit_bn_back(e, b); break;
     case OP_MAXPOOL: case OP_AVGPOOL: case OP_L2POOL: emit_pool_back(e, b); break;
     case OP_GLOBALAVGPOOL: case OP_GLOBALMAXPOOL: emit_global_pool_back(e, b); break;
