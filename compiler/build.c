@@ -102,10 +102,12 @@ Target resolve_target(const char *name) {
         return TARGET_SCALAR;
     if (name && !strcmp(name, "avx2"))
         return TARGET_AVX2;
+    if (name && !strcmp(name, "avx512"))
+        return TARGET_AVX512;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return TARGET_AVX2;
+        return __builtin_cpu_supports("avx512f") ? TARGET_AVX512 : TARGET_AVX2;
 #endif
     return TARGET_SCALAR;
 }

@@ -19,14 +19,18 @@ struct Emit {
     /* helpers the kernels used, so only those are written out */
     bool need_pad, need_exp, need_tanh, need_log, need_copy, need_dot;
     bool need_sqrt, need_unpad, need_uniform;   /* training helpers */
-    bool need_hsum, need_dot4x3;   /* avx2 */
+    bool need_hsum, need_dot4x3;   /* simd targets */
+    bool wide;                /* writing an AVX-512 kernel */
     bool plain;               /* writing the unfused scalar kernels that
                                  training's forward pass calls */
     Plan *train_plan;         /* --train */
     BackSig *back;            /* by node id, filled by the training kernels */
 };
 
-#define P(e, ...) fprintf((e)->o, __VA_ARGS__)
+/* Kernel text goes through emit_text (emit_c.c), which swaps AVX2's vector
+ * words for AVX-512's while `wide` is set (kernels_simd.c). */
+void emit_text(Emit *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define P(e, ...) emit_text((e), __VA_ARGS__)
 
 /* A C float literal that reads back as exactly (float)v: "0.01f", "2.0f". */
 const char *float_lit(Arena *a, double v);
@@ -88,25 +92,33 @@ void emit_epilogue_scalar(Emit *e, const Node *n, const char *indent, const char
 /* The residual summands' parameters, ", const float *restrict r0" ... */
 int epilogue_operands(const Emit *e, const Node *n);
 
-/* ---- kernels_avx2.c ---- */
-/* Emits n's kernel with AVX2 intrinsics; false when it has none (then the
- * scalar kernel is written, compiled for AVX2 by the function attribute). */
-bool emit_avx2_kernel(Emit *e, const Node *n);
-int64_t avx2_scratch(const Node *n, int batch);
-int avx2_pack_mr(const Node *n);
-/* Training's forward pass runs n's AVX2 kernel too, on weights packed from
+/* ---- kernels_simd.c: AVX2 and AVX-512 ---- */
+bool simd_target(Target t);
+/* The function attribute's target string: "avx2,fma", ... */
+const char *simd_attribute(Target t);
+/* Emits n's kernel with vector intrinsics; false when it has none (then the
+ * scalar kernel is written, compiled for the target by the attribute). */
+bool emit_simd_kernel(Emit *e, const Node *n);
+/* The schedule line of the kernel comment, or NULL for a scalar kernel. */
+const char *simd_schedule(Emit *e, const Node *n);
+int64_t simd_scratch(Target t, const Node *n, int batch);
+int simd_pack_mr(Target t, const Node *n);
+int simd_conv_mr(Target t, const Node *n);
+/* Training's forward pass runs n's SIMD kernel too, on weights packed from
  * the canonical parameters at each step into the end of its scratch. */
-bool avx2_packs_for_training(const Node *n);
-int64_t avx2_train_fscratch(const Node *n, int batch);
+bool simd_packs_for_training(const Node *n);
+int64_t simd_train_fscratch(Target t, const Node *n, int batch);
 /* The input gradient of stride-1 convolution n as a convolution node of its
  * own (NULL when n is not such), and the backward scratch with room for it. */
-Node *avx2_backward_data_node(const Node *n, Arena *a);
-int64_t avx2_train_bscratch(const Node *n, int batch);
-int avx2_conv_mr(const Node *n);
-/* A dense layer's backward with AVX2 (the kernels_train.c signature). */
-void emit_avx2_dense_back(Emit *e, const BackSig *b);
-/* The schedule line of the kernel comment. */
-const char *avx2_schedule(Emit *e, const Node *n);
+Node *simd_backward_data_node(const Node *n, Arena *a);
+int64_t simd_train_bscratch(Target t, const Node *n, int batch);
+/* A dense layer's backward (the kernels_train.c signature). */
+void emit_simd_dense_back(Emit *e, const BackSig *b);
+/* The planner's and packer's callbacks for target t. */
+ScratchFn simd_scratch_fn(Target t);
+ScratchFn simd_fscratch_fn(Target t);
+ScratchFn simd_bscratch_fn(Target t);
+PackMrFn simd_mr_fn(Target t);
 
 /* ---- training (kernels_train.c, emit_train.c) ---- */
 

@@ -11,6 +11,7 @@
 #include "emit.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,47 @@
 #endif
 
 static long long ll(int64_t v) { return (long long)v; }
+
+/* ---- writing kernel text ---------------------------------------------------- */
+
+/* Kernel text, with AVX2's vector words swapped for AVX-512's while
+ * e->wide is set: the two name the operations the kernels use alike but for
+ * the width (kernels_simd.c). */
+void emit_text(Emit *e, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (!e->wide) {
+        vfprintf(e->o, fmt, ap);
+        va_end(ap);
+        return;
+    }
+    char small[512], *buf = small;
+    va_list again;
+    va_copy(again, ap);
+    int len = vsnprintf(small, sizeof small, fmt, ap);
+    if (len >= (int)sizeof small) {
+        buf = malloc((size_t)len + 1);
+        vsnprintf(buf, (size_t)len + 1, fmt, again);
+    }
+    va_end(again);
+    va_end(ap);
+    for (const char *p = buf; *p;) {
+        if (!strncmp(p, "__m256", 6)) {
+            fputs("__m512", e->o);
+            p += 6;
+        } else if (!strncmp(p, "_mm256_", 7)) {
+            fputs("_mm512_", e->o);
+            p += 7;
+        } else if (!strncmp(p, "cnn_hsum(", 9)) {
+            fputs("cnn_hsum512(", e->o);
+            p += 9;
+        } else {
+            fputc(*p++, e->o);
+        }
+    }
+    if (buf != small)
+        free(buf);
+}
 
 /* ---- names ------------------------------------------------------------- */
 
@@ -92,7 +134,7 @@ void emit_kernel_comment(Emit *e, const Node *n, const char *schedule) {
 
 static void emit_signature(Emit *e, const Node *n, const char *name, bool scratch) {
     const char *r = n->in_place ? "" : "restrict ";
-    P(e, "static %svoid %s(", e->opt->target == TARGET_AVX2 ? "CNN_AVX2 " : "", name);
+    P(e, "static %svoid %s(", simd_target(e->opt->target) ? "CNN_SIMD " : "", name);
     if (n->op == OP_INPUT)
         P(e, "const float *%sx0, ", r);
     for (int k = 0; k < n->inputs.len; k++)
@@ -123,8 +165,8 @@ static const char *fused_note(Emit *e, const Node *n) {
 }
 
 static const char *schedule_of(Emit *e, const Node *n) {
-    if (e->opt->target == TARGET_AVX2) {
-        const char *s = avx2_schedule(e, n);
+    if (simd_target(e->opt->target)) {
+        const char *s = simd_schedule(e, n);
         if (s)
             return arena_printf(e->a, "%s%s", s, fused_note(e, n));
     }
@@ -141,7 +183,7 @@ static void emit_kernels(Emit *e) {
             continue;
         emit_kernel_comment(e, n, schedule_of(e, n));
         emit_signature(e, n, e->fn[n->id], n->scratch != NULL);
-        if (e->opt->target != TARGET_AVX2 || !emit_avx2_kernel(e, n))
+        if (!simd_target(e->opt->target) || !emit_simd_kernel(e, n))
             emit_scalar_kernel(e, n);
         P(e, "}\n\n");
     }
@@ -166,21 +208,22 @@ static void emit_plain_kernels(Emit *e) {
         if (!needs_plain(e, n))
             continue;
         e->tfn[i] = arena_printf(e->a, "%s_t", e->fn[i]);
-        if (e->opt->target == TARGET_AVX2 && n->op == OP_DENSE) {
+        if (simd_target(e->opt->target) && n->op == OP_DENSE) {
             /* the AVX2 dense kernel reads the canonical weights as they are */
             emit_kernel_comment(e, n, arena_printf(e->a, "%s; unfused, for training's "
-                                "forward pass", avx2_schedule(e, n)));
+                                "forward pass", simd_schedule(e, n)));
             emit_signature(e, n, e->tfn[i], false);
-            emit_avx2_kernel(e, n);
+            emit_simd_kernel(e, n);
             P(e, "}\n\n");
             continue;
         }
-        if (e->opt->target == TARGET_AVX2 && avx2_packs_for_training(n)) {
+        if (simd_target(e->opt->target) && simd_packs_for_training(n)) {
             emit_kernel_comment(e, n, arena_printf(e->a, "%s; unfused, for training's "
                                 "forward pass (weights packed at each step)",
-                                avx2_schedule(e, n)));
-            emit_signature(e, n, e->tfn[i], avx2_scratch(n, e->opt->batch) > 0);
-            emit_avx2_kernel(e, n);
+                                simd_schedule(e, n)));
+            emit_signature(e, n, e->tfn[i],
+                           simd_scratch(e->opt->target, n, e->opt->batch) > 0);
+            emit_simd_kernel(e, n);
             P(e, "}\n\n");
             continue;
         }
@@ -385,18 +428,24 @@ static const char dot_text[] =
 
 static const char hsum_text[] =
 "/* The sum of a vector's eight lanes. */\n"
-"static CNN_AVX2 float cnn_hsum(__m256 v) {\n"
+"static CNN_SIMD float cnn_hsum(__m256 v) {\n"
 "    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));\n"
 "    s = _mm_add_ps(s, _mm_movehl_ps(s, s));\n"
 "    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));\n"
 "    return _mm_cvtss_f32(s);\n"
 "}\n\n";
 
+static const char hsum512_text[] =
+"/* The sum of a vector's sixteen lanes. */\n"
+"static CNN_SIMD float cnn_hsum512(__m512 v) {\n"
+"    return _mm512_reduce_add_ps(v);\n"
+"}\n\n";
+
 static const char dot4x3_text[] =
 "/* g[k * gs + r] += the dot product of row k of d with row r of c, n long,\n"
 " * for four rows of d and three of c (rows n apart): twelve accumulators,\n"
 " * seven loads for twelve FMAs. The weight gradient of a convolution. */\n"
-"static CNN_AVX2 void cnn_dot4x3(const float *d, const float *c, int n, float *g, int gs) {\n"
+"static CNN_SIMD void cnn_dot4x3(const float *d, const float *c, int n, float *g, int gs) {\n"
 "    __m256 a00 = _mm256_setzero_ps(), a01 = _mm256_setzero_ps(), a02 = _mm256_setzero_ps();\n"
 "    __m256 a10 = _mm256_setzero_ps(), a11 = _mm256_setzero_ps(), a12 = _mm256_setzero_ps();\n"
 "    __m256 a20 = _mm256_setzero_ps(), a21 = _mm256_setzero_ps(), a22 = _mm256_setzero_ps();\n"
@@ -666,7 +715,8 @@ static void emit_front_matter(Emit *e, FILE *o) {
     if (e->opt->command)
         fprintf(o, " * command: %s\n", e->opt->command);
     fprintf(o, " * target:  %s; batch up to %d%s\n",
-            e->opt->target == TARGET_AVX2 ? "x86-64 AVX2 + FMA" : "portable C (scalar)",
+            e->opt->target == TARGET_AVX512 ? "x86-64 AVX-512F (with AVX2 and FMA)"
+            : e->opt->target == TARGET_AVX2 ? "x86-64 AVX2 + FMA" : "portable C (scalar)",
             e->opt->batch, e->opt->openmp ? "; OpenMP (compile with -fopenmp)" : "");
     const FuseOptions *f = &e->opt->fuse;
     fprintf(o, " * fusion:  %s\n", f->no_bn && f->no_add && f->no_act ? "off"
@@ -681,15 +731,15 @@ static void emit_front_matter(Emit *e, FILE *o) {
     fprintf(o, " *\n * Inference calls no library function but memcpy/memset (which a\n"
                " * compiler may emit for plain loops) and needs no libm. */\n");
     fprintf(o, "#include \"%s.h\"\n\n#include <stddef.h>\n#include <stdint.h>\n", g->name);
-    if (e->opt->target == TARGET_AVX2)
+    if (simd_target(e->opt->target))
         fprintf(o, "#include <immintrin.h>\n\n"
-                   "/* The kernels use AVX2 and FMA whatever flags the file is compiled\n"
-                   " * with; the CPU must have them (cnnc --target auto checks). */\n"
+                   "/* The kernels use these instruction sets whatever flags the file is\n"
+                   " * compiled with; the CPU must have them (cnnc --target auto checks). */\n"
                    "#if defined(__GNUC__) || defined(__clang__)\n"
-                   "#define CNN_AVX2 __attribute__((target(\"avx2,fma\")))\n"
+                   "#define CNN_SIMD __attribute__((target(\"%s\")))\n"
                    "#else\n"
-                   "#define CNN_AVX2\n"
-                   "#endif\n");
+                   "#define CNN_SIMD\n"
+                   "#endif\n", simd_attribute(e->opt->target));
     fprintf(o, "\n");
 }
 
@@ -716,8 +766,9 @@ static char *close_stream(FILE *f, char **buf, Arena *a) {
 
 Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
     fuse_graph(g, &opt->fuse, a);
-    bool avx2 = opt->target == TARGET_AVX2;
-    Plan *plan = plan_memory(g, opt->batch, avx2 ? avx2_scratch : scalar_scratch, a, d);
+    bool simd = simd_target(opt->target);
+    Plan *plan = plan_memory(g, opt->batch, simd ? simd_scratch_fn(opt->target) : scalar_scratch,
+                             a, d);
     if (!plan || !fits_int(g, d))
         return NULL;
     const char *bad = plan_verify(g, plan, a);
@@ -727,7 +778,7 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
         return NULL;
     }
     Emit e = {.g = g, .plan = plan, .opt = opt, .a = a};
-    e.packing = pack_plan(g, avx2 ? avx2_pack_mr : NULL, a);
+    e.packing = pack_plan(g, simd ? simd_mr_fn(opt->target) : NULL, a);
     name_functions(&e);
 
     char *kbuf = NULL, *cbuf = NULL, *hbuf = NULL;
@@ -735,8 +786,9 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
     e.o = open_memstream(&kbuf, &klen);
     emit_kernels(&e);
     if (opt->train) {
-        e.train_plan = plan_training(g, opt->batch, avx2 ? avx2_train_fscratch : scalar_scratch,
-                                     avx2 ? avx2_train_bscratch : train_bscratch, a, d);
+        e.train_plan = plan_training(g, opt->batch,
+                                     simd ? simd_fscratch_fn(opt->target) : scalar_scratch,
+                                     simd ? simd_bscratch_fn(opt->target) : train_bscratch, a, d);
         if (!e.train_plan) {
             fclose(e.o);
             free(kbuf);
@@ -779,7 +831,9 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
         fputs(uniform_text, o);
     if (e.need_dot)
         fputs(dot_text, o);
-    if (e.need_hsum || e.need_dot4x3)
+    if (e.need_hsum && opt->target == TARGET_AVX512)
+        fputs(hsum512_text, o);
+    if ((e.need_hsum && opt->target != TARGET_AVX512) || e.need_dot4x3)
         fputs(hsum_text, o);
     if (e.need_dot4x3)
         fputs(dot4x3_text, o);

@@ -39,7 +39,7 @@ static const char *act(Emit *e, const Node *n) {
 
 static void emit_back_signature(Emit *e, const BackSig *b) {
     const Node *n = b->n;
-    P(e, "static %svoid %s_backward(", e->opt->target == TARGET_AVX2 ? "CNN_AVX2 " : "",
+    P(e, "static %svoid %s_backward(", simd_target(e->opt->target) ? "CNN_SIMD " : "",
       e->fn[n->id]);
     for (int k = 0; k < n->inputs.len && b->x; k++)
         P(e, "const float *x%d, ", k);
@@ -92,14 +92,14 @@ void emit_training_kernels(Emit *e) {
         e->back[i] = b;
         if (!back_needed(&b))
             continue;
-        Node *bx = e->opt->target == TARGET_AVX2 && n->op == OP_CONV && b.dx[0]
-                 ? avx2_backward_data_node(n, e->a) : NULL;
+        Node *bx = simd_target(e->opt->target) && n->op == OP_CONV && b.dx[0]
+                 ? simd_backward_data_node(n, e->a) : NULL;
         if (bx) {
-            emit_kernel_comment(e, bx, avx2_schedule(e, bx));
-            P(e, "static CNN_AVX2 void %s_dx(const float *restrict x0, float *restrict y, "
+            emit_kernel_comment(e, bx, simd_schedule(e, bx));
+            P(e, "static CNN_SIMD void %s_dx(const float *restrict x0, float *restrict y, "
                  "const float *restrict w, %sint batch) {\n", e->fn[n->id],
-              avx2_scratch(bx, 1) > 0 ? "float *restrict s, " : "");
-            emit_avx2_kernel(e, bx);
+              simd_scratch(e->opt->target, bx, 1) > 0 ? "float *restrict s, " : "");
+            emit_simd_kernel(e, bx);
             P(e, "}\n\n");
         }
         emit_kernel_comment(e, n, "backward: input and weight gradients");
@@ -212,9 +212,10 @@ static void emit_train_forward(Emit *e, FILE *o) {
         } else if (n->op == OP_DROPOUT) {
             fprintf(o, "    %s_train(%s, %s, %s, batch, seed, dropout);\n", fn, x,
                     act(e, n), at(e, n->train->aux));
-        } else if (e->opt->target == TARGET_AVX2 && avx2_packs_for_training(n)) {
+        } else if (simd_target(e->opt->target) && simd_packs_for_training(n)) {
             /* the weights in the kernel's order, after its own scratch */
-            int64_t s = avx2_scratch(n, e->opt->batch), per = n->params[0].count / n->a.units;
+            int64_t s = simd_scratch(e->opt->target, n, e->opt->batch);
+            int64_t per = n->params[0].count / n->a.units;
             const char *packed = arena_printf(e->a, "%s + %lld", at(e, n->train->fscratch), ll(s));
             fprintf(o, "    cnn_pack_conv(params + %lld, ", ll(n->params[0].offset));
             if (n->a.bias)
@@ -222,7 +223,7 @@ static void emit_train_forward(Emit *e, FILE *o) {
             else
                 fprintf(o, "NULL");
             fprintf(o, ", NULL, 0.0, %s, %lld, %lld, %lld, %d);\n", packed, ll(n->a.units),
-                    ll(per), ll(n->a.groups), avx2_pack_mr(n));
+                    ll(per), ll(n->a.groups), simd_pack_mr(e->opt->target, n));
             fprintf(o, "    %s(", fn);
             for (int k = 0; k < n->inputs.len; k++)
                 fprintf(o, "%s, ", act(e, n->inputs.items[k]));

@@ -365,7 +365,8 @@ void pack_apply(const Packing *pk, const float *params, float *packed);
 /* ---- emit_c.c, kernels_scalar.c: the C emitter ------------------------- */
 typedef enum Target {
     TARGET_SCALAR,            /* portable C99 (kernels_scalar.c) */
-    TARGET_AVX2,              /* x86-64 AVX2 + FMA intrinsics (kernels_avx2.c) */
+    TARGET_AVX2,              /* x86-64 AVX2 + FMA intrinsics (kernels_simd.c) */
+    TARGET_AVX512,            /* the same kernels on AVX-512F's 16-float vectors */
 } Target;
 
 typedef struct BuildOptions {
@@ -433,7 +434,7 @@ typedef struct CliOptions {
     const char *douts[MAX_IO_FILES];  /* grad --dout */
     int ndouts;
     bool train;                       /* build --train */
-    const char *target;               /* --target: auto, scalar, avx2 */
+    const char *target;               /* --target: auto, scalar, avx2, avx512 */
     bool openmp;                      /* --openmp */
     FuseOptions fuse;                 /* --no-fuse[=bn,add,act] */
     bool precision_double;            /* grad --double */
@@ -443,7 +444,8 @@ typedef struct CliOptions {
 } CliOptions;
 
 int cmd_build(Compilation *c, const CliOptions *o);   /* exit status */
-/* --target resolved: auto is avx2 when this CPU has AVX2 and FMA. */
+/* --target resolved: auto is avx512 when this CPU has AVX-512F (and AVX2
+ * and FMA), else avx2 when it has AVX2 and FMA, else scalar. */
 Target resolve_target(const char *name);
 int cmd_run(Compilation *c, const CliOptions *o);
 int cmd_grad(Compilation *c, const CliOptions *o);

@@ -162,12 +162,12 @@ static void emit_conv_back(Emit *e, const BackSig *b) {
              "+ %lld - i) * %lld + %lld - j];\n",
           ll(cg), ll(kg), ll(cg), ll(cg), ll(kh), ll(kh - 1), ll(kw), ll(kw - 1));
     }
-    Node *bxp = e->opt->target == TARGET_AVX2 && b->dx[0]
-              ? avx2_backward_data_node(n, e->a) : NULL;
+    Node *bxp = simd_target(e->opt->target) && b->dx[0]
+              ? simd_backward_data_node(n, e->a) : NULL;
     if (bxp)   /* the flipped kernels in the order the input-gradient kernel reads */
         P(e, "    cnn_pack_conv(s + %lld, NULL, NULL, 0.0, s + %lld, %lld, %lld, %lld, %d);\n",
           ll(wf_at), ll(train_bscratch(n, 1)), ll(in.d[0]), ll(kg * kh * kw), ll(a->groups),
-          avx2_conv_mr(bxp));
+          simd_conv_mr(e->opt->target, bxp));
     open_back_batch(e, b);
     if (pads(a)) {
         e->need_pad = true;
@@ -195,7 +195,7 @@ static void emit_conv_back(Emit *e, const BackSig *b) {
       ll(a->stride[0] * wp),
       a->stride[1] == 1 ? "" : arena_printf(e->a, " * %lld", ll(a->stride[1])));
     P(e, "                }\n");
-    bool tiled = e->opt->target == TARGET_AVX2 && kg % 4 == 0 && cg * kh * kw >= 3;
+    bool tiled = simd_target(e->opt->target) && kg % 4 == 0 && cg * kh * kw >= 3;
     if (tiled) {
         /* four output channels by three columns at a time, in registers */
         int64_t per = cg * kh * kw, main = per / 3 * 3;
@@ -236,16 +236,17 @@ static void emit_conv_back(Emit *e, const BackSig *b) {
         }
         P(e, "        }\n");
     }
-    Node *bx = e->opt->target == TARGET_AVX2 && b->dx[0]
-             ? avx2_backward_data_node(n, e->a) : NULL;
+    Node *bx = simd_target(e->opt->target) && b->dx[0]
+             ? simd_backward_data_node(n, e->a) : NULL;
     if (bx) {
         /* input gradient: the convolution of dy with the flipped kernels,
-         * by the forward pass's AVX2 kernel (NAME_dx, avx2_backward_data_node) */
+         * by the forward pass's SIMD kernel (NAME_dx, simd_backward_data_node) */
         int64_t pk_at = train_bscratch(n, 1), bs_at = pk_at +
-            pack_conv_floats(in.d[0], kg * kh * kw, a->groups, avx2_conv_mr(bx));
+            pack_conv_floats(in.d[0], kg * kh * kw, a->groups, simd_conv_mr(e->opt->target, bx));
         P(e, "        float *dxp = s + %lld;\n", ll(dxp_at));
         P(e, "        %s_dx(dyb, dxp, s + %lld, %s1);\n", e->fn[n->id],
-          ll(pk_at), avx2_scratch(bx, 1) > 0 ? arena_printf(e->a, "s + %lld, ", ll(bs_at)) : "");
+          ll(pk_at), simd_scratch(e->opt->target, bx, 1) > 0
+                         ? arena_printf(e->a, "s + %lld, ", ll(bs_at)) : "");
         e->need_unpad = true;
         P(e, "        cnn_unpad(dxp, dxb0, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %d, %d);\n",
           ll(in.d[0]), ll(in.d[1]), ll(in.d[2]), ll(a->pad_lo[0]), ll(a->pad_lo[1]),
@@ -675,8 +676,8 @@ void emit_backward_kernel(Emit *e, const BackSig *b) {
     case OP_CONV: emit_conv_back(e, b); break;
     case OP_LOCAL: emit_local_back(e, b); break;
     case OP_DENSE:
-        if (e->opt->target == TARGET_AVX2)
-            emit_avx2_dense_back(e, b);
+        if (simd_target(e->opt->target))
+            emit_simd_dense_back(e, b);
         else
             emit_dense_back(e, b);
         break;

@@ -52,9 +52,10 @@ static void usage(FILE *f) {
 "  --batch N          the most samples per call (NAME_BATCH); run: the batch\n"
 "                     in the input files (default 1)\n"
 "  --target T         avx2: x86-64 AVX2+FMA intrinsics (register-tiled\n"
-"                     convolutions, dense layers); scalar: portable C99, for\n"
-"                     any CPU and the reference; auto (default): avx2 when\n"
-"                     this CPU has AVX2 and FMA, else scalar\n"
+"                     convolutions, dense layers); avx512: the same kernels\n"
+"                     on AVX-512F's 16-float vectors; scalar: portable C99,\n"
+"                     for any CPU and the reference; auto (default): the\n"
+"                     widest of these this CPU runs\n"
 "  --openmp           build: OpenMP pragmas in the kernels (compile the\n"
 "                     result with -fopenmp); run: also compiles with it\n"
 "  --no-fuse          no fusion: every layer its own kernel\n"
@@ -222,9 +223,10 @@ static int parse_args(int argc, char **argv, CliOptions *o) {
                 o->batch = (int)b;
                 o->batch_given = true;
             } else if (!strcmp(a, "--target")) {
-                if (strcmp(v, "auto") && strcmp(v, "scalar") && strcmp(v, "avx2"))
+                if (strcmp(v, "auto") && strcmp(v, "scalar") && strcmp(v, "avx2") &&
+                    strcmp(v, "avx512"))
                     return usage_error("target '%s' is not available; choose auto, "
-                                       "scalar (portable C) or avx2", v);
+                                       "scalar (portable C), avx2 or avx512", v);
                 o->target = v;
             } else if (!strcmp(a, "--weights")) {
                 o->weights = v;

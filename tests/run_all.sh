@@ -49,6 +49,12 @@ if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
         conf "avx2 target, only $pass fusion off" -k net: -k example: --flags "--target avx2 --no-fuse=$pass"
     done
     OMP_NUM_THREADS=2 conf "avx2 target with OpenMP, 2 threads" -k net: -k example: -k conv --flags "--target avx2 --openmp"
+    if grep -qw avx512f /proc/cpuinfo; then
+        conf "avx512 target, fusion on" --flags "--target avx512"
+        conf "avx512 target, fusion off" -k net: -k example: -k conv --flags "--target avx512 --no-fuse"
+    else
+        echo "== the avx512 conformance suites did NOT run: this CPU lacks AVX-512F"
+    fi
 else
     echo "== the avx2 conformance suites did NOT run: this CPU lacks AVX2 or FMA"
     failed=$((failed + 1)); broken="$broken avx2-not-run"

@@ -15,12 +15,12 @@
 #include <stdint.h>
 #include <immintrin.h>
 
-/* The kernels use AVX2 and FMA whatever flags the file is compiled
- * with; the CPU must have them (cnnc --target auto checks). */
+/* The kernels use these instruction sets whatever flags the file is
+ * compiled with; the CPU must have them (cnnc --target auto checks). */
 #if defined(__GNUC__) || defined(__clang__)
-#define CNN_AVX2 __attribute__((target("avx2,fma")))
+#define CNN_SIMD __attribute__((target("avx2,fma")))
 #else
-#define CNN_AVX2
+#define CNN_SIMD
 #endif
 
 /* exp and log in double precision, so the generated code needs no libm.
@@ -148,7 +148,7 @@ static void cnn_pad(const float *x, float *xp, int c, int h, int w, int top,
 }
 
 /* The sum of a vector's eight lanes. */
-static CNN_AVX2 float cnn_hsum(__m256 v) {
+static CNN_SIMD float cnn_hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
@@ -194,8 +194,8 @@ static void cnn_pack_conv(const float *w, const float *bias, const float *bn,
  *   weights at packed[0]: weight [96,3,11,11] + bias [96] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then relu1
  */
-static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32 }; /* the register tile */
+static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 34848;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 154587;
@@ -236,17 +236,17 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                             const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
                             const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
                             const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                            __m256 xb = _mm256_broadcast_ss(xp + o0 + i * 227 + j * 1);
+                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 227 + j * 1]);
                             c00 = _mm256_fmadd_ps(xb, wv0, c00);
                             c01 = _mm256_fmadd_ps(xb, wv1, c01);
                             c02 = _mm256_fmadd_ps(xb, wv2, c02);
                             c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                            xb = _mm256_broadcast_ss(xp + o1 + i * 227 + j * 1);
+                            xb = _mm256_set1_ps(xp[o1 + i * 227 + j * 1]);
                             c10 = _mm256_fmadd_ps(xb, wv0, c10);
                             c11 = _mm256_fmadd_ps(xb, wv1, c11);
                             c12 = _mm256_fmadd_ps(xb, wv2, c12);
                             c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                            xb = _mm256_broadcast_ss(xp + o2 + i * 227 + j * 1);
+                            xb = _mm256_set1_ps(xp[o2 + i * 227 + j * 1]);
                             c20 = _mm256_fmadd_ps(xb, wv0, c20);
                             c21 = _mm256_fmadd_ps(xb, wv1, c21);
                             c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -278,16 +278,17 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
 
 /* lrn1 — examples/alexnet_original.cnn:24: lrn 5
  *   in [96,55,55] -> out [96,55,55]
- *   avx2: eight positions a vector; base^0.75 by two vector square roots
+ *   avx2: 8 positions a vector; base^0.75 by two vector square roots
  */
-static CNN_AVX2 void lrn1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void lrn1(const float *restrict x0, float *restrict y, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 290400;
         float *yb = y + (ptrdiff_t)b * 290400;
         for (int c = 0; c < 96; c++) {
             const int lo = c - 2 < 0 ? 0 : c - 2;
             const int hi = c + 2 >= 96 ? 95 : c + 2;
-            for (int i = 0; i < 3024; i += 8) {
+            for (int i = 0; i < 3024; i += W) {
                 __m256 sum = _mm256_setzero_ps(), r;
                 for (int j = lo; j <= hi; j++) {
                     const __m256 x = _mm256_loadu_ps(xb0 + j * 3025 + i);
@@ -311,7 +312,7 @@ static CNN_AVX2 void lrn1(const float *restrict x0, float *restrict y, int batch
  *   in [96,55,55] -> out [96,27,27]
  *   scalar loops
  */
-static CNN_AVX2 void maxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 290400;
         float *yb = y + (ptrdiff_t)b * 69984;
@@ -360,8 +361,8 @@ static CNN_AVX2 void maxpool1(const float *restrict x0, float *restrict y, int b
  *   weights at packed[34944]: weight [256,48,5,5] + bias [256] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu2
  */
-static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32 }; /* the register tile */
+static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 307200;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69984;
@@ -403,17 +404,17 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                             const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
                             const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
                             const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                            __m256 xb = _mm256_broadcast_ss(xp + o0 + i * 31 + j * 1);
+                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 31 + j * 1]);
                             c00 = _mm256_fmadd_ps(xb, wv0, c00);
                             c01 = _mm256_fmadd_ps(xb, wv1, c01);
                             c02 = _mm256_fmadd_ps(xb, wv2, c02);
                             c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                            xb = _mm256_broadcast_ss(xp + o1 + i * 31 + j * 1);
+                            xb = _mm256_set1_ps(xp[o1 + i * 31 + j * 1]);
                             c10 = _mm256_fmadd_ps(xb, wv0, c10);
                             c11 = _mm256_fmadd_ps(xb, wv1, c11);
                             c12 = _mm256_fmadd_ps(xb, wv2, c12);
                             c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                            xb = _mm256_broadcast_ss(xp + o2 + i * 31 + j * 1);
+                            xb = _mm256_set1_ps(xp[o2 + i * 31 + j * 1]);
                             c20 = _mm256_fmadd_ps(xb, wv0, c20);
                             c21 = _mm256_fmadd_ps(xb, wv1, c21);
                             c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -445,16 +446,17 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
 
 /* lrn2 — examples/alexnet_original.cnn:27: lrn 5
  *   in [256,27,27] -> out [256,27,27]
- *   avx2: eight positions a vector; base^0.75 by two vector square roots
+ *   avx2: 8 positions a vector; base^0.75 by two vector square roots
  */
-static CNN_AVX2 void lrn2(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void lrn2(const float *restrict x0, float *restrict y, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 186624;
         float *yb = y + (ptrdiff_t)b * 186624;
         for (int c = 0; c < 256; c++) {
             const int lo = c - 2 < 0 ? 0 : c - 2;
             const int hi = c + 2 >= 256 ? 255 : c + 2;
-            for (int i = 0; i < 728; i += 8) {
+            for (int i = 0; i < 728; i += W) {
                 __m256 sum = _mm256_setzero_ps(), r;
                 for (int j = lo; j <= hi; j++) {
                     const __m256 x = _mm256_loadu_ps(xb0 + j * 729 + i);
@@ -478,7 +480,7 @@ static CNN_AVX2 void lrn2(const float *restrict x0, float *restrict y, int batch
  *   in [256,27,27] -> out [256,13,13]
  *   scalar loops
  */
-static CNN_AVX2 void maxpool2(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 186624;
         float *yb = y + (ptrdiff_t)b * 43264;
@@ -527,8 +529,8 @@ static CNN_AVX2 void maxpool2(const float *restrict x0, float *restrict y, int b
  *   weights at packed[342400]: weight [384,256,3,3] + bias [384] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu3
  */
-static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32 }; /* the register tile */
+static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 884736;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 43264;
@@ -568,17 +570,17 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -589,17 +591,17 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 1);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 1);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 1);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -610,17 +612,17 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 2);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 2);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 2);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -631,17 +633,17 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 15);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 15]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 15);
+                    xb = _mm256_set1_ps(xp[o1 + 15]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 15);
+                    xb = _mm256_set1_ps(xp[o2 + 15]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -652,17 +654,17 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 16);
+                    xb = _mm256_set1_ps(xp[o1 + 16]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 16);
+                    xb = _mm256_set1_ps(xp[o2 + 16]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -673,17 +675,17 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 17);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 17);
+                    xb = _mm256_set1_ps(xp[o1 + 17]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 17);
+                    xb = _mm256_set1_ps(xp[o2 + 17]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -694,17 +696,17 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 30);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 30);
+                    xb = _mm256_set1_ps(xp[o1 + 30]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 30);
+                    xb = _mm256_set1_ps(xp[o2 + 30]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -715,17 +717,17 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 31);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 31]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 31);
+                    xb = _mm256_set1_ps(xp[o1 + 31]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 31);
+                    xb = _mm256_set1_ps(xp[o2 + 31]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -736,17 +738,17 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv1 = _mm256_loadu_ps(wp + 256 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 256 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 256 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 32);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 32);
+                    xb = _mm256_set1_ps(xp[o1 + 32]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 32);
+                    xb = _mm256_set1_ps(xp[o2 + 32]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -782,8 +784,8 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
  *   weights at packed[1227520]: weight [384,192,3,3] + bias [384] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu4
  */
-static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32 }; /* the register tile */
+static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 663552;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 64896;
@@ -823,17 +825,17 @@ static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -844,17 +846,17 @@ static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 1);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 1);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 1);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -865,17 +867,17 @@ static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 2);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 2);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 2);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -886,17 +888,17 @@ static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 15);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 15]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 15);
+                    xb = _mm256_set1_ps(xp[o1 + 15]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 15);
+                    xb = _mm256_set1_ps(xp[o2 + 15]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -907,17 +909,17 @@ static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 16);
+                    xb = _mm256_set1_ps(xp[o1 + 16]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 16);
+                    xb = _mm256_set1_ps(xp[o2 + 16]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -928,17 +930,17 @@ static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 17);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 17);
+                    xb = _mm256_set1_ps(xp[o1 + 17]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 17);
+                    xb = _mm256_set1_ps(xp[o2 + 17]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -949,17 +951,17 @@ static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 30);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 30);
+                    xb = _mm256_set1_ps(xp[o1 + 30]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 30);
+                    xb = _mm256_set1_ps(xp[o2 + 30]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -970,17 +972,17 @@ static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 31);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 31]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 31);
+                    xb = _mm256_set1_ps(xp[o1 + 31]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 31);
+                    xb = _mm256_set1_ps(xp[o2 + 31]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -991,17 +993,17 @@ static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv1 = _mm256_loadu_ps(wp + 256 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 256 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 256 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 32);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 32);
+                    xb = _mm256_set1_ps(xp[o1 + 32]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 32);
+                    xb = _mm256_set1_ps(xp[o2 + 32]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -1037,8 +1039,8 @@ static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const fl
  *   weights at packed[1891456]: weight [256,192,3,3] + bias [256] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu5
  */
-static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32 }; /* the register tile */
+static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 442368;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 64896;
@@ -1078,17 +1080,17 @@ static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -1099,17 +1101,17 @@ static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 1);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 1);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 1);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -1120,17 +1122,17 @@ static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 2);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 2);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 2);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -1141,17 +1143,17 @@ static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 15);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 15]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 15);
+                    xb = _mm256_set1_ps(xp[o1 + 15]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 15);
+                    xb = _mm256_set1_ps(xp[o2 + 15]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -1162,17 +1164,17 @@ static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 16);
+                    xb = _mm256_set1_ps(xp[o1 + 16]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 16);
+                    xb = _mm256_set1_ps(xp[o2 + 16]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -1183,17 +1185,17 @@ static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 17);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 17);
+                    xb = _mm256_set1_ps(xp[o1 + 17]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 17);
+                    xb = _mm256_set1_ps(xp[o2 + 17]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -1204,17 +1206,17 @@ static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 30);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 30);
+                    xb = _mm256_set1_ps(xp[o1 + 30]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 30);
+                    xb = _mm256_set1_ps(xp[o2 + 30]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -1225,17 +1227,17 @@ static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 31);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 31]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 31);
+                    xb = _mm256_set1_ps(xp[o1 + 31]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 31);
+                    xb = _mm256_set1_ps(xp[o2 + 31]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -1246,17 +1248,17 @@ static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const fl
                     const __m256 wv1 = _mm256_loadu_ps(wp + 256 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 256 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 256 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 32);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 32);
+                    xb = _mm256_set1_ps(xp[o1 + 32]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 32);
+                    xb = _mm256_set1_ps(xp[o2 + 32]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -1291,7 +1293,7 @@ static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const fl
  *   in [256,13,13] -> out [256,6,6]
  *   scalar loops
  */
-static CNN_AVX2 void maxpool3(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void maxpool3(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 43264;
         float *yb = y + (ptrdiff_t)b * 9216;
@@ -1340,8 +1342,8 @@ static CNN_AVX2 void maxpool3(const float *restrict x0, float *restrict y, int b
  *   weights at packed[2334080]: weight [4096,9216] + bias [4096]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); then relu6
  */
-static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { DENSE_ROWS = 4 };
+static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
     for (int u0 = 0; u0 < 4096; u0 += DENSE_ROWS) {
         const int rows = u0 + DENSE_ROWS <= 4096 ? DENSE_ROWS : 4096 - u0;
         for (int b = 0; b < batch; b++) {
@@ -1356,16 +1358,16 @@ static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const f
                 __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
                 __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
                 __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-                for (int i = 0; i < 9216; i += 16) {
-                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + 8);
+                for (int i = 0; i < 9216; i += 2 * W) {
+                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + W);
                     a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xa, a0);
-                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + 8), xb, b0);
+                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + W), xb, b0);
                     a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xa, a1);
-                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + 8), xb, b1);
+                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + W), xb, b1);
                     a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xa, a2);
-                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + 8), xb, b2);
+                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + W), xb, b2);
                     a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xa, a3);
-                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + 8), xb, b3);
+                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + W), xb, b3);
                 }
                 sum[0] = cnn_hsum(_mm256_add_ps(a0, b0));
                 sum[1] = cnn_hsum(_mm256_add_ps(a1, b1));
@@ -1376,7 +1378,7 @@ static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const f
                     const float *wr = w + (ptrdiff_t)(u0 + r) * 9216;
                     __m256 a = _mm256_setzero_ps();
                     int i = 0;
-                    for (; i + 8 <= 9216; i += 8)
+                    for (; i + W <= 9216; i += W)
                         a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
                     sum[r] = cnn_hsum(a);
                     for (; i < 9216; i++)
@@ -1398,8 +1400,8 @@ static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const f
  *   weights at packed[40086912]: weight [4096,4096] + bias [4096]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); then relu7
  */
-static CNN_AVX2 void dense2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { DENSE_ROWS = 4 };
+static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
     for (int u0 = 0; u0 < 4096; u0 += DENSE_ROWS) {
         const int rows = u0 + DENSE_ROWS <= 4096 ? DENSE_ROWS : 4096 - u0;
         for (int b = 0; b < batch; b++) {
@@ -1414,16 +1416,16 @@ static CNN_AVX2 void dense2(const float *restrict x0, float *restrict y, const f
                 __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
                 __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
                 __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-                for (int i = 0; i < 4096; i += 16) {
-                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + 8);
+                for (int i = 0; i < 4096; i += 2 * W) {
+                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + W);
                     a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xa, a0);
-                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + 8), xb, b0);
+                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + W), xb, b0);
                     a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xa, a1);
-                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + 8), xb, b1);
+                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + W), xb, b1);
                     a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xa, a2);
-                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + 8), xb, b2);
+                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + W), xb, b2);
                     a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xa, a3);
-                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + 8), xb, b3);
+                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + W), xb, b3);
                 }
                 sum[0] = cnn_hsum(_mm256_add_ps(a0, b0));
                 sum[1] = cnn_hsum(_mm256_add_ps(a1, b1));
@@ -1434,7 +1436,7 @@ static CNN_AVX2 void dense2(const float *restrict x0, float *restrict y, const f
                     const float *wr = w + (ptrdiff_t)(u0 + r) * 4096;
                     __m256 a = _mm256_setzero_ps();
                     int i = 0;
-                    for (; i + 8 <= 4096; i += 8)
+                    for (; i + W <= 4096; i += W)
                         a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
                     sum[r] = cnn_hsum(a);
                     for (; i < 4096; i++)
@@ -1456,8 +1458,8 @@ static CNN_AVX2 void dense2(const float *restrict x0, float *restrict y, const f
  *   weights at packed[56868224]: weight [1000,4096] + bias [1000]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
  */
-static CNN_AVX2 void dense3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { DENSE_ROWS = 4 };
+static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
     for (int u0 = 0; u0 < 1000; u0 += DENSE_ROWS) {
         const int rows = u0 + DENSE_ROWS <= 1000 ? DENSE_ROWS : 1000 - u0;
         for (int b = 0; b < batch; b++) {
@@ -1472,16 +1474,16 @@ static CNN_AVX2 void dense3(const float *restrict x0, float *restrict y, const f
                 __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
                 __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
                 __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-                for (int i = 0; i < 4096; i += 16) {
-                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + 8);
+                for (int i = 0; i < 4096; i += 2 * W) {
+                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + W);
                     a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xa, a0);
-                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + 8), xb, b0);
+                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + W), xb, b0);
                     a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xa, a1);
-                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + 8), xb, b1);
+                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + W), xb, b1);
                     a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xa, a2);
-                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + 8), xb, b2);
+                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + W), xb, b2);
                     a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xa, a3);
-                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + 8), xb, b3);
+                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + W), xb, b3);
                 }
                 sum[0] = cnn_hsum(_mm256_add_ps(a0, b0));
                 sum[1] = cnn_hsum(_mm256_add_ps(a1, b1));
@@ -1492,7 +1494,7 @@ static CNN_AVX2 void dense3(const float *restrict x0, float *restrict y, const f
                     const float *wr = w + (ptrdiff_t)(u0 + r) * 4096;
                     __m256 a = _mm256_setzero_ps();
                     int i = 0;
-                    for (; i + 8 <= 4096; i += 8)
+                    for (; i + W <= 4096; i += W)
                         a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
                     sum[r] = cnn_hsum(a);
                     for (; i < 4096; i++)

@@ -15,12 +15,12 @@
 #include <stdint.h>
 #include <immintrin.h>
 
-/* The kernels use AVX2 and FMA whatever flags the file is compiled
- * with; the CPU must have them (cnnc --target auto checks). */
+/* The kernels use these instruction sets whatever flags the file is
+ * compiled with; the CPU must have them (cnnc --target auto checks). */
 #if defined(__GNUC__) || defined(__clang__)
-#define CNN_AVX2 __attribute__((target("avx2,fma")))
+#define CNN_SIMD __attribute__((target("avx2,fma")))
 #else
-#define CNN_AVX2
+#define CNN_SIMD
 #endif
 
 /* exp and log in double precision, so the generated code needs no libm.
@@ -186,8 +186,8 @@ static void cnn_pack_conv(const float *w, const float *bias, const float *bn,
  *   weights at packed[0]: weight [192,48,5,5] + bias [192] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu1
  */
-static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32 }; /* the register tile */
+static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 230400;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 17328;
@@ -229,17 +229,17 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                             const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
                             const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
                             const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                            __m256 xb = _mm256_broadcast_ss(xp + o0 + i * 23 + j * 1);
+                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 23 + j * 1]);
                             c00 = _mm256_fmadd_ps(xb, wv0, c00);
                             c01 = _mm256_fmadd_ps(xb, wv1, c01);
                             c02 = _mm256_fmadd_ps(xb, wv2, c02);
                             c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                            xb = _mm256_broadcast_ss(xp + o1 + i * 23 + j * 1);
+                            xb = _mm256_set1_ps(xp[o1 + i * 23 + j * 1]);
                             c10 = _mm256_fmadd_ps(xb, wv0, c10);
                             c11 = _mm256_fmadd_ps(xb, wv1, c11);
                             c12 = _mm256_fmadd_ps(xb, wv2, c12);
                             c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                            xb = _mm256_broadcast_ss(xp + o2 + i * 23 + j * 1);
+                            xb = _mm256_set1_ps(xp[o2 + i * 23 + j * 1]);
                             c20 = _mm256_fmadd_ps(xb, wv0, c20);
                             c21 = _mm256_fmadd_ps(xb, wv1, c21);
                             c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -274,8 +274,8 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
  *   weights at packed[230592]: weight [192,192,3,3] + bias [192] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 21 apart (19 kept); then relu2
  */
-static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 331776;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
@@ -294,216 +294,216 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 381;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 192; c += 1, xp += 441, wp += 54) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 21 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 21 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 22 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 22 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 23 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 23 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 42 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 42 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 43 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 43 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 44 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 44 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -523,19 +523,19 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 361;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 21, ow = q - oh * 21;
-                        if (ow + 8 <= 19 && q + 8 <= 397) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 19 && q + W <= 397) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 19 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 21, c = q + l - h * 21;
                             if (c >= 19 || q + l >= 397)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 19 + c] = v;
                         }
@@ -551,8 +551,8 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
  *   weights at packed[562560]: weight [192,192,3,3] + bias [192] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 21 apart (19 kept); then relu3
  */
-static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 331776;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
@@ -571,216 +571,216 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 381;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 192; c += 1, xp += 441, wp += 54) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 21 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 21 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 22 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 22 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 23 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 23 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 42 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 42 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 43 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 43 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 44 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 44 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -800,19 +800,19 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 361;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 21, ow = q - oh * 21;
-                        if (ow + 8 <= 19 && q + 8 <= 397) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 19 && q + W <= 397) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 19 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 21, c = q + l - h * 21;
                             if (c >= 19 || q + l >= 397)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 19 + c] = v;
                         }
@@ -828,8 +828,8 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
  *   weights at packed[894528]: weight [192,192,3,3] + bias [192] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 21 apart (19 kept); then relu4
  */
-static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 331776;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
@@ -848,216 +848,216 @@ static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const fl
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 381;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 192; c += 1, xp += 441, wp += 54) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 21 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 21 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 22 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 22 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 23 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 23 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 42 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 42 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 43 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 43 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 44 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 44 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -1077,19 +1077,19 @@ static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const fl
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 361;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 21, ow = q - oh * 21;
-                        if (ow + 8 <= 19 && q + 8 <= 397) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 19 && q + W <= 397) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 19 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 21, c = q + l - h * 21;
                             if (c >= 19 || q + l >= 397)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 19 + c] = v;
                         }
@@ -1105,8 +1105,8 @@ static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const fl
  *   weights at packed[1226496]: weight [192,192,3,3] + bias [192] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 21 apart (19 kept); then relu5
  */
-static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 331776;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
@@ -1125,216 +1125,216 @@ static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const fl
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 381;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 192; c += 1, xp += 441, wp += 54) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 21 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 21 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 22 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 22 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 23 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 23 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 42 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 42 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 43 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 43 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 44 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 44 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -1354,19 +1354,19 @@ static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const fl
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 361;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 21, ow = q - oh * 21;
-                        if (ow + 8 <= 19 && q + 8 <= 397) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 19 && q + W <= 397) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 19 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 21, c = q + l - h * 21;
                             if (c >= 19 || q + l >= 397)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 19 + c] = v;
                         }
@@ -1382,8 +1382,8 @@ static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const fl
  *   weights at packed[1558464]: weight [192,192,3,3] + bias [192] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 21 apart (19 kept); then relu6
  */
-static CNN_AVX2 void conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 331776;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
@@ -1402,216 +1402,216 @@ static CNN_AVX2 void conv6(const float *restrict x0, float *restrict y, const fl
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 381;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 192; c += 1, xp += 441, wp += 54) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 21 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 21 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 22 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 22 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 23 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 23 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 42 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 42 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 43 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 43 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 44 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 44 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -1631,19 +1631,19 @@ static CNN_AVX2 void conv6(const float *restrict x0, float *restrict y, const fl
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 361;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 21, ow = q - oh * 21;
-                        if (ow + 8 <= 19 && q + 8 <= 397) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 19 && q + W <= 397) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 19 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 21, c = q + l - h * 21;
                             if (c >= 19 || q + l >= 397)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 19 + c] = v;
                         }
@@ -1659,8 +1659,8 @@ static CNN_AVX2 void conv6(const float *restrict x0, float *restrict y, const fl
  *   weights at packed[1890432]: weight [192,192,3,3] + bias [192] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 21 apart (19 kept); then relu7
  */
-static CNN_AVX2 void conv7(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 331776;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
@@ -1679,216 +1679,216 @@ static CNN_AVX2 void conv7(const float *restrict x0, float *restrict y, const fl
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 381;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 192; c += 1, xp += 441, wp += 54) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 21 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 21 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 22 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 22 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 23 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 23 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 42 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 42 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 43 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 43 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 44 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 44 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -1908,19 +1908,19 @@ static CNN_AVX2 void conv7(const float *restrict x0, float *restrict y, const fl
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 361;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 21, ow = q - oh * 21;
-                        if (ow + 8 <= 19 && q + 8 <= 397) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 19 && q + W <= 397) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 19 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 21, c = q + l - h * 21;
                             if (c >= 19 || q + l >= 397)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 19 + c] = v;
                         }
@@ -1936,8 +1936,8 @@ static CNN_AVX2 void conv7(const float *restrict x0, float *restrict y, const fl
  *   weights at packed[2222400]: weight [192,192,3,3] + bias [192] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 21 apart (19 kept); then relu8
  */
-static CNN_AVX2 void conv8(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 331776;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
@@ -1956,216 +1956,216 @@ static CNN_AVX2 void conv8(const float *restrict x0, float *restrict y, const fl
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 381;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 192; c += 1, xp += 441, wp += 54) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 21 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 21 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 22 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 22 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 23 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 23 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 42 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 42 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 43 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 43 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 44 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 44 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -2185,19 +2185,19 @@ static CNN_AVX2 void conv8(const float *restrict x0, float *restrict y, const fl
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 361;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 21, ow = q - oh * 21;
-                        if (ow + 8 <= 19 && q + 8 <= 397) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 19 && q + W <= 397) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 19 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 21, c = q + l - h * 21;
                             if (c >= 19 || q + l >= 397)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 19 + c] = v;
                         }
@@ -2213,8 +2213,8 @@ static CNN_AVX2 void conv8(const float *restrict x0, float *restrict y, const fl
  *   weights at packed[2554368]: weight [192,192,3,3] + bias [192] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 21 apart (19 kept); then relu9
  */
-static CNN_AVX2 void conv9(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 331776;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
@@ -2233,216 +2233,216 @@ static CNN_AVX2 void conv9(const float *restrict x0, float *restrict y, const fl
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 381;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 192; c += 1, xp += 441, wp += 54) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 21 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 21 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 22 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 22 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 23 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 23 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 42 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 42 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 43 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 43 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 44 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 44 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -2462,19 +2462,19 @@ static CNN_AVX2 void conv9(const float *restrict x0, float *restrict y, const fl
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 361;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 21, ow = q - oh * 21;
-                        if (ow + 8 <= 19 && q + 8 <= 397) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 19 && q + W <= 397) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 19 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 21, c = q + l - h * 21;
                             if (c >= 19 || q + l >= 397)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 19 + c] = v;
                         }
@@ -2490,8 +2490,8 @@ static CNN_AVX2 void conv9(const float *restrict x0, float *restrict y, const fl
  *   weights at packed[2886336]: weight [192,192,3,3] + bias [192] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 21 apart (19 kept); then relu10
  */
-static CNN_AVX2 void conv10(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 331776;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
@@ -2510,216 +2510,216 @@ static CNN_AVX2 void conv10(const float *restrict x0, float *restrict y, const f
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 381;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 192; c += 1, xp += 441, wp += 54) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 21 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 21 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 22 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 22 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 23 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 23 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 42 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 42 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 43 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 43 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 44 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 44 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -2739,19 +2739,19 @@ static CNN_AVX2 void conv10(const float *restrict x0, float *restrict y, const f
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 361;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 21, ow = q - oh * 21;
-                        if (ow + 8 <= 19 && q + 8 <= 397) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 19 && q + W <= 397) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 19 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 21, c = q + l - h * 21;
                             if (c >= 19 || q + l >= 397)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 19 + c] = v;
                         }
@@ -2767,8 +2767,8 @@ static CNN_AVX2 void conv10(const float *restrict x0, float *restrict y, const f
  *   weights at packed[3218304]: weight [192,192,3,3] + bias [192] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 21 apart (19 kept); then relu11
  */
-static CNN_AVX2 void conv11(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 331776;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
@@ -2787,216 +2787,216 @@ static CNN_AVX2 void conv11(const float *restrict x0, float *restrict y, const f
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 381;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 192; c += 1, xp += 441, wp += 54) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 21 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 21 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 22 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 22 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 23 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 23 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 42 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 42 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 43 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 43 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 44 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 44 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -3016,19 +3016,19 @@ static CNN_AVX2 void conv11(const float *restrict x0, float *restrict y, const f
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 361;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 21, ow = q - oh * 21;
-                        if (ow + 8 <= 19 && q + 8 <= 397) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 19 && q + W <= 397) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 19 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 21, c = q + l - h * 21;
                             if (c >= 19 || q + l >= 397)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 19 + c] = v;
                         }
@@ -3044,8 +3044,8 @@ static CNN_AVX2 void conv11(const float *restrict x0, float *restrict y, const f
  *   weights at packed[3550272]: weight [192,192,3,3] + bias [192] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 21 apart (19 kept); then relu12
  */
-static CNN_AVX2 void conv12(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 331776;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
@@ -3064,216 +3064,216 @@ static CNN_AVX2 void conv12(const float *restrict x0, float *restrict y, const f
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 381;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 192; c += 1, xp += 441, wp += 54) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 21 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 21 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 22 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 22 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 23 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 23 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 42 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 42 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 43 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 43 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 44 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 44 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -3293,19 +3293,19 @@ static CNN_AVX2 void conv12(const float *restrict x0, float *restrict y, const f
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 361;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 21, ow = q - oh * 21;
-                        if (ow + 8 <= 19 && q + 8 <= 397) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 19 && q + W <= 397) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 19 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 21, c = q + l - h * 21;
                             if (c >= 19 || q + l >= 397)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 19 + c] = v;
                         }
@@ -3321,8 +3321,8 @@ static CNN_AVX2 void conv12(const float *restrict x0, float *restrict y, const f
  *   weights at packed[3882240]: weight [1,192,1,1]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the input, rows 19 apart (19 kept)
  */
-static CNN_AVX2 void conv13(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
@@ -3338,14 +3338,14 @@ static CNN_AVX2 void conv13(const float *restrict x0, float *restrict y, const f
             float t[MR][NR];
             {
                 const int p = tile < 5 ? tile * NR : 297;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 192; c += 8, xp += 2888, wp += 8) {
@@ -3358,7 +3358,7 @@ static CNN_AVX2 void conv13(const float *restrict x0, float *restrict y, const f
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3377,7 +3377,7 @@ static CNN_AVX2 void conv13(const float *restrict x0, float *restrict y, const f
                         const __m256 xv5 = _mm256_loadu_ps(xp + 361 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 361 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 361 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3396,7 +3396,7 @@ static CNN_AVX2 void conv13(const float *restrict x0, float *restrict y, const f
                         const __m256 xv5 = _mm256_loadu_ps(xp + 722 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 722 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 722 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3415,7 +3415,7 @@ static CNN_AVX2 void conv13(const float *restrict x0, float *restrict y, const f
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1083 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1083 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1083 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3434,7 +3434,7 @@ static CNN_AVX2 void conv13(const float *restrict x0, float *restrict y, const f
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1444 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1444 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1444 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3453,7 +3453,7 @@ static CNN_AVX2 void conv13(const float *restrict x0, float *restrict y, const f
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1805 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1805 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1805 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3472,7 +3472,7 @@ static CNN_AVX2 void conv13(const float *restrict x0, float *restrict y, const f
                         const __m256 xv5 = _mm256_loadu_ps(xp + 2166 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 2166 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 2166 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3491,7 +3491,7 @@ static CNN_AVX2 void conv13(const float *restrict x0, float *restrict y, const f
                         const __m256 xv5 = _mm256_loadu_ps(xp + 2527 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 2527 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 2527 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3513,8 +3513,8 @@ static CNN_AVX2 void conv13(const float *restrict x0, float *restrict y, const f
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 361;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
                 }
@@ -3528,7 +3528,7 @@ static CNN_AVX2 void conv13(const float *restrict x0, float *restrict y, const f
  *   weights at packed[3882433]: bias [361]
  *   scalar loops
  */
-static CNN_AVX2 void bias1(const float *x0, float *y, const float *w, int batch) {
+static CNN_SIMD void bias1(const float *x0, float *y, const float *w, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 361;
         float *yb = y + (ptrdiff_t)b * 361;
@@ -3541,7 +3541,7 @@ static CNN_AVX2 void bias1(const float *x0, float *y, const float *w, int batch)
  *   in [361] -> out [361]
  *   scalar loops
  */
-static CNN_AVX2 void softmax1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void softmax1(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 361;
         float *yb = y + (ptrdiff_t)b * 361;

@@ -15,12 +15,12 @@
 #include <stdint.h>
 #include <immintrin.h>
 
-/* The kernels use AVX2 and FMA whatever flags the file is compiled
- * with; the CPU must have them (cnnc --target auto checks). */
+/* The kernels use these instruction sets whatever flags the file is
+ * compiled with; the CPU must have them (cnnc --target auto checks). */
 #if defined(__GNUC__) || defined(__clang__)
-#define CNN_AVX2 __attribute__((target("avx2,fma")))
+#define CNN_SIMD __attribute__((target("avx2,fma")))
 #else
-#define CNN_AVX2
+#define CNN_SIMD
 #endif
 
 /* exp and log in double precision, so the generated code needs no libm.
@@ -148,7 +148,7 @@ static void cnn_pad(const float *x, float *xp, int c, int h, int w, int top,
 }
 
 /* The sum of a vector's eight lanes. */
-static CNN_AVX2 float cnn_hsum(__m256 v) {
+static CNN_SIMD float cnn_hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
@@ -194,8 +194,8 @@ static void cnn_pack_conv(const float *w, const float *bias, const float *bn,
  *   weights at packed[0]: weight [32,1,3,3] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); bn1 folded into the weights; then relu1
  */
-static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 288;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 784;
@@ -214,18 +214,18 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
             float t[MR][NR];
             {
                 const int p = tile < 34 ? tile * NR : 814;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 900, wp += 36) {
@@ -233,19 +233,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -254,19 +254,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -275,19 +275,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -296,19 +296,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 30 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -317,19 +317,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 31 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -338,19 +338,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -359,19 +359,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -380,19 +380,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 61 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 61 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 61 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -401,19 +401,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 62 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 62 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 62 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 32 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 32 + 1);
+                        wv = _mm256_set1_ps(wp[32 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 32 + 2);
+                        wv = _mm256_set1_ps(wp[32 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 32 + 3);
+                        wv = _mm256_set1_ps(wp[32 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -434,19 +434,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + 8 <= 28 && q + 8 <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 28 && q + W <= 838) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 30, c = q + l - h * 30;
                             if (c >= 28 || q + l >= 838)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 28 + c] = v;
                         }
@@ -461,7 +461,7 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
  *   in [32,28,28] -> out [32,14,14]
  *   scalar loops
  */
-static CNN_AVX2 void maxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 6272;
@@ -510,8 +510,8 @@ static CNN_AVX2 void maxpool1(const float *restrict x0, float *restrict y, int b
  *   weights at packed[320]: weight [32,32,3,3] (packed in blocks of 3 output channels)
  *   avx2: tile MR=3 output channels x NR=32 positions (12 ymm accumulators); positions read straight from the padded input, rows 16 apart (14 kept); bn2 folded into the weights; then relu2
  */
-static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, NR = 32 }; /* the register tile */
+static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 3, NV = 4, NR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 9504;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 6272;
@@ -530,18 +530,18 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 190;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c13 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c23 = _mm256_broadcast_ss(bias + gb * MR + 2);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c13 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c23 = _mm256_set1_ps(bias[gb * MR + 2]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 32; c += 1, xp += 256, wp += 27) {
@@ -550,17 +550,17 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
                         const __m256 xv3 = _mm256_loadu_ps(xp + 0 + 24);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
                         c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
                         c13 = _mm256_fmadd_ps(wv, xv3, c13);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
@@ -571,17 +571,17 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
                         const __m256 xv3 = _mm256_loadu_ps(xp + 1 + 24);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
                         c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        wv = _mm256_broadcast_ss(wp + 3 + 1);
+                        wv = _mm256_set1_ps(wp[3 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
                         c13 = _mm256_fmadd_ps(wv, xv3, c13);
-                        wv = _mm256_broadcast_ss(wp + 3 + 2);
+                        wv = _mm256_set1_ps(wp[3 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
@@ -592,17 +592,17 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
                         const __m256 xv3 = _mm256_loadu_ps(xp + 2 + 24);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
                         c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
                         c13 = _mm256_fmadd_ps(wv, xv3, c13);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
@@ -613,17 +613,17 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 16 + 16);
                         const __m256 xv3 = _mm256_loadu_ps(xp + 16 + 24);
-                        __m256 wv = _mm256_broadcast_ss(wp + 9 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[9 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
                         c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        wv = _mm256_broadcast_ss(wp + 9 + 1);
+                        wv = _mm256_set1_ps(wp[9 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
                         c13 = _mm256_fmadd_ps(wv, xv3, c13);
-                        wv = _mm256_broadcast_ss(wp + 9 + 2);
+                        wv = _mm256_set1_ps(wp[9 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
@@ -634,17 +634,17 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv1 = _mm256_loadu_ps(xp + 17 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 17 + 16);
                         const __m256 xv3 = _mm256_loadu_ps(xp + 17 + 24);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
                         c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
                         c13 = _mm256_fmadd_ps(wv, xv3, c13);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
@@ -655,17 +655,17 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv1 = _mm256_loadu_ps(xp + 18 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 18 + 16);
                         const __m256 xv3 = _mm256_loadu_ps(xp + 18 + 24);
-                        __m256 wv = _mm256_broadcast_ss(wp + 15 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[15 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
                         c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        wv = _mm256_broadcast_ss(wp + 15 + 1);
+                        wv = _mm256_set1_ps(wp[15 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
                         c13 = _mm256_fmadd_ps(wv, xv3, c13);
-                        wv = _mm256_broadcast_ss(wp + 15 + 2);
+                        wv = _mm256_set1_ps(wp[15 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
@@ -676,17 +676,17 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
                         const __m256 xv3 = _mm256_loadu_ps(xp + 32 + 24);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
                         c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
                         c13 = _mm256_fmadd_ps(wv, xv3, c13);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
@@ -697,17 +697,17 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv1 = _mm256_loadu_ps(xp + 33 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 33 + 16);
                         const __m256 xv3 = _mm256_loadu_ps(xp + 33 + 24);
-                        __m256 wv = _mm256_broadcast_ss(wp + 21 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[21 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
                         c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        wv = _mm256_broadcast_ss(wp + 21 + 1);
+                        wv = _mm256_set1_ps(wp[21 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
                         c13 = _mm256_fmadd_ps(wv, xv3, c13);
-                        wv = _mm256_broadcast_ss(wp + 21 + 2);
+                        wv = _mm256_set1_ps(wp[21 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
@@ -718,17 +718,17 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv1 = _mm256_loadu_ps(xp + 34 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 34 + 16);
                         const __m256 xv3 = _mm256_loadu_ps(xp + 34 + 24);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
                         c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
                         c13 = _mm256_fmadd_ps(wv, xv3, c13);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
@@ -752,19 +752,19 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 16, ow = q - oh * 16;
-                        if (ow + 8 <= 14 && q + 8 <= 222) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 14 && q + W <= 222) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 14 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 16, c = q + l - h * 16;
                             if (c >= 14 || q + l >= 222)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 14 + c] = v;
                         }
@@ -779,7 +779,7 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
  *   in [32,14,14] -> out [32,7,7]
  *   scalar loops
  */
-static CNN_AVX2 void maxpool2(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 6272;
         float *yb = y + (ptrdiff_t)b * 1568;
@@ -828,8 +828,8 @@ static CNN_AVX2 void maxpool2(const float *restrict x0, float *restrict y, int b
  *   weights at packed[9857]: weight [500,1568] + bias [500]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); then relu3
  */
-static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { DENSE_ROWS = 4 };
+static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
     for (int u0 = 0; u0 < 500; u0 += DENSE_ROWS) {
         const int rows = u0 + DENSE_ROWS <= 500 ? DENSE_ROWS : 500 - u0;
         for (int b = 0; b < batch; b++) {
@@ -844,16 +844,16 @@ static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const f
                 __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
                 __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
                 __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-                for (int i = 0; i < 1568; i += 16) {
-                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + 8);
+                for (int i = 0; i < 1568; i += 2 * W) {
+                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + W);
                     a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xa, a0);
-                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + 8), xb, b0);
+                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + W), xb, b0);
                     a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xa, a1);
-                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + 8), xb, b1);
+                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + W), xb, b1);
                     a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xa, a2);
-                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + 8), xb, b2);
+                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + W), xb, b2);
                     a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xa, a3);
-                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + 8), xb, b3);
+                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + W), xb, b3);
                 }
                 sum[0] = cnn_hsum(_mm256_add_ps(a0, b0));
                 sum[1] = cnn_hsum(_mm256_add_ps(a1, b1));
@@ -864,7 +864,7 @@ static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const f
                     const float *wr = w + (ptrdiff_t)(u0 + r) * 1568;
                     __m256 a = _mm256_setzero_ps();
                     int i = 0;
-                    for (; i + 8 <= 1568; i += 8)
+                    for (; i + W <= 1568; i += W)
                         a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
                     sum[r] = cnn_hsum(a);
                     for (; i < 1568; i++)
@@ -886,8 +886,8 @@ static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const f
  *   weights at packed[794357]: weight [10,500] + bias [10]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
  */
-static CNN_AVX2 void dense2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { DENSE_ROWS = 4 };
+static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
     for (int u0 = 0; u0 < 10; u0 += DENSE_ROWS) {
         const int rows = u0 + DENSE_ROWS <= 10 ? DENSE_ROWS : 10 - u0;
         for (int b = 0; b < batch; b++) {
@@ -902,16 +902,16 @@ static CNN_AVX2 void dense2(const float *restrict x0, float *restrict y, const f
                 __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
                 __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
                 __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-                for (int i = 0; i < 496; i += 16) {
-                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + 8);
+                for (int i = 0; i < 496; i += 2 * W) {
+                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + W);
                     a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xa, a0);
-                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + 8), xb, b0);
+                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + W), xb, b0);
                     a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xa, a1);
-                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + 8), xb, b1);
+                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + W), xb, b1);
                     a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xa, a2);
-                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + 8), xb, b2);
+                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + W), xb, b2);
                     a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xa, a3);
-                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + 8), xb, b3);
+                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + W), xb, b3);
                 }
                 sum[0] = cnn_hsum(_mm256_add_ps(a0, b0));
                 sum[1] = cnn_hsum(_mm256_add_ps(a1, b1));
@@ -928,7 +928,7 @@ static CNN_AVX2 void dense2(const float *restrict x0, float *restrict y, const f
                     const float *wr = w + (ptrdiff_t)(u0 + r) * 500;
                     __m256 a = _mm256_setzero_ps();
                     int i = 0;
-                    for (; i + 8 <= 500; i += 8)
+                    for (; i + W <= 500; i += W)
                         a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
                     sum[r] = cnn_hsum(a);
                     for (; i < 500; i++)

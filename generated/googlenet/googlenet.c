@@ -4,8 +4,8 @@
  * command: cnnc build examples/googlenet.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, 
- * arena:   4816896 bytes (30205760 without reuse; 4816896 live at most)
- * weights: 6998552 canonical floats, 7036760 packed
+ * arena:   4816896 bytes (30205888 without reuse; 4816896 live at most)
+ * weights: 6998552 canonical floats, 7037769 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -15,12 +15,12 @@
 #include <stdint.h>
 #include <immintrin.h>
 
-/* The kernels use AVX2 and FMA whatever flags the file is compiled
- * with; the CPU must have them (cnnc --target auto checks). */
+/* The kernels use these instruction sets whatever flags the file is
+ * compiled with; the CPU must have them (cnnc --target auto checks). */
 #if defined(__GNUC__) || defined(__clang__)
-#define CNN_AVX2 __attribute__((target("avx2,fma")))
+#define CNN_SIMD __attribute__((target("avx2,fma")))
 #else
-#define CNN_AVX2
+#define CNN_SIMD
 #endif
 
 /* exp and log in double precision, so the generated code needs no libm.
@@ -148,7 +148,7 @@ static void cnn_pad(const float *x, float *xp, int c, int h, int w, int top,
 }
 
 /* The sum of a vector's eight lanes. */
-static CNN_AVX2 float cnn_hsum(__m256 v) {
+static CNN_SIMD float cnn_hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
@@ -192,17 +192,17 @@ static void cnn_pack_conv(const float *w, const float *bias, const float *bn,
 /* conv1 — examples/googlenet.cnn:31: conv 7x7/2 p3 64
  *   in [3,224,224] -> out [64,112,112]
  *   weights at packed[0]: weight [64,3,7,7] + bias [64] (packed in blocks of 16 output channels)
- *   avx2: tile MP=4 positions x MR=16 output channels (8 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu1
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu1
  */
-static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 4, NV = 2, MR = 16 }; /* the register tile */
+static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 9408;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 802816;
         cnn_pad(xb0, s, 3, 224, 224, 3, 3, 230, 230, 0);
         const float *in = s;
-        for (int it = 0; it < 12544; it++) {
+        for (int it = 0; it < 8364; it++) {
             const int tile = it / 4, gb = it - tile * 4;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
@@ -219,6 +219,10 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
             const int o2 = q[2] / 112 * 460 + q[2] % 112 * 2;
             q[3] = tile * MP + 3 < 12544 ? tile * MP + 3 : 12543;
             const int o3 = q[3] / 112 * 460 + q[3] % 112 * 2;
+            q[4] = tile * MP + 4 < 12544 ? tile * MP + 4 : 12543;
+            const int o4 = q[4] / 112 * 460 + q[4] % 112 * 2;
+            q[5] = tile * MP + 5 < 12544 ? tile * MP + 5 : 12543;
+            const int o5 = q[5] / 112 * 460 + q[5] % 112 * 2;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -227,24 +231,34 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 3; c++, xp += 52900)
                 for (int i = 0; i < 7; i++)
                     for (int j = 0; j < 7; j++, wp += MR)
                         {
                             const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                             const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                            __m256 xb = _mm256_broadcast_ss(xp + o0 + i * 230 + j * 1);
+                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 230 + j * 1]);
                             c00 = _mm256_fmadd_ps(xb, wv0, c00);
                             c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                            xb = _mm256_broadcast_ss(xp + o1 + i * 230 + j * 1);
+                            xb = _mm256_set1_ps(xp[o1 + i * 230 + j * 1]);
                             c10 = _mm256_fmadd_ps(xb, wv0, c10);
                             c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                            xb = _mm256_broadcast_ss(xp + o2 + i * 230 + j * 1);
+                            xb = _mm256_set1_ps(xp[o2 + i * 230 + j * 1]);
                             c20 = _mm256_fmadd_ps(xb, wv0, c20);
                             c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                            xb = _mm256_broadcast_ss(xp + o3 + i * 230 + j * 1);
+                            xb = _mm256_set1_ps(xp[o3 + i * 230 + j * 1]);
                             c30 = _mm256_fmadd_ps(xb, wv0, c30);
                             c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                            xb = _mm256_set1_ps(xp[o4 + i * 230 + j * 1]);
+                            c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                            c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                            xb = _mm256_set1_ps(xp[o5 + i * 230 + j * 1]);
+                            c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                            c51 = _mm256_fmadd_ps(xb, wv1, c51);
                         }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
@@ -254,6 +268,10 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
             _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 12544;
                 for (int i = 0; i < MP; i++) {
@@ -270,7 +288,7 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
  *   in [64,112,112] -> out [64,56,56]
  *   scalar loops
  */
-static CNN_AVX2 void maxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 200704;
@@ -316,16 +334,17 @@ static CNN_AVX2 void maxpool1(const float *restrict x0, float *restrict y, int b
 
 /* lrn1 — examples/googlenet.cnn:32: lrn 5
  *   in [64,56,56] -> out [64,56,56]
- *   avx2: eight positions a vector; base^0.75 by two vector square roots
+ *   avx2: 8 positions a vector; base^0.75 by two vector square roots
  */
-static CNN_AVX2 void lrn1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void lrn1(const float *restrict x0, float *restrict y, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
         for (int c = 0; c < 64; c++) {
             const int lo = c - 2 < 0 ? 0 : c - 2;
             const int hi = c + 2 >= 64 ? 63 : c + 2;
-            for (int i = 0; i < 3136; i += 8) {
+            for (int i = 0; i < 3136; i += W) {
                 __m256 sum = _mm256_setzero_ps(), r;
                 for (int j = lo; j <= hi; j++) {
                     const __m256 x = _mm256_loadu_ps(xb0 + j * 3136 + i);
@@ -350,8 +369,8 @@ static CNN_AVX2 void lrn1(const float *restrict x0, float *restrict y, int batch
  *   weights at packed[9472]: weight [64,64,1,1] + bias [64] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); then relu2
  */
-static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 4096;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -367,18 +386,18 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 64; c += 8, xp += 25088, wp += 32) {
@@ -386,19 +405,19 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -407,19 +426,19 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -428,19 +447,19 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -449,19 +468,19 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -470,19 +489,19 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -491,19 +510,19 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -512,19 +531,19 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -533,19 +552,19 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -566,8 +585,8 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 3136;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -582,8 +601,8 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
  *   weights at packed[13632]: weight [192,64,3,3] + bias [192] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 58 apart (56 kept); then relu3
  */
-static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 110592;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -602,216 +621,216 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
             float t[MR][NR];
             {
                 const int p = tile < 202 ? tile * NR : 3230;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 64; c += 1, xp += 3364, wp += 54) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 58 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 58 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 59 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 59 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 116 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 116 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 117 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 117 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 118 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 118 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -831,19 +850,19 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 3136;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 58, ow = q - oh * 58;
-                        if (ow + 8 <= 56 && q + 8 <= 3246) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 56 && q + W <= 3246) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 56 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 58, c = q + l - h * 58;
                             if (c >= 56 || q + l >= 3246)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 56 + c] = v;
                         }
@@ -856,16 +875,17 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
 
 /* lrn2 — examples/googlenet.cnn:34: lrn 5
  *   in [192,56,56] -> out [192,56,56]
- *   avx2: eight positions a vector; base^0.75 by two vector square roots
+ *   avx2: 8 positions a vector; base^0.75 by two vector square roots
  */
-static CNN_AVX2 void lrn2(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void lrn2(const float *restrict x0, float *restrict y, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 602112;
         float *yb = y + (ptrdiff_t)b * 602112;
         for (int c = 0; c < 192; c++) {
             const int lo = c - 2 < 0 ? 0 : c - 2;
             const int hi = c + 2 >= 192 ? 191 : c + 2;
-            for (int i = 0; i < 3136; i += 8) {
+            for (int i = 0; i < 3136; i += W) {
                 __m256 sum = _mm256_setzero_ps(), r;
                 for (int j = lo; j <= hi; j++) {
                     const __m256 x = _mm256_loadu_ps(xb0 + j * 3136 + i);
@@ -889,7 +909,7 @@ static CNN_AVX2 void lrn2(const float *restrict x0, float *restrict y, int batch
  *   in [192,56,56] -> out [192,28,28]
  *   scalar loops
  */
-static CNN_AVX2 void maxpool2(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 602112;
         float *yb = y + (ptrdiff_t)b * 150528;
@@ -938,8 +958,8 @@ static CNN_AVX2 void maxpool2(const float *restrict x0, float *restrict y, int b
  *   weights at packed[124416]: weight [64,192,1,1] + bias [64] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception1.relu1
  */
-static CNN_AVX2 void inception1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void inception1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 12288;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
@@ -955,18 +975,18 @@ static CNN_AVX2 void inception1_conv1(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 192; c += 8, xp += 6272, wp += 32) {
@@ -974,19 +994,19 @@ static CNN_AVX2 void inception1_conv1(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -995,19 +1015,19 @@ static CNN_AVX2 void inception1_conv1(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1016,19 +1036,19 @@ static CNN_AVX2 void inception1_conv1(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1037,19 +1057,19 @@ static CNN_AVX2 void inception1_conv1(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1058,19 +1078,19 @@ static CNN_AVX2 void inception1_conv1(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1079,19 +1099,19 @@ static CNN_AVX2 void inception1_conv1(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1100,19 +1120,19 @@ static CNN_AVX2 void inception1_conv1(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1121,19 +1141,19 @@ static CNN_AVX2 void inception1_conv1(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1154,8 +1174,8 @@ static CNN_AVX2 void inception1_conv1(const float *restrict x0, float *restrict 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -1170,8 +1190,8 @@ static CNN_AVX2 void inception1_conv1(const float *restrict x0, float *restrict 
  *   weights at packed[136768]: weight [96,192,1,1] + bias [96] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception1.relu2
  */
-static CNN_AVX2 void inception1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void inception1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 18432;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
@@ -1187,194 +1207,194 @@ static CNN_AVX2 void inception1_conv2(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 768;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 192; c += 8, xp += 6272, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -1394,8 +1414,8 @@ static CNN_AVX2 void inception1_conv2(const float *restrict x0, float *restrict 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -1410,8 +1430,8 @@ static CNN_AVX2 void inception1_conv2(const float *restrict x0, float *restrict 
  *   weights at packed[155296]: weight [128,96,3,3] + bias [128] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); then inception1.relu3
  */
-static CNN_AVX2 void inception1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 110592;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
@@ -1430,18 +1450,18 @@ static CNN_AVX2 void inception1_conv3(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 34 ? tile * NR : 814;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 96; c += 1, xp += 900, wp += 36) {
@@ -1449,19 +1469,19 @@ static CNN_AVX2 void inception1_conv3(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1470,19 +1490,19 @@ static CNN_AVX2 void inception1_conv3(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1491,19 +1511,19 @@ static CNN_AVX2 void inception1_conv3(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1512,19 +1532,19 @@ static CNN_AVX2 void inception1_conv3(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 30 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1533,19 +1553,19 @@ static CNN_AVX2 void inception1_conv3(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 31 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1554,19 +1574,19 @@ static CNN_AVX2 void inception1_conv3(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1575,19 +1595,19 @@ static CNN_AVX2 void inception1_conv3(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1596,19 +1616,19 @@ static CNN_AVX2 void inception1_conv3(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 61 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 61 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 61 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1617,19 +1637,19 @@ static CNN_AVX2 void inception1_conv3(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 62 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 62 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 62 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 32 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 32 + 1);
+                        wv = _mm256_set1_ps(wp[32 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 32 + 2);
+                        wv = _mm256_set1_ps(wp[32 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 32 + 3);
+                        wv = _mm256_set1_ps(wp[32 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1650,19 +1670,19 @@ static CNN_AVX2 void inception1_conv3(const float *restrict x0, float *restrict 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + 8 <= 28 && q + 8 <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 28 && q + W <= 838) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 30, c = q + l - h * 30;
                             if (c >= 28 || q + l >= 838)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 28 + c] = v;
                         }
@@ -1678,8 +1698,8 @@ static CNN_AVX2 void inception1_conv3(const float *restrict x0, float *restrict 
  *   weights at packed[266016]: weight [16,192,1,1] + bias [16] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception1.relu4
  */
-static CNN_AVX2 void inception1_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void inception1_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 3072;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
@@ -1695,18 +1715,18 @@ static CNN_AVX2 void inception1_conv4(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 192; c += 8, xp += 6272, wp += 32) {
@@ -1714,19 +1734,19 @@ static CNN_AVX2 void inception1_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1735,19 +1755,19 @@ static CNN_AVX2 void inception1_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1756,19 +1776,19 @@ static CNN_AVX2 void inception1_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1777,19 +1797,19 @@ static CNN_AVX2 void inception1_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1798,19 +1818,19 @@ static CNN_AVX2 void inception1_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1819,19 +1839,19 @@ static CNN_AVX2 void inception1_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1840,19 +1860,19 @@ static CNN_AVX2 void inception1_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1861,19 +1881,19 @@ static CNN_AVX2 void inception1_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1894,8 +1914,8 @@ static CNN_AVX2 void inception1_conv4(const float *restrict x0, float *restrict 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -1910,8 +1930,8 @@ static CNN_AVX2 void inception1_conv4(const float *restrict x0, float *restrict 
  *   weights at packed[269104]: weight [32,16,5,5] + bias [32] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 32 apart (28 kept); then inception1.relu5
  */
-static CNN_AVX2 void inception1_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void inception1_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 12800;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 12544;
@@ -1930,18 +1950,18 @@ static CNN_AVX2 void inception1_conv5(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 37 ? tile * NR : 868;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 16; c++)
@@ -1951,19 +1971,19 @@ static CNN_AVX2 void inception1_conv5(const float *restrict x0, float *restrict 
                                 const __m256 xv0 = _mm256_loadu_ps(xp + c * 1024 + i * 32 + j * 1 + 0);
                                 const __m256 xv1 = _mm256_loadu_ps(xp + c * 1024 + i * 32 + j * 1 + 8);
                                 const __m256 xv2 = _mm256_loadu_ps(xp + c * 1024 + i * 32 + j * 1 + 16);
-                                __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                                __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                                 c00 = _mm256_fmadd_ps(wv, xv0, c00);
                                 c01 = _mm256_fmadd_ps(wv, xv1, c01);
                                 c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                                wv = _mm256_broadcast_ss(wp + 0 + 1);
+                                wv = _mm256_set1_ps(wp[0 + 1]);
                                 c10 = _mm256_fmadd_ps(wv, xv0, c10);
                                 c11 = _mm256_fmadd_ps(wv, xv1, c11);
                                 c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                                wv = _mm256_broadcast_ss(wp + 0 + 2);
+                                wv = _mm256_set1_ps(wp[0 + 2]);
                                 c20 = _mm256_fmadd_ps(wv, xv0, c20);
                                 c21 = _mm256_fmadd_ps(wv, xv1, c21);
                                 c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                                wv = _mm256_broadcast_ss(wp + 0 + 3);
+                                wv = _mm256_set1_ps(wp[0 + 3]);
                                 c30 = _mm256_fmadd_ps(wv, xv0, c30);
                                 c31 = _mm256_fmadd_ps(wv, xv1, c31);
                                 c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1984,19 +2004,19 @@ static CNN_AVX2 void inception1_conv5(const float *restrict x0, float *restrict 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 32, ow = q - oh * 32;
-                        if (ow + 8 <= 28 && q + 8 <= 892) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 28 && q + W <= 892) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 32, c = q + l - h * 32;
                             if (c >= 28 || q + l >= 892)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 28 + c] = v;
                         }
@@ -2011,7 +2031,7 @@ static CNN_AVX2 void inception1_conv5(const float *restrict x0, float *restrict 
  *   in [192,28,28] -> out [192,28,28]
  *   scalar loops
  */
-static CNN_AVX2 void inception1_maxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void inception1_maxpool1(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 150528;
@@ -2060,8 +2080,8 @@ static CNN_AVX2 void inception1_maxpool1(const float *restrict x0, float *restri
  *   weights at packed[281936]: weight [32,192,1,1] + bias [32] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception1.relu6
  */
-static CNN_AVX2 void inception1_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void inception1_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 6144;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
@@ -2077,18 +2097,18 @@ static CNN_AVX2 void inception1_conv6(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 192; c += 8, xp += 6272, wp += 32) {
@@ -2096,19 +2116,19 @@ static CNN_AVX2 void inception1_conv6(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2117,19 +2137,19 @@ static CNN_AVX2 void inception1_conv6(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2138,19 +2158,19 @@ static CNN_AVX2 void inception1_conv6(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2159,19 +2179,19 @@ static CNN_AVX2 void inception1_conv6(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2180,19 +2200,19 @@ static CNN_AVX2 void inception1_conv6(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2201,19 +2221,19 @@ static CNN_AVX2 void inception1_conv6(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2222,19 +2242,19 @@ static CNN_AVX2 void inception1_conv6(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2243,19 +2263,19 @@ static CNN_AVX2 void inception1_conv6(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2276,8 +2296,8 @@ static CNN_AVX2 void inception1_conv6(const float *restrict x0, float *restrict 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -2291,7 +2311,7 @@ static CNN_AVX2 void inception1_conv6(const float *restrict x0, float *restrict 
  *   in [64,28,28] + [128,28,28] + [32,28,28] + [32,28,28] -> out [256,28,28]
  *   scalar loops
  */
-static CNN_AVX2 void inception1_concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, const float *restrict x3, float *restrict y, int batch) {
+static CNN_SIMD void inception1_concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, const float *restrict x3, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         const float *xb1 = x1 + (ptrdiff_t)b * 100352;
@@ -2310,8 +2330,8 @@ static CNN_AVX2 void inception1_concat1(const float *restrict x0, const float *r
  *   weights at packed[288112]: weight [128,256,1,1] + bias [128] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception2.relu1
  */
-static CNN_AVX2 void inception2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void inception2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 32768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -2327,18 +2347,18 @@ static CNN_AVX2 void inception2_conv1(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 256; c += 8, xp += 6272, wp += 32) {
@@ -2346,19 +2366,19 @@ static CNN_AVX2 void inception2_conv1(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2367,19 +2387,19 @@ static CNN_AVX2 void inception2_conv1(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2388,19 +2408,19 @@ static CNN_AVX2 void inception2_conv1(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2409,19 +2429,19 @@ static CNN_AVX2 void inception2_conv1(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2430,19 +2450,19 @@ static CNN_AVX2 void inception2_conv1(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2451,19 +2471,19 @@ static CNN_AVX2 void inception2_conv1(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2472,19 +2492,19 @@ static CNN_AVX2 void inception2_conv1(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2493,19 +2513,19 @@ static CNN_AVX2 void inception2_conv1(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2526,8 +2546,8 @@ static CNN_AVX2 void inception2_conv1(const float *restrict x0, float *restrict 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -2542,8 +2562,8 @@ static CNN_AVX2 void inception2_conv1(const float *restrict x0, float *restrict 
  *   weights at packed[321008]: weight [128,256,1,1] + bias [128] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception2.relu2
  */
-static CNN_AVX2 void inception2_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void inception2_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 32768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -2559,18 +2579,18 @@ static CNN_AVX2 void inception2_conv2(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 256; c += 8, xp += 6272, wp += 32) {
@@ -2578,19 +2598,19 @@ static CNN_AVX2 void inception2_conv2(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2599,19 +2619,19 @@ static CNN_AVX2 void inception2_conv2(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2620,19 +2640,19 @@ static CNN_AVX2 void inception2_conv2(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2641,19 +2661,19 @@ static CNN_AVX2 void inception2_conv2(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2662,19 +2682,19 @@ static CNN_AVX2 void inception2_conv2(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2683,19 +2703,19 @@ static CNN_AVX2 void inception2_conv2(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2704,19 +2724,19 @@ static CNN_AVX2 void inception2_conv2(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2725,19 +2745,19 @@ static CNN_AVX2 void inception2_conv2(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2758,8 +2778,8 @@ static CNN_AVX2 void inception2_conv2(const float *restrict x0, float *restrict 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -2774,8 +2794,8 @@ static CNN_AVX2 void inception2_conv2(const float *restrict x0, float *restrict 
  *   weights at packed[353904]: weight [192,128,3,3] + bias [192] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); then inception2.relu3
  */
-static CNN_AVX2 void inception2_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 221184;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -2794,18 +2814,18 @@ static CNN_AVX2 void inception2_conv3(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 34 ? tile * NR : 814;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 128; c += 1, xp += 900, wp += 36) {
@@ -2813,19 +2833,19 @@ static CNN_AVX2 void inception2_conv3(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2834,19 +2854,19 @@ static CNN_AVX2 void inception2_conv3(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2855,19 +2875,19 @@ static CNN_AVX2 void inception2_conv3(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2876,19 +2896,19 @@ static CNN_AVX2 void inception2_conv3(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 30 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2897,19 +2917,19 @@ static CNN_AVX2 void inception2_conv3(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 31 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2918,19 +2938,19 @@ static CNN_AVX2 void inception2_conv3(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2939,19 +2959,19 @@ static CNN_AVX2 void inception2_conv3(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2960,19 +2980,19 @@ static CNN_AVX2 void inception2_conv3(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 61 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 61 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 61 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2981,19 +3001,19 @@ static CNN_AVX2 void inception2_conv3(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 62 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 62 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 62 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 32 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 32 + 1);
+                        wv = _mm256_set1_ps(wp[32 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 32 + 2);
+                        wv = _mm256_set1_ps(wp[32 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 32 + 3);
+                        wv = _mm256_set1_ps(wp[32 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3014,19 +3034,19 @@ static CNN_AVX2 void inception2_conv3(const float *restrict x0, float *restrict 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + 8 <= 28 && q + 8 <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 28 && q + W <= 838) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 30, c = q + l - h * 30;
                             if (c >= 28 || q + l >= 838)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 28 + c] = v;
                         }
@@ -3042,8 +3062,8 @@ static CNN_AVX2 void inception2_conv3(const float *restrict x0, float *restrict 
  *   weights at packed[575280]: weight [32,256,1,1] + bias [32] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception2.relu4
  */
-static CNN_AVX2 void inception2_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void inception2_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 8192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -3059,18 +3079,18 @@ static CNN_AVX2 void inception2_conv4(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 256; c += 8, xp += 6272, wp += 32) {
@@ -3078,19 +3098,19 @@ static CNN_AVX2 void inception2_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3099,19 +3119,19 @@ static CNN_AVX2 void inception2_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3120,19 +3140,19 @@ static CNN_AVX2 void inception2_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3141,19 +3161,19 @@ static CNN_AVX2 void inception2_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3162,19 +3182,19 @@ static CNN_AVX2 void inception2_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3183,19 +3203,19 @@ static CNN_AVX2 void inception2_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3204,19 +3224,19 @@ static CNN_AVX2 void inception2_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3225,19 +3245,19 @@ static CNN_AVX2 void inception2_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3258,8 +3278,8 @@ static CNN_AVX2 void inception2_conv4(const float *restrict x0, float *restrict 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -3274,8 +3294,8 @@ static CNN_AVX2 void inception2_conv4(const float *restrict x0, float *restrict 
  *   weights at packed[583504]: weight [96,32,5,5] + bias [96] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 32 apart (28 kept); then inception2.relu5
  */
-static CNN_AVX2 void inception2_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void inception2_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 76800;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
@@ -3294,18 +3314,18 @@ static CNN_AVX2 void inception2_conv5(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 55 ? tile * NR : 876;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 32; c++)
@@ -3314,22 +3334,22 @@ static CNN_AVX2 void inception2_conv5(const float *restrict x0, float *restrict 
                             {
                                 const __m256 xv0 = _mm256_loadu_ps(xp + c * 1024 + i * 32 + j * 1 + 0);
                                 const __m256 xv1 = _mm256_loadu_ps(xp + c * 1024 + i * 32 + j * 1 + 8);
-                                __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                                __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                                 c00 = _mm256_fmadd_ps(wv, xv0, c00);
                                 c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                                wv = _mm256_broadcast_ss(wp + 0 + 1);
+                                wv = _mm256_set1_ps(wp[0 + 1]);
                                 c10 = _mm256_fmadd_ps(wv, xv0, c10);
                                 c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                                wv = _mm256_broadcast_ss(wp + 0 + 2);
+                                wv = _mm256_set1_ps(wp[0 + 2]);
                                 c20 = _mm256_fmadd_ps(wv, xv0, c20);
                                 c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                                wv = _mm256_broadcast_ss(wp + 0 + 3);
+                                wv = _mm256_set1_ps(wp[0 + 3]);
                                 c30 = _mm256_fmadd_ps(wv, xv0, c30);
                                 c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                                wv = _mm256_broadcast_ss(wp + 0 + 4);
+                                wv = _mm256_set1_ps(wp[0 + 4]);
                                 c40 = _mm256_fmadd_ps(wv, xv0, c40);
                                 c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                                wv = _mm256_broadcast_ss(wp + 0 + 5);
+                                wv = _mm256_set1_ps(wp[0 + 5]);
                                 c50 = _mm256_fmadd_ps(wv, xv0, c50);
                                 c51 = _mm256_fmadd_ps(wv, xv1, c51);
                             }
@@ -3349,19 +3369,19 @@ static CNN_AVX2 void inception2_conv5(const float *restrict x0, float *restrict 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 32, ow = q - oh * 32;
-                        if (ow + 8 <= 28 && q + 8 <= 892) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 28 && q + W <= 892) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 32, c = q + l - h * 32;
                             if (c >= 28 || q + l >= 892)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 28 + c] = v;
                         }
@@ -3376,7 +3396,7 @@ static CNN_AVX2 void inception2_conv5(const float *restrict x0, float *restrict 
  *   in [256,28,28] -> out [256,28,28]
  *   scalar loops
  */
-static CNN_AVX2 void inception2_maxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void inception2_maxpool1(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
@@ -3425,8 +3445,8 @@ static CNN_AVX2 void inception2_maxpool1(const float *restrict x0, float *restri
  *   weights at packed[660400]: weight [64,256,1,1] + bias [64] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception2.relu6
  */
-static CNN_AVX2 void inception2_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void inception2_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 16384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -3442,18 +3462,18 @@ static CNN_AVX2 void inception2_conv6(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 256; c += 8, xp += 6272, wp += 32) {
@@ -3461,19 +3481,19 @@ static CNN_AVX2 void inception2_conv6(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3482,19 +3502,19 @@ static CNN_AVX2 void inception2_conv6(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3503,19 +3523,19 @@ static CNN_AVX2 void inception2_conv6(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3524,19 +3544,19 @@ static CNN_AVX2 void inception2_conv6(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3545,19 +3565,19 @@ static CNN_AVX2 void inception2_conv6(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3566,19 +3586,19 @@ static CNN_AVX2 void inception2_conv6(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3587,19 +3607,19 @@ static CNN_AVX2 void inception2_conv6(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3608,19 +3628,19 @@ static CNN_AVX2 void inception2_conv6(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3641,8 +3661,8 @@ static CNN_AVX2 void inception2_conv6(const float *restrict x0, float *restrict 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -3656,7 +3676,7 @@ static CNN_AVX2 void inception2_conv6(const float *restrict x0, float *restrict 
  *   in [128,28,28] + [192,28,28] + [96,28,28] + [64,28,28] -> out [480,28,28]
  *   scalar loops
  */
-static CNN_AVX2 void inception2_concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, const float *restrict x3, float *restrict y, int batch) {
+static CNN_SIMD void inception2_concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, const float *restrict x3, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         const float *xb1 = x1 + (ptrdiff_t)b * 150528;
@@ -3674,7 +3694,7 @@ static CNN_AVX2 void inception2_concat1(const float *restrict x0, const float *r
  *   in [480,28,28] -> out [480,14,14]
  *   scalar loops
  */
-static CNN_AVX2 void maxpool3(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void maxpool3(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 376320;
         float *yb = y + (ptrdiff_t)b * 94080;
@@ -3723,8 +3743,8 @@ static CNN_AVX2 void maxpool3(const float *restrict x0, float *restrict y, int b
  *   weights at packed[676848]: weight [192,480,1,1] + bias [192] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception3.relu1
  */
-static CNN_AVX2 void inception3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inception3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 92160;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 94080;
@@ -3740,235 +3760,235 @@ static CNN_AVX2 void inception3_conv1(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 480; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -3987,8 +4007,8 @@ static CNN_AVX2 void inception3_conv1(const float *restrict x0, float *restrict 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -4003,8 +4023,8 @@ static CNN_AVX2 void inception3_conv1(const float *restrict x0, float *restrict 
  *   weights at packed[769200]: weight [96,480,1,1] + bias [96] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception3.relu2
  */
-static CNN_AVX2 void inception3_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inception3_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 46080;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 94080;
@@ -4020,235 +4040,235 @@ static CNN_AVX2 void inception3_conv2(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 480; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -4267,8 +4287,8 @@ static CNN_AVX2 void inception3_conv2(const float *restrict x0, float *restrict 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -4281,18 +4301,18 @@ static CNN_AVX2 void inception3_conv2(const float *restrict x0, float *restrict 
 /* inception3.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 208
  *   in [96,14,14] -> out [208,14,14]
  *   weights at packed[815376]: weight [208,96,3,3] + bias [208] (packed in blocks of 16 output channels)
- *   avx2: tile MP=4 positions x MR=16 output channels (8 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception3.relu3
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception3.relu3
  */
-static CNN_AVX2 void inception3_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 4, NV = 2, MR = 16 }; /* the register tile */
+static CNN_SIMD void inception3_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 179712;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 18816;
         float *yb = y + (ptrdiff_t)b * 40768;
         cnn_pad(xb0, s, 96, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int it = 0; it < 637; it++) {
-            const int gb = it / 49, tile = it - gb * 49;
+        for (int it = 0; it < 429; it++) {
+            const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 208 + ob * MR;
             (void)grp;
@@ -4308,6 +4328,10 @@ static CNN_AVX2 void inception3_conv3(const float *restrict x0, float *restrict 
             const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
             q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
             const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
+            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
+            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
+            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
+            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -4316,150 +4340,208 @@ static CNN_AVX2 void inception3_conv3(const float *restrict x0, float *restrict 
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 96; c += 1, xp += 256, wp += 144) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 0);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 0]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 1);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 1);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 1);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 1);
+                    xb = _mm256_set1_ps(xp[o3 + 1]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 1]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 1]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 2);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 2);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 2);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 2);
+                    xb = _mm256_set1_ps(xp[o3 + 2]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 2]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 2]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 16);
+                    xb = _mm256_set1_ps(xp[o1 + 16]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 16);
+                    xb = _mm256_set1_ps(xp[o2 + 16]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 16);
+                    xb = _mm256_set1_ps(xp[o3 + 16]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 16]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 16]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 17);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 17);
+                    xb = _mm256_set1_ps(xp[o1 + 17]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 17);
+                    xb = _mm256_set1_ps(xp[o2 + 17]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 17);
+                    xb = _mm256_set1_ps(xp[o3 + 17]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 17]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 17]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 18);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 18);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 18);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 18);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 18]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 32);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 32);
+                    xb = _mm256_set1_ps(xp[o1 + 32]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 32);
+                    xb = _mm256_set1_ps(xp[o2 + 32]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 32);
+                    xb = _mm256_set1_ps(xp[o3 + 32]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 32]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 32]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 33);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 33);
+                    xb = _mm256_set1_ps(xp[o1 + 33]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 33);
+                    xb = _mm256_set1_ps(xp[o2 + 33]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 33);
+                    xb = _mm256_set1_ps(xp[o3 + 33]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 33]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 33]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 34);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 34);
+                    xb = _mm256_set1_ps(xp[o1 + 34]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 34);
+                    xb = _mm256_set1_ps(xp[o2 + 34]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 34);
+                    xb = _mm256_set1_ps(xp[o3 + 34]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 34]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 34]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
@@ -4470,6 +4552,10 @@ static CNN_AVX2 void inception3_conv3(const float *restrict x0, float *restrict 
             _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 196;
                 for (int i = 0; i < MP; i++) {
@@ -4487,8 +4573,8 @@ static CNN_AVX2 void inception3_conv3(const float *restrict x0, float *restrict 
  *   weights at packed[995296]: weight [16,480,1,1] + bias [16] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception3.relu4
  */
-static CNN_AVX2 void inception3_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void inception3_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 7680;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 94080;
@@ -4504,18 +4590,18 @@ static CNN_AVX2 void inception3_conv4(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 8 ? tile * NR : 172;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 480; c += 8, xp += 1568, wp += 32) {
@@ -4523,19 +4609,19 @@ static CNN_AVX2 void inception3_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4544,19 +4630,19 @@ static CNN_AVX2 void inception3_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 196 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4565,19 +4651,19 @@ static CNN_AVX2 void inception3_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 392 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4586,19 +4672,19 @@ static CNN_AVX2 void inception3_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 588 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4607,19 +4693,19 @@ static CNN_AVX2 void inception3_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4628,19 +4714,19 @@ static CNN_AVX2 void inception3_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 980 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4649,19 +4735,19 @@ static CNN_AVX2 void inception3_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1176 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4670,19 +4756,19 @@ static CNN_AVX2 void inception3_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1372 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4703,8 +4789,8 @@ static CNN_AVX2 void inception3_conv4(const float *restrict x0, float *restrict 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -4719,8 +4805,8 @@ static CNN_AVX2 void inception3_conv4(const float *restrict x0, float *restrict 
  *   weights at packed[1002992]: weight [48,16,5,5] + bias [48] (packed in blocks of 24 output channels)
  *   avx2: tile MP=4 positions x MR=24 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception3.relu5
  */
-static CNN_AVX2 void inception3_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 4, NV = 3, MR = 24 }; /* the register tile */
+static CNN_SIMD void inception3_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 4, NV = 3, MR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 19200;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 3136;
@@ -4763,19 +4849,19 @@ static CNN_AVX2 void inception3_conv5(const float *restrict x0, float *restrict 
                             const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                             const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
                             const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                            __m256 xb = _mm256_broadcast_ss(xp + o0 + i * 18 + j * 1);
+                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 18 + j * 1]);
                             c00 = _mm256_fmadd_ps(xb, wv0, c00);
                             c01 = _mm256_fmadd_ps(xb, wv1, c01);
                             c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                            xb = _mm256_broadcast_ss(xp + o1 + i * 18 + j * 1);
+                            xb = _mm256_set1_ps(xp[o1 + i * 18 + j * 1]);
                             c10 = _mm256_fmadd_ps(xb, wv0, c10);
                             c11 = _mm256_fmadd_ps(xb, wv1, c11);
                             c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                            xb = _mm256_broadcast_ss(xp + o2 + i * 18 + j * 1);
+                            xb = _mm256_set1_ps(xp[o2 + i * 18 + j * 1]);
                             c20 = _mm256_fmadd_ps(xb, wv0, c20);
                             c21 = _mm256_fmadd_ps(xb, wv1, c21);
                             c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                            xb = _mm256_broadcast_ss(xp + o3 + i * 18 + j * 1);
+                            xb = _mm256_set1_ps(xp[o3 + i * 18 + j * 1]);
                             c30 = _mm256_fmadd_ps(xb, wv0, c30);
                             c31 = _mm256_fmadd_ps(xb, wv1, c31);
                             c32 = _mm256_fmadd_ps(xb, wv2, c32);
@@ -4808,7 +4894,7 @@ static CNN_AVX2 void inception3_conv5(const float *restrict x0, float *restrict 
  *   in [480,14,14] -> out [480,14,14]
  *   scalar loops
  */
-static CNN_AVX2 void inception3_maxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void inception3_maxpool1(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 94080;
         float *yb = y + (ptrdiff_t)b * 94080;
@@ -4857,8 +4943,8 @@ static CNN_AVX2 void inception3_maxpool1(const float *restrict x0, float *restri
  *   weights at packed[1022240]: weight [64,480,1,1] + bias [64] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception3.relu6
  */
-static CNN_AVX2 void inception3_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void inception3_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 31680;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 94080;
@@ -4874,194 +4960,194 @@ static CNN_AVX2 void inception3_conv6(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 480; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -5083,8 +5169,8 @@ static CNN_AVX2 void inception3_conv6(const float *restrict x0, float *restrict 
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -5098,7 +5184,7 @@ static CNN_AVX2 void inception3_conv6(const float *restrict x0, float *restrict 
  *   in [192,14,14] + [208,14,14] + [48,14,14] + [64,14,14] -> out [512,14,14]
  *   scalar loops
  */
-static CNN_AVX2 void inception3_concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, const float *restrict x3, float *restrict y, int batch) {
+static CNN_SIMD void inception3_concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, const float *restrict x3, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 37632;
         const float *xb1 = x1 + (ptrdiff_t)b * 40768;
@@ -5117,8 +5203,8 @@ static CNN_AVX2 void inception3_concat1(const float *restrict x0, const float *r
  *   weights at packed[1053986]: weight [160,512,1,1] + bias [160] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception4.relu1
  */
-static CNN_AVX2 void inception4_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inception4_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 86016;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -5134,235 +5220,235 @@ static CNN_AVX2 void inception4_conv1(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -5383,8 +5469,8 @@ static CNN_AVX2 void inception4_conv1(const float *restrict x0, float *restrict 
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -5399,8 +5485,8 @@ static CNN_AVX2 void inception4_conv1(const float *restrict x0, float *restrict 
  *   weights at packed[1140170]: weight [112,512,1,1] + bias [112] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception4.relu2
  */
-static CNN_AVX2 void inception4_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void inception4_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 58368;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -5416,194 +5502,194 @@ static CNN_AVX2 void inception4_conv2(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -5625,8 +5711,8 @@ static CNN_AVX2 void inception4_conv2(const float *restrict x0, float *restrict 
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -5638,202 +5724,268 @@ static CNN_AVX2 void inception4_conv2(const float *restrict x0, float *restrict 
 
 /* inception4.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 224
  *   in [112,14,14] -> out [224,14,14]
- *   weights at packed[1198652]: weight [224,112,3,3] + bias [224] (packed in blocks of 16 output channels)
- *   avx2: tile MP=4 positions x MR=16 output channels (8 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception4.relu3
+ *   weights at packed[1198652]: weight [224,112,3,3] + bias [224] (packed in blocks of 3 output channels)
+ *   avx2: tile MR=3 output channels x NR=32 positions (12 ymm accumulators); positions read straight from the padded input, rows 16 apart (14 kept); then inception4.relu3
  */
-static CNN_AVX2 void inception4_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 4, NV = 2, MR = 16 }; /* the register tile */
-    const float *bias = w + 225792;
+static CNN_SIMD void inception4_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 3, NV = 4, NR = 32, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 226800;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 21952;
         float *yb = y + (ptrdiff_t)b * 43904;
         cnn_pad(xb0, s, 112, 14, 14, 1, 1, 16, 16, 0);
+        for (int i = 28672; i < 28704; i++)
+            s[i] = 0.0f; /* what the last tile may read past the end */
         const float *in = s;
-        for (int it = 0; it < 686; it++) {
-            const int gb = it / 49, tile = it - gb * 49;
+        for (int it = 0; it < 525; it++) {
+            const int gb = it / 7, tile = it - gb * 7;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 224 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 16128;
-            const float *xp = in + grp * 28672;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 16 + q[0] % 14 * 1;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 16 + q[1] % 14 * 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 112; c += 1, xp += 256, wp += 144) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 0);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+            const float *wb = w + (ptrdiff_t)gb * 3024;
+            const float *xg = in + grp * 28672;
+            float t[MR][NR];
+            {
+                const int p = tile < 6 ? tile * NR : 190;
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c13 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c23 = _mm256_set1_ps(bias[gb * MR + 2]);
+                const float *xp = xg + p;
+                const float *wp = wb;
+                for (int c = 0; c < 112; c += 1, xp += 256, wp += 27) {
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 0 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 1 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[3 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[3 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 2 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 16 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 16 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[9 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[9 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[9 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 17 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 17 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 17 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 17 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 18 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 18 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 18 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 18 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[15 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[15 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[15 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 32 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 33 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 33 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 33 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 33 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[21 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[21 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[21 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
+                    {
+                        const __m256 xv0 = _mm256_loadu_ps(xp + 34 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 34 + 8);
+                        const __m256 xv2 = _mm256_loadu_ps(xp + 34 + 16);
+                        const __m256 xv3 = _mm256_loadu_ps(xp + 34 + 24);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                    }
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 1);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 1);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 1);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 1);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 2);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 2);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 2);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 2);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 16);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 16);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 16);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 16);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 17);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 17);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 17);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 17);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 18);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 18);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 18);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 18);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 32);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 32);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 32);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 32);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 33);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 33);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 33);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 33);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 34);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 34);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 34);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 34);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                }
-            }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+                _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
+                _mm256_storeu_ps(t[0] + 16, c02);
+                _mm256_storeu_ps(t[0] + 24, c03);
+                _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
+                _mm256_storeu_ps(t[1] + 16, c12);
+                _mm256_storeu_ps(t[1] + 24, c13);
+                _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
+                _mm256_storeu_ps(t[2] + 16, c22);
+                _mm256_storeu_ps(t[2] + 24, c23);
+                for (int i = 0; i < MR; i++) {
+                    if (ob * MR + i >= 224)
+                        break;
+                    const int at = (oc0 + i) * 196;
+                    for (int vi = 0; vi < NV; vi++) {
+                        const int q = p + vi * W;
+                        const int oh = q / 16, ow = q - oh * 16;
+                        if (ow + W <= 14 && q + W <= 222) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                            _mm256_storeu_ps(yb + at + oh * 14 + ow, x);
+                            continue;
+                        }
+                        for (int l = 0; l < W; l++) {
+                            const int h = (q + l) / 16, c = q + l - h * 16;
+                            if (c >= 14 || q + l >= 222)
+                                continue;
+                            float v = t[i][vi * W + l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[at + h * 14 + c] = v;
+                        }
+                    }
                 }
             }
         }
@@ -5842,11 +5994,11 @@ static CNN_AVX2 void inception4_conv3(const float *restrict x0, float *restrict 
 
 /* inception4.conv4 — examples/googlenet.cnn:24: conv 1x1 24
  *   in [512,14,14] -> out [24,14,14]
- *   weights at packed[1424668]: weight [24,512,1,1] + bias [24] (packed in blocks of 12 output channels)
+ *   weights at packed[1425677]: weight [24,512,1,1] + bias [24] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception4.relu4
  */
-static CNN_AVX2 void inception4_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inception4_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 12288;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -5862,235 +6014,235 @@ static CNN_AVX2 void inception4_conv4(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -6109,8 +6261,8 @@ static CNN_AVX2 void inception4_conv4(const float *restrict x0, float *restrict 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -6122,18 +6274,18 @@ static CNN_AVX2 void inception4_conv4(const float *restrict x0, float *restrict 
 
 /* inception4.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 64
  *   in [24,14,14] -> out [64,14,14]
- *   weights at packed[1436980]: weight [64,24,5,5] + bias [64] (packed in blocks of 16 output channels)
- *   avx2: tile MP=4 positions x MR=16 output channels (8 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception4.relu5
+ *   weights at packed[1437989]: weight [64,24,5,5] + bias [64] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception4.relu5
  */
-static CNN_AVX2 void inception4_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 4, NV = 2, MR = 16 }; /* the register tile */
+static CNN_SIMD void inception4_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 38400;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 4704;
         float *yb = y + (ptrdiff_t)b * 12544;
         cnn_pad(xb0, s, 24, 14, 14, 2, 2, 18, 18, 0);
         const float *in = s;
-        for (int it = 0; it < 196; it++) {
+        for (int it = 0; it < 132; it++) {
             const int tile = it / 4, gb = it - tile * 4;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
@@ -6150,6 +6302,10 @@ static CNN_AVX2 void inception4_conv5(const float *restrict x0, float *restrict 
             const int o2 = q[2] / 14 * 18 + q[2] % 14 * 1;
             q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
             const int o3 = q[3] / 14 * 18 + q[3] % 14 * 1;
+            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
+            const int o4 = q[4] / 14 * 18 + q[4] % 14 * 1;
+            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
+            const int o5 = q[5] / 14 * 18 + q[5] % 14 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -6158,24 +6314,34 @@ static CNN_AVX2 void inception4_conv5(const float *restrict x0, float *restrict 
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 24; c++, xp += 324)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++, wp += MR)
                         {
                             const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                             const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                            __m256 xb = _mm256_broadcast_ss(xp + o0 + i * 18 + j * 1);
+                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 18 + j * 1]);
                             c00 = _mm256_fmadd_ps(xb, wv0, c00);
                             c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                            xb = _mm256_broadcast_ss(xp + o1 + i * 18 + j * 1);
+                            xb = _mm256_set1_ps(xp[o1 + i * 18 + j * 1]);
                             c10 = _mm256_fmadd_ps(xb, wv0, c10);
                             c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                            xb = _mm256_broadcast_ss(xp + o2 + i * 18 + j * 1);
+                            xb = _mm256_set1_ps(xp[o2 + i * 18 + j * 1]);
                             c20 = _mm256_fmadd_ps(xb, wv0, c20);
                             c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                            xb = _mm256_broadcast_ss(xp + o3 + i * 18 + j * 1);
+                            xb = _mm256_set1_ps(xp[o3 + i * 18 + j * 1]);
                             c30 = _mm256_fmadd_ps(xb, wv0, c30);
                             c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                            xb = _mm256_set1_ps(xp[o4 + i * 18 + j * 1]);
+                            c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                            c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                            xb = _mm256_set1_ps(xp[o5 + i * 18 + j * 1]);
+                            c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                            c51 = _mm256_fmadd_ps(xb, wv1, c51);
                         }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
@@ -6185,6 +6351,10 @@ static CNN_AVX2 void inception4_conv5(const float *restrict x0, float *restrict 
             _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 196;
                 for (int i = 0; i < MP; i++) {
@@ -6201,7 +6371,7 @@ static CNN_AVX2 void inception4_conv5(const float *restrict x0, float *restrict 
  *   in [512,14,14] -> out [512,14,14]
  *   scalar loops
  */
-static CNN_AVX2 void inception4_maxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void inception4_maxpool1(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
@@ -6247,11 +6417,11 @@ static CNN_AVX2 void inception4_maxpool1(const float *restrict x0, float *restri
 
 /* inception4.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [512,14,14] -> out [64,14,14]
- *   weights at packed[1475444]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
+ *   weights at packed[1476453]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception4.relu6
  */
-static CNN_AVX2 void inception4_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void inception4_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 33792;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -6267,194 +6437,194 @@ static CNN_AVX2 void inception4_conv6(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -6476,8 +6646,8 @@ static CNN_AVX2 void inception4_conv6(const float *restrict x0, float *restrict 
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -6491,7 +6661,7 @@ static CNN_AVX2 void inception4_conv6(const float *restrict x0, float *restrict 
  *   in [160,14,14] + [224,14,14] + [64,14,14] + [64,14,14] -> out [512,14,14]
  *   scalar loops
  */
-static CNN_AVX2 void inception4_concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, const float *restrict x3, float *restrict y, int batch) {
+static CNN_SIMD void inception4_concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, const float *restrict x3, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 31360;
         const float *xb1 = x1 + (ptrdiff_t)b * 43904;
@@ -6507,11 +6677,11 @@ static CNN_AVX2 void inception4_concat1(const float *restrict x0, const float *r
 
 /* inception5.conv1 — examples/googlenet.cnn:22: conv 1x1 128
  *   in [512,14,14] -> out [128,14,14]
- *   weights at packed[1509302]: weight [128,512,1,1] + bias [128] (packed in blocks of 12 output channels)
+ *   weights at packed[1510311]: weight [128,512,1,1] + bias [128] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception5.relu1
  */
-static CNN_AVX2 void inception5_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inception5_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 67584;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -6527,235 +6697,235 @@ static CNN_AVX2 void inception5_conv1(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -6776,8 +6946,8 @@ static CNN_AVX2 void inception5_conv1(const float *restrict x0, float *restrict 
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -6789,11 +6959,11 @@ static CNN_AVX2 void inception5_conv1(const float *restrict x0, float *restrict 
 
 /* inception5.conv2 — examples/googlenet.cnn:23: conv 1x1 128
  *   in [512,14,14] -> out [128,14,14]
- *   weights at packed[1577018]: weight [128,512,1,1] + bias [128] (packed in blocks of 12 output channels)
+ *   weights at packed[1578027]: weight [128,512,1,1] + bias [128] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception5.relu2
  */
-static CNN_AVX2 void inception5_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inception5_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 67584;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -6809,235 +6979,235 @@ static CNN_AVX2 void inception5_conv2(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -7058,8 +7228,8 @@ static CNN_AVX2 void inception5_conv2(const float *restrict x0, float *restrict 
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -7071,19 +7241,19 @@ static CNN_AVX2 void inception5_conv2(const float *restrict x0, float *restrict 
 
 /* inception5.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 256
  *   in [128,14,14] -> out [256,14,14]
- *   weights at packed[1644734]: weight [256,128,3,3] + bias [256] (packed in blocks of 16 output channels)
- *   avx2: tile MP=4 positions x MR=16 output channels (8 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception5.relu3
+ *   weights at packed[1645743]: weight [256,128,3,3] + bias [256] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception5.relu3
  */
-static CNN_AVX2 void inception5_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 4, NV = 2, MR = 16 }; /* the register tile */
+static CNN_SIMD void inception5_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 294912;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 128, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int it = 0; it < 784; it++) {
-            const int gb = it / 49, tile = it - gb * 49;
+        for (int it = 0; it < 528; it++) {
+            const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
@@ -7099,6 +7269,10 @@ static CNN_AVX2 void inception5_conv3(const float *restrict x0, float *restrict 
             const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
             q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
             const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
+            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
+            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
+            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
+            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -7107,150 +7281,208 @@ static CNN_AVX2 void inception5_conv3(const float *restrict x0, float *restrict 
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 128; c += 1, xp += 256, wp += 144) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 0);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 0]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 1);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 1);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 1);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 1);
+                    xb = _mm256_set1_ps(xp[o3 + 1]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 1]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 1]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 2);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 2);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 2);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 2);
+                    xb = _mm256_set1_ps(xp[o3 + 2]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 2]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 2]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 16);
+                    xb = _mm256_set1_ps(xp[o1 + 16]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 16);
+                    xb = _mm256_set1_ps(xp[o2 + 16]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 16);
+                    xb = _mm256_set1_ps(xp[o3 + 16]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 16]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 16]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 17);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 17);
+                    xb = _mm256_set1_ps(xp[o1 + 17]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 17);
+                    xb = _mm256_set1_ps(xp[o2 + 17]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 17);
+                    xb = _mm256_set1_ps(xp[o3 + 17]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 17]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 17]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 18);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 18);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 18);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 18);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 18]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 32);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 32);
+                    xb = _mm256_set1_ps(xp[o1 + 32]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 32);
+                    xb = _mm256_set1_ps(xp[o2 + 32]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 32);
+                    xb = _mm256_set1_ps(xp[o3 + 32]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 32]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 32]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 33);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 33);
+                    xb = _mm256_set1_ps(xp[o1 + 33]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 33);
+                    xb = _mm256_set1_ps(xp[o2 + 33]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 33);
+                    xb = _mm256_set1_ps(xp[o3 + 33]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 33]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 33]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 34);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 34);
+                    xb = _mm256_set1_ps(xp[o1 + 34]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 34);
+                    xb = _mm256_set1_ps(xp[o2 + 34]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 34);
+                    xb = _mm256_set1_ps(xp[o3 + 34]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 34]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 34]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
@@ -7261,6 +7493,10 @@ static CNN_AVX2 void inception5_conv3(const float *restrict x0, float *restrict 
             _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 196;
                 for (int i = 0; i < MP; i++) {
@@ -7275,11 +7511,11 @@ static CNN_AVX2 void inception5_conv3(const float *restrict x0, float *restrict 
 
 /* inception5.conv4 — examples/googlenet.cnn:24: conv 1x1 24
  *   in [512,14,14] -> out [24,14,14]
- *   weights at packed[1939902]: weight [24,512,1,1] + bias [24] (packed in blocks of 12 output channels)
+ *   weights at packed[1940911]: weight [24,512,1,1] + bias [24] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception5.relu4
  */
-static CNN_AVX2 void inception5_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inception5_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 12288;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -7295,235 +7531,235 @@ static CNN_AVX2 void inception5_conv4(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -7542,8 +7778,8 @@ static CNN_AVX2 void inception5_conv4(const float *restrict x0, float *restrict 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -7555,18 +7791,18 @@ static CNN_AVX2 void inception5_conv4(const float *restrict x0, float *restrict 
 
 /* inception5.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 64
  *   in [24,14,14] -> out [64,14,14]
- *   weights at packed[1952214]: weight [64,24,5,5] + bias [64] (packed in blocks of 16 output channels)
- *   avx2: tile MP=4 positions x MR=16 output channels (8 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception5.relu5
+ *   weights at packed[1953223]: weight [64,24,5,5] + bias [64] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception5.relu5
  */
-static CNN_AVX2 void inception5_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 4, NV = 2, MR = 16 }; /* the register tile */
+static CNN_SIMD void inception5_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 38400;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 4704;
         float *yb = y + (ptrdiff_t)b * 12544;
         cnn_pad(xb0, s, 24, 14, 14, 2, 2, 18, 18, 0);
         const float *in = s;
-        for (int it = 0; it < 196; it++) {
+        for (int it = 0; it < 132; it++) {
             const int tile = it / 4, gb = it - tile * 4;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
@@ -7583,6 +7819,10 @@ static CNN_AVX2 void inception5_conv5(const float *restrict x0, float *restrict 
             const int o2 = q[2] / 14 * 18 + q[2] % 14 * 1;
             q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
             const int o3 = q[3] / 14 * 18 + q[3] % 14 * 1;
+            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
+            const int o4 = q[4] / 14 * 18 + q[4] % 14 * 1;
+            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
+            const int o5 = q[5] / 14 * 18 + q[5] % 14 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -7591,24 +7831,34 @@ static CNN_AVX2 void inception5_conv5(const float *restrict x0, float *restrict 
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 24; c++, xp += 324)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++, wp += MR)
                         {
                             const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                             const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                            __m256 xb = _mm256_broadcast_ss(xp + o0 + i * 18 + j * 1);
+                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 18 + j * 1]);
                             c00 = _mm256_fmadd_ps(xb, wv0, c00);
                             c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                            xb = _mm256_broadcast_ss(xp + o1 + i * 18 + j * 1);
+                            xb = _mm256_set1_ps(xp[o1 + i * 18 + j * 1]);
                             c10 = _mm256_fmadd_ps(xb, wv0, c10);
                             c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                            xb = _mm256_broadcast_ss(xp + o2 + i * 18 + j * 1);
+                            xb = _mm256_set1_ps(xp[o2 + i * 18 + j * 1]);
                             c20 = _mm256_fmadd_ps(xb, wv0, c20);
                             c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                            xb = _mm256_broadcast_ss(xp + o3 + i * 18 + j * 1);
+                            xb = _mm256_set1_ps(xp[o3 + i * 18 + j * 1]);
                             c30 = _mm256_fmadd_ps(xb, wv0, c30);
                             c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                            xb = _mm256_set1_ps(xp[o4 + i * 18 + j * 1]);
+                            c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                            c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                            xb = _mm256_set1_ps(xp[o5 + i * 18 + j * 1]);
+                            c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                            c51 = _mm256_fmadd_ps(xb, wv1, c51);
                         }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
@@ -7618,6 +7868,10 @@ static CNN_AVX2 void inception5_conv5(const float *restrict x0, float *restrict 
             _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 196;
                 for (int i = 0; i < MP; i++) {
@@ -7634,7 +7888,7 @@ static CNN_AVX2 void inception5_conv5(const float *restrict x0, float *restrict 
  *   in [512,14,14] -> out [512,14,14]
  *   scalar loops
  */
-static CNN_AVX2 void inception5_maxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void inception5_maxpool1(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
@@ -7680,11 +7934,11 @@ static CNN_AVX2 void inception5_maxpool1(const float *restrict x0, float *restri
 
 /* inception5.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [512,14,14] -> out [64,14,14]
- *   weights at packed[1990678]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
+ *   weights at packed[1991687]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception5.relu6
  */
-static CNN_AVX2 void inception5_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void inception5_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 33792;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -7700,194 +7954,194 @@ static CNN_AVX2 void inception5_conv6(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -7909,8 +8163,8 @@ static CNN_AVX2 void inception5_conv6(const float *restrict x0, float *restrict 
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -7924,7 +8178,7 @@ static CNN_AVX2 void inception5_conv6(const float *restrict x0, float *restrict 
  *   in [128,14,14] + [256,14,14] + [64,14,14] + [64,14,14] -> out [512,14,14]
  *   scalar loops
  */
-static CNN_AVX2 void inception5_concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, const float *restrict x3, float *restrict y, int batch) {
+static CNN_SIMD void inception5_concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, const float *restrict x3, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         const float *xb1 = x1 + (ptrdiff_t)b * 50176;
@@ -7940,11 +8194,11 @@ static CNN_AVX2 void inception5_concat1(const float *restrict x0, const float *r
 
 /* inception6.conv1 — examples/googlenet.cnn:22: conv 1x1 112
  *   in [512,14,14] -> out [112,14,14]
- *   weights at packed[2024536]: weight [112,512,1,1] + bias [112] (packed in blocks of 6 output channels)
+ *   weights at packed[2025545]: weight [112,512,1,1] + bias [112] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception6.relu1
  */
-static CNN_AVX2 void inception6_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void inception6_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 58368;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -7960,194 +8214,194 @@ static CNN_AVX2 void inception6_conv1(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -8169,8 +8423,8 @@ static CNN_AVX2 void inception6_conv1(const float *restrict x0, float *restrict 
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -8182,11 +8436,11 @@ static CNN_AVX2 void inception6_conv1(const float *restrict x0, float *restrict 
 
 /* inception6.conv2 — examples/googlenet.cnn:23: conv 1x1 144
  *   in [512,14,14] -> out [144,14,14]
- *   weights at packed[2083018]: weight [144,512,1,1] + bias [144] (packed in blocks of 12 output channels)
+ *   weights at packed[2084027]: weight [144,512,1,1] + bias [144] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception6.relu2
  */
-static CNN_AVX2 void inception6_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inception6_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 73728;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -8202,235 +8456,235 @@ static CNN_AVX2 void inception6_conv2(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -8449,8 +8703,8 @@ static CNN_AVX2 void inception6_conv2(const float *restrict x0, float *restrict 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -8462,11 +8716,11 @@ static CNN_AVX2 void inception6_conv2(const float *restrict x0, float *restrict 
 
 /* inception6.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 288
  *   in [144,14,14] -> out [288,14,14]
- *   weights at packed[2156890]: weight [288,144,3,3] + bias [288] (packed in blocks of 24 output channels)
+ *   weights at packed[2157899]: weight [288,144,3,3] + bias [288] (packed in blocks of 24 output channels)
  *   avx2: tile MP=4 positions x MR=24 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception6.relu3
  */
-static CNN_AVX2 void inception6_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 4, NV = 3, MR = 24 }; /* the register tile */
+static CNN_SIMD void inception6_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 4, NV = 3, MR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 373248;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 28224;
@@ -8507,19 +8761,19 @@ static CNN_AVX2 void inception6_conv3(const float *restrict x0, float *restrict 
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_broadcast_ss(xp + o3 + 0);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
                     c32 = _mm256_fmadd_ps(xb, wv2, c32);
@@ -8528,19 +8782,19 @@ static CNN_AVX2 void inception6_conv3(const float *restrict x0, float *restrict 
                     const __m256 wv0 = _mm256_loadu_ps(wp + 24 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 24 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 24 + 16);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 1);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_broadcast_ss(xp + o1 + 1);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_broadcast_ss(xp + o2 + 1);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_broadcast_ss(xp + o3 + 1);
+                    xb = _mm256_set1_ps(xp[o3 + 1]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
                     c32 = _mm256_fmadd_ps(xb, wv2, c32);
@@ -8549,19 +8803,19 @@ static CNN_AVX2 void inception6_conv3(const float *restrict x0, float *restrict 
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 48 + 16);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 2);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_broadcast_ss(xp + o1 + 2);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_broadcast_ss(xp + o2 + 2);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_broadcast_ss(xp + o3 + 2);
+                    xb = _mm256_set1_ps(xp[o3 + 2]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
                     c32 = _mm256_fmadd_ps(xb, wv2, c32);
@@ -8570,19 +8824,19 @@ static CNN_AVX2 void inception6_conv3(const float *restrict x0, float *restrict 
                     const __m256 wv0 = _mm256_loadu_ps(wp + 72 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 72 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 72 + 16);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_broadcast_ss(xp + o1 + 16);
+                    xb = _mm256_set1_ps(xp[o1 + 16]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_broadcast_ss(xp + o2 + 16);
+                    xb = _mm256_set1_ps(xp[o2 + 16]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_broadcast_ss(xp + o3 + 16);
+                    xb = _mm256_set1_ps(xp[o3 + 16]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
                     c32 = _mm256_fmadd_ps(xb, wv2, c32);
@@ -8591,19 +8845,19 @@ static CNN_AVX2 void inception6_conv3(const float *restrict x0, float *restrict 
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 17);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_broadcast_ss(xp + o1 + 17);
+                    xb = _mm256_set1_ps(xp[o1 + 17]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_broadcast_ss(xp + o2 + 17);
+                    xb = _mm256_set1_ps(xp[o2 + 17]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_broadcast_ss(xp + o3 + 17);
+                    xb = _mm256_set1_ps(xp[o3 + 17]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
                     c32 = _mm256_fmadd_ps(xb, wv2, c32);
@@ -8612,19 +8866,19 @@ static CNN_AVX2 void inception6_conv3(const float *restrict x0, float *restrict 
                     const __m256 wv0 = _mm256_loadu_ps(wp + 120 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 120 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 120 + 16);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 18);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_broadcast_ss(xp + o1 + 18);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_broadcast_ss(xp + o2 + 18);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_broadcast_ss(xp + o3 + 18);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
                     c32 = _mm256_fmadd_ps(xb, wv2, c32);
@@ -8633,19 +8887,19 @@ static CNN_AVX2 void inception6_conv3(const float *restrict x0, float *restrict 
                     const __m256 wv0 = _mm256_loadu_ps(wp + 144 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 144 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 144 + 16);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 32);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_broadcast_ss(xp + o1 + 32);
+                    xb = _mm256_set1_ps(xp[o1 + 32]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_broadcast_ss(xp + o2 + 32);
+                    xb = _mm256_set1_ps(xp[o2 + 32]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_broadcast_ss(xp + o3 + 32);
+                    xb = _mm256_set1_ps(xp[o3 + 32]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
                     c32 = _mm256_fmadd_ps(xb, wv2, c32);
@@ -8654,19 +8908,19 @@ static CNN_AVX2 void inception6_conv3(const float *restrict x0, float *restrict 
                     const __m256 wv0 = _mm256_loadu_ps(wp + 168 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 168 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 168 + 16);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 33);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_broadcast_ss(xp + o1 + 33);
+                    xb = _mm256_set1_ps(xp[o1 + 33]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_broadcast_ss(xp + o2 + 33);
+                    xb = _mm256_set1_ps(xp[o2 + 33]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_broadcast_ss(xp + o3 + 33);
+                    xb = _mm256_set1_ps(xp[o3 + 33]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
                     c32 = _mm256_fmadd_ps(xb, wv2, c32);
@@ -8675,19 +8929,19 @@ static CNN_AVX2 void inception6_conv3(const float *restrict x0, float *restrict 
                     const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 34);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_broadcast_ss(xp + o1 + 34);
+                    xb = _mm256_set1_ps(xp[o1 + 34]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_broadcast_ss(xp + o2 + 34);
+                    xb = _mm256_set1_ps(xp[o2 + 34]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_broadcast_ss(xp + o3 + 34);
+                    xb = _mm256_set1_ps(xp[o3 + 34]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
                     c32 = _mm256_fmadd_ps(xb, wv2, c32);
@@ -8719,11 +8973,11 @@ static CNN_AVX2 void inception6_conv3(const float *restrict x0, float *restrict 
 
 /* inception6.conv4 — examples/googlenet.cnn:24: conv 1x1 32
  *   in [512,14,14] -> out [32,14,14]
- *   weights at packed[2530426]: weight [32,512,1,1] + bias [32] (packed in blocks of 4 output channels)
+ *   weights at packed[2531435]: weight [32,512,1,1] + bias [32] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception6.relu4
  */
-static CNN_AVX2 void inception6_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void inception6_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 16384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -8739,18 +8993,18 @@ static CNN_AVX2 void inception6_conv4(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 8 ? tile * NR : 172;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 8, xp += 1568, wp += 32) {
@@ -8758,19 +9012,19 @@ static CNN_AVX2 void inception6_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -8779,19 +9033,19 @@ static CNN_AVX2 void inception6_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 196 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -8800,19 +9054,19 @@ static CNN_AVX2 void inception6_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 392 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -8821,19 +9075,19 @@ static CNN_AVX2 void inception6_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 588 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -8842,19 +9096,19 @@ static CNN_AVX2 void inception6_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -8863,19 +9117,19 @@ static CNN_AVX2 void inception6_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 980 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -8884,19 +9138,19 @@ static CNN_AVX2 void inception6_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1176 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -8905,19 +9159,19 @@ static CNN_AVX2 void inception6_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1372 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -8938,8 +9192,8 @@ static CNN_AVX2 void inception6_conv4(const float *restrict x0, float *restrict 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -8951,18 +9205,18 @@ static CNN_AVX2 void inception6_conv4(const float *restrict x0, float *restrict 
 
 /* inception6.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 64
  *   in [32,14,14] -> out [64,14,14]
- *   weights at packed[2546842]: weight [64,32,5,5] + bias [64] (packed in blocks of 16 output channels)
- *   avx2: tile MP=4 positions x MR=16 output channels (8 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception6.relu5
+ *   weights at packed[2547851]: weight [64,32,5,5] + bias [64] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception6.relu5
  */
-static CNN_AVX2 void inception6_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 4, NV = 2, MR = 16 }; /* the register tile */
+static CNN_SIMD void inception6_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 51200;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 6272;
         float *yb = y + (ptrdiff_t)b * 12544;
         cnn_pad(xb0, s, 32, 14, 14, 2, 2, 18, 18, 0);
         const float *in = s;
-        for (int it = 0; it < 196; it++) {
+        for (int it = 0; it < 132; it++) {
             const int tile = it / 4, gb = it - tile * 4;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
@@ -8979,6 +9233,10 @@ static CNN_AVX2 void inception6_conv5(const float *restrict x0, float *restrict 
             const int o2 = q[2] / 14 * 18 + q[2] % 14 * 1;
             q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
             const int o3 = q[3] / 14 * 18 + q[3] % 14 * 1;
+            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
+            const int o4 = q[4] / 14 * 18 + q[4] % 14 * 1;
+            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
+            const int o5 = q[5] / 14 * 18 + q[5] % 14 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -8987,24 +9245,34 @@ static CNN_AVX2 void inception6_conv5(const float *restrict x0, float *restrict 
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 32; c++, xp += 324)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++, wp += MR)
                         {
                             const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                             const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                            __m256 xb = _mm256_broadcast_ss(xp + o0 + i * 18 + j * 1);
+                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 18 + j * 1]);
                             c00 = _mm256_fmadd_ps(xb, wv0, c00);
                             c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                            xb = _mm256_broadcast_ss(xp + o1 + i * 18 + j * 1);
+                            xb = _mm256_set1_ps(xp[o1 + i * 18 + j * 1]);
                             c10 = _mm256_fmadd_ps(xb, wv0, c10);
                             c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                            xb = _mm256_broadcast_ss(xp + o2 + i * 18 + j * 1);
+                            xb = _mm256_set1_ps(xp[o2 + i * 18 + j * 1]);
                             c20 = _mm256_fmadd_ps(xb, wv0, c20);
                             c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                            xb = _mm256_broadcast_ss(xp + o3 + i * 18 + j * 1);
+                            xb = _mm256_set1_ps(xp[o3 + i * 18 + j * 1]);
                             c30 = _mm256_fmadd_ps(xb, wv0, c30);
                             c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                            xb = _mm256_set1_ps(xp[o4 + i * 18 + j * 1]);
+                            c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                            c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                            xb = _mm256_set1_ps(xp[o5 + i * 18 + j * 1]);
+                            c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                            c51 = _mm256_fmadd_ps(xb, wv1, c51);
                         }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
@@ -9014,6 +9282,10 @@ static CNN_AVX2 void inception6_conv5(const float *restrict x0, float *restrict 
             _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 196;
                 for (int i = 0; i < MP; i++) {
@@ -9030,7 +9302,7 @@ static CNN_AVX2 void inception6_conv5(const float *restrict x0, float *restrict 
  *   in [512,14,14] -> out [512,14,14]
  *   scalar loops
  */
-static CNN_AVX2 void inception6_maxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void inception6_maxpool1(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
@@ -9076,11 +9348,11 @@ static CNN_AVX2 void inception6_maxpool1(const float *restrict x0, float *restri
 
 /* inception6.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [512,14,14] -> out [64,14,14]
- *   weights at packed[2598106]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
+ *   weights at packed[2599115]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception6.relu6
  */
-static CNN_AVX2 void inception6_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void inception6_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 33792;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -9096,194 +9368,194 @@ static CNN_AVX2 void inception6_conv6(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -9305,8 +9577,8 @@ static CNN_AVX2 void inception6_conv6(const float *restrict x0, float *restrict 
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -9320,7 +9592,7 @@ static CNN_AVX2 void inception6_conv6(const float *restrict x0, float *restrict 
  *   in [112,14,14] + [288,14,14] + [64,14,14] + [64,14,14] -> out [528,14,14]
  *   scalar loops
  */
-static CNN_AVX2 void inception6_concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, const float *restrict x3, float *restrict y, int batch) {
+static CNN_SIMD void inception6_concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, const float *restrict x3, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 21952;
         const float *xb1 = x1 + (ptrdiff_t)b * 56448;
@@ -9336,11 +9608,11 @@ static CNN_AVX2 void inception6_concat1(const float *restrict x0, const float *r
 
 /* inception7.conv1 — examples/googlenet.cnn:22: conv 1x1 256
  *   in [528,14,14] -> out [256,14,14]
- *   weights at packed[2631964]: weight [256,528,1,1] + bias [256] (packed in blocks of 12 output channels)
+ *   weights at packed[2632973]: weight [256,528,1,1] + bias [256] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception7.relu1
  */
-static CNN_AVX2 void inception7_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inception7_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 139392;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 103488;
@@ -9356,235 +9628,235 @@ static CNN_AVX2 void inception7_conv1(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 528; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -9605,8 +9877,8 @@ static CNN_AVX2 void inception7_conv1(const float *restrict x0, float *restrict 
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -9618,11 +9890,11 @@ static CNN_AVX2 void inception7_conv1(const float *restrict x0, float *restrict 
 
 /* inception7.conv2 — examples/googlenet.cnn:23: conv 1x1 160
  *   in [528,14,14] -> out [160,14,14]
- *   weights at packed[2771620]: weight [160,528,1,1] + bias [160] (packed in blocks of 12 output channels)
+ *   weights at packed[2772629]: weight [160,528,1,1] + bias [160] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception7.relu2
  */
-static CNN_AVX2 void inception7_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inception7_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 88704;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 103488;
@@ -9638,235 +9910,235 @@ static CNN_AVX2 void inception7_conv2(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 528; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -9887,8 +10159,8 @@ static CNN_AVX2 void inception7_conv2(const float *restrict x0, float *restrict 
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -9900,19 +10172,19 @@ static CNN_AVX2 void inception7_conv2(const float *restrict x0, float *restrict 
 
 /* inception7.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 320
  *   in [160,14,14] -> out [320,14,14]
- *   weights at packed[2860492]: weight [320,160,3,3] + bias [320] (packed in blocks of 16 output channels)
- *   avx2: tile MP=4 positions x MR=16 output channels (8 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception7.relu3
+ *   weights at packed[2861501]: weight [320,160,3,3] + bias [320] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception7.relu3
  */
-static CNN_AVX2 void inception7_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 4, NV = 2, MR = 16 }; /* the register tile */
+static CNN_SIMD void inception7_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 460800;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 31360;
         float *yb = y + (ptrdiff_t)b * 62720;
         cnn_pad(xb0, s, 160, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int it = 0; it < 980; it++) {
-            const int gb = it / 49, tile = it - gb * 49;
+        for (int it = 0; it < 660; it++) {
+            const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 320 + ob * MR;
             (void)grp;
@@ -9928,6 +10200,10 @@ static CNN_AVX2 void inception7_conv3(const float *restrict x0, float *restrict 
             const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
             q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
             const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
+            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
+            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
+            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
+            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -9936,150 +10212,208 @@ static CNN_AVX2 void inception7_conv3(const float *restrict x0, float *restrict 
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 160; c += 1, xp += 256, wp += 144) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 0);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 0]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 1);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 1);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 1);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 1);
+                    xb = _mm256_set1_ps(xp[o3 + 1]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 1]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 1]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 2);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 2);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 2);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 2);
+                    xb = _mm256_set1_ps(xp[o3 + 2]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 2]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 2]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 16);
+                    xb = _mm256_set1_ps(xp[o1 + 16]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 16);
+                    xb = _mm256_set1_ps(xp[o2 + 16]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 16);
+                    xb = _mm256_set1_ps(xp[o3 + 16]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 16]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 16]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 17);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 17);
+                    xb = _mm256_set1_ps(xp[o1 + 17]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 17);
+                    xb = _mm256_set1_ps(xp[o2 + 17]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 17);
+                    xb = _mm256_set1_ps(xp[o3 + 17]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 17]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 17]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 18);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 18);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 18);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 18);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 18]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 32);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 32);
+                    xb = _mm256_set1_ps(xp[o1 + 32]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 32);
+                    xb = _mm256_set1_ps(xp[o2 + 32]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 32);
+                    xb = _mm256_set1_ps(xp[o3 + 32]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 32]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 32]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 33);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 33);
+                    xb = _mm256_set1_ps(xp[o1 + 33]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 33);
+                    xb = _mm256_set1_ps(xp[o2 + 33]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 33);
+                    xb = _mm256_set1_ps(xp[o3 + 33]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 33]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 33]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 34);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 34);
+                    xb = _mm256_set1_ps(xp[o1 + 34]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 34);
+                    xb = _mm256_set1_ps(xp[o2 + 34]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 34);
+                    xb = _mm256_set1_ps(xp[o3 + 34]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 34]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 34]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
@@ -10090,6 +10424,10 @@ static CNN_AVX2 void inception7_conv3(const float *restrict x0, float *restrict 
             _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 196;
                 for (int i = 0; i < MP; i++) {
@@ -10104,11 +10442,11 @@ static CNN_AVX2 void inception7_conv3(const float *restrict x0, float *restrict 
 
 /* inception7.conv4 — examples/googlenet.cnn:24: conv 1x1 32
  *   in [528,14,14] -> out [32,14,14]
- *   weights at packed[3321612]: weight [32,528,1,1] + bias [32] (packed in blocks of 4 output channels)
+ *   weights at packed[3322621]: weight [32,528,1,1] + bias [32] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception7.relu4
  */
-static CNN_AVX2 void inception7_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void inception7_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 16896;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 103488;
@@ -10124,18 +10462,18 @@ static CNN_AVX2 void inception7_conv4(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 8 ? tile * NR : 172;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 528; c += 8, xp += 1568, wp += 32) {
@@ -10143,19 +10481,19 @@ static CNN_AVX2 void inception7_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -10164,19 +10502,19 @@ static CNN_AVX2 void inception7_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 196 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -10185,19 +10523,19 @@ static CNN_AVX2 void inception7_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 392 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -10206,19 +10544,19 @@ static CNN_AVX2 void inception7_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 588 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -10227,19 +10565,19 @@ static CNN_AVX2 void inception7_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -10248,19 +10586,19 @@ static CNN_AVX2 void inception7_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 980 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -10269,19 +10607,19 @@ static CNN_AVX2 void inception7_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1176 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -10290,19 +10628,19 @@ static CNN_AVX2 void inception7_conv4(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1372 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -10323,8 +10661,8 @@ static CNN_AVX2 void inception7_conv4(const float *restrict x0, float *restrict 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -10336,18 +10674,18 @@ static CNN_AVX2 void inception7_conv4(const float *restrict x0, float *restrict 
 
 /* inception7.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 128
  *   in [32,14,14] -> out [128,14,14]
- *   weights at packed[3338540]: weight [128,32,5,5] + bias [128] (packed in blocks of 16 output channels)
- *   avx2: tile MP=4 positions x MR=16 output channels (8 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception7.relu5
+ *   weights at packed[3339549]: weight [128,32,5,5] + bias [128] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception7.relu5
  */
-static CNN_AVX2 void inception7_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 4, NV = 2, MR = 16 }; /* the register tile */
+static CNN_SIMD void inception7_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 102400;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 6272;
         float *yb = y + (ptrdiff_t)b * 25088;
         cnn_pad(xb0, s, 32, 14, 14, 2, 2, 18, 18, 0);
         const float *in = s;
-        for (int it = 0; it < 392; it++) {
+        for (int it = 0; it < 264; it++) {
             const int tile = it / 8, gb = it - tile * 8;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
@@ -10364,6 +10702,10 @@ static CNN_AVX2 void inception7_conv5(const float *restrict x0, float *restrict 
             const int o2 = q[2] / 14 * 18 + q[2] % 14 * 1;
             q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
             const int o3 = q[3] / 14 * 18 + q[3] % 14 * 1;
+            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
+            const int o4 = q[4] / 14 * 18 + q[4] % 14 * 1;
+            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
+            const int o5 = q[5] / 14 * 18 + q[5] % 14 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -10372,24 +10714,34 @@ static CNN_AVX2 void inception7_conv5(const float *restrict x0, float *restrict 
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 32; c++, xp += 324)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++, wp += MR)
                         {
                             const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                             const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                            __m256 xb = _mm256_broadcast_ss(xp + o0 + i * 18 + j * 1);
+                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 18 + j * 1]);
                             c00 = _mm256_fmadd_ps(xb, wv0, c00);
                             c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                            xb = _mm256_broadcast_ss(xp + o1 + i * 18 + j * 1);
+                            xb = _mm256_set1_ps(xp[o1 + i * 18 + j * 1]);
                             c10 = _mm256_fmadd_ps(xb, wv0, c10);
                             c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                            xb = _mm256_broadcast_ss(xp + o2 + i * 18 + j * 1);
+                            xb = _mm256_set1_ps(xp[o2 + i * 18 + j * 1]);
                             c20 = _mm256_fmadd_ps(xb, wv0, c20);
                             c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                            xb = _mm256_broadcast_ss(xp + o3 + i * 18 + j * 1);
+                            xb = _mm256_set1_ps(xp[o3 + i * 18 + j * 1]);
                             c30 = _mm256_fmadd_ps(xb, wv0, c30);
                             c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                            xb = _mm256_set1_ps(xp[o4 + i * 18 + j * 1]);
+                            c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                            c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                            xb = _mm256_set1_ps(xp[o5 + i * 18 + j * 1]);
+                            c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                            c51 = _mm256_fmadd_ps(xb, wv1, c51);
                         }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
@@ -10399,6 +10751,10 @@ static CNN_AVX2 void inception7_conv5(const float *restrict x0, float *restrict 
             _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 196;
                 for (int i = 0; i < MP; i++) {
@@ -10415,7 +10771,7 @@ static CNN_AVX2 void inception7_conv5(const float *restrict x0, float *restrict 
  *   in [528,14,14] -> out [528,14,14]
  *   scalar loops
  */
-static CNN_AVX2 void inception7_maxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void inception7_maxpool1(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 103488;
         float *yb = y + (ptrdiff_t)b * 103488;
@@ -10461,11 +10817,11 @@ static CNN_AVX2 void inception7_maxpool1(const float *restrict x0, float *restri
 
 /* inception7.conv6 — examples/googlenet.cnn:25: conv 1x1 128
  *   in [528,14,14] -> out [128,14,14]
- *   weights at packed[3441068]: weight [128,528,1,1] + bias [128] (packed in blocks of 12 output channels)
+ *   weights at packed[3442077]: weight [128,528,1,1] + bias [128] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception7.relu6
  */
-static CNN_AVX2 void inception7_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inception7_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 69696;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 103488;
@@ -10481,235 +10837,235 @@ static CNN_AVX2 void inception7_conv6(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 528; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -10730,8 +11086,8 @@ static CNN_AVX2 void inception7_conv6(const float *restrict x0, float *restrict 
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -10745,7 +11101,7 @@ static CNN_AVX2 void inception7_conv6(const float *restrict x0, float *restrict 
  *   in [256,14,14] + [320,14,14] + [128,14,14] + [128,14,14] -> out [832,14,14]
  *   scalar loops
  */
-static CNN_AVX2 void inception7_concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, const float *restrict x3, float *restrict y, int batch) {
+static CNN_SIMD void inception7_concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, const float *restrict x3, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         const float *xb1 = x1 + (ptrdiff_t)b * 62720;
@@ -10763,7 +11119,7 @@ static CNN_AVX2 void inception7_concat1(const float *restrict x0, const float *r
  *   in [832,14,14] -> out [832,7,7]
  *   scalar loops
  */
-static CNN_AVX2 void maxpool4(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void maxpool4(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 163072;
         float *yb = y + (ptrdiff_t)b * 40768;
@@ -10809,11 +11165,11 @@ static CNN_AVX2 void maxpool4(const float *restrict x0, float *restrict y, int b
 
 /* inception8.conv1 — examples/googlenet.cnn:22: conv 1x1 256
  *   in [832,7,7] -> out [256,7,7]
- *   weights at packed[3510896]: weight [256,832,1,1] + bias [256] (packed in blocks of 12 output channels)
+ *   weights at packed[3511905]: weight [256,832,1,1] + bias [256] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception8.relu1
  */
-static CNN_AVX2 void inception8_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inception8_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 219648;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
@@ -10829,235 +11185,235 @@ static CNN_AVX2 void inception8_conv1(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 832; c += 8, xp += 392, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -11078,8 +11434,8 @@ static CNN_AVX2 void inception8_conv1(const float *restrict x0, float *restrict 
                         break;
                     const int at = (oc0 + i) * 49;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -11091,11 +11447,11 @@ static CNN_AVX2 void inception8_conv1(const float *restrict x0, float *restrict 
 
 /* inception8.conv2 — examples/googlenet.cnn:23: conv 1x1 160
  *   in [832,7,7] -> out [160,7,7]
- *   weights at packed[3730808]: weight [160,832,1,1] + bias [160] (packed in blocks of 32 output channels)
+ *   weights at packed[3731817]: weight [160,832,1,1] + bias [160] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception8.relu2
  */
-static CNN_AVX2 void inception8_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32 }; /* the register tile */
+static CNN_SIMD void inception8_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 133120;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
@@ -11134,17 +11490,17 @@ static CNN_AVX2 void inception8_conv2(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11155,17 +11511,17 @@ static CNN_AVX2 void inception8_conv2(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 49);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 49);
+                    xb = _mm256_set1_ps(xp[o1 + 49]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 49);
+                    xb = _mm256_set1_ps(xp[o2 + 49]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11176,17 +11532,17 @@ static CNN_AVX2 void inception8_conv2(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 98);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 98);
+                    xb = _mm256_set1_ps(xp[o1 + 98]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 98);
+                    xb = _mm256_set1_ps(xp[o2 + 98]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11197,17 +11553,17 @@ static CNN_AVX2 void inception8_conv2(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 147);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 147);
+                    xb = _mm256_set1_ps(xp[o1 + 147]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 147);
+                    xb = _mm256_set1_ps(xp[o2 + 147]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11218,17 +11574,17 @@ static CNN_AVX2 void inception8_conv2(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 196);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 196);
+                    xb = _mm256_set1_ps(xp[o1 + 196]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 196);
+                    xb = _mm256_set1_ps(xp[o2 + 196]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11239,17 +11595,17 @@ static CNN_AVX2 void inception8_conv2(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 245);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 245);
+                    xb = _mm256_set1_ps(xp[o1 + 245]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 245);
+                    xb = _mm256_set1_ps(xp[o2 + 245]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11260,17 +11616,17 @@ static CNN_AVX2 void inception8_conv2(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 294);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 294);
+                    xb = _mm256_set1_ps(xp[o1 + 294]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 294);
+                    xb = _mm256_set1_ps(xp[o2 + 294]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11281,17 +11637,17 @@ static CNN_AVX2 void inception8_conv2(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 343);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 343);
+                    xb = _mm256_set1_ps(xp[o1 + 343]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 343);
+                    xb = _mm256_set1_ps(xp[o2 + 343]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11324,11 +11680,11 @@ static CNN_AVX2 void inception8_conv2(const float *restrict x0, float *restrict 
 
 /* inception8.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 320
  *   in [160,7,7] -> out [320,7,7]
- *   weights at packed[3864088]: weight [320,160,3,3] + bias [320] (packed in blocks of 32 output channels)
+ *   weights at packed[3865097]: weight [320,160,3,3] + bias [320] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception8.relu3
  */
-static CNN_AVX2 void inception8_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32 }; /* the register tile */
+static CNN_SIMD void inception8_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 460800;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 7840;
@@ -11368,17 +11724,17 @@ static CNN_AVX2 void inception8_conv3(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11389,17 +11745,17 @@ static CNN_AVX2 void inception8_conv3(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 1);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 1);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 1);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11410,17 +11766,17 @@ static CNN_AVX2 void inception8_conv3(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 2);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 2);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 2);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11431,17 +11787,17 @@ static CNN_AVX2 void inception8_conv3(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 9);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 9]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 9);
+                    xb = _mm256_set1_ps(xp[o1 + 9]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 9);
+                    xb = _mm256_set1_ps(xp[o2 + 9]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11452,17 +11808,17 @@ static CNN_AVX2 void inception8_conv3(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 10);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 10]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 10);
+                    xb = _mm256_set1_ps(xp[o1 + 10]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 10);
+                    xb = _mm256_set1_ps(xp[o2 + 10]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11473,17 +11829,17 @@ static CNN_AVX2 void inception8_conv3(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 11);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 11]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 11);
+                    xb = _mm256_set1_ps(xp[o1 + 11]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 11);
+                    xb = _mm256_set1_ps(xp[o2 + 11]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11494,17 +11850,17 @@ static CNN_AVX2 void inception8_conv3(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 18);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 18);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 18);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11515,17 +11871,17 @@ static CNN_AVX2 void inception8_conv3(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 19);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 19]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 19);
+                    xb = _mm256_set1_ps(xp[o1 + 19]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 19);
+                    xb = _mm256_set1_ps(xp[o2 + 19]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11536,17 +11892,17 @@ static CNN_AVX2 void inception8_conv3(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 256 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 256 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 256 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 20);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 20);
+                    xb = _mm256_set1_ps(xp[o1 + 20]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 20);
+                    xb = _mm256_set1_ps(xp[o2 + 20]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11579,11 +11935,11 @@ static CNN_AVX2 void inception8_conv3(const float *restrict x0, float *restrict 
 
 /* inception8.conv4 — examples/googlenet.cnn:24: conv 1x1 32
  *   in [832,7,7] -> out [32,7,7]
- *   weights at packed[4325208]: weight [32,832,1,1] + bias [32] (packed in blocks of 32 output channels)
+ *   weights at packed[4326217]: weight [32,832,1,1] + bias [32] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception8.relu4
  */
-static CNN_AVX2 void inception8_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32 }; /* the register tile */
+static CNN_SIMD void inception8_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 26624;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
@@ -11622,17 +11978,17 @@ static CNN_AVX2 void inception8_conv4(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11643,17 +11999,17 @@ static CNN_AVX2 void inception8_conv4(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 49);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 49);
+                    xb = _mm256_set1_ps(xp[o1 + 49]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 49);
+                    xb = _mm256_set1_ps(xp[o2 + 49]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11664,17 +12020,17 @@ static CNN_AVX2 void inception8_conv4(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 98);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 98);
+                    xb = _mm256_set1_ps(xp[o1 + 98]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 98);
+                    xb = _mm256_set1_ps(xp[o2 + 98]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11685,17 +12041,17 @@ static CNN_AVX2 void inception8_conv4(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 147);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 147);
+                    xb = _mm256_set1_ps(xp[o1 + 147]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 147);
+                    xb = _mm256_set1_ps(xp[o2 + 147]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11706,17 +12062,17 @@ static CNN_AVX2 void inception8_conv4(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 196);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 196);
+                    xb = _mm256_set1_ps(xp[o1 + 196]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 196);
+                    xb = _mm256_set1_ps(xp[o2 + 196]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11727,17 +12083,17 @@ static CNN_AVX2 void inception8_conv4(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 245);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 245);
+                    xb = _mm256_set1_ps(xp[o1 + 245]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 245);
+                    xb = _mm256_set1_ps(xp[o2 + 245]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11748,17 +12104,17 @@ static CNN_AVX2 void inception8_conv4(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 294);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 294);
+                    xb = _mm256_set1_ps(xp[o1 + 294]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 294);
+                    xb = _mm256_set1_ps(xp[o2 + 294]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11769,17 +12125,17 @@ static CNN_AVX2 void inception8_conv4(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 343);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 343);
+                    xb = _mm256_set1_ps(xp[o1 + 343]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 343);
+                    xb = _mm256_set1_ps(xp[o2 + 343]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11812,11 +12168,11 @@ static CNN_AVX2 void inception8_conv4(const float *restrict x0, float *restrict 
 
 /* inception8.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 128
  *   in [32,7,7] -> out [128,7,7]
- *   weights at packed[4351864]: weight [128,32,5,5] + bias [128] (packed in blocks of 32 output channels)
+ *   weights at packed[4352873]: weight [128,32,5,5] + bias [128] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception8.relu5
  */
-static CNN_AVX2 void inception8_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32 }; /* the register tile */
+static CNN_SIMD void inception8_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 102400;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 1568;
@@ -11858,17 +12214,17 @@ static CNN_AVX2 void inception8_conv5(const float *restrict x0, float *restrict 
                             const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
                             const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
                             const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                            __m256 xb = _mm256_broadcast_ss(xp + o0 + i * 11 + j * 1);
+                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 11 + j * 1]);
                             c00 = _mm256_fmadd_ps(xb, wv0, c00);
                             c01 = _mm256_fmadd_ps(xb, wv1, c01);
                             c02 = _mm256_fmadd_ps(xb, wv2, c02);
                             c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                            xb = _mm256_broadcast_ss(xp + o1 + i * 11 + j * 1);
+                            xb = _mm256_set1_ps(xp[o1 + i * 11 + j * 1]);
                             c10 = _mm256_fmadd_ps(xb, wv0, c10);
                             c11 = _mm256_fmadd_ps(xb, wv1, c11);
                             c12 = _mm256_fmadd_ps(xb, wv2, c12);
                             c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                            xb = _mm256_broadcast_ss(xp + o2 + i * 11 + j * 1);
+                            xb = _mm256_set1_ps(xp[o2 + i * 11 + j * 1]);
                             c20 = _mm256_fmadd_ps(xb, wv0, c20);
                             c21 = _mm256_fmadd_ps(xb, wv1, c21);
                             c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11902,7 +12258,7 @@ static CNN_AVX2 void inception8_conv5(const float *restrict x0, float *restrict 
  *   in [832,7,7] -> out [832,7,7]
  *   scalar loops
  */
-static CNN_AVX2 void inception8_maxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void inception8_maxpool1(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 40768;
@@ -11948,11 +12304,11 @@ static CNN_AVX2 void inception8_maxpool1(const float *restrict x0, float *restri
 
 /* inception8.conv6 — examples/googlenet.cnn:25: conv 1x1 128
  *   in [832,7,7] -> out [128,7,7]
- *   weights at packed[4454392]: weight [128,832,1,1] + bias [128] (packed in blocks of 12 output channels)
+ *   weights at packed[4455401]: weight [128,832,1,1] + bias [128] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception8.relu6
  */
-static CNN_AVX2 void inception8_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inception8_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 109824;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
@@ -11968,235 +12324,235 @@ static CNN_AVX2 void inception8_conv6(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 832; c += 8, xp += 392, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -12217,8 +12573,8 @@ static CNN_AVX2 void inception8_conv6(const float *restrict x0, float *restrict 
                         break;
                     const int at = (oc0 + i) * 49;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -12232,7 +12588,7 @@ static CNN_AVX2 void inception8_conv6(const float *restrict x0, float *restrict 
  *   in [256,7,7] + [320,7,7] + [128,7,7] + [128,7,7] -> out [832,7,7]
  *   scalar loops
  */
-static CNN_AVX2 void inception8_concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, const float *restrict x3, float *restrict y, int batch) {
+static CNN_SIMD void inception8_concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, const float *restrict x3, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 12544;
         const float *xb1 = x1 + (ptrdiff_t)b * 15680;
@@ -12248,11 +12604,11 @@ static CNN_AVX2 void inception8_concat1(const float *restrict x0, const float *r
 
 /* inception9.conv1 — examples/googlenet.cnn:22: conv 1x1 384
  *   in [832,7,7] -> out [384,7,7]
- *   weights at packed[4564348]: weight [384,832,1,1] + bias [384] (packed in blocks of 12 output channels)
+ *   weights at packed[4565357]: weight [384,832,1,1] + bias [384] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception9.relu1
  */
-static CNN_AVX2 void inception9_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inception9_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 319488;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
@@ -12268,235 +12624,235 @@ static CNN_AVX2 void inception9_conv1(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 832; c += 8, xp += 392, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -12515,8 +12871,8 @@ static CNN_AVX2 void inception9_conv1(const float *restrict x0, float *restrict 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 49;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -12528,11 +12884,11 @@ static CNN_AVX2 void inception9_conv1(const float *restrict x0, float *restrict 
 
 /* inception9.conv2 — examples/googlenet.cnn:23: conv 1x1 192
  *   in [832,7,7] -> out [192,7,7]
- *   weights at packed[4884220]: weight [192,832,1,1] + bias [192] (packed in blocks of 12 output channels)
+ *   weights at packed[4885229]: weight [192,832,1,1] + bias [192] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception9.relu2
  */
-static CNN_AVX2 void inception9_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inception9_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 159744;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
@@ -12548,235 +12904,235 @@ static CNN_AVX2 void inception9_conv2(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 832; c += 8, xp += 392, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -12795,8 +13151,8 @@ static CNN_AVX2 void inception9_conv2(const float *restrict x0, float *restrict 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 49;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -12808,11 +13164,11 @@ static CNN_AVX2 void inception9_conv2(const float *restrict x0, float *restrict 
 
 /* inception9.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 384
  *   in [192,7,7] -> out [384,7,7]
- *   weights at packed[5044156]: weight [384,192,3,3] + bias [384] (packed in blocks of 32 output channels)
+ *   weights at packed[5045165]: weight [384,192,3,3] + bias [384] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception9.relu3
  */
-static CNN_AVX2 void inception9_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32 }; /* the register tile */
+static CNN_SIMD void inception9_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 663552;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 9408;
@@ -12852,17 +13208,17 @@ static CNN_AVX2 void inception9_conv3(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12873,17 +13229,17 @@ static CNN_AVX2 void inception9_conv3(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 1);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 1);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 1);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12894,17 +13250,17 @@ static CNN_AVX2 void inception9_conv3(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 2);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 2);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 2);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12915,17 +13271,17 @@ static CNN_AVX2 void inception9_conv3(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 9);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 9]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 9);
+                    xb = _mm256_set1_ps(xp[o1 + 9]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 9);
+                    xb = _mm256_set1_ps(xp[o2 + 9]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12936,17 +13292,17 @@ static CNN_AVX2 void inception9_conv3(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 10);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 10]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 10);
+                    xb = _mm256_set1_ps(xp[o1 + 10]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 10);
+                    xb = _mm256_set1_ps(xp[o2 + 10]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12957,17 +13313,17 @@ static CNN_AVX2 void inception9_conv3(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 11);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 11]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 11);
+                    xb = _mm256_set1_ps(xp[o1 + 11]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 11);
+                    xb = _mm256_set1_ps(xp[o2 + 11]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12978,17 +13334,17 @@ static CNN_AVX2 void inception9_conv3(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 18);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 18);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 18);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12999,17 +13355,17 @@ static CNN_AVX2 void inception9_conv3(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 19);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 19]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 19);
+                    xb = _mm256_set1_ps(xp[o1 + 19]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 19);
+                    xb = _mm256_set1_ps(xp[o2 + 19]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -13020,17 +13376,17 @@ static CNN_AVX2 void inception9_conv3(const float *restrict x0, float *restrict 
                     const __m256 wv1 = _mm256_loadu_ps(wp + 256 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 256 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 256 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 20);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 20);
+                    xb = _mm256_set1_ps(xp[o1 + 20]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 20);
+                    xb = _mm256_set1_ps(xp[o2 + 20]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -13063,11 +13419,11 @@ static CNN_AVX2 void inception9_conv3(const float *restrict x0, float *restrict 
 
 /* inception9.conv4 — examples/googlenet.cnn:24: conv 1x1 48
  *   in [832,7,7] -> out [48,7,7]
- *   weights at packed[5708092]: weight [48,832,1,1] + bias [48] (packed in blocks of 12 output channels)
+ *   weights at packed[5709101]: weight [48,832,1,1] + bias [48] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception9.relu4
  */
-static CNN_AVX2 void inception9_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inception9_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 39936;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
@@ -13083,235 +13439,235 @@ static CNN_AVX2 void inception9_conv4(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 832; c += 8, xp += 392, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -13330,8 +13686,8 @@ static CNN_AVX2 void inception9_conv4(const float *restrict x0, float *restrict 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 49;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -13343,11 +13699,11 @@ static CNN_AVX2 void inception9_conv4(const float *restrict x0, float *restrict 
 
 /* inception9.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 128
  *   in [48,7,7] -> out [128,7,7]
- *   weights at packed[5748076]: weight [128,48,5,5] + bias [128] (packed in blocks of 32 output channels)
+ *   weights at packed[5749085]: weight [128,48,5,5] + bias [128] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception9.relu5
  */
-static CNN_AVX2 void inception9_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32 }; /* the register tile */
+static CNN_SIMD void inception9_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 153600;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 2352;
@@ -13389,17 +13745,17 @@ static CNN_AVX2 void inception9_conv5(const float *restrict x0, float *restrict 
                             const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
                             const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
                             const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                            __m256 xb = _mm256_broadcast_ss(xp + o0 + i * 11 + j * 1);
+                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 11 + j * 1]);
                             c00 = _mm256_fmadd_ps(xb, wv0, c00);
                             c01 = _mm256_fmadd_ps(xb, wv1, c01);
                             c02 = _mm256_fmadd_ps(xb, wv2, c02);
                             c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                            xb = _mm256_broadcast_ss(xp + o1 + i * 11 + j * 1);
+                            xb = _mm256_set1_ps(xp[o1 + i * 11 + j * 1]);
                             c10 = _mm256_fmadd_ps(xb, wv0, c10);
                             c11 = _mm256_fmadd_ps(xb, wv1, c11);
                             c12 = _mm256_fmadd_ps(xb, wv2, c12);
                             c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                            xb = _mm256_broadcast_ss(xp + o2 + i * 11 + j * 1);
+                            xb = _mm256_set1_ps(xp[o2 + i * 11 + j * 1]);
                             c20 = _mm256_fmadd_ps(xb, wv0, c20);
                             c21 = _mm256_fmadd_ps(xb, wv1, c21);
                             c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -13433,7 +13789,7 @@ static CNN_AVX2 void inception9_conv5(const float *restrict x0, float *restrict 
  *   in [832,7,7] -> out [832,7,7]
  *   scalar loops
  */
-static CNN_AVX2 void inception9_maxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void inception9_maxpool1(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 40768;
@@ -13479,11 +13835,11 @@ static CNN_AVX2 void inception9_maxpool1(const float *restrict x0, float *restri
 
 /* inception9.conv6 — examples/googlenet.cnn:25: conv 1x1 128
  *   in [832,7,7] -> out [128,7,7]
- *   weights at packed[5901804]: weight [128,832,1,1] + bias [128] (packed in blocks of 12 output channels)
+ *   weights at packed[5902813]: weight [128,832,1,1] + bias [128] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception9.relu6
  */
-static CNN_AVX2 void inception9_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inception9_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 109824;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
@@ -13499,235 +13855,235 @@ static CNN_AVX2 void inception9_conv6(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 832; c += 8, xp += 392, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -13748,8 +14104,8 @@ static CNN_AVX2 void inception9_conv6(const float *restrict x0, float *restrict 
                         break;
                     const int at = (oc0 + i) * 49;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -13763,7 +14119,7 @@ static CNN_AVX2 void inception9_conv6(const float *restrict x0, float *restrict 
  *   in [384,7,7] + [384,7,7] + [128,7,7] + [128,7,7] -> out [1024,7,7]
  *   scalar loops
  */
-static CNN_AVX2 void inception9_concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, const float *restrict x3, float *restrict y, int batch) {
+static CNN_SIMD void inception9_concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, const float *restrict x3, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 18816;
         const float *xb1 = x1 + (ptrdiff_t)b * 18816;
@@ -13781,7 +14137,7 @@ static CNN_AVX2 void inception9_concat1(const float *restrict x0, const float *r
  *   in [1024,7,7] -> out [1024,1,1]
  *   scalar loops
  */
-static CNN_AVX2 void avgpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void avgpool1(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 1024;
@@ -13810,11 +14166,11 @@ static CNN_AVX2 void avgpool1(const float *restrict x0, float *restrict y, int b
 
 /* dense1 — examples/googlenet.cnn:47: dense 1000
  *   in [1024,1,1] -> out [1000]
- *   weights at packed[6011760]: weight [1000,1024] + bias [1000]
+ *   weights at packed[6012769]: weight [1000,1024] + bias [1000]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
  */
-static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { DENSE_ROWS = 4 };
+static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
     for (int u0 = 0; u0 < 1000; u0 += DENSE_ROWS) {
         const int rows = u0 + DENSE_ROWS <= 1000 ? DENSE_ROWS : 1000 - u0;
         for (int b = 0; b < batch; b++) {
@@ -13829,16 +14185,16 @@ static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const f
                 __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
                 __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
                 __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-                for (int i = 0; i < 1024; i += 16) {
-                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + 8);
+                for (int i = 0; i < 1024; i += 2 * W) {
+                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + W);
                     a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xa, a0);
-                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + 8), xb, b0);
+                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + W), xb, b0);
                     a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xa, a1);
-                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + 8), xb, b1);
+                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + W), xb, b1);
                     a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xa, a2);
-                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + 8), xb, b2);
+                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + W), xb, b2);
                     a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xa, a3);
-                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + 8), xb, b3);
+                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + W), xb, b3);
                 }
                 sum[0] = cnn_hsum(_mm256_add_ps(a0, b0));
                 sum[1] = cnn_hsum(_mm256_add_ps(a1, b1));
@@ -13849,7 +14205,7 @@ static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const f
                     const float *wr = w + (ptrdiff_t)(u0 + r) * 1024;
                     __m256 a = _mm256_setzero_ps();
                     int i = 0;
-                    for (; i + 8 <= 1024; i += 8)
+                    for (; i + W <= 1024; i += W)
                         a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
                     sum[r] = cnn_hsum(a);
                     for (; i < 1024; i++)
@@ -13866,7 +14222,7 @@ static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 6998552 floats) to the packed layout
- * the kernels read (7036760 floats). */
+ * the kernels read (7037769 floats). */
 void googlenet_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, params + 9408, NULL, 0.0, packed + 0, 64, 147, 1, 16); /* conv1 */
     cnn_pack_conv(params + 9472, params + 13568, NULL, 0.0, packed + 9472, 64, 64, 1, 4); /* conv2 */
@@ -13891,41 +14247,41 @@ void googlenet_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 1022240, params + 1052960, NULL, 0.0, packed + 1022240, 64, 480, 1, 6); /* inception3.conv6 */
     cnn_pack_conv(params + 1053024, params + 1134944, NULL, 0.0, packed + 1053986, 160, 512, 1, 12); /* inception4.conv1 */
     cnn_pack_conv(params + 1135104, params + 1192448, NULL, 0.0, packed + 1140170, 112, 512, 1, 6); /* inception4.conv2 */
-    cnn_pack_conv(params + 1192560, params + 1418352, NULL, 0.0, packed + 1198652, 224, 1008, 1, 16); /* inception4.conv3 */
-    cnn_pack_conv(params + 1418576, params + 1430864, NULL, 0.0, packed + 1424668, 24, 512, 1, 12); /* inception4.conv4 */
-    cnn_pack_conv(params + 1430888, params + 1469288, NULL, 0.0, packed + 1436980, 64, 600, 1, 16); /* inception4.conv5 */
-    cnn_pack_conv(params + 1469352, params + 1502120, NULL, 0.0, packed + 1475444, 64, 512, 1, 6); /* inception4.conv6 */
-    cnn_pack_conv(params + 1502184, params + 1567720, NULL, 0.0, packed + 1509302, 128, 512, 1, 12); /* inception5.conv1 */
-    cnn_pack_conv(params + 1567848, params + 1633384, NULL, 0.0, packed + 1577018, 128, 512, 1, 12); /* inception5.conv2 */
-    cnn_pack_conv(params + 1633512, params + 1928424, NULL, 0.0, packed + 1644734, 256, 1152, 1, 16); /* inception5.conv3 */
-    cnn_pack_conv(params + 1928680, params + 1940968, NULL, 0.0, packed + 1939902, 24, 512, 1, 12); /* inception5.conv4 */
-    cnn_pack_conv(params + 1940992, params + 1979392, NULL, 0.0, packed + 1952214, 64, 600, 1, 16); /* inception5.conv5 */
-    cnn_pack_conv(params + 1979456, params + 2012224, NULL, 0.0, packed + 1990678, 64, 512, 1, 6); /* inception5.conv6 */
-    cnn_pack_conv(params + 2012288, params + 2069632, NULL, 0.0, packed + 2024536, 112, 512, 1, 6); /* inception6.conv1 */
-    cnn_pack_conv(params + 2069744, params + 2143472, NULL, 0.0, packed + 2083018, 144, 512, 1, 12); /* inception6.conv2 */
-    cnn_pack_conv(params + 2143616, params + 2516864, NULL, 0.0, packed + 2156890, 288, 1296, 1, 24); /* inception6.conv3 */
-    cnn_pack_conv(params + 2517152, params + 2533536, NULL, 0.0, packed + 2530426, 32, 512, 1, 4); /* inception6.conv4 */
-    cnn_pack_conv(params + 2533568, params + 2584768, NULL, 0.0, packed + 2546842, 64, 800, 1, 16); /* inception6.conv5 */
-    cnn_pack_conv(params + 2584832, params + 2617600, NULL, 0.0, packed + 2598106, 64, 512, 1, 6); /* inception6.conv6 */
-    cnn_pack_conv(params + 2617664, params + 2752832, NULL, 0.0, packed + 2631964, 256, 528, 1, 12); /* inception7.conv1 */
-    cnn_pack_conv(params + 2753088, params + 2837568, NULL, 0.0, packed + 2771620, 160, 528, 1, 12); /* inception7.conv2 */
-    cnn_pack_conv(params + 2837728, params + 3298528, NULL, 0.0, packed + 2860492, 320, 1440, 1, 16); /* inception7.conv3 */
-    cnn_pack_conv(params + 3298848, params + 3315744, NULL, 0.0, packed + 3321612, 32, 528, 1, 4); /* inception7.conv4 */
-    cnn_pack_conv(params + 3315776, params + 3418176, NULL, 0.0, packed + 3338540, 128, 800, 1, 16); /* inception7.conv5 */
-    cnn_pack_conv(params + 3418304, params + 3485888, NULL, 0.0, packed + 3441068, 128, 528, 1, 12); /* inception7.conv6 */
-    cnn_pack_conv(params + 3486016, params + 3699008, NULL, 0.0, packed + 3510896, 256, 832, 1, 12); /* inception8.conv1 */
-    cnn_pack_conv(params + 3699264, params + 3832384, NULL, 0.0, packed + 3730808, 160, 832, 1, 32); /* inception8.conv2 */
-    cnn_pack_conv(params + 3832544, params + 4293344, NULL, 0.0, packed + 3864088, 320, 1440, 1, 32); /* inception8.conv3 */
-    cnn_pack_conv(params + 4293664, params + 4320288, NULL, 0.0, packed + 4325208, 32, 832, 1, 32); /* inception8.conv4 */
-    cnn_pack_conv(params + 4320320, params + 4422720, NULL, 0.0, packed + 4351864, 128, 800, 1, 32); /* inception8.conv5 */
-    cnn_pack_conv(params + 4422848, params + 4529344, NULL, 0.0, packed + 4454392, 128, 832, 1, 12); /* inception8.conv6 */
-    cnn_pack_conv(params + 4529472, params + 4848960, NULL, 0.0, packed + 4564348, 384, 832, 1, 12); /* inception9.conv1 */
-    cnn_pack_conv(params + 4849344, params + 5009088, NULL, 0.0, packed + 4884220, 192, 832, 1, 12); /* inception9.conv2 */
-    cnn_pack_conv(params + 5009280, params + 5672832, NULL, 0.0, packed + 5044156, 384, 1728, 1, 32); /* inception9.conv3 */
-    cnn_pack_conv(params + 5673216, params + 5713152, NULL, 0.0, packed + 5708092, 48, 832, 1, 12); /* inception9.conv4 */
-    cnn_pack_conv(params + 5713200, params + 5866800, NULL, 0.0, packed + 5748076, 128, 1200, 1, 32); /* inception9.conv5 */
-    cnn_pack_conv(params + 5866928, params + 5973424, NULL, 0.0, packed + 5901804, 128, 832, 1, 12); /* inception9.conv6 */
-    cnn_copy(params + 5973552, packed + 6011760, 1025000); /* dense1 */
+    cnn_pack_conv(params + 1192560, params + 1418352, NULL, 0.0, packed + 1198652, 224, 1008, 1, 3); /* inception4.conv3 */
+    cnn_pack_conv(params + 1418576, params + 1430864, NULL, 0.0, packed + 1425677, 24, 512, 1, 12); /* inception4.conv4 */
+    cnn_pack_conv(params + 1430888, params + 1469288, NULL, 0.0, packed + 1437989, 64, 600, 1, 16); /* inception4.conv5 */
+    cnn_pack_conv(params + 1469352, params + 1502120, NULL, 0.0, packed + 1476453, 64, 512, 1, 6); /* inception4.conv6 */
+    cnn_pack_conv(params + 1502184, params + 1567720, NULL, 0.0, packed + 1510311, 128, 512, 1, 12); /* inception5.conv1 */
+    cnn_pack_conv(params + 1567848, params + 1633384, NULL, 0.0, packed + 1578027, 128, 512, 1, 12); /* inception5.conv2 */
+    cnn_pack_conv(params + 1633512, params + 1928424, NULL, 0.0, packed + 1645743, 256, 1152, 1, 16); /* inception5.conv3 */
+    cnn_pack_conv(params + 1928680, params + 1940968, NULL, 0.0, packed + 1940911, 24, 512, 1, 12); /* inception5.conv4 */
+    cnn_pack_conv(params + 1940992, params + 1979392, NULL, 0.0, packed + 1953223, 64, 600, 1, 16); /* inception5.conv5 */
+    cnn_pack_conv(params + 1979456, params + 2012224, NULL, 0.0, packed + 1991687, 64, 512, 1, 6); /* inception5.conv6 */
+    cnn_pack_conv(params + 2012288, params + 2069632, NULL, 0.0, packed + 2025545, 112, 512, 1, 6); /* inception6.conv1 */
+    cnn_pack_conv(params + 2069744, params + 2143472, NULL, 0.0, packed + 2084027, 144, 512, 1, 12); /* inception6.conv2 */
+    cnn_pack_conv(params + 2143616, params + 2516864, NULL, 0.0, packed + 2157899, 288, 1296, 1, 24); /* inception6.conv3 */
+    cnn_pack_conv(params + 2517152, params + 2533536, NULL, 0.0, packed + 2531435, 32, 512, 1, 4); /* inception6.conv4 */
+    cnn_pack_conv(params + 2533568, params + 2584768, NULL, 0.0, packed + 2547851, 64, 800, 1, 16); /* inception6.conv5 */
+    cnn_pack_conv(params + 2584832, params + 2617600, NULL, 0.0, packed + 2599115, 64, 512, 1, 6); /* inception6.conv6 */
+    cnn_pack_conv(params + 2617664, params + 2752832, NULL, 0.0, packed + 2632973, 256, 528, 1, 12); /* inception7.conv1 */
+    cnn_pack_conv(params + 2753088, params + 2837568, NULL, 0.0, packed + 2772629, 160, 528, 1, 12); /* inception7.conv2 */
+    cnn_pack_conv(params + 2837728, params + 3298528, NULL, 0.0, packed + 2861501, 320, 1440, 1, 16); /* inception7.conv3 */
+    cnn_pack_conv(params + 3298848, params + 3315744, NULL, 0.0, packed + 3322621, 32, 528, 1, 4); /* inception7.conv4 */
+    cnn_pack_conv(params + 3315776, params + 3418176, NULL, 0.0, packed + 3339549, 128, 800, 1, 16); /* inception7.conv5 */
+    cnn_pack_conv(params + 3418304, params + 3485888, NULL, 0.0, packed + 3442077, 128, 528, 1, 12); /* inception7.conv6 */
+    cnn_pack_conv(params + 3486016, params + 3699008, NULL, 0.0, packed + 3511905, 256, 832, 1, 12); /* inception8.conv1 */
+    cnn_pack_conv(params + 3699264, params + 3832384, NULL, 0.0, packed + 3731817, 160, 832, 1, 32); /* inception8.conv2 */
+    cnn_pack_conv(params + 3832544, params + 4293344, NULL, 0.0, packed + 3865097, 320, 1440, 1, 32); /* inception8.conv3 */
+    cnn_pack_conv(params + 4293664, params + 4320288, NULL, 0.0, packed + 4326217, 32, 832, 1, 32); /* inception8.conv4 */
+    cnn_pack_conv(params + 4320320, params + 4422720, NULL, 0.0, packed + 4352873, 128, 800, 1, 32); /* inception8.conv5 */
+    cnn_pack_conv(params + 4422848, params + 4529344, NULL, 0.0, packed + 4455401, 128, 832, 1, 12); /* inception8.conv6 */
+    cnn_pack_conv(params + 4529472, params + 4848960, NULL, 0.0, packed + 4565357, 384, 832, 1, 12); /* inception9.conv1 */
+    cnn_pack_conv(params + 4849344, params + 5009088, NULL, 0.0, packed + 4885229, 192, 832, 1, 12); /* inception9.conv2 */
+    cnn_pack_conv(params + 5009280, params + 5672832, NULL, 0.0, packed + 5045165, 384, 1728, 1, 32); /* inception9.conv3 */
+    cnn_pack_conv(params + 5673216, params + 5713152, NULL, 0.0, packed + 5709101, 48, 832, 1, 12); /* inception9.conv4 */
+    cnn_pack_conv(params + 5713200, params + 5866800, NULL, 0.0, packed + 5749085, 128, 1200, 1, 32); /* inception9.conv5 */
+    cnn_pack_conv(params + 5866928, params + 5973424, NULL, 0.0, packed + 5902813, 128, 832, 1, 12); /* inception9.conv6 */
+    cnn_copy(params + 5973552, packed + 6012769, 1025000); /* dense1 */
 }
 
 /* Inference on `batch` samples (1..googlenet_BATCH), NCHW in and out. Returns 0,
@@ -13970,55 +14326,55 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     inception3_conv6(A + 0, A + 178752, packed + 1022240, batch);
     inception3_concat1(A + 141120, A + 100352, A + 191296, A + 178752, A + 0, batch);
     inception4_conv1(A + 0, A + 244608, packed + 1053986, batch);
-    inception4_conv2(A + 0, A + 129024, packed + 1140170, batch);
-    inception4_conv3(A + 129024, A + 200704, packed + 1198652, A + 100352, batch);
-    inception4_conv4(A + 0, A + 108128, packed + 1424668, batch);
-    inception4_conv5(A + 108128, A + 275968, packed + 1436980, A + 100352, batch);
+    inception4_conv2(A + 0, A + 129056, packed + 1140170, batch);
+    inception4_conv3(A + 129056, A + 200704, packed + 1198652, A + 100352, batch);
+    inception4_conv4(A + 0, A + 108128, packed + 1425677, batch);
+    inception4_conv5(A + 108128, A + 275968, packed + 1437989, A + 100352, batch);
     inception4_maxpool1(A + 0, A + 100352, batch);
-    inception4_conv6(A + 100352, A + 288512, packed + 1475444, batch);
+    inception4_conv6(A + 100352, A + 288512, packed + 1476453, batch);
     inception4_concat1(A + 244608, A + 200704, A + 275968, A + 288512, A + 0, batch);
-    inception5_conv1(A + 0, A + 250880, packed + 1509302, batch);
-    inception5_conv2(A + 0, A + 133120, packed + 1577018, batch);
-    inception5_conv3(A + 133120, A + 200704, packed + 1644734, A + 100352, batch);
-    inception5_conv4(A + 0, A + 108128, packed + 1939902, batch);
-    inception5_conv5(A + 108128, A + 275968, packed + 1952214, A + 100352, batch);
+    inception5_conv1(A + 0, A + 250880, packed + 1510311, batch);
+    inception5_conv2(A + 0, A + 133120, packed + 1578027, batch);
+    inception5_conv3(A + 133120, A + 200704, packed + 1645743, A + 100352, batch);
+    inception5_conv4(A + 0, A + 108128, packed + 1940911, batch);
+    inception5_conv5(A + 108128, A + 275968, packed + 1953223, A + 100352, batch);
     inception5_maxpool1(A + 0, A + 100352, batch);
-    inception5_conv6(A + 100352, A + 288512, packed + 1990678, batch);
+    inception5_conv6(A + 100352, A + 288512, packed + 1991687, batch);
     inception5_concat1(A + 250880, A + 200704, A + 275968, A + 288512, A + 0, batch);
-    inception6_conv1(A + 0, A + 257152, packed + 2024536, batch);
-    inception6_conv2(A + 0, A + 137216, packed + 2083018, batch);
-    inception6_conv3(A + 137216, A + 200704, packed + 2156890, A + 100352, batch);
-    inception6_conv4(A + 0, A + 110720, packed + 2530426, batch);
-    inception6_conv5(A + 110720, A + 279104, packed + 2546842, A + 100352, batch);
+    inception6_conv1(A + 0, A + 257152, packed + 2025545, batch);
+    inception6_conv2(A + 0, A + 137216, packed + 2084027, batch);
+    inception6_conv3(A + 137216, A + 200704, packed + 2157899, A + 100352, batch);
+    inception6_conv4(A + 0, A + 110720, packed + 2531435, batch);
+    inception6_conv5(A + 110720, A + 279104, packed + 2547851, A + 100352, batch);
     inception6_maxpool1(A + 0, A + 100352, batch);
-    inception6_conv6(A + 100352, A + 291648, packed + 2598106, batch);
+    inception6_conv6(A + 100352, A + 291648, packed + 2599115, batch);
     inception6_concat1(A + 257152, A + 200704, A + 279104, A + 291648, A + 0, batch);
-    inception7_conv1(A + 0, A + 269696, packed + 2631964, batch);
-    inception7_conv2(A + 0, A + 144448, packed + 2771620, batch);
-    inception7_conv3(A + 144448, A + 206976, packed + 2860492, A + 103488, batch);
-    inception7_conv4(A + 0, A + 113856, packed + 3321612, batch);
-    inception7_conv5(A + 113856, A + 319872, packed + 3338540, A + 103488, batch);
+    inception7_conv1(A + 0, A + 269696, packed + 2632973, batch);
+    inception7_conv2(A + 0, A + 144448, packed + 2772629, batch);
+    inception7_conv3(A + 144448, A + 206976, packed + 2861501, A + 103488, batch);
+    inception7_conv4(A + 0, A + 113856, packed + 3322621, batch);
+    inception7_conv5(A + 113856, A + 319872, packed + 3339549, A + 103488, batch);
     inception7_maxpool1(A + 0, A + 103488, batch);
-    inception7_conv6(A + 103488, A + 344960, packed + 3441068, batch);
+    inception7_conv6(A + 103488, A + 344960, packed + 3442077, batch);
     inception7_concat1(A + 269696, A + 206976, A + 319872, A + 344960, A + 0, batch);
     maxpool4(A + 0, A + 163072, batch);
-    inception8_conv1(A + 163072, A + 56448, packed + 3510896, batch);
-    inception8_conv2(A + 163072, A + 12960, packed + 3730808, batch);
-    inception8_conv3(A + 12960, A + 40768, packed + 3864088, A + 0, batch);
-    inception8_conv4(A + 163072, A + 3872, packed + 4325208, batch);
-    inception8_conv5(A + 3872, A + 68992, packed + 4351864, A + 0, batch);
+    inception8_conv1(A + 163072, A + 56448, packed + 3511905, batch);
+    inception8_conv2(A + 163072, A + 12960, packed + 3731817, batch);
+    inception8_conv3(A + 12960, A + 40768, packed + 3865097, A + 0, batch);
+    inception8_conv4(A + 163072, A + 3872, packed + 4326217, batch);
+    inception8_conv5(A + 3872, A + 68992, packed + 4352873, A + 0, batch);
     inception8_maxpool1(A + 163072, A + 0, batch);
-    inception8_conv6(A + 0, A + 75264, packed + 4454392, batch);
+    inception8_conv6(A + 0, A + 75264, packed + 4455401, batch);
     inception8_concat1(A + 56448, A + 40768, A + 68992, A + 75264, A + 0, batch);
-    inception9_conv1(A + 0, A + 81536, packed + 4564348, batch);
-    inception9_conv2(A + 0, A + 56320, packed + 4884220, batch);
-    inception9_conv3(A + 56320, A + 100352, packed + 5044156, A + 40768, batch);
-    inception9_conv4(A + 0, A + 46576, packed + 5708092, batch);
-    inception9_conv5(A + 46576, A + 119168, packed + 5748076, A + 40768, batch);
+    inception9_conv1(A + 0, A + 81536, packed + 4565357, batch);
+    inception9_conv2(A + 0, A + 56320, packed + 4885229, batch);
+    inception9_conv3(A + 56320, A + 100352, packed + 5045165, A + 40768, batch);
+    inception9_conv4(A + 0, A + 46576, packed + 5709101, batch);
+    inception9_conv5(A + 46576, A + 119168, packed + 5749085, A + 40768, batch);
     inception9_maxpool1(A + 0, A + 40768, batch);
-    inception9_conv6(A + 40768, A + 125440, packed + 5901804, batch);
+    inception9_conv6(A + 40768, A + 125440, packed + 5902813, batch);
     inception9_concat1(A + 81536, A + 100352, A + 119168, A + 125440, A + 0, batch);
     avgpool1(A + 0, A + 50176, batch);
-    dense1(A + 50176, out_logits, packed + 6011760, batch);
+    dense1(A + 50176, out_logits, packed + 6012769, batch);
     return 0;
 }

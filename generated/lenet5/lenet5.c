@@ -15,12 +15,12 @@
 #include <stdint.h>
 #include <immintrin.h>
 
-/* The kernels use AVX2 and FMA whatever flags the file is compiled
- * with; the CPU must have them (cnnc --target auto checks). */
+/* The kernels use these instruction sets whatever flags the file is
+ * compiled with; the CPU must have them (cnnc --target auto checks). */
 #if defined(__GNUC__) || defined(__clang__)
-#define CNN_AVX2 __attribute__((target("avx2,fma")))
+#define CNN_SIMD __attribute__((target("avx2,fma")))
 #else
-#define CNN_AVX2
+#define CNN_SIMD
 #endif
 
 /* exp and log in double precision, so the generated code needs no libm.
@@ -99,7 +99,7 @@ static double cnn_sqrt(double x) {
 }
 
 /* The sum of a vector's eight lanes. */
-static CNN_AVX2 float cnn_hsum(__m256 v) {
+static CNN_SIMD float cnn_hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
@@ -145,8 +145,8 @@ static void cnn_pack_conv(const float *w, const float *bias, const float *bn,
  *   weights at packed[0]: weight [6,1,5,5] + bias [6] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 32 apart (28 kept); then relu1
  */
-static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 150;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 1024;
@@ -162,18 +162,18 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
             float t[MR][NR];
             {
                 const int p = tile < 55 ? tile * NR : 876;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c++)
@@ -182,22 +182,22 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                             {
                                 const __m256 xv0 = _mm256_loadu_ps(xp + c * 1024 + i * 32 + j * 1 + 0);
                                 const __m256 xv1 = _mm256_loadu_ps(xp + c * 1024 + i * 32 + j * 1 + 8);
-                                __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                                __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                                 c00 = _mm256_fmadd_ps(wv, xv0, c00);
                                 c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                                wv = _mm256_broadcast_ss(wp + 0 + 1);
+                                wv = _mm256_set1_ps(wp[0 + 1]);
                                 c10 = _mm256_fmadd_ps(wv, xv0, c10);
                                 c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                                wv = _mm256_broadcast_ss(wp + 0 + 2);
+                                wv = _mm256_set1_ps(wp[0 + 2]);
                                 c20 = _mm256_fmadd_ps(wv, xv0, c20);
                                 c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                                wv = _mm256_broadcast_ss(wp + 0 + 3);
+                                wv = _mm256_set1_ps(wp[0 + 3]);
                                 c30 = _mm256_fmadd_ps(wv, xv0, c30);
                                 c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                                wv = _mm256_broadcast_ss(wp + 0 + 4);
+                                wv = _mm256_set1_ps(wp[0 + 4]);
                                 c40 = _mm256_fmadd_ps(wv, xv0, c40);
                                 c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                                wv = _mm256_broadcast_ss(wp + 0 + 5);
+                                wv = _mm256_set1_ps(wp[0 + 5]);
                                 c50 = _mm256_fmadd_ps(wv, xv0, c50);
                                 c51 = _mm256_fmadd_ps(wv, xv1, c51);
                             }
@@ -217,19 +217,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 32, ow = q - oh * 32;
-                        if (ow + 8 <= 28 && q + 8 <= 892) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 28 && q + W <= 892) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 32, c = q + l - h * 32;
                             if (c >= 28 || q + l >= 892)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 28 + c] = v;
                         }
@@ -244,7 +244,7 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
  *   in [6,28,28] -> out [6,14,14]
  *   scalar loops
  */
-static CNN_AVX2 void maxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 4704;
         float *yb = y + (ptrdiff_t)b * 1176;
@@ -291,16 +291,16 @@ static CNN_AVX2 void maxpool1(const float *restrict x0, float *restrict y, int b
 /* conv2 — examples/lenet5.cnn:15: conv 5x5 16
  *   in [6,14,14] -> out [16,10,10]
  *   weights at packed[156]: weight [16,6,5,5] + bias [16] (packed in blocks of 16 output channels)
- *   avx2: tile MP=4 positions x MR=16 output channels (8 ymm accumulators); input values broadcast from the input, weights in vectors; then relu2
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then relu2
  */
-static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 4, NV = 2, MR = 16 }; /* the register tile */
+static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 2400;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 1176;
         float *yb = y + (ptrdiff_t)b * 1600;
         const float *in = xb0;
-        for (int it = 0; it < 25; it++) {
+        for (int it = 0; it < 17; it++) {
             const int tile = it / 1, gb = it - tile * 1;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 16 + ob * MR;
@@ -317,6 +317,10 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
             const int o2 = q[2] / 10 * 14 + q[2] % 10 * 1;
             q[3] = tile * MP + 3 < 100 ? tile * MP + 3 : 99;
             const int o3 = q[3] / 10 * 14 + q[3] % 10 * 1;
+            q[4] = tile * MP + 4 < 100 ? tile * MP + 4 : 99;
+            const int o4 = q[4] / 10 * 14 + q[4] % 10 * 1;
+            q[5] = tile * MP + 5 < 100 ? tile * MP + 5 : 99;
+            const int o5 = q[5] / 10 * 14 + q[5] % 10 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -325,24 +329,34 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 6; c++, xp += 196)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++, wp += MR)
                         {
                             const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                             const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                            __m256 xb = _mm256_broadcast_ss(xp + o0 + i * 14 + j * 1);
+                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 14 + j * 1]);
                             c00 = _mm256_fmadd_ps(xb, wv0, c00);
                             c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                            xb = _mm256_broadcast_ss(xp + o1 + i * 14 + j * 1);
+                            xb = _mm256_set1_ps(xp[o1 + i * 14 + j * 1]);
                             c10 = _mm256_fmadd_ps(xb, wv0, c10);
                             c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                            xb = _mm256_broadcast_ss(xp + o2 + i * 14 + j * 1);
+                            xb = _mm256_set1_ps(xp[o2 + i * 14 + j * 1]);
                             c20 = _mm256_fmadd_ps(xb, wv0, c20);
                             c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                            xb = _mm256_broadcast_ss(xp + o3 + i * 14 + j * 1);
+                            xb = _mm256_set1_ps(xp[o3 + i * 14 + j * 1]);
                             c30 = _mm256_fmadd_ps(xb, wv0, c30);
                             c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                            xb = _mm256_set1_ps(xp[o4 + i * 14 + j * 1]);
+                            c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                            c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                            xb = _mm256_set1_ps(xp[o5 + i * 14 + j * 1]);
+                            c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                            c51 = _mm256_fmadd_ps(xb, wv1, c51);
                         }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
@@ -352,6 +366,10 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
             _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 100;
                 for (int i = 0; i < MP; i++) {
@@ -368,7 +386,7 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
  *   in [16,10,10] -> out [16,5,5]
  *   scalar loops
  */
-static CNN_AVX2 void maxpool2(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 1600;
         float *yb = y + (ptrdiff_t)b * 400;
@@ -417,8 +435,8 @@ static CNN_AVX2 void maxpool2(const float *restrict x0, float *restrict y, int b
  *   weights at packed[2572]: weight [120,400] + bias [120]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); then relu3
  */
-static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { DENSE_ROWS = 4 };
+static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
     for (int u0 = 0; u0 < 120; u0 += DENSE_ROWS) {
         const int rows = u0 + DENSE_ROWS <= 120 ? DENSE_ROWS : 120 - u0;
         for (int b = 0; b < batch; b++) {
@@ -433,16 +451,16 @@ static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const f
                 __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
                 __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
                 __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-                for (int i = 0; i < 400; i += 16) {
-                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + 8);
+                for (int i = 0; i < 400; i += 2 * W) {
+                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + W);
                     a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xa, a0);
-                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + 8), xb, b0);
+                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + W), xb, b0);
                     a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xa, a1);
-                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + 8), xb, b1);
+                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + W), xb, b1);
                     a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xa, a2);
-                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + 8), xb, b2);
+                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + W), xb, b2);
                     a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xa, a3);
-                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + 8), xb, b3);
+                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + W), xb, b3);
                 }
                 sum[0] = cnn_hsum(_mm256_add_ps(a0, b0));
                 sum[1] = cnn_hsum(_mm256_add_ps(a1, b1));
@@ -453,7 +471,7 @@ static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const f
                     const float *wr = w + (ptrdiff_t)(u0 + r) * 400;
                     __m256 a = _mm256_setzero_ps();
                     int i = 0;
-                    for (; i + 8 <= 400; i += 8)
+                    for (; i + W <= 400; i += W)
                         a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
                     sum[r] = cnn_hsum(a);
                     for (; i < 400; i++)
@@ -475,8 +493,8 @@ static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const f
  *   weights at packed[50692]: weight [84,120] + bias [84]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); then relu4
  */
-static CNN_AVX2 void dense2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { DENSE_ROWS = 4 };
+static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
     for (int u0 = 0; u0 < 84; u0 += DENSE_ROWS) {
         const int rows = u0 + DENSE_ROWS <= 84 ? DENSE_ROWS : 84 - u0;
         for (int b = 0; b < batch; b++) {
@@ -491,16 +509,16 @@ static CNN_AVX2 void dense2(const float *restrict x0, float *restrict y, const f
                 __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
                 __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
                 __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-                for (int i = 0; i < 112; i += 16) {
-                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + 8);
+                for (int i = 0; i < 112; i += 2 * W) {
+                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + W);
                     a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xa, a0);
-                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + 8), xb, b0);
+                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + W), xb, b0);
                     a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xa, a1);
-                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + 8), xb, b1);
+                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + W), xb, b1);
                     a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xa, a2);
-                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + 8), xb, b2);
+                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + W), xb, b2);
                     a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xa, a3);
-                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + 8), xb, b3);
+                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + W), xb, b3);
                 }
                 sum[0] = cnn_hsum(_mm256_add_ps(a0, b0));
                 sum[1] = cnn_hsum(_mm256_add_ps(a1, b1));
@@ -517,7 +535,7 @@ static CNN_AVX2 void dense2(const float *restrict x0, float *restrict y, const f
                     const float *wr = w + (ptrdiff_t)(u0 + r) * 120;
                     __m256 a = _mm256_setzero_ps();
                     int i = 0;
-                    for (; i + 8 <= 120; i += 8)
+                    for (; i + W <= 120; i += W)
                         a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
                     sum[r] = cnn_hsum(a);
                     for (; i < 120; i++)
@@ -539,8 +557,8 @@ static CNN_AVX2 void dense2(const float *restrict x0, float *restrict y, const f
  *   weights at packed[60856]: weight [10,84] + bias [10]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
  */
-static CNN_AVX2 void dense3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { DENSE_ROWS = 4 };
+static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
     for (int u0 = 0; u0 < 10; u0 += DENSE_ROWS) {
         const int rows = u0 + DENSE_ROWS <= 10 ? DENSE_ROWS : 10 - u0;
         for (int b = 0; b < batch; b++) {
@@ -555,16 +573,16 @@ static CNN_AVX2 void dense3(const float *restrict x0, float *restrict y, const f
                 __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
                 __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
                 __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-                for (int i = 0; i < 80; i += 16) {
-                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + 8);
+                for (int i = 0; i < 80; i += 2 * W) {
+                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + W);
                     a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xa, a0);
-                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + 8), xb, b0);
+                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + W), xb, b0);
                     a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xa, a1);
-                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + 8), xb, b1);
+                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + W), xb, b1);
                     a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xa, a2);
-                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + 8), xb, b2);
+                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + W), xb, b2);
                     a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xa, a3);
-                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + 8), xb, b3);
+                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + W), xb, b3);
                 }
                 sum[0] = cnn_hsum(_mm256_add_ps(a0, b0));
                 sum[1] = cnn_hsum(_mm256_add_ps(a1, b1));
@@ -581,7 +599,7 @@ static CNN_AVX2 void dense3(const float *restrict x0, float *restrict y, const f
                     const float *wr = w + (ptrdiff_t)(u0 + r) * 84;
                     __m256 a = _mm256_setzero_ps();
                     int i = 0;
-                    for (; i + 8 <= 84; i += 8)
+                    for (; i + W <= 84; i += W)
                         a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
                     sum[r] = cnn_hsum(a);
                     for (; i < 84; i++)

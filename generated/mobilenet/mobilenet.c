@@ -15,12 +15,12 @@
 #include <stdint.h>
 #include <immintrin.h>
 
-/* The kernels use AVX2 and FMA whatever flags the file is compiled
- * with; the CPU must have them (cnnc --target auto checks). */
+/* The kernels use these instruction sets whatever flags the file is
+ * compiled with; the CPU must have them (cnnc --target auto checks). */
 #if defined(__GNUC__) || defined(__clang__)
-#define CNN_AVX2 __attribute__((target("avx2,fma")))
+#define CNN_SIMD __attribute__((target("avx2,fma")))
 #else
-#define CNN_AVX2
+#define CNN_SIMD
 #endif
 
 /* exp and log in double precision, so the generated code needs no libm.
@@ -148,7 +148,7 @@ static void cnn_pad(const float *x, float *xp, int c, int h, int w, int top,
 }
 
 /* The sum of a vector's eight lanes. */
-static CNN_AVX2 float cnn_hsum(__m256 v) {
+static CNN_SIMD float cnn_hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
@@ -194,8 +194,8 @@ static void cnn_pack_conv(const float *w, const float *bias, const float *bn,
  *   weights at packed[0]: weight [32,3,3,3] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); stride 2x2: input rows gathered (im2col) into scratch; bn1 folded into the weights; then relu1
  */
-static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 864;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
@@ -226,18 +226,18 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
             float t[MR][NR];
             {
                 const int p = tile < 522 ? tile * NR : 12520;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 3; c += 1, xp += 112896, wp += 36) {
@@ -245,19 +245,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -266,19 +266,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -287,19 +287,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 25088 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 25088 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 25088 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -308,19 +308,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 37632 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 37632 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 37632 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -329,19 +329,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 50176 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 50176 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 50176 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -350,19 +350,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 62720 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 62720 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 62720 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -371,19 +371,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 75264 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 75264 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 75264 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -392,19 +392,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 87808 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 87808 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 87808 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -413,19 +413,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 100352 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 100352 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 100352 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 32 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 32 + 1);
+                        wv = _mm256_set1_ps(wp[32 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 32 + 2);
+                        wv = _mm256_set1_ps(wp[32 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 32 + 3);
+                        wv = _mm256_set1_ps(wp[32 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -446,8 +446,8 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 12544;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -462,8 +462,8 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
  *   weights at packed[896]: weight [32,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 114 apart (112 kept); dwsep1.bn1 folded into the weights; then dwsep1.relu1
  */
-static CNN_AVX2 void dwsep1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void dwsep1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 288;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
@@ -482,14 +482,14 @@ static CNN_AVX2 void dwsep1_conv1(const float *restrict x0, float *restrict y, c
             float t[MR][NR];
             {
                 const int p = tile < 199 ? tile * NR : 12702;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 12996, wp += 9) {
@@ -502,7 +502,7 @@ static CNN_AVX2 void dwsep1_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -521,7 +521,7 @@ static CNN_AVX2 void dwsep1_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -540,7 +540,7 @@ static CNN_AVX2 void dwsep1_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -559,7 +559,7 @@ static CNN_AVX2 void dwsep1_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 114 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 114 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 114 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -578,7 +578,7 @@ static CNN_AVX2 void dwsep1_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 115 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 115 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 115 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -597,7 +597,7 @@ static CNN_AVX2 void dwsep1_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 116 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 116 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 116 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -616,7 +616,7 @@ static CNN_AVX2 void dwsep1_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 228 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 228 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 228 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -635,7 +635,7 @@ static CNN_AVX2 void dwsep1_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 229 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 229 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 229 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -654,7 +654,7 @@ static CNN_AVX2 void dwsep1_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 230 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 230 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 230 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -676,19 +676,19 @@ static CNN_AVX2 void dwsep1_conv1(const float *restrict x0, float *restrict y, c
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 12544;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 114, ow = q - oh * 114;
-                        if (ow + 8 <= 112 && q + 8 <= 12766) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 112 && q + W <= 12766) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 112 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 114, c = q + l - h * 114;
                             if (c >= 112 || q + l >= 12766)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 112 + c] = v;
                         }
@@ -704,8 +704,8 @@ static CNN_AVX2 void dwsep1_conv1(const float *restrict x0, float *restrict y, c
  *   weights at packed[1216]: weight [64,32,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 112 apart (112 kept); dwsep1.bn2 folded into the weights; then dwsep1.relu2
  */
-static CNN_AVX2 void dwsep1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void dwsep1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 2048;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
@@ -721,18 +721,18 @@ static CNN_AVX2 void dwsep1_conv2(const float *restrict x0, float *restrict y, c
             float t[MR][NR];
             {
                 const int p = tile < 522 ? tile * NR : 12520;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 32; c += 8, xp += 100352, wp += 32) {
@@ -740,19 +740,19 @@ static CNN_AVX2 void dwsep1_conv2(const float *restrict x0, float *restrict y, c
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -761,19 +761,19 @@ static CNN_AVX2 void dwsep1_conv2(const float *restrict x0, float *restrict y, c
                         const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -782,19 +782,19 @@ static CNN_AVX2 void dwsep1_conv2(const float *restrict x0, float *restrict y, c
                         const __m256 xv0 = _mm256_loadu_ps(xp + 25088 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 25088 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 25088 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -803,19 +803,19 @@ static CNN_AVX2 void dwsep1_conv2(const float *restrict x0, float *restrict y, c
                         const __m256 xv0 = _mm256_loadu_ps(xp + 37632 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 37632 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 37632 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -824,19 +824,19 @@ static CNN_AVX2 void dwsep1_conv2(const float *restrict x0, float *restrict y, c
                         const __m256 xv0 = _mm256_loadu_ps(xp + 50176 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 50176 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 50176 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -845,19 +845,19 @@ static CNN_AVX2 void dwsep1_conv2(const float *restrict x0, float *restrict y, c
                         const __m256 xv0 = _mm256_loadu_ps(xp + 62720 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 62720 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 62720 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -866,19 +866,19 @@ static CNN_AVX2 void dwsep1_conv2(const float *restrict x0, float *restrict y, c
                         const __m256 xv0 = _mm256_loadu_ps(xp + 75264 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 75264 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 75264 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -887,19 +887,19 @@ static CNN_AVX2 void dwsep1_conv2(const float *restrict x0, float *restrict y, c
                         const __m256 xv0 = _mm256_loadu_ps(xp + 87808 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 87808 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 87808 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -920,8 +920,8 @@ static CNN_AVX2 void dwsep1_conv2(const float *restrict x0, float *restrict y, c
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 12544;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -936,8 +936,8 @@ static CNN_AVX2 void dwsep1_conv2(const float *restrict x0, float *restrict y, c
  *   weights at packed[3328]: weight [64,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); stride 2x2: input rows gathered (im2col) into scratch; dwsep2.bn1 folded into the weights; then dwsep2.relu1
  */
-static CNN_AVX2 void dwsep2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void dwsep2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
@@ -968,14 +968,14 @@ static CNN_AVX2 void dwsep2_conv1(const float *restrict x0, float *restrict y, c
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 3072;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 28224, wp += 9) {
@@ -988,7 +988,7 @@ static CNN_AVX2 void dwsep2_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1007,7 +1007,7 @@ static CNN_AVX2 void dwsep2_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 3136 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 3136 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 3136 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1026,7 +1026,7 @@ static CNN_AVX2 void dwsep2_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 6272 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 6272 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 6272 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1045,7 +1045,7 @@ static CNN_AVX2 void dwsep2_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 9408 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 9408 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 9408 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1064,7 +1064,7 @@ static CNN_AVX2 void dwsep2_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 12544 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 12544 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 12544 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1083,7 +1083,7 @@ static CNN_AVX2 void dwsep2_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 15680 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 15680 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 15680 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1102,7 +1102,7 @@ static CNN_AVX2 void dwsep2_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 18816 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 18816 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 18816 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1121,7 +1121,7 @@ static CNN_AVX2 void dwsep2_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 21952 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 21952 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 21952 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1140,7 +1140,7 @@ static CNN_AVX2 void dwsep2_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 25088 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 25088 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 25088 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1162,8 +1162,8 @@ static CNN_AVX2 void dwsep2_conv1(const float *restrict x0, float *restrict y, c
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 3136;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -1178,8 +1178,8 @@ static CNN_AVX2 void dwsep2_conv1(const float *restrict x0, float *restrict y, c
  *   weights at packed[3968]: weight [128,64,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); dwsep2.bn2 folded into the weights; then dwsep2.relu2
  */
-static CNN_AVX2 void dwsep2_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void dwsep2_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 8192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -1195,18 +1195,18 @@ static CNN_AVX2 void dwsep2_conv2(const float *restrict x0, float *restrict y, c
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 64; c += 8, xp += 25088, wp += 32) {
@@ -1214,19 +1214,19 @@ static CNN_AVX2 void dwsep2_conv2(const float *restrict x0, float *restrict y, c
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1235,19 +1235,19 @@ static CNN_AVX2 void dwsep2_conv2(const float *restrict x0, float *restrict y, c
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1256,19 +1256,19 @@ static CNN_AVX2 void dwsep2_conv2(const float *restrict x0, float *restrict y, c
                         const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1277,19 +1277,19 @@ static CNN_AVX2 void dwsep2_conv2(const float *restrict x0, float *restrict y, c
                         const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1298,19 +1298,19 @@ static CNN_AVX2 void dwsep2_conv2(const float *restrict x0, float *restrict y, c
                         const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1319,19 +1319,19 @@ static CNN_AVX2 void dwsep2_conv2(const float *restrict x0, float *restrict y, c
                         const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1340,19 +1340,19 @@ static CNN_AVX2 void dwsep2_conv2(const float *restrict x0, float *restrict y, c
                         const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1361,19 +1361,19 @@ static CNN_AVX2 void dwsep2_conv2(const float *restrict x0, float *restrict y, c
                         const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1394,8 +1394,8 @@ static CNN_AVX2 void dwsep2_conv2(const float *restrict x0, float *restrict y, c
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 3136;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -1410,8 +1410,8 @@ static CNN_AVX2 void dwsep2_conv2(const float *restrict x0, float *restrict y, c
  *   weights at packed[12288]: weight [128,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 58 apart (56 kept); dwsep3.bn1 folded into the weights; then dwsep3.relu1
  */
-static CNN_AVX2 void dwsep3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void dwsep3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1152;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
@@ -1430,14 +1430,14 @@ static CNN_AVX2 void dwsep3_conv1(const float *restrict x0, float *restrict y, c
             float t[MR][NR];
             {
                 const int p = tile < 50 ? tile * NR : 3182;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 3364, wp += 9) {
@@ -1450,7 +1450,7 @@ static CNN_AVX2 void dwsep3_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1469,7 +1469,7 @@ static CNN_AVX2 void dwsep3_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1488,7 +1488,7 @@ static CNN_AVX2 void dwsep3_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1507,7 +1507,7 @@ static CNN_AVX2 void dwsep3_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 58 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 58 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 58 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1526,7 +1526,7 @@ static CNN_AVX2 void dwsep3_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 59 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 59 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 59 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1545,7 +1545,7 @@ static CNN_AVX2 void dwsep3_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 60 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 60 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 60 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1564,7 +1564,7 @@ static CNN_AVX2 void dwsep3_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 116 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 116 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 116 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1583,7 +1583,7 @@ static CNN_AVX2 void dwsep3_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 117 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 117 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 117 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1602,7 +1602,7 @@ static CNN_AVX2 void dwsep3_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 118 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 118 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 118 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1624,19 +1624,19 @@ static CNN_AVX2 void dwsep3_conv1(const float *restrict x0, float *restrict y, c
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 3136;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 58, ow = q - oh * 58;
-                        if (ow + 8 <= 56 && q + 8 <= 3246) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 56 && q + W <= 3246) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 56 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 58, c = q + l - h * 58;
                             if (c >= 56 || q + l >= 3246)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 56 + c] = v;
                         }
@@ -1652,8 +1652,8 @@ static CNN_AVX2 void dwsep3_conv1(const float *restrict x0, float *restrict y, c
  *   weights at packed[13568]: weight [128,128,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); dwsep3.bn2 folded into the weights; then dwsep3.relu2
  */
-static CNN_AVX2 void dwsep3_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void dwsep3_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 16384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
@@ -1669,18 +1669,18 @@ static CNN_AVX2 void dwsep3_conv2(const float *restrict x0, float *restrict y, c
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 128; c += 8, xp += 25088, wp += 32) {
@@ -1688,19 +1688,19 @@ static CNN_AVX2 void dwsep3_conv2(const float *restrict x0, float *restrict y, c
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1709,19 +1709,19 @@ static CNN_AVX2 void dwsep3_conv2(const float *restrict x0, float *restrict y, c
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1730,19 +1730,19 @@ static CNN_AVX2 void dwsep3_conv2(const float *restrict x0, float *restrict y, c
                         const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1751,19 +1751,19 @@ static CNN_AVX2 void dwsep3_conv2(const float *restrict x0, float *restrict y, c
                         const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1772,19 +1772,19 @@ static CNN_AVX2 void dwsep3_conv2(const float *restrict x0, float *restrict y, c
                         const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1793,19 +1793,19 @@ static CNN_AVX2 void dwsep3_conv2(const float *restrict x0, float *restrict y, c
                         const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1814,19 +1814,19 @@ static CNN_AVX2 void dwsep3_conv2(const float *restrict x0, float *restrict y, c
                         const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1835,19 +1835,19 @@ static CNN_AVX2 void dwsep3_conv2(const float *restrict x0, float *restrict y, c
                         const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1868,8 +1868,8 @@ static CNN_AVX2 void dwsep3_conv2(const float *restrict x0, float *restrict y, c
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 3136;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -1884,8 +1884,8 @@ static CNN_AVX2 void dwsep3_conv2(const float *restrict x0, float *restrict y, c
  *   weights at packed[30080]: weight [128,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); stride 2x2: input rows gathered (im2col) into scratch; dwsep4.bn1 folded into the weights; then dwsep4.relu1
  */
-static CNN_AVX2 void dwsep4_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void dwsep4_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1152;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
@@ -1916,14 +1916,14 @@ static CNN_AVX2 void dwsep4_conv1(const float *restrict x0, float *restrict y, c
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 720;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 7056, wp += 9) {
@@ -1936,7 +1936,7 @@ static CNN_AVX2 void dwsep4_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1955,7 +1955,7 @@ static CNN_AVX2 void dwsep4_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 784 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 784 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 784 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1974,7 +1974,7 @@ static CNN_AVX2 void dwsep4_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1568 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1568 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1568 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1993,7 +1993,7 @@ static CNN_AVX2 void dwsep4_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 2352 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 2352 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 2352 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2012,7 +2012,7 @@ static CNN_AVX2 void dwsep4_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 3136 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 3136 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 3136 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2031,7 +2031,7 @@ static CNN_AVX2 void dwsep4_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 3920 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 3920 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 3920 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2050,7 +2050,7 @@ static CNN_AVX2 void dwsep4_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 4704 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 4704 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 4704 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2069,7 +2069,7 @@ static CNN_AVX2 void dwsep4_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 5488 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 5488 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 5488 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2088,7 +2088,7 @@ static CNN_AVX2 void dwsep4_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 6272 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 6272 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 6272 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2110,8 +2110,8 @@ static CNN_AVX2 void dwsep4_conv1(const float *restrict x0, float *restrict y, c
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -2126,8 +2126,8 @@ static CNN_AVX2 void dwsep4_conv1(const float *restrict x0, float *restrict y, c
  *   weights at packed[31360]: weight [256,128,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); dwsep4.bn2 folded into the weights; then dwsep4.relu2
  */
-static CNN_AVX2 void dwsep4_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void dwsep4_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 33024;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -2143,194 +2143,194 @@ static CNN_AVX2 void dwsep4_conv2(const float *restrict x0, float *restrict y, c
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 768;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 128; c += 8, xp += 6272, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -2352,8 +2352,8 @@ static CNN_AVX2 void dwsep4_conv2(const float *restrict x0, float *restrict y, c
                         break;
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -2368,8 +2368,8 @@ static CNN_AVX2 void dwsep4_conv2(const float *restrict x0, float *restrict y, c
  *   weights at packed[64642]: weight [256,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); dwsep5.bn1 folded into the weights; then dwsep5.relu1
  */
-static CNN_AVX2 void dwsep5_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void dwsep5_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 2304;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -2388,14 +2388,14 @@ static CNN_AVX2 void dwsep5_conv1(const float *restrict x0, float *restrict y, c
             float t[MR][NR];
             {
                 const int p = tile < 13 ? tile * NR : 774;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 900, wp += 9) {
@@ -2408,7 +2408,7 @@ static CNN_AVX2 void dwsep5_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2427,7 +2427,7 @@ static CNN_AVX2 void dwsep5_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2446,7 +2446,7 @@ static CNN_AVX2 void dwsep5_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2465,7 +2465,7 @@ static CNN_AVX2 void dwsep5_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 30 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 30 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 30 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2484,7 +2484,7 @@ static CNN_AVX2 void dwsep5_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 31 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 31 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 31 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2503,7 +2503,7 @@ static CNN_AVX2 void dwsep5_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 32 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 32 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 32 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2522,7 +2522,7 @@ static CNN_AVX2 void dwsep5_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 60 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 60 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 60 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2541,7 +2541,7 @@ static CNN_AVX2 void dwsep5_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 61 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 61 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 61 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2560,7 +2560,7 @@ static CNN_AVX2 void dwsep5_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 62 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 62 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 62 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2582,19 +2582,19 @@ static CNN_AVX2 void dwsep5_conv1(const float *restrict x0, float *restrict y, c
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + 8 <= 28 && q + 8 <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 28 && q + W <= 838) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 30, c = q + l - h * 30;
                             if (c >= 28 || q + l >= 838)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 28 + c] = v;
                         }
@@ -2610,8 +2610,8 @@ static CNN_AVX2 void dwsep5_conv1(const float *restrict x0, float *restrict y, c
  *   weights at packed[67202]: weight [256,256,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); dwsep5.bn2 folded into the weights; then dwsep5.relu2
  */
-static CNN_AVX2 void dwsep5_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void dwsep5_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 66048;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -2627,194 +2627,194 @@ static CNN_AVX2 void dwsep5_conv2(const float *restrict x0, float *restrict y, c
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 768;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 256; c += 8, xp += 6272, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -2836,8 +2836,8 @@ static CNN_AVX2 void dwsep5_conv2(const float *restrict x0, float *restrict y, c
                         break;
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -2852,8 +2852,8 @@ static CNN_AVX2 void dwsep5_conv2(const float *restrict x0, float *restrict y, c
  *   weights at packed[133508]: weight [256,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); stride 2x2: input rows gathered (im2col) into scratch; dwsep6.bn1 folded into the weights; then dwsep6.relu1
  */
-static CNN_AVX2 void dwsep6_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void dwsep6_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 2304;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -2884,14 +2884,14 @@ static CNN_AVX2 void dwsep6_conv1(const float *restrict x0, float *restrict y, c
             float t[MR][NR];
             {
                 const int p = tile < 3 ? tile * NR : 132;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 1764, wp += 9) {
@@ -2904,7 +2904,7 @@ static CNN_AVX2 void dwsep6_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2923,7 +2923,7 @@ static CNN_AVX2 void dwsep6_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 196 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 196 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 196 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2942,7 +2942,7 @@ static CNN_AVX2 void dwsep6_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 392 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 392 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 392 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2961,7 +2961,7 @@ static CNN_AVX2 void dwsep6_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 588 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 588 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 588 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2980,7 +2980,7 @@ static CNN_AVX2 void dwsep6_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 784 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 784 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 784 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2999,7 +2999,7 @@ static CNN_AVX2 void dwsep6_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 980 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 980 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 980 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3018,7 +3018,7 @@ static CNN_AVX2 void dwsep6_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1176 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1176 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1176 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3037,7 +3037,7 @@ static CNN_AVX2 void dwsep6_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1372 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1372 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1372 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3056,7 +3056,7 @@ static CNN_AVX2 void dwsep6_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1568 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1568 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1568 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3078,8 +3078,8 @@ static CNN_AVX2 void dwsep6_conv1(const float *restrict x0, float *restrict y, c
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -3094,8 +3094,8 @@ static CNN_AVX2 void dwsep6_conv1(const float *restrict x0, float *restrict y, c
  *   weights at packed[136068]: weight [512,256,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); dwsep6.bn2 folded into the weights; then dwsep6.relu2
  */
-static CNN_AVX2 void dwsep6_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void dwsep6_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 132096;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
@@ -3111,235 +3111,235 @@ static CNN_AVX2 void dwsep6_conv2(const float *restrict x0, float *restrict y, c
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 256; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -3360,8 +3360,8 @@ static CNN_AVX2 void dwsep6_conv2(const float *restrict x0, float *restrict y, c
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -3376,8 +3376,8 @@ static CNN_AVX2 void dwsep6_conv2(const float *restrict x0, float *restrict y, c
  *   weights at packed[268680]: weight [512,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 16 apart (14 kept); dwsep7.bn1 folded into the weights; then dwsep7.relu1
  */
-static CNN_AVX2 void dwsep7_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void dwsep7_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 4608;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -3396,14 +3396,14 @@ static CNN_AVX2 void dwsep7_conv1(const float *restrict x0, float *restrict y, c
             float t[MR][NR];
             {
                 const int p = tile < 3 ? tile * NR : 158;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 256, wp += 9) {
@@ -3416,7 +3416,7 @@ static CNN_AVX2 void dwsep7_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3435,7 +3435,7 @@ static CNN_AVX2 void dwsep7_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3454,7 +3454,7 @@ static CNN_AVX2 void dwsep7_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3473,7 +3473,7 @@ static CNN_AVX2 void dwsep7_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 16 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 16 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 16 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3492,7 +3492,7 @@ static CNN_AVX2 void dwsep7_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 17 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 17 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 17 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3511,7 +3511,7 @@ static CNN_AVX2 void dwsep7_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 18 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 18 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 18 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3530,7 +3530,7 @@ static CNN_AVX2 void dwsep7_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 32 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 32 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 32 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3549,7 +3549,7 @@ static CNN_AVX2 void dwsep7_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 33 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 33 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 33 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3568,7 +3568,7 @@ static CNN_AVX2 void dwsep7_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 34 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 34 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 34 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3590,19 +3590,19 @@ static CNN_AVX2 void dwsep7_conv1(const float *restrict x0, float *restrict y, c
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 16, ow = q - oh * 16;
-                        if (ow + 8 <= 14 && q + 8 <= 222) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 14 && q + W <= 222) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 14 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 16, c = q + l - h * 16;
                             if (c >= 14 || q + l >= 222)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 14 + c] = v;
                         }
@@ -3618,8 +3618,8 @@ static CNN_AVX2 void dwsep7_conv1(const float *restrict x0, float *restrict y, c
  *   weights at packed[273800]: weight [512,512,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); dwsep7.bn2 folded into the weights; then dwsep7.relu2
  */
-static CNN_AVX2 void dwsep7_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void dwsep7_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -3635,235 +3635,235 @@ static CNN_AVX2 void dwsep7_conv2(const float *restrict x0, float *restrict y, c
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -3884,8 +3884,8 @@ static CNN_AVX2 void dwsep7_conv2(const float *restrict x0, float *restrict y, c
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -3900,8 +3900,8 @@ static CNN_AVX2 void dwsep7_conv2(const float *restrict x0, float *restrict y, c
  *   weights at packed[538508]: weight [512,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 16 apart (14 kept); dwsep8.bn1 folded into the weights; then dwsep8.relu1
  */
-static CNN_AVX2 void dwsep8_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void dwsep8_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 4608;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -3920,14 +3920,14 @@ static CNN_AVX2 void dwsep8_conv1(const float *restrict x0, float *restrict y, c
             float t[MR][NR];
             {
                 const int p = tile < 3 ? tile * NR : 158;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 256, wp += 9) {
@@ -3940,7 +3940,7 @@ static CNN_AVX2 void dwsep8_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3959,7 +3959,7 @@ static CNN_AVX2 void dwsep8_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3978,7 +3978,7 @@ static CNN_AVX2 void dwsep8_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3997,7 +3997,7 @@ static CNN_AVX2 void dwsep8_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 16 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 16 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 16 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4016,7 +4016,7 @@ static CNN_AVX2 void dwsep8_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 17 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 17 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 17 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4035,7 +4035,7 @@ static CNN_AVX2 void dwsep8_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 18 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 18 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 18 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4054,7 +4054,7 @@ static CNN_AVX2 void dwsep8_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 32 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 32 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 32 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4073,7 +4073,7 @@ static CNN_AVX2 void dwsep8_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 33 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 33 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 33 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4092,7 +4092,7 @@ static CNN_AVX2 void dwsep8_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 34 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 34 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 34 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4114,19 +4114,19 @@ static CNN_AVX2 void dwsep8_conv1(const float *restrict x0, float *restrict y, c
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 16, ow = q - oh * 16;
-                        if (ow + 8 <= 14 && q + 8 <= 222) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 14 && q + W <= 222) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 14 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 16, c = q + l - h * 16;
                             if (c >= 14 || q + l >= 222)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 14 + c] = v;
                         }
@@ -4142,8 +4142,8 @@ static CNN_AVX2 void dwsep8_conv1(const float *restrict x0, float *restrict y, c
  *   weights at packed[543628]: weight [512,512,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); dwsep8.bn2 folded into the weights; then dwsep8.relu2
  */
-static CNN_AVX2 void dwsep8_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void dwsep8_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -4159,235 +4159,235 @@ static CNN_AVX2 void dwsep8_conv2(const float *restrict x0, float *restrict y, c
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -4408,8 +4408,8 @@ static CNN_AVX2 void dwsep8_conv2(const float *restrict x0, float *restrict y, c
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -4424,8 +4424,8 @@ static CNN_AVX2 void dwsep8_conv2(const float *restrict x0, float *restrict y, c
  *   weights at packed[808336]: weight [512,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 16 apart (14 kept); dwsep9.bn1 folded into the weights; then dwsep9.relu1
  */
-static CNN_AVX2 void dwsep9_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void dwsep9_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 4608;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -4444,14 +4444,14 @@ static CNN_AVX2 void dwsep9_conv1(const float *restrict x0, float *restrict y, c
             float t[MR][NR];
             {
                 const int p = tile < 3 ? tile * NR : 158;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 256, wp += 9) {
@@ -4464,7 +4464,7 @@ static CNN_AVX2 void dwsep9_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4483,7 +4483,7 @@ static CNN_AVX2 void dwsep9_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4502,7 +4502,7 @@ static CNN_AVX2 void dwsep9_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4521,7 +4521,7 @@ static CNN_AVX2 void dwsep9_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 16 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 16 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 16 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4540,7 +4540,7 @@ static CNN_AVX2 void dwsep9_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 17 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 17 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 17 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4559,7 +4559,7 @@ static CNN_AVX2 void dwsep9_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 18 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 18 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 18 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4578,7 +4578,7 @@ static CNN_AVX2 void dwsep9_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 32 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 32 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 32 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4597,7 +4597,7 @@ static CNN_AVX2 void dwsep9_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 33 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 33 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 33 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4616,7 +4616,7 @@ static CNN_AVX2 void dwsep9_conv1(const float *restrict x0, float *restrict y, c
                         const __m256 xv5 = _mm256_loadu_ps(xp + 34 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 34 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 34 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4638,19 +4638,19 @@ static CNN_AVX2 void dwsep9_conv1(const float *restrict x0, float *restrict y, c
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 16, ow = q - oh * 16;
-                        if (ow + 8 <= 14 && q + 8 <= 222) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 14 && q + W <= 222) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 14 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 16, c = q + l - h * 16;
                             if (c >= 14 || q + l >= 222)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 14 + c] = v;
                         }
@@ -4666,8 +4666,8 @@ static CNN_AVX2 void dwsep9_conv1(const float *restrict x0, float *restrict y, c
  *   weights at packed[813456]: weight [512,512,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); dwsep9.bn2 folded into the weights; then dwsep9.relu2
  */
-static CNN_AVX2 void dwsep9_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void dwsep9_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -4683,235 +4683,235 @@ static CNN_AVX2 void dwsep9_conv2(const float *restrict x0, float *restrict y, c
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -4932,8 +4932,8 @@ static CNN_AVX2 void dwsep9_conv2(const float *restrict x0, float *restrict y, c
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -4948,8 +4948,8 @@ static CNN_AVX2 void dwsep9_conv2(const float *restrict x0, float *restrict y, c
  *   weights at packed[1078164]: weight [512,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 16 apart (14 kept); dwsep10.bn1 folded into the weights; then dwsep10.relu1
  */
-static CNN_AVX2 void dwsep10_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void dwsep10_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 4608;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -4968,14 +4968,14 @@ static CNN_AVX2 void dwsep10_conv1(const float *restrict x0, float *restrict y, 
             float t[MR][NR];
             {
                 const int p = tile < 3 ? tile * NR : 158;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 256, wp += 9) {
@@ -4988,7 +4988,7 @@ static CNN_AVX2 void dwsep10_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -5007,7 +5007,7 @@ static CNN_AVX2 void dwsep10_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -5026,7 +5026,7 @@ static CNN_AVX2 void dwsep10_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -5045,7 +5045,7 @@ static CNN_AVX2 void dwsep10_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 16 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 16 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 16 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -5064,7 +5064,7 @@ static CNN_AVX2 void dwsep10_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 17 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 17 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 17 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -5083,7 +5083,7 @@ static CNN_AVX2 void dwsep10_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 18 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 18 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 18 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -5102,7 +5102,7 @@ static CNN_AVX2 void dwsep10_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 32 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 32 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 32 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -5121,7 +5121,7 @@ static CNN_AVX2 void dwsep10_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 33 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 33 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 33 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -5140,7 +5140,7 @@ static CNN_AVX2 void dwsep10_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 34 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 34 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 34 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -5162,19 +5162,19 @@ static CNN_AVX2 void dwsep10_conv1(const float *restrict x0, float *restrict y, 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 16, ow = q - oh * 16;
-                        if (ow + 8 <= 14 && q + 8 <= 222) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 14 && q + W <= 222) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 14 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 16, c = q + l - h * 16;
                             if (c >= 14 || q + l >= 222)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 14 + c] = v;
                         }
@@ -5190,8 +5190,8 @@ static CNN_AVX2 void dwsep10_conv1(const float *restrict x0, float *restrict y, 
  *   weights at packed[1083284]: weight [512,512,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); dwsep10.bn2 folded into the weights; then dwsep10.relu2
  */
-static CNN_AVX2 void dwsep10_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void dwsep10_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -5207,235 +5207,235 @@ static CNN_AVX2 void dwsep10_conv2(const float *restrict x0, float *restrict y, 
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -5456,8 +5456,8 @@ static CNN_AVX2 void dwsep10_conv2(const float *restrict x0, float *restrict y, 
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -5472,8 +5472,8 @@ static CNN_AVX2 void dwsep10_conv2(const float *restrict x0, float *restrict y, 
  *   weights at packed[1347992]: weight [512,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 16 apart (14 kept); dwsep11.bn1 folded into the weights; then dwsep11.relu1
  */
-static CNN_AVX2 void dwsep11_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void dwsep11_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 4608;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -5492,14 +5492,14 @@ static CNN_AVX2 void dwsep11_conv1(const float *restrict x0, float *restrict y, 
             float t[MR][NR];
             {
                 const int p = tile < 3 ? tile * NR : 158;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 256, wp += 9) {
@@ -5512,7 +5512,7 @@ static CNN_AVX2 void dwsep11_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -5531,7 +5531,7 @@ static CNN_AVX2 void dwsep11_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -5550,7 +5550,7 @@ static CNN_AVX2 void dwsep11_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -5569,7 +5569,7 @@ static CNN_AVX2 void dwsep11_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 16 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 16 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 16 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -5588,7 +5588,7 @@ static CNN_AVX2 void dwsep11_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 17 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 17 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 17 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -5607,7 +5607,7 @@ static CNN_AVX2 void dwsep11_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 18 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 18 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 18 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -5626,7 +5626,7 @@ static CNN_AVX2 void dwsep11_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 32 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 32 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 32 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -5645,7 +5645,7 @@ static CNN_AVX2 void dwsep11_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 33 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 33 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 33 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -5664,7 +5664,7 @@ static CNN_AVX2 void dwsep11_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 34 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 34 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 34 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -5686,19 +5686,19 @@ static CNN_AVX2 void dwsep11_conv1(const float *restrict x0, float *restrict y, 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 16, ow = q - oh * 16;
-                        if (ow + 8 <= 14 && q + 8 <= 222) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 14 && q + W <= 222) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 14 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 16, c = q + l - h * 16;
                             if (c >= 14 || q + l >= 222)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 14 + c] = v;
                         }
@@ -5714,8 +5714,8 @@ static CNN_AVX2 void dwsep11_conv1(const float *restrict x0, float *restrict y, 
  *   weights at packed[1353112]: weight [512,512,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); dwsep11.bn2 folded into the weights; then dwsep11.relu2
  */
-static CNN_AVX2 void dwsep11_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void dwsep11_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -5731,235 +5731,235 @@ static CNN_AVX2 void dwsep11_conv2(const float *restrict x0, float *restrict y, 
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -5980,8 +5980,8 @@ static CNN_AVX2 void dwsep11_conv2(const float *restrict x0, float *restrict y, 
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -5996,8 +5996,8 @@ static CNN_AVX2 void dwsep11_conv2(const float *restrict x0, float *restrict y, 
  *   weights at packed[1617820]: weight [512,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); stride 2x2: input rows gathered (im2col) into scratch; dwsep12.bn1 folded into the weights; then dwsep12.relu1
  */
-static CNN_AVX2 void dwsep12_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void dwsep12_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 4608;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -6029,14 +6029,14 @@ static CNN_AVX2 void dwsep12_conv1(const float *restrict x0, float *restrict y, 
             {
                 const int p = 0;
                 (void)tile;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 441, wp += 9) {
@@ -6049,7 +6049,7 @@ static CNN_AVX2 void dwsep12_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -6068,7 +6068,7 @@ static CNN_AVX2 void dwsep12_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 49 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 49 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 49 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -6087,7 +6087,7 @@ static CNN_AVX2 void dwsep12_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 98 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 98 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 98 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -6106,7 +6106,7 @@ static CNN_AVX2 void dwsep12_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 147 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 147 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 147 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -6125,7 +6125,7 @@ static CNN_AVX2 void dwsep12_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 196 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 196 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 196 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -6144,7 +6144,7 @@ static CNN_AVX2 void dwsep12_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 245 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 245 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 245 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -6163,7 +6163,7 @@ static CNN_AVX2 void dwsep12_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 294 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 294 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 294 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -6182,7 +6182,7 @@ static CNN_AVX2 void dwsep12_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 343 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 343 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 343 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -6201,7 +6201,7 @@ static CNN_AVX2 void dwsep12_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 392 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 392 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 392 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -6223,11 +6223,11 @@ static CNN_AVX2 void dwsep12_conv1(const float *restrict x0, float *restrict y, 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 49;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
-                        if (q + 8 > 49) {
-                            for (int l = 0; l < 8 && q + l < 49; l++) {
-                                float v = t[i][vi * 8 + l];
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                        if (q + W > 49) {
+                            for (int l = 0; l < W && q + l < 49; l++) {
+                                float v = t[i][vi * W + l];
                                 v = v < 0.0f ? 0.0f : v;
                                 yb[at + q + l] = v;
                             }
@@ -6247,8 +6247,8 @@ static CNN_AVX2 void dwsep12_conv1(const float *restrict x0, float *restrict y, 
  *   weights at packed[1622940]: weight [1024,512,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); dwsep12.bn2 folded into the weights; then dwsep12.relu2
  */
-static CNN_AVX2 void dwsep12_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void dwsep12_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 528384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
@@ -6264,235 +6264,235 @@ static CNN_AVX2 void dwsep12_conv2(const float *restrict x0, float *restrict y, 
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 8, xp += 392, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -6513,8 +6513,8 @@ static CNN_AVX2 void dwsep12_conv2(const float *restrict x0, float *restrict y, 
                         break;
                     const int at = (oc0 + i) * 49;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -6529,8 +6529,8 @@ static CNN_AVX2 void dwsep12_conv2(const float *restrict x0, float *restrict y, 
  *   weights at packed[2152356]: weight [1024,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 9 apart (7 kept); dwsep13.bn1 folded into the weights; then dwsep13.relu1
  */
-static CNN_AVX2 void dwsep13_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void dwsep13_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 9216;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
@@ -6550,14 +6550,14 @@ static CNN_AVX2 void dwsep13_conv1(const float *restrict x0, float *restrict y, 
             {
                 const int p = 0;
                 (void)tile;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 81, wp += 9) {
@@ -6570,7 +6570,7 @@ static CNN_AVX2 void dwsep13_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -6589,7 +6589,7 @@ static CNN_AVX2 void dwsep13_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -6608,7 +6608,7 @@ static CNN_AVX2 void dwsep13_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -6627,7 +6627,7 @@ static CNN_AVX2 void dwsep13_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 9 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 9 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 9 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -6646,7 +6646,7 @@ static CNN_AVX2 void dwsep13_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 10 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 10 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 10 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -6665,7 +6665,7 @@ static CNN_AVX2 void dwsep13_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 11 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 11 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 11 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -6684,7 +6684,7 @@ static CNN_AVX2 void dwsep13_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 18 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 18 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 18 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -6703,7 +6703,7 @@ static CNN_AVX2 void dwsep13_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 19 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 19 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 19 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -6722,7 +6722,7 @@ static CNN_AVX2 void dwsep13_conv1(const float *restrict x0, float *restrict y, 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 20 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 20 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 20 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -6744,19 +6744,19 @@ static CNN_AVX2 void dwsep13_conv1(const float *restrict x0, float *restrict y, 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 49;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 9, ow = q - oh * 9;
-                        if (ow + 8 <= 7 && q + 8 <= 61) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 7 && q + W <= 61) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 7 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 9, c = q + l - h * 9;
                             if (c >= 7 || q + l >= 61)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 7 + c] = v;
                         }
@@ -6772,8 +6772,8 @@ static CNN_AVX2 void dwsep13_conv1(const float *restrict x0, float *restrict y, 
  *   weights at packed[2162596]: weight [1024,1024,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); dwsep13.bn2 folded into the weights; then dwsep13.relu2
  */
-static CNN_AVX2 void dwsep13_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void dwsep13_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
@@ -6789,235 +6789,235 @@ static CNN_AVX2 void dwsep13_conv2(const float *restrict x0, float *restrict y, 
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1024; c += 8, xp += 392, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -7038,8 +7038,8 @@ static CNN_AVX2 void dwsep13_conv2(const float *restrict x0, float *restrict y, 
                         break;
                     const int at = (oc0 + i) * 49;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -7053,7 +7053,7 @@ static CNN_AVX2 void dwsep13_conv2(const float *restrict x0, float *restrict y, 
  *   in [1024,7,7] -> out [1024,1,1]
  *   scalar loops
  */
-static CNN_AVX2 void avgpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void avgpool1(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 1024;
@@ -7085,8 +7085,8 @@ static CNN_AVX2 void avgpool1(const float *restrict x0, float *restrict y, int b
  *   weights at packed[3220396]: weight [1000,1024] + bias [1000]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
  */
-static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { DENSE_ROWS = 4 };
+static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
     for (int u0 = 0; u0 < 1000; u0 += DENSE_ROWS) {
         const int rows = u0 + DENSE_ROWS <= 1000 ? DENSE_ROWS : 1000 - u0;
         for (int b = 0; b < batch; b++) {
@@ -7101,16 +7101,16 @@ static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const f
                 __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
                 __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
                 __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-                for (int i = 0; i < 1024; i += 16) {
-                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + 8);
+                for (int i = 0; i < 1024; i += 2 * W) {
+                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + W);
                     a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xa, a0);
-                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + 8), xb, b0);
+                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + W), xb, b0);
                     a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xa, a1);
-                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + 8), xb, b1);
+                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + W), xb, b1);
                     a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xa, a2);
-                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + 8), xb, b2);
+                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + W), xb, b2);
                     a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xa, a3);
-                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + 8), xb, b3);
+                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + W), xb, b3);
                 }
                 sum[0] = cnn_hsum(_mm256_add_ps(a0, b0));
                 sum[1] = cnn_hsum(_mm256_add_ps(a1, b1));
@@ -7121,7 +7121,7 @@ static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const f
                     const float *wr = w + (ptrdiff_t)(u0 + r) * 1024;
                     __m256 a = _mm256_setzero_ps();
                     int i = 0;
-                    for (; i + 8 <= 1024; i += 8)
+                    for (; i + W <= 1024; i += W)
                         a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
                     sum[r] = cnn_hsum(a);
                     for (; i < 1024; i++)

@@ -15,12 +15,12 @@
 #include <stdint.h>
 #include <immintrin.h>
 
-/* The kernels use AVX2 and FMA whatever flags the file is compiled
- * with; the CPU must have them (cnnc --target auto checks). */
+/* The kernels use these instruction sets whatever flags the file is
+ * compiled with; the CPU must have them (cnnc --target auto checks). */
 #if defined(__GNUC__) || defined(__clang__)
-#define CNN_AVX2 __attribute__((target("avx2,fma")))
+#define CNN_SIMD __attribute__((target("avx2,fma")))
 #else
-#define CNN_AVX2
+#define CNN_SIMD
 #endif
 
 /* exp and log in double precision, so the generated code needs no libm.
@@ -148,7 +148,7 @@ static void cnn_pad(const float *x, float *xp, int c, int h, int w, int top,
 }
 
 /* The sum of a vector's eight lanes. */
-static CNN_AVX2 float cnn_hsum(__m256 v) {
+static CNN_SIMD float cnn_hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
@@ -194,8 +194,8 @@ static void cnn_pack_conv(const float *w, const float *bias, const float *bn,
  *   weights at packed[0]: weight [32,3,3,3] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); stride 2x2: input rows gathered (im2col) into scratch; bn1 folded into the weights; then relu61
  */
-static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 864;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
@@ -226,18 +226,18 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
             float t[MR][NR];
             {
                 const int p = tile < 522 ? tile * NR : 12520;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 3; c += 1, xp += 112896, wp += 36) {
@@ -245,19 +245,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -266,19 +266,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -287,19 +287,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 25088 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 25088 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 25088 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -308,19 +308,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 37632 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 37632 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 37632 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -329,19 +329,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 50176 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 50176 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 50176 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -350,19 +350,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 62720 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 62720 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 62720 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -371,19 +371,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 75264 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 75264 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 75264 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -392,19 +392,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 87808 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 87808 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 87808 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -413,19 +413,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 100352 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 100352 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 100352 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 32 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 32 + 1);
+                        wv = _mm256_set1_ps(wp[32 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 32 + 2);
+                        wv = _mm256_set1_ps(wp[32 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 32 + 3);
+                        wv = _mm256_set1_ps(wp[32 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -446,8 +446,8 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 12544;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -462,8 +462,8 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
  *   weights at packed[896]: weight [32,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 114 apart (112 kept); separable1.bn1 folded into the weights; then separable1.relu61
  */
-static CNN_AVX2 void separable1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void separable1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 288;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
@@ -482,14 +482,14 @@ static CNN_AVX2 void separable1_conv1(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 199 ? tile * NR : 12702;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 12996, wp += 9) {
@@ -502,7 +502,7 @@ static CNN_AVX2 void separable1_conv1(const float *restrict x0, float *restrict 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -521,7 +521,7 @@ static CNN_AVX2 void separable1_conv1(const float *restrict x0, float *restrict 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -540,7 +540,7 @@ static CNN_AVX2 void separable1_conv1(const float *restrict x0, float *restrict 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -559,7 +559,7 @@ static CNN_AVX2 void separable1_conv1(const float *restrict x0, float *restrict 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 114 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 114 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 114 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -578,7 +578,7 @@ static CNN_AVX2 void separable1_conv1(const float *restrict x0, float *restrict 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 115 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 115 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 115 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -597,7 +597,7 @@ static CNN_AVX2 void separable1_conv1(const float *restrict x0, float *restrict 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 116 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 116 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 116 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -616,7 +616,7 @@ static CNN_AVX2 void separable1_conv1(const float *restrict x0, float *restrict 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 228 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 228 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 228 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -635,7 +635,7 @@ static CNN_AVX2 void separable1_conv1(const float *restrict x0, float *restrict 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 229 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 229 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 229 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -654,7 +654,7 @@ static CNN_AVX2 void separable1_conv1(const float *restrict x0, float *restrict 
                         const __m256 xv5 = _mm256_loadu_ps(xp + 230 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 230 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 230 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -676,19 +676,19 @@ static CNN_AVX2 void separable1_conv1(const float *restrict x0, float *restrict 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 12544;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 114, ow = q - oh * 114;
-                        if (ow + 8 <= 112 && q + 8 <= 12766) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 112 && q + W <= 12766) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                             _mm256_storeu_ps(yb + at + oh * 112 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 114, c = q + l - h * 114;
                             if (c >= 112 || q + l >= 12766)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
                             yb[at + h * 112 + c] = v;
                         }
@@ -704,8 +704,8 @@ static CNN_AVX2 void separable1_conv1(const float *restrict x0, float *restrict 
  *   weights at packed[1216]: weight [16,32,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 112 apart (112 kept); separable1.bn2 folded into the weights
  */
-static CNN_AVX2 void separable1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void separable1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 512;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
@@ -721,18 +721,18 @@ static CNN_AVX2 void separable1_conv2(const float *restrict x0, float *restrict 
             float t[MR][NR];
             {
                 const int p = tile < 522 ? tile * NR : 12520;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 32; c += 8, xp += 100352, wp += 32) {
@@ -740,19 +740,19 @@ static CNN_AVX2 void separable1_conv2(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -761,19 +761,19 @@ static CNN_AVX2 void separable1_conv2(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -782,19 +782,19 @@ static CNN_AVX2 void separable1_conv2(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 25088 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 25088 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 25088 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -803,19 +803,19 @@ static CNN_AVX2 void separable1_conv2(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 37632 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 37632 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 37632 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -824,19 +824,19 @@ static CNN_AVX2 void separable1_conv2(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 50176 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 50176 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 50176 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -845,19 +845,19 @@ static CNN_AVX2 void separable1_conv2(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 62720 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 62720 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 62720 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -866,19 +866,19 @@ static CNN_AVX2 void separable1_conv2(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 75264 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 75264 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 75264 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -887,19 +887,19 @@ static CNN_AVX2 void separable1_conv2(const float *restrict x0, float *restrict 
                         const __m256 xv0 = _mm256_loadu_ps(xp + 87808 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 87808 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 87808 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -920,8 +920,8 @@ static CNN_AVX2 void separable1_conv2(const float *restrict x0, float *restrict 
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 12544;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
                 }
@@ -935,8 +935,8 @@ static CNN_AVX2 void separable1_conv2(const float *restrict x0, float *restrict 
  *   weights at packed[1744]: weight [96,16,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 112 apart (112 kept); inverted1.bn1 folded into the weights; then inverted1.relu61
  */
-static CNN_AVX2 void inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1536;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -952,194 +952,194 @@ static CNN_AVX2 void inverted1_conv1(const float *restrict x0, float *restrict y
             float t[MR][NR];
             {
                 const int p = tile < 783 ? tile * NR : 12528;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 16; c += 8, xp += 100352, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 25088 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 25088 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 37632 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 37632 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 50176 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 50176 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 62720 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 62720 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 75264 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 75264 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 87808 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 87808 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -1159,8 +1159,8 @@ static CNN_AVX2 void inverted1_conv1(const float *restrict x0, float *restrict y
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 12544;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -1175,8 +1175,8 @@ static CNN_AVX2 void inverted1_conv1(const float *restrict x0, float *restrict y
  *   weights at packed[3376]: weight [96,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); stride 2x2: input rows gathered (im2col) into scratch; inverted1.bn2 folded into the weights; then inverted1.relu62
  */
-static CNN_AVX2 void inverted1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void inverted1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 864;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 1204224;
@@ -1207,14 +1207,14 @@ static CNN_AVX2 void inverted1_conv2(const float *restrict x0, float *restrict y
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 3072;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 28224, wp += 9) {
@@ -1227,7 +1227,7 @@ static CNN_AVX2 void inverted1_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1246,7 +1246,7 @@ static CNN_AVX2 void inverted1_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 3136 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 3136 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 3136 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1265,7 +1265,7 @@ static CNN_AVX2 void inverted1_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 6272 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 6272 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 6272 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1284,7 +1284,7 @@ static CNN_AVX2 void inverted1_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 9408 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 9408 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 9408 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1303,7 +1303,7 @@ static CNN_AVX2 void inverted1_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 12544 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 12544 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 12544 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1322,7 +1322,7 @@ static CNN_AVX2 void inverted1_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 15680 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 15680 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 15680 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1341,7 +1341,7 @@ static CNN_AVX2 void inverted1_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 18816 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 18816 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 18816 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1360,7 +1360,7 @@ static CNN_AVX2 void inverted1_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 21952 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 21952 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 21952 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1379,7 +1379,7 @@ static CNN_AVX2 void inverted1_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 25088 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 25088 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 25088 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1401,8 +1401,8 @@ static CNN_AVX2 void inverted1_conv2(const float *restrict x0, float *restrict y
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 3136;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -1417,8 +1417,8 @@ static CNN_AVX2 void inverted1_conv2(const float *restrict x0, float *restrict y
  *   weights at packed[4336]: weight [24,96,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); inverted1.bn3 folded into the weights
  */
-static CNN_AVX2 void inverted1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void inverted1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 2304;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 301056;
@@ -1434,194 +1434,194 @@ static CNN_AVX2 void inverted1_conv3(const float *restrict x0, float *restrict y
             float t[MR][NR];
             {
                 const int p = tile < 195 ? tile * NR : 3120;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 96; c += 8, xp += 25088, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -1641,8 +1641,8 @@ static CNN_AVX2 void inverted1_conv3(const float *restrict x0, float *restrict y
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 3136;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
                 }
@@ -1656,8 +1656,8 @@ static CNN_AVX2 void inverted1_conv3(const float *restrict x0, float *restrict y
  *   weights at packed[6664]: weight [144,24,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); inverted_res1.inverted1.bn1 folded into the weights; then inverted_res1.inverted1.relu61
  */
-static CNN_AVX2 void inverted_res1_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void inverted_res1_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 3456;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
@@ -1673,194 +1673,194 @@ static CNN_AVX2 void inverted_res1_inverted1_conv1(const float *restrict x0, flo
             float t[MR][NR];
             {
                 const int p = tile < 195 ? tile * NR : 3120;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 24; c += 8, xp += 25088, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -1880,8 +1880,8 @@ static CNN_AVX2 void inverted_res1_inverted1_conv1(const float *restrict x0, flo
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 3136;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -1896,8 +1896,8 @@ static CNN_AVX2 void inverted_res1_inverted1_conv1(const float *restrict x0, flo
  *   weights at packed[10264]: weight [144,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 58 apart (56 kept); inverted_res1.inverted1.bn2 folded into the weights; then inverted_res1.inverted1.relu62
  */
-static CNN_AVX2 void inverted_res1_inverted1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void inverted_res1_inverted1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1296;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 451584;
@@ -1916,14 +1916,14 @@ static CNN_AVX2 void inverted_res1_inverted1_conv2(const float *restrict x0, flo
             float t[MR][NR];
             {
                 const int p = tile < 50 ? tile * NR : 3182;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 3364, wp += 9) {
@@ -1936,7 +1936,7 @@ static CNN_AVX2 void inverted_res1_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1955,7 +1955,7 @@ static CNN_AVX2 void inverted_res1_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1974,7 +1974,7 @@ static CNN_AVX2 void inverted_res1_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -1993,7 +1993,7 @@ static CNN_AVX2 void inverted_res1_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 58 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 58 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 58 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2012,7 +2012,7 @@ static CNN_AVX2 void inverted_res1_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 59 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 59 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 59 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2031,7 +2031,7 @@ static CNN_AVX2 void inverted_res1_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 60 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 60 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 60 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2050,7 +2050,7 @@ static CNN_AVX2 void inverted_res1_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 116 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 116 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 116 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2069,7 +2069,7 @@ static CNN_AVX2 void inverted_res1_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 117 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 117 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 117 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2088,7 +2088,7 @@ static CNN_AVX2 void inverted_res1_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 118 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 118 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 118 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2110,19 +2110,19 @@ static CNN_AVX2 void inverted_res1_inverted1_conv2(const float *restrict x0, flo
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 3136;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 58, ow = q - oh * 58;
-                        if (ow + 8 <= 56 && q + 8 <= 3246) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 56 && q + W <= 3246) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                             _mm256_storeu_ps(yb + at + oh * 56 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 58, c = q + l - h * 58;
                             if (c >= 56 || q + l >= 3246)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
                             yb[at + h * 56 + c] = v;
                         }
@@ -2138,8 +2138,8 @@ static CNN_AVX2 void inverted_res1_inverted1_conv2(const float *restrict x0, flo
  *   weights at packed[11704]: weight [24,144,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); inverted_res1.inverted1.bn3 folded into the weights; then + inverted1.bn3 (inverted_res1.add1)
  */
-static CNN_AVX2 void inverted_res1_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void inverted_res1_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 3456;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 451584;
@@ -2156,194 +2156,194 @@ static CNN_AVX2 void inverted_res1_inverted1_conv3(const float *restrict x0, con
             float t[MR][NR];
             {
                 const int p = tile < 195 ? tile * NR : 3120;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 144; c += 8, xp += 25088, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -2363,8 +2363,8 @@ static CNN_AVX2 void inverted_res1_inverted1_conv3(const float *restrict x0, con
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 3136;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -2379,8 +2379,8 @@ static CNN_AVX2 void inverted_res1_inverted1_conv3(const float *restrict x0, con
  *   weights at packed[15184]: weight [144,24,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); inverted2.bn1 folded into the weights; then inverted2.relu61
  */
-static CNN_AVX2 void inverted2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void inverted2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 3456;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
@@ -2396,194 +2396,194 @@ static CNN_AVX2 void inverted2_conv1(const float *restrict x0, float *restrict y
             float t[MR][NR];
             {
                 const int p = tile < 195 ? tile * NR : 3120;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 24; c += 8, xp += 25088, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -2603,8 +2603,8 @@ static CNN_AVX2 void inverted2_conv1(const float *restrict x0, float *restrict y
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 3136;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -2619,8 +2619,8 @@ static CNN_AVX2 void inverted2_conv1(const float *restrict x0, float *restrict y
  *   weights at packed[18784]: weight [144,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); stride 2x2: input rows gathered (im2col) into scratch; inverted2.bn2 folded into the weights; then inverted2.relu62
  */
-static CNN_AVX2 void inverted2_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void inverted2_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1296;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 451584;
@@ -2651,14 +2651,14 @@ static CNN_AVX2 void inverted2_conv2(const float *restrict x0, float *restrict y
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 720;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 7056, wp += 9) {
@@ -2671,7 +2671,7 @@ static CNN_AVX2 void inverted2_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2690,7 +2690,7 @@ static CNN_AVX2 void inverted2_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 784 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 784 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 784 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2709,7 +2709,7 @@ static CNN_AVX2 void inverted2_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1568 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1568 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1568 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2728,7 +2728,7 @@ static CNN_AVX2 void inverted2_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 2352 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 2352 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 2352 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2747,7 +2747,7 @@ static CNN_AVX2 void inverted2_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 3136 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 3136 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 3136 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2766,7 +2766,7 @@ static CNN_AVX2 void inverted2_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 3920 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 3920 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 3920 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2785,7 +2785,7 @@ static CNN_AVX2 void inverted2_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 4704 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 4704 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 4704 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2804,7 +2804,7 @@ static CNN_AVX2 void inverted2_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 5488 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 5488 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 5488 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2823,7 +2823,7 @@ static CNN_AVX2 void inverted2_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 6272 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 6272 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 6272 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -2845,8 +2845,8 @@ static CNN_AVX2 void inverted2_conv2(const float *restrict x0, float *restrict y
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -2861,8 +2861,8 @@ static CNN_AVX2 void inverted2_conv2(const float *restrict x0, float *restrict y
  *   weights at packed[20224]: weight [32,144,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); inverted2.bn3 folded into the weights
  */
-static CNN_AVX2 void inverted2_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void inverted2_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 4608;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 112896;
@@ -2878,18 +2878,18 @@ static CNN_AVX2 void inverted2_conv3(const float *restrict x0, float *restrict y
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 144; c += 8, xp += 6272, wp += 32) {
@@ -2897,19 +2897,19 @@ static CNN_AVX2 void inverted2_conv3(const float *restrict x0, float *restrict y
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2918,19 +2918,19 @@ static CNN_AVX2 void inverted2_conv3(const float *restrict x0, float *restrict y
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2939,19 +2939,19 @@ static CNN_AVX2 void inverted2_conv3(const float *restrict x0, float *restrict y
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2960,19 +2960,19 @@ static CNN_AVX2 void inverted2_conv3(const float *restrict x0, float *restrict y
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2981,19 +2981,19 @@ static CNN_AVX2 void inverted2_conv3(const float *restrict x0, float *restrict y
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3002,19 +3002,19 @@ static CNN_AVX2 void inverted2_conv3(const float *restrict x0, float *restrict y
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3023,19 +3023,19 @@ static CNN_AVX2 void inverted2_conv3(const float *restrict x0, float *restrict y
                         const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3044,19 +3044,19 @@ static CNN_AVX2 void inverted2_conv3(const float *restrict x0, float *restrict y
                         const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3077,8 +3077,8 @@ static CNN_AVX2 void inverted2_conv3(const float *restrict x0, float *restrict y
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
                 }
@@ -3092,8 +3092,8 @@ static CNN_AVX2 void inverted2_conv3(const float *restrict x0, float *restrict y
  *   weights at packed[24864]: weight [192,32,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); inverted_res2.inverted1.bn1 folded into the weights; then inverted_res2.inverted1.relu61
  */
-static CNN_AVX2 void inverted_res2_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void inverted_res2_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 6144;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
@@ -3109,194 +3109,194 @@ static CNN_AVX2 void inverted_res2_inverted1_conv1(const float *restrict x0, flo
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 768;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 32; c += 8, xp += 6272, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -3316,8 +3316,8 @@ static CNN_AVX2 void inverted_res2_inverted1_conv1(const float *restrict x0, flo
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -3332,8 +3332,8 @@ static CNN_AVX2 void inverted_res2_inverted1_conv1(const float *restrict x0, flo
  *   weights at packed[31200]: weight [192,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); inverted_res2.inverted1.bn2 folded into the weights; then inverted_res2.inverted1.relu62
  */
-static CNN_AVX2 void inverted_res2_inverted1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void inverted_res2_inverted1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1728;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
@@ -3352,14 +3352,14 @@ static CNN_AVX2 void inverted_res2_inverted1_conv2(const float *restrict x0, flo
             float t[MR][NR];
             {
                 const int p = tile < 13 ? tile * NR : 774;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 900, wp += 9) {
@@ -3372,7 +3372,7 @@ static CNN_AVX2 void inverted_res2_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3391,7 +3391,7 @@ static CNN_AVX2 void inverted_res2_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3410,7 +3410,7 @@ static CNN_AVX2 void inverted_res2_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3429,7 +3429,7 @@ static CNN_AVX2 void inverted_res2_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 30 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 30 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 30 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3448,7 +3448,7 @@ static CNN_AVX2 void inverted_res2_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 31 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 31 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 31 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3467,7 +3467,7 @@ static CNN_AVX2 void inverted_res2_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 32 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 32 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 32 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3486,7 +3486,7 @@ static CNN_AVX2 void inverted_res2_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 60 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 60 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 60 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3505,7 +3505,7 @@ static CNN_AVX2 void inverted_res2_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 61 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 61 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 61 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3524,7 +3524,7 @@ static CNN_AVX2 void inverted_res2_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 62 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 62 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 62 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -3546,19 +3546,19 @@ static CNN_AVX2 void inverted_res2_inverted1_conv2(const float *restrict x0, flo
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + 8 <= 28 && q + 8 <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 28 && q + W <= 838) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                             _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 30, c = q + l - h * 30;
                             if (c >= 28 || q + l >= 838)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
                             yb[at + h * 28 + c] = v;
                         }
@@ -3574,8 +3574,8 @@ static CNN_AVX2 void inverted_res2_inverted1_conv2(const float *restrict x0, flo
  *   weights at packed[33120]: weight [32,192,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); inverted_res2.inverted1.bn3 folded into the weights; then + inverted2.bn3 (inverted_res2.add1)
  */
-static CNN_AVX2 void inverted_res2_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void inverted_res2_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 6144;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
@@ -3592,18 +3592,18 @@ static CNN_AVX2 void inverted_res2_inverted1_conv3(const float *restrict x0, con
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 192; c += 8, xp += 6272, wp += 32) {
@@ -3611,19 +3611,19 @@ static CNN_AVX2 void inverted_res2_inverted1_conv3(const float *restrict x0, con
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3632,19 +3632,19 @@ static CNN_AVX2 void inverted_res2_inverted1_conv3(const float *restrict x0, con
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3653,19 +3653,19 @@ static CNN_AVX2 void inverted_res2_inverted1_conv3(const float *restrict x0, con
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3674,19 +3674,19 @@ static CNN_AVX2 void inverted_res2_inverted1_conv3(const float *restrict x0, con
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3695,19 +3695,19 @@ static CNN_AVX2 void inverted_res2_inverted1_conv3(const float *restrict x0, con
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3716,19 +3716,19 @@ static CNN_AVX2 void inverted_res2_inverted1_conv3(const float *restrict x0, con
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3737,19 +3737,19 @@ static CNN_AVX2 void inverted_res2_inverted1_conv3(const float *restrict x0, con
                         const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3758,19 +3758,19 @@ static CNN_AVX2 void inverted_res2_inverted1_conv3(const float *restrict x0, con
                         const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3791,8 +3791,8 @@ static CNN_AVX2 void inverted_res2_inverted1_conv3(const float *restrict x0, con
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -3807,8 +3807,8 @@ static CNN_AVX2 void inverted_res2_inverted1_conv3(const float *restrict x0, con
  *   weights at packed[39296]: weight [192,32,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); inverted_res3.inverted1.bn1 folded into the weights; then inverted_res3.inverted1.relu61
  */
-static CNN_AVX2 void inverted_res3_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void inverted_res3_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 6144;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
@@ -3824,194 +3824,194 @@ static CNN_AVX2 void inverted_res3_inverted1_conv1(const float *restrict x0, flo
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 768;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 32; c += 8, xp += 6272, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -4031,8 +4031,8 @@ static CNN_AVX2 void inverted_res3_inverted1_conv1(const float *restrict x0, flo
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -4047,8 +4047,8 @@ static CNN_AVX2 void inverted_res3_inverted1_conv1(const float *restrict x0, flo
  *   weights at packed[45632]: weight [192,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); inverted_res3.inverted1.bn2 folded into the weights; then inverted_res3.inverted1.relu62
  */
-static CNN_AVX2 void inverted_res3_inverted1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void inverted_res3_inverted1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1728;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
@@ -4067,14 +4067,14 @@ static CNN_AVX2 void inverted_res3_inverted1_conv2(const float *restrict x0, flo
             float t[MR][NR];
             {
                 const int p = tile < 13 ? tile * NR : 774;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 900, wp += 9) {
@@ -4087,7 +4087,7 @@ static CNN_AVX2 void inverted_res3_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4106,7 +4106,7 @@ static CNN_AVX2 void inverted_res3_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4125,7 +4125,7 @@ static CNN_AVX2 void inverted_res3_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4144,7 +4144,7 @@ static CNN_AVX2 void inverted_res3_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 30 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 30 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 30 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4163,7 +4163,7 @@ static CNN_AVX2 void inverted_res3_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 31 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 31 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 31 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4182,7 +4182,7 @@ static CNN_AVX2 void inverted_res3_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 32 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 32 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 32 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4201,7 +4201,7 @@ static CNN_AVX2 void inverted_res3_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 60 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 60 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 60 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4220,7 +4220,7 @@ static CNN_AVX2 void inverted_res3_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 61 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 61 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 61 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4239,7 +4239,7 @@ static CNN_AVX2 void inverted_res3_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 62 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 62 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 62 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4261,19 +4261,19 @@ static CNN_AVX2 void inverted_res3_inverted1_conv2(const float *restrict x0, flo
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + 8 <= 28 && q + 8 <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 28 && q + W <= 838) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                             _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 30, c = q + l - h * 30;
                             if (c >= 28 || q + l >= 838)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
                             yb[at + h * 28 + c] = v;
                         }
@@ -4289,8 +4289,8 @@ static CNN_AVX2 void inverted_res3_inverted1_conv2(const float *restrict x0, flo
  *   weights at packed[47552]: weight [32,192,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); inverted_res3.inverted1.bn3 folded into the weights; then + inverted_res2.add1 (inverted_res3.add1)
  */
-static CNN_AVX2 void inverted_res3_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void inverted_res3_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 6144;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
@@ -4307,18 +4307,18 @@ static CNN_AVX2 void inverted_res3_inverted1_conv3(const float *restrict x0, con
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 192; c += 8, xp += 6272, wp += 32) {
@@ -4326,19 +4326,19 @@ static CNN_AVX2 void inverted_res3_inverted1_conv3(const float *restrict x0, con
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4347,19 +4347,19 @@ static CNN_AVX2 void inverted_res3_inverted1_conv3(const float *restrict x0, con
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4368,19 +4368,19 @@ static CNN_AVX2 void inverted_res3_inverted1_conv3(const float *restrict x0, con
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4389,19 +4389,19 @@ static CNN_AVX2 void inverted_res3_inverted1_conv3(const float *restrict x0, con
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4410,19 +4410,19 @@ static CNN_AVX2 void inverted_res3_inverted1_conv3(const float *restrict x0, con
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4431,19 +4431,19 @@ static CNN_AVX2 void inverted_res3_inverted1_conv3(const float *restrict x0, con
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4452,19 +4452,19 @@ static CNN_AVX2 void inverted_res3_inverted1_conv3(const float *restrict x0, con
                         const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4473,19 +4473,19 @@ static CNN_AVX2 void inverted_res3_inverted1_conv3(const float *restrict x0, con
                         const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4506,8 +4506,8 @@ static CNN_AVX2 void inverted_res3_inverted1_conv3(const float *restrict x0, con
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -4522,8 +4522,8 @@ static CNN_AVX2 void inverted_res3_inverted1_conv3(const float *restrict x0, con
  *   weights at packed[53728]: weight [192,32,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); inverted3.bn1 folded into the weights; then inverted3.relu61
  */
-static CNN_AVX2 void inverted3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void inverted3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 6144;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
@@ -4539,194 +4539,194 @@ static CNN_AVX2 void inverted3_conv1(const float *restrict x0, float *restrict y
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 768;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 32; c += 8, xp += 6272, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -4746,8 +4746,8 @@ static CNN_AVX2 void inverted3_conv1(const float *restrict x0, float *restrict y
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -4762,8 +4762,8 @@ static CNN_AVX2 void inverted3_conv1(const float *restrict x0, float *restrict y
  *   weights at packed[60064]: weight [192,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); stride 2x2: input rows gathered (im2col) into scratch; inverted3.bn2 folded into the weights; then inverted3.relu62
  */
-static CNN_AVX2 void inverted3_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void inverted3_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1728;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
@@ -4794,14 +4794,14 @@ static CNN_AVX2 void inverted3_conv2(const float *restrict x0, float *restrict y
             float t[MR][NR];
             {
                 const int p = tile < 3 ? tile * NR : 132;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 1764, wp += 9) {
@@ -4814,7 +4814,7 @@ static CNN_AVX2 void inverted3_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4833,7 +4833,7 @@ static CNN_AVX2 void inverted3_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 196 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 196 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 196 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4852,7 +4852,7 @@ static CNN_AVX2 void inverted3_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 392 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 392 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 392 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4871,7 +4871,7 @@ static CNN_AVX2 void inverted3_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 588 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 588 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 588 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4890,7 +4890,7 @@ static CNN_AVX2 void inverted3_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 784 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 784 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 784 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4909,7 +4909,7 @@ static CNN_AVX2 void inverted3_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 980 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 980 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 980 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4928,7 +4928,7 @@ static CNN_AVX2 void inverted3_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1176 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1176 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1176 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4947,7 +4947,7 @@ static CNN_AVX2 void inverted3_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1372 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1372 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1372 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4966,7 +4966,7 @@ static CNN_AVX2 void inverted3_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1568 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1568 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1568 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -4988,8 +4988,8 @@ static CNN_AVX2 void inverted3_conv2(const float *restrict x0, float *restrict y
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -5004,8 +5004,8 @@ static CNN_AVX2 void inverted3_conv2(const float *restrict x0, float *restrict y
  *   weights at packed[61984]: weight [64,192,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted3.bn3 folded into the weights
  */
-static CNN_AVX2 void inverted3_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void inverted3_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 12672;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 37632;
@@ -5021,194 +5021,194 @@ static CNN_AVX2 void inverted3_conv3(const float *restrict x0, float *restrict y
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 192; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -5230,8 +5230,8 @@ static CNN_AVX2 void inverted3_conv3(const float *restrict x0, float *restrict y
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
                 }
@@ -5245,8 +5245,8 @@ static CNN_AVX2 void inverted3_conv3(const float *restrict x0, float *restrict y
  *   weights at packed[74722]: weight [384,64,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted_res4.inverted1.bn1 folded into the weights; then inverted_res4.inverted1.relu61
  */
-static CNN_AVX2 void inverted_res4_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inverted_res4_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 24576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 12544;
@@ -5262,235 +5262,235 @@ static CNN_AVX2 void inverted_res4_inverted1_conv1(const float *restrict x0, flo
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 64; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -5509,8 +5509,8 @@ static CNN_AVX2 void inverted_res4_inverted1_conv1(const float *restrict x0, flo
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -5525,8 +5525,8 @@ static CNN_AVX2 void inverted_res4_inverted1_conv1(const float *restrict x0, flo
  *   weights at packed[99682]: weight [384,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 16 apart (14 kept); inverted_res4.inverted1.bn2 folded into the weights; then inverted_res4.inverted1.relu62
  */
-static CNN_AVX2 void inverted_res4_inverted1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void inverted_res4_inverted1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 3456;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
@@ -5545,14 +5545,14 @@ static CNN_AVX2 void inverted_res4_inverted1_conv2(const float *restrict x0, flo
             float t[MR][NR];
             {
                 const int p = tile < 3 ? tile * NR : 158;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 256, wp += 9) {
@@ -5565,7 +5565,7 @@ static CNN_AVX2 void inverted_res4_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -5584,7 +5584,7 @@ static CNN_AVX2 void inverted_res4_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -5603,7 +5603,7 @@ static CNN_AVX2 void inverted_res4_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -5622,7 +5622,7 @@ static CNN_AVX2 void inverted_res4_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 16 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 16 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 16 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -5641,7 +5641,7 @@ static CNN_AVX2 void inverted_res4_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 17 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 17 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 17 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -5660,7 +5660,7 @@ static CNN_AVX2 void inverted_res4_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 18 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 18 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 18 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -5679,7 +5679,7 @@ static CNN_AVX2 void inverted_res4_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 32 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 32 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 32 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -5698,7 +5698,7 @@ static CNN_AVX2 void inverted_res4_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 33 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 33 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 33 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -5717,7 +5717,7 @@ static CNN_AVX2 void inverted_res4_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 34 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 34 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 34 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -5739,19 +5739,19 @@ static CNN_AVX2 void inverted_res4_inverted1_conv2(const float *restrict x0, flo
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 16, ow = q - oh * 16;
-                        if (ow + 8 <= 14 && q + 8 <= 222) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 14 && q + W <= 222) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                             _mm256_storeu_ps(yb + at + oh * 14 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 16, c = q + l - h * 16;
                             if (c >= 14 || q + l >= 222)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
                             yb[at + h * 14 + c] = v;
                         }
@@ -5767,8 +5767,8 @@ static CNN_AVX2 void inverted_res4_inverted1_conv2(const float *restrict x0, flo
  *   weights at packed[103522]: weight [64,384,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted_res4.inverted1.bn3 folded into the weights; then + inverted3.bn3 (inverted_res4.add1)
  */
-static CNN_AVX2 void inverted_res4_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void inverted_res4_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 25344;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
@@ -5785,194 +5785,194 @@ static CNN_AVX2 void inverted_res4_inverted1_conv3(const float *restrict x0, con
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 384; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -5994,8 +5994,8 @@ static CNN_AVX2 void inverted_res4_inverted1_conv3(const float *restrict x0, con
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -6010,8 +6010,8 @@ static CNN_AVX2 void inverted_res4_inverted1_conv3(const float *restrict x0, con
  *   weights at packed[128932]: weight [384,64,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted_res5.inverted1.bn1 folded into the weights; then inverted_res5.inverted1.relu61
  */
-static CNN_AVX2 void inverted_res5_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inverted_res5_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 24576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 12544;
@@ -6027,235 +6027,235 @@ static CNN_AVX2 void inverted_res5_inverted1_conv1(const float *restrict x0, flo
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 64; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -6274,8 +6274,8 @@ static CNN_AVX2 void inverted_res5_inverted1_conv1(const float *restrict x0, flo
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -6290,8 +6290,8 @@ static CNN_AVX2 void inverted_res5_inverted1_conv1(const float *restrict x0, flo
  *   weights at packed[153892]: weight [384,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 16 apart (14 kept); inverted_res5.inverted1.bn2 folded into the weights; then inverted_res5.inverted1.relu62
  */
-static CNN_AVX2 void inverted_res5_inverted1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void inverted_res5_inverted1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 3456;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
@@ -6310,14 +6310,14 @@ static CNN_AVX2 void inverted_res5_inverted1_conv2(const float *restrict x0, flo
             float t[MR][NR];
             {
                 const int p = tile < 3 ? tile * NR : 158;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 256, wp += 9) {
@@ -6330,7 +6330,7 @@ static CNN_AVX2 void inverted_res5_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -6349,7 +6349,7 @@ static CNN_AVX2 void inverted_res5_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -6368,7 +6368,7 @@ static CNN_AVX2 void inverted_res5_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -6387,7 +6387,7 @@ static CNN_AVX2 void inverted_res5_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 16 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 16 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 16 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -6406,7 +6406,7 @@ static CNN_AVX2 void inverted_res5_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 17 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 17 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 17 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -6425,7 +6425,7 @@ static CNN_AVX2 void inverted_res5_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 18 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 18 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 18 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -6444,7 +6444,7 @@ static CNN_AVX2 void inverted_res5_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 32 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 32 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 32 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -6463,7 +6463,7 @@ static CNN_AVX2 void inverted_res5_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 33 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 33 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 33 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -6482,7 +6482,7 @@ static CNN_AVX2 void inverted_res5_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 34 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 34 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 34 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -6504,19 +6504,19 @@ static CNN_AVX2 void inverted_res5_inverted1_conv2(const float *restrict x0, flo
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 16, ow = q - oh * 16;
-                        if (ow + 8 <= 14 && q + 8 <= 222) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 14 && q + W <= 222) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                             _mm256_storeu_ps(yb + at + oh * 14 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 16, c = q + l - h * 16;
                             if (c >= 14 || q + l >= 222)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
                             yb[at + h * 14 + c] = v;
                         }
@@ -6532,8 +6532,8 @@ static CNN_AVX2 void inverted_res5_inverted1_conv2(const float *restrict x0, flo
  *   weights at packed[157732]: weight [64,384,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted_res5.inverted1.bn3 folded into the weights; then + inverted_res4.add1 (inverted_res5.add1)
  */
-static CNN_AVX2 void inverted_res5_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void inverted_res5_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 25344;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
@@ -6550,194 +6550,194 @@ static CNN_AVX2 void inverted_res5_inverted1_conv3(const float *restrict x0, con
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 384; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -6759,8 +6759,8 @@ static CNN_AVX2 void inverted_res5_inverted1_conv3(const float *restrict x0, con
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -6775,8 +6775,8 @@ static CNN_AVX2 void inverted_res5_inverted1_conv3(const float *restrict x0, con
  *   weights at packed[183142]: weight [384,64,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted_res6.inverted1.bn1 folded into the weights; then inverted_res6.inverted1.relu61
  */
-static CNN_AVX2 void inverted_res6_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inverted_res6_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 24576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 12544;
@@ -6792,235 +6792,235 @@ static CNN_AVX2 void inverted_res6_inverted1_conv1(const float *restrict x0, flo
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 64; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -7039,8 +7039,8 @@ static CNN_AVX2 void inverted_res6_inverted1_conv1(const float *restrict x0, flo
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -7055,8 +7055,8 @@ static CNN_AVX2 void inverted_res6_inverted1_conv1(const float *restrict x0, flo
  *   weights at packed[208102]: weight [384,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 16 apart (14 kept); inverted_res6.inverted1.bn2 folded into the weights; then inverted_res6.inverted1.relu62
  */
-static CNN_AVX2 void inverted_res6_inverted1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void inverted_res6_inverted1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 3456;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
@@ -7075,14 +7075,14 @@ static CNN_AVX2 void inverted_res6_inverted1_conv2(const float *restrict x0, flo
             float t[MR][NR];
             {
                 const int p = tile < 3 ? tile * NR : 158;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 256, wp += 9) {
@@ -7095,7 +7095,7 @@ static CNN_AVX2 void inverted_res6_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -7114,7 +7114,7 @@ static CNN_AVX2 void inverted_res6_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -7133,7 +7133,7 @@ static CNN_AVX2 void inverted_res6_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -7152,7 +7152,7 @@ static CNN_AVX2 void inverted_res6_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 16 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 16 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 16 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -7171,7 +7171,7 @@ static CNN_AVX2 void inverted_res6_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 17 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 17 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 17 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -7190,7 +7190,7 @@ static CNN_AVX2 void inverted_res6_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 18 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 18 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 18 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -7209,7 +7209,7 @@ static CNN_AVX2 void inverted_res6_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 32 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 32 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 32 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -7228,7 +7228,7 @@ static CNN_AVX2 void inverted_res6_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 33 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 33 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 33 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -7247,7 +7247,7 @@ static CNN_AVX2 void inverted_res6_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 34 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 34 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 34 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -7269,19 +7269,19 @@ static CNN_AVX2 void inverted_res6_inverted1_conv2(const float *restrict x0, flo
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 16, ow = q - oh * 16;
-                        if (ow + 8 <= 14 && q + 8 <= 222) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 14 && q + W <= 222) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                             _mm256_storeu_ps(yb + at + oh * 14 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 16, c = q + l - h * 16;
                             if (c >= 14 || q + l >= 222)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
                             yb[at + h * 14 + c] = v;
                         }
@@ -7297,8 +7297,8 @@ static CNN_AVX2 void inverted_res6_inverted1_conv2(const float *restrict x0, flo
  *   weights at packed[211942]: weight [64,384,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted_res6.inverted1.bn3 folded into the weights; then + inverted_res5.add1 (inverted_res6.add1)
  */
-static CNN_AVX2 void inverted_res6_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void inverted_res6_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 25344;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
@@ -7315,194 +7315,194 @@ static CNN_AVX2 void inverted_res6_inverted1_conv3(const float *restrict x0, con
             float t[MR][NR];
             {
                 const int p = tile < 12 ? tile * NR : 180;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 384; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -7524,8 +7524,8 @@ static CNN_AVX2 void inverted_res6_inverted1_conv3(const float *restrict x0, con
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -7540,8 +7540,8 @@ static CNN_AVX2 void inverted_res6_inverted1_conv3(const float *restrict x0, con
  *   weights at packed[237352]: weight [384,64,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted4.bn1 folded into the weights; then inverted4.relu61
  */
-static CNN_AVX2 void inverted4_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inverted4_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 24576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 12544;
@@ -7557,235 +7557,235 @@ static CNN_AVX2 void inverted4_conv1(const float *restrict x0, float *restrict y
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 64; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -7804,8 +7804,8 @@ static CNN_AVX2 void inverted4_conv1(const float *restrict x0, float *restrict y
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -7820,8 +7820,8 @@ static CNN_AVX2 void inverted4_conv1(const float *restrict x0, float *restrict y
  *   weights at packed[262312]: weight [384,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 16 apart (14 kept); inverted4.bn2 folded into the weights; then inverted4.relu62
  */
-static CNN_AVX2 void inverted4_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void inverted4_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 3456;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
@@ -7840,14 +7840,14 @@ static CNN_AVX2 void inverted4_conv2(const float *restrict x0, float *restrict y
             float t[MR][NR];
             {
                 const int p = tile < 3 ? tile * NR : 158;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 256, wp += 9) {
@@ -7860,7 +7860,7 @@ static CNN_AVX2 void inverted4_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -7879,7 +7879,7 @@ static CNN_AVX2 void inverted4_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -7898,7 +7898,7 @@ static CNN_AVX2 void inverted4_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -7917,7 +7917,7 @@ static CNN_AVX2 void inverted4_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 16 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 16 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 16 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -7936,7 +7936,7 @@ static CNN_AVX2 void inverted4_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 17 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 17 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 17 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -7955,7 +7955,7 @@ static CNN_AVX2 void inverted4_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 18 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 18 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 18 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -7974,7 +7974,7 @@ static CNN_AVX2 void inverted4_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 32 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 32 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 32 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -7993,7 +7993,7 @@ static CNN_AVX2 void inverted4_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 33 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 33 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 33 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -8012,7 +8012,7 @@ static CNN_AVX2 void inverted4_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 34 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 34 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 34 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -8034,19 +8034,19 @@ static CNN_AVX2 void inverted4_conv2(const float *restrict x0, float *restrict y
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 16, ow = q - oh * 16;
-                        if (ow + 8 <= 14 && q + 8 <= 222) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 14 && q + W <= 222) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                             _mm256_storeu_ps(yb + at + oh * 14 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 16, c = q + l - h * 16;
                             if (c >= 14 || q + l >= 222)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
                             yb[at + h * 14 + c] = v;
                         }
@@ -8062,8 +8062,8 @@ static CNN_AVX2 void inverted4_conv2(const float *restrict x0, float *restrict y
  *   weights at packed[266152]: weight [96,384,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted4.bn3 folded into the weights
  */
-static CNN_AVX2 void inverted4_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inverted4_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 36864;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
@@ -8079,235 +8079,235 @@ static CNN_AVX2 void inverted4_conv3(const float *restrict x0, float *restrict y
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 384; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -8326,8 +8326,8 @@ static CNN_AVX2 void inverted4_conv3(const float *restrict x0, float *restrict y
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
                 }
@@ -8341,8 +8341,8 @@ static CNN_AVX2 void inverted4_conv3(const float *restrict x0, float *restrict y
  *   weights at packed[303112]: weight [576,96,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted_res7.inverted1.bn1 folded into the weights; then inverted_res7.inverted1.relu61
  */
-static CNN_AVX2 void inverted_res7_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inverted_res7_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 55296;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 18816;
@@ -8358,235 +8358,235 @@ static CNN_AVX2 void inverted_res7_inverted1_conv1(const float *restrict x0, flo
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 96; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -8605,8 +8605,8 @@ static CNN_AVX2 void inverted_res7_inverted1_conv1(const float *restrict x0, flo
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -8621,8 +8621,8 @@ static CNN_AVX2 void inverted_res7_inverted1_conv1(const float *restrict x0, flo
  *   weights at packed[358984]: weight [576,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 16 apart (14 kept); inverted_res7.inverted1.bn2 folded into the weights; then inverted_res7.inverted1.relu62
  */
-static CNN_AVX2 void inverted_res7_inverted1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void inverted_res7_inverted1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 5184;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 112896;
@@ -8641,14 +8641,14 @@ static CNN_AVX2 void inverted_res7_inverted1_conv2(const float *restrict x0, flo
             float t[MR][NR];
             {
                 const int p = tile < 3 ? tile * NR : 158;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 256, wp += 9) {
@@ -8661,7 +8661,7 @@ static CNN_AVX2 void inverted_res7_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -8680,7 +8680,7 @@ static CNN_AVX2 void inverted_res7_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -8699,7 +8699,7 @@ static CNN_AVX2 void inverted_res7_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -8718,7 +8718,7 @@ static CNN_AVX2 void inverted_res7_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 16 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 16 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 16 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -8737,7 +8737,7 @@ static CNN_AVX2 void inverted_res7_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 17 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 17 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 17 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -8756,7 +8756,7 @@ static CNN_AVX2 void inverted_res7_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 18 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 18 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 18 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -8775,7 +8775,7 @@ static CNN_AVX2 void inverted_res7_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 32 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 32 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 32 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -8794,7 +8794,7 @@ static CNN_AVX2 void inverted_res7_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 33 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 33 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 33 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -8813,7 +8813,7 @@ static CNN_AVX2 void inverted_res7_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 34 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 34 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 34 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -8835,19 +8835,19 @@ static CNN_AVX2 void inverted_res7_inverted1_conv2(const float *restrict x0, flo
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 16, ow = q - oh * 16;
-                        if (ow + 8 <= 14 && q + 8 <= 222) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 14 && q + W <= 222) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                             _mm256_storeu_ps(yb + at + oh * 14 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 16, c = q + l - h * 16;
                             if (c >= 14 || q + l >= 222)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
                             yb[at + h * 14 + c] = v;
                         }
@@ -8863,8 +8863,8 @@ static CNN_AVX2 void inverted_res7_inverted1_conv2(const float *restrict x0, flo
  *   weights at packed[364744]: weight [96,576,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted_res7.inverted1.bn3 folded into the weights; then + inverted4.bn3 (inverted_res7.add1)
  */
-static CNN_AVX2 void inverted_res7_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inverted_res7_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 55296;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 112896;
@@ -8881,235 +8881,235 @@ static CNN_AVX2 void inverted_res7_inverted1_conv3(const float *restrict x0, con
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 576; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -9128,8 +9128,8 @@ static CNN_AVX2 void inverted_res7_inverted1_conv3(const float *restrict x0, con
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -9144,8 +9144,8 @@ static CNN_AVX2 void inverted_res7_inverted1_conv3(const float *restrict x0, con
  *   weights at packed[420136]: weight [576,96,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted_res8.inverted1.bn1 folded into the weights; then inverted_res8.inverted1.relu61
  */
-static CNN_AVX2 void inverted_res8_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inverted_res8_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 55296;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 18816;
@@ -9161,235 +9161,235 @@ static CNN_AVX2 void inverted_res8_inverted1_conv1(const float *restrict x0, flo
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 96; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -9408,8 +9408,8 @@ static CNN_AVX2 void inverted_res8_inverted1_conv1(const float *restrict x0, flo
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -9424,8 +9424,8 @@ static CNN_AVX2 void inverted_res8_inverted1_conv1(const float *restrict x0, flo
  *   weights at packed[476008]: weight [576,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 16 apart (14 kept); inverted_res8.inverted1.bn2 folded into the weights; then inverted_res8.inverted1.relu62
  */
-static CNN_AVX2 void inverted_res8_inverted1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void inverted_res8_inverted1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 5184;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 112896;
@@ -9444,14 +9444,14 @@ static CNN_AVX2 void inverted_res8_inverted1_conv2(const float *restrict x0, flo
             float t[MR][NR];
             {
                 const int p = tile < 3 ? tile * NR : 158;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 256, wp += 9) {
@@ -9464,7 +9464,7 @@ static CNN_AVX2 void inverted_res8_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -9483,7 +9483,7 @@ static CNN_AVX2 void inverted_res8_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -9502,7 +9502,7 @@ static CNN_AVX2 void inverted_res8_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -9521,7 +9521,7 @@ static CNN_AVX2 void inverted_res8_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 16 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 16 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 16 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -9540,7 +9540,7 @@ static CNN_AVX2 void inverted_res8_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 17 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 17 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 17 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -9559,7 +9559,7 @@ static CNN_AVX2 void inverted_res8_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 18 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 18 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 18 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -9578,7 +9578,7 @@ static CNN_AVX2 void inverted_res8_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 32 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 32 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 32 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -9597,7 +9597,7 @@ static CNN_AVX2 void inverted_res8_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 33 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 33 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 33 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -9616,7 +9616,7 @@ static CNN_AVX2 void inverted_res8_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 34 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 34 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 34 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -9638,19 +9638,19 @@ static CNN_AVX2 void inverted_res8_inverted1_conv2(const float *restrict x0, flo
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 16, ow = q - oh * 16;
-                        if (ow + 8 <= 14 && q + 8 <= 222) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 14 && q + W <= 222) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                             _mm256_storeu_ps(yb + at + oh * 14 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 16, c = q + l - h * 16;
                             if (c >= 14 || q + l >= 222)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
                             yb[at + h * 14 + c] = v;
                         }
@@ -9666,8 +9666,8 @@ static CNN_AVX2 void inverted_res8_inverted1_conv2(const float *restrict x0, flo
  *   weights at packed[481768]: weight [96,576,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted_res8.inverted1.bn3 folded into the weights; then + inverted_res7.add1 (inverted_res8.add1)
  */
-static CNN_AVX2 void inverted_res8_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inverted_res8_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 55296;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 112896;
@@ -9684,235 +9684,235 @@ static CNN_AVX2 void inverted_res8_inverted1_conv3(const float *restrict x0, con
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 576; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -9931,8 +9931,8 @@ static CNN_AVX2 void inverted_res8_inverted1_conv3(const float *restrict x0, con
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -9947,8 +9947,8 @@ static CNN_AVX2 void inverted_res8_inverted1_conv3(const float *restrict x0, con
  *   weights at packed[537160]: weight [576,96,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); inverted5.bn1 folded into the weights; then inverted5.relu61
  */
-static CNN_AVX2 void inverted5_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inverted5_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 55296;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 18816;
@@ -9964,235 +9964,235 @@ static CNN_AVX2 void inverted5_conv1(const float *restrict x0, float *restrict y
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 96; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -10211,8 +10211,8 @@ static CNN_AVX2 void inverted5_conv1(const float *restrict x0, float *restrict y
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -10227,8 +10227,8 @@ static CNN_AVX2 void inverted5_conv1(const float *restrict x0, float *restrict y
  *   weights at packed[593032]: weight [576,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); stride 2x2: input rows gathered (im2col) into scratch; inverted5.bn2 folded into the weights; then inverted5.relu62
  */
-static CNN_AVX2 void inverted5_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void inverted5_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 5184;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 112896;
@@ -10260,14 +10260,14 @@ static CNN_AVX2 void inverted5_conv2(const float *restrict x0, float *restrict y
             {
                 const int p = 0;
                 (void)tile;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 441, wp += 9) {
@@ -10280,7 +10280,7 @@ static CNN_AVX2 void inverted5_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -10299,7 +10299,7 @@ static CNN_AVX2 void inverted5_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 49 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 49 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 49 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -10318,7 +10318,7 @@ static CNN_AVX2 void inverted5_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 98 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 98 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 98 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -10337,7 +10337,7 @@ static CNN_AVX2 void inverted5_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 147 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 147 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 147 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -10356,7 +10356,7 @@ static CNN_AVX2 void inverted5_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 196 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 196 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 196 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -10375,7 +10375,7 @@ static CNN_AVX2 void inverted5_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 245 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 245 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 245 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -10394,7 +10394,7 @@ static CNN_AVX2 void inverted5_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 294 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 294 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 294 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -10413,7 +10413,7 @@ static CNN_AVX2 void inverted5_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 343 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 343 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 343 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -10432,7 +10432,7 @@ static CNN_AVX2 void inverted5_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 392 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 392 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 392 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -10454,11 +10454,11 @@ static CNN_AVX2 void inverted5_conv2(const float *restrict x0, float *restrict y
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 49;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
-                        if (q + 8 > 49) {
-                            for (int l = 0; l < 8 && q + l < 49; l++) {
-                                float v = t[i][vi * 8 + l];
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                        if (q + W > 49) {
+                            for (int l = 0; l < W && q + l < 49; l++) {
+                                float v = t[i][vi * W + l];
                                 v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
                                 yb[at + q + l] = v;
                             }
@@ -10478,8 +10478,8 @@ static CNN_AVX2 void inverted5_conv2(const float *restrict x0, float *restrict y
  *   weights at packed[598792]: weight [160,576,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); inverted5.bn3 folded into the weights
  */
-static CNN_AVX2 void inverted5_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inverted5_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 96768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 28224;
@@ -10495,235 +10495,235 @@ static CNN_AVX2 void inverted5_conv3(const float *restrict x0, float *restrict y
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 576; c += 8, xp += 392, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -10744,8 +10744,8 @@ static CNN_AVX2 void inverted5_conv3(const float *restrict x0, float *restrict y
                         break;
                     const int at = (oc0 + i) * 49;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
                 }
@@ -10759,8 +10759,8 @@ static CNN_AVX2 void inverted5_conv3(const float *restrict x0, float *restrict y
  *   weights at packed[695728]: weight [960,160,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); inverted_res9.inverted1.bn1 folded into the weights; then inverted_res9.inverted1.relu61
  */
-static CNN_AVX2 void inverted_res9_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inverted_res9_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 153600;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 7840;
@@ -10776,235 +10776,235 @@ static CNN_AVX2 void inverted_res9_inverted1_conv1(const float *restrict x0, flo
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 160; c += 8, xp += 392, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -11023,8 +11023,8 @@ static CNN_AVX2 void inverted_res9_inverted1_conv1(const float *restrict x0, flo
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 49;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -11039,8 +11039,8 @@ static CNN_AVX2 void inverted_res9_inverted1_conv1(const float *restrict x0, flo
  *   weights at packed[850288]: weight [960,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 9 apart (7 kept); inverted_res9.inverted1.bn2 folded into the weights; then inverted_res9.inverted1.relu62
  */
-static CNN_AVX2 void inverted_res9_inverted1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void inverted_res9_inverted1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 8640;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 47040;
@@ -11060,14 +11060,14 @@ static CNN_AVX2 void inverted_res9_inverted1_conv2(const float *restrict x0, flo
             {
                 const int p = 0;
                 (void)tile;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 81, wp += 9) {
@@ -11080,7 +11080,7 @@ static CNN_AVX2 void inverted_res9_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -11099,7 +11099,7 @@ static CNN_AVX2 void inverted_res9_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -11118,7 +11118,7 @@ static CNN_AVX2 void inverted_res9_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -11137,7 +11137,7 @@ static CNN_AVX2 void inverted_res9_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 9 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 9 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 9 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -11156,7 +11156,7 @@ static CNN_AVX2 void inverted_res9_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 10 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 10 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 10 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -11175,7 +11175,7 @@ static CNN_AVX2 void inverted_res9_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 11 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 11 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 11 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -11194,7 +11194,7 @@ static CNN_AVX2 void inverted_res9_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 18 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 18 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 18 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -11213,7 +11213,7 @@ static CNN_AVX2 void inverted_res9_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 19 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 19 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 19 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -11232,7 +11232,7 @@ static CNN_AVX2 void inverted_res9_inverted1_conv2(const float *restrict x0, flo
                         const __m256 xv5 = _mm256_loadu_ps(xp + 20 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 20 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 20 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -11254,19 +11254,19 @@ static CNN_AVX2 void inverted_res9_inverted1_conv2(const float *restrict x0, flo
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 49;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 9, ow = q - oh * 9;
-                        if (ow + 8 <= 7 && q + 8 <= 61) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 7 && q + W <= 61) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                             _mm256_storeu_ps(yb + at + oh * 7 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 9, c = q + l - h * 9;
                             if (c >= 7 || q + l >= 61)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
                             yb[at + h * 7 + c] = v;
                         }
@@ -11282,8 +11282,8 @@ static CNN_AVX2 void inverted_res9_inverted1_conv2(const float *restrict x0, flo
  *   weights at packed[859888]: weight [160,960,1,1] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; inverted_res9.inverted1.bn3 folded into the weights; then + inverted5.bn3 (inverted_res9.add1)
  */
-static CNN_AVX2 void inverted_res9_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32 }; /* the register tile */
+static CNN_SIMD void inverted_res9_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 153600;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 47040;
@@ -11323,17 +11323,17 @@ static CNN_AVX2 void inverted_res9_inverted1_conv3(const float *restrict x0, con
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11344,17 +11344,17 @@ static CNN_AVX2 void inverted_res9_inverted1_conv3(const float *restrict x0, con
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 49);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 49);
+                    xb = _mm256_set1_ps(xp[o1 + 49]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 49);
+                    xb = _mm256_set1_ps(xp[o2 + 49]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11365,17 +11365,17 @@ static CNN_AVX2 void inverted_res9_inverted1_conv3(const float *restrict x0, con
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 98);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 98);
+                    xb = _mm256_set1_ps(xp[o1 + 98]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 98);
+                    xb = _mm256_set1_ps(xp[o2 + 98]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11386,17 +11386,17 @@ static CNN_AVX2 void inverted_res9_inverted1_conv3(const float *restrict x0, con
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 147);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 147);
+                    xb = _mm256_set1_ps(xp[o1 + 147]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 147);
+                    xb = _mm256_set1_ps(xp[o2 + 147]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11407,17 +11407,17 @@ static CNN_AVX2 void inverted_res9_inverted1_conv3(const float *restrict x0, con
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 196);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 196);
+                    xb = _mm256_set1_ps(xp[o1 + 196]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 196);
+                    xb = _mm256_set1_ps(xp[o2 + 196]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11428,17 +11428,17 @@ static CNN_AVX2 void inverted_res9_inverted1_conv3(const float *restrict x0, con
                     const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 245);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 245);
+                    xb = _mm256_set1_ps(xp[o1 + 245]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 245);
+                    xb = _mm256_set1_ps(xp[o2 + 245]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11449,17 +11449,17 @@ static CNN_AVX2 void inverted_res9_inverted1_conv3(const float *restrict x0, con
                     const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 294);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 294);
+                    xb = _mm256_set1_ps(xp[o1 + 294]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 294);
+                    xb = _mm256_set1_ps(xp[o2 + 294]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11470,17 +11470,17 @@ static CNN_AVX2 void inverted_res9_inverted1_conv3(const float *restrict x0, con
                     const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 343);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 343);
+                    xb = _mm256_set1_ps(xp[o1 + 343]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 343);
+                    xb = _mm256_set1_ps(xp[o2 + 343]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11516,8 +11516,8 @@ static CNN_AVX2 void inverted_res9_inverted1_conv3(const float *restrict x0, con
  *   weights at packed[1013648]: weight [960,160,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); inverted_res10.inverted1.bn1 folded into the weights; then inverted_res10.inverted1.relu61
  */
-static CNN_AVX2 void inverted_res10_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inverted_res10_inverted1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 153600;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 7840;
@@ -11533,235 +11533,235 @@ static CNN_AVX2 void inverted_res10_inverted1_conv1(const float *restrict x0, fl
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 160; c += 8, xp += 392, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -11780,8 +11780,8 @@ static CNN_AVX2 void inverted_res10_inverted1_conv1(const float *restrict x0, fl
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 49;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -11796,8 +11796,8 @@ static CNN_AVX2 void inverted_res10_inverted1_conv1(const float *restrict x0, fl
  *   weights at packed[1168208]: weight [960,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 9 apart (7 kept); inverted_res10.inverted1.bn2 folded into the weights; then inverted_res10.inverted1.relu62
  */
-static CNN_AVX2 void inverted_res10_inverted1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void inverted_res10_inverted1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 8640;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 47040;
@@ -11817,14 +11817,14 @@ static CNN_AVX2 void inverted_res10_inverted1_conv2(const float *restrict x0, fl
             {
                 const int p = 0;
                 (void)tile;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 81, wp += 9) {
@@ -11837,7 +11837,7 @@ static CNN_AVX2 void inverted_res10_inverted1_conv2(const float *restrict x0, fl
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -11856,7 +11856,7 @@ static CNN_AVX2 void inverted_res10_inverted1_conv2(const float *restrict x0, fl
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -11875,7 +11875,7 @@ static CNN_AVX2 void inverted_res10_inverted1_conv2(const float *restrict x0, fl
                         const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -11894,7 +11894,7 @@ static CNN_AVX2 void inverted_res10_inverted1_conv2(const float *restrict x0, fl
                         const __m256 xv5 = _mm256_loadu_ps(xp + 9 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 9 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 9 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -11913,7 +11913,7 @@ static CNN_AVX2 void inverted_res10_inverted1_conv2(const float *restrict x0, fl
                         const __m256 xv5 = _mm256_loadu_ps(xp + 10 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 10 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 10 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -11932,7 +11932,7 @@ static CNN_AVX2 void inverted_res10_inverted1_conv2(const float *restrict x0, fl
                         const __m256 xv5 = _mm256_loadu_ps(xp + 11 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 11 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 11 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -11951,7 +11951,7 @@ static CNN_AVX2 void inverted_res10_inverted1_conv2(const float *restrict x0, fl
                         const __m256 xv5 = _mm256_loadu_ps(xp + 18 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 18 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 18 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -11970,7 +11970,7 @@ static CNN_AVX2 void inverted_res10_inverted1_conv2(const float *restrict x0, fl
                         const __m256 xv5 = _mm256_loadu_ps(xp + 19 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 19 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 19 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -11989,7 +11989,7 @@ static CNN_AVX2 void inverted_res10_inverted1_conv2(const float *restrict x0, fl
                         const __m256 xv5 = _mm256_loadu_ps(xp + 20 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 20 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 20 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -12011,19 +12011,19 @@ static CNN_AVX2 void inverted_res10_inverted1_conv2(const float *restrict x0, fl
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 49;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 9, ow = q - oh * 9;
-                        if (ow + 8 <= 7 && q + 8 <= 61) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 7 && q + W <= 61) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                             _mm256_storeu_ps(yb + at + oh * 7 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 9, c = q + l - h * 9;
                             if (c >= 7 || q + l >= 61)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
                             yb[at + h * 7 + c] = v;
                         }
@@ -12039,8 +12039,8 @@ static CNN_AVX2 void inverted_res10_inverted1_conv2(const float *restrict x0, fl
  *   weights at packed[1177808]: weight [160,960,1,1] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; inverted_res10.inverted1.bn3 folded into the weights; then + inverted_res9.add1 (inverted_res10.add1)
  */
-static CNN_AVX2 void inverted_res10_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32 }; /* the register tile */
+static CNN_SIMD void inverted_res10_inverted1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 153600;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 47040;
@@ -12080,17 +12080,17 @@ static CNN_AVX2 void inverted_res10_inverted1_conv3(const float *restrict x0, co
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12101,17 +12101,17 @@ static CNN_AVX2 void inverted_res10_inverted1_conv3(const float *restrict x0, co
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 49);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 49);
+                    xb = _mm256_set1_ps(xp[o1 + 49]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 49);
+                    xb = _mm256_set1_ps(xp[o2 + 49]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12122,17 +12122,17 @@ static CNN_AVX2 void inverted_res10_inverted1_conv3(const float *restrict x0, co
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 98);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 98);
+                    xb = _mm256_set1_ps(xp[o1 + 98]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 98);
+                    xb = _mm256_set1_ps(xp[o2 + 98]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12143,17 +12143,17 @@ static CNN_AVX2 void inverted_res10_inverted1_conv3(const float *restrict x0, co
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 147);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 147);
+                    xb = _mm256_set1_ps(xp[o1 + 147]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 147);
+                    xb = _mm256_set1_ps(xp[o2 + 147]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12164,17 +12164,17 @@ static CNN_AVX2 void inverted_res10_inverted1_conv3(const float *restrict x0, co
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 196);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 196);
+                    xb = _mm256_set1_ps(xp[o1 + 196]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 196);
+                    xb = _mm256_set1_ps(xp[o2 + 196]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12185,17 +12185,17 @@ static CNN_AVX2 void inverted_res10_inverted1_conv3(const float *restrict x0, co
                     const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 245);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 245);
+                    xb = _mm256_set1_ps(xp[o1 + 245]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 245);
+                    xb = _mm256_set1_ps(xp[o2 + 245]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12206,17 +12206,17 @@ static CNN_AVX2 void inverted_res10_inverted1_conv3(const float *restrict x0, co
                     const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 294);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 294);
+                    xb = _mm256_set1_ps(xp[o1 + 294]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 294);
+                    xb = _mm256_set1_ps(xp[o2 + 294]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12227,17 +12227,17 @@ static CNN_AVX2 void inverted_res10_inverted1_conv3(const float *restrict x0, co
                     const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 343);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 343);
+                    xb = _mm256_set1_ps(xp[o1 + 343]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 343);
+                    xb = _mm256_set1_ps(xp[o2 + 343]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12273,8 +12273,8 @@ static CNN_AVX2 void inverted_res10_inverted1_conv3(const float *restrict x0, co
  *   weights at packed[1331568]: weight [960,160,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); inverted6.bn1 folded into the weights; then inverted6.relu61
  */
-static CNN_AVX2 void inverted6_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inverted6_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 153600;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 7840;
@@ -12290,235 +12290,235 @@ static CNN_AVX2 void inverted6_conv1(const float *restrict x0, float *restrict y
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 160; c += 8, xp += 392, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -12537,8 +12537,8 @@ static CNN_AVX2 void inverted6_conv1(const float *restrict x0, float *restrict y
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 49;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -12553,8 +12553,8 @@ static CNN_AVX2 void inverted6_conv1(const float *restrict x0, float *restrict y
  *   weights at packed[1486128]: weight [960,1,3,3]
  *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 9 apart (7 kept); inverted6.bn2 folded into the weights; then inverted6.relu62
  */
-static CNN_AVX2 void inverted6_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64 }; /* the register tile */
+static CNN_SIMD void inverted6_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 8640;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 47040;
@@ -12574,14 +12574,14 @@ static CNN_AVX2 void inverted6_conv2(const float *restrict x0, float *restrict y
             {
                 const int p = 0;
                 (void)tile;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c03 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c04 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c05 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c06 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c07 = _mm256_broadcast_ss(bias + gb * MR + 0);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1; c += 1, xp += 81, wp += 9) {
@@ -12594,7 +12594,7 @@ static CNN_AVX2 void inverted6_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -12613,7 +12613,7 @@ static CNN_AVX2 void inverted6_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 1 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -12632,7 +12632,7 @@ static CNN_AVX2 void inverted6_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 2 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -12651,7 +12651,7 @@ static CNN_AVX2 void inverted6_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 9 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 9 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 9 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 3 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -12670,7 +12670,7 @@ static CNN_AVX2 void inverted6_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 10 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 10 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 10 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -12689,7 +12689,7 @@ static CNN_AVX2 void inverted6_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 11 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 11 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 11 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 5 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -12708,7 +12708,7 @@ static CNN_AVX2 void inverted6_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 18 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 18 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 18 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -12727,7 +12727,7 @@ static CNN_AVX2 void inverted6_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 19 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 19 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 19 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 7 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -12746,7 +12746,7 @@ static CNN_AVX2 void inverted6_conv2(const float *restrict x0, float *restrict y
                         const __m256 xv5 = _mm256_loadu_ps(xp + 20 + 40);
                         const __m256 xv6 = _mm256_loadu_ps(xp + 20 + 48);
                         const __m256 xv7 = _mm256_loadu_ps(xp + 20 + 56);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
@@ -12768,19 +12768,19 @@ static CNN_AVX2 void inverted6_conv2(const float *restrict x0, float *restrict y
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 49;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 9, ow = q - oh * 9;
-                        if (ow + 8 <= 7 && q + 8 <= 61) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 7 && q + W <= 61) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                             _mm256_storeu_ps(yb + at + oh * 7 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 9, c = q + l - h * 9;
                             if (c >= 7 || q + l >= 61)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
                             yb[at + h * 7 + c] = v;
                         }
@@ -12796,8 +12796,8 @@ static CNN_AVX2 void inverted6_conv2(const float *restrict x0, float *restrict y
  *   weights at packed[1495728]: weight [320,960,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); inverted6.bn3 folded into the weights
  */
-static CNN_AVX2 void inverted6_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void inverted6_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 311040;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 47040;
@@ -12813,235 +12813,235 @@ static CNN_AVX2 void inverted6_conv3(const float *restrict x0, float *restrict y
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 960; c += 8, xp += 392, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -13062,8 +13062,8 @@ static CNN_AVX2 void inverted6_conv3(const float *restrict x0, float *restrict y
                         break;
                     const int at = (oc0 + i) * 49;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
                 }
@@ -13077,8 +13077,8 @@ static CNN_AVX2 void inverted6_conv3(const float *restrict x0, float *restrict y
  *   weights at packed[1807092]: weight [1280,320,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); bn2 folded into the weights; then relu62
  */
-static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 410880;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 15680;
@@ -13094,235 +13094,235 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 320; c += 8, xp += 392, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -13343,8 +13343,8 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         break;
                     const int at = (oc0 + i) * 49;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -13358,7 +13358,7 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
  *   in [1280,7,7] -> out [1280,1,1]
  *   scalar loops
  */
-static CNN_AVX2 void globalavgpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void globalavgpool1(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 62720;
         float *yb = y + (ptrdiff_t)b * 1280;
@@ -13377,8 +13377,8 @@ static CNN_AVX2 void globalavgpool1(const float *restrict x0, float *restrict y,
  *   weights at packed[2219256]: weight [1000,1280] + bias [1000]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
  */
-static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { DENSE_ROWS = 4 };
+static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
     for (int u0 = 0; u0 < 1000; u0 += DENSE_ROWS) {
         const int rows = u0 + DENSE_ROWS <= 1000 ? DENSE_ROWS : 1000 - u0;
         for (int b = 0; b < batch; b++) {
@@ -13393,16 +13393,16 @@ static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const f
                 __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
                 __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
                 __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-                for (int i = 0; i < 1280; i += 16) {
-                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + 8);
+                for (int i = 0; i < 1280; i += 2 * W) {
+                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + W);
                     a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xa, a0);
-                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + 8), xb, b0);
+                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + W), xb, b0);
                     a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xa, a1);
-                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + 8), xb, b1);
+                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + W), xb, b1);
                     a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xa, a2);
-                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + 8), xb, b2);
+                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + W), xb, b2);
                     a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xa, a3);
-                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + 8), xb, b3);
+                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + W), xb, b3);
                 }
                 sum[0] = cnn_hsum(_mm256_add_ps(a0, b0));
                 sum[1] = cnn_hsum(_mm256_add_ps(a1, b1));
@@ -13413,7 +13413,7 @@ static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const f
                     const float *wr = w + (ptrdiff_t)(u0 + r) * 1280;
                     __m256 a = _mm256_setzero_ps();
                     int i = 0;
-                    for (; i + 8 <= 1280; i += 8)
+                    for (; i + W <= 1280; i += W)
                         a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
                     sum[r] = cnn_hsum(a);
                     for (; i < 1280; i++)

@@ -5,7 +5,7 @@
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, 
  * arena:   8028160 bytes (54679232 without reuse; 7225344 live at most)
- * weights: 25610152 canonical floats, 25613546 packed
+ * weights: 25610152 canonical floats, 25617650 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -15,12 +15,12 @@
 #include <stdint.h>
 #include <immintrin.h>
 
-/* The kernels use AVX2 and FMA whatever flags the file is compiled
- * with; the CPU must have them (cnnc --target auto checks). */
+/* The kernels use these instruction sets whatever flags the file is
+ * compiled with; the CPU must have them (cnnc --target auto checks). */
 #if defined(__GNUC__) || defined(__clang__)
-#define CNN_AVX2 __attribute__((target("avx2,fma")))
+#define CNN_SIMD __attribute__((target("avx2,fma")))
 #else
-#define CNN_AVX2
+#define CNN_SIMD
 #endif
 
 /* exp and log in double precision, so the generated code needs no libm.
@@ -148,7 +148,7 @@ static void cnn_pad(const float *x, float *xp, int c, int h, int w, int top,
 }
 
 /* The sum of a vector's eight lanes. */
-static CNN_AVX2 float cnn_hsum(__m256 v) {
+static CNN_SIMD float cnn_hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
@@ -192,17 +192,17 @@ static void cnn_pack_conv(const float *w, const float *bias, const float *bn,
 /* conv1 — examples/resnet50.cnn:38: conv 7x7/2 p3 64
  *   in [3,224,224] -> out [64,112,112]
  *   weights at packed[0]: weight [64,3,7,7] (packed in blocks of 16 output channels)
- *   avx2: tile MP=4 positions x MR=16 output channels (8 ymm accumulators); input values broadcast from the padded input, weights in vectors; bn1 folded into the weights; then relu1
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bn1 folded into the weights; then relu1
  */
-static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 4, NV = 2, MR = 16 }; /* the register tile */
+static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 9408;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 802816;
         cnn_pad(xb0, s, 3, 224, 224, 3, 3, 230, 230, 0);
         const float *in = s;
-        for (int it = 0; it < 12544; it++) {
+        for (int it = 0; it < 8364; it++) {
             const int tile = it / 4, gb = it - tile * 4;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 64 + ob * MR;
@@ -219,6 +219,10 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
             const int o2 = q[2] / 112 * 460 + q[2] % 112 * 2;
             q[3] = tile * MP + 3 < 12544 ? tile * MP + 3 : 12543;
             const int o3 = q[3] / 112 * 460 + q[3] % 112 * 2;
+            q[4] = tile * MP + 4 < 12544 ? tile * MP + 4 : 12543;
+            const int o4 = q[4] / 112 * 460 + q[4] % 112 * 2;
+            q[5] = tile * MP + 5 < 12544 ? tile * MP + 5 : 12543;
+            const int o5 = q[5] / 112 * 460 + q[5] % 112 * 2;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -227,24 +231,34 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 3; c++, xp += 52900)
                 for (int i = 0; i < 7; i++)
                     for (int j = 0; j < 7; j++, wp += MR)
                         {
                             const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                             const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                            __m256 xb = _mm256_broadcast_ss(xp + o0 + i * 230 + j * 1);
+                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 230 + j * 1]);
                             c00 = _mm256_fmadd_ps(xb, wv0, c00);
                             c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                            xb = _mm256_broadcast_ss(xp + o1 + i * 230 + j * 1);
+                            xb = _mm256_set1_ps(xp[o1 + i * 230 + j * 1]);
                             c10 = _mm256_fmadd_ps(xb, wv0, c10);
                             c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                            xb = _mm256_broadcast_ss(xp + o2 + i * 230 + j * 1);
+                            xb = _mm256_set1_ps(xp[o2 + i * 230 + j * 1]);
                             c20 = _mm256_fmadd_ps(xb, wv0, c20);
                             c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                            xb = _mm256_broadcast_ss(xp + o3 + i * 230 + j * 1);
+                            xb = _mm256_set1_ps(xp[o3 + i * 230 + j * 1]);
                             c30 = _mm256_fmadd_ps(xb, wv0, c30);
                             c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                            xb = _mm256_set1_ps(xp[o4 + i * 230 + j * 1]);
+                            c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                            c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                            xb = _mm256_set1_ps(xp[o5 + i * 230 + j * 1]);
+                            c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                            c51 = _mm256_fmadd_ps(xb, wv1, c51);
                         }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
@@ -254,6 +268,10 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
             _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 12544;
                 for (int i = 0; i < MP; i++) {
@@ -270,7 +288,7 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
  *   in [64,112,112] -> out [64,56,56]
  *   scalar loops
  */
-static CNN_AVX2 void maxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 200704;
@@ -319,8 +337,8 @@ static CNN_AVX2 void maxpool1(const float *restrict x0, float *restrict y, int b
  *   weights at packed[9472]: weight [64,64,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck_proj1.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj1.bottleneck_path1.relu1
  */
-static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 4096;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -336,18 +354,18 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 64; c += 8, xp += 25088, wp += 32) {
@@ -355,19 +373,19 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -376,19 +394,19 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -397,19 +415,19 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -418,19 +436,19 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -439,19 +457,19 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -460,19 +478,19 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -481,19 +499,19 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -502,19 +520,19 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -535,8 +553,8 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 3136;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -551,8 +569,8 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
  *   weights at packed[13632]: weight [64,64,3,3] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 58 apart (56 kept); bottleneck_proj1.bottleneck_path1.bn2 folded into the weights; then bottleneck_proj1.bottleneck_path1.relu2
  */
-static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 36864;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -571,18 +589,18 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
             float t[MR][NR];
             {
                 const int p = tile < 135 ? tile * NR : 3222;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 64; c += 1, xp += 3364, wp += 36) {
@@ -590,19 +608,19 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -611,19 +629,19 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -632,19 +650,19 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -653,19 +671,19 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 58 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 58 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 58 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -674,19 +692,19 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 59 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 59 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 59 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -695,19 +713,19 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -716,19 +734,19 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 116 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 116 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 116 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -737,19 +755,19 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 117 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 117 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 117 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -758,19 +776,19 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 118 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 118 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 118 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 32 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 32 + 1);
+                        wv = _mm256_set1_ps(wp[32 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 32 + 2);
+                        wv = _mm256_set1_ps(wp[32 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 32 + 3);
+                        wv = _mm256_set1_ps(wp[32 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -791,19 +809,19 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 3136;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 58, ow = q - oh * 58;
-                        if (ow + 8 <= 56 && q + 8 <= 3246) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 56 && q + W <= 3246) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 56 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 58, c = q + l - h * 58;
                             if (c >= 56 || q + l >= 3246)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 56 + c] = v;
                         }
@@ -819,8 +837,8 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
  *   weights at packed[50560]: weight [256,64,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck_proj1.bottleneck_path1.bn3 folded into the weights
  */
-static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 16384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -836,18 +854,18 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 64; c += 8, xp += 25088, wp += 32) {
@@ -855,19 +873,19 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -876,19 +894,19 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -897,19 +915,19 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -918,19 +936,19 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -939,19 +957,19 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -960,19 +978,19 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -981,19 +999,19 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1002,19 +1020,19 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1035,8 +1053,8 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 3136;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
                 }
@@ -1050,8 +1068,8 @@ static CNN_AVX2 void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
  *   weights at packed[67200]: weight [256,64,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck_proj1.bn1 folded into the weights; then + bottleneck_proj1.bottleneck_path1.bn3 (bottleneck_proj1.add1); then bottleneck_proj1.relu1
  */
-static CNN_AVX2 void bottleneck_proj1_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 16384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -1068,18 +1086,18 @@ static CNN_AVX2 void bottleneck_proj1_conv1(const float *restrict x0, const floa
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 64; c += 8, xp += 25088, wp += 32) {
@@ -1087,19 +1105,19 @@ static CNN_AVX2 void bottleneck_proj1_conv1(const float *restrict x0, const floa
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1108,19 +1126,19 @@ static CNN_AVX2 void bottleneck_proj1_conv1(const float *restrict x0, const floa
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1129,19 +1147,19 @@ static CNN_AVX2 void bottleneck_proj1_conv1(const float *restrict x0, const floa
                         const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1150,19 +1168,19 @@ static CNN_AVX2 void bottleneck_proj1_conv1(const float *restrict x0, const floa
                         const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1171,19 +1189,19 @@ static CNN_AVX2 void bottleneck_proj1_conv1(const float *restrict x0, const floa
                         const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1192,19 +1210,19 @@ static CNN_AVX2 void bottleneck_proj1_conv1(const float *restrict x0, const floa
                         const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1213,19 +1231,19 @@ static CNN_AVX2 void bottleneck_proj1_conv1(const float *restrict x0, const floa
                         const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1234,19 +1252,19 @@ static CNN_AVX2 void bottleneck_proj1_conv1(const float *restrict x0, const floa
                         const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1267,8 +1285,8 @@ static CNN_AVX2 void bottleneck_proj1_conv1(const float *restrict x0, const floa
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 3136;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
@@ -1284,8 +1302,8 @@ static CNN_AVX2 void bottleneck_proj1_conv1(const float *restrict x0, const floa
  *   weights at packed[83840]: weight [64,256,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck1.bottleneck_path1.bn1 folded into the weights; then bottleneck1.bottleneck_path1.relu1
  */
-static CNN_AVX2 void bottleneck1_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void bottleneck1_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 16384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
@@ -1301,18 +1319,18 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 256; c += 8, xp += 25088, wp += 32) {
@@ -1320,19 +1338,19 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1341,19 +1359,19 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1362,19 +1380,19 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1383,19 +1401,19 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1404,19 +1422,19 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1425,19 +1443,19 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1446,19 +1464,19 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1467,19 +1485,19 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1500,8 +1518,8 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 3136;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -1516,8 +1534,8 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
  *   weights at packed[100288]: weight [64,64,3,3] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 58 apart (56 kept); bottleneck1.bottleneck_path1.bn2 folded into the weights; then bottleneck1.bottleneck_path1.relu2
  */
-static CNN_AVX2 void bottleneck1_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 36864;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -1536,18 +1554,18 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
             float t[MR][NR];
             {
                 const int p = tile < 135 ? tile * NR : 3222;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 64; c += 1, xp += 3364, wp += 36) {
@@ -1555,19 +1573,19 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1576,19 +1594,19 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1597,19 +1615,19 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1618,19 +1636,19 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 58 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 58 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 58 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1639,19 +1657,19 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 59 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 59 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 59 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1660,19 +1678,19 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1681,19 +1699,19 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 116 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 116 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 116 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1702,19 +1720,19 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 117 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 117 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 117 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1723,19 +1741,19 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 118 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 118 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 118 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 32 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 32 + 1);
+                        wv = _mm256_set1_ps(wp[32 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 32 + 2);
+                        wv = _mm256_set1_ps(wp[32 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 32 + 3);
+                        wv = _mm256_set1_ps(wp[32 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1756,19 +1774,19 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 3136;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 58, ow = q - oh * 58;
-                        if (ow + 8 <= 56 && q + 8 <= 3246) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 56 && q + W <= 3246) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 56 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 58, c = q + l - h * 58;
                             if (c >= 56 || q + l >= 3246)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 56 + c] = v;
                         }
@@ -1784,8 +1802,8 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
  *   weights at packed[137216]: weight [256,64,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck1.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj1.relu1 (bottleneck1.add1); then bottleneck1.relu1
  */
-static CNN_AVX2 void bottleneck1_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 16384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -1802,18 +1820,18 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 64; c += 8, xp += 25088, wp += 32) {
@@ -1821,19 +1839,19 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1842,19 +1860,19 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1863,19 +1881,19 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1884,19 +1902,19 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1905,19 +1923,19 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1926,19 +1944,19 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1947,19 +1965,19 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1968,19 +1986,19 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2001,8 +2019,8 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 3136;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
@@ -2018,8 +2036,8 @@ static CNN_AVX2 void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
  *   weights at packed[153856]: weight [64,256,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck2.bottleneck_path1.bn1 folded into the weights; then bottleneck2.bottleneck_path1.relu1
  */
-static CNN_AVX2 void bottleneck2_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void bottleneck2_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 16384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
@@ -2035,18 +2053,18 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 256; c += 8, xp += 25088, wp += 32) {
@@ -2054,19 +2072,19 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2075,19 +2093,19 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2096,19 +2114,19 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2117,19 +2135,19 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2138,19 +2156,19 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2159,19 +2177,19 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2180,19 +2198,19 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2201,19 +2219,19 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2234,8 +2252,8 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 3136;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -2250,8 +2268,8 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
  *   weights at packed[170304]: weight [64,64,3,3] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 58 apart (56 kept); bottleneck2.bottleneck_path1.bn2 folded into the weights; then bottleneck2.bottleneck_path1.relu2
  */
-static CNN_AVX2 void bottleneck2_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 36864;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -2270,18 +2288,18 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
             float t[MR][NR];
             {
                 const int p = tile < 135 ? tile * NR : 3222;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 64; c += 1, xp += 3364, wp += 36) {
@@ -2289,19 +2307,19 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2310,19 +2328,19 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2331,19 +2349,19 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2352,19 +2370,19 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 58 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 58 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 58 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2373,19 +2391,19 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 59 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 59 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 59 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2394,19 +2412,19 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2415,19 +2433,19 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 116 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 116 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 116 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2436,19 +2454,19 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 117 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 117 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 117 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2457,19 +2475,19 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 118 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 118 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 118 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 32 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 32 + 1);
+                        wv = _mm256_set1_ps(wp[32 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 32 + 2);
+                        wv = _mm256_set1_ps(wp[32 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 32 + 3);
+                        wv = _mm256_set1_ps(wp[32 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2490,19 +2508,19 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 3136;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 58, ow = q - oh * 58;
-                        if (ow + 8 <= 56 && q + 8 <= 3246) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 56 && q + W <= 3246) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 56 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 58, c = q + l - h * 58;
                             if (c >= 56 || q + l >= 3246)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 56 + c] = v;
                         }
@@ -2518,8 +2536,8 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
  *   weights at packed[207232]: weight [256,64,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck2.bottleneck_path1.bn3 folded into the weights; then + bottleneck1.relu1 (bottleneck2.add1); then bottleneck2.relu1
  */
-static CNN_AVX2 void bottleneck2_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 16384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -2536,18 +2554,18 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 64; c += 8, xp += 25088, wp += 32) {
@@ -2555,19 +2573,19 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2576,19 +2594,19 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2597,19 +2615,19 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2618,19 +2636,19 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2639,19 +2657,19 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2660,19 +2678,19 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2681,19 +2699,19 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2702,19 +2720,19 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2735,8 +2753,8 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 3136;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
@@ -2752,8 +2770,8 @@ static CNN_AVX2 void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
  *   weights at packed[223872]: weight [128,256,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck_proj2.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj2.bottleneck_path1.relu1
  */
-static CNN_AVX2 void bottleneck_proj2_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 32768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
@@ -2769,18 +2787,18 @@ static CNN_AVX2 void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
             float t[MR][NR];
             {
                 const int p = tile < 130 ? tile * NR : 3112;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 256; c += 8, xp += 25088, wp += 32) {
@@ -2788,19 +2806,19 @@ static CNN_AVX2 void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2809,19 +2827,19 @@ static CNN_AVX2 void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2830,19 +2848,19 @@ static CNN_AVX2 void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2851,19 +2869,19 @@ static CNN_AVX2 void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2872,19 +2890,19 @@ static CNN_AVX2 void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2893,19 +2911,19 @@ static CNN_AVX2 void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2914,19 +2932,19 @@ static CNN_AVX2 void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2935,19 +2953,19 @@ static CNN_AVX2 void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
                         const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2968,8 +2986,8 @@ static CNN_AVX2 void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 3136;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -2982,18 +3000,18 @@ static CNN_AVX2 void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
 /* bottleneck_proj2.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3/2 p1 128
  *   in [128,56,56] -> out [128,28,28]
  *   weights at packed[256768]: weight [128,128,3,3] (packed in blocks of 16 output channels)
- *   avx2: tile MP=4 positions x MR=16 output channels (8 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck_proj2.bottleneck_path1.bn2 folded into the weights; then bottleneck_proj2.bottleneck_path1.relu2
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck_proj2.bottleneck_path1.bn2 folded into the weights; then bottleneck_proj2.bottleneck_path1.relu2
  */
-static CNN_AVX2 void bottleneck_proj2_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 4, NV = 2, MR = 16 }; /* the register tile */
+static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 147456;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 128, 56, 56, 1, 1, 58, 58, 0);
         const float *in = s;
-        for (int it = 0; it < 1568; it++) {
-            const int gb = it / 196, tile = it - gb * 196;
+        for (int it = 0; it < 1048; it++) {
+            const int gb = it / 131, tile = it - gb * 131;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
@@ -3009,6 +3027,10 @@ static CNN_AVX2 void bottleneck_proj2_bottleneck_path1_conv2(const float *restri
             const int o2 = q[2] / 28 * 116 + q[2] % 28 * 2;
             q[3] = tile * MP + 3 < 784 ? tile * MP + 3 : 783;
             const int o3 = q[3] / 28 * 116 + q[3] % 28 * 2;
+            q[4] = tile * MP + 4 < 784 ? tile * MP + 4 : 783;
+            const int o4 = q[4] / 28 * 116 + q[4] % 28 * 2;
+            q[5] = tile * MP + 5 < 784 ? tile * MP + 5 : 783;
+            const int o5 = q[5] / 28 * 116 + q[5] % 28 * 2;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -3017,150 +3039,208 @@ static CNN_AVX2 void bottleneck_proj2_bottleneck_path1_conv2(const float *restri
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 128; c += 1, xp += 3364, wp += 144) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 0);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 0]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 1);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 1);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 1);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 1);
+                    xb = _mm256_set1_ps(xp[o3 + 1]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 1]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 1]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 2);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 2);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 2);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 2);
+                    xb = _mm256_set1_ps(xp[o3 + 2]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 2]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 2]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 58);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 58]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 58);
+                    xb = _mm256_set1_ps(xp[o1 + 58]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 58);
+                    xb = _mm256_set1_ps(xp[o2 + 58]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 58);
+                    xb = _mm256_set1_ps(xp[o3 + 58]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 58]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 58]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 59);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 59]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 59);
+                    xb = _mm256_set1_ps(xp[o1 + 59]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 59);
+                    xb = _mm256_set1_ps(xp[o2 + 59]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 59);
+                    xb = _mm256_set1_ps(xp[o3 + 59]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 59]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 59]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 60);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 60]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 60);
+                    xb = _mm256_set1_ps(xp[o1 + 60]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 60);
+                    xb = _mm256_set1_ps(xp[o2 + 60]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 60);
+                    xb = _mm256_set1_ps(xp[o3 + 60]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 60]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 60]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 116);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 116]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 116);
+                    xb = _mm256_set1_ps(xp[o1 + 116]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 116);
+                    xb = _mm256_set1_ps(xp[o2 + 116]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 116);
+                    xb = _mm256_set1_ps(xp[o3 + 116]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 116]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 116]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 117);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 117]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 117);
+                    xb = _mm256_set1_ps(xp[o1 + 117]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 117);
+                    xb = _mm256_set1_ps(xp[o2 + 117]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 117);
+                    xb = _mm256_set1_ps(xp[o3 + 117]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 117]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 117]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 118);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 118]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 118);
+                    xb = _mm256_set1_ps(xp[o1 + 118]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 118);
+                    xb = _mm256_set1_ps(xp[o2 + 118]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 118);
+                    xb = _mm256_set1_ps(xp[o3 + 118]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 118]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 118]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
@@ -3171,6 +3251,10 @@ static CNN_AVX2 void bottleneck_proj2_bottleneck_path1_conv2(const float *restri
             _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 784;
                 for (int i = 0; i < MP; i++) {
@@ -3188,8 +3272,8 @@ static CNN_AVX2 void bottleneck_proj2_bottleneck_path1_conv2(const float *restri
  *   weights at packed[404352]: weight [512,128,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck_proj2.bottleneck_path1.bn3 folded into the weights
  */
-static CNN_AVX2 void bottleneck_proj2_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 66048;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -3205,194 +3289,194 @@ static CNN_AVX2 void bottleneck_proj2_bottleneck_path1_conv3(const float *restri
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 768;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 128; c += 8, xp += 6272, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -3414,8 +3498,8 @@ static CNN_AVX2 void bottleneck_proj2_bottleneck_path1_conv3(const float *restri
                         break;
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
                 }
@@ -3427,17 +3511,17 @@ static CNN_AVX2 void bottleneck_proj2_bottleneck_path1_conv3(const float *restri
 /* bottleneck_proj2.conv1 — examples/resnet50.cnn:32: conv 1x1/2 512
  *   in [256,56,56] -> out [512,28,28]
  *   weights at packed[470916]: weight [512,256,1,1] (packed in blocks of 16 output channels)
- *   avx2: tile MP=4 positions x MR=16 output channels (8 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck_proj2.bn1 folded into the weights; then + bottleneck_proj2.bottleneck_path1.bn3 (bottleneck_proj2.add1); then bottleneck_proj2.relu1
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck_proj2.bn1 folded into the weights; then + bottleneck_proj2.bottleneck_path1.bn3 (bottleneck_proj2.add1); then bottleneck_proj2.relu1
  */
-static CNN_AVX2 void bottleneck_proj2_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 4, NV = 2, MR = 16 }; /* the register tile */
+static CNN_SIMD void bottleneck_proj2_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 131072;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 401408;
         const float *rb0 = r0 + (ptrdiff_t)b * 401408;
         const float *in = xb0;
-        for (int it = 0; it < 6272; it++) {
+        for (int it = 0; it < 4192; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
@@ -3454,6 +3538,10 @@ static CNN_AVX2 void bottleneck_proj2_conv1(const float *restrict x0, const floa
             const int o2 = q[2] / 28 * 112 + q[2] % 28 * 2;
             q[3] = tile * MP + 3 < 784 ? tile * MP + 3 : 783;
             const int o3 = q[3] / 28 * 112 + q[3] % 28 * 2;
+            q[4] = tile * MP + 4 < 784 ? tile * MP + 4 : 783;
+            const int o4 = q[4] / 28 * 112 + q[4] % 28 * 2;
+            q[5] = tile * MP + 5 < 784 ? tile * MP + 5 : 783;
+            const int o5 = q[5] / 28 * 112 + q[5] % 28 * 2;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -3462,134 +3550,186 @@ static CNN_AVX2 void bottleneck_proj2_conv1(const float *restrict x0, const floa
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 256; c += 8, xp += 25088, wp += 128) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 0);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 0]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 3136);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 3136]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 3136);
+                    xb = _mm256_set1_ps(xp[o1 + 3136]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 3136);
+                    xb = _mm256_set1_ps(xp[o2 + 3136]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 3136);
+                    xb = _mm256_set1_ps(xp[o3 + 3136]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 3136]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 3136]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 6272);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 6272]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 6272);
+                    xb = _mm256_set1_ps(xp[o1 + 6272]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 6272);
+                    xb = _mm256_set1_ps(xp[o2 + 6272]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 6272);
+                    xb = _mm256_set1_ps(xp[o3 + 6272]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 6272]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 6272]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 9408);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 9408]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 9408);
+                    xb = _mm256_set1_ps(xp[o1 + 9408]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 9408);
+                    xb = _mm256_set1_ps(xp[o2 + 9408]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 9408);
+                    xb = _mm256_set1_ps(xp[o3 + 9408]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 9408]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 9408]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 12544);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 12544]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 12544);
+                    xb = _mm256_set1_ps(xp[o1 + 12544]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 12544);
+                    xb = _mm256_set1_ps(xp[o2 + 12544]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 12544);
+                    xb = _mm256_set1_ps(xp[o3 + 12544]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 12544]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 12544]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 15680);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 15680]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 15680);
+                    xb = _mm256_set1_ps(xp[o1 + 15680]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 15680);
+                    xb = _mm256_set1_ps(xp[o2 + 15680]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 15680);
+                    xb = _mm256_set1_ps(xp[o3 + 15680]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 15680]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 15680]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 18816);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18816]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 18816);
+                    xb = _mm256_set1_ps(xp[o1 + 18816]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 18816);
+                    xb = _mm256_set1_ps(xp[o2 + 18816]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 18816);
+                    xb = _mm256_set1_ps(xp[o3 + 18816]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 18816]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 18816]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 21952);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 21952]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 21952);
+                    xb = _mm256_set1_ps(xp[o1 + 21952]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 21952);
+                    xb = _mm256_set1_ps(xp[o2 + 21952]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 21952);
+                    xb = _mm256_set1_ps(xp[o3 + 21952]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 21952]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 21952]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
@@ -3600,6 +3740,10 @@ static CNN_AVX2 void bottleneck_proj2_conv1(const float *restrict x0, const floa
             _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 784;
                 for (int i = 0; i < MP; i++) {
@@ -3618,8 +3762,8 @@ static CNN_AVX2 void bottleneck_proj2_conv1(const float *restrict x0, const floa
  *   weights at packed[602500]: weight [128,512,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck3.bottleneck_path1.bn1 folded into the weights; then bottleneck3.bottleneck_path1.relu1
  */
-static CNN_AVX2 void bottleneck3_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 65536;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
@@ -3635,18 +3779,18 @@ static CNN_AVX2 void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 8, xp += 6272, wp += 32) {
@@ -3654,19 +3798,19 @@ static CNN_AVX2 void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3675,19 +3819,19 @@ static CNN_AVX2 void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3696,19 +3840,19 @@ static CNN_AVX2 void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3717,19 +3861,19 @@ static CNN_AVX2 void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3738,19 +3882,19 @@ static CNN_AVX2 void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3759,19 +3903,19 @@ static CNN_AVX2 void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3780,19 +3924,19 @@ static CNN_AVX2 void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3801,19 +3945,19 @@ static CNN_AVX2 void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3834,8 +3978,8 @@ static CNN_AVX2 void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -3850,8 +3994,8 @@ static CNN_AVX2 void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
  *   weights at packed[668164]: weight [128,128,3,3] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); bottleneck3.bottleneck_path1.bn2 folded into the weights; then bottleneck3.bottleneck_path1.relu2
  */
-static CNN_AVX2 void bottleneck3_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 147456;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -3870,18 +4014,18 @@ static CNN_AVX2 void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
             float t[MR][NR];
             {
                 const int p = tile < 34 ? tile * NR : 814;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 128; c += 1, xp += 900, wp += 36) {
@@ -3889,19 +4033,19 @@ static CNN_AVX2 void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3910,19 +4054,19 @@ static CNN_AVX2 void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3931,19 +4075,19 @@ static CNN_AVX2 void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3952,19 +4096,19 @@ static CNN_AVX2 void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 30 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3973,19 +4117,19 @@ static CNN_AVX2 void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 31 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3994,19 +4138,19 @@ static CNN_AVX2 void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4015,19 +4159,19 @@ static CNN_AVX2 void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4036,19 +4180,19 @@ static CNN_AVX2 void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 61 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 61 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 61 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4057,19 +4201,19 @@ static CNN_AVX2 void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 62 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 62 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 62 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 32 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 32 + 1);
+                        wv = _mm256_set1_ps(wp[32 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 32 + 2);
+                        wv = _mm256_set1_ps(wp[32 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 32 + 3);
+                        wv = _mm256_set1_ps(wp[32 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4090,19 +4234,19 @@ static CNN_AVX2 void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + 8 <= 28 && q + 8 <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 28 && q + W <= 838) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 30, c = q + l - h * 30;
                             if (c >= 28 || q + l >= 838)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 28 + c] = v;
                         }
@@ -4118,8 +4262,8 @@ static CNN_AVX2 void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
  *   weights at packed[815748]: weight [512,128,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck3.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj2.relu1 (bottleneck3.add1); then bottleneck3.relu1
  */
-static CNN_AVX2 void bottleneck3_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 66048;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -4136,194 +4280,194 @@ static CNN_AVX2 void bottleneck3_bottleneck_path1_conv3(const float *restrict x0
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 768;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 128; c += 8, xp += 6272, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -4345,8 +4489,8 @@ static CNN_AVX2 void bottleneck3_bottleneck_path1_conv3(const float *restrict x0
                         break;
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
@@ -4362,8 +4506,8 @@ static CNN_AVX2 void bottleneck3_bottleneck_path1_conv3(const float *restrict x0
  *   weights at packed[882312]: weight [128,512,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck4.bottleneck_path1.bn1 folded into the weights; then bottleneck4.bottleneck_path1.relu1
  */
-static CNN_AVX2 void bottleneck4_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 65536;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
@@ -4379,18 +4523,18 @@ static CNN_AVX2 void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 8, xp += 6272, wp += 32) {
@@ -4398,19 +4542,19 @@ static CNN_AVX2 void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4419,19 +4563,19 @@ static CNN_AVX2 void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4440,19 +4584,19 @@ static CNN_AVX2 void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4461,19 +4605,19 @@ static CNN_AVX2 void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4482,19 +4626,19 @@ static CNN_AVX2 void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4503,19 +4647,19 @@ static CNN_AVX2 void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4524,19 +4668,19 @@ static CNN_AVX2 void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4545,19 +4689,19 @@ static CNN_AVX2 void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4578,8 +4722,8 @@ static CNN_AVX2 void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -4594,8 +4738,8 @@ static CNN_AVX2 void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
  *   weights at packed[947976]: weight [128,128,3,3] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); bottleneck4.bottleneck_path1.bn2 folded into the weights; then bottleneck4.bottleneck_path1.relu2
  */
-static CNN_AVX2 void bottleneck4_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 147456;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -4614,18 +4758,18 @@ static CNN_AVX2 void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
             float t[MR][NR];
             {
                 const int p = tile < 34 ? tile * NR : 814;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 128; c += 1, xp += 900, wp += 36) {
@@ -4633,19 +4777,19 @@ static CNN_AVX2 void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4654,19 +4798,19 @@ static CNN_AVX2 void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4675,19 +4819,19 @@ static CNN_AVX2 void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4696,19 +4840,19 @@ static CNN_AVX2 void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 30 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4717,19 +4861,19 @@ static CNN_AVX2 void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 31 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4738,19 +4882,19 @@ static CNN_AVX2 void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4759,19 +4903,19 @@ static CNN_AVX2 void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4780,19 +4924,19 @@ static CNN_AVX2 void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 61 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 61 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 61 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4801,19 +4945,19 @@ static CNN_AVX2 void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 62 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 62 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 62 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 32 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 32 + 1);
+                        wv = _mm256_set1_ps(wp[32 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 32 + 2);
+                        wv = _mm256_set1_ps(wp[32 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 32 + 3);
+                        wv = _mm256_set1_ps(wp[32 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -4834,19 +4978,19 @@ static CNN_AVX2 void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + 8 <= 28 && q + 8 <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 28 && q + W <= 838) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 30, c = q + l - h * 30;
                             if (c >= 28 || q + l >= 838)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 28 + c] = v;
                         }
@@ -4862,8 +5006,8 @@ static CNN_AVX2 void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
  *   weights at packed[1095560]: weight [512,128,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck4.bottleneck_path1.bn3 folded into the weights; then + bottleneck3.relu1 (bottleneck4.add1); then bottleneck4.relu1
  */
-static CNN_AVX2 void bottleneck4_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 66048;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -4880,194 +5024,194 @@ static CNN_AVX2 void bottleneck4_bottleneck_path1_conv3(const float *restrict x0
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 768;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 128; c += 8, xp += 6272, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -5089,8 +5233,8 @@ static CNN_AVX2 void bottleneck4_bottleneck_path1_conv3(const float *restrict x0
                         break;
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
@@ -5106,8 +5250,8 @@ static CNN_AVX2 void bottleneck4_bottleneck_path1_conv3(const float *restrict x0
  *   weights at packed[1162124]: weight [128,512,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck5.bottleneck_path1.bn1 folded into the weights; then bottleneck5.bottleneck_path1.relu1
  */
-static CNN_AVX2 void bottleneck5_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 65536;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
@@ -5123,18 +5267,18 @@ static CNN_AVX2 void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
             float t[MR][NR];
             {
                 const int p = tile < 32 ? tile * NR : 760;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 8, xp += 6272, wp += 32) {
@@ -5142,19 +5286,19 @@ static CNN_AVX2 void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -5163,19 +5307,19 @@ static CNN_AVX2 void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -5184,19 +5328,19 @@ static CNN_AVX2 void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -5205,19 +5349,19 @@ static CNN_AVX2 void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -5226,19 +5370,19 @@ static CNN_AVX2 void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -5247,19 +5391,19 @@ static CNN_AVX2 void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -5268,19 +5412,19 @@ static CNN_AVX2 void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -5289,19 +5433,19 @@ static CNN_AVX2 void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -5322,8 +5466,8 @@ static CNN_AVX2 void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -5338,8 +5482,8 @@ static CNN_AVX2 void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
  *   weights at packed[1227788]: weight [128,128,3,3] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); bottleneck5.bottleneck_path1.bn2 folded into the weights; then bottleneck5.bottleneck_path1.relu2
  */
-static CNN_AVX2 void bottleneck5_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 147456;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -5358,18 +5502,18 @@ static CNN_AVX2 void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
             float t[MR][NR];
             {
                 const int p = tile < 34 ? tile * NR : 814;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 128; c += 1, xp += 900, wp += 36) {
@@ -5377,19 +5521,19 @@ static CNN_AVX2 void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -5398,19 +5542,19 @@ static CNN_AVX2 void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -5419,19 +5563,19 @@ static CNN_AVX2 void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -5440,19 +5584,19 @@ static CNN_AVX2 void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 30 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -5461,19 +5605,19 @@ static CNN_AVX2 void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 31 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -5482,19 +5626,19 @@ static CNN_AVX2 void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -5503,19 +5647,19 @@ static CNN_AVX2 void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -5524,19 +5668,19 @@ static CNN_AVX2 void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 61 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 61 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 61 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -5545,19 +5689,19 @@ static CNN_AVX2 void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                         const __m256 xv0 = _mm256_loadu_ps(xp + 62 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 62 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 62 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 32 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 32 + 1);
+                        wv = _mm256_set1_ps(wp[32 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 32 + 2);
+                        wv = _mm256_set1_ps(wp[32 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 32 + 3);
+                        wv = _mm256_set1_ps(wp[32 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -5578,19 +5722,19 @@ static CNN_AVX2 void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + 8 <= 28 && q + 8 <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 28 && q + W <= 838) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 30, c = q + l - h * 30;
                             if (c >= 28 || q + l >= 838)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 28 + c] = v;
                         }
@@ -5606,8 +5750,8 @@ static CNN_AVX2 void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
  *   weights at packed[1375372]: weight [512,128,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck5.bottleneck_path1.bn3 folded into the weights; then + bottleneck4.relu1 (bottleneck5.add1); then bottleneck5.relu1
  */
-static CNN_AVX2 void bottleneck5_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 66048;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -5624,194 +5768,194 @@ static CNN_AVX2 void bottleneck5_bottleneck_path1_conv3(const float *restrict x0
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 768;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 128; c += 8, xp += 6272, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -5833,8 +5977,8 @@ static CNN_AVX2 void bottleneck5_bottleneck_path1_conv3(const float *restrict x0
                         break;
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
@@ -5850,8 +5994,8 @@ static CNN_AVX2 void bottleneck5_bottleneck_path1_conv3(const float *restrict x0
  *   weights at packed[1441936]: weight [256,512,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck_proj3.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj3.bottleneck_path1.relu1
  */
-static CNN_AVX2 void bottleneck_proj3_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16 }; /* the register tile */
+static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 132096;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
@@ -5867,194 +6011,194 @@ static CNN_AVX2 void bottleneck_proj3_bottleneck_path1_conv1(const float *restri
             float t[MR][NR];
             {
                 const int p = tile < 48 ? tile * NR : 768;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c41 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c51 = _mm256_broadcast_ss(bias + gb * MR + 5);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 8, xp += 6272, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 6 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 6 + 1);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 6 + 2);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 6 + 3);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 6 + 4);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 6 + 5);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 18 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 18 + 1);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 18 + 2);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 18 + 3);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 18 + 4);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 18 + 5);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 30 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 30 + 1);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 30 + 2);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 30 + 3);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 30 + 4);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 30 + 5);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        __m256 wv = _mm256_broadcast_ss(wp + 42 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_broadcast_ss(wp + 42 + 1);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_broadcast_ss(wp + 42 + 2);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_broadcast_ss(wp + 42 + 3);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_broadcast_ss(wp + 42 + 4);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
                         c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_broadcast_ss(wp + 42 + 5);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
                         c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
@@ -6076,8 +6220,8 @@ static CNN_AVX2 void bottleneck_proj3_bottleneck_path1_conv1(const float *restri
                         break;
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -6090,18 +6234,18 @@ static CNN_AVX2 void bottleneck_proj3_bottleneck_path1_conv1(const float *restri
 /* bottleneck_proj3.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3/2 p1 256
  *   in [256,28,28] -> out [256,14,14]
  *   weights at packed[1574290]: weight [256,256,3,3] (packed in blocks of 16 output channels)
- *   avx2: tile MP=4 positions x MR=16 output channels (8 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck_proj3.bottleneck_path1.bn2 folded into the weights; then bottleneck_proj3.bottleneck_path1.relu2
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck_proj3.bottleneck_path1.bn2 folded into the weights; then bottleneck_proj3.bottleneck_path1.relu2
  */
-static CNN_AVX2 void bottleneck_proj3_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 4, NV = 2, MR = 16 }; /* the register tile */
+static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 589824;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 28, 28, 1, 1, 30, 30, 0);
         const float *in = s;
-        for (int it = 0; it < 784; it++) {
-            const int gb = it / 49, tile = it - gb * 49;
+        for (int it = 0; it < 528; it++) {
+            const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
@@ -6117,6 +6261,10 @@ static CNN_AVX2 void bottleneck_proj3_bottleneck_path1_conv2(const float *restri
             const int o2 = q[2] / 14 * 60 + q[2] % 14 * 2;
             q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
             const int o3 = q[3] / 14 * 60 + q[3] % 14 * 2;
+            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
+            const int o4 = q[4] / 14 * 60 + q[4] % 14 * 2;
+            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
+            const int o5 = q[5] / 14 * 60 + q[5] % 14 * 2;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -6125,150 +6273,208 @@ static CNN_AVX2 void bottleneck_proj3_bottleneck_path1_conv2(const float *restri
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 256; c += 1, xp += 900, wp += 144) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 0);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 0]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 1);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 1);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 1);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 1);
+                    xb = _mm256_set1_ps(xp[o3 + 1]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 1]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 1]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 2);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 2);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 2);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 2);
+                    xb = _mm256_set1_ps(xp[o3 + 2]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 2]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 2]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 30);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 30);
+                    xb = _mm256_set1_ps(xp[o1 + 30]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 30);
+                    xb = _mm256_set1_ps(xp[o2 + 30]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 30);
+                    xb = _mm256_set1_ps(xp[o3 + 30]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 30]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 30]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 31);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 31]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 31);
+                    xb = _mm256_set1_ps(xp[o1 + 31]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 31);
+                    xb = _mm256_set1_ps(xp[o2 + 31]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 31);
+                    xb = _mm256_set1_ps(xp[o3 + 31]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 31]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 31]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 32);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 32);
+                    xb = _mm256_set1_ps(xp[o1 + 32]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 32);
+                    xb = _mm256_set1_ps(xp[o2 + 32]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 32);
+                    xb = _mm256_set1_ps(xp[o3 + 32]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 32]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 32]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 60);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 60]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 60);
+                    xb = _mm256_set1_ps(xp[o1 + 60]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 60);
+                    xb = _mm256_set1_ps(xp[o2 + 60]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 60);
+                    xb = _mm256_set1_ps(xp[o3 + 60]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 60]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 60]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 61);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 61]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 61);
+                    xb = _mm256_set1_ps(xp[o1 + 61]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 61);
+                    xb = _mm256_set1_ps(xp[o2 + 61]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 61);
+                    xb = _mm256_set1_ps(xp[o3 + 61]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 61]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 61]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 62);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 62]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 62);
+                    xb = _mm256_set1_ps(xp[o1 + 62]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 62);
+                    xb = _mm256_set1_ps(xp[o2 + 62]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 62);
+                    xb = _mm256_set1_ps(xp[o3 + 62]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 62]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 62]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
@@ -6279,6 +6485,10 @@ static CNN_AVX2 void bottleneck_proj3_bottleneck_path1_conv2(const float *restri
             _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 196;
                 for (int i = 0; i < MP; i++) {
@@ -6296,8 +6506,8 @@ static CNN_AVX2 void bottleneck_proj3_bottleneck_path1_conv2(const float *restri
  *   weights at packed[2164370]: weight [1024,256,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck_proj3.bottleneck_path1.bn3 folded into the weights
  */
-static CNN_AVX2 void bottleneck_proj3_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
@@ -6313,235 +6523,235 @@ static CNN_AVX2 void bottleneck_proj3_bottleneck_path1_conv3(const float *restri
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 256; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -6562,8 +6772,8 @@ static CNN_AVX2 void bottleneck_proj3_bottleneck_path1_conv3(const float *restri
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
                 }
@@ -6574,23 +6784,23 @@ static CNN_AVX2 void bottleneck_proj3_bottleneck_path1_conv3(const float *restri
 
 /* bottleneck_proj3.conv1 — examples/resnet50.cnn:32: conv 1x1/2 1024
  *   in [512,28,28] -> out [1024,14,14]
- *   weights at packed[2429594]: weight [1024,512,1,1] (packed in blocks of 16 output channels)
- *   avx2: tile MP=4 positions x MR=16 output channels (8 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck_proj3.bn1 folded into the weights; then + bottleneck_proj3.bottleneck_path1.bn3 (bottleneck_proj3.add1); then bottleneck_proj3.relu1
+ *   weights at packed[2429594]: weight [1024,512,1,1] (packed in blocks of 24 output channels)
+ *   avx2: tile MP=4 positions x MR=24 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck_proj3.bn1 folded into the weights; then + bottleneck_proj3.bottleneck_path1.bn3 (bottleneck_proj3.add1); then bottleneck_proj3.relu1
  */
-static CNN_AVX2 void bottleneck_proj3_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 4, NV = 2, MR = 16 }; /* the register tile */
-    const float *bias = w + 524288;
+static CNN_SIMD void bottleneck_proj3_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+    enum { MP = 4, NV = 3, MR = 24, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 528384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
         const float *in = xb0;
-        for (int it = 0; it < 3136; it++) {
+        for (int it = 0; it < 2107; it++) {
             const int gb = it / 49, tile = it - gb * 49;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1024 + ob * MR;
             (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 8192;
+            const float *wp = w + (ptrdiff_t)gb * 12288;
             const float *xp = in + grp * 401408;
             int q[MP];
             float t[MP][MR];
@@ -6604,151 +6814,201 @@ static CNN_AVX2 void bottleneck_proj3_conv1(const float *restrict x0, const floa
             const int o3 = q[3] / 14 * 56 + q[3] % 14 * 2;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
             __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 512; c += 8, xp += 6272, wp += 128) {
+            __m256 c32 = _mm256_loadu_ps(bias + gb * MR + 16);
+            for (int c = 0; c < 512; c += 8, xp += 6272, wp += 192) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 0);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 784);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 24 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 24 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 24 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 784]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 784);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    xb = _mm256_set1_ps(xp[o1 + 784]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 784);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    xb = _mm256_set1_ps(xp[o2 + 784]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 784);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    xb = _mm256_set1_ps(xp[o3 + 784]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 1568);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 1568);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 1568);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 1568);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 2352);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 48 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1568]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 2352);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    xb = _mm256_set1_ps(xp[o1 + 1568]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 2352);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    xb = _mm256_set1_ps(xp[o2 + 1568]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 2352);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    xb = _mm256_set1_ps(xp[o3 + 1568]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 3136);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 72 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 72 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 72 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2352]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 3136);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    xb = _mm256_set1_ps(xp[o1 + 2352]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 3136);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    xb = _mm256_set1_ps(xp[o2 + 2352]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 3136);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    xb = _mm256_set1_ps(xp[o3 + 2352]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 3920);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 3920);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 3920);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 3920);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 4704);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 3136]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 4704);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    xb = _mm256_set1_ps(xp[o1 + 3136]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 4704);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    xb = _mm256_set1_ps(xp[o2 + 3136]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 4704);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    xb = _mm256_set1_ps(xp[o3 + 3136]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
                 }
                 {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 5488);
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 120 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 120 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 120 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 3920]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 5488);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    xb = _mm256_set1_ps(xp[o1 + 3920]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 5488);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    xb = _mm256_set1_ps(xp[o2 + 3920]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 5488);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    xb = _mm256_set1_ps(xp[o3 + 3920]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 144 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 144 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 144 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 4704]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    xb = _mm256_set1_ps(xp[o1 + 4704]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    xb = _mm256_set1_ps(xp[o2 + 4704]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    xb = _mm256_set1_ps(xp[o3 + 4704]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 168 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 168 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 168 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 5488]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    xb = _mm256_set1_ps(xp[o1 + 5488]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    xb = _mm256_set1_ps(xp[o2 + 5488]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    xb = _mm256_set1_ps(xp[o3 + 5488]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
+            _mm256_storeu_ps(t[0] + 16, c02);
             _mm256_storeu_ps(t[1] + 0, c10);
             _mm256_storeu_ps(t[1] + 8, c11);
+            _mm256_storeu_ps(t[1] + 16, c12);
             _mm256_storeu_ps(t[2] + 0, c20);
             _mm256_storeu_ps(t[2] + 8, c21);
+            _mm256_storeu_ps(t[2] + 16, c22);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[3] + 16, c32);
             for (int k = 0; k < MR; k++) {
+                if (ob * MR + k >= 1024)
+                    break;
                 const int at = (oc0 + k) * 196;
                 for (int i = 0; i < MP; i++) {
                     float v = t[i][k];
@@ -6763,11 +7023,11 @@ static CNN_AVX2 void bottleneck_proj3_conv1(const float *restrict x0, const floa
 
 /* bottleneck6.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[2954906]: weight [256,1024,1,1] (packed in blocks of 12 output channels)
+ *   weights at packed[2959010]: weight [256,1024,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck6.bottleneck_path1.bn1 folded into the weights; then bottleneck6.bottleneck_path1.relu1
  */
-static CNN_AVX2 void bottleneck6_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 270336;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -6783,235 +7043,235 @@ static CNN_AVX2 void bottleneck6_bottleneck_path1_conv1(const float *restrict x0
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -7032,8 +7292,8 @@ static CNN_AVX2 void bottleneck6_bottleneck_path1_conv1(const float *restrict x0
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -7045,19 +7305,19 @@ static CNN_AVX2 void bottleneck6_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck6.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[3225506]: weight [256,256,3,3] (packed in blocks of 16 output channels)
- *   avx2: tile MP=4 positions x MR=16 output channels (8 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck6.bottleneck_path1.bn2 folded into the weights; then bottleneck6.bottleneck_path1.relu2
+ *   weights at packed[3229610]: weight [256,256,3,3] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck6.bottleneck_path1.bn2 folded into the weights; then bottleneck6.bottleneck_path1.relu2
  */
-static CNN_AVX2 void bottleneck6_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 4, NV = 2, MR = 16 }; /* the register tile */
+static CNN_SIMD void bottleneck6_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 589824;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int it = 0; it < 784; it++) {
-            const int gb = it / 49, tile = it - gb * 49;
+        for (int it = 0; it < 528; it++) {
+            const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
@@ -7073,6 +7333,10 @@ static CNN_AVX2 void bottleneck6_bottleneck_path1_conv2(const float *restrict x0
             const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
             q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
             const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
+            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
+            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
+            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
+            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -7081,150 +7345,208 @@ static CNN_AVX2 void bottleneck6_bottleneck_path1_conv2(const float *restrict x0
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 256; c += 1, xp += 256, wp += 144) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 0);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 0]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 1);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 1);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 1);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 1);
+                    xb = _mm256_set1_ps(xp[o3 + 1]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 1]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 1]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 2);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 2);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 2);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 2);
+                    xb = _mm256_set1_ps(xp[o3 + 2]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 2]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 2]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 16);
+                    xb = _mm256_set1_ps(xp[o1 + 16]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 16);
+                    xb = _mm256_set1_ps(xp[o2 + 16]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 16);
+                    xb = _mm256_set1_ps(xp[o3 + 16]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 16]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 16]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 17);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 17);
+                    xb = _mm256_set1_ps(xp[o1 + 17]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 17);
+                    xb = _mm256_set1_ps(xp[o2 + 17]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 17);
+                    xb = _mm256_set1_ps(xp[o3 + 17]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 17]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 17]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 18);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 18);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 18);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 18);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 18]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 32);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 32);
+                    xb = _mm256_set1_ps(xp[o1 + 32]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 32);
+                    xb = _mm256_set1_ps(xp[o2 + 32]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 32);
+                    xb = _mm256_set1_ps(xp[o3 + 32]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 32]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 32]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 33);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 33);
+                    xb = _mm256_set1_ps(xp[o1 + 33]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 33);
+                    xb = _mm256_set1_ps(xp[o2 + 33]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 33);
+                    xb = _mm256_set1_ps(xp[o3 + 33]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 33]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 33]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 34);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 34);
+                    xb = _mm256_set1_ps(xp[o1 + 34]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 34);
+                    xb = _mm256_set1_ps(xp[o2 + 34]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 34);
+                    xb = _mm256_set1_ps(xp[o3 + 34]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 34]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 34]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
@@ -7235,6 +7557,10 @@ static CNN_AVX2 void bottleneck6_bottleneck_path1_conv2(const float *restrict x0
             _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 196;
                 for (int i = 0; i < MP; i++) {
@@ -7249,11 +7575,11 @@ static CNN_AVX2 void bottleneck6_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck6.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[3815586]: weight [1024,256,1,1] (packed in blocks of 12 output channels)
+ *   weights at packed[3819690]: weight [1024,256,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck6.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj3.relu1 (bottleneck6.add1); then bottleneck6.relu1
  */
-static CNN_AVX2 void bottleneck6_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
@@ -7270,235 +7596,235 @@ static CNN_AVX2 void bottleneck6_bottleneck_path1_conv3(const float *restrict x0
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 256; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -7519,8 +7845,8 @@ static CNN_AVX2 void bottleneck6_bottleneck_path1_conv3(const float *restrict x0
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
@@ -7533,11 +7859,11 @@ static CNN_AVX2 void bottleneck6_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck7.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[4080810]: weight [256,1024,1,1] (packed in blocks of 12 output channels)
+ *   weights at packed[4084914]: weight [256,1024,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck7.bottleneck_path1.bn1 folded into the weights; then bottleneck7.bottleneck_path1.relu1
  */
-static CNN_AVX2 void bottleneck7_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 270336;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -7553,235 +7879,235 @@ static CNN_AVX2 void bottleneck7_bottleneck_path1_conv1(const float *restrict x0
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -7802,8 +8128,8 @@ static CNN_AVX2 void bottleneck7_bottleneck_path1_conv1(const float *restrict x0
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -7815,19 +8141,19 @@ static CNN_AVX2 void bottleneck7_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck7.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[4351410]: weight [256,256,3,3] (packed in blocks of 16 output channels)
- *   avx2: tile MP=4 positions x MR=16 output channels (8 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck7.bottleneck_path1.bn2 folded into the weights; then bottleneck7.bottleneck_path1.relu2
+ *   weights at packed[4355514]: weight [256,256,3,3] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck7.bottleneck_path1.bn2 folded into the weights; then bottleneck7.bottleneck_path1.relu2
  */
-static CNN_AVX2 void bottleneck7_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 4, NV = 2, MR = 16 }; /* the register tile */
+static CNN_SIMD void bottleneck7_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 589824;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int it = 0; it < 784; it++) {
-            const int gb = it / 49, tile = it - gb * 49;
+        for (int it = 0; it < 528; it++) {
+            const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
@@ -7843,6 +8169,10 @@ static CNN_AVX2 void bottleneck7_bottleneck_path1_conv2(const float *restrict x0
             const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
             q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
             const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
+            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
+            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
+            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
+            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -7851,150 +8181,208 @@ static CNN_AVX2 void bottleneck7_bottleneck_path1_conv2(const float *restrict x0
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 256; c += 1, xp += 256, wp += 144) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 0);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 0]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 1);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 1);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 1);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 1);
+                    xb = _mm256_set1_ps(xp[o3 + 1]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 1]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 1]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 2);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 2);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 2);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 2);
+                    xb = _mm256_set1_ps(xp[o3 + 2]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 2]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 2]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 16);
+                    xb = _mm256_set1_ps(xp[o1 + 16]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 16);
+                    xb = _mm256_set1_ps(xp[o2 + 16]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 16);
+                    xb = _mm256_set1_ps(xp[o3 + 16]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 16]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 16]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 17);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 17);
+                    xb = _mm256_set1_ps(xp[o1 + 17]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 17);
+                    xb = _mm256_set1_ps(xp[o2 + 17]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 17);
+                    xb = _mm256_set1_ps(xp[o3 + 17]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 17]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 17]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 18);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 18);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 18);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 18);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 18]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 32);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 32);
+                    xb = _mm256_set1_ps(xp[o1 + 32]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 32);
+                    xb = _mm256_set1_ps(xp[o2 + 32]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 32);
+                    xb = _mm256_set1_ps(xp[o3 + 32]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 32]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 32]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 33);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 33);
+                    xb = _mm256_set1_ps(xp[o1 + 33]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 33);
+                    xb = _mm256_set1_ps(xp[o2 + 33]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 33);
+                    xb = _mm256_set1_ps(xp[o3 + 33]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 33]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 33]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 34);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 34);
+                    xb = _mm256_set1_ps(xp[o1 + 34]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 34);
+                    xb = _mm256_set1_ps(xp[o2 + 34]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 34);
+                    xb = _mm256_set1_ps(xp[o3 + 34]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 34]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 34]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
@@ -8005,6 +8393,10 @@ static CNN_AVX2 void bottleneck7_bottleneck_path1_conv2(const float *restrict x0
             _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 196;
                 for (int i = 0; i < MP; i++) {
@@ -8019,11 +8411,11 @@ static CNN_AVX2 void bottleneck7_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck7.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[4941490]: weight [1024,256,1,1] (packed in blocks of 12 output channels)
+ *   weights at packed[4945594]: weight [1024,256,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck7.bottleneck_path1.bn3 folded into the weights; then + bottleneck6.relu1 (bottleneck7.add1); then bottleneck7.relu1
  */
-static CNN_AVX2 void bottleneck7_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
@@ -8040,235 +8432,235 @@ static CNN_AVX2 void bottleneck7_bottleneck_path1_conv3(const float *restrict x0
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 256; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -8289,8 +8681,8 @@ static CNN_AVX2 void bottleneck7_bottleneck_path1_conv3(const float *restrict x0
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
@@ -8303,11 +8695,11 @@ static CNN_AVX2 void bottleneck7_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck8.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[5206714]: weight [256,1024,1,1] (packed in blocks of 12 output channels)
+ *   weights at packed[5210818]: weight [256,1024,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck8.bottleneck_path1.bn1 folded into the weights; then bottleneck8.bottleneck_path1.relu1
  */
-static CNN_AVX2 void bottleneck8_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 270336;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -8323,235 +8715,235 @@ static CNN_AVX2 void bottleneck8_bottleneck_path1_conv1(const float *restrict x0
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -8572,8 +8964,8 @@ static CNN_AVX2 void bottleneck8_bottleneck_path1_conv1(const float *restrict x0
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -8585,19 +8977,19 @@ static CNN_AVX2 void bottleneck8_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck8.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[5477314]: weight [256,256,3,3] (packed in blocks of 16 output channels)
- *   avx2: tile MP=4 positions x MR=16 output channels (8 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck8.bottleneck_path1.bn2 folded into the weights; then bottleneck8.bottleneck_path1.relu2
+ *   weights at packed[5481418]: weight [256,256,3,3] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck8.bottleneck_path1.bn2 folded into the weights; then bottleneck8.bottleneck_path1.relu2
  */
-static CNN_AVX2 void bottleneck8_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 4, NV = 2, MR = 16 }; /* the register tile */
+static CNN_SIMD void bottleneck8_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 589824;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int it = 0; it < 784; it++) {
-            const int gb = it / 49, tile = it - gb * 49;
+        for (int it = 0; it < 528; it++) {
+            const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
@@ -8613,6 +9005,10 @@ static CNN_AVX2 void bottleneck8_bottleneck_path1_conv2(const float *restrict x0
             const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
             q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
             const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
+            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
+            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
+            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
+            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -8621,150 +9017,208 @@ static CNN_AVX2 void bottleneck8_bottleneck_path1_conv2(const float *restrict x0
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 256; c += 1, xp += 256, wp += 144) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 0);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 0]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 1);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 1);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 1);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 1);
+                    xb = _mm256_set1_ps(xp[o3 + 1]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 1]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 1]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 2);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 2);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 2);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 2);
+                    xb = _mm256_set1_ps(xp[o3 + 2]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 2]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 2]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 16);
+                    xb = _mm256_set1_ps(xp[o1 + 16]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 16);
+                    xb = _mm256_set1_ps(xp[o2 + 16]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 16);
+                    xb = _mm256_set1_ps(xp[o3 + 16]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 16]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 16]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 17);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 17);
+                    xb = _mm256_set1_ps(xp[o1 + 17]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 17);
+                    xb = _mm256_set1_ps(xp[o2 + 17]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 17);
+                    xb = _mm256_set1_ps(xp[o3 + 17]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 17]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 17]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 18);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 18);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 18);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 18);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 18]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 32);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 32);
+                    xb = _mm256_set1_ps(xp[o1 + 32]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 32);
+                    xb = _mm256_set1_ps(xp[o2 + 32]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 32);
+                    xb = _mm256_set1_ps(xp[o3 + 32]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 32]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 32]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 33);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 33);
+                    xb = _mm256_set1_ps(xp[o1 + 33]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 33);
+                    xb = _mm256_set1_ps(xp[o2 + 33]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 33);
+                    xb = _mm256_set1_ps(xp[o3 + 33]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 33]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 33]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 34);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 34);
+                    xb = _mm256_set1_ps(xp[o1 + 34]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 34);
+                    xb = _mm256_set1_ps(xp[o2 + 34]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 34);
+                    xb = _mm256_set1_ps(xp[o3 + 34]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 34]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 34]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
@@ -8775,6 +9229,10 @@ static CNN_AVX2 void bottleneck8_bottleneck_path1_conv2(const float *restrict x0
             _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 196;
                 for (int i = 0; i < MP; i++) {
@@ -8789,11 +9247,11 @@ static CNN_AVX2 void bottleneck8_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck8.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[6067394]: weight [1024,256,1,1] (packed in blocks of 12 output channels)
+ *   weights at packed[6071498]: weight [1024,256,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck8.bottleneck_path1.bn3 folded into the weights; then + bottleneck7.relu1 (bottleneck8.add1); then bottleneck8.relu1
  */
-static CNN_AVX2 void bottleneck8_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
@@ -8810,235 +9268,235 @@ static CNN_AVX2 void bottleneck8_bottleneck_path1_conv3(const float *restrict x0
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 256; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -9059,8 +9517,8 @@ static CNN_AVX2 void bottleneck8_bottleneck_path1_conv3(const float *restrict x0
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
@@ -9073,11 +9531,11 @@ static CNN_AVX2 void bottleneck8_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck9.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[6332618]: weight [256,1024,1,1] (packed in blocks of 12 output channels)
+ *   weights at packed[6336722]: weight [256,1024,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck9.bottleneck_path1.bn1 folded into the weights; then bottleneck9.bottleneck_path1.relu1
  */
-static CNN_AVX2 void bottleneck9_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 270336;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -9093,235 +9551,235 @@ static CNN_AVX2 void bottleneck9_bottleneck_path1_conv1(const float *restrict x0
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -9342,8 +9800,8 @@ static CNN_AVX2 void bottleneck9_bottleneck_path1_conv1(const float *restrict x0
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -9355,19 +9813,19 @@ static CNN_AVX2 void bottleneck9_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck9.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[6603218]: weight [256,256,3,3] (packed in blocks of 16 output channels)
- *   avx2: tile MP=4 positions x MR=16 output channels (8 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck9.bottleneck_path1.bn2 folded into the weights; then bottleneck9.bottleneck_path1.relu2
+ *   weights at packed[6607322]: weight [256,256,3,3] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck9.bottleneck_path1.bn2 folded into the weights; then bottleneck9.bottleneck_path1.relu2
  */
-static CNN_AVX2 void bottleneck9_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 4, NV = 2, MR = 16 }; /* the register tile */
+static CNN_SIMD void bottleneck9_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 589824;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int it = 0; it < 784; it++) {
-            const int gb = it / 49, tile = it - gb * 49;
+        for (int it = 0; it < 528; it++) {
+            const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
@@ -9383,6 +9841,10 @@ static CNN_AVX2 void bottleneck9_bottleneck_path1_conv2(const float *restrict x0
             const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
             q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
             const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
+            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
+            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
+            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
+            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -9391,150 +9853,208 @@ static CNN_AVX2 void bottleneck9_bottleneck_path1_conv2(const float *restrict x0
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 256; c += 1, xp += 256, wp += 144) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 0);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 0]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 1);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 1);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 1);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 1);
+                    xb = _mm256_set1_ps(xp[o3 + 1]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 1]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 1]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 2);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 2);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 2);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 2);
+                    xb = _mm256_set1_ps(xp[o3 + 2]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 2]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 2]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 16);
+                    xb = _mm256_set1_ps(xp[o1 + 16]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 16);
+                    xb = _mm256_set1_ps(xp[o2 + 16]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 16);
+                    xb = _mm256_set1_ps(xp[o3 + 16]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 16]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 16]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 17);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 17);
+                    xb = _mm256_set1_ps(xp[o1 + 17]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 17);
+                    xb = _mm256_set1_ps(xp[o2 + 17]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 17);
+                    xb = _mm256_set1_ps(xp[o3 + 17]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 17]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 17]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 18);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 18);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 18);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 18);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 18]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 32);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 32);
+                    xb = _mm256_set1_ps(xp[o1 + 32]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 32);
+                    xb = _mm256_set1_ps(xp[o2 + 32]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 32);
+                    xb = _mm256_set1_ps(xp[o3 + 32]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 32]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 32]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 33);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 33);
+                    xb = _mm256_set1_ps(xp[o1 + 33]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 33);
+                    xb = _mm256_set1_ps(xp[o2 + 33]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 33);
+                    xb = _mm256_set1_ps(xp[o3 + 33]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 33]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 33]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 34);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 34);
+                    xb = _mm256_set1_ps(xp[o1 + 34]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 34);
+                    xb = _mm256_set1_ps(xp[o2 + 34]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 34);
+                    xb = _mm256_set1_ps(xp[o3 + 34]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 34]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 34]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
@@ -9545,6 +10065,10 @@ static CNN_AVX2 void bottleneck9_bottleneck_path1_conv2(const float *restrict x0
             _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 196;
                 for (int i = 0; i < MP; i++) {
@@ -9559,11 +10083,11 @@ static CNN_AVX2 void bottleneck9_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck9.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[7193298]: weight [1024,256,1,1] (packed in blocks of 12 output channels)
+ *   weights at packed[7197402]: weight [1024,256,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck9.bottleneck_path1.bn3 folded into the weights; then + bottleneck8.relu1 (bottleneck9.add1); then bottleneck9.relu1
  */
-static CNN_AVX2 void bottleneck9_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
@@ -9580,235 +10104,235 @@ static CNN_AVX2 void bottleneck9_bottleneck_path1_conv3(const float *restrict x0
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 256; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -9829,8 +10353,8 @@ static CNN_AVX2 void bottleneck9_bottleneck_path1_conv3(const float *restrict x0
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
@@ -9843,11 +10367,11 @@ static CNN_AVX2 void bottleneck9_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck10.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[7458522]: weight [256,1024,1,1] (packed in blocks of 12 output channels)
+ *   weights at packed[7462626]: weight [256,1024,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck10.bottleneck_path1.bn1 folded into the weights; then bottleneck10.bottleneck_path1.relu1
  */
-static CNN_AVX2 void bottleneck10_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 270336;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -9863,235 +10387,235 @@ static CNN_AVX2 void bottleneck10_bottleneck_path1_conv1(const float *restrict x
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -10112,8 +10636,8 @@ static CNN_AVX2 void bottleneck10_bottleneck_path1_conv1(const float *restrict x
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -10125,19 +10649,19 @@ static CNN_AVX2 void bottleneck10_bottleneck_path1_conv1(const float *restrict x
 
 /* bottleneck10.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[7729122]: weight [256,256,3,3] (packed in blocks of 16 output channels)
- *   avx2: tile MP=4 positions x MR=16 output channels (8 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck10.bottleneck_path1.bn2 folded into the weights; then bottleneck10.bottleneck_path1.relu2
+ *   weights at packed[7733226]: weight [256,256,3,3] (packed in blocks of 16 output channels)
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck10.bottleneck_path1.bn2 folded into the weights; then bottleneck10.bottleneck_path1.relu2
  */
-static CNN_AVX2 void bottleneck10_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 4, NV = 2, MR = 16 }; /* the register tile */
+static CNN_SIMD void bottleneck10_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 589824;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
         cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int it = 0; it < 784; it++) {
-            const int gb = it / 49, tile = it - gb * 49;
+        for (int it = 0; it < 528; it++) {
+            const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
@@ -10153,6 +10677,10 @@ static CNN_AVX2 void bottleneck10_bottleneck_path1_conv2(const float *restrict x
             const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
             q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
             const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
+            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
+            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
+            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
+            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -10161,150 +10689,208 @@ static CNN_AVX2 void bottleneck10_bottleneck_path1_conv2(const float *restrict x
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 256; c += 1, xp += 256, wp += 144) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 0);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 0]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 1);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 1);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 1);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 1);
+                    xb = _mm256_set1_ps(xp[o3 + 1]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 1]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 1]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 2);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 2);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 2);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 2);
+                    xb = _mm256_set1_ps(xp[o3 + 2]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 2]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 2]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 16);
+                    xb = _mm256_set1_ps(xp[o1 + 16]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 16);
+                    xb = _mm256_set1_ps(xp[o2 + 16]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 16);
+                    xb = _mm256_set1_ps(xp[o3 + 16]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 16]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 16]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 17);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 17);
+                    xb = _mm256_set1_ps(xp[o1 + 17]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 17);
+                    xb = _mm256_set1_ps(xp[o2 + 17]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 17);
+                    xb = _mm256_set1_ps(xp[o3 + 17]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 17]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 17]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 18);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 18);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 18);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 18);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 18]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 32);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 32);
+                    xb = _mm256_set1_ps(xp[o1 + 32]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 32);
+                    xb = _mm256_set1_ps(xp[o2 + 32]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 32);
+                    xb = _mm256_set1_ps(xp[o3 + 32]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 32]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 32]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 33);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 33);
+                    xb = _mm256_set1_ps(xp[o1 + 33]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 33);
+                    xb = _mm256_set1_ps(xp[o2 + 33]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 33);
+                    xb = _mm256_set1_ps(xp[o3 + 33]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 33]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 33]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 34);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 34);
+                    xb = _mm256_set1_ps(xp[o1 + 34]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 34);
+                    xb = _mm256_set1_ps(xp[o2 + 34]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 34);
+                    xb = _mm256_set1_ps(xp[o3 + 34]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 34]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 34]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
@@ -10315,6 +10901,10 @@ static CNN_AVX2 void bottleneck10_bottleneck_path1_conv2(const float *restrict x
             _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 196;
                 for (int i = 0; i < MP; i++) {
@@ -10329,11 +10919,11 @@ static CNN_AVX2 void bottleneck10_bottleneck_path1_conv2(const float *restrict x
 
 /* bottleneck10.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[8319202]: weight [1024,256,1,1] (packed in blocks of 12 output channels)
+ *   weights at packed[8323306]: weight [1024,256,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck10.bottleneck_path1.bn3 folded into the weights; then + bottleneck9.relu1 (bottleneck10.add1); then bottleneck10.relu1
  */
-static CNN_AVX2 void bottleneck10_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
@@ -10350,235 +10940,235 @@ static CNN_AVX2 void bottleneck10_bottleneck_path1_conv3(const float *restrict x
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 256; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -10599,8 +11189,8 @@ static CNN_AVX2 void bottleneck10_bottleneck_path1_conv3(const float *restrict x
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
@@ -10613,11 +11203,11 @@ static CNN_AVX2 void bottleneck10_bottleneck_path1_conv3(const float *restrict x
 
 /* bottleneck_proj4.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 512
  *   in [1024,14,14] -> out [512,14,14]
- *   weights at packed[8584426]: weight [512,1024,1,1] (packed in blocks of 12 output channels)
+ *   weights at packed[8588530]: weight [512,1024,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck_proj4.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj4.bottleneck_path1.relu1
  */
-static CNN_AVX2 void bottleneck_proj4_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 528384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -10633,235 +11223,235 @@ static CNN_AVX2 void bottleneck_proj4_bottleneck_path1_conv1(const float *restri
             float t[MR][NR];
             {
                 const int p = tile < 24 ? tile * NR : 188;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -10882,8 +11472,8 @@ static CNN_AVX2 void bottleneck_proj4_bottleneck_path1_conv1(const float *restri
                         break;
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -10895,11 +11485,11 @@ static CNN_AVX2 void bottleneck_proj4_bottleneck_path1_conv1(const float *restri
 
 /* bottleneck_proj4.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3/2 p1 512
  *   in [512,14,14] -> out [512,7,7]
- *   weights at packed[9113326]: weight [512,512,3,3] (packed in blocks of 32 output channels)
+ *   weights at packed[9117430]: weight [512,512,3,3] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck_proj4.bottleneck_path1.bn2 folded into the weights; then bottleneck_proj4.bottleneck_path1.relu2
  */
-static CNN_AVX2 void bottleneck_proj4_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32 }; /* the register tile */
+static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 2359296;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -10939,17 +11529,17 @@ static CNN_AVX2 void bottleneck_proj4_bottleneck_path1_conv2(const float *restri
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -10960,17 +11550,17 @@ static CNN_AVX2 void bottleneck_proj4_bottleneck_path1_conv2(const float *restri
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 1);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 1);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 1);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -10981,17 +11571,17 @@ static CNN_AVX2 void bottleneck_proj4_bottleneck_path1_conv2(const float *restri
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 2);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 2);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 2);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11002,17 +11592,17 @@ static CNN_AVX2 void bottleneck_proj4_bottleneck_path1_conv2(const float *restri
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 16);
+                    xb = _mm256_set1_ps(xp[o1 + 16]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 16);
+                    xb = _mm256_set1_ps(xp[o2 + 16]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11023,17 +11613,17 @@ static CNN_AVX2 void bottleneck_proj4_bottleneck_path1_conv2(const float *restri
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 17);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 17);
+                    xb = _mm256_set1_ps(xp[o1 + 17]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 17);
+                    xb = _mm256_set1_ps(xp[o2 + 17]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11044,17 +11634,17 @@ static CNN_AVX2 void bottleneck_proj4_bottleneck_path1_conv2(const float *restri
                     const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 18);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 18);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 18);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11065,17 +11655,17 @@ static CNN_AVX2 void bottleneck_proj4_bottleneck_path1_conv2(const float *restri
                     const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 32);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 32);
+                    xb = _mm256_set1_ps(xp[o1 + 32]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 32);
+                    xb = _mm256_set1_ps(xp[o2 + 32]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11086,17 +11676,17 @@ static CNN_AVX2 void bottleneck_proj4_bottleneck_path1_conv2(const float *restri
                     const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 33);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 33);
+                    xb = _mm256_set1_ps(xp[o1 + 33]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 33);
+                    xb = _mm256_set1_ps(xp[o2 + 33]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11107,17 +11697,17 @@ static CNN_AVX2 void bottleneck_proj4_bottleneck_path1_conv2(const float *restri
                     const __m256 wv1 = _mm256_loadu_ps(wp + 256 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 256 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 256 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 34);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 34);
+                    xb = _mm256_set1_ps(xp[o1 + 34]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 34);
+                    xb = _mm256_set1_ps(xp[o2 + 34]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11150,11 +11740,11 @@ static CNN_AVX2 void bottleneck_proj4_bottleneck_path1_conv2(const float *restri
 
 /* bottleneck_proj4.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
  *   in [512,7,7] -> out [2048,7,7]
- *   weights at packed[11473134]: weight [2048,512,1,1] (packed in blocks of 12 output channels)
+ *   weights at packed[11477238]: weight [2048,512,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); bottleneck_proj4.bottleneck_path1.bn3 folded into the weights
  */
-static CNN_AVX2 void bottleneck_proj4_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1050624;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
@@ -11170,235 +11760,235 @@ static CNN_AVX2 void bottleneck_proj4_bottleneck_path1_conv3(const float *restri
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 8, xp += 392, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -11419,8 +12009,8 @@ static CNN_AVX2 void bottleneck_proj4_bottleneck_path1_conv3(const float *restri
                         break;
                     const int at = (oc0 + i) * 49;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
                 }
@@ -11431,11 +12021,11 @@ static CNN_AVX2 void bottleneck_proj4_bottleneck_path1_conv3(const float *restri
 
 /* bottleneck_proj4.conv1 — examples/resnet50.cnn:32: conv 1x1/2 2048
  *   in [1024,14,14] -> out [2048,7,7]
- *   weights at packed[12525810]: weight [2048,1024,1,1] (packed in blocks of 32 output channels)
+ *   weights at packed[12529914]: weight [2048,1024,1,1] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck_proj4.bn1 folded into the weights; then + bottleneck_proj4.bottleneck_path1.bn3 (bottleneck_proj4.add1); then bottleneck_proj4.relu1
  */
-static CNN_AVX2 void bottleneck_proj4_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 3, NV = 4, MR = 32 }; /* the register tile */
+static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 2097152;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -11475,17 +12065,17 @@ static CNN_AVX2 void bottleneck_proj4_conv1(const float *restrict x0, const floa
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11496,17 +12086,17 @@ static CNN_AVX2 void bottleneck_proj4_conv1(const float *restrict x0, const floa
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 196);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 196);
+                    xb = _mm256_set1_ps(xp[o1 + 196]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 196);
+                    xb = _mm256_set1_ps(xp[o2 + 196]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11517,17 +12107,17 @@ static CNN_AVX2 void bottleneck_proj4_conv1(const float *restrict x0, const floa
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 392);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 392]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 392);
+                    xb = _mm256_set1_ps(xp[o1 + 392]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 392);
+                    xb = _mm256_set1_ps(xp[o2 + 392]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11538,17 +12128,17 @@ static CNN_AVX2 void bottleneck_proj4_conv1(const float *restrict x0, const floa
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 588);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 588]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 588);
+                    xb = _mm256_set1_ps(xp[o1 + 588]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 588);
+                    xb = _mm256_set1_ps(xp[o2 + 588]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11559,17 +12149,17 @@ static CNN_AVX2 void bottleneck_proj4_conv1(const float *restrict x0, const floa
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 784);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 784]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 784);
+                    xb = _mm256_set1_ps(xp[o1 + 784]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 784);
+                    xb = _mm256_set1_ps(xp[o2 + 784]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11580,17 +12170,17 @@ static CNN_AVX2 void bottleneck_proj4_conv1(const float *restrict x0, const floa
                     const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 980);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 980]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 980);
+                    xb = _mm256_set1_ps(xp[o1 + 980]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 980);
+                    xb = _mm256_set1_ps(xp[o2 + 980]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11601,17 +12191,17 @@ static CNN_AVX2 void bottleneck_proj4_conv1(const float *restrict x0, const floa
                     const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 1176);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1176]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 1176);
+                    xb = _mm256_set1_ps(xp[o1 + 1176]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 1176);
+                    xb = _mm256_set1_ps(xp[o2 + 1176]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11622,17 +12212,17 @@ static CNN_AVX2 void bottleneck_proj4_conv1(const float *restrict x0, const floa
                     const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 1372);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1372]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 1372);
+                    xb = _mm256_set1_ps(xp[o1 + 1372]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 1372);
+                    xb = _mm256_set1_ps(xp[o2 + 1372]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -11666,11 +12256,11 @@ static CNN_AVX2 void bottleneck_proj4_conv1(const float *restrict x0, const floa
 
 /* bottleneck11.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 512
  *   in [2048,7,7] -> out [512,7,7]
- *   weights at packed[14625010]: weight [512,2048,1,1] (packed in blocks of 12 output channels)
+ *   weights at packed[14629114]: weight [512,2048,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); bottleneck11.bottleneck_path1.bn1 folded into the weights; then bottleneck11.bottleneck_path1.relu1
  */
-static CNN_AVX2 void bottleneck11_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void bottleneck11_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -11686,235 +12276,235 @@ static CNN_AVX2 void bottleneck11_bottleneck_path1_conv1(const float *restrict x
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 2048; c += 8, xp += 392, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -11935,8 +12525,8 @@ static CNN_AVX2 void bottleneck11_bottleneck_path1_conv1(const float *restrict x
                         break;
                     const int at = (oc0 + i) * 49;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -11948,11 +12538,11 @@ static CNN_AVX2 void bottleneck11_bottleneck_path1_conv1(const float *restrict x
 
 /* bottleneck11.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[15682294]: weight [512,512,3,3] (packed in blocks of 32 output channels)
+ *   weights at packed[15686398]: weight [512,512,3,3] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck11.bottleneck_path1.bn2 folded into the weights; then bottleneck11.bottleneck_path1.relu2
  */
-static CNN_AVX2 void bottleneck11_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32 }; /* the register tile */
+static CNN_SIMD void bottleneck11_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 2359296;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
@@ -11992,17 +12582,17 @@ static CNN_AVX2 void bottleneck11_bottleneck_path1_conv2(const float *restrict x
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12013,17 +12603,17 @@ static CNN_AVX2 void bottleneck11_bottleneck_path1_conv2(const float *restrict x
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 1);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 1);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 1);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12034,17 +12624,17 @@ static CNN_AVX2 void bottleneck11_bottleneck_path1_conv2(const float *restrict x
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 2);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 2);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 2);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12055,17 +12645,17 @@ static CNN_AVX2 void bottleneck11_bottleneck_path1_conv2(const float *restrict x
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 9);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 9]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 9);
+                    xb = _mm256_set1_ps(xp[o1 + 9]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 9);
+                    xb = _mm256_set1_ps(xp[o2 + 9]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12076,17 +12666,17 @@ static CNN_AVX2 void bottleneck11_bottleneck_path1_conv2(const float *restrict x
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 10);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 10]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 10);
+                    xb = _mm256_set1_ps(xp[o1 + 10]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 10);
+                    xb = _mm256_set1_ps(xp[o2 + 10]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12097,17 +12687,17 @@ static CNN_AVX2 void bottleneck11_bottleneck_path1_conv2(const float *restrict x
                     const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 11);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 11]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 11);
+                    xb = _mm256_set1_ps(xp[o1 + 11]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 11);
+                    xb = _mm256_set1_ps(xp[o2 + 11]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12118,17 +12708,17 @@ static CNN_AVX2 void bottleneck11_bottleneck_path1_conv2(const float *restrict x
                     const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 18);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 18);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 18);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12139,17 +12729,17 @@ static CNN_AVX2 void bottleneck11_bottleneck_path1_conv2(const float *restrict x
                     const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 19);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 19]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 19);
+                    xb = _mm256_set1_ps(xp[o1 + 19]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 19);
+                    xb = _mm256_set1_ps(xp[o2 + 19]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12160,17 +12750,17 @@ static CNN_AVX2 void bottleneck11_bottleneck_path1_conv2(const float *restrict x
                     const __m256 wv1 = _mm256_loadu_ps(wp + 256 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 256 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 256 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 20);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 20);
+                    xb = _mm256_set1_ps(xp[o1 + 20]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 20);
+                    xb = _mm256_set1_ps(xp[o2 + 20]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12203,11 +12793,11 @@ static CNN_AVX2 void bottleneck11_bottleneck_path1_conv2(const float *restrict x
 
 /* bottleneck11.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
  *   in [512,7,7] -> out [2048,7,7]
- *   weights at packed[18042102]: weight [2048,512,1,1] (packed in blocks of 12 output channels)
+ *   weights at packed[18046206]: weight [2048,512,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); bottleneck11.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj4.relu1 (bottleneck11.add1); then bottleneck11.relu1
  */
-static CNN_AVX2 void bottleneck11_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void bottleneck11_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1050624;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
@@ -12224,235 +12814,235 @@ static CNN_AVX2 void bottleneck11_bottleneck_path1_conv3(const float *restrict x
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 8, xp += 392, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -12473,8 +13063,8 @@ static CNN_AVX2 void bottleneck11_bottleneck_path1_conv3(const float *restrict x
                         break;
                     const int at = (oc0 + i) * 49;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
@@ -12487,11 +13077,11 @@ static CNN_AVX2 void bottleneck11_bottleneck_path1_conv3(const float *restrict x
 
 /* bottleneck12.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 512
  *   in [2048,7,7] -> out [512,7,7]
- *   weights at packed[19094778]: weight [512,2048,1,1] (packed in blocks of 12 output channels)
+ *   weights at packed[19098882]: weight [512,2048,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); bottleneck12.bottleneck_path1.bn1 folded into the weights; then bottleneck12.bottleneck_path1.relu1
  */
-static CNN_AVX2 void bottleneck12_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void bottleneck12_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
@@ -12507,235 +13097,235 @@ static CNN_AVX2 void bottleneck12_bottleneck_path1_conv1(const float *restrict x
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 2048; c += 8, xp += 392, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -12756,8 +13346,8 @@ static CNN_AVX2 void bottleneck12_bottleneck_path1_conv1(const float *restrict x
                         break;
                     const int at = (oc0 + i) * 49;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
                     }
@@ -12769,11 +13359,11 @@ static CNN_AVX2 void bottleneck12_bottleneck_path1_conv1(const float *restrict x
 
 /* bottleneck12.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[20152062]: weight [512,512,3,3] (packed in blocks of 32 output channels)
+ *   weights at packed[20156166]: weight [512,512,3,3] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck12.bottleneck_path1.bn2 folded into the weights; then bottleneck12.bottleneck_path1.relu2
  */
-static CNN_AVX2 void bottleneck12_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32 }; /* the register tile */
+static CNN_SIMD void bottleneck12_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 2359296;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
@@ -12813,17 +13403,17 @@ static CNN_AVX2 void bottleneck12_bottleneck_path1_conv2(const float *restrict x
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12834,17 +13424,17 @@ static CNN_AVX2 void bottleneck12_bottleneck_path1_conv2(const float *restrict x
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 1);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 1);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 1);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12855,17 +13445,17 @@ static CNN_AVX2 void bottleneck12_bottleneck_path1_conv2(const float *restrict x
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 2);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 2);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 2);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12876,17 +13466,17 @@ static CNN_AVX2 void bottleneck12_bottleneck_path1_conv2(const float *restrict x
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 9);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 9]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 9);
+                    xb = _mm256_set1_ps(xp[o1 + 9]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 9);
+                    xb = _mm256_set1_ps(xp[o2 + 9]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12897,17 +13487,17 @@ static CNN_AVX2 void bottleneck12_bottleneck_path1_conv2(const float *restrict x
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 10);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 10]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 10);
+                    xb = _mm256_set1_ps(xp[o1 + 10]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 10);
+                    xb = _mm256_set1_ps(xp[o2 + 10]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12918,17 +13508,17 @@ static CNN_AVX2 void bottleneck12_bottleneck_path1_conv2(const float *restrict x
                     const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 11);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 11]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 11);
+                    xb = _mm256_set1_ps(xp[o1 + 11]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 11);
+                    xb = _mm256_set1_ps(xp[o2 + 11]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12939,17 +13529,17 @@ static CNN_AVX2 void bottleneck12_bottleneck_path1_conv2(const float *restrict x
                     const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 18);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 18);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 18);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12960,17 +13550,17 @@ static CNN_AVX2 void bottleneck12_bottleneck_path1_conv2(const float *restrict x
                     const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 19);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 19]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 19);
+                    xb = _mm256_set1_ps(xp[o1 + 19]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 19);
+                    xb = _mm256_set1_ps(xp[o2 + 19]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -12981,17 +13571,17 @@ static CNN_AVX2 void bottleneck12_bottleneck_path1_conv2(const float *restrict x
                     const __m256 wv1 = _mm256_loadu_ps(wp + 256 + 8);
                     const __m256 wv2 = _mm256_loadu_ps(wp + 256 + 16);
                     const __m256 wv3 = _mm256_loadu_ps(wp + 256 + 24);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 20);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
                     c02 = _mm256_fmadd_ps(xb, wv2, c02);
                     c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_broadcast_ss(xp + o1 + 20);
+                    xb = _mm256_set1_ps(xp[o1 + 20]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
                     c12 = _mm256_fmadd_ps(xb, wv2, c12);
                     c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_broadcast_ss(xp + o2 + 20);
+                    xb = _mm256_set1_ps(xp[o2 + 20]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
                     c22 = _mm256_fmadd_ps(xb, wv2, c22);
@@ -13024,11 +13614,11 @@ static CNN_AVX2 void bottleneck12_bottleneck_path1_conv2(const float *restrict x
 
 /* bottleneck12.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
  *   in [512,7,7] -> out [2048,7,7]
- *   weights at packed[22511870]: weight [2048,512,1,1] (packed in blocks of 12 output channels)
+ *   weights at packed[22515974]: weight [2048,512,1,1] (packed in blocks of 12 output channels)
  *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); bottleneck12.bottleneck_path1.bn3 folded into the weights; then + bottleneck11.relu1 (bottleneck12.add1); then bottleneck12.relu1
  */
-static CNN_AVX2 void bottleneck12_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8 }; /* the register tile */
+static CNN_SIMD void bottleneck12_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
+    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1050624;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
@@ -13045,235 +13635,235 @@ static CNN_AVX2 void bottleneck12_bottleneck_path1_conv3(const float *restrict x
             float t[MR][NR];
             {
                 const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c40 = _mm256_broadcast_ss(bias + gb * MR + 4);
-                __m256 c50 = _mm256_broadcast_ss(bias + gb * MR + 5);
-                __m256 c60 = _mm256_broadcast_ss(bias + gb * MR + 6);
-                __m256 c70 = _mm256_broadcast_ss(bias + gb * MR + 7);
-                __m256 c80 = _mm256_broadcast_ss(bias + gb * MR + 8);
-                __m256 c90 = _mm256_broadcast_ss(bias + gb * MR + 9);
-                __m256 c100 = _mm256_broadcast_ss(bias + gb * MR + 10);
-                __m256 c110 = _mm256_broadcast_ss(bias + gb * MR + 11);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
+                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
+                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
+                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
+                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
+                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
+                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 8, xp += 392, wp += 96) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 0 + 4);
+                        wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 0 + 5);
+                        wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 0 + 6);
+                        wv = _mm256_set1_ps(wp[0 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 0 + 7);
+                        wv = _mm256_set1_ps(wp[0 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 0 + 8);
+                        wv = _mm256_set1_ps(wp[0 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 0 + 9);
+                        wv = _mm256_set1_ps(wp[0 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 0 + 10);
+                        wv = _mm256_set1_ps(wp[0 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 0 + 11);
+                        wv = _mm256_set1_ps(wp[0 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 12 + 4);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 12 + 5);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 12 + 6);
+                        wv = _mm256_set1_ps(wp[12 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 12 + 7);
+                        wv = _mm256_set1_ps(wp[12 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 12 + 8);
+                        wv = _mm256_set1_ps(wp[12 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 12 + 9);
+                        wv = _mm256_set1_ps(wp[12 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 12 + 10);
+                        wv = _mm256_set1_ps(wp[12 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 12 + 11);
+                        wv = _mm256_set1_ps(wp[12 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 24 + 4);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 24 + 5);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 24 + 6);
+                        wv = _mm256_set1_ps(wp[24 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 24 + 7);
+                        wv = _mm256_set1_ps(wp[24 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 24 + 8);
+                        wv = _mm256_set1_ps(wp[24 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 24 + 9);
+                        wv = _mm256_set1_ps(wp[24 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 24 + 10);
+                        wv = _mm256_set1_ps(wp[24 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 24 + 11);
+                        wv = _mm256_set1_ps(wp[24 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 36 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 36 + 1);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 36 + 2);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 36 + 3);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 36 + 4);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 36 + 5);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 36 + 6);
+                        wv = _mm256_set1_ps(wp[36 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 36 + 7);
+                        wv = _mm256_set1_ps(wp[36 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 36 + 8);
+                        wv = _mm256_set1_ps(wp[36 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 36 + 9);
+                        wv = _mm256_set1_ps(wp[36 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 36 + 10);
+                        wv = _mm256_set1_ps(wp[36 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 36 + 11);
+                        wv = _mm256_set1_ps(wp[36 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 48 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 48 + 1);
+                        wv = _mm256_set1_ps(wp[48 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 48 + 2);
+                        wv = _mm256_set1_ps(wp[48 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 48 + 3);
+                        wv = _mm256_set1_ps(wp[48 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 48 + 4);
+                        wv = _mm256_set1_ps(wp[48 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 48 + 5);
+                        wv = _mm256_set1_ps(wp[48 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 48 + 6);
+                        wv = _mm256_set1_ps(wp[48 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 48 + 7);
+                        wv = _mm256_set1_ps(wp[48 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 48 + 8);
+                        wv = _mm256_set1_ps(wp[48 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 48 + 9);
+                        wv = _mm256_set1_ps(wp[48 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 48 + 10);
+                        wv = _mm256_set1_ps(wp[48 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 48 + 11);
+                        wv = _mm256_set1_ps(wp[48 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 60 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 60 + 1);
+                        wv = _mm256_set1_ps(wp[60 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 60 + 2);
+                        wv = _mm256_set1_ps(wp[60 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 60 + 3);
+                        wv = _mm256_set1_ps(wp[60 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 60 + 4);
+                        wv = _mm256_set1_ps(wp[60 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 60 + 5);
+                        wv = _mm256_set1_ps(wp[60 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 60 + 6);
+                        wv = _mm256_set1_ps(wp[60 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 60 + 7);
+                        wv = _mm256_set1_ps(wp[60 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 60 + 8);
+                        wv = _mm256_set1_ps(wp[60 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 60 + 9);
+                        wv = _mm256_set1_ps(wp[60 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 60 + 10);
+                        wv = _mm256_set1_ps(wp[60 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 60 + 11);
+                        wv = _mm256_set1_ps(wp[60 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 72 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 72 + 1);
+                        wv = _mm256_set1_ps(wp[72 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 72 + 2);
+                        wv = _mm256_set1_ps(wp[72 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 72 + 3);
+                        wv = _mm256_set1_ps(wp[72 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 72 + 4);
+                        wv = _mm256_set1_ps(wp[72 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 72 + 5);
+                        wv = _mm256_set1_ps(wp[72 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 72 + 6);
+                        wv = _mm256_set1_ps(wp[72 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 72 + 7);
+                        wv = _mm256_set1_ps(wp[72 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 72 + 8);
+                        wv = _mm256_set1_ps(wp[72 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 72 + 9);
+                        wv = _mm256_set1_ps(wp[72 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 72 + 10);
+                        wv = _mm256_set1_ps(wp[72 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 72 + 11);
+                        wv = _mm256_set1_ps(wp[72 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_broadcast_ss(wp + 84 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_broadcast_ss(wp + 84 + 1);
+                        wv = _mm256_set1_ps(wp[84 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_broadcast_ss(wp + 84 + 2);
+                        wv = _mm256_set1_ps(wp[84 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_broadcast_ss(wp + 84 + 3);
+                        wv = _mm256_set1_ps(wp[84 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_broadcast_ss(wp + 84 + 4);
+                        wv = _mm256_set1_ps(wp[84 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_broadcast_ss(wp + 84 + 5);
+                        wv = _mm256_set1_ps(wp[84 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_broadcast_ss(wp + 84 + 6);
+                        wv = _mm256_set1_ps(wp[84 + 6]);
                         c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_broadcast_ss(wp + 84 + 7);
+                        wv = _mm256_set1_ps(wp[84 + 7]);
                         c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_broadcast_ss(wp + 84 + 8);
+                        wv = _mm256_set1_ps(wp[84 + 8]);
                         c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_broadcast_ss(wp + 84 + 9);
+                        wv = _mm256_set1_ps(wp[84 + 9]);
                         c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_broadcast_ss(wp + 84 + 10);
+                        wv = _mm256_set1_ps(wp[84 + 10]);
                         c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_broadcast_ss(wp + 84 + 11);
+                        wv = _mm256_set1_ps(wp[84 + 11]);
                         c110 = _mm256_fmadd_ps(wv, xv0, c110);
                     }
                 }
@@ -13294,8 +13884,8 @@ static CNN_AVX2 void bottleneck12_bottleneck_path1_conv3(const float *restrict x
                         break;
                     const int at = (oc0 + i) * 49;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        const int q = p + vi * W;
+                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                         x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at + q, x);
@@ -13310,7 +13900,7 @@ static CNN_AVX2 void bottleneck12_bottleneck_path1_conv3(const float *restrict x
  *   in [2048,7,7] -> out [2048,1,1]
  *   scalar loops
  */
-static CNN_AVX2 void globalavgpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void globalavgpool1(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 2048;
@@ -13326,11 +13916,11 @@ static CNN_AVX2 void globalavgpool1(const float *restrict x0, float *restrict y,
 
 /* dense1 — examples/resnet50.cnn:44: dense 1000
  *   in [2048,1,1] -> out [1000]
- *   weights at packed[23564546]: weight [1000,2048] + bias [1000]
+ *   weights at packed[23568650]: weight [1000,2048] + bias [1000]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
  */
-static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { DENSE_ROWS = 4 };
+static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
     for (int u0 = 0; u0 < 1000; u0 += DENSE_ROWS) {
         const int rows = u0 + DENSE_ROWS <= 1000 ? DENSE_ROWS : 1000 - u0;
         for (int b = 0; b < batch; b++) {
@@ -13345,16 +13935,16 @@ static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const f
                 __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
                 __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
                 __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-                for (int i = 0; i < 2048; i += 16) {
-                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + 8);
+                for (int i = 0; i < 2048; i += 2 * W) {
+                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + W);
                     a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xa, a0);
-                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + 8), xb, b0);
+                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + W), xb, b0);
                     a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xa, a1);
-                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + 8), xb, b1);
+                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + W), xb, b1);
                     a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xa, a2);
-                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + 8), xb, b2);
+                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + W), xb, b2);
                     a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xa, a3);
-                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + 8), xb, b3);
+                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + W), xb, b3);
                 }
                 sum[0] = cnn_hsum(_mm256_add_ps(a0, b0));
                 sum[1] = cnn_hsum(_mm256_add_ps(a1, b1));
@@ -13365,7 +13955,7 @@ static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const f
                     const float *wr = w + (ptrdiff_t)(u0 + r) * 2048;
                     __m256 a = _mm256_setzero_ps();
                     int i = 0;
-                    for (; i + 8 <= 2048; i += 8)
+                    for (; i + W <= 2048; i += W)
                         a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
                     sum[r] = cnn_hsum(a);
                     for (; i < 2048; i++)
@@ -13382,7 +13972,7 @@ static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 25610152 floats) to the packed layout
- * the kernels read (25613546 floats). */
+ * the kernels read (25617650 floats). */
 void resnet50_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, NULL, params + 9408, 1.0000000000000001e-05, packed + 0, 64, 147, 1, 16); /* conv1 + bn1 */
     cnn_pack_conv(params + 9664, NULL, params + 13760, 1.0000000000000001e-05, packed + 9472, 64, 64, 1, 4); /* bottleneck_proj1.bottleneck_path1.conv1 + bottleneck_proj1.bottleneck_path1.bn1 */
@@ -13411,33 +14001,33 @@ void resnet50_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 1455040, NULL, params + 1586112, 1.0000000000000001e-05, packed + 1441936, 256, 512, 1, 6); /* bottleneck_proj3.bottleneck_path1.conv1 + bottleneck_proj3.bottleneck_path1.bn1 */
     cnn_pack_conv(params + 1587136, NULL, params + 2176960, 1.0000000000000001e-05, packed + 1574290, 256, 2304, 1, 16); /* bottleneck_proj3.bottleneck_path1.conv2 + bottleneck_proj3.bottleneck_path1.bn2 */
     cnn_pack_conv(params + 2177984, NULL, params + 2440128, 1.0000000000000001e-05, packed + 2164370, 1024, 256, 1, 12); /* bottleneck_proj3.bottleneck_path1.conv3 + bottleneck_proj3.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 2444224, NULL, params + 2968512, 1.0000000000000001e-05, packed + 2429594, 1024, 512, 1, 16); /* bottleneck_proj3.conv1 + bottleneck_proj3.bn1 */
-    cnn_pack_conv(params + 2972608, NULL, params + 3234752, 1.0000000000000001e-05, packed + 2954906, 256, 1024, 1, 12); /* bottleneck6.bottleneck_path1.conv1 + bottleneck6.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 3235776, NULL, params + 3825600, 1.0000000000000001e-05, packed + 3225506, 256, 2304, 1, 16); /* bottleneck6.bottleneck_path1.conv2 + bottleneck6.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 3826624, NULL, params + 4088768, 1.0000000000000001e-05, packed + 3815586, 1024, 256, 1, 12); /* bottleneck6.bottleneck_path1.conv3 + bottleneck6.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 4092864, NULL, params + 4355008, 1.0000000000000001e-05, packed + 4080810, 256, 1024, 1, 12); /* bottleneck7.bottleneck_path1.conv1 + bottleneck7.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 4356032, NULL, params + 4945856, 1.0000000000000001e-05, packed + 4351410, 256, 2304, 1, 16); /* bottleneck7.bottleneck_path1.conv2 + bottleneck7.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 4946880, NULL, params + 5209024, 1.0000000000000001e-05, packed + 4941490, 1024, 256, 1, 12); /* bottleneck7.bottleneck_path1.conv3 + bottleneck7.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 5213120, NULL, params + 5475264, 1.0000000000000001e-05, packed + 5206714, 256, 1024, 1, 12); /* bottleneck8.bottleneck_path1.conv1 + bottleneck8.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 5476288, NULL, params + 6066112, 1.0000000000000001e-05, packed + 5477314, 256, 2304, 1, 16); /* bottleneck8.bottleneck_path1.conv2 + bottleneck8.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 6067136, NULL, params + 6329280, 1.0000000000000001e-05, packed + 6067394, 1024, 256, 1, 12); /* bottleneck8.bottleneck_path1.conv3 + bottleneck8.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 6333376, NULL, params + 6595520, 1.0000000000000001e-05, packed + 6332618, 256, 1024, 1, 12); /* bottleneck9.bottleneck_path1.conv1 + bottleneck9.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 6596544, NULL, params + 7186368, 1.0000000000000001e-05, packed + 6603218, 256, 2304, 1, 16); /* bottleneck9.bottleneck_path1.conv2 + bottleneck9.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 7187392, NULL, params + 7449536, 1.0000000000000001e-05, packed + 7193298, 1024, 256, 1, 12); /* bottleneck9.bottleneck_path1.conv3 + bottleneck9.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 7453632, NULL, params + 7715776, 1.0000000000000001e-05, packed + 7458522, 256, 1024, 1, 12); /* bottleneck10.bottleneck_path1.conv1 + bottleneck10.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 7716800, NULL, params + 8306624, 1.0000000000000001e-05, packed + 7729122, 256, 2304, 1, 16); /* bottleneck10.bottleneck_path1.conv2 + bottleneck10.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 8307648, NULL, params + 8569792, 1.0000000000000001e-05, packed + 8319202, 1024, 256, 1, 12); /* bottleneck10.bottleneck_path1.conv3 + bottleneck10.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 8573888, NULL, params + 9098176, 1.0000000000000001e-05, packed + 8584426, 512, 1024, 1, 12); /* bottleneck_proj4.bottleneck_path1.conv1 + bottleneck_proj4.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 9100224, NULL, params + 11459520, 1.0000000000000001e-05, packed + 9113326, 512, 4608, 1, 32); /* bottleneck_proj4.bottleneck_path1.conv2 + bottleneck_proj4.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 11461568, NULL, params + 12510144, 1.0000000000000001e-05, packed + 11473134, 2048, 512, 1, 12); /* bottleneck_proj4.bottleneck_path1.conv3 + bottleneck_proj4.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 12518336, NULL, params + 14615488, 1.0000000000000001e-05, packed + 12525810, 2048, 1024, 1, 32); /* bottleneck_proj4.conv1 + bottleneck_proj4.bn1 */
-    cnn_pack_conv(params + 14623680, NULL, params + 15672256, 1.0000000000000001e-05, packed + 14625010, 512, 2048, 1, 12); /* bottleneck11.bottleneck_path1.conv1 + bottleneck11.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 15674304, NULL, params + 18033600, 1.0000000000000001e-05, packed + 15682294, 512, 4608, 1, 32); /* bottleneck11.bottleneck_path1.conv2 + bottleneck11.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 18035648, NULL, params + 19084224, 1.0000000000000001e-05, packed + 18042102, 2048, 512, 1, 12); /* bottleneck11.bottleneck_path1.conv3 + bottleneck11.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 19092416, NULL, params + 20140992, 1.0000000000000001e-05, packed + 19094778, 512, 2048, 1, 12); /* bottleneck12.bottleneck_path1.conv1 + bottleneck12.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 20143040, NULL, params + 22502336, 1.0000000000000001e-05, packed + 20152062, 512, 4608, 1, 32); /* bottleneck12.bottleneck_path1.conv2 + bottleneck12.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 22504384, NULL, params + 23552960, 1.0000000000000001e-05, packed + 22511870, 2048, 512, 1, 12); /* bottleneck12.bottleneck_path1.conv3 + bottleneck12.bottleneck_path1.bn3 */
-    cnn_copy(params + 23561152, packed + 23564546, 2049000); /* dense1 */
+    cnn_pack_conv(params + 2444224, NULL, params + 2968512, 1.0000000000000001e-05, packed + 2429594, 1024, 512, 1, 24); /* bottleneck_proj3.conv1 + bottleneck_proj3.bn1 */
+    cnn_pack_conv(params + 2972608, NULL, params + 3234752, 1.0000000000000001e-05, packed + 2959010, 256, 1024, 1, 12); /* bottleneck6.bottleneck_path1.conv1 + bottleneck6.bottleneck_path1.bn1 */
+    cnn_pack_conv(params + 3235776, NULL, params + 3825600, 1.0000000000000001e-05, packed + 3229610, 256, 2304, 1, 16); /* bottleneck6.bottleneck_path1.conv2 + bottleneck6.bottleneck_path1.bn2 */
+    cnn_pack_conv(params + 3826624, NULL, params + 4088768, 1.0000000000000001e-05, packed + 3819690, 1024, 256, 1, 12); /* bottleneck6.bottleneck_path1.conv3 + bottleneck6.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 4092864, NULL, params + 4355008, 1.0000000000000001e-05, packed + 4084914, 256, 1024, 1, 12); /* bottleneck7.bottleneck_path1.conv1 + bottleneck7.bottleneck_path1.bn1 */
+    cnn_pack_conv(params + 4356032, NULL, params + 4945856, 1.0000000000000001e-05, packed + 4355514, 256, 2304, 1, 16); /* bottleneck7.bottleneck_path1.conv2 + bottleneck7.bottleneck_path1.bn2 */
+    cnn_pack_conv(params + 4946880, NULL, params + 5209024, 1.0000000000000001e-05, packed + 4945594, 1024, 256, 1, 12); /* bottleneck7.bottleneck_path1.conv3 + bottleneck7.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 5213120, NULL, params + 5475264, 1.0000000000000001e-05, packed + 5210818, 256, 1024, 1, 12); /* bottleneck8.bottleneck_path1.conv1 + bottleneck8.bottleneck_path1.bn1 */
+    cnn_pack_conv(params + 5476288, NULL, params + 6066112, 1.0000000000000001e-05, packed + 5481418, 256, 2304, 1, 16); /* bottleneck8.bottleneck_path1.conv2 + bottleneck8.bottleneck_path1.bn2 */
+    cnn_pack_conv(params + 6067136, NULL, params + 6329280, 1.0000000000000001e-05, packed + 6071498, 1024, 256, 1, 12); /* bottleneck8.bottleneck_path1.conv3 + bottleneck8.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 6333376, NULL, params + 6595520, 1.0000000000000001e-05, packed + 6336722, 256, 1024, 1, 12); /* bottleneck9.bottleneck_path1.conv1 + bottleneck9.bottleneck_path1.bn1 */
+    cnn_pack_conv(params + 6596544, NULL, params + 7186368, 1.0000000000000001e-05, packed + 6607322, 256, 2304, 1, 16); /* bottleneck9.bottleneck_path1.conv2 + bottleneck9.bottleneck_path1.bn2 */
+    cnn_pack_conv(params + 7187392, NULL, params + 7449536, 1.0000000000000001e-05, packed + 7197402, 1024, 256, 1, 12); /* bottleneck9.bottleneck_path1.conv3 + bottleneck9.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 7453632, NULL, params + 7715776, 1.0000000000000001e-05, packed + 7462626, 256, 1024, 1, 12); /* bottleneck10.bottleneck_path1.conv1 + bottleneck10.bottleneck_path1.bn1 */
+    cnn_pack_conv(params + 7716800, NULL, params + 8306624, 1.0000000000000001e-05, packed + 7733226, 256, 2304, 1, 16); /* bottleneck10.bottleneck_path1.conv2 + bottleneck10.bottleneck_path1.bn2 */
+    cnn_pack_conv(params + 8307648, NULL, params + 8569792, 1.0000000000000001e-05, packed + 8323306, 1024, 256, 1, 12); /* bottleneck10.bottleneck_path1.conv3 + bottleneck10.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 8573888, NULL, params + 9098176, 1.0000000000000001e-05, packed + 8588530, 512, 1024, 1, 12); /* bottleneck_proj4.bottleneck_path1.conv1 + bottleneck_proj4.bottleneck_path1.bn1 */
+    cnn_pack_conv(params + 9100224, NULL, params + 11459520, 1.0000000000000001e-05, packed + 9117430, 512, 4608, 1, 32); /* bottleneck_proj4.bottleneck_path1.conv2 + bottleneck_proj4.bottleneck_path1.bn2 */
+    cnn_pack_conv(params + 11461568, NULL, params + 12510144, 1.0000000000000001e-05, packed + 11477238, 2048, 512, 1, 12); /* bottleneck_proj4.bottleneck_path1.conv3 + bottleneck_proj4.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 12518336, NULL, params + 14615488, 1.0000000000000001e-05, packed + 12529914, 2048, 1024, 1, 32); /* bottleneck_proj4.conv1 + bottleneck_proj4.bn1 */
+    cnn_pack_conv(params + 14623680, NULL, params + 15672256, 1.0000000000000001e-05, packed + 14629114, 512, 2048, 1, 12); /* bottleneck11.bottleneck_path1.conv1 + bottleneck11.bottleneck_path1.bn1 */
+    cnn_pack_conv(params + 15674304, NULL, params + 18033600, 1.0000000000000001e-05, packed + 15686398, 512, 4608, 1, 32); /* bottleneck11.bottleneck_path1.conv2 + bottleneck11.bottleneck_path1.bn2 */
+    cnn_pack_conv(params + 18035648, NULL, params + 19084224, 1.0000000000000001e-05, packed + 18046206, 2048, 512, 1, 12); /* bottleneck11.bottleneck_path1.conv3 + bottleneck11.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 19092416, NULL, params + 20140992, 1.0000000000000001e-05, packed + 19098882, 512, 2048, 1, 12); /* bottleneck12.bottleneck_path1.conv1 + bottleneck12.bottleneck_path1.bn1 */
+    cnn_pack_conv(params + 20143040, NULL, params + 22502336, 1.0000000000000001e-05, packed + 20156166, 512, 4608, 1, 32); /* bottleneck12.bottleneck_path1.conv2 + bottleneck12.bottleneck_path1.bn2 */
+    cnn_pack_conv(params + 22504384, NULL, params + 23552960, 1.0000000000000001e-05, packed + 22515974, 2048, 512, 1, 12); /* bottleneck12.bottleneck_path1.conv3 + bottleneck12.bottleneck_path1.bn3 */
+    cnn_copy(params + 23561152, packed + 23568650, 2049000); /* dense1 */
 }
 
 /* Inference on `batch` samples (1..resnet50_BATCH), NCHW in and out. Returns 0,
@@ -13478,32 +14068,32 @@ int resnet50_forward(const float *packed, const float *in_img, float *out_logits
     bottleneck_proj3_bottleneck_path1_conv2(A + 631808, A + 832512, packed + 1574290, A + 401408, batch);
     bottleneck_proj3_bottleneck_path1_conv3(A + 832512, A + 401408, packed + 2164370, batch);
     bottleneck_proj3_conv1(A + 0, A + 401408, A + 602112, packed + 2429594, batch);
-    bottleneck6_bottleneck_path1_conv1(A + 602112, A + 65536, packed + 2954906, batch);
-    bottleneck6_bottleneck_path1_conv2(A + 65536, A + 200704, packed + 3225506, A + 0, batch);
-    bottleneck6_bottleneck_path1_conv3(A + 200704, A + 602112, A + 0, packed + 3815586, batch);
-    bottleneck7_bottleneck_path1_conv1(A + 0, A + 266240, packed + 4080810, batch);
-    bottleneck7_bottleneck_path1_conv2(A + 266240, A + 401408, packed + 4351410, A + 200704, batch);
-    bottleneck7_bottleneck_path1_conv3(A + 401408, A + 0, A + 200704, packed + 4941490, batch);
-    bottleneck8_bottleneck_path1_conv1(A + 200704, A + 65536, packed + 5206714, batch);
-    bottleneck8_bottleneck_path1_conv2(A + 65536, A + 401408, packed + 5477314, A + 0, batch);
-    bottleneck8_bottleneck_path1_conv3(A + 401408, A + 200704, A + 0, packed + 6067394, batch);
-    bottleneck9_bottleneck_path1_conv1(A + 0, A + 266240, packed + 6332618, batch);
-    bottleneck9_bottleneck_path1_conv2(A + 266240, A + 401408, packed + 6603218, A + 200704, batch);
-    bottleneck9_bottleneck_path1_conv3(A + 401408, A + 0, A + 200704, packed + 7193298, batch);
-    bottleneck10_bottleneck_path1_conv1(A + 200704, A + 65536, packed + 7458522, batch);
-    bottleneck10_bottleneck_path1_conv2(A + 65536, A + 401408, packed + 7729122, A + 0, batch);
-    bottleneck10_bottleneck_path1_conv3(A + 401408, A + 200704, A + 0, packed + 8319202, batch);
-    bottleneck_proj4_bottleneck_path1_conv1(A + 0, A + 331776, packed + 8584426, batch);
-    bottleneck_proj4_bottleneck_path1_conv2(A + 331776, A + 432128, packed + 9113326, A + 200704, batch);
-    bottleneck_proj4_bottleneck_path1_conv3(A + 432128, A + 200704, packed + 11473134, batch);
-    bottleneck_proj4_conv1(A + 0, A + 200704, A + 301056, packed + 12525810, batch);
-    bottleneck11_bottleneck_path1_conv1(A + 301056, A + 41472, packed + 14625010, batch);
-    bottleneck11_bottleneck_path1_conv2(A + 41472, A + 100352, packed + 15682294, A + 0, batch);
-    bottleneck11_bottleneck_path1_conv3(A + 100352, A + 301056, A + 0, packed + 18042102, batch);
-    bottleneck12_bottleneck_path1_conv1(A + 0, A + 141824, packed + 19094778, batch);
-    bottleneck12_bottleneck_path1_conv2(A + 141824, A + 200704, packed + 20152062, A + 100352, batch);
-    bottleneck12_bottleneck_path1_conv3(A + 200704, A + 0, A + 100352, packed + 22511870, batch);
+    bottleneck6_bottleneck_path1_conv1(A + 602112, A + 65536, packed + 2959010, batch);
+    bottleneck6_bottleneck_path1_conv2(A + 65536, A + 200704, packed + 3229610, A + 0, batch);
+    bottleneck6_bottleneck_path1_conv3(A + 200704, A + 602112, A + 0, packed + 3819690, batch);
+    bottleneck7_bottleneck_path1_conv1(A + 0, A + 266240, packed + 4084914, batch);
+    bottleneck7_bottleneck_path1_conv2(A + 266240, A + 401408, packed + 4355514, A + 200704, batch);
+    bottleneck7_bottleneck_path1_conv3(A + 401408, A + 0, A + 200704, packed + 4945594, batch);
+    bottleneck8_bottleneck_path1_conv1(A + 200704, A + 65536, packed + 5210818, batch);
+    bottleneck8_bottleneck_path1_conv2(A + 65536, A + 401408, packed + 5481418, A + 0, batch);
+    bottleneck8_bottleneck_path1_conv3(A + 401408, A + 200704, A + 0, packed + 6071498, batch);
+    bottleneck9_bottleneck_path1_conv1(A + 0, A + 266240, packed + 6336722, batch);
+    bottleneck9_bottleneck_path1_conv2(A + 266240, A + 401408, packed + 6607322, A + 200704, batch);
+    bottleneck9_bottleneck_path1_conv3(A + 401408, A + 0, A + 200704, packed + 7197402, batch);
+    bottleneck10_bottleneck_path1_conv1(A + 200704, A + 65536, packed + 7462626, batch);
+    bottleneck10_bottleneck_path1_conv2(A + 65536, A + 401408, packed + 7733226, A + 0, batch);
+    bottleneck10_bottleneck_path1_conv3(A + 401408, A + 200704, A + 0, packed + 8323306, batch);
+    bottleneck_proj4_bottleneck_path1_conv1(A + 0, A + 331776, packed + 8588530, batch);
+    bottleneck_proj4_bottleneck_path1_conv2(A + 331776, A + 432128, packed + 9117430, A + 200704, batch);
+    bottleneck_proj4_bottleneck_path1_conv3(A + 432128, A + 200704, packed + 11477238, batch);
+    bottleneck_proj4_conv1(A + 0, A + 200704, A + 301056, packed + 12529914, batch);
+    bottleneck11_bottleneck_path1_conv1(A + 301056, A + 41472, packed + 14629114, batch);
+    bottleneck11_bottleneck_path1_conv2(A + 41472, A + 100352, packed + 15686398, A + 0, batch);
+    bottleneck11_bottleneck_path1_conv3(A + 100352, A + 301056, A + 0, packed + 18046206, batch);
+    bottleneck12_bottleneck_path1_conv1(A + 0, A + 141824, packed + 19098882, batch);
+    bottleneck12_bottleneck_path1_conv2(A + 141824, A + 200704, packed + 20156166, A + 100352, batch);
+    bottleneck12_bottleneck_path1_conv3(A + 200704, A + 0, A + 100352, packed + 22515974, batch);
     globalavgpool1(A + 100352, A + 0, batch);
-    dense1(A + 0, out_logits, packed + 23564546, batch);
+    dense1(A + 0, out_logits, packed + 23568650, batch);
     return 0;
 }

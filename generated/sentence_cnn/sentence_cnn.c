@@ -15,12 +15,12 @@
 #include <stdint.h>
 #include <immintrin.h>
 
-/* The kernels use AVX2 and FMA whatever flags the file is compiled
- * with; the CPU must have them (cnnc --target auto checks). */
+/* The kernels use these instruction sets whatever flags the file is
+ * compiled with; the CPU must have them (cnnc --target auto checks). */
 #if defined(__GNUC__) || defined(__clang__)
-#define CNN_AVX2 __attribute__((target("avx2,fma")))
+#define CNN_SIMD __attribute__((target("avx2,fma")))
 #else
-#define CNN_AVX2
+#define CNN_SIMD
 #endif
 
 /* exp and log in double precision, so the generated code needs no libm.
@@ -99,7 +99,7 @@ static double cnn_sqrt(double x) {
 }
 
 /* The sum of a vector's eight lanes. */
-static CNN_AVX2 float cnn_hsum(__m256 v) {
+static CNN_SIMD float cnn_hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
@@ -145,8 +145,8 @@ static void cnn_pack_conv(const float *w, const float *bias, const float *bn,
  *   weights at packed[0]: weight [100,1,3,300] + bias [100] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then ngram1.relu1
  */
-static CNN_AVX2 void ngram1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 6, NV = 2, MR = 16 }; /* the register tile */
+static CNN_SIMD void ngram1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 100800;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 16800;
@@ -191,22 +191,22 @@ static CNN_AVX2 void ngram1_conv1(const float *restrict x0, float *restrict y, c
                         {
                             const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                             const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                            __m256 xb = _mm256_broadcast_ss(xp + o0 + i * 300 + j * 1);
+                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 300 + j * 1]);
                             c00 = _mm256_fmadd_ps(xb, wv0, c00);
                             c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                            xb = _mm256_broadcast_ss(xp + o1 + i * 300 + j * 1);
+                            xb = _mm256_set1_ps(xp[o1 + i * 300 + j * 1]);
                             c10 = _mm256_fmadd_ps(xb, wv0, c10);
                             c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                            xb = _mm256_broadcast_ss(xp + o2 + i * 300 + j * 1);
+                            xb = _mm256_set1_ps(xp[o2 + i * 300 + j * 1]);
                             c20 = _mm256_fmadd_ps(xb, wv0, c20);
                             c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                            xb = _mm256_broadcast_ss(xp + o3 + i * 300 + j * 1);
+                            xb = _mm256_set1_ps(xp[o3 + i * 300 + j * 1]);
                             c30 = _mm256_fmadd_ps(xb, wv0, c30);
                             c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                            xb = _mm256_broadcast_ss(xp + o4 + i * 300 + j * 1);
+                            xb = _mm256_set1_ps(xp[o4 + i * 300 + j * 1]);
                             c40 = _mm256_fmadd_ps(xb, wv0, c40);
                             c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                            xb = _mm256_broadcast_ss(xp + o5 + i * 300 + j * 1);
+                            xb = _mm256_set1_ps(xp[o5 + i * 300 + j * 1]);
                             c50 = _mm256_fmadd_ps(xb, wv0, c50);
                             c51 = _mm256_fmadd_ps(xb, wv1, c51);
                         }
@@ -240,7 +240,7 @@ static CNN_AVX2 void ngram1_conv1(const float *restrict x0, float *restrict y, c
  *   in [100,54,1] -> out [100,1,1]
  *   scalar loops
  */
-static CNN_AVX2 void ngram1_globalmaxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void ngram1_globalmaxpool1(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 5400;
         float *yb = y + (ptrdiff_t)b * 100;
@@ -259,8 +259,8 @@ static CNN_AVX2 void ngram1_globalmaxpool1(const float *restrict x0, float *rest
  *   weights at packed[100912]: weight [100,1,4,300] + bias [100] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then ngram2.relu1
  */
-static CNN_AVX2 void ngram2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 6, NV = 2, MR = 16 }; /* the register tile */
+static CNN_SIMD void ngram2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 134400;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 16800;
@@ -305,22 +305,22 @@ static CNN_AVX2 void ngram2_conv1(const float *restrict x0, float *restrict y, c
                         {
                             const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                             const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                            __m256 xb = _mm256_broadcast_ss(xp + o0 + i * 300 + j * 1);
+                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 300 + j * 1]);
                             c00 = _mm256_fmadd_ps(xb, wv0, c00);
                             c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                            xb = _mm256_broadcast_ss(xp + o1 + i * 300 + j * 1);
+                            xb = _mm256_set1_ps(xp[o1 + i * 300 + j * 1]);
                             c10 = _mm256_fmadd_ps(xb, wv0, c10);
                             c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                            xb = _mm256_broadcast_ss(xp + o2 + i * 300 + j * 1);
+                            xb = _mm256_set1_ps(xp[o2 + i * 300 + j * 1]);
                             c20 = _mm256_fmadd_ps(xb, wv0, c20);
                             c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                            xb = _mm256_broadcast_ss(xp + o3 + i * 300 + j * 1);
+                            xb = _mm256_set1_ps(xp[o3 + i * 300 + j * 1]);
                             c30 = _mm256_fmadd_ps(xb, wv0, c30);
                             c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                            xb = _mm256_broadcast_ss(xp + o4 + i * 300 + j * 1);
+                            xb = _mm256_set1_ps(xp[o4 + i * 300 + j * 1]);
                             c40 = _mm256_fmadd_ps(xb, wv0, c40);
                             c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                            xb = _mm256_broadcast_ss(xp + o5 + i * 300 + j * 1);
+                            xb = _mm256_set1_ps(xp[o5 + i * 300 + j * 1]);
                             c50 = _mm256_fmadd_ps(xb, wv0, c50);
                             c51 = _mm256_fmadd_ps(xb, wv1, c51);
                         }
@@ -354,7 +354,7 @@ static CNN_AVX2 void ngram2_conv1(const float *restrict x0, float *restrict y, c
  *   in [100,53,1] -> out [100,1,1]
  *   scalar loops
  */
-static CNN_AVX2 void ngram2_globalmaxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void ngram2_globalmaxpool1(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 5300;
         float *yb = y + (ptrdiff_t)b * 100;
@@ -371,17 +371,17 @@ static CNN_AVX2 void ngram2_globalmaxpool1(const float *restrict x0, float *rest
 /* ngram3.conv1 — examples/sentence_cnn.cnn:17: conv 5x300 100
  *   in [1,56,300] -> out [100,52,1]
  *   weights at packed[235424]: weight [100,1,5,300] + bias [100] (packed in blocks of 16 output channels)
- *   avx2: tile MP=4 positions x MR=16 output channels (8 ymm accumulators); input values broadcast from the input, weights in vectors; then ngram3.relu1
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then ngram3.relu1
  */
-static CNN_AVX2 void ngram3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MP = 4, NV = 2, MR = 16 }; /* the register tile */
+static CNN_SIMD void ngram3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 168000;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 16800;
         float *yb = y + (ptrdiff_t)b * 5200;
         const float *in = xb0;
-        for (int it = 0; it < 91; it++) {
-            const int gb = it / 13, tile = it - gb * 13;
+        for (int it = 0; it < 63; it++) {
+            const int gb = it / 9, tile = it - gb * 9;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 100 + ob * MR;
             (void)grp;
@@ -397,6 +397,10 @@ static CNN_AVX2 void ngram3_conv1(const float *restrict x0, float *restrict y, c
             const int o2 = q[2] / 1 * 300 + q[2] % 1 * 1;
             q[3] = tile * MP + 3 < 52 ? tile * MP + 3 : 51;
             const int o3 = q[3] / 1 * 300 + q[3] % 1 * 1;
+            q[4] = tile * MP + 4 < 52 ? tile * MP + 4 : 51;
+            const int o4 = q[4] / 1 * 300 + q[4] % 1 * 1;
+            q[5] = tile * MP + 5 < 52 ? tile * MP + 5 : 51;
+            const int o5 = q[5] / 1 * 300 + q[5] % 1 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -405,24 +409,34 @@ static CNN_AVX2 void ngram3_conv1(const float *restrict x0, float *restrict y, c
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 1; c++, xp += 16800)
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 300; j++, wp += MR)
                         {
                             const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                             const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                            __m256 xb = _mm256_broadcast_ss(xp + o0 + i * 300 + j * 1);
+                            __m256 xb = _mm256_set1_ps(xp[o0 + i * 300 + j * 1]);
                             c00 = _mm256_fmadd_ps(xb, wv0, c00);
                             c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                            xb = _mm256_broadcast_ss(xp + o1 + i * 300 + j * 1);
+                            xb = _mm256_set1_ps(xp[o1 + i * 300 + j * 1]);
                             c10 = _mm256_fmadd_ps(xb, wv0, c10);
                             c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                            xb = _mm256_broadcast_ss(xp + o2 + i * 300 + j * 1);
+                            xb = _mm256_set1_ps(xp[o2 + i * 300 + j * 1]);
                             c20 = _mm256_fmadd_ps(xb, wv0, c20);
                             c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                            xb = _mm256_broadcast_ss(xp + o3 + i * 300 + j * 1);
+                            xb = _mm256_set1_ps(xp[o3 + i * 300 + j * 1]);
                             c30 = _mm256_fmadd_ps(xb, wv0, c30);
                             c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                            xb = _mm256_set1_ps(xp[o4 + i * 300 + j * 1]);
+                            c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                            c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                            xb = _mm256_set1_ps(xp[o5 + i * 300 + j * 1]);
+                            c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                            c51 = _mm256_fmadd_ps(xb, wv1, c51);
                         }
             _mm256_storeu_ps(t[0] + 0, c00);
             _mm256_storeu_ps(t[0] + 8, c01);
@@ -432,6 +446,10 @@ static CNN_AVX2 void ngram3_conv1(const float *restrict x0, float *restrict y, c
             _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 if (ob * MR + k >= 100)
                     break;
@@ -450,7 +468,7 @@ static CNN_AVX2 void ngram3_conv1(const float *restrict x0, float *restrict y, c
  *   in [100,52,1] -> out [100,1,1]
  *   scalar loops
  */
-static CNN_AVX2 void ngram3_globalmaxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void ngram3_globalmaxpool1(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 5200;
         float *yb = y + (ptrdiff_t)b * 100;
@@ -468,7 +486,7 @@ static CNN_AVX2 void ngram3_globalmaxpool1(const float *restrict x0, float *rest
  *   in [100,1,1] + [100,1,1] + [100,1,1] -> out [300,1,1]
  *   scalar loops
  */
-static CNN_AVX2 void concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, float *restrict y, int batch) {
+static CNN_SIMD void concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100;
         const float *xb1 = x1 + (ptrdiff_t)b * 100;
@@ -485,8 +503,8 @@ static CNN_AVX2 void concat1(const float *restrict x0, const float *restrict x1,
  *   weights at packed[403536]: weight [2,300] + bias [2]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
  */
-static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { DENSE_ROWS = 4 };
+static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
     for (int u0 = 0; u0 < 2; u0 += DENSE_ROWS) {
         const int rows = u0 + DENSE_ROWS <= 2 ? DENSE_ROWS : 2 - u0;
         for (int b = 0; b < batch; b++) {
@@ -501,16 +519,16 @@ static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const f
                 __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
                 __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
                 __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-                for (int i = 0; i < 288; i += 16) {
-                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + 8);
+                for (int i = 0; i < 288; i += 2 * W) {
+                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + W);
                     a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xa, a0);
-                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + 8), xb, b0);
+                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + W), xb, b0);
                     a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xa, a1);
-                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + 8), xb, b1);
+                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + W), xb, b1);
                     a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xa, a2);
-                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + 8), xb, b2);
+                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + W), xb, b2);
                     a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xa, a3);
-                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + 8), xb, b3);
+                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + W), xb, b3);
                 }
                 sum[0] = cnn_hsum(_mm256_add_ps(a0, b0));
                 sum[1] = cnn_hsum(_mm256_add_ps(a1, b1));
@@ -527,7 +545,7 @@ static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const f
                     const float *wr = w + (ptrdiff_t)(u0 + r) * 300;
                     __m256 a = _mm256_setzero_ps();
                     int i = 0;
-                    for (; i + 8 <= 300; i += 8)
+                    for (; i + W <= 300; i += W)
                         a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
                     sum[r] = cnn_hsum(a);
                     for (; i < 300; i++)

@@ -15,12 +15,12 @@
 #include <stdint.h>
 #include <immintrin.h>
 
-/* The kernels use AVX2 and FMA whatever flags the file is compiled
- * with; the CPU must have them (cnnc --target auto checks). */
+/* The kernels use these instruction sets whatever flags the file is
+ * compiled with; the CPU must have them (cnnc --target auto checks). */
 #if defined(__GNUC__) || defined(__clang__)
-#define CNN_AVX2 __attribute__((target("avx2,fma")))
+#define CNN_SIMD __attribute__((target("avx2,fma")))
 #else
-#define CNN_AVX2
+#define CNN_SIMD
 #endif
 
 /* exp and log in double precision, so the generated code needs no libm.
@@ -148,7 +148,7 @@ static void cnn_pad(const float *x, float *xp, int c, int h, int w, int top,
 }
 
 /* The sum of a vector's eight lanes. */
-static CNN_AVX2 float cnn_hsum(__m256 v) {
+static CNN_SIMD float cnn_hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
@@ -194,8 +194,8 @@ static void cnn_pack_conv(const float *w, const float *bias, const float *bn,
  *   weights at packed[0]: weight [64,3,3,3] + bias [64] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 226 apart (224 kept); then relu1
  */
-static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1728;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
@@ -214,18 +214,18 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
             float t[MR][NR];
             {
                 const int p = tile < 2109 ? tile * NR : 50598;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 3; c += 1, xp += 51076, wp += 36) {
@@ -233,19 +233,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -254,19 +254,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -275,19 +275,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -296,19 +296,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 226 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 226 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 226 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -317,19 +317,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 227 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 227 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 227 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -338,19 +338,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 228 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 228 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 228 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -359,19 +359,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 452 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 452 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 452 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -380,19 +380,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 453 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 453 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 453 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -401,19 +401,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 454 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 454 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 454 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 32 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 32 + 1);
+                        wv = _mm256_set1_ps(wp[32 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 32 + 2);
+                        wv = _mm256_set1_ps(wp[32 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 32 + 3);
+                        wv = _mm256_set1_ps(wp[32 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -434,19 +434,19 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 50176;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 226, ow = q - oh * 226;
-                        if (ow + 8 <= 224 && q + 8 <= 50622) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 224 && q + W <= 50622) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 224 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 226, c = q + l - h * 226;
                             if (c >= 224 || q + l >= 50622)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 224 + c] = v;
                         }
@@ -462,8 +462,8 @@ static CNN_AVX2 void conv1(const float *restrict x0, float *restrict y, const fl
  *   weights at packed[1792]: weight [64,64,3,3] + bias [64] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 226 apart (224 kept); then relu2
  */
-static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 36864;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 3211264;
@@ -482,18 +482,18 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
             float t[MR][NR];
             {
                 const int p = tile < 2109 ? tile * NR : 50598;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 64; c += 1, xp += 51076, wp += 36) {
@@ -501,19 +501,19 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -522,19 +522,19 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -543,19 +543,19 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -564,19 +564,19 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 226 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 226 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 226 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -585,19 +585,19 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 227 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 227 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 227 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -606,19 +606,19 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 228 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 228 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 228 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -627,19 +627,19 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 452 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 452 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 452 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -648,19 +648,19 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 453 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 453 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 453 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -669,19 +669,19 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 454 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 454 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 454 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 32 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 32 + 1);
+                        wv = _mm256_set1_ps(wp[32 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 32 + 2);
+                        wv = _mm256_set1_ps(wp[32 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 32 + 3);
+                        wv = _mm256_set1_ps(wp[32 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -702,19 +702,19 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 50176;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 226, ow = q - oh * 226;
-                        if (ow + 8 <= 224 && q + 8 <= 50622) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 224 && q + W <= 50622) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 224 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 226, c = q + l - h * 226;
                             if (c >= 224 || q + l >= 50622)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 224 + c] = v;
                         }
@@ -729,7 +729,7 @@ static CNN_AVX2 void conv2(const float *restrict x0, float *restrict y, const fl
  *   in [64,224,224] -> out [64,112,112]
  *   scalar loops
  */
-static CNN_AVX2 void maxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 3211264;
         float *yb = y + (ptrdiff_t)b * 802816;
@@ -778,8 +778,8 @@ static CNN_AVX2 void maxpool1(const float *restrict x0, float *restrict y, int b
  *   weights at packed[38720]: weight [128,64,3,3] + bias [128] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 114 apart (112 kept); then relu3
  */
-static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 73728;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
@@ -798,18 +798,18 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
             float t[MR][NR];
             {
                 const int p = tile < 531 ? tile * NR : 12742;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 64; c += 1, xp += 12996, wp += 36) {
@@ -817,19 +817,19 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -838,19 +838,19 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -859,19 +859,19 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -880,19 +880,19 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 114 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 114 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 114 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -901,19 +901,19 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 115 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 115 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 115 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -922,19 +922,19 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 116 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 116 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 116 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -943,19 +943,19 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 228 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 228 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 228 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -964,19 +964,19 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 229 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 229 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 229 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -985,19 +985,19 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 230 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 230 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 230 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 32 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 32 + 1);
+                        wv = _mm256_set1_ps(wp[32 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 32 + 2);
+                        wv = _mm256_set1_ps(wp[32 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 32 + 3);
+                        wv = _mm256_set1_ps(wp[32 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1018,19 +1018,19 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 12544;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 114, ow = q - oh * 114;
-                        if (ow + 8 <= 112 && q + 8 <= 12766) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 112 && q + W <= 12766) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 112 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 114, c = q + l - h * 114;
                             if (c >= 112 || q + l >= 12766)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 112 + c] = v;
                         }
@@ -1046,8 +1046,8 @@ static CNN_AVX2 void conv3(const float *restrict x0, float *restrict y, const fl
  *   weights at packed[112576]: weight [128,128,3,3] + bias [128] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 114 apart (112 kept); then relu4
  */
-static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 147456;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 1605632;
@@ -1066,18 +1066,18 @@ static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const fl
             float t[MR][NR];
             {
                 const int p = tile < 531 ? tile * NR : 12742;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 128; c += 1, xp += 12996, wp += 36) {
@@ -1085,19 +1085,19 @@ static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1106,19 +1106,19 @@ static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1127,19 +1127,19 @@ static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1148,19 +1148,19 @@ static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 114 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 114 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 114 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1169,19 +1169,19 @@ static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 115 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 115 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 115 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1190,19 +1190,19 @@ static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 116 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 116 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 116 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1211,19 +1211,19 @@ static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 228 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 228 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 228 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1232,19 +1232,19 @@ static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 229 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 229 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 229 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1253,19 +1253,19 @@ static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 230 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 230 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 230 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 32 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 32 + 1);
+                        wv = _mm256_set1_ps(wp[32 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 32 + 2);
+                        wv = _mm256_set1_ps(wp[32 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 32 + 3);
+                        wv = _mm256_set1_ps(wp[32 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1286,19 +1286,19 @@ static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const fl
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 12544;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 114, ow = q - oh * 114;
-                        if (ow + 8 <= 112 && q + 8 <= 12766) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 112 && q + W <= 12766) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 112 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 114, c = q + l - h * 114;
                             if (c >= 112 || q + l >= 12766)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 112 + c] = v;
                         }
@@ -1313,7 +1313,7 @@ static CNN_AVX2 void conv4(const float *restrict x0, float *restrict y, const fl
  *   in [128,112,112] -> out [128,56,56]
  *   scalar loops
  */
-static CNN_AVX2 void maxpool2(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 1605632;
         float *yb = y + (ptrdiff_t)b * 401408;
@@ -1362,8 +1362,8 @@ static CNN_AVX2 void maxpool2(const float *restrict x0, float *restrict y, int b
  *   weights at packed[260160]: weight [256,128,3,3] + bias [256] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 58 apart (56 kept); then relu5
  */
-static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 294912;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
@@ -1382,18 +1382,18 @@ static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const fl
             float t[MR][NR];
             {
                 const int p = tile < 135 ? tile * NR : 3222;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 128; c += 1, xp += 3364, wp += 36) {
@@ -1401,19 +1401,19 @@ static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1422,19 +1422,19 @@ static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1443,19 +1443,19 @@ static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1464,19 +1464,19 @@ static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 58 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 58 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 58 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1485,19 +1485,19 @@ static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 59 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 59 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 59 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1506,19 +1506,19 @@ static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1527,19 +1527,19 @@ static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 116 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 116 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 116 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1548,19 +1548,19 @@ static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 117 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 117 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 117 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1569,19 +1569,19 @@ static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 118 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 118 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 118 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 32 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 32 + 1);
+                        wv = _mm256_set1_ps(wp[32 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 32 + 2);
+                        wv = _mm256_set1_ps(wp[32 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 32 + 3);
+                        wv = _mm256_set1_ps(wp[32 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1602,19 +1602,19 @@ static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const fl
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 3136;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 58, ow = q - oh * 58;
-                        if (ow + 8 <= 56 && q + 8 <= 3246) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 56 && q + W <= 3246) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 56 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 58, c = q + l - h * 58;
                             if (c >= 56 || q + l >= 3246)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 56 + c] = v;
                         }
@@ -1630,8 +1630,8 @@ static CNN_AVX2 void conv5(const float *restrict x0, float *restrict y, const fl
  *   weights at packed[555328]: weight [256,256,3,3] + bias [256] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 58 apart (56 kept); then relu6
  */
-static CNN_AVX2 void conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 589824;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
@@ -1650,18 +1650,18 @@ static CNN_AVX2 void conv6(const float *restrict x0, float *restrict y, const fl
             float t[MR][NR];
             {
                 const int p = tile < 135 ? tile * NR : 3222;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 256; c += 1, xp += 3364, wp += 36) {
@@ -1669,19 +1669,19 @@ static CNN_AVX2 void conv6(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1690,19 +1690,19 @@ static CNN_AVX2 void conv6(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1711,19 +1711,19 @@ static CNN_AVX2 void conv6(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1732,19 +1732,19 @@ static CNN_AVX2 void conv6(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 58 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 58 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 58 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1753,19 +1753,19 @@ static CNN_AVX2 void conv6(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 59 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 59 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 59 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1774,19 +1774,19 @@ static CNN_AVX2 void conv6(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1795,19 +1795,19 @@ static CNN_AVX2 void conv6(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 116 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 116 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 116 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1816,19 +1816,19 @@ static CNN_AVX2 void conv6(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 117 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 117 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 117 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1837,19 +1837,19 @@ static CNN_AVX2 void conv6(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 118 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 118 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 118 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 32 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 32 + 1);
+                        wv = _mm256_set1_ps(wp[32 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 32 + 2);
+                        wv = _mm256_set1_ps(wp[32 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 32 + 3);
+                        wv = _mm256_set1_ps(wp[32 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1870,19 +1870,19 @@ static CNN_AVX2 void conv6(const float *restrict x0, float *restrict y, const fl
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 3136;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 58, ow = q - oh * 58;
-                        if (ow + 8 <= 56 && q + 8 <= 3246) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 56 && q + W <= 3246) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 56 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 58, c = q + l - h * 58;
                             if (c >= 56 || q + l >= 3246)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 56 + c] = v;
                         }
@@ -1898,8 +1898,8 @@ static CNN_AVX2 void conv6(const float *restrict x0, float *restrict y, const fl
  *   weights at packed[1145408]: weight [256,256,3,3] + bias [256] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 58 apart (56 kept); then relu7
  */
-static CNN_AVX2 void conv7(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 589824;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
@@ -1918,18 +1918,18 @@ static CNN_AVX2 void conv7(const float *restrict x0, float *restrict y, const fl
             float t[MR][NR];
             {
                 const int p = tile < 135 ? tile * NR : 3222;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 256; c += 1, xp += 3364, wp += 36) {
@@ -1937,19 +1937,19 @@ static CNN_AVX2 void conv7(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1958,19 +1958,19 @@ static CNN_AVX2 void conv7(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -1979,19 +1979,19 @@ static CNN_AVX2 void conv7(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2000,19 +2000,19 @@ static CNN_AVX2 void conv7(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 58 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 58 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 58 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2021,19 +2021,19 @@ static CNN_AVX2 void conv7(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 59 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 59 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 59 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2042,19 +2042,19 @@ static CNN_AVX2 void conv7(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2063,19 +2063,19 @@ static CNN_AVX2 void conv7(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 116 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 116 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 116 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2084,19 +2084,19 @@ static CNN_AVX2 void conv7(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 117 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 117 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 117 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2105,19 +2105,19 @@ static CNN_AVX2 void conv7(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 118 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 118 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 118 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 32 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 32 + 1);
+                        wv = _mm256_set1_ps(wp[32 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 32 + 2);
+                        wv = _mm256_set1_ps(wp[32 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 32 + 3);
+                        wv = _mm256_set1_ps(wp[32 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2138,19 +2138,19 @@ static CNN_AVX2 void conv7(const float *restrict x0, float *restrict y, const fl
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 3136;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 58, ow = q - oh * 58;
-                        if (ow + 8 <= 56 && q + 8 <= 3246) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 56 && q + W <= 3246) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 56 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 58, c = q + l - h * 58;
                             if (c >= 56 || q + l >= 3246)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 56 + c] = v;
                         }
@@ -2166,8 +2166,8 @@ static CNN_AVX2 void conv7(const float *restrict x0, float *restrict y, const fl
  *   weights at packed[1735488]: weight [256,256,3,3] + bias [256] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 58 apart (56 kept); then relu8
  */
-static CNN_AVX2 void conv8(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 589824;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
@@ -2186,18 +2186,18 @@ static CNN_AVX2 void conv8(const float *restrict x0, float *restrict y, const fl
             float t[MR][NR];
             {
                 const int p = tile < 135 ? tile * NR : 3222;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 256; c += 1, xp += 3364, wp += 36) {
@@ -2205,19 +2205,19 @@ static CNN_AVX2 void conv8(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2226,19 +2226,19 @@ static CNN_AVX2 void conv8(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2247,19 +2247,19 @@ static CNN_AVX2 void conv8(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2268,19 +2268,19 @@ static CNN_AVX2 void conv8(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 58 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 58 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 58 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2289,19 +2289,19 @@ static CNN_AVX2 void conv8(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 59 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 59 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 59 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2310,19 +2310,19 @@ static CNN_AVX2 void conv8(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2331,19 +2331,19 @@ static CNN_AVX2 void conv8(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 116 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 116 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 116 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2352,19 +2352,19 @@ static CNN_AVX2 void conv8(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 117 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 117 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 117 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2373,19 +2373,19 @@ static CNN_AVX2 void conv8(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 118 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 118 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 118 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 32 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 32 + 1);
+                        wv = _mm256_set1_ps(wp[32 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 32 + 2);
+                        wv = _mm256_set1_ps(wp[32 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 32 + 3);
+                        wv = _mm256_set1_ps(wp[32 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2406,19 +2406,19 @@ static CNN_AVX2 void conv8(const float *restrict x0, float *restrict y, const fl
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 3136;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 58, ow = q - oh * 58;
-                        if (ow + 8 <= 56 && q + 8 <= 3246) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 56 && q + W <= 3246) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 56 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 58, c = q + l - h * 58;
                             if (c >= 56 || q + l >= 3246)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 56 + c] = v;
                         }
@@ -2433,7 +2433,7 @@ static CNN_AVX2 void conv8(const float *restrict x0, float *restrict y, const fl
  *   in [256,56,56] -> out [256,28,28]
  *   scalar loops
  */
-static CNN_AVX2 void maxpool3(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void maxpool3(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 200704;
@@ -2482,8 +2482,8 @@ static CNN_AVX2 void maxpool3(const float *restrict x0, float *restrict y, int b
  *   weights at packed[2325568]: weight [512,256,3,3] + bias [512] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); then relu9
  */
-static CNN_AVX2 void conv9(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 1179648;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
@@ -2502,18 +2502,18 @@ static CNN_AVX2 void conv9(const float *restrict x0, float *restrict y, const fl
             float t[MR][NR];
             {
                 const int p = tile < 34 ? tile * NR : 814;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 256; c += 1, xp += 900, wp += 36) {
@@ -2521,19 +2521,19 @@ static CNN_AVX2 void conv9(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2542,19 +2542,19 @@ static CNN_AVX2 void conv9(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2563,19 +2563,19 @@ static CNN_AVX2 void conv9(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2584,19 +2584,19 @@ static CNN_AVX2 void conv9(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 30 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2605,19 +2605,19 @@ static CNN_AVX2 void conv9(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 31 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2626,19 +2626,19 @@ static CNN_AVX2 void conv9(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2647,19 +2647,19 @@ static CNN_AVX2 void conv9(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2668,19 +2668,19 @@ static CNN_AVX2 void conv9(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 61 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 61 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 61 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2689,19 +2689,19 @@ static CNN_AVX2 void conv9(const float *restrict x0, float *restrict y, const fl
                         const __m256 xv0 = _mm256_loadu_ps(xp + 62 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 62 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 62 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 32 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 32 + 1);
+                        wv = _mm256_set1_ps(wp[32 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 32 + 2);
+                        wv = _mm256_set1_ps(wp[32 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 32 + 3);
+                        wv = _mm256_set1_ps(wp[32 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2722,19 +2722,19 @@ static CNN_AVX2 void conv9(const float *restrict x0, float *restrict y, const fl
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + 8 <= 28 && q + 8 <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 28 && q + W <= 838) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 30, c = q + l - h * 30;
                             if (c >= 28 || q + l >= 838)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 28 + c] = v;
                         }
@@ -2750,8 +2750,8 @@ static CNN_AVX2 void conv9(const float *restrict x0, float *restrict y, const fl
  *   weights at packed[3505728]: weight [512,512,3,3] + bias [512] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); then relu10
  */
-static CNN_AVX2 void conv10(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 2359296;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
@@ -2770,18 +2770,18 @@ static CNN_AVX2 void conv10(const float *restrict x0, float *restrict y, const f
             float t[MR][NR];
             {
                 const int p = tile < 34 ? tile * NR : 814;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 1, xp += 900, wp += 36) {
@@ -2789,19 +2789,19 @@ static CNN_AVX2 void conv10(const float *restrict x0, float *restrict y, const f
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2810,19 +2810,19 @@ static CNN_AVX2 void conv10(const float *restrict x0, float *restrict y, const f
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2831,19 +2831,19 @@ static CNN_AVX2 void conv10(const float *restrict x0, float *restrict y, const f
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2852,19 +2852,19 @@ static CNN_AVX2 void conv10(const float *restrict x0, float *restrict y, const f
                         const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 30 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2873,19 +2873,19 @@ static CNN_AVX2 void conv10(const float *restrict x0, float *restrict y, const f
                         const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 31 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2894,19 +2894,19 @@ static CNN_AVX2 void conv10(const float *restrict x0, float *restrict y, const f
                         const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2915,19 +2915,19 @@ static CNN_AVX2 void conv10(const float *restrict x0, float *restrict y, const f
                         const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2936,19 +2936,19 @@ static CNN_AVX2 void conv10(const float *restrict x0, float *restrict y, const f
                         const __m256 xv0 = _mm256_loadu_ps(xp + 61 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 61 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 61 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2957,19 +2957,19 @@ static CNN_AVX2 void conv10(const float *restrict x0, float *restrict y, const f
                         const __m256 xv0 = _mm256_loadu_ps(xp + 62 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 62 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 62 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 32 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 32 + 1);
+                        wv = _mm256_set1_ps(wp[32 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 32 + 2);
+                        wv = _mm256_set1_ps(wp[32 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 32 + 3);
+                        wv = _mm256_set1_ps(wp[32 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -2990,19 +2990,19 @@ static CNN_AVX2 void conv10(const float *restrict x0, float *restrict y, const f
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + 8 <= 28 && q + 8 <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 28 && q + W <= 838) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 30, c = q + l - h * 30;
                             if (c >= 28 || q + l >= 838)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 28 + c] = v;
                         }
@@ -3018,8 +3018,8 @@ static CNN_AVX2 void conv10(const float *restrict x0, float *restrict y, const f
  *   weights at packed[5865536]: weight [512,512,3,3] + bias [512] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); then relu11
  */
-static CNN_AVX2 void conv11(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 2359296;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
@@ -3038,18 +3038,18 @@ static CNN_AVX2 void conv11(const float *restrict x0, float *restrict y, const f
             float t[MR][NR];
             {
                 const int p = tile < 34 ? tile * NR : 814;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 1, xp += 900, wp += 36) {
@@ -3057,19 +3057,19 @@ static CNN_AVX2 void conv11(const float *restrict x0, float *restrict y, const f
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3078,19 +3078,19 @@ static CNN_AVX2 void conv11(const float *restrict x0, float *restrict y, const f
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3099,19 +3099,19 @@ static CNN_AVX2 void conv11(const float *restrict x0, float *restrict y, const f
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3120,19 +3120,19 @@ static CNN_AVX2 void conv11(const float *restrict x0, float *restrict y, const f
                         const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 30 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3141,19 +3141,19 @@ static CNN_AVX2 void conv11(const float *restrict x0, float *restrict y, const f
                         const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 31 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3162,19 +3162,19 @@ static CNN_AVX2 void conv11(const float *restrict x0, float *restrict y, const f
                         const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3183,19 +3183,19 @@ static CNN_AVX2 void conv11(const float *restrict x0, float *restrict y, const f
                         const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3204,19 +3204,19 @@ static CNN_AVX2 void conv11(const float *restrict x0, float *restrict y, const f
                         const __m256 xv0 = _mm256_loadu_ps(xp + 61 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 61 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 61 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3225,19 +3225,19 @@ static CNN_AVX2 void conv11(const float *restrict x0, float *restrict y, const f
                         const __m256 xv0 = _mm256_loadu_ps(xp + 62 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 62 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 62 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 32 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 32 + 1);
+                        wv = _mm256_set1_ps(wp[32 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 32 + 2);
+                        wv = _mm256_set1_ps(wp[32 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 32 + 3);
+                        wv = _mm256_set1_ps(wp[32 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3258,19 +3258,19 @@ static CNN_AVX2 void conv11(const float *restrict x0, float *restrict y, const f
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + 8 <= 28 && q + 8 <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 28 && q + W <= 838) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 30, c = q + l - h * 30;
                             if (c >= 28 || q + l >= 838)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 28 + c] = v;
                         }
@@ -3286,8 +3286,8 @@ static CNN_AVX2 void conv11(const float *restrict x0, float *restrict y, const f
  *   weights at packed[8225344]: weight [512,512,3,3] + bias [512] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); then relu12
  */
-static CNN_AVX2 void conv12(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24 }; /* the register tile */
+static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 2359296;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
@@ -3306,18 +3306,18 @@ static CNN_AVX2 void conv12(const float *restrict x0, float *restrict y, const f
             float t[MR][NR];
             {
                 const int p = tile < 34 ? tile * NR : 814;
-                __m256 c00 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c01 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c02 = _mm256_broadcast_ss(bias + gb * MR + 0);
-                __m256 c10 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c11 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c12 = _mm256_broadcast_ss(bias + gb * MR + 1);
-                __m256 c20 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c21 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c22 = _mm256_broadcast_ss(bias + gb * MR + 2);
-                __m256 c30 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c31 = _mm256_broadcast_ss(bias + gb * MR + 3);
-                __m256 c32 = _mm256_broadcast_ss(bias + gb * MR + 3);
+                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
                 const float *xp = xg + p;
                 const float *wp = wb;
                 for (int c = 0; c < 512; c += 1, xp += 900, wp += 36) {
@@ -3325,19 +3325,19 @@ static CNN_AVX2 void conv12(const float *restrict x0, float *restrict y, const f
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 0 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 0 + 1);
+                        wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 0 + 2);
+                        wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 0 + 3);
+                        wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3346,19 +3346,19 @@ static CNN_AVX2 void conv12(const float *restrict x0, float *restrict y, const f
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 4 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 4 + 1);
+                        wv = _mm256_set1_ps(wp[4 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 4 + 2);
+                        wv = _mm256_set1_ps(wp[4 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 4 + 3);
+                        wv = _mm256_set1_ps(wp[4 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3367,19 +3367,19 @@ static CNN_AVX2 void conv12(const float *restrict x0, float *restrict y, const f
                         const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 8 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 8 + 1);
+                        wv = _mm256_set1_ps(wp[8 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 8 + 2);
+                        wv = _mm256_set1_ps(wp[8 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 8 + 3);
+                        wv = _mm256_set1_ps(wp[8 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3388,19 +3388,19 @@ static CNN_AVX2 void conv12(const float *restrict x0, float *restrict y, const f
                         const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 30 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 12 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 12 + 1);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 12 + 2);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 12 + 3);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3409,19 +3409,19 @@ static CNN_AVX2 void conv12(const float *restrict x0, float *restrict y, const f
                         const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 31 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 16 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 16 + 1);
+                        wv = _mm256_set1_ps(wp[16 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 16 + 2);
+                        wv = _mm256_set1_ps(wp[16 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 16 + 3);
+                        wv = _mm256_set1_ps(wp[16 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3430,19 +3430,19 @@ static CNN_AVX2 void conv12(const float *restrict x0, float *restrict y, const f
                         const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 20 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 20 + 1);
+                        wv = _mm256_set1_ps(wp[20 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 20 + 2);
+                        wv = _mm256_set1_ps(wp[20 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 20 + 3);
+                        wv = _mm256_set1_ps(wp[20 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3451,19 +3451,19 @@ static CNN_AVX2 void conv12(const float *restrict x0, float *restrict y, const f
                         const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 24 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 24 + 1);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 24 + 2);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 24 + 3);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3472,19 +3472,19 @@ static CNN_AVX2 void conv12(const float *restrict x0, float *restrict y, const f
                         const __m256 xv0 = _mm256_loadu_ps(xp + 61 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 61 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 61 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 28 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 28 + 1);
+                        wv = _mm256_set1_ps(wp[28 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 28 + 2);
+                        wv = _mm256_set1_ps(wp[28 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 28 + 3);
+                        wv = _mm256_set1_ps(wp[28 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3493,19 +3493,19 @@ static CNN_AVX2 void conv12(const float *restrict x0, float *restrict y, const f
                         const __m256 xv0 = _mm256_loadu_ps(xp + 62 + 0);
                         const __m256 xv1 = _mm256_loadu_ps(xp + 62 + 8);
                         const __m256 xv2 = _mm256_loadu_ps(xp + 62 + 16);
-                        __m256 wv = _mm256_broadcast_ss(wp + 32 + 0);
+                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
                         c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_broadcast_ss(wp + 32 + 1);
+                        wv = _mm256_set1_ps(wp[32 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
                         c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_broadcast_ss(wp + 32 + 2);
+                        wv = _mm256_set1_ps(wp[32 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
                         c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_broadcast_ss(wp + 32 + 3);
+                        wv = _mm256_set1_ps(wp[32 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
                         c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         c32 = _mm256_fmadd_ps(wv, xv2, c32);
@@ -3526,19 +3526,19 @@ static CNN_AVX2 void conv12(const float *restrict x0, float *restrict y, const f
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 784;
                     for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * 8;
+                        const int q = p + vi * W;
                         const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + 8 <= 28 && q + 8 <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);
+                        if (ow + W <= 28 && q + W <= 838) {
+                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
                             x = _mm256_max_ps(_mm256_setzero_ps(), x);
                             _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
                             continue;
                         }
-                        for (int l = 0; l < 8; l++) {
+                        for (int l = 0; l < W; l++) {
                             const int h = (q + l) / 30, c = q + l - h * 30;
                             if (c >= 28 || q + l >= 838)
                                 continue;
-                            float v = t[i][vi * 8 + l];
+                            float v = t[i][vi * W + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + h * 28 + c] = v;
                         }
@@ -3553,7 +3553,7 @@ static CNN_AVX2 void conv12(const float *restrict x0, float *restrict y, const f
  *   in [512,28,28] -> out [512,14,14]
  *   scalar loops
  */
-static CNN_AVX2 void maxpool4(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void maxpool4(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 100352;
@@ -3600,18 +3600,18 @@ static CNN_AVX2 void maxpool4(const float *restrict x0, float *restrict y, int b
 /* conv13 — examples/vgg19.cnn:17: conv 3x3 p1 512
  *   in [512,14,14] -> out [512,14,14]
  *   weights at packed[10585152]: weight [512,512,3,3] + bias [512] (packed in blocks of 16 output channels)
- *   avx2: tile MP=4 positions x MR=16 output channels (8 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu13
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu13
  */
-static CNN_AVX2 void conv13(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 4, NV = 2, MR = 16 }; /* the register tile */
+static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 2359296;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 512, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int it = 0; it < 1568; it++) {
-            const int gb = it / 49, tile = it - gb * 49;
+        for (int it = 0; it < 1056; it++) {
+            const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
@@ -3627,6 +3627,10 @@ static CNN_AVX2 void conv13(const float *restrict x0, float *restrict y, const f
             const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
             q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
             const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
+            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
+            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
+            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
+            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -3635,150 +3639,208 @@ static CNN_AVX2 void conv13(const float *restrict x0, float *restrict y, const f
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 512; c += 1, xp += 256, wp += 144) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 0);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 0]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 1);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 1);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 1);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 1);
+                    xb = _mm256_set1_ps(xp[o3 + 1]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 1]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 1]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 2);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 2);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 2);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 2);
+                    xb = _mm256_set1_ps(xp[o3 + 2]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 2]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 2]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 16);
+                    xb = _mm256_set1_ps(xp[o1 + 16]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 16);
+                    xb = _mm256_set1_ps(xp[o2 + 16]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 16);
+                    xb = _mm256_set1_ps(xp[o3 + 16]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 16]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 16]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 17);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 17);
+                    xb = _mm256_set1_ps(xp[o1 + 17]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 17);
+                    xb = _mm256_set1_ps(xp[o2 + 17]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 17);
+                    xb = _mm256_set1_ps(xp[o3 + 17]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 17]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 17]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 18);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 18);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 18);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 18);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 18]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 32);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 32);
+                    xb = _mm256_set1_ps(xp[o1 + 32]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 32);
+                    xb = _mm256_set1_ps(xp[o2 + 32]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 32);
+                    xb = _mm256_set1_ps(xp[o3 + 32]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 32]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 32]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 33);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 33);
+                    xb = _mm256_set1_ps(xp[o1 + 33]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 33);
+                    xb = _mm256_set1_ps(xp[o2 + 33]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 33);
+                    xb = _mm256_set1_ps(xp[o3 + 33]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 33]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 33]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 34);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 34);
+                    xb = _mm256_set1_ps(xp[o1 + 34]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 34);
+                    xb = _mm256_set1_ps(xp[o2 + 34]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 34);
+                    xb = _mm256_set1_ps(xp[o3 + 34]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 34]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 34]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
@@ -3789,6 +3851,10 @@ static CNN_AVX2 void conv13(const float *restrict x0, float *restrict y, const f
             _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 196;
                 for (int i = 0; i < MP; i++) {
@@ -3804,18 +3870,18 @@ static CNN_AVX2 void conv13(const float *restrict x0, float *restrict y, const f
 /* conv14 — examples/vgg19.cnn:17: conv 3x3 p1 512
  *   in [512,14,14] -> out [512,14,14]
  *   weights at packed[12944960]: weight [512,512,3,3] + bias [512] (packed in blocks of 16 output channels)
- *   avx2: tile MP=4 positions x MR=16 output channels (8 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu14
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu14
  */
-static CNN_AVX2 void conv14(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 4, NV = 2, MR = 16 }; /* the register tile */
+static CNN_SIMD void conv14(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 2359296;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 512, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int it = 0; it < 1568; it++) {
-            const int gb = it / 49, tile = it - gb * 49;
+        for (int it = 0; it < 1056; it++) {
+            const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
@@ -3831,6 +3897,10 @@ static CNN_AVX2 void conv14(const float *restrict x0, float *restrict y, const f
             const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
             q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
             const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
+            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
+            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
+            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
+            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -3839,150 +3909,208 @@ static CNN_AVX2 void conv14(const float *restrict x0, float *restrict y, const f
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 512; c += 1, xp += 256, wp += 144) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 0);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 0]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 1);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 1);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 1);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 1);
+                    xb = _mm256_set1_ps(xp[o3 + 1]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 1]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 1]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 2);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 2);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 2);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 2);
+                    xb = _mm256_set1_ps(xp[o3 + 2]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 2]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 2]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 16);
+                    xb = _mm256_set1_ps(xp[o1 + 16]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 16);
+                    xb = _mm256_set1_ps(xp[o2 + 16]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 16);
+                    xb = _mm256_set1_ps(xp[o3 + 16]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 16]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 16]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 17);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 17);
+                    xb = _mm256_set1_ps(xp[o1 + 17]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 17);
+                    xb = _mm256_set1_ps(xp[o2 + 17]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 17);
+                    xb = _mm256_set1_ps(xp[o3 + 17]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 17]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 17]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 18);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 18);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 18);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 18);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 18]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 32);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 32);
+                    xb = _mm256_set1_ps(xp[o1 + 32]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 32);
+                    xb = _mm256_set1_ps(xp[o2 + 32]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 32);
+                    xb = _mm256_set1_ps(xp[o3 + 32]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 32]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 32]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 33);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 33);
+                    xb = _mm256_set1_ps(xp[o1 + 33]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 33);
+                    xb = _mm256_set1_ps(xp[o2 + 33]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 33);
+                    xb = _mm256_set1_ps(xp[o3 + 33]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 33]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 33]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 34);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 34);
+                    xb = _mm256_set1_ps(xp[o1 + 34]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 34);
+                    xb = _mm256_set1_ps(xp[o2 + 34]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 34);
+                    xb = _mm256_set1_ps(xp[o3 + 34]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 34]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 34]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
@@ -3993,6 +4121,10 @@ static CNN_AVX2 void conv14(const float *restrict x0, float *restrict y, const f
             _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 196;
                 for (int i = 0; i < MP; i++) {
@@ -4008,18 +4140,18 @@ static CNN_AVX2 void conv14(const float *restrict x0, float *restrict y, const f
 /* conv15 — examples/vgg19.cnn:17: conv 3x3 p1 512
  *   in [512,14,14] -> out [512,14,14]
  *   weights at packed[15304768]: weight [512,512,3,3] + bias [512] (packed in blocks of 16 output channels)
- *   avx2: tile MP=4 positions x MR=16 output channels (8 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu15
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu15
  */
-static CNN_AVX2 void conv15(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 4, NV = 2, MR = 16 }; /* the register tile */
+static CNN_SIMD void conv15(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 2359296;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 512, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int it = 0; it < 1568; it++) {
-            const int gb = it / 49, tile = it - gb * 49;
+        for (int it = 0; it < 1056; it++) {
+            const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
@@ -4035,6 +4167,10 @@ static CNN_AVX2 void conv15(const float *restrict x0, float *restrict y, const f
             const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
             q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
             const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
+            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
+            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
+            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
+            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -4043,150 +4179,208 @@ static CNN_AVX2 void conv15(const float *restrict x0, float *restrict y, const f
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 512; c += 1, xp += 256, wp += 144) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 0);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 0]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 1);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 1);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 1);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 1);
+                    xb = _mm256_set1_ps(xp[o3 + 1]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 1]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 1]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 2);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 2);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 2);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 2);
+                    xb = _mm256_set1_ps(xp[o3 + 2]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 2]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 2]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 16);
+                    xb = _mm256_set1_ps(xp[o1 + 16]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 16);
+                    xb = _mm256_set1_ps(xp[o2 + 16]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 16);
+                    xb = _mm256_set1_ps(xp[o3 + 16]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 16]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 16]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 17);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 17);
+                    xb = _mm256_set1_ps(xp[o1 + 17]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 17);
+                    xb = _mm256_set1_ps(xp[o2 + 17]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 17);
+                    xb = _mm256_set1_ps(xp[o3 + 17]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 17]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 17]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 18);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 18);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 18);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 18);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 18]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 32);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 32);
+                    xb = _mm256_set1_ps(xp[o1 + 32]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 32);
+                    xb = _mm256_set1_ps(xp[o2 + 32]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 32);
+                    xb = _mm256_set1_ps(xp[o3 + 32]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 32]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 32]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 33);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 33);
+                    xb = _mm256_set1_ps(xp[o1 + 33]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 33);
+                    xb = _mm256_set1_ps(xp[o2 + 33]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 33);
+                    xb = _mm256_set1_ps(xp[o3 + 33]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 33]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 33]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 34);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 34);
+                    xb = _mm256_set1_ps(xp[o1 + 34]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 34);
+                    xb = _mm256_set1_ps(xp[o2 + 34]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 34);
+                    xb = _mm256_set1_ps(xp[o3 + 34]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 34]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 34]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
@@ -4197,6 +4391,10 @@ static CNN_AVX2 void conv15(const float *restrict x0, float *restrict y, const f
             _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 196;
                 for (int i = 0; i < MP; i++) {
@@ -4212,18 +4410,18 @@ static CNN_AVX2 void conv15(const float *restrict x0, float *restrict y, const f
 /* conv16 — examples/vgg19.cnn:17: conv 3x3 p1 512
  *   in [512,14,14] -> out [512,14,14]
  *   weights at packed[17664576]: weight [512,512,3,3] + bias [512] (packed in blocks of 16 output channels)
- *   avx2: tile MP=4 positions x MR=16 output channels (8 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu16
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu16
  */
-static CNN_AVX2 void conv16(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 4, NV = 2, MR = 16 }; /* the register tile */
+static CNN_SIMD void conv16(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 2359296;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
         cnn_pad(xb0, s, 512, 14, 14, 1, 1, 16, 16, 0);
         const float *in = s;
-        for (int it = 0; it < 1568; it++) {
-            const int gb = it / 49, tile = it - gb * 49;
+        for (int it = 0; it < 1056; it++) {
+            const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
@@ -4239,6 +4437,10 @@ static CNN_AVX2 void conv16(const float *restrict x0, float *restrict y, const f
             const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
             q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
             const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
+            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
+            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
+            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
+            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
             __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
@@ -4247,150 +4449,208 @@ static CNN_AVX2 void conv16(const float *restrict x0, float *restrict y, const f
             __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
             __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
             __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
             for (int c = 0; c < 512; c += 1, xp += 256, wp += 144) {
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 0);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 0);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 0);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 0);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 0]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 0]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 1);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 1);
+                    xb = _mm256_set1_ps(xp[o1 + 1]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 1);
+                    xb = _mm256_set1_ps(xp[o2 + 1]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 1);
+                    xb = _mm256_set1_ps(xp[o3 + 1]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 1]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 1]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 2);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 2);
+                    xb = _mm256_set1_ps(xp[o1 + 2]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 2);
+                    xb = _mm256_set1_ps(xp[o2 + 2]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 2);
+                    xb = _mm256_set1_ps(xp[o3 + 2]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 2]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 2]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 16);
+                    xb = _mm256_set1_ps(xp[o1 + 16]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 16);
+                    xb = _mm256_set1_ps(xp[o2 + 16]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 16);
+                    xb = _mm256_set1_ps(xp[o3 + 16]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 16]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 16]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 17);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 17);
+                    xb = _mm256_set1_ps(xp[o1 + 17]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 17);
+                    xb = _mm256_set1_ps(xp[o2 + 17]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 17);
+                    xb = _mm256_set1_ps(xp[o3 + 17]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 17]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 17]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 18);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 18);
+                    xb = _mm256_set1_ps(xp[o1 + 18]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 18);
+                    xb = _mm256_set1_ps(xp[o2 + 18]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 18);
+                    xb = _mm256_set1_ps(xp[o3 + 18]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 18]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 18]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 32);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 32);
+                    xb = _mm256_set1_ps(xp[o1 + 32]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 32);
+                    xb = _mm256_set1_ps(xp[o2 + 32]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 32);
+                    xb = _mm256_set1_ps(xp[o3 + 32]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 32]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 32]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 33);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 33);
+                    xb = _mm256_set1_ps(xp[o1 + 33]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 33);
+                    xb = _mm256_set1_ps(xp[o2 + 33]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 33);
+                    xb = _mm256_set1_ps(xp[o3 + 33]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 33]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 33]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
                 {
                     const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
                     const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_broadcast_ss(xp + o0 + 34);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
                     c00 = _mm256_fmadd_ps(xb, wv0, c00);
                     c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_broadcast_ss(xp + o1 + 34);
+                    xb = _mm256_set1_ps(xp[o1 + 34]);
                     c10 = _mm256_fmadd_ps(xb, wv0, c10);
                     c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_broadcast_ss(xp + o2 + 34);
+                    xb = _mm256_set1_ps(xp[o2 + 34]);
                     c20 = _mm256_fmadd_ps(xb, wv0, c20);
                     c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_broadcast_ss(xp + o3 + 34);
+                    xb = _mm256_set1_ps(xp[o3 + 34]);
                     c30 = _mm256_fmadd_ps(xb, wv0, c30);
                     c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    xb = _mm256_set1_ps(xp[o4 + 34]);
+                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
+                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
+                    xb = _mm256_set1_ps(xp[o5 + 34]);
+                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
+                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
                 }
             }
             _mm256_storeu_ps(t[0] + 0, c00);
@@ -4401,6 +4661,10 @@ static CNN_AVX2 void conv16(const float *restrict x0, float *restrict y, const f
             _mm256_storeu_ps(t[2] + 8, c21);
             _mm256_storeu_ps(t[3] + 0, c30);
             _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[4] + 0, c40);
+            _mm256_storeu_ps(t[4] + 8, c41);
+            _mm256_storeu_ps(t[5] + 0, c50);
+            _mm256_storeu_ps(t[5] + 8, c51);
             for (int k = 0; k < MR; k++) {
                 const int at = (oc0 + k) * 196;
                 for (int i = 0; i < MP; i++) {
@@ -4417,7 +4681,7 @@ static CNN_AVX2 void conv16(const float *restrict x0, float *restrict y, const f
  *   in [512,14,14] -> out [512,7,7]
  *   scalar loops
  */
-static CNN_AVX2 void maxpool5(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void maxpool5(const float *restrict x0, float *restrict y, int batch) {
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 25088;
@@ -4466,8 +4730,8 @@ static CNN_AVX2 void maxpool5(const float *restrict x0, float *restrict y, int b
  *   weights at packed[20024384]: weight [4096,25088] + bias [4096]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); then relu17
  */
-static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { DENSE_ROWS = 4 };
+static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
     for (int u0 = 0; u0 < 4096; u0 += DENSE_ROWS) {
         const int rows = u0 + DENSE_ROWS <= 4096 ? DENSE_ROWS : 4096 - u0;
         for (int b = 0; b < batch; b++) {
@@ -4482,16 +4746,16 @@ static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const f
                 __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
                 __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
                 __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-                for (int i = 0; i < 25088; i += 16) {
-                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + 8);
+                for (int i = 0; i < 25088; i += 2 * W) {
+                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + W);
                     a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xa, a0);
-                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + 8), xb, b0);
+                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + W), xb, b0);
                     a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xa, a1);
-                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + 8), xb, b1);
+                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + W), xb, b1);
                     a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xa, a2);
-                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + 8), xb, b2);
+                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + W), xb, b2);
                     a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xa, a3);
-                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + 8), xb, b3);
+                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + W), xb, b3);
                 }
                 sum[0] = cnn_hsum(_mm256_add_ps(a0, b0));
                 sum[1] = cnn_hsum(_mm256_add_ps(a1, b1));
@@ -4502,7 +4766,7 @@ static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const f
                     const float *wr = w + (ptrdiff_t)(u0 + r) * 25088;
                     __m256 a = _mm256_setzero_ps();
                     int i = 0;
-                    for (; i + 8 <= 25088; i += 8)
+                    for (; i + W <= 25088; i += W)
                         a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
                     sum[r] = cnn_hsum(a);
                     for (; i < 25088; i++)
@@ -4524,8 +4788,8 @@ static CNN_AVX2 void dense1(const float *restrict x0, float *restrict y, const f
  *   weights at packed[122788928]: weight [4096,4096] + bias [4096]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); then relu18
  */
-static CNN_AVX2 void dense2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { DENSE_ROWS = 4 };
+static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
     for (int u0 = 0; u0 < 4096; u0 += DENSE_ROWS) {
         const int rows = u0 + DENSE_ROWS <= 4096 ? DENSE_ROWS : 4096 - u0;
         for (int b = 0; b < batch; b++) {
@@ -4540,16 +4804,16 @@ static CNN_AVX2 void dense2(const float *restrict x0, float *restrict y, const f
                 __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
                 __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
                 __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-                for (int i = 0; i < 4096; i += 16) {
-                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + 8);
+                for (int i = 0; i < 4096; i += 2 * W) {
+                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + W);
                     a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xa, a0);
-                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + 8), xb, b0);
+                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + W), xb, b0);
                     a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xa, a1);
-                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + 8), xb, b1);
+                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + W), xb, b1);
                     a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xa, a2);
-                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + 8), xb, b2);
+                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + W), xb, b2);
                     a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xa, a3);
-                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + 8), xb, b3);
+                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + W), xb, b3);
                 }
                 sum[0] = cnn_hsum(_mm256_add_ps(a0, b0));
                 sum[1] = cnn_hsum(_mm256_add_ps(a1, b1));
@@ -4560,7 +4824,7 @@ static CNN_AVX2 void dense2(const float *restrict x0, float *restrict y, const f
                     const float *wr = w + (ptrdiff_t)(u0 + r) * 4096;
                     __m256 a = _mm256_setzero_ps();
                     int i = 0;
-                    for (; i + 8 <= 4096; i += 8)
+                    for (; i + W <= 4096; i += W)
                         a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
                     sum[r] = cnn_hsum(a);
                     for (; i < 4096; i++)
@@ -4582,8 +4846,8 @@ static CNN_AVX2 void dense2(const float *restrict x0, float *restrict y, const f
  *   weights at packed[139570240]: weight [1000,4096] + bias [1000]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
  */
-static CNN_AVX2 void dense3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { DENSE_ROWS = 4 };
+static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+    enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
     for (int u0 = 0; u0 < 1000; u0 += DENSE_ROWS) {
         const int rows = u0 + DENSE_ROWS <= 1000 ? DENSE_ROWS : 1000 - u0;
         for (int b = 0; b < batch; b++) {
@@ -4598,16 +4862,16 @@ static CNN_AVX2 void dense3(const float *restrict x0, float *restrict y, const f
                 __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
                 __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
                 __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-                for (int i = 0; i < 4096; i += 16) {
-                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + 8);
+                for (int i = 0; i < 4096; i += 2 * W) {
+                    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + W);
                     a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xa, a0);
-                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + 8), xb, b0);
+                    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i + W), xb, b0);
                     a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xa, a1);
-                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + 8), xb, b1);
+                    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i + W), xb, b1);
                     a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xa, a2);
-                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + 8), xb, b2);
+                    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i + W), xb, b2);
                     a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xa, a3);
-                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + 8), xb, b3);
+                    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i + W), xb, b3);
                 }
                 sum[0] = cnn_hsum(_mm256_add_ps(a0, b0));
                 sum[1] = cnn_hsum(_mm256_add_ps(a1, b1));
@@ -4618,7 +4882,7 @@ static CNN_AVX2 void dense3(const float *restrict x0, float *restrict y, const f
                     const float *wr = w + (ptrdiff_t)(u0 + r) * 4096;
                     __m256 a = _mm256_setzero_ps();
                     int i = 0;
-                    for (; i + 8 <= 4096; i += 8)
+                    for (; i + W <= 4096; i += W)
                         a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a);
                     sum[r] = cnn_hsum(a);
                     for (; i < 4096; i++)

@@ -1,4 +1,5 @@
-/* kernels_avx2.c — AVX2 + FMA kernels for convolutions and dense layers.
+/* kernels_simd.c — AVX2 and AVX-512 kernels for convolutions, dense layers
+ * and LRN.
  *
  * A convolution is a matrix product, Y[k][p] = sum over (c, i, j) of
  * W[k][c,i,j] * X[c,i,j][p]: output channel k, output position p. The
@@ -30,10 +31,38 @@
 
 static long long ll(int64_t v) { return (long long)v; }
 
-/* The target's description: its register file and typical cache sizes
- * (per core), from which the default schedule is derived. */
-enum { YMM_REGISTERS = 16, FLOATS_PER_YMM = 8, L1_BYTES = 32 << 10, L2_BYTES = 1 << 20,
-       UNROLL_TAPS = 9 };
+/* A target's description: its vector width and register file, from which
+ * the default schedule is derived, and the typical cache sizes (per core).
+ * The kernels are written once, in AVX2's words; AVX-512 names the same
+ * operations with 512 for 256 (loadu, storeu, set1, setzero, fmadd, add,
+ * mul, max, min, sqrt, div), so its kernels are the same text with the
+ * words swapped as they are written (emit_c.c, emit_text), the widths taken
+ * from here, and leaky ReLU, the one operation named differently, spelled
+ * out for each. */
+typedef struct Isa {
+    const char *name;
+    int width;           /* floats in a vector */
+    int registers;       /* vector registers */
+    const char *attribute;
+} Isa;
+
+static const Isa AVX2 = {"avx2", 8, 16, "avx2,fma"};
+static const Isa AVX512 = {"avx512", 16, 32, "avx512f,avx2,fma"};
+
+static const Isa *isa_of(Target t) {
+    return t == TARGET_AVX512 ? &AVX512 : &AVX2;
+}
+
+bool simd_target(Target t) {
+    return t == TARGET_AVX2 || t == TARGET_AVX512;
+}
+
+const char *simd_attribute(Target t) {
+    return isa_of(t)->attribute;
+}
+
+enum { L1_BYTES = 32 << 10, L2_BYTES = 1 << 20, UNROLL_TAPS = 9 };
+
 /* Relative speeds measured on the layers of bench/layers.py: the P form on
  * strides above 1 must copy its input first (im2col), and the C form's
  * inner loop, with more broadcasts than loads, runs a little slower than
@@ -96,6 +125,7 @@ static ConvGeo conv_geo(const Node *n) {
  * from the machine cnnc runs on, so the same command writes the same code
  * everywhere. */
 typedef struct Tile {
+    int w;       /* floats in a vector */
     bool bpos;   /* broadcast positions: vectors hold output channels */
     int mr;      /* output channels per block (the packed weights' blocks) */
     int nv;      /* vectors per tile row */
@@ -111,10 +141,13 @@ typedef struct Tile {
  *     broadcast from wherever each position's window starts, so any stride
  *     and no dropped columns, but it needs at least eight channels.
  * The score is the fraction of FMA lanes doing useful work. */
-static double tile_score(const ConvGeo *g, Tile t) {
+static double tile_score(const ConvGeo *g, Tile t, const Isa *v) {
     int64_t positions = g->ho * g->wo;
-    double latency = t.mp * t.nv >= 10 || t.mr * t.nv >= 10 ? 1.0
-                   : (t.bpos ? t.mp : t.mr) * t.nv / 10.0;
+    /* about ten independent accumulators hide the FMA latency on two
+     * ports; with twice the registers, more of them also spare loads */
+    double enough = v->registers >= 32 ? 16.0 : 10.0;
+    double acc = (double)(t.bpos ? t.mp : t.mr) * t.nv;
+    double latency = acc >= enough ? 1.0 : acc / enough;
     int64_t blocks = (g->kg + t.mr - 1) / t.mr;
     double channels = (double)g->kg / (double)(blocks * t.mr);
     if (t.bpos) {
@@ -125,31 +158,51 @@ static double tile_score(const ConvGeo *g, Tile t) {
         return channels * (double)positions / (double)(tiles * t.mp) * latency *
                fma / (fma + store) * BPOS_COST;
     }
-    int64_t nr = (int64_t)t.nv * FLOATS_PER_YMM;
+    int64_t nr = (int64_t)t.nv * t.w;
     int64_t tiles = g->len >= nr ? (g->len + nr - 1) / nr : 1;
     double gather = g->flat ? 1.0 : GATHER_COST;
     return channels * (double)positions / (double)(tiles * nr) * latency * gather;
 }
 
-static Tile conv_tile(const ConvGeo *g) {
-    static const Tile tiles[] = {
-        {false, 4, 3, 0}, {false, 6, 2, 0}, {false, 3, 4, 0}, {false, 2, 6, 0},
-        {false, 12, 1, 0}, {false, 8, 1, 0}, {false, 4, 2, 0}, {false, 4, 1, 0},
-        {true, 16, 2, 6}, {true, 24, 3, 4}, {true, 32, 4, 3}, {true, 8, 1, 12},
-        {true, 16, 2, 4}, {true, 8, 1, 8},
-    };
-    static const Tile single[] = {
-        {false, 1, 8, 0}, {false, 1, 6, 0}, {false, 1, 4, 0}, {false, 1, 2, 0}, {false, 1, 1, 0},
-    };
-    const Tile *c = g->kg == 1 ? single : tiles;
-    int count = g->kg == 1 ? (int)(sizeof single / sizeof *single)
-                           : (int)(sizeof tiles / sizeof *tiles);
+/* Candidate tiles {w, C form?, MR, NV, MP}, in order of preference on a
+ * tie: all keep accumulators, loaded vectors and a broadcast within the
+ * register file. */
+static const Tile AVX2_TILES[] = {
+    {8, false, 4, 3, 0}, {8, false, 6, 2, 0}, {8, false, 3, 4, 0}, {8, false, 2, 6, 0},
+    {8, false, 12, 1, 0}, {8, false, 8, 1, 0}, {8, false, 4, 2, 0}, {8, false, 4, 1, 0},
+    {8, true, 16, 2, 6}, {8, true, 24, 3, 4}, {8, true, 32, 4, 3}, {8, true, 8, 1, 12},
+    {8, true, 16, 2, 4}, {8, true, 8, 1, 8},
+};
+static const Tile AVX2_DEPTHWISE[] = {
+    {8, false, 1, 8, 0}, {8, false, 1, 6, 0}, {8, false, 1, 4, 0}, {8, false, 1, 2, 0},
+    {8, false, 1, 1, 0},
+};
+static const Tile AVX512_TILES[] = {
+    {16, false, 8, 3, 0}, {16, false, 6, 4, 0}, {16, false, 4, 6, 0}, {16, false, 12, 2, 0},
+    {16, false, 3, 8, 0}, {16, false, 24, 1, 0}, {16, false, 16, 1, 0}, {16, false, 8, 2, 0},
+    {16, false, 4, 4, 0}, {16, false, 8, 1, 0}, {16, false, 4, 2, 0},
+    {16, true, 32, 2, 12}, {16, true, 48, 3, 8}, {16, true, 64, 4, 6}, {16, true, 16, 1, 24},
+    {16, true, 32, 2, 8}, {16, true, 16, 1, 16}, {16, true, 16, 1, 8},
+};
+static const Tile AVX512_DEPTHWISE[] = {
+    {16, false, 1, 8, 0}, {16, false, 1, 6, 0}, {16, false, 1, 4, 0}, {16, false, 1, 2, 0},
+    {16, false, 1, 1, 0},
+};
+
+static Tile conv_tile(const ConvGeo *g, const Isa *v) {
+    bool wide = v->width == 16, single = g->kg == 1;
+    const Tile *c = wide ? (single ? AVX512_DEPTHWISE : AVX512_TILES)
+                         : (single ? AVX2_DEPTHWISE : AVX2_TILES);
+    int count = wide ? (single ? (int)(sizeof AVX512_DEPTHWISE / sizeof *c)
+                               : (int)(sizeof AVX512_TILES / sizeof *c))
+                     : (single ? (int)(sizeof AVX2_DEPTHWISE / sizeof *c)
+                               : (int)(sizeof AVX2_TILES / sizeof *c));
     Tile best = c[0];
     double best_score = -1.0;
     for (int i = 0; i < count; i++) {
         if (c[i].bpos && g->kg < c[i].mr / 2)
             continue;   /* mostly empty vectors */
-        double s = tile_score(g, c[i]);
+        double s = tile_score(g, c[i], v);
         if (s > best_score + 1e-9) {
             best = c[i];
             best_score = s;
@@ -158,22 +211,22 @@ static Tile conv_tile(const ConvGeo *g) {
     return best;
 }
 
-static bool avx2_conv(const Node *n) {
+static bool simd_conv(const Node *n) {
     return n->op == OP_CONV && n->shape.rank == 3;
 }
 
-int avx2_pack_mr(const Node *n) {
-    if (!avx2_conv(n))
+int simd_pack_mr(Target t, const Node *n) {
+    if (!simd_conv(n))
         return 0;
     ConvGeo g = conv_geo(n);
-    return conv_tile(&g).mr;
+    return conv_tile(&g, isa_of(t)).mr;
 }
 
 /* The padded copy of the input (when the layer pads, or its run of
  * positions is shorter than a tile), then the gathered rows (other strides),
  * each followed by a tile's worth of zeros that the last tile may read. */
 static int64_t conv_copy_floats(const ConvGeo *g, Tile t) {
-    int64_t nr = (int64_t)t.nv * FLOATS_PER_YMM;
+    int64_t nr = (int64_t)t.nv * t.w;
     if (t.bpos)
         return g->pads ? g->cin * g->hp * g->wp : 0;
     bool copy = g->pads || (g->flat && g->len < nr);
@@ -183,26 +236,27 @@ static int64_t conv_copy_floats(const ConvGeo *g, Tile t) {
 static int64_t conv_col_floats(const ConvGeo *g, Tile t) {
     if (g->flat || t.bpos)
         return 0;
-    return g->cin * g->kh * g->kw * g->len + (int64_t)t.nv * FLOATS_PER_YMM;
+    return g->cin * g->kh * g->kw * g->len + (int64_t)t.nv * t.w;
 }
 
-int64_t avx2_scratch(const Node *n, int batch) {
-    if (!avx2_conv(n))
+int64_t simd_scratch(Target target, const Node *n, int batch) {
+    if (!simd_conv(n))
         return scalar_scratch(n, batch);
     ConvGeo g = conv_geo(n);
-    Tile t = conv_tile(&g);
+    Tile t = conv_tile(&g, isa_of(target));
     return conv_copy_floats(&g, t) + conv_col_floats(&g, t);
 }
 
-bool avx2_packs_for_training(const Node *n) {
-    return avx2_conv(n);
+bool simd_packs_for_training(const Node *n) {
+    return simd_conv(n);
 }
 
-int64_t avx2_train_fscratch(const Node *n, int batch) {
-    if (!avx2_conv(n))
+int64_t simd_train_fscratch(Target t, const Node *n, int batch) {
+    if (!simd_conv(n))
         return scalar_scratch(n, batch);
     ConvGeo g = conv_geo(n);
-    return avx2_scratch(n, batch) + pack_conv_floats(g.k, g.per, g.groups, conv_tile(&g).mr);
+    return simd_scratch(t, n, batch) +
+           pack_conv_floats(g.k, g.per, g.groups, conv_tile(&g, isa_of(t)).mr);
 }
 
 /* The input gradient of a stride-1 convolution is itself a convolution:
@@ -210,8 +264,8 @@ int64_t avx2_train_fscratch(const Node *n, int batch) {
  * kernels flipped and input and output channels swapped. It yields the
  * gradient of the padded input, which cnn_unpad folds back. This is that
  * convolution as a node of its own, so the forward kernels serve it. */
-Node *avx2_backward_data_node(const Node *n, Arena *a) {
-    if (!avx2_conv(n) || n->a.stride[0] != 1 || n->a.stride[1] != 1)
+Node *simd_backward_data_node(const Node *n, Arena *a) {
+    if (!simd_conv(n) || n->a.stride[0] != 1 || n->a.stride[1] != 1)
         return NULL;
     Shape in = in_shape_of(n, 0);
     Node *dy = arena_alloc(a, sizeof *dy);
@@ -238,43 +292,71 @@ Node *avx2_backward_data_node(const Node *n, Arena *a) {
 
 /* The scalar backward's scratch, then for the input-gradient convolution
  * its packed weights and its own scratch. */
-int64_t avx2_train_bscratch(const Node *n, int batch) {
+int64_t simd_train_bscratch(Target t, const Node *n, int batch) {
     int64_t base = train_bscratch(n, batch);
     Arena a;
     arena_init(&a);
     Node *bx = n->op == OP_CONV && n->train && ((Node *)n->inputs.items[0])->train->grad
-             ? avx2_backward_data_node(n, &a) : NULL;
+             ? simd_backward_data_node(n, &a) : NULL;
     int64_t extra = 0;
     if (bx) {
         ConvGeo g = conv_geo(bx);
-        extra = pack_conv_floats(g.k, g.per, g.groups, conv_tile(&g).mr) + avx2_scratch(bx, 1);
+        extra = pack_conv_floats(g.k, g.per, g.groups, conv_tile(&g, isa_of(t)).mr) +
+                simd_scratch(t, bx, 1);
     }
     arena_free(&a);
     return base + extra;
 }
 
-int avx2_conv_mr(const Node *n) {
+int simd_conv_mr(Target t, const Node *n) {
     ConvGeo g = conv_geo(n);
-    return conv_tile(&g).mr;
+    return conv_tile(&g, isa_of(t)).mr;
 }
 
-const char *avx2_schedule(Emit *e, const Node *n) {
+/* The planner's and the packer's callbacks, one set per target. */
+static int64_t avx2_scratch(const Node *n, int b) { return simd_scratch(TARGET_AVX2, n, b); }
+static int64_t avx512_scratch(const Node *n, int b) { return simd_scratch(TARGET_AVX512, n, b); }
+static int64_t avx2_fscratch(const Node *n, int b) { return simd_train_fscratch(TARGET_AVX2, n, b); }
+static int64_t avx512_fscratch(const Node *n, int b) {
+    return simd_train_fscratch(TARGET_AVX512, n, b);
+}
+static int64_t avx2_bscratch(const Node *n, int b) { return simd_train_bscratch(TARGET_AVX2, n, b); }
+static int64_t avx512_bscratch(const Node *n, int b) {
+    return simd_train_bscratch(TARGET_AVX512, n, b);
+}
+static int avx2_mr(const Node *n) { return simd_pack_mr(TARGET_AVX2, n); }
+static int avx512_mr(const Node *n) { return simd_pack_mr(TARGET_AVX512, n); }
+
+ScratchFn simd_scratch_fn(Target t) { return t == TARGET_AVX512 ? avx512_scratch : avx2_scratch; }
+ScratchFn simd_fscratch_fn(Target t) {
+    return t == TARGET_AVX512 ? avx512_fscratch : avx2_fscratch;
+}
+ScratchFn simd_bscratch_fn(Target t) {
+    return t == TARGET_AVX512 ? avx512_bscratch : avx2_bscratch;
+}
+PackMrFn simd_mr_fn(Target t) { return t == TARGET_AVX512 ? avx512_mr : avx2_mr; }
+
+const char *simd_schedule(Emit *e, const Node *n) {
+    const Isa *v = isa_of(e->opt->target);
+    const char *reg = v->width == 16 ? "zmm" : "ymm";
     if (n->op == OP_LRN && n->a.beta == 0.75 && n->shape.rank == 3)
-        return "avx2: eight positions a vector; base^0.75 by two vector square roots";
+        return arena_printf(e->a, "%s: %d positions a vector; base^0.75 by two vector square "
+                            "roots", v->name, v->width);
     if (n->op == OP_DENSE)
-        return "avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)";
-    if (!avx2_conv(n))
+        return arena_printf(e->a, "%s: 4 rows x %d inputs a step in 8 %s accumulators "
+                            "(DENSE_ROWS 4)", v->name, 2 * v->width, reg);
+    if (!simd_conv(n))
         return NULL;
     ConvGeo g = conv_geo(n);
-    Tile t = conv_tile(&g);
+    Tile t = conv_tile(&g, v);
     if (t.bpos)
         return arena_printf(e->a,
-            "avx2: tile MP=%d positions x MR=%d output channels (%d ymm accumulators); "
-            "input values broadcast from the %sinput, weights in vectors", t.mp, t.mr,
-            t.mp * t.nv, g.pads ? "padded " : "");
+            "%s: tile MP=%d positions x MR=%d output channels (%d %s accumulators); "
+            "input values broadcast from the %sinput, weights in vectors", v->name, t.mp, t.mr,
+            t.mp * t.nv, reg, g.pads ? "padded " : "");
     return arena_printf(e->a,
-        "avx2: tile MR=%d output channels x NR=%d positions (%d ymm accumulators); %s",
-        t.mr, t.nv * FLOATS_PER_YMM, t.mr * t.nv,
+        "%s: tile MR=%d output channels x NR=%d positions (%d %s accumulators); %s", v->name,
+        t.mr, t.nv * t.w, t.mr * t.nv, reg,
         g.flat ? arena_printf(e->a, "positions read straight from the %sinput, rows %lld "
                               "apart (%lld kept)", g.pads ? "padded " : "",
                               ll(g.pitch), ll(g.wo))
@@ -304,9 +386,13 @@ static void epilogue_vector(Emit *e, const Node *n, const char *in, const char *
                  "_mm256_max_ps(_mm256_setzero_ps(), x));\n", in);
             break;
         case EPI_LEAKY:
-            P(e, "%sx = _mm256_blendv_ps(x, _mm256_mul_ps(x, _mm256_set1_ps(%s)), "
-                 "_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ));\n", in,
-              float_lit(e->a, st->alpha));
+            if (isa_of(e->opt->target)->width == 16)
+                P(e, "%sx = _mm512_mask_mul_ps(x, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), "
+                     "_CMP_LT_OQ), x, _mm512_set1_ps(%s));\n", in, float_lit(e->a, st->alpha));
+            else
+                P(e, "%sx = _mm256_blendv_ps(x, _mm256_mul_ps(x, _mm256_set1_ps(%s)), "
+                     "_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ));\n", in,
+                  float_lit(e->a, st->alpha));
             break;
         }
     }
@@ -338,15 +424,15 @@ static void emit_conv_store(Emit *e, const Node *n, const ConvGeo *g, Tile t) {
              "                        break;\n", ll(g->kg));
     P(e, "                    const int at = (oc0 + i) * %lld;\n", ll(plane));
     P(e, "                    for (int vi = 0; vi < NV; vi++) {\n");
-    P(e, "                        const int q = p + vi * 8;\n");
+    P(e, "                        const int q = p + vi * W;\n");
     if (g->pitch == g->wo) {
         /* the run of positions is the output plane itself */
-        P(e, "                        __m256 x = _mm256_loadu_ps(t[i] + vi * 8);\n");
-        if (g->len < (int64_t)t.nv * FLOATS_PER_YMM) {
-            P(e, "                        if (q + 8 > %lld) {\n", ll(g->len));
-            P(e, "                            for (int l = 0; l < 8 && q + l < %lld; l++) {\n",
+        P(e, "                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);\n");
+        if (g->len < (int64_t)t.nv * t.w) {
+            P(e, "                        if (q + W > %lld) {\n", ll(g->len));
+            P(e, "                            for (int l = 0; l < W && q + l < %lld; l++) {\n",
               ll(g->len));
-            P(e, "                                float v = t[i][vi * 8 + l];\n");
+            P(e, "                                float v = t[i][vi * W + l];\n");
             emit_epilogue_scalar(e, n, "                                ", "at + q + l");
             P(e, "                                yb[at + q + l] = v;\n");
             P(e, "                            }\n");
@@ -358,21 +444,21 @@ static void emit_conv_store(Emit *e, const Node *n, const ConvGeo *g, Tile t) {
     } else {
         P(e, "                        const int oh = q / %lld, ow = q - oh * %lld;\n",
           ll(g->pitch), ll(g->pitch));
-        P(e, "                        if (ow + 8 <= %lld && q + 8 <= %lld) {\n", ll(g->wo),
+        P(e, "                        if (ow + W <= %lld && q + W <= %lld) {\n", ll(g->wo),
           ll(g->len));
-        P(e, "                            __m256 x = _mm256_loadu_ps(t[i] + vi * 8);\n");
+        P(e, "                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);\n");
         epilogue_vector(e, n, "                            ",
                         arena_printf(e->a, "at + oh * %lld + ow", ll(g->wo)));
         P(e, "                            _mm256_storeu_ps(yb + at + oh * %lld + ow, x);\n",
           ll(g->wo));
         P(e, "                            continue;\n");
         P(e, "                        }\n");
-        P(e, "                        for (int l = 0; l < 8; l++) {\n");
+        P(e, "                        for (int l = 0; l < W; l++) {\n");
         P(e, "                            const int h = (q + l) / %lld, c = q + l - h * %lld;\n",
           ll(g->pitch), ll(g->pitch));
         P(e, "                            if (c >= %lld || q + l >= %lld)\n", ll(g->wo), ll(g->len));
         P(e, "                                continue;\n");
-        P(e, "                            float v = t[i][vi * 8 + l];\n");
+        P(e, "                            float v = t[i][vi * W + l];\n");
         emit_epilogue_scalar(e, n, "                            ",
                              arena_printf(e->a, "at + h * %lld + c", ll(g->wo)));
         P(e, "                            yb[at + h * %lld + c] = v;\n", ll(g->wo));
@@ -397,9 +483,9 @@ static void emit_tap(Emit *e, Tile t, const char *in, const char *off, const cha
     P(e, "%s{\n", in);
     for (int v = 0; v < t.nv; v++)
         P(e, "%s    const __m256 xv%d = _mm256_loadu_ps(xp + %s + %d);\n", in, v, off,
-          v * FLOATS_PER_YMM);
+          v * t.w);
     for (int i = 0; i < t.mr; i++) {
-        P(e, "%s    %swv = _mm256_broadcast_ss(wp + %s + %d);\n", in, i == 0 ? "__m256 " : "",
+        P(e, "%s    %swv = _mm256_set1_ps(wp[%s + %d]);\n", in, i == 0 ? "__m256 " : "",
           woff, i);
         for (int v = 0; v < t.nv; v++)
             P(e, "%s    c%d%d = _mm256_fmadd_ps(wv, xv%d, c%d%d);\n", in, i, v, v, i, v);
@@ -413,9 +499,9 @@ static void emit_tap_bpos(Emit *e, Tile t, const char *in, const char *off, cons
     P(e, "%s{\n", in);
     for (int v = 0; v < t.nv; v++)
         P(e, "%s    const __m256 wv%d = _mm256_loadu_ps(wp + %s + %d);\n", in, v, woff,
-          v * FLOATS_PER_YMM);
+          v * t.w);
     for (int i = 0; i < t.mp; i++) {
-        P(e, "%s    %sxb = _mm256_broadcast_ss(xp + o%d + %s);\n", in, i == 0 ? "__m256 " : "",
+        P(e, "%s    %sxb = _mm256_set1_ps(xp[o%d + %s]);\n", in, i == 0 ? "__m256 " : "",
           i, off);
         for (int v = 0; v < t.nv; v++)
             P(e, "%s    c%d%d = _mm256_fmadd_ps(xb, wv%d, c%d%d);\n", in, i, v, v, i, v);
@@ -457,7 +543,8 @@ static void emit_conv_bpos(Emit *e, const Node *n, const ConvGeo *g, Tile t) {
     int64_t positions = g->ho * g->wo;
     int64_t blocks = (g->kg + t.mr - 1) / t.mr;
     int64_t tiles = (positions + t.mp - 1) / t.mp;
-    P(e, "    enum { MP = %d, NV = %d, MR = %d }; /* the register tile */\n", t.mp, t.nv, t.mr);
+    P(e, "    enum { MP = %d, NV = %d, MR = %d, W = %d }; /* the register tile; W floats a vector */\n",
+      t.mp, t.nv, t.mr, t.w);
     P(e, "    const float *bias = w + %lld;\n", ll(g->groups * blocks * t.mr * g->per));
     open_batch(e, n);
     if (g->pads) {
@@ -484,7 +571,7 @@ static void emit_conv_bpos(Emit *e, const Node *n, const ConvGeo *g, Tile t) {
     for (int i = 0; i < t.mp; i++)
         for (int v = 0; v < t.nv; v++)
             P(e, "            __m256 c%d%d = _mm256_loadu_ps(bias + gb * MR + %d);\n", i, v,
-              v * FLOATS_PER_YMM);
+              v * t.w);
     int64_t taps = g->kh * g->kw;
     if (taps <= UNROLL_TAPS) {
         int64_t u = channel_unroll(g);
@@ -510,7 +597,7 @@ static void emit_conv_bpos(Emit *e, const Node *n, const ConvGeo *g, Tile t) {
     }
     for (int i = 0; i < t.mp; i++)
         for (int v = 0; v < t.nv; v++)
-            P(e, "            _mm256_storeu_ps(t[%d] + %d, c%d%d);\n", i, v * 8, i, v);
+            P(e, "            _mm256_storeu_ps(t[%d] + %d, c%d%d);\n", i, v * t.w, i, v);
     P(e, "            for (int k = 0; k < MR; k++) {\n");
     if (g->kg % t.mr)
         P(e, "                if (ob * MR + k >= %lld)\n"
@@ -528,16 +615,16 @@ static void emit_conv_bpos(Emit *e, const Node *n, const ConvGeo *g, Tile t) {
 
 static void emit_conv(Emit *e, const Node *n) {
     ConvGeo g = conv_geo(n);
-    Tile t = conv_tile(&g);
+    Tile t = conv_tile(&g, isa_of(e->opt->target));
     if (t.bpos) {
         emit_conv_bpos(e, n, &g, t);
         return;
     }
-    int64_t nr = (int64_t)t.nv * FLOATS_PER_YMM;
+    int64_t nr = (int64_t)t.nv * t.w;
     int64_t blocks = (g.kg + t.mr - 1) / t.mr;
     int64_t copy = conv_copy_floats(&g, t);
-    P(e, "    enum { MR = %d, NV = %d, NR = %lld }; /* the register tile */\n", t.mr, t.nv,
-      ll(nr));
+    P(e, "    enum { MR = %d, NV = %d, NR = %lld, W = %d }; /* the register tile; W floats a "
+         "vector */\n", t.mr, t.nv, ll(nr), t.w);
     P(e, "    const float *bias = w + %lld;\n", ll(g.groups * blocks * t.mr * g.per));
     open_batch(e, n);
     if (copy) {
@@ -574,7 +661,7 @@ static void emit_conv(Emit *e, const Node *n) {
         P(e, "                const int p = 0;\n                (void)tile;\n");
     for (int i = 0; i < t.mr; i++)
         for (int v = 0; v < t.nv; v++)
-            P(e, "                __m256 c%d%d = _mm256_broadcast_ss(bias + gb * MR + %d);\n",
+            P(e, "                __m256 c%d%d = _mm256_set1_ps(bias[gb * MR + %d]);\n",
               i, v, i);
     P(e, "                const float *xp = xg + p;\n");
     P(e, "                const float *wp = wb;\n");
@@ -604,7 +691,7 @@ static void emit_conv(Emit *e, const Node *n) {
     }
     for (int i = 0; i < t.mr; i++)
         for (int v = 0; v < t.nv; v++)
-            P(e, "                _mm256_storeu_ps(t[%d] + %d, c%d%d);\n", i, v * 8, i, v);
+            P(e, "                _mm256_storeu_ps(t[%d] + %d, c%d%d);\n", i, v * t.w, i, v);
     emit_conv_store(e, n, &g, t);
     P(e, "            }\n");
     P(e, "        }\n");
@@ -618,10 +705,11 @@ static void emit_conv(Emit *e, const Node *n) {
  * reduced across lanes at the end. At batch 1 this streams the weights
  * once, which is the bound. */
 static void emit_dense(Emit *e, const Node *n) {
+    int w = isa_of(e->opt->target)->width;
     int64_t units = n->a.units, in = in_elems(n, 0);
-    int64_t main = in / 16 * 16;
+    int64_t main = in / (2 * w) * (2 * w);
     e->need_hsum = true;
-    P(e, "    enum { DENSE_ROWS = 4 };\n");
+    P(e, "    enum { DENSE_ROWS = 4, W = %d }; /* W floats a vector */\n", w);
     if (e->opt->openmp)
         P(e, "    #pragma omp parallel for schedule(static)\n");
     P(e, "    for (int u0 = 0; u0 < %lld; u0 += DENSE_ROWS) {\n", ll(units));
@@ -639,12 +727,12 @@ static void emit_dense(Emit *e, const Node *n) {
     for (int r = 0; r < 4; r++)
         P(e, "                __m256 a%d = _mm256_setzero_ps(), b%d = _mm256_setzero_ps();\n",
           r, r);
-    P(e, "                for (int i = 0; i < %lld; i += 16) {\n", ll(main));
+    P(e, "                for (int i = 0; i < %lld; i += 2 * W) {\n", ll(main));
     P(e, "                    const __m256 xa = _mm256_loadu_ps(x + i), "
-         "xb = _mm256_loadu_ps(x + i + 8);\n");
+         "xb = _mm256_loadu_ps(x + i + W);\n");
     for (int r = 0; r < 4; r++)
         P(e, "                    a%d = _mm256_fmadd_ps(_mm256_loadu_ps(w%d + i), xa, a%d);\n"
-             "                    b%d = _mm256_fmadd_ps(_mm256_loadu_ps(w%d + i + 8), xb, b%d);\n",
+             "                    b%d = _mm256_fmadd_ps(_mm256_loadu_ps(w%d + i + W), xb, b%d);\n",
           r, r, r, r, r, r);
     P(e, "                }\n");
     for (int r = 0; r < 4; r++)
@@ -660,7 +748,7 @@ static void emit_dense(Emit *e, const Node *n) {
     P(e, "                    const float *wr = w + (ptrdiff_t)(u0 + r) * %lld;\n", ll(in));
     P(e, "                    __m256 a = _mm256_setzero_ps();\n");
     P(e, "                    int i = 0;\n");
-    P(e, "                    for (; i + 8 <= %lld; i += 8)\n", ll(in));
+    P(e, "                    for (; i + W <= %lld; i += W)\n", ll(in));
     P(e, "                        a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), "
          "_mm256_loadu_ps(x + i), a);\n");
     P(e, "                    sum[r] = cnn_hsum(a);\n");
@@ -687,9 +775,11 @@ static void emit_dense(Emit *e, const Node *n) {
  * added once. Input: dx[b][i] = sum over u of dy[b][u] W[u][i], four
  * samples by sixteen inputs, the weight rows streamed. Ragged edges take
  * the plain loops. */
-void emit_avx2_dense_back(Emit *e, const BackSig *b) {
+static void dense_back(Emit *e, const BackSig *b) {
     const Node *n = b->n;
-    int64_t units = n->a.units, in = in_elems(n, 0), main = in / 16 * 16;
+    int w = isa_of(e->opt->target)->width;
+    int64_t units = n->a.units, in = in_elems(n, 0), main = in / (2 * w) * (2 * w);
+    P(e, "    enum { W = %d }; /* floats a vector */\n", w);
     if (n->a.bias) {
         P(e, "    for (int u = 0; u < %lld; u++) {\n", ll(units));
         P(e, "        float db = 0.0f;\n");
@@ -700,16 +790,16 @@ void emit_avx2_dense_back(Emit *e, const BackSig *b) {
     }
     P(e, "    for (int u0 = 0; u0 < %lld; u0 += 4) {\n", ll(units));
     P(e, "        const int rows = u0 + 4 <= %lld ? 4 : %lld - u0;\n", ll(units), ll(units));
-    P(e, "        for (int i = 0; i < %lld; i += 16) {\n", ll(main));
+    P(e, "        for (int i = 0; i < %lld; i += 2 * W) {\n", ll(main));
     for (int r = 0; r < 4; r++)
         P(e, "            __m256 a%d = _mm256_setzero_ps(), c%d = _mm256_setzero_ps();\n", r, r);
     P(e, "            for (int b = 0; b < batch; b++) {\n");
     P(e, "                const float *xb = x0 + (ptrdiff_t)b * %lld + i;\n", ll(in));
     P(e, "                const float *g = dy + (ptrdiff_t)b * %lld + u0;\n", ll(units));
-    P(e, "                const __m256 x0v = _mm256_loadu_ps(xb), x1v = _mm256_loadu_ps(xb + 8);\n");
+    P(e, "                const __m256 x0v = _mm256_loadu_ps(xb), x1v = _mm256_loadu_ps(xb + W);\n");
     P(e, "                __m256 gv;\n");
     for (int r = 0; r < 4; r++) {
-        P(e, "                gv = _mm256_broadcast_ss(g + (%d < rows ? %d : 0));\n", r, r);
+        P(e, "                gv = _mm256_set1_ps(g[%d < rows ? %d : 0]);\n", r, r);
         P(e, "                a%d = _mm256_fmadd_ps(gv, x0v, a%d);\n", r, r);
         P(e, "                c%d = _mm256_fmadd_ps(gv, x1v, c%d);\n", r, r);
     }
@@ -718,7 +808,7 @@ void emit_avx2_dense_back(Emit *e, const BackSig *b) {
         P(e, "            if (%d < rows) {\n", r);
         P(e, "                float *gr = gw + (ptrdiff_t)(u0 + %d) * %lld + i;\n", r, ll(in));
         P(e, "                _mm256_storeu_ps(gr, a%d);\n", r);
-        P(e, "                _mm256_storeu_ps(gr + 8, c%d);\n", r);
+        P(e, "                _mm256_storeu_ps(gr + W, c%d);\n", r);
         P(e, "            }\n");
     }
     P(e, "        }\n");
@@ -738,16 +828,16 @@ void emit_avx2_dense_back(Emit *e, const BackSig *b) {
     const char *op = b->acc[0] ? "+=" : "=";
     P(e, "    for (int b0 = 0; b0 < batch; b0 += 4) {\n");
     P(e, "        const int samples = b0 + 4 <= batch ? 4 : batch - b0;\n");
-    P(e, "        for (int i = 0; i < %lld; i += 16) {\n", ll(main));
+    P(e, "        for (int i = 0; i < %lld; i += 2 * W) {\n", ll(main));
     for (int r = 0; r < 4; r++)
         P(e, "            __m256 a%d = _mm256_setzero_ps(), c%d = _mm256_setzero_ps();\n", r, r);
     P(e, "            for (int u = 0; u < %lld; u++) {\n", ll(units));
     P(e, "                const float *wu = w + (ptrdiff_t)u * %lld + i;\n", ll(in));
-    P(e, "                const __m256 w0 = _mm256_loadu_ps(wu), w1 = _mm256_loadu_ps(wu + 8);\n");
+    P(e, "                const __m256 w0 = _mm256_loadu_ps(wu), w1 = _mm256_loadu_ps(wu + W);\n");
     P(e, "                __m256 gv;\n");
     for (int r = 0; r < 4; r++) {
-        P(e, "                gv = _mm256_broadcast_ss(dy + (ptrdiff_t)(b0 + (%d < samples ? %d : 0)) "
-             "* %lld + u);\n", r, r, ll(units));
+        P(e, "                gv = _mm256_set1_ps(dy[(ptrdiff_t)(b0 + (%d < samples ? %d : 0)) "
+             "* %lld + u]);\n", r, r, ll(units));
         P(e, "                a%d = _mm256_fmadd_ps(gv, w0, a%d);\n", r, r);
         P(e, "                c%d = _mm256_fmadd_ps(gv, w1, c%d);\n", r, r);
     }
@@ -757,10 +847,10 @@ void emit_avx2_dense_back(Emit *e, const BackSig *b) {
         P(e, "                float *d = dx0 + (ptrdiff_t)(b0 + %d) * %lld + i;\n", r, ll(in));
         if (b->acc[0]) {
             P(e, "                _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), a%d));\n", r);
-            P(e, "                _mm256_storeu_ps(d + 8, _mm256_add_ps(_mm256_loadu_ps(d + 8), c%d));\n", r);
+            P(e, "                _mm256_storeu_ps(d + W, _mm256_add_ps(_mm256_loadu_ps(d + W), c%d));\n", r);
         } else {
             P(e, "                _mm256_storeu_ps(d, a%d);\n", r);
-            P(e, "                _mm256_storeu_ps(d + 8, c%d);\n", r);
+            P(e, "                _mm256_storeu_ps(d + W, c%d);\n", r);
         }
         P(e, "            }\n");
     }
@@ -789,15 +879,17 @@ static bool emit_lrn(Emit *e, const Node *n) {
         return false;
     int64_t c, hw;
     channels(n, &c, &hw);
-    int64_t main = hw / 8 * 8;
+    int w = isa_of(e->opt->target)->width;
+    int64_t main = hw / w * w;
     e->need_exp = e->need_log = true;
+    P(e, "    enum { W = %d }; /* floats a vector */\n", w);
     open_batch(e, n);
     P(e, "        for (int c = 0; c < %lld; c++) {\n", ll(c));
     P(e, "            const int lo = c - %lld < 0 ? 0 : c - %lld;\n", ll(a->size / 2),
       ll(a->size / 2));
     P(e, "            const int hi = c + %lld >= %lld ? %lld : c + %lld;\n", ll((a->size - 1) / 2),
       ll(c), ll(c - 1), ll((a->size - 1) / 2));
-    P(e, "            for (int i = 0; i < %lld; i += 8) {\n", ll(main));
+    P(e, "            for (int i = 0; i < %lld; i += W) {\n", ll(main));
     P(e, "                __m256 sum = _mm256_setzero_ps(), r;\n");
     P(e, "                for (int j = lo; j <= hi; j++) {\n");
     P(e, "                    const __m256 x = _mm256_loadu_ps(xb0 + j * %lld + i);\n", ll(hw));
@@ -823,10 +915,12 @@ static bool emit_lrn(Emit *e, const Node *n) {
     return true;
 }
 
-bool emit_avx2_kernel(Emit *e, const Node *n) {
+/* Writes the kernel in AVX2's words; for AVX-512, emit_text swaps them for
+ * the 512-bit ones as they are written. */
+static bool kernel(Emit *e, const Node *n) {
     if (n->op == OP_LRN)
         return emit_lrn(e, n);
-    if (avx2_conv(n)) {
+    if (simd_conv(n)) {
         emit_conv(e, n);
         return true;
     }
@@ -835,4 +929,17 @@ bool emit_avx2_kernel(Emit *e, const Node *n) {
         return true;
     }
     return false;
+}
+
+bool emit_simd_kernel(Emit *e, const Node *n) {
+    e->wide = isa_of(e->opt->target)->width == 16;
+    bool done = kernel(e, n);
+    e->wide = false;
+    return done;
+}
+
+void emit_simd_dense_back(Emit *e, const BackSig *b) {
+    e->wide = isa_of(e->opt->target)->width == 16;
+    dense_back(e, b);
+    e->wide = false;
 }
