@@ -39,8 +39,13 @@ int64_t scalar_scratch(const Node *n, int batch) {
     return (pads ? padded : 0) + tmp;
 }
 
-/* "for (int b = 0; b < batch; b++) {" with per-sample pointers. */
+/* "for (int b = 0; b < batch; b++) {" with per-sample pointers. With
+ * --openmp, samples are shared out among the threads when there are several
+ * and the kernel has no scratch (which all samples reuse); a kernel's own
+ * parallel loops inside then run on the thread that has the sample. */
 void open_batch(Emit *e, const Node *n) {
+    if (e->opt->openmp && !n->scratch && !e->plain)
+        P(e, "    #pragma omp parallel for if(batch > 1) schedule(static)\n");
     P(e, "    for (int b = 0; b < batch; b++) {\n");
     for (int k = 0; k < n->inputs.len; k++)
         P(e, "        const float *xb%d = x%d + (ptrdiff_t)b * %lld;\n", k, k,
@@ -451,6 +456,8 @@ static void emit_global_pool(Emit *e, const Node *n) {
 
 /* y[i] = f(v) with v = x0[i], over the whole batch at once. */
 static void emit_map(Emit *e, const Node *n, const char *expr) {
+    if (e->opt->openmp && !e->plain)
+        P(e, "    #pragma omp parallel for schedule(static)\n");
     P(e, "    for (ptrdiff_t i = 0; i < (ptrdiff_t)batch * %lld; i++) {\n", ll(out_elems(n)));
     P(e, "        const float v = x0[i];\n");
     P(e, "        y[i] = %s;\n", expr);
@@ -518,6 +525,8 @@ static void emit_bias(Emit *e, const Node *n) {
 }
 
 static void emit_add(Emit *e, const Node *n) {
+    if (e->opt->openmp && !e->plain)
+        P(e, "    #pragma omp parallel for schedule(static)\n");
     P(e, "    for (ptrdiff_t i = 0; i < (ptrdiff_t)batch * %lld; i++)\n", ll(out_elems(n)));
     P(e, "        y[i] = x0[i] + x1[i];\n");
 }

@@ -41,10 +41,10 @@ done
 # fusion (the small networks and the examples).
 conf() { run "conformance: $1" $py tests/conformance/run.py -j 2 "${@:2}"; }
 conf "scalar target, fusion on" --flags "--target scalar"
-conf "scalar target, fusion off" --flags "--target scalar --no-fuse"
+conf "scalar target, fusion off" -k net: -k example: --flags "--target scalar --no-fuse"
 if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
     conf "avx2 target, fusion on" --flags "--target avx2"
-    conf "avx2 target, fusion off" --flags "--target avx2 --no-fuse"
+    conf "avx2 target, fusion off" -k net: -k example: -k conv --flags "--target avx2 --no-fuse"
     for pass in bn add act; do
         conf "avx2 target, only $pass fusion off" -k net: -k example: --flags "--target avx2 --no-fuse=$pass"
     done
@@ -52,6 +52,7 @@ if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
     if grep -qw avx512f /proc/cpuinfo; then
         conf "avx512 target, fusion on" --flags "--target avx512"
         conf "avx512 target, fusion off" -k net: -k example: -k conv --flags "--target avx512 --no-fuse"
+        OMP_NUM_THREADS=2 conf "avx512 target with OpenMP, 2 threads" -k net: -k example: --flags "--target avx512 --openmp"
     else
         echo "== the avx512 conformance suites did NOT run: this CPU lacks AVX-512F"
     fi

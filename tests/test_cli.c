@@ -134,6 +134,15 @@ Test(cli, training_options_belong_to_train) {
 
 Test(cli, an_unknown_target_is_refused) {
     char err[4096];
-    cr_expect_eq(cnnc(err, sizeof err, "build examples/lenet5.cnn --target avx512 -o build/cli/t"), 2);
-    cr_expect(strstr(err, "target 'avx512' is not available"), "got: %s", err);
+    cr_expect_eq(cnnc(err, sizeof err, "build examples/lenet5.cnn --target neon -o build/cli/t"), 2);
+    cr_expect(strstr(err, "target 'neon' is not available"), "got: %s", err);
+    cr_expect(strstr(err, "avx512"), "the message lists the targets there are; got: %s", err);
+}
+
+Test(cli, no_fuse_takes_only_known_passes) {
+    char err[4096];
+    cr_expect_eq(cnnc(err, sizeof err, "build examples/lenet5.cnn --no-fuse=bn,relu -o build/cli/t"), 2);
+    cr_expect(strstr(err, "bn, add and act"), "got: %s", err);
+    cr_expect_eq(cnnc(err, sizeof err, "build examples/resnet18.cnn --no-fuse=bn,add,act "
+                      "--target avx2 -o build/cli/nf"), 0, "got: %s", err);
 }

@@ -93,6 +93,51 @@ Test(codegen, emitted_c_is_clean_with_gcc_and_clang, .timeout = 300) {
 
 /* The LeNet-5 inference code needs nothing: built freestanding without any
  * library, its only undefined symbols may be memcpy and memset. */
+/* How many times `needle` occurs in file `path`. */
+static int count_in(const char *path, const char *needle) {
+    size_t len;
+    char *text = slurp(path, &len);
+    cr_assert(text, "cannot read %s", path);
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    free(text);
+    return n;
+}
+
+/* Each fusion pass removes the kernels of what it fuses, and says so in the
+ * comment of the kernel that took the work; turned off, they come back. */
+Test(codegen, each_fusion_pass_moves_its_layers_into_the_conv, .timeout = 60) {
+    const char *f = "build/fuse/resnet18.c";
+    cr_assert_eq(sh("./cnnc build examples/resnet18.cnn --target avx2 -o build/fuse"), 0);
+    cr_expect_eq(count_in(f, "void basic1_bn1("), 0, "bn1 should be folded");
+    cr_expect_eq(count_in(f, "void basic1_add1("), 0, "add1 should be in conv2's epilogue");
+    cr_expect_eq(count_in(f, "void basic1_relu2("), 0, "relu2 should be in conv2's epilogue");
+    cr_expect_eq(count_in(f, "basic1.bn2 folded into the weights; then + maxpool1 "
+                             "(basic1.add1); then basic1.relu2"), 1);
+    /* conv2 -> bn2 -> + -> relu2: an unfused batch norm between them keeps
+     * the sum and the activation out of the convolution as well, and an
+     * unfused sum keeps the activation after it out */
+    const char *passes[] = {"bn", "add", "act"};
+    const char *kernels[] = {"void basic1_bn1(", "void basic1_add1(", "void basic1_relu2("};
+    const int present[3][3] = {{1, 1, 1}, {0, 1, 1}, {0, 0, 1}};
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(sh("./cnnc build examples/resnet18.cnn --target avx2 --no-fuse=%s "
+                        "-o build/fuse", passes[i]), 0);
+        for (int k = 0; k < 3; k++)
+            cr_expect_eq(count_in(f, kernels[k]), present[i][k], "--no-fuse=%s: %s",
+                         passes[i], kernels[k]);
+    }
+}
+
+/* OpenMP pragmas appear with --openmp and only then. */
+Test(codegen, openmp_pragmas_only_when_asked, .timeout = 60) {
+    cr_assert_eq(sh("./cnnc build examples/lenet5.cnn --target avx2 -o build/omp"), 0);
+    cr_expect_eq(count_in("build/omp/lenet5.c", "#pragma omp"), 0);
+    cr_assert_eq(sh("./cnnc build examples/lenet5.cnn --target avx2 --openmp -o build/omp"), 0);
+    cr_expect_gt(count_in("build/omp/lenet5.c", "#pragma omp parallel for"), 2);
+}
+
 Test(codegen, lenet5_is_freestanding, .timeout = 60) {
     cr_assert_eq(sh("mkdir -p build/free && gcc -std=c99 -O2 -ffreestanding -nostdlib "
                     "-c generated/lenet5/lenet5.c -o build/free/lenet5.o"), 0);
