@@ -3,8 +3,10 @@
 ResNet-style layers, cnnc's generated code beside PyTorch at one thread.
 
 Each layer is a one-layer .cnn network built with `cnnc build` (batch 1) and timed through a
-generated C harness (bench/benchlib.py). The builds (--target, default avx2,scalar):
+generated C harness (bench/benchlib.py). The builds (--target, default avx512,avx2,scalar):
 
+  avx512      cnnc --target avx512 (the same kernels on AVX-512F 16-float vectors), compiled with
+              $CC -O2 like avx2; left out with a note when the CPU lacks avx512f or cnnc the target
   avx2        cnnc --target avx2 (AVX2+FMA intrinsics), compiled with $CC -O2 as `cnnc run` does
   scalar      cnnc --target scalar (portable C), compiled with clang -O3 -march=native: what
               clang's auto-vectoriser makes of it on the host ISA
@@ -16,12 +18,13 @@ median of --samples timed samples, each at least --min-time seconds of back-to-b
 one warm-up call.
 
 GFLOP/s counts 2 x the multiply-accumulates of the direct convolution (whatever algorithm ran);
-percent of peak is against bench/peak.c's single-core AVX2 figure, measured at the start. The
-ratio column is cnnc time / PyTorch time for the avx2 build (the scalar clang build when avx2 is
-not measured); > 1 means cnnc is slower.
+percent of peak is against bench/peak.c's single-core AVX2 figure, measured at the start (so
+avx512 figures can exceed 100 %; the AVX-512 peak is printed under the table). The ratio column
+is cnnc time / PyTorch time for the widest vector build measured (avx512, else avx2, else the
+scalar build), plus a second one for avx2 when avx512 is measured too; > 1 means cnnc is slower.
 
     /usr/bin/python3 bench/layers.py [--samples 7] [--min-time 0.2] [--only NAME,...] [--peak GF]
-                                     [--target avx2,scalar,scalar-gcc]
+                                     [--target avx512,avx2,scalar,scalar-gcc]
 """
 import argparse
 import os
@@ -98,10 +101,11 @@ def main():
     ap.add_argument("--min-time", type=float, default=0.2, help="seconds per sample (default 0.2)")
     ap.add_argument("--only", default="", help="comma-separated substrings of layer names")
     ap.add_argument("--target", default=None,
-                    help="comma-separated cnnc builds to time: avx2 (cnnc --target avx2, $CC -O2), "
-                         "scalar (cnnc --target scalar, clang -O3 -march=native), scalar-gcc "
-                         "(cnnc --target scalar, $CC -O2). Default avx2,scalar; avx2 is left out "
-                         "with a note when cnnc or the CPU lacks it")
+                    help="comma-separated cnnc builds to time: avx512 (cnnc --target avx512, $CC -O2), "
+                         "avx2 (cnnc --target avx2, $CC -O2), scalar (cnnc --target scalar, "
+                         "clang -O3 -march=native), scalar-gcc (cnnc --target scalar, $CC -O2). "
+                         "Default avx512,avx2,scalar; avx512 and avx2 are left out with a note "
+                         "when cnnc or the CPU lacks them")
     ap.add_argument("--peak", type=float, default=0.0,
                     help="single-core AVX2 peak in GFLOP/s (default: measure with bench/peak.c)")
     ap.add_argument("--keep", action="store_true", help="keep the build directory")
@@ -110,20 +114,24 @@ def main():
     work = tempfile.mkdtemp(prefix="cnnc-layers-")
     cnnc_line = B.snapshot_cnnc(work)
     builds, target_notes = B.resolve_targets(o.target, list(B.BUILDS))
+    pk512 = None        # bench/peak.c's single-core AVX-512 figure, when measured
     if o.peak > 0:
         pk = o.peak
         peak_note = "given with --peak"
     else:
         d, _ = B.peak(trials=5, workdir=work)
         pk = d["avx2_1core"]
+        pk512 = d.get("avx512_1core")
         peak_note = "bench/peak.c, best of 5"
-        if "avx512_1core" in d:
-            peak_note += "; AVX-512 would be %.1f" % d["avx512_1core"]
+        if pk512:
+            peak_note += "; AVX-512: %.1f, under the table" % pk512
     has512 = "avx512f" in B.cpu_flags()
     layers = [l for l in LAYERS if not o.only or any(s in l[0] for s in o.only.split(","))]
     cv = B.compiler_versions()
-    # the ratio column: the first build measured of avx2, scalar, scalar-gcc
-    ref = [b for b in ("avx2", "scalar", "scalar-gcc") if b in builds][0]
+    # the ratio columns: the widest build measured (avx512, avx2, scalar, scalar-gcc), and avx2
+    # besides when it is not that one (the AVX2 emitter against PyTorch)
+    ref = B.fastest(builds)
+    refs = [ref] + (["avx2"] if "avx2" in builds and ref != "avx2" else [])
     print("# Per-layer convolution speed, %s" % time.strftime("%Y-%m-%d %H:%M %Z"))
     print()
     print("- CPU: %s, %d cores; load average at start %s" % (B.cpu_name(), os.cpu_count(), B.loadavg()))
@@ -142,8 +150,13 @@ def main():
     print("- median of %d samples, each >= %.2f s of calls; GFLOP/s = 2 x direct-convolution MACs / time"
           % (o.samples, o.min_time))
     if has512:
-        print("- this CPU has AVX-512: PyTorch's oneDNN kernels and clang's -march=native may use it, "
-              "so more than 100 % of the AVX2 peak is possible")
+        print("- this CPU has AVX-512: %sPyTorch's oneDNN kernels and clang's -march=native may use "
+              "it, so more than 100 %% of the AVX2 peak is possible"
+              % ("cnnc's avx512 build, " if "avx512" in builds else ""))
+    print("- ratio column%s: %s; above 1: cnnc slower"
+          % ("s" if len(refs) > 1 else "", " and ".join(
+              "cnnc %s time / PyTorch time (%s)" % (r, "the widest build measured" if r == ref
+                                                    else "the AVX2 emitter") for r in refs)))
     busy = B.busy_warning()
     if busy:
         print("- **" + busy + "**")
@@ -173,9 +186,10 @@ def main():
         print("  %-26s %8.1f MMAC  %s  torch %.2f ms (%s)  (load %s)"
               % (name, m / 1e6, "  ".join("%s %.2f ms" % (b, t[b] * 1e3) for b in builds),
                  t["torch"] * 1e3, be, B.loadavg()), file=sys.stderr, flush=True)
-    print("| layer | MFLOP | %s | PyTorch 1T GFLOP/s (%% peak) | PyTorch kernel | cnnc %s / PyTorch time |"
-          % (" | ".join("%s GFLOP/s (%% peak)" % B.BUILDS[b][2] for b in builds), ref))
-    print("|---|---:|%s---:|---|---:|" % ("---:|" * len(builds)))
+    print("| layer | MFLOP | %s | PyTorch 1T GFLOP/s (%% peak) | PyTorch kernel | %s |"
+          % (" | ".join("%s GFLOP/s (%% peak)" % B.BUILDS[b][2] for b in builds),
+             " | ".join("cnnc %s / PyTorch time" % r for r in refs)))
+    print("|---|---:|%s---:|---|%s" % ("---:|" * len(builds), "---:|" * len(refs)))
 
     def cell(fl, sec):
         gf = fl / sec / 1e9
@@ -183,9 +197,21 @@ def main():
 
     for name, m, t, be in rows:
         fl = 2.0 * m
-        print("| %s | %.0f | %s | %s | %s | %.2fx |"
+        print("| %s | %.0f | %s | %s | %s | %s |"
               % (name, fl / 1e6, " | ".join(cell(fl, t[b]) for b in builds), cell(fl, t["torch"]),
-                 BACKENDS.get(be, be), t[ref] / t["torch"]))
+                 BACKENDS.get(be, be), " | ".join("%.2fx" % (t[r] / t["torch"]) for r in refs)))
+    print()
+    # % peak above is against the AVX2 peak (the project's definition); the AVX-512 one for reading
+    # the avx512 column (and oneDNN's AVX-512 kernels) against what the wider vectors could do
+    if pk512:
+        print("- %% peak is of the single-core AVX2+FMA peak, %.1f GFLOP/s. Single-core AVX-512 peak "
+              "(bench/peak.c, 16-lane zmm FMA): **%.1f GFLOP/s** (%.2fx the AVX2 one), so avx512 "
+              "figures (and PyTorch's oneDNN on AVX-512) can exceed 100 %%; of the AVX-512 peak "
+              "they are %% peak x %.2f." % (pk, pk512, pk512 / pk, pk / pk512))
+    elif has512:
+        print("- %% peak is of the single-core AVX2+FMA peak, %.1f GFLOP/s (%s); the AVX-512 peak "
+              "was not measured, run bench/peak.c for it. avx512 figures can exceed 100 %%."
+              % (pk, peak_note))
     print()
     print("load average at end: %s" % B.loadavg())
     if o.keep:

@@ -3,15 +3,20 @@
 batch 64 on one and on all threads, for the example networks, cnnc's generated code beside
 PyTorch.
 
-Latency (batch 1, one thread), one column per cnnc build (--target, default avx2,scalar):
+Latency (batch 1, one thread), one column per cnnc build (--target, default avx512,avx2,scalar):
 
+  avx512  cnnc build --target avx512 (the same kernels on AVX-512F 16-float vectors), compiled
+          with $CC -O2 like avx2; left out with a note when the CPU lacks avx512f or cnnc the target
   avx2    cnnc build --target avx2 (AVX2+FMA intrinsics), compiled with $CC -O2 as `cnnc run` does
   scalar  cnnc build --target scalar (portable C), compiled with clang -O3 -march=native
 
-Throughput (images/s at batch 64): cnnc --target avx2 --openmp, compiled and linked with
-$CC -O2 -fopenmp, run with OMP_NUM_THREADS=1 and OMP_NUM_THREADS=all CPUs (nproc). Without the
-avx2 build (--target scalar, or a cnnc/CPU without it) the scalar build takes its place,
-compiled with clang -O3 -march=native (-fopenmp); without --openmp in cnnc, one thread only.
+The latency ratio is the widest build measured (avx512, else avx2, else scalar) over PyTorch.
+
+Throughput (images/s at batch 64): only the widest vector build measured (avx512, else avx2),
+with --openmp, compiled and linked with $CC -O2 -fopenmp, run with OMP_NUM_THREADS=1 and
+OMP_NUM_THREADS=all CPUs (nproc). Without a vector build (--target scalar, or a cnnc/CPU without
+one) the scalar build takes its place, compiled with clang -O3 -march=native (-fopenmp); without
+--openmp in cnnc, one thread only. The header says which build it is.
 
 PyTorch runs the network's twin (tests/conformance/twin.py: evaluate() on the `cnnc graph`
 JSON, in torch.inference_mode), which is exactly the network cnnc compiled, with the same
@@ -27,7 +32,7 @@ measurements of a network (cnnc and PyTorch, 1 and all threads, warm-up included
 from the batch-1 latencies, would take more than --budget seconds: then it is halved until they
 fit, and the table's notes say so. --batch N fixes the batch for every network.
 
-    /usr/bin/python3 bench/networks.py [--only resnet18,...] [--target avx2,scalar]
+    /usr/bin/python3 bench/networks.py [--only resnet18,...] [--target avx512,avx2,scalar]
                                        [--min-time 0.2] [--budget 120] [--batch N] [--quick]
 """
 import argparse
@@ -59,7 +64,7 @@ NETS = [
     ("googlenet",   5, 64, 3),
 ]
 
-TARGETS = ("avx2", "scalar")
+TARGETS = ("avx512", "avx2", "scalar")
 BUSY = 0.3      # cores of other work that make an all-thread figure unreliable
 MARK = "(busy)"
 
@@ -89,9 +94,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default="", help="comma-separated network names")
     ap.add_argument("--target", default=None,
-                    help="comma-separated cnnc builds for the latency table: avx2, scalar (default "
-                         "both; avx2 is left out with a note when cnnc or the CPU lacks it). The "
-                         "throughput build is avx2 if measured, else scalar")
+                    help="comma-separated cnnc builds for the latency table: avx512, avx2, scalar "
+                         "(default all three; avx512 and avx2 are left out with a note when cnnc or "
+                         "the CPU lacks them). The throughput build is the widest measured: "
+                         "avx512, else avx2, else scalar")
     ap.add_argument("--min-time", type=float, default=0.2, help="seconds per sample (default 0.2)")
     ap.add_argument("--batch", type=int, default=0,
                     help="throughput batch for every network (default: 64, less where --budget says)")
@@ -113,7 +119,7 @@ def main():
     cnnc_line = B.snapshot_cnnc(work)
     builds, target_notes = B.resolve_targets(o.target, TARGETS)
     feats = B.cnnc_features()
-    thr_build = "avx2" if "avx2" in builds else "scalar"
+    thr_build = B.fastest(builds)     # avx512, else avx2, else scalar: one build, a short run
     thr_target, thr_comp, _ = B.BUILDS[thr_build]
     omp = feats["openmp"]
     thr_threads = sorted({1, allt}) if omp else [1]
@@ -127,8 +133,10 @@ def main():
     print("- cnnc latency builds, batch 1, one thread: %s" % "; ".join(
         "%s = `cnnc build --target %s`, `%s`" % (b, B.BUILDS[b][0], " ".join(B.COMPILERS[B.BUILDS[b][1]]))
         for b in builds))
-    print("- cnnc throughput build: `cnnc build --target %s%s --batch N`, `%s`, %s"
-          % (thr_target, " --openmp" if omp else "", " ".join(B.compile_cmd(thr_comp, omp)),
+    print("- cnnc throughput build (the widest vector build measured, %s, only): "
+          "`cnnc build --target %s%s "
+          "--batch N`, `%s`, %s"
+          % (thr_build, thr_target, " --openmp" if omp else "", " ".join(B.compile_cmd(thr_comp, omp)),
              "run with OMP_NUM_THREADS=%s" % " and =".join(str(t) for t in thr_threads) if omp
              else "one thread"))
     print("- OpenMP environment at start: %s (the scripts set OMP_NUM_THREADS per cnnc run and "
@@ -254,7 +262,7 @@ def main():
                  time.perf_counter() - t_start, B.loadavg()), file=sys.stderr, flush=True)
     torch.set_num_threads(1)
 
-    ref = builds[0]
+    ref = B.fastest(builds)
     print("## Latency, batch 1, one thread (ms)")
     print()
     print("| network | samples | %s | PyTorch 1T | cnnc %s / PyTorch time | rel. diff (%s) |"
@@ -273,7 +281,7 @@ def main():
         hdr.append("cnnc %dT / 1T" % allt)
     pthreads = sorted({1, allt})
     hdr += ["PyTorch %dT" % t for t in pthreads]
-    hdr += ["cnnc / PyTorch time, %dT" % t for t in thr_threads]
+    hdr += ["cnnc %s / PyTorch time, %dT" % (thr_build, t) for t in thr_threads]
     hdr.append("rel. diff")
     print("| " + " | ".join(hdr) + " |")
     print("|---|" + "---:|" * (len(hdr) - 1))
