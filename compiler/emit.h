@@ -21,6 +21,7 @@ struct Emit {
     bool need_sqrt, need_unpad, need_uniform;   /* training helpers */
     bool need_hsum, need_dot4x3;   /* simd targets */
     bool wide;                /* writing an AVX-512 kernel */
+    bool scratch_per_sample;  /* the kernel's scratch has a part per sample */
     bool plain;               /* writing the unfused scalar kernels that
                                  training's forward pass calls */
     Plan *train_plan;         /* --train */

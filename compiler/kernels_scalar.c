@@ -41,10 +41,10 @@ int64_t scalar_scratch(const Node *n, int batch) {
 
 /* "for (int b = 0; b < batch; b++) {" with per-sample pointers. With
  * --openmp, samples are shared out among the threads when there are several
- * and the kernel has no scratch (which all samples reuse); a kernel's own
+ * and the kernel's scratch, if any, has a part per sample; a kernel's own
  * parallel loops inside then run on the thread that has the sample. */
 void open_batch(Emit *e, const Node *n) {
-    if (e->opt->openmp && !n->scratch && !e->plain)
+    if (e->opt->openmp && (!n->scratch || e->scratch_per_sample) && !e->plain)
         P(e, "    #pragma omp parallel for if(batch > 1) schedule(static)\n");
     P(e, "    for (int b = 0; b < batch; b++) {\n");
     for (int k = 0; k < n->inputs.len; k++)

@@ -244,7 +244,8 @@ int64_t simd_scratch(Target target, const Node *n, int batch) {
         return scalar_scratch(n, batch);
     ConvGeo g = conv_geo(n);
     Tile t = conv_tile(&g, isa_of(target));
-    return conv_copy_floats(&g, t) + conv_col_floats(&g, t);
+    /* one for each sample, so that OpenMP can give samples to threads */
+    return (int64_t)batch * (conv_copy_floats(&g, t) + conv_col_floats(&g, t));
 }
 
 bool simd_packs_for_training(const Node *n) {
@@ -546,14 +547,18 @@ static void emit_conv_bpos(Emit *e, const Node *n, const ConvGeo *g, Tile t) {
     P(e, "    enum { MP = %d, NV = %d, MR = %d, W = %d }; /* the register tile; W floats a vector */\n",
       t.mp, t.nv, t.mr, t.w);
     P(e, "    const float *bias = w + %lld;\n", ll(g->groups * blocks * t.mr * g->per));
+    e->scratch_per_sample = true;
     open_batch(e, n);
+    e->scratch_per_sample = false;
     if (g->pads) {
         const Attrs *a = &n->a;
         e->need_pad = true;
-        P(e, "        cnn_pad(xb0, s, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %d);\n",
+        P(e, "        float *sb = s + (ptrdiff_t)b * %lld; /* this sample's scratch */\n",
+          ll(conv_copy_floats(g, t)));
+        P(e, "        cnn_pad(xb0, sb, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %d);\n",
           ll(g->cin), ll(in_shape_of(n, 0).d[1]), ll(in_shape_of(n, 0).d[2]),
           ll(a->pad_lo[0]), ll(a->pad_lo[1]), ll(g->hp), ll(g->wp), (int)a->pad_mode);
-        P(e, "        const float *in = s;\n");
+        P(e, "        const float *in = sb;\n");
     } else {
         P(e, "        const float *in = xb0;\n");
     }
@@ -626,23 +631,29 @@ static void emit_conv(Emit *e, const Node *n) {
     P(e, "    enum { MR = %d, NV = %d, NR = %lld, W = %d }; /* the register tile; W floats a "
          "vector */\n", t.mr, t.nv, ll(nr), t.w);
     P(e, "    const float *bias = w + %lld;\n", ll(g.groups * blocks * t.mr * g.per));
+    int64_t per_sample = copy + conv_col_floats(&g, t);
+    e->scratch_per_sample = true;
     open_batch(e, n);
+    e->scratch_per_sample = false;
+    if (per_sample)
+        P(e, "        float *sb = s + (ptrdiff_t)b * %lld; /* this sample's scratch */\n",
+          ll(per_sample));
     if (copy) {
         const Attrs *a = &n->a;
         e->need_pad = true;
-        P(e, "        cnn_pad(xb0, s, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %d);\n",
+        P(e, "        cnn_pad(xb0, sb, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %d);\n",
           ll(g.cin), ll(in_shape_of(n, 0).d[1]), ll(in_shape_of(n, 0).d[2]),
           ll(a->pad_lo[0]), ll(a->pad_lo[1]), ll(g.hp), ll(g.wp), (int)a->pad_mode);
         P(e, "        for (int i = %lld; i < %lld; i++)\n", ll(copy - nr), ll(copy));
-        P(e, "            s[i] = 0.0f; /* what the last tile may read past the end */\n");
-        P(e, "        const float *in = s;\n");
+        P(e, "            sb[i] = 0.0f; /* what the last tile may read past the end */\n");
+        P(e, "        const float *in = sb;\n");
     } else {
         P(e, "        const float *in = xb0;\n");
     }
     const char *x = "in";
     if (!g.flat) {
         int64_t col = conv_col_floats(&g, t);
-        P(e, "        float *col = s + %lld;\n", ll(copy));
+        P(e, "        float *col = sb + %lld;\n", ll(copy));
         emit_gather(e, &g, "col");
         P(e, "        for (int i = %lld; i < %lld; i++)\n", ll(col - nr), ll(col));
         P(e, "            col[i] = 0.0f;\n");

@@ -200,8 +200,9 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 193600;
-        cnn_pad(xb0, s, 3, 224, 224, 2, 2, 228, 228, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 155952; /* this sample's scratch */
+        cnn_pad(xb0, sb, 3, 224, 224, 2, 2, 228, 228, 0);
+        const float *in = sb;
         for (int it = 0; it < 2018; it++) {
             const int tile = it / 2, gb = it - tile * 2;
             const int grp = 0, ob = gb;
@@ -336,8 +337,9 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 46656;
         float *yb = y + (ptrdiff_t)b * 139968;
-        cnn_pad(xb0, s, 64, 27, 27, 2, 2, 31, 31, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 61504; /* this sample's scratch */
+        cnn_pad(xb0, sb, 64, 27, 27, 2, 2, 31, 31, 0);
+        const float *in = sb;
         for (int it = 0; it < 1458; it++) {
             const int gb = it / 243, tile = it - gb * 243;
             const int grp = 0, ob = gb;
@@ -472,8 +474,9 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 32448;
         float *yb = y + (ptrdiff_t)b * 64896;
-        cnn_pad(xb0, s, 192, 13, 13, 1, 1, 15, 15, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 43200; /* this sample's scratch */
+        cnn_pad(xb0, sb, 192, 13, 13, 1, 1, 15, 15, 0);
+        const float *in = sb;
         for (int it = 0; it < 684; it++) {
             const int gb = it / 57, tile = it - gb * 57;
             const int grp = 0, ob = gb;
@@ -727,8 +730,9 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 64896;
         float *yb = y + (ptrdiff_t)b * 43264;
-        cnn_pad(xb0, s, 384, 13, 13, 1, 1, 15, 15, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 86400; /* this sample's scratch */
+        cnn_pad(xb0, sb, 384, 13, 13, 1, 1, 15, 15, 0);
+        const float *in = sb;
         for (int it = 0; it < 456; it++) {
             const int gb = it / 57, tile = it - gb * 57;
             const int grp = 0, ob = gb;
@@ -982,8 +986,9 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 43264;
         float *yb = y + (ptrdiff_t)b * 43264;
-        cnn_pad(xb0, s, 256, 13, 13, 1, 1, 15, 15, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 57600; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 13, 13, 1, 1, 15, 15, 0);
+        const float *in = sb;
         for (int it = 0; it < 456; it++) {
             const int gb = it / 57, tile = it - gb * 57;
             const int grp = 0, ob = gb;

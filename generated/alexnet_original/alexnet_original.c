@@ -367,8 +367,9 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69984;
         float *yb = y + (ptrdiff_t)b * 186624;
-        cnn_pad(xb0, s, 96, 27, 27, 2, 2, 31, 31, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 92256; /* this sample's scratch */
+        cnn_pad(xb0, sb, 96, 27, 27, 2, 2, 31, 31, 0);
+        const float *in = sb;
         for (int it = 0; it < 1944; it++) {
             const int gb = it / 243, tile = it - gb * 243;
             const int grp = gb / 4, ob = gb - grp * 4;
@@ -535,8 +536,9 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 43264;
         float *yb = y + (ptrdiff_t)b * 64896;
-        cnn_pad(xb0, s, 256, 13, 13, 1, 1, 15, 15, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 57600; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 13, 13, 1, 1, 15, 15, 0);
+        const float *in = sb;
         for (int it = 0; it < 684; it++) {
             const int gb = it / 57, tile = it - gb * 57;
             const int grp = 0, ob = gb;
@@ -790,8 +792,9 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 64896;
         float *yb = y + (ptrdiff_t)b * 64896;
-        cnn_pad(xb0, s, 384, 13, 13, 1, 1, 15, 15, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 86400; /* this sample's scratch */
+        cnn_pad(xb0, sb, 384, 13, 13, 1, 1, 15, 15, 0);
+        const float *in = sb;
         for (int it = 0; it < 684; it++) {
             const int gb = it / 57, tile = it - gb * 57;
             const int grp = gb / 6, ob = gb - grp * 6;
@@ -1045,8 +1048,9 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 64896;
         float *yb = y + (ptrdiff_t)b * 43264;
-        cnn_pad(xb0, s, 384, 13, 13, 1, 1, 15, 15, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 86400; /* this sample's scratch */
+        cnn_pad(xb0, sb, 384, 13, 13, 1, 1, 15, 15, 0);
+        const float *in = sb;
         for (int it = 0; it < 456; it++) {
             const int gb = it / 57, tile = it - gb * 57;
             const int grp = gb / 4, ob = gb - grp * 4;

@@ -192,8 +192,9 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 17328;
         float *yb = y + (ptrdiff_t)b * 69312;
-        cnn_pad(xb0, s, 48, 19, 19, 2, 2, 23, 23, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 25392; /* this sample's scratch */
+        cnn_pad(xb0, sb, 48, 19, 19, 2, 2, 23, 23, 0);
+        const float *in = sb;
         for (int it = 0; it < 726; it++) {
             const int gb = it / 121, tile = it - gb * 121;
             const int grp = 0, ob = gb;
@@ -280,10 +281,11 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        cnn_pad(xb0, s, 192, 19, 19, 1, 1, 21, 21, 0);
+        float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
+        cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
         for (int i = 84672; i < 84688; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 800; it++) {
             const int gb = it / 25, tile = it - gb * 25;
             const int grp = 0, ob = gb;
@@ -557,10 +559,11 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        cnn_pad(xb0, s, 192, 19, 19, 1, 1, 21, 21, 0);
+        float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
+        cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
         for (int i = 84672; i < 84688; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 800; it++) {
             const int gb = it / 25, tile = it - gb * 25;
             const int grp = 0, ob = gb;
@@ -834,10 +837,11 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        cnn_pad(xb0, s, 192, 19, 19, 1, 1, 21, 21, 0);
+        float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
+        cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
         for (int i = 84672; i < 84688; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 800; it++) {
             const int gb = it / 25, tile = it - gb * 25;
             const int grp = 0, ob = gb;
@@ -1111,10 +1115,11 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        cnn_pad(xb0, s, 192, 19, 19, 1, 1, 21, 21, 0);
+        float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
+        cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
         for (int i = 84672; i < 84688; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 800; it++) {
             const int gb = it / 25, tile = it - gb * 25;
             const int grp = 0, ob = gb;
@@ -1388,10 +1393,11 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        cnn_pad(xb0, s, 192, 19, 19, 1, 1, 21, 21, 0);
+        float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
+        cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
         for (int i = 84672; i < 84688; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 800; it++) {
             const int gb = it / 25, tile = it - gb * 25;
             const int grp = 0, ob = gb;
@@ -1665,10 +1671,11 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        cnn_pad(xb0, s, 192, 19, 19, 1, 1, 21, 21, 0);
+        float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
+        cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
         for (int i = 84672; i < 84688; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 800; it++) {
             const int gb = it / 25, tile = it - gb * 25;
             const int grp = 0, ob = gb;
@@ -1942,10 +1949,11 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        cnn_pad(xb0, s, 192, 19, 19, 1, 1, 21, 21, 0);
+        float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
+        cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
         for (int i = 84672; i < 84688; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 800; it++) {
             const int gb = it / 25, tile = it - gb * 25;
             const int grp = 0, ob = gb;
@@ -2219,10 +2227,11 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        cnn_pad(xb0, s, 192, 19, 19, 1, 1, 21, 21, 0);
+        float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
+        cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
         for (int i = 84672; i < 84688; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 800; it++) {
             const int gb = it / 25, tile = it - gb * 25;
             const int grp = 0, ob = gb;
@@ -2496,10 +2505,11 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        cnn_pad(xb0, s, 192, 19, 19, 1, 1, 21, 21, 0);
+        float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
+        cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
         for (int i = 84672; i < 84688; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 800; it++) {
             const int gb = it / 25, tile = it - gb * 25;
             const int grp = 0, ob = gb;
@@ -2773,10 +2783,11 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        cnn_pad(xb0, s, 192, 19, 19, 1, 1, 21, 21, 0);
+        float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
+        cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
         for (int i = 84672; i < 84688; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 800; it++) {
             const int gb = it / 25, tile = it - gb * 25;
             const int grp = 0, ob = gb;
@@ -3050,10 +3061,11 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 69312;
         float *yb = y + (ptrdiff_t)b * 69312;
-        cnn_pad(xb0, s, 192, 19, 19, 1, 1, 21, 21, 0);
+        float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
+        cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
         for (int i = 84672; i < 84688; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 800; it++) {
             const int gb = it / 25, tile = it - gb * 25;
             const int grp = 0, ob = gb;

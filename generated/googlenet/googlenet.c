@@ -200,8 +200,9 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 802816;
-        cnn_pad(xb0, s, 3, 224, 224, 3, 3, 230, 230, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 158700; /* this sample's scratch */
+        cnn_pad(xb0, sb, 3, 224, 224, 3, 3, 230, 230, 0);
+        const float *in = sb;
         for (int it = 0; it < 8364; it++) {
             const int tile = it / 4, gb = it - tile * 4;
             const int grp = 0, ob = gb;
@@ -607,10 +608,11 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 602112;
-        cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
+        float *sb = s + (ptrdiff_t)b * 215312; /* this sample's scratch */
+        cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
         for (int i = 215296; i < 215312; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 6496; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = 0, ob = gb;
@@ -1436,10 +1438,11 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
         float *yb = y + (ptrdiff_t)b * 100352;
-        cnn_pad(xb0, s, 96, 28, 28, 1, 1, 30, 30, 0);
+        float *sb = s + (ptrdiff_t)b * 86424; /* this sample's scratch */
+        cnn_pad(xb0, sb, 96, 28, 28, 1, 1, 30, 30, 0);
         for (int i = 86400; i < 86424; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 1120; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = 0, ob = gb;
@@ -1936,10 +1939,11 @@ static CNN_SIMD void inception1_conv5(const float *restrict x0, float *restrict 
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 12544;
         float *yb = y + (ptrdiff_t)b * 25088;
-        cnn_pad(xb0, s, 16, 28, 28, 2, 2, 32, 32, 0);
+        float *sb = s + (ptrdiff_t)b * 16408; /* this sample's scratch */
+        cnn_pad(xb0, sb, 16, 28, 28, 2, 2, 32, 32, 0);
         for (int i = 16384; i < 16408; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 304; it++) {
             const int tile = it / 8, gb = it - tile * 8;
             const int grp = 0, ob = gb;
@@ -2800,10 +2804,11 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 150528;
-        cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
+        float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
+        cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
         for (int i = 115200; i < 115224; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 1680; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -3300,10 +3305,11 @@ static CNN_SIMD void inception2_conv5(const float *restrict x0, float *restrict 
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 75264;
-        cnn_pad(xb0, s, 32, 28, 28, 2, 2, 32, 32, 0);
+        float *sb = s + (ptrdiff_t)b * 32784; /* this sample's scratch */
+        cnn_pad(xb0, sb, 32, 28, 28, 2, 2, 32, 32, 0);
         for (int i = 32768; i < 32784; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 896; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -4309,8 +4315,9 @@ static CNN_SIMD void inception3_conv3(const float *restrict x0, float *restrict 
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 18816;
         float *yb = y + (ptrdiff_t)b * 40768;
-        cnn_pad(xb0, s, 96, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 24576; /* this sample's scratch */
+        cnn_pad(xb0, sb, 96, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 429; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -4811,8 +4818,9 @@ static CNN_SIMD void inception3_conv5(const float *restrict x0, float *restrict 
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 3136;
         float *yb = y + (ptrdiff_t)b * 9408;
-        cnn_pad(xb0, s, 16, 14, 14, 2, 2, 18, 18, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 5184; /* this sample's scratch */
+        cnn_pad(xb0, sb, 16, 14, 14, 2, 2, 18, 18, 0);
+        const float *in = sb;
         for (int it = 0; it < 98; it++) {
             const int tile = it / 2, gb = it - tile * 2;
             const int grp = 0, ob = gb;
@@ -5733,10 +5741,11 @@ static CNN_SIMD void inception4_conv3(const float *restrict x0, float *restrict 
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 21952;
         float *yb = y + (ptrdiff_t)b * 43904;
-        cnn_pad(xb0, s, 112, 14, 14, 1, 1, 16, 16, 0);
+        float *sb = s + (ptrdiff_t)b * 28704; /* this sample's scratch */
+        cnn_pad(xb0, sb, 112, 14, 14, 1, 1, 16, 16, 0);
         for (int i = 28672; i < 28704; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 525; it++) {
             const int gb = it / 7, tile = it - gb * 7;
             const int grp = 0, ob = gb;
@@ -6283,8 +6292,9 @@ static CNN_SIMD void inception4_conv5(const float *restrict x0, float *restrict 
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 4704;
         float *yb = y + (ptrdiff_t)b * 12544;
-        cnn_pad(xb0, s, 24, 14, 14, 2, 2, 18, 18, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 7776; /* this sample's scratch */
+        cnn_pad(xb0, sb, 24, 14, 14, 2, 2, 18, 18, 0);
+        const float *in = sb;
         for (int it = 0; it < 132; it++) {
             const int tile = it / 4, gb = it - tile * 4;
             const int grp = 0, ob = gb;
@@ -7250,8 +7260,9 @@ static CNN_SIMD void inception5_conv3(const float *restrict x0, float *restrict 
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 50176;
-        cnn_pad(xb0, s, 128, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 32768; /* this sample's scratch */
+        cnn_pad(xb0, sb, 128, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 528; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -7800,8 +7811,9 @@ static CNN_SIMD void inception5_conv5(const float *restrict x0, float *restrict 
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 4704;
         float *yb = y + (ptrdiff_t)b * 12544;
-        cnn_pad(xb0, s, 24, 14, 14, 2, 2, 18, 18, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 7776; /* this sample's scratch */
+        cnn_pad(xb0, sb, 24, 14, 14, 2, 2, 18, 18, 0);
+        const float *in = sb;
         for (int it = 0; it < 132; it++) {
             const int tile = it / 4, gb = it - tile * 4;
             const int grp = 0, ob = gb;
@@ -8725,8 +8737,9 @@ static CNN_SIMD void inception6_conv3(const float *restrict x0, float *restrict 
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 28224;
         float *yb = y + (ptrdiff_t)b * 56448;
-        cnn_pad(xb0, s, 144, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 36864; /* this sample's scratch */
+        cnn_pad(xb0, sb, 144, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 588; it++) {
             const int gb = it / 49, tile = it - gb * 49;
             const int grp = 0, ob = gb;
@@ -9214,8 +9227,9 @@ static CNN_SIMD void inception6_conv5(const float *restrict x0, float *restrict 
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 6272;
         float *yb = y + (ptrdiff_t)b * 12544;
-        cnn_pad(xb0, s, 32, 14, 14, 2, 2, 18, 18, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 10368; /* this sample's scratch */
+        cnn_pad(xb0, sb, 32, 14, 14, 2, 2, 18, 18, 0);
+        const float *in = sb;
         for (int it = 0; it < 132; it++) {
             const int tile = it / 4, gb = it - tile * 4;
             const int grp = 0, ob = gb;
@@ -10181,8 +10195,9 @@ static CNN_SIMD void inception7_conv3(const float *restrict x0, float *restrict 
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 31360;
         float *yb = y + (ptrdiff_t)b * 62720;
-        cnn_pad(xb0, s, 160, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 40960; /* this sample's scratch */
+        cnn_pad(xb0, sb, 160, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 660; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -10683,8 +10698,9 @@ static CNN_SIMD void inception7_conv5(const float *restrict x0, float *restrict 
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 6272;
         float *yb = y + (ptrdiff_t)b * 25088;
-        cnn_pad(xb0, s, 32, 14, 14, 2, 2, 18, 18, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 10368; /* this sample's scratch */
+        cnn_pad(xb0, sb, 32, 14, 14, 2, 2, 18, 18, 0);
+        const float *in = sb;
         for (int it = 0; it < 264; it++) {
             const int tile = it / 8, gb = it - tile * 8;
             const int grp = 0, ob = gb;
@@ -11689,8 +11705,9 @@ static CNN_SIMD void inception8_conv3(const float *restrict x0, float *restrict 
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 7840;
         float *yb = y + (ptrdiff_t)b * 15680;
-        cnn_pad(xb0, s, 160, 7, 7, 1, 1, 9, 9, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 12960; /* this sample's scratch */
+        cnn_pad(xb0, sb, 160, 7, 7, 1, 1, 9, 9, 0);
+        const float *in = sb;
         for (int it = 0; it < 170; it++) {
             const int gb = it / 17, tile = it - gb * 17;
             const int grp = 0, ob = gb;
@@ -12177,8 +12194,9 @@ static CNN_SIMD void inception8_conv5(const float *restrict x0, float *restrict 
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 1568;
         float *yb = y + (ptrdiff_t)b * 6272;
-        cnn_pad(xb0, s, 32, 7, 7, 2, 2, 11, 11, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 3872; /* this sample's scratch */
+        cnn_pad(xb0, sb, 32, 7, 7, 2, 2, 11, 11, 0);
+        const float *in = sb;
         for (int it = 0; it < 68; it++) {
             const int tile = it / 4, gb = it - tile * 4;
             const int grp = 0, ob = gb;
@@ -13173,8 +13191,9 @@ static CNN_SIMD void inception9_conv3(const float *restrict x0, float *restrict 
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 9408;
         float *yb = y + (ptrdiff_t)b * 18816;
-        cnn_pad(xb0, s, 192, 7, 7, 1, 1, 9, 9, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 15552; /* this sample's scratch */
+        cnn_pad(xb0, sb, 192, 7, 7, 1, 1, 9, 9, 0);
+        const float *in = sb;
         for (int it = 0; it < 204; it++) {
             const int gb = it / 17, tile = it - gb * 17;
             const int grp = 0, ob = gb;
@@ -13708,8 +13727,9 @@ static CNN_SIMD void inception9_conv5(const float *restrict x0, float *restrict 
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 2352;
         float *yb = y + (ptrdiff_t)b * 6272;
-        cnn_pad(xb0, s, 48, 7, 7, 2, 2, 11, 11, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 5808; /* this sample's scratch */
+        cnn_pad(xb0, sb, 48, 7, 7, 2, 2, 11, 11, 0);
+        const float *in = sb;
         for (int it = 0; it < 68; it++) {
             const int gb = it / 17, tile = it - gb * 17;
             const int grp = 0, ob = gb;

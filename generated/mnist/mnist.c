@@ -200,10 +200,11 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 784;
         float *yb = y + (ptrdiff_t)b * 25088;
-        cnn_pad(xb0, s, 1, 28, 28, 1, 1, 30, 30, 0);
+        float *sb = s + (ptrdiff_t)b * 924; /* this sample's scratch */
+        cnn_pad(xb0, sb, 1, 28, 28, 1, 1, 30, 30, 0);
         for (int i = 900; i < 924; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 280; it++) {
             const int tile = it / 8, gb = it - tile * 8;
             const int grp = 0, ob = gb;
@@ -516,10 +517,11 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 6272;
         float *yb = y + (ptrdiff_t)b * 6272;
-        cnn_pad(xb0, s, 32, 14, 14, 1, 1, 16, 16, 0);
+        float *sb = s + (ptrdiff_t)b * 8224; /* this sample's scratch */
+        cnn_pad(xb0, sb, 32, 14, 14, 1, 1, 16, 16, 0);
         for (int i = 8192; i < 8224; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 77; it++) {
             const int tile = it / 11, gb = it - tile * 11;
             const int grp = 0, ob = gb;

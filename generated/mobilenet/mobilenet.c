@@ -200,11 +200,12 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 401408;
-        cnn_pad(xb0, s, 3, 224, 224, 1, 1, 226, 226, 0);
+        float *sb = s + (ptrdiff_t)b * 491964; /* this sample's scratch */
+        cnn_pad(xb0, sb, 3, 224, 224, 1, 1, 226, 226, 0);
         for (int i = 153228; i < 153252; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
-        float *col = s + 153252;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
+        float *col = sb + 153252;
         for (int c = 0; c < 3; c++)
             for (int i = 0; i < 3; i++)
                 for (int j = 0; j < 3; j++) {
@@ -468,10 +469,11 @@ static CNN_SIMD void dwsep1_conv1(const float *restrict x0, float *restrict y, c
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 401408;
-        cnn_pad(xb0, s, 32, 112, 112, 1, 1, 114, 114, 0);
+        float *sb = s + (ptrdiff_t)b * 415936; /* this sample's scratch */
+        cnn_pad(xb0, sb, 32, 112, 112, 1, 1, 114, 114, 0);
         for (int i = 415872; i < 415936; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 6400; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -942,11 +944,12 @@ static CNN_SIMD void dwsep2_conv1(const float *restrict x0, float *restrict y, c
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 200704;
-        cnn_pad(xb0, s, 64, 112, 112, 1, 1, 114, 114, 0);
+        float *sb = s + (ptrdiff_t)b * 2638208; /* this sample's scratch */
+        cnn_pad(xb0, sb, 64, 112, 112, 1, 1, 114, 114, 0);
         for (int i = 831744; i < 831808; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
-        float *col = s + 831808;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
+        float *col = sb + 831808;
         for (int c = 0; c < 64; c++)
             for (int i = 0; i < 3; i++)
                 for (int j = 0; j < 3; j++) {
@@ -1416,10 +1419,11 @@ static CNN_SIMD void dwsep3_conv1(const float *restrict x0, float *restrict y, c
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 401408;
-        cnn_pad(xb0, s, 128, 56, 56, 1, 1, 58, 58, 0);
+        float *sb = s + (ptrdiff_t)b * 430656; /* this sample's scratch */
+        cnn_pad(xb0, sb, 128, 56, 56, 1, 1, 58, 58, 0);
         for (int i = 430592; i < 430656; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 6528; it++) {
             const int tile = it / 128, gb = it - tile * 128;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -1890,11 +1894,12 @@ static CNN_SIMD void dwsep4_conv1(const float *restrict x0, float *restrict y, c
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 100352;
-        cnn_pad(xb0, s, 128, 56, 56, 1, 1, 58, 58, 0);
+        float *sb = s + (ptrdiff_t)b * 1333888; /* this sample's scratch */
+        cnn_pad(xb0, sb, 128, 56, 56, 1, 1, 58, 58, 0);
         for (int i = 430592; i < 430656; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
-        float *col = s + 430656;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
+        float *col = sb + 430656;
         for (int c = 0; c < 128; c++)
             for (int i = 0; i < 3; i++)
                 for (int j = 0; j < 3; j++) {
@@ -2374,10 +2379,11 @@ static CNN_SIMD void dwsep5_conv1(const float *restrict x0, float *restrict y, c
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        cnn_pad(xb0, s, 256, 28, 28, 1, 1, 30, 30, 0);
+        float *sb = s + (ptrdiff_t)b * 230464; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 28, 28, 1, 1, 30, 30, 0);
         for (int i = 230400; i < 230464; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 3584; it++) {
             const int tile = it / 256, gb = it - tile * 256;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -2858,11 +2864,12 @@ static CNN_SIMD void dwsep6_conv1(const float *restrict x0, float *restrict y, c
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 50176;
-        cnn_pad(xb0, s, 256, 28, 28, 1, 1, 30, 30, 0);
+        float *sb = s + (ptrdiff_t)b * 682112; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 28, 28, 1, 1, 30, 30, 0);
         for (int i = 230400; i < 230464; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
-        float *col = s + 230464;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
+        float *col = sb + 230464;
         for (int c = 0; c < 256; c++)
             for (int i = 0; i < 3; i++)
                 for (int j = 0; j < 3; j++) {
@@ -3382,10 +3389,11 @@ static CNN_SIMD void dwsep7_conv1(const float *restrict x0, float *restrict y, c
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        cnn_pad(xb0, s, 512, 14, 14, 1, 1, 16, 16, 0);
+        float *sb = s + (ptrdiff_t)b * 131136; /* this sample's scratch */
+        cnn_pad(xb0, sb, 512, 14, 14, 1, 1, 16, 16, 0);
         for (int i = 131072; i < 131136; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 2048; it++) {
             const int tile = it / 512, gb = it - tile * 512;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -3906,10 +3914,11 @@ static CNN_SIMD void dwsep8_conv1(const float *restrict x0, float *restrict y, c
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        cnn_pad(xb0, s, 512, 14, 14, 1, 1, 16, 16, 0);
+        float *sb = s + (ptrdiff_t)b * 131136; /* this sample's scratch */
+        cnn_pad(xb0, sb, 512, 14, 14, 1, 1, 16, 16, 0);
         for (int i = 131072; i < 131136; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 2048; it++) {
             const int tile = it / 512, gb = it - tile * 512;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -4430,10 +4439,11 @@ static CNN_SIMD void dwsep9_conv1(const float *restrict x0, float *restrict y, c
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        cnn_pad(xb0, s, 512, 14, 14, 1, 1, 16, 16, 0);
+        float *sb = s + (ptrdiff_t)b * 131136; /* this sample's scratch */
+        cnn_pad(xb0, sb, 512, 14, 14, 1, 1, 16, 16, 0);
         for (int i = 131072; i < 131136; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 2048; it++) {
             const int tile = it / 512, gb = it - tile * 512;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -4954,10 +4964,11 @@ static CNN_SIMD void dwsep10_conv1(const float *restrict x0, float *restrict y, 
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        cnn_pad(xb0, s, 512, 14, 14, 1, 1, 16, 16, 0);
+        float *sb = s + (ptrdiff_t)b * 131136; /* this sample's scratch */
+        cnn_pad(xb0, sb, 512, 14, 14, 1, 1, 16, 16, 0);
         for (int i = 131072; i < 131136; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 2048; it++) {
             const int tile = it / 512, gb = it - tile * 512;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -5478,10 +5489,11 @@ static CNN_SIMD void dwsep11_conv1(const float *restrict x0, float *restrict y, 
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        cnn_pad(xb0, s, 512, 14, 14, 1, 1, 16, 16, 0);
+        float *sb = s + (ptrdiff_t)b * 131136; /* this sample's scratch */
+        cnn_pad(xb0, sb, 512, 14, 14, 1, 1, 16, 16, 0);
         for (int i = 131072; i < 131136; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 2048; it++) {
             const int tile = it / 512, gb = it - tile * 512;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -6002,11 +6014,12 @@ static CNN_SIMD void dwsep12_conv1(const float *restrict x0, float *restrict y, 
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 25088;
-        cnn_pad(xb0, s, 512, 14, 14, 1, 1, 16, 16, 0);
+        float *sb = s + (ptrdiff_t)b * 356992; /* this sample's scratch */
+        cnn_pad(xb0, sb, 512, 14, 14, 1, 1, 16, 16, 0);
         for (int i = 131072; i < 131136; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
-        float *col = s + 131136;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
+        float *col = sb + 131136;
         for (int c = 0; c < 512; c++)
             for (int i = 0; i < 3; i++)
                 for (int j = 0; j < 3; j++) {
@@ -6535,10 +6548,11 @@ static CNN_SIMD void dwsep13_conv1(const float *restrict x0, float *restrict y, 
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        cnn_pad(xb0, s, 1024, 7, 7, 1, 1, 9, 9, 0);
+        float *sb = s + (ptrdiff_t)b * 83008; /* this sample's scratch */
+        cnn_pad(xb0, sb, 1024, 7, 7, 1, 1, 9, 9, 0);
         for (int i = 82944; i < 83008; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 1024; it++) {
             const int tile = it / 1024, gb = it - tile * 1024;
             const int grp = gb / 1, ob = gb - grp * 1;

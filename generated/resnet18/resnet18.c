@@ -200,8 +200,9 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 802816;
-        cnn_pad(xb0, s, 3, 224, 224, 3, 3, 230, 230, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 158700; /* this sample's scratch */
+        cnn_pad(xb0, sb, 3, 224, 224, 3, 3, 230, 230, 0);
+        const float *in = sb;
         for (int it = 0; it < 8364; it++) {
             const int tile = it / 4, gb = it - tile * 4;
             const int grp = 0, ob = gb;
@@ -343,10 +344,11 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
+        float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
+        cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
         for (int i = 215296; i < 215320; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 2176; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -612,10 +614,11 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
-        cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
+        float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
+        cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
         for (int i = 215296; i < 215320; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 2176; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -882,10 +885,11 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
+        float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
+        cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
         for (int i = 215296; i < 215320; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 2176; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -1151,10 +1155,11 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
-        cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
+        float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
+        cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
         for (int i = 215296; i < 215320; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 2176; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -1421,8 +1426,9 @@ static CNN_SIMD void basic_down1_conv1(const float *restrict x0, float *restrict
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 100352;
-        cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 215296; /* this sample's scratch */
+        cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
+        const float *in = sb;
         for (int it = 0; it < 1048; it++) {
             const int tile = it / 8, gb = it - tile * 8;
             const int grp = 0, ob = gb;
@@ -1691,10 +1697,11 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
+        float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
+        cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
         for (int i = 115200; i < 115224; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 1120; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -2206,10 +2213,11 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
+        float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
+        cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
         for (int i = 115200; i < 115224; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 1120; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -2475,10 +2483,11 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
-        cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
+        float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
+        cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
         for (int i = 115200; i < 115224; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 1120; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -2745,8 +2754,9 @@ static CNN_SIMD void basic_down2_conv1(const float *restrict x0, float *restrict
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 50176;
-        cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 115200; /* this sample's scratch */
+        cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
+        const float *in = sb;
         for (int it = 0; it < 528; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -3015,8 +3025,9 @@ static CNN_SIMD void basic_down2_conv2(const float *restrict x0, float *restrict
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 528; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -3533,8 +3544,9 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 528; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -3804,8 +3816,9 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *rb0 = r0 + (ptrdiff_t)b * 50176;
-        cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 528; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -4075,8 +4088,9 @@ static CNN_SIMD void basic_down3_conv1(const float *restrict x0, float *restrict
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 25088;
-        cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 272; it++) {
             const int gb = it / 17, tile = it - gb * 17;
             const int grp = 0, ob = gb;
@@ -4330,8 +4344,9 @@ static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 25088;
-        cnn_pad(xb0, s, 512, 7, 7, 1, 1, 9, 9, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 41472; /* this sample's scratch */
+        cnn_pad(xb0, sb, 512, 7, 7, 1, 1, 9, 9, 0);
+        const float *in = sb;
         for (int it = 0; it < 272; it++) {
             const int gb = it / 17, tile = it - gb * 17;
             const int grp = 0, ob = gb;
@@ -4819,8 +4834,9 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 25088;
-        cnn_pad(xb0, s, 512, 7, 7, 1, 1, 9, 9, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 41472; /* this sample's scratch */
+        cnn_pad(xb0, sb, 512, 7, 7, 1, 1, 9, 9, 0);
+        const float *in = sb;
         for (int it = 0; it < 272; it++) {
             const int gb = it / 17, tile = it - gb * 17;
             const int grp = 0, ob = gb;
@@ -5075,8 +5091,9 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *rb0 = r0 + (ptrdiff_t)b * 25088;
-        cnn_pad(xb0, s, 512, 7, 7, 1, 1, 9, 9, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 41472; /* this sample's scratch */
+        cnn_pad(xb0, sb, 512, 7, 7, 1, 1, 9, 9, 0);
+        const float *in = sb;
         for (int it = 0; it < 272; it++) {
             const int gb = it / 17, tile = it - gb * 17;
             const int grp = 0, ob = gb;

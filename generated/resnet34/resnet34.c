@@ -200,8 +200,9 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 802816;
-        cnn_pad(xb0, s, 3, 224, 224, 3, 3, 230, 230, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 158700; /* this sample's scratch */
+        cnn_pad(xb0, sb, 3, 224, 224, 3, 3, 230, 230, 0);
+        const float *in = sb;
         for (int it = 0; it < 8364; it++) {
             const int tile = it / 4, gb = it - tile * 4;
             const int grp = 0, ob = gb;
@@ -343,10 +344,11 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
+        float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
+        cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
         for (int i = 215296; i < 215320; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 2176; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -612,10 +614,11 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
-        cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
+        float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
+        cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
         for (int i = 215296; i < 215320; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 2176; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -882,10 +885,11 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
+        float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
+        cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
         for (int i = 215296; i < 215320; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 2176; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -1151,10 +1155,11 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
-        cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
+        float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
+        cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
         for (int i = 215296; i < 215320; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 2176; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -1421,10 +1426,11 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
+        float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
+        cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
         for (int i = 215296; i < 215320; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 2176; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -1690,10 +1696,11 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
-        cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
+        float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
+        cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
         for (int i = 215296; i < 215320; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 2176; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -1960,8 +1967,9 @@ static CNN_SIMD void basic_down1_conv1(const float *restrict x0, float *restrict
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 100352;
-        cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 215296; /* this sample's scratch */
+        cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
+        const float *in = sb;
         for (int it = 0; it < 1048; it++) {
             const int tile = it / 8, gb = it - tile * 8;
             const int grp = 0, ob = gb;
@@ -2230,10 +2238,11 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
+        float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
+        cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
         for (int i = 115200; i < 115224; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 1120; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -2745,10 +2754,11 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
+        float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
+        cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
         for (int i = 115200; i < 115224; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 1120; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -3014,10 +3024,11 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
-        cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
+        float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
+        cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
         for (int i = 115200; i < 115224; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 1120; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -3284,10 +3295,11 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
+        float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
+        cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
         for (int i = 115200; i < 115224; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 1120; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -3553,10 +3565,11 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
-        cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
+        float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
+        cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
         for (int i = 115200; i < 115224; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 1120; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -3823,10 +3836,11 @@ static CNN_SIMD void basic6_conv1(const float *restrict x0, float *restrict y, c
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
+        float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
+        cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
         for (int i = 115200; i < 115224; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 1120; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -4092,10 +4106,11 @@ static CNN_SIMD void basic6_conv2(const float *restrict x0, const float *restric
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
-        cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
+        float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
+        cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
         for (int i = 115200; i < 115224; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 1120; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -4362,8 +4377,9 @@ static CNN_SIMD void basic_down2_conv1(const float *restrict x0, float *restrict
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 50176;
-        cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 115200; /* this sample's scratch */
+        cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
+        const float *in = sb;
         for (int it = 0; it < 528; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -4632,8 +4648,9 @@ static CNN_SIMD void basic_down2_conv2(const float *restrict x0, float *restrict
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 528; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -5150,8 +5167,9 @@ static CNN_SIMD void basic7_conv1(const float *restrict x0, float *restrict y, c
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 528; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -5421,8 +5439,9 @@ static CNN_SIMD void basic7_conv2(const float *restrict x0, const float *restric
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *rb0 = r0 + (ptrdiff_t)b * 50176;
-        cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 528; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -5692,8 +5711,9 @@ static CNN_SIMD void basic8_conv1(const float *restrict x0, float *restrict y, c
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 528; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -5963,8 +5983,9 @@ static CNN_SIMD void basic8_conv2(const float *restrict x0, const float *restric
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *rb0 = r0 + (ptrdiff_t)b * 50176;
-        cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 528; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -6234,8 +6255,9 @@ static CNN_SIMD void basic9_conv1(const float *restrict x0, float *restrict y, c
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 528; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -6505,8 +6527,9 @@ static CNN_SIMD void basic9_conv2(const float *restrict x0, const float *restric
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *rb0 = r0 + (ptrdiff_t)b * 50176;
-        cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 528; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -6776,8 +6799,9 @@ static CNN_SIMD void basic10_conv1(const float *restrict x0, float *restrict y, 
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 528; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -7047,8 +7071,9 @@ static CNN_SIMD void basic10_conv2(const float *restrict x0, const float *restri
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *rb0 = r0 + (ptrdiff_t)b * 50176;
-        cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 528; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -7318,8 +7343,9 @@ static CNN_SIMD void basic11_conv1(const float *restrict x0, float *restrict y, 
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 528; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -7589,8 +7615,9 @@ static CNN_SIMD void basic11_conv2(const float *restrict x0, const float *restri
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *rb0 = r0 + (ptrdiff_t)b * 50176;
-        cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 528; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -7860,8 +7887,9 @@ static CNN_SIMD void basic_down3_conv1(const float *restrict x0, float *restrict
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 25088;
-        cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 272; it++) {
             const int gb = it / 17, tile = it - gb * 17;
             const int grp = 0, ob = gb;
@@ -8115,8 +8143,9 @@ static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 25088;
-        cnn_pad(xb0, s, 512, 7, 7, 1, 1, 9, 9, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 41472; /* this sample's scratch */
+        cnn_pad(xb0, sb, 512, 7, 7, 1, 1, 9, 9, 0);
+        const float *in = sb;
         for (int it = 0; it < 272; it++) {
             const int gb = it / 17, tile = it - gb * 17;
             const int grp = 0, ob = gb;
@@ -8604,8 +8633,9 @@ static CNN_SIMD void basic12_conv1(const float *restrict x0, float *restrict y, 
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 25088;
-        cnn_pad(xb0, s, 512, 7, 7, 1, 1, 9, 9, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 41472; /* this sample's scratch */
+        cnn_pad(xb0, sb, 512, 7, 7, 1, 1, 9, 9, 0);
+        const float *in = sb;
         for (int it = 0; it < 272; it++) {
             const int gb = it / 17, tile = it - gb * 17;
             const int grp = 0, ob = gb;
@@ -8860,8 +8890,9 @@ static CNN_SIMD void basic12_conv2(const float *restrict x0, const float *restri
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *rb0 = r0 + (ptrdiff_t)b * 25088;
-        cnn_pad(xb0, s, 512, 7, 7, 1, 1, 9, 9, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 41472; /* this sample's scratch */
+        cnn_pad(xb0, sb, 512, 7, 7, 1, 1, 9, 9, 0);
+        const float *in = sb;
         for (int it = 0; it < 272; it++) {
             const int gb = it / 17, tile = it - gb * 17;
             const int grp = 0, ob = gb;
@@ -9116,8 +9147,9 @@ static CNN_SIMD void basic13_conv1(const float *restrict x0, float *restrict y, 
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 25088;
-        cnn_pad(xb0, s, 512, 7, 7, 1, 1, 9, 9, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 41472; /* this sample's scratch */
+        cnn_pad(xb0, sb, 512, 7, 7, 1, 1, 9, 9, 0);
+        const float *in = sb;
         for (int it = 0; it < 272; it++) {
             const int gb = it / 17, tile = it - gb * 17;
             const int grp = 0, ob = gb;
@@ -9372,8 +9404,9 @@ static CNN_SIMD void basic13_conv2(const float *restrict x0, const float *restri
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *rb0 = r0 + (ptrdiff_t)b * 25088;
-        cnn_pad(xb0, s, 512, 7, 7, 1, 1, 9, 9, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 41472; /* this sample's scratch */
+        cnn_pad(xb0, sb, 512, 7, 7, 1, 1, 9, 9, 0);
+        const float *in = sb;
         for (int it = 0; it < 272; it++) {
             const int gb = it / 17, tile = it - gb * 17;
             const int grp = 0, ob = gb;

@@ -200,8 +200,9 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 802816;
-        cnn_pad(xb0, s, 3, 224, 224, 3, 3, 230, 230, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 158700; /* this sample's scratch */
+        cnn_pad(xb0, sb, 3, 224, 224, 3, 3, 230, 230, 0);
+        const float *in = sb;
         for (int it = 0; it < 8364; it++) {
             const int tile = it / 4, gb = it - tile * 4;
             const int grp = 0, ob = gb;
@@ -575,10 +576,11 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
+        float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
+        cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
         for (int i = 215296; i < 215320; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 2176; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -1540,10 +1542,11 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
+        float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
+        cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
         for (int i = 215296; i < 215320; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 2176; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -2274,10 +2277,11 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        cnn_pad(xb0, s, 64, 56, 56, 1, 1, 58, 58, 0);
+        float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
+        cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
         for (int i = 215296; i < 215320; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 2176; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -3008,8 +3012,9 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv2(const float *restri
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 100352;
-        cnn_pad(xb0, s, 128, 56, 56, 1, 1, 58, 58, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 430592; /* this sample's scratch */
+        cnn_pad(xb0, sb, 128, 56, 56, 1, 1, 58, 58, 0);
+        const float *in = sb;
         for (int it = 0; it < 1048; it++) {
             const int gb = it / 131, tile = it - gb * 131;
             const int grp = 0, ob = gb;
@@ -4000,10 +4005,11 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
+        float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
+        cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
         for (int i = 115200; i < 115224; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 1120; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -4744,10 +4750,11 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
+        float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
+        cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
         for (int i = 115200; i < 115224; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 1120; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -5488,10 +5495,11 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        cnn_pad(xb0, s, 128, 28, 28, 1, 1, 30, 30, 0);
+        float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
+        cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
         for (int i = 115200; i < 115224; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 1120; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -6242,8 +6250,9 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv2(const float *restri
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 50176;
-        cnn_pad(xb0, s, 256, 28, 28, 1, 1, 30, 30, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 230400; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 28, 28, 1, 1, 30, 30, 0);
+        const float *in = sb;
         for (int it = 0; it < 528; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -7314,8 +7323,9 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv2(const float *restrict x0
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 528; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -8150,8 +8160,9 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv2(const float *restrict x0
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 528; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -8986,8 +8997,9 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv2(const float *restrict x0
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 528; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -9822,8 +9834,9 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv2(const float *restrict x0
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 528; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -10658,8 +10671,9 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv2(const float *restrict x
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        cnn_pad(xb0, s, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 528; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -11494,8 +11508,9 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv2(const float *restri
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 25088;
-        cnn_pad(xb0, s, 512, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 131072; /* this sample's scratch */
+        cnn_pad(xb0, sb, 512, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 272; it++) {
             const int gb = it / 17, tile = it - gb * 17;
             const int grp = 0, ob = gb;
@@ -12547,8 +12562,9 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv2(const float *restrict x
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 25088;
-        cnn_pad(xb0, s, 512, 7, 7, 1, 1, 9, 9, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 41472; /* this sample's scratch */
+        cnn_pad(xb0, sb, 512, 7, 7, 1, 1, 9, 9, 0);
+        const float *in = sb;
         for (int it = 0; it < 272; it++) {
             const int gb = it / 17, tile = it - gb * 17;
             const int grp = 0, ob = gb;
@@ -13368,8 +13384,9 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv2(const float *restrict x
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 25088;
-        cnn_pad(xb0, s, 512, 7, 7, 1, 1, 9, 9, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 41472; /* this sample's scratch */
+        cnn_pad(xb0, sb, 512, 7, 7, 1, 1, 9, 9, 0);
+        const float *in = sb;
         for (int it = 0; it < 272; it++) {
             const int gb = it / 17, tile = it - gb * 17;
             const int grp = 0, ob = gb;

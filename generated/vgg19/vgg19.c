@@ -200,10 +200,11 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 3211264;
-        cnn_pad(xb0, s, 3, 224, 224, 1, 1, 226, 226, 0);
+        float *sb = s + (ptrdiff_t)b * 153252; /* this sample's scratch */
+        cnn_pad(xb0, sb, 3, 224, 224, 1, 1, 226, 226, 0);
         for (int i = 153228; i < 153252; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 33760; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -468,10 +469,11 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 3211264;
         float *yb = y + (ptrdiff_t)b * 3211264;
-        cnn_pad(xb0, s, 64, 224, 224, 1, 1, 226, 226, 0);
+        float *sb = s + (ptrdiff_t)b * 3268888; /* this sample's scratch */
+        cnn_pad(xb0, sb, 64, 224, 224, 1, 1, 226, 226, 0);
         for (int i = 3268864; i < 3268888; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 33760; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -784,10 +786,11 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 1605632;
-        cnn_pad(xb0, s, 64, 112, 112, 1, 1, 114, 114, 0);
+        float *sb = s + (ptrdiff_t)b * 831768; /* this sample's scratch */
+        cnn_pad(xb0, sb, 64, 112, 112, 1, 1, 114, 114, 0);
         for (int i = 831744; i < 831768; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 17024; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = 0, ob = gb;
@@ -1052,10 +1055,11 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 1605632;
         float *yb = y + (ptrdiff_t)b * 1605632;
-        cnn_pad(xb0, s, 128, 112, 112, 1, 1, 114, 114, 0);
+        float *sb = s + (ptrdiff_t)b * 1663512; /* this sample's scratch */
+        cnn_pad(xb0, sb, 128, 112, 112, 1, 1, 114, 114, 0);
         for (int i = 1663488; i < 1663512; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 17024; it++) {
             const int gb = it / 532, tile = it - gb * 532;
             const int grp = 0, ob = gb;
@@ -1368,10 +1372,11 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 802816;
-        cnn_pad(xb0, s, 128, 56, 56, 1, 1, 58, 58, 0);
+        float *sb = s + (ptrdiff_t)b * 430616; /* this sample's scratch */
+        cnn_pad(xb0, sb, 128, 56, 56, 1, 1, 58, 58, 0);
         for (int i = 430592; i < 430616; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 8704; it++) {
             const int gb = it / 136, tile = it - gb * 136;
             const int grp = 0, ob = gb;
@@ -1636,10 +1641,11 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 802816;
-        cnn_pad(xb0, s, 256, 56, 56, 1, 1, 58, 58, 0);
+        float *sb = s + (ptrdiff_t)b * 861208; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 56, 56, 1, 1, 58, 58, 0);
         for (int i = 861184; i < 861208; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 8704; it++) {
             const int gb = it / 136, tile = it - gb * 136;
             const int grp = 0, ob = gb;
@@ -1904,10 +1910,11 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 802816;
-        cnn_pad(xb0, s, 256, 56, 56, 1, 1, 58, 58, 0);
+        float *sb = s + (ptrdiff_t)b * 861208; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 56, 56, 1, 1, 58, 58, 0);
         for (int i = 861184; i < 861208; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 8704; it++) {
             const int gb = it / 136, tile = it - gb * 136;
             const int grp = 0, ob = gb;
@@ -2172,10 +2179,11 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 802816;
-        cnn_pad(xb0, s, 256, 56, 56, 1, 1, 58, 58, 0);
+        float *sb = s + (ptrdiff_t)b * 861208; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 56, 56, 1, 1, 58, 58, 0);
         for (int i = 861184; i < 861208; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 8704; it++) {
             const int gb = it / 136, tile = it - gb * 136;
             const int grp = 0, ob = gb;
@@ -2488,10 +2496,11 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 401408;
-        cnn_pad(xb0, s, 256, 28, 28, 1, 1, 30, 30, 0);
+        float *sb = s + (ptrdiff_t)b * 230424; /* this sample's scratch */
+        cnn_pad(xb0, sb, 256, 28, 28, 1, 1, 30, 30, 0);
         for (int i = 230400; i < 230424; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 4480; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -2756,10 +2765,11 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 401408;
-        cnn_pad(xb0, s, 512, 28, 28, 1, 1, 30, 30, 0);
+        float *sb = s + (ptrdiff_t)b * 460824; /* this sample's scratch */
+        cnn_pad(xb0, sb, 512, 28, 28, 1, 1, 30, 30, 0);
         for (int i = 460800; i < 460824; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 4480; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -3024,10 +3034,11 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 401408;
-        cnn_pad(xb0, s, 512, 28, 28, 1, 1, 30, 30, 0);
+        float *sb = s + (ptrdiff_t)b * 460824; /* this sample's scratch */
+        cnn_pad(xb0, sb, 512, 28, 28, 1, 1, 30, 30, 0);
         for (int i = 460800; i < 460824; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 4480; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -3292,10 +3303,11 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 401408;
-        cnn_pad(xb0, s, 512, 28, 28, 1, 1, 30, 30, 0);
+        float *sb = s + (ptrdiff_t)b * 460824; /* this sample's scratch */
+        cnn_pad(xb0, sb, 512, 28, 28, 1, 1, 30, 30, 0);
         for (int i = 460800; i < 460824; i++)
-            s[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = s;
+            sb[i] = 0.0f; /* what the last tile may read past the end */
+        const float *in = sb;
         for (int it = 0; it < 4480; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -3608,8 +3620,9 @@ static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const f
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        cnn_pad(xb0, s, 512, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 131072; /* this sample's scratch */
+        cnn_pad(xb0, sb, 512, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 1056; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -3878,8 +3891,9 @@ static CNN_SIMD void conv14(const float *restrict x0, float *restrict y, const f
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        cnn_pad(xb0, s, 512, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 131072; /* this sample's scratch */
+        cnn_pad(xb0, sb, 512, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 1056; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -4148,8 +4162,9 @@ static CNN_SIMD void conv15(const float *restrict x0, float *restrict y, const f
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        cnn_pad(xb0, s, 512, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 131072; /* this sample's scratch */
+        cnn_pad(xb0, sb, 512, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 1056; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
@@ -4418,8 +4433,9 @@ static CNN_SIMD void conv16(const float *restrict x0, float *restrict y, const f
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        cnn_pad(xb0, s, 512, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = s;
+        float *sb = s + (ptrdiff_t)b * 131072; /* this sample's scratch */
+        cnn_pad(xb0, sb, 512, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int it = 0; it < 1056; it++) {
             const int gb = it / 33, tile = it - gb * 33;
             const int grp = 0, ob = gb;
