@@ -5,7 +5,7 @@
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, 
  * arena:   4816896 bytes (30205888 without reuse; 4816896 live at most)
- * weights: 6998552 canonical floats, 7037769 packed
+ * weights: 6998552 canonical floats, 7015015 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -3746,270 +3746,230 @@ static CNN_SIMD void maxpool3(const float *restrict x0, float *restrict y, int b
 
 /* inception3.conv1 — examples/googlenet.cnn:22: conv 1x1 192
  *   in [480,14,14] -> out [192,14,14]
- *   weights at packed[676848]: weight [192,480,1,1] + bias [192] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception3.relu1
+ *   weights at packed[676848]: weight [192,480,1,1] + bias [192] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception3.relu1
  */
 static CNN_SIMD void inception3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 92160;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 94080;
         float *yb = y + (ptrdiff_t)b * 37632;
         const float *in = xb0;
-        for (int it = 0; it < 400; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
+        for (int it = 0; it < 416; it++) {
+            const int tile = it / 32, gb = it - tile * 32;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 192 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 5760;
+            const float *wb = w + (ptrdiff_t)gb * 2880;
             const float *xg = in + grp * 94080;
             float t[MR][NR];
             {
-                const int p = tile < 24 ? tile * NR : 188;
+                const int p = tile < 12 ? tile * NR : 180;
                 __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
                 __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
                 __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
-                for (int c = 0; c < 480; c += 8, xp += 1568, wp += 96) {
+                for (int c = 0; c < 480; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
                         wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                 }
                 _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
                 _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
                 _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
                 _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
                 _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
                 _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
+                _mm256_storeu_ps(t[5] + 8, c51);
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
@@ -4026,270 +3986,230 @@ static CNN_SIMD void inception3_conv1(const float *restrict x0, float *restrict 
 
 /* inception3.conv2 — examples/googlenet.cnn:23: conv 1x1 96
  *   in [480,14,14] -> out [96,14,14]
- *   weights at packed[769200]: weight [96,480,1,1] + bias [96] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception3.relu2
+ *   weights at packed[769200]: weight [96,480,1,1] + bias [96] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception3.relu2
  */
 static CNN_SIMD void inception3_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 46080;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 94080;
         float *yb = y + (ptrdiff_t)b * 18816;
         const float *in = xb0;
-        for (int it = 0; it < 200; it++) {
-            const int tile = it / 8, gb = it - tile * 8;
+        for (int it = 0; it < 208; it++) {
+            const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 96 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 5760;
+            const float *wb = w + (ptrdiff_t)gb * 2880;
             const float *xg = in + grp * 94080;
             float t[MR][NR];
             {
-                const int p = tile < 24 ? tile * NR : 188;
+                const int p = tile < 12 ? tile * NR : 180;
                 __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
                 __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
                 __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
-                for (int c = 0; c < 480; c += 8, xp += 1568, wp += 96) {
+                for (int c = 0; c < 480; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
                         wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                 }
                 _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
                 _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
                 _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
                 _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
                 _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
                 _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
+                _mm256_storeu_ps(t[5] + 8, c51);
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
@@ -5208,270 +5128,230 @@ static CNN_SIMD void inception3_concat1(const float *restrict x0, const float *r
 
 /* inception4.conv1 — examples/googlenet.cnn:22: conv 1x1 160
  *   in [512,14,14] -> out [160,14,14]
- *   weights at packed[1053986]: weight [160,512,1,1] + bias [160] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception4.relu1
+ *   weights at packed[1053986]: weight [160,512,1,1] + bias [160] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception4.relu1
  */
 static CNN_SIMD void inception4_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 86016;
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 82944;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 31360;
         const float *in = xb0;
-        for (int it = 0; it < 350; it++) {
-            const int tile = it / 14, gb = it - tile * 14;
+        for (int it = 0; it < 351; it++) {
+            const int tile = it / 27, gb = it - tile * 27;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 160 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 6144;
+            const float *wb = w + (ptrdiff_t)gb * 3072;
             const float *xg = in + grp * 100352;
             float t[MR][NR];
             {
-                const int p = tile < 24 ? tile * NR : 188;
+                const int p = tile < 12 ? tile * NR : 180;
                 __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
                 __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
                 __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 96) {
+                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
                         wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                 }
                 _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
                 _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
                 _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
                 _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
                 _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
                 _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
+                _mm256_storeu_ps(t[5] + 8, c51);
                 for (int i = 0; i < MR; i++) {
                     if (ob * MR + i >= 160)
                         break;
@@ -5490,7 +5370,7 @@ static CNN_SIMD void inception4_conv1(const float *restrict x0, float *restrict 
 
 /* inception4.conv2 — examples/googlenet.cnn:23: conv 1x1 112
  *   in [512,14,14] -> out [112,14,14]
- *   weights at packed[1140170]: weight [112,512,1,1] + bias [112] (packed in blocks of 6 output channels)
+ *   weights at packed[1137092]: weight [112,512,1,1] + bias [112] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception4.relu2
  */
 static CNN_SIMD void inception4_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -5732,7 +5612,7 @@ static CNN_SIMD void inception4_conv2(const float *restrict x0, float *restrict 
 
 /* inception4.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 224
  *   in [112,14,14] -> out [224,14,14]
- *   weights at packed[1198652]: weight [224,112,3,3] + bias [224] (packed in blocks of 3 output channels)
+ *   weights at packed[1195574]: weight [224,112,3,3] + bias [224] (packed in blocks of 3 output channels)
  *   avx2: tile MR=3 output channels x NR=32 positions (12 ymm accumulators); positions read straight from the padded input, rows 16 apart (14 kept); then inception4.relu3
  */
 static CNN_SIMD void inception4_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -6003,270 +5883,230 @@ static CNN_SIMD void inception4_conv3(const float *restrict x0, float *restrict 
 
 /* inception4.conv4 — examples/googlenet.cnn:24: conv 1x1 24
  *   in [512,14,14] -> out [24,14,14]
- *   weights at packed[1425677]: weight [24,512,1,1] + bias [24] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception4.relu4
+ *   weights at packed[1422599]: weight [24,512,1,1] + bias [24] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception4.relu4
  */
 static CNN_SIMD void inception4_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 12288;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 4704;
         const float *in = xb0;
-        for (int it = 0; it < 50; it++) {
-            const int tile = it / 2, gb = it - tile * 2;
+        for (int it = 0; it < 52; it++) {
+            const int tile = it / 4, gb = it - tile * 4;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 24 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 6144;
+            const float *wb = w + (ptrdiff_t)gb * 3072;
             const float *xg = in + grp * 100352;
             float t[MR][NR];
             {
-                const int p = tile < 24 ? tile * NR : 188;
+                const int p = tile < 12 ? tile * NR : 180;
                 __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
                 __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
                 __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 96) {
+                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
                         wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                 }
                 _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
                 _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
                 _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
                 _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
                 _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
                 _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
+                _mm256_storeu_ps(t[5] + 8, c51);
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
@@ -6283,7 +6123,7 @@ static CNN_SIMD void inception4_conv4(const float *restrict x0, float *restrict 
 
 /* inception4.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 64
  *   in [24,14,14] -> out [64,14,14]
- *   weights at packed[1437989]: weight [64,24,5,5] + bias [64] (packed in blocks of 16 output channels)
+ *   weights at packed[1434911]: weight [64,24,5,5] + bias [64] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception4.relu5
  */
 static CNN_SIMD void inception4_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -6427,7 +6267,7 @@ static CNN_SIMD void inception4_maxpool1(const float *restrict x0, float *restri
 
 /* inception4.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [512,14,14] -> out [64,14,14]
- *   weights at packed[1476453]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
+ *   weights at packed[1473375]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception4.relu6
  */
 static CNN_SIMD void inception4_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -6687,270 +6527,230 @@ static CNN_SIMD void inception4_concat1(const float *restrict x0, const float *r
 
 /* inception5.conv1 — examples/googlenet.cnn:22: conv 1x1 128
  *   in [512,14,14] -> out [128,14,14]
- *   weights at packed[1510311]: weight [128,512,1,1] + bias [128] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception5.relu1
+ *   weights at packed[1507233]: weight [128,512,1,1] + bias [128] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception5.relu1
  */
 static CNN_SIMD void inception5_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 67584;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *in = xb0;
-        for (int it = 0; it < 275; it++) {
-            const int tile = it / 11, gb = it - tile * 11;
+        for (int it = 0; it < 286; it++) {
+            const int tile = it / 22, gb = it - tile * 22;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 6144;
+            const float *wb = w + (ptrdiff_t)gb * 3072;
             const float *xg = in + grp * 100352;
             float t[MR][NR];
             {
-                const int p = tile < 24 ? tile * NR : 188;
+                const int p = tile < 12 ? tile * NR : 180;
                 __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
                 __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
                 __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 96) {
+                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
                         wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                 }
                 _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
                 _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
                 _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
                 _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
                 _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
                 _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
+                _mm256_storeu_ps(t[5] + 8, c51);
                 for (int i = 0; i < MR; i++) {
                     if (ob * MR + i >= 128)
                         break;
@@ -6969,270 +6769,230 @@ static CNN_SIMD void inception5_conv1(const float *restrict x0, float *restrict 
 
 /* inception5.conv2 — examples/googlenet.cnn:23: conv 1x1 128
  *   in [512,14,14] -> out [128,14,14]
- *   weights at packed[1578027]: weight [128,512,1,1] + bias [128] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception5.relu2
+ *   weights at packed[1574949]: weight [128,512,1,1] + bias [128] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception5.relu2
  */
 static CNN_SIMD void inception5_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 67584;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *in = xb0;
-        for (int it = 0; it < 275; it++) {
-            const int tile = it / 11, gb = it - tile * 11;
+        for (int it = 0; it < 286; it++) {
+            const int tile = it / 22, gb = it - tile * 22;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 6144;
+            const float *wb = w + (ptrdiff_t)gb * 3072;
             const float *xg = in + grp * 100352;
             float t[MR][NR];
             {
-                const int p = tile < 24 ? tile * NR : 188;
+                const int p = tile < 12 ? tile * NR : 180;
                 __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
                 __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
                 __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 96) {
+                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
                         wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                 }
                 _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
                 _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
                 _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
                 _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
                 _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
                 _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
+                _mm256_storeu_ps(t[5] + 8, c51);
                 for (int i = 0; i < MR; i++) {
                     if (ob * MR + i >= 128)
                         break;
@@ -7251,7 +7011,7 @@ static CNN_SIMD void inception5_conv2(const float *restrict x0, float *restrict 
 
 /* inception5.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 256
  *   in [128,14,14] -> out [256,14,14]
- *   weights at packed[1645743]: weight [256,128,3,3] + bias [256] (packed in blocks of 16 output channels)
+ *   weights at packed[1642665]: weight [256,128,3,3] + bias [256] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception5.relu3
  */
 static CNN_SIMD void inception5_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -7522,270 +7282,230 @@ static CNN_SIMD void inception5_conv3(const float *restrict x0, float *restrict 
 
 /* inception5.conv4 — examples/googlenet.cnn:24: conv 1x1 24
  *   in [512,14,14] -> out [24,14,14]
- *   weights at packed[1940911]: weight [24,512,1,1] + bias [24] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception5.relu4
+ *   weights at packed[1937833]: weight [24,512,1,1] + bias [24] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception5.relu4
  */
 static CNN_SIMD void inception5_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 12288;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 4704;
         const float *in = xb0;
-        for (int it = 0; it < 50; it++) {
-            const int tile = it / 2, gb = it - tile * 2;
+        for (int it = 0; it < 52; it++) {
+            const int tile = it / 4, gb = it - tile * 4;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 24 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 6144;
+            const float *wb = w + (ptrdiff_t)gb * 3072;
             const float *xg = in + grp * 100352;
             float t[MR][NR];
             {
-                const int p = tile < 24 ? tile * NR : 188;
+                const int p = tile < 12 ? tile * NR : 180;
                 __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
                 __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
                 __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 96) {
+                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
                         wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                 }
                 _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
                 _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
                 _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
                 _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
                 _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
                 _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
+                _mm256_storeu_ps(t[5] + 8, c51);
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
@@ -7802,7 +7522,7 @@ static CNN_SIMD void inception5_conv4(const float *restrict x0, float *restrict 
 
 /* inception5.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 64
  *   in [24,14,14] -> out [64,14,14]
- *   weights at packed[1953223]: weight [64,24,5,5] + bias [64] (packed in blocks of 16 output channels)
+ *   weights at packed[1950145]: weight [64,24,5,5] + bias [64] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception5.relu5
  */
 static CNN_SIMD void inception5_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -7946,7 +7666,7 @@ static CNN_SIMD void inception5_maxpool1(const float *restrict x0, float *restri
 
 /* inception5.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [512,14,14] -> out [64,14,14]
- *   weights at packed[1991687]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
+ *   weights at packed[1988609]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception5.relu6
  */
 static CNN_SIMD void inception5_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -8206,7 +7926,7 @@ static CNN_SIMD void inception5_concat1(const float *restrict x0, const float *r
 
 /* inception6.conv1 — examples/googlenet.cnn:22: conv 1x1 112
  *   in [512,14,14] -> out [112,14,14]
- *   weights at packed[2025545]: weight [112,512,1,1] + bias [112] (packed in blocks of 6 output channels)
+ *   weights at packed[2022467]: weight [112,512,1,1] + bias [112] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception6.relu1
  */
 static CNN_SIMD void inception6_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -8448,270 +8168,230 @@ static CNN_SIMD void inception6_conv1(const float *restrict x0, float *restrict 
 
 /* inception6.conv2 — examples/googlenet.cnn:23: conv 1x1 144
  *   in [512,14,14] -> out [144,14,14]
- *   weights at packed[2084027]: weight [144,512,1,1] + bias [144] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception6.relu2
+ *   weights at packed[2080949]: weight [144,512,1,1] + bias [144] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception6.relu2
  */
 static CNN_SIMD void inception6_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 73728;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 28224;
         const float *in = xb0;
-        for (int it = 0; it < 300; it++) {
-            const int tile = it / 12, gb = it - tile * 12;
+        for (int it = 0; it < 312; it++) {
+            const int tile = it / 24, gb = it - tile * 24;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 144 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 6144;
+            const float *wb = w + (ptrdiff_t)gb * 3072;
             const float *xg = in + grp * 100352;
             float t[MR][NR];
             {
-                const int p = tile < 24 ? tile * NR : 188;
+                const int p = tile < 12 ? tile * NR : 180;
                 __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
                 __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
                 __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 96) {
+                for (int c = 0; c < 512; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
                         wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                 }
                 _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
                 _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
                 _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
                 _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
                 _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
                 _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
+                _mm256_storeu_ps(t[5] + 8, c51);
                 for (int i = 0; i < MR; i++) {
                     const int at = (oc0 + i) * 196;
                     for (int vi = 0; vi < NV; vi++) {
@@ -8728,7 +8408,7 @@ static CNN_SIMD void inception6_conv2(const float *restrict x0, float *restrict 
 
 /* inception6.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 288
  *   in [144,14,14] -> out [288,14,14]
- *   weights at packed[2157899]: weight [288,144,3,3] + bias [288] (packed in blocks of 24 output channels)
+ *   weights at packed[2154821]: weight [288,144,3,3] + bias [288] (packed in blocks of 24 output channels)
  *   avx2: tile MP=4 positions x MR=24 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception6.relu3
  */
 static CNN_SIMD void inception6_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -8986,7 +8666,7 @@ static CNN_SIMD void inception6_conv3(const float *restrict x0, float *restrict 
 
 /* inception6.conv4 — examples/googlenet.cnn:24: conv 1x1 32
  *   in [512,14,14] -> out [32,14,14]
- *   weights at packed[2531435]: weight [32,512,1,1] + bias [32] (packed in blocks of 4 output channels)
+ *   weights at packed[2528357]: weight [32,512,1,1] + bias [32] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception6.relu4
  */
 static CNN_SIMD void inception6_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -9218,7 +8898,7 @@ static CNN_SIMD void inception6_conv4(const float *restrict x0, float *restrict 
 
 /* inception6.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 64
  *   in [32,14,14] -> out [64,14,14]
- *   weights at packed[2547851]: weight [64,32,5,5] + bias [64] (packed in blocks of 16 output channels)
+ *   weights at packed[2544773]: weight [64,32,5,5] + bias [64] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception6.relu5
  */
 static CNN_SIMD void inception6_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -9362,7 +9042,7 @@ static CNN_SIMD void inception6_maxpool1(const float *restrict x0, float *restri
 
 /* inception6.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [512,14,14] -> out [64,14,14]
- *   weights at packed[2599115]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
+ *   weights at packed[2596037]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception6.relu6
  */
 static CNN_SIMD void inception6_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -9622,270 +9302,230 @@ static CNN_SIMD void inception6_concat1(const float *restrict x0, const float *r
 
 /* inception7.conv1 — examples/googlenet.cnn:22: conv 1x1 256
  *   in [528,14,14] -> out [256,14,14]
- *   weights at packed[2632973]: weight [256,528,1,1] + bias [256] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception7.relu1
+ *   weights at packed[2629895]: weight [256,528,1,1] + bias [256] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception7.relu1
  */
 static CNN_SIMD void inception7_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 139392;
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 136224;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 103488;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *in = xb0;
-        for (int it = 0; it < 550; it++) {
-            const int gb = it / 25, tile = it - gb * 25;
+        for (int it = 0; it < 559; it++) {
+            const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 6336;
+            const float *wb = w + (ptrdiff_t)gb * 3168;
             const float *xg = in + grp * 103488;
             float t[MR][NR];
             {
-                const int p = tile < 24 ? tile * NR : 188;
+                const int p = tile < 12 ? tile * NR : 180;
                 __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
                 __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
                 __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
-                for (int c = 0; c < 528; c += 8, xp += 1568, wp += 96) {
+                for (int c = 0; c < 528; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
                         wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                 }
                 _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
                 _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
                 _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
                 _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
                 _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
                 _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
+                _mm256_storeu_ps(t[5] + 8, c51);
                 for (int i = 0; i < MR; i++) {
                     if (ob * MR + i >= 256)
                         break;
@@ -9904,270 +9544,230 @@ static CNN_SIMD void inception7_conv1(const float *restrict x0, float *restrict 
 
 /* inception7.conv2 — examples/googlenet.cnn:23: conv 1x1 160
  *   in [528,14,14] -> out [160,14,14]
- *   weights at packed[2772629]: weight [160,528,1,1] + bias [160] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception7.relu2
+ *   weights at packed[2766377]: weight [160,528,1,1] + bias [160] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception7.relu2
  */
 static CNN_SIMD void inception7_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 88704;
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 85536;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 103488;
         float *yb = y + (ptrdiff_t)b * 31360;
         const float *in = xb0;
-        for (int it = 0; it < 350; it++) {
-            const int tile = it / 14, gb = it - tile * 14;
+        for (int it = 0; it < 351; it++) {
+            const int tile = it / 27, gb = it - tile * 27;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 160 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 6336;
+            const float *wb = w + (ptrdiff_t)gb * 3168;
             const float *xg = in + grp * 103488;
             float t[MR][NR];
             {
-                const int p = tile < 24 ? tile * NR : 188;
+                const int p = tile < 12 ? tile * NR : 180;
                 __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
                 __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
                 __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
-                for (int c = 0; c < 528; c += 8, xp += 1568, wp += 96) {
+                for (int c = 0; c < 528; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
                         wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                 }
                 _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
                 _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
                 _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
                 _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
                 _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
                 _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
+                _mm256_storeu_ps(t[5] + 8, c51);
                 for (int i = 0; i < MR; i++) {
                     if (ob * MR + i >= 160)
                         break;
@@ -10186,7 +9786,7 @@ static CNN_SIMD void inception7_conv2(const float *restrict x0, float *restrict 
 
 /* inception7.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 320
  *   in [160,14,14] -> out [320,14,14]
- *   weights at packed[2861501]: weight [320,160,3,3] + bias [320] (packed in blocks of 16 output channels)
+ *   weights at packed[2852075]: weight [320,160,3,3] + bias [320] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception7.relu3
  */
 static CNN_SIMD void inception7_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -10457,7 +10057,7 @@ static CNN_SIMD void inception7_conv3(const float *restrict x0, float *restrict 
 
 /* inception7.conv4 — examples/googlenet.cnn:24: conv 1x1 32
  *   in [528,14,14] -> out [32,14,14]
- *   weights at packed[3322621]: weight [32,528,1,1] + bias [32] (packed in blocks of 4 output channels)
+ *   weights at packed[3313195]: weight [32,528,1,1] + bias [32] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception7.relu4
  */
 static CNN_SIMD void inception7_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -10689,7 +10289,7 @@ static CNN_SIMD void inception7_conv4(const float *restrict x0, float *restrict 
 
 /* inception7.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 128
  *   in [32,14,14] -> out [128,14,14]
- *   weights at packed[3339549]: weight [128,32,5,5] + bias [128] (packed in blocks of 16 output channels)
+ *   weights at packed[3330123]: weight [128,32,5,5] + bias [128] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception7.relu5
  */
 static CNN_SIMD void inception7_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -10833,270 +10433,230 @@ static CNN_SIMD void inception7_maxpool1(const float *restrict x0, float *restri
 
 /* inception7.conv6 — examples/googlenet.cnn:25: conv 1x1 128
  *   in [528,14,14] -> out [128,14,14]
- *   weights at packed[3442077]: weight [128,528,1,1] + bias [128] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception7.relu6
+ *   weights at packed[3432651]: weight [128,528,1,1] + bias [128] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception7.relu6
  */
 static CNN_SIMD void inception7_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 69696;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 103488;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *in = xb0;
-        for (int it = 0; it < 275; it++) {
-            const int tile = it / 11, gb = it - tile * 11;
+        for (int it = 0; it < 286; it++) {
+            const int tile = it / 22, gb = it - tile * 22;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 6336;
+            const float *wb = w + (ptrdiff_t)gb * 3168;
             const float *xg = in + grp * 103488;
             float t[MR][NR];
             {
-                const int p = tile < 24 ? tile * NR : 188;
+                const int p = tile < 12 ? tile * NR : 180;
                 __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
                 __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
                 __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
-                for (int c = 0; c < 528; c += 8, xp += 1568, wp += 96) {
+                for (int c = 0; c < 528; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
                         wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                 }
                 _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
                 _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
                 _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
                 _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
                 _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
                 _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
+                _mm256_storeu_ps(t[5] + 8, c51);
                 for (int i = 0; i < MR; i++) {
                     if (ob * MR + i >= 128)
                         break;
@@ -11181,280 +10741,231 @@ static CNN_SIMD void maxpool4(const float *restrict x0, float *restrict y, int b
 
 /* inception8.conv1 — examples/googlenet.cnn:22: conv 1x1 256
  *   in [832,7,7] -> out [256,7,7]
- *   weights at packed[3511905]: weight [256,832,1,1] + bias [256] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception8.relu1
+ *   weights at packed[3502479]: weight [256,832,1,1] + bias [256] (packed in blocks of 32 output channels)
+ *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception8.relu1
  */
 static CNN_SIMD void inception8_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 219648;
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 212992;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 12544;
         const float *in = xb0;
-        for (int it = 0; it < 154; it++) {
-            const int gb = it / 7, tile = it - gb * 7;
+        for (int it = 0; it < 136; it++) {
+            const int gb = it / 17, tile = it - gb * 17;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 9984;
-            const float *xg = in + grp * 40768;
-            float t[MR][NR];
-            {
-                const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 832; c += 8, xp += 392, wp += 96) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[0 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[0 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
+            const float *wp = w + (ptrdiff_t)gb * 26624;
+            const float *xp = in + grp * 40768;
+            int q[MP];
+            float t[MP][MR];
+            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
+            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
+            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
+            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
+            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
+            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
+            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
+            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
+            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
+            for (int c = 0; c < 832; c += 8, xp += 392, wp += 256) {
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
-                for (int i = 0; i < MR; i++) {
-                    if (ob * MR + i >= 256)
-                        break;
-                    const int at = (oc0 + i) * 49;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        _mm256_storeu_ps(yb + at + q, x);
-                    }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 98]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 98]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 147]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 147]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 196]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 196]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 245]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 245]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 294]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 294]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 343]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 343]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+            }
+            _mm256_storeu_ps(t[0] + 0, c00);
+            _mm256_storeu_ps(t[0] + 8, c01);
+            _mm256_storeu_ps(t[0] + 16, c02);
+            _mm256_storeu_ps(t[0] + 24, c03);
+            _mm256_storeu_ps(t[1] + 0, c10);
+            _mm256_storeu_ps(t[1] + 8, c11);
+            _mm256_storeu_ps(t[1] + 16, c12);
+            _mm256_storeu_ps(t[1] + 24, c13);
+            _mm256_storeu_ps(t[2] + 0, c20);
+            _mm256_storeu_ps(t[2] + 8, c21);
+            _mm256_storeu_ps(t[2] + 16, c22);
+            _mm256_storeu_ps(t[2] + 24, c23);
+            for (int k = 0; k < MR; k++) {
+                const int at = (oc0 + k) * 49;
+                for (int i = 0; i < MP; i++) {
+                    float v = t[i][k];
+                    v = v < 0.0f ? 0.0f : v;
+                    yb[at + q[i]] = v;
                 }
             }
         }
@@ -11463,7 +10974,7 @@ static CNN_SIMD void inception8_conv1(const float *restrict x0, float *restrict 
 
 /* inception8.conv2 — examples/googlenet.cnn:23: conv 1x1 160
  *   in [832,7,7] -> out [160,7,7]
- *   weights at packed[3731817]: weight [160,832,1,1] + bias [160] (packed in blocks of 32 output channels)
+ *   weights at packed[3715727]: weight [160,832,1,1] + bias [160] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception8.relu2
  */
 static CNN_SIMD void inception8_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -11696,7 +11207,7 @@ static CNN_SIMD void inception8_conv2(const float *restrict x0, float *restrict 
 
 /* inception8.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 320
  *   in [160,7,7] -> out [320,7,7]
- *   weights at packed[3865097]: weight [320,160,3,3] + bias [320] (packed in blocks of 32 output channels)
+ *   weights at packed[3849007]: weight [320,160,3,3] + bias [320] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception8.relu3
  */
 static CNN_SIMD void inception8_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -11952,7 +11463,7 @@ static CNN_SIMD void inception8_conv3(const float *restrict x0, float *restrict 
 
 /* inception8.conv4 — examples/googlenet.cnn:24: conv 1x1 32
  *   in [832,7,7] -> out [32,7,7]
- *   weights at packed[4326217]: weight [32,832,1,1] + bias [32] (packed in blocks of 32 output channels)
+ *   weights at packed[4310127]: weight [32,832,1,1] + bias [32] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception8.relu4
  */
 static CNN_SIMD void inception8_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -12185,7 +11696,7 @@ static CNN_SIMD void inception8_conv4(const float *restrict x0, float *restrict 
 
 /* inception8.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 128
  *   in [32,7,7] -> out [128,7,7]
- *   weights at packed[4352873]: weight [128,32,5,5] + bias [128] (packed in blocks of 32 output channels)
+ *   weights at packed[4336783]: weight [128,32,5,5] + bias [128] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception8.relu5
  */
 static CNN_SIMD void inception8_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -12322,280 +11833,231 @@ static CNN_SIMD void inception8_maxpool1(const float *restrict x0, float *restri
 
 /* inception8.conv6 — examples/googlenet.cnn:25: conv 1x1 128
  *   in [832,7,7] -> out [128,7,7]
- *   weights at packed[4455401]: weight [128,832,1,1] + bias [128] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception8.relu6
+ *   weights at packed[4439311]: weight [128,832,1,1] + bias [128] (packed in blocks of 32 output channels)
+ *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception8.relu6
  */
 static CNN_SIMD void inception8_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 109824;
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 106496;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 6272;
         const float *in = xb0;
-        for (int it = 0; it < 77; it++) {
-            const int tile = it / 11, gb = it - tile * 11;
+        for (int it = 0; it < 68; it++) {
+            const int tile = it / 4, gb = it - tile * 4;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 9984;
-            const float *xg = in + grp * 40768;
-            float t[MR][NR];
-            {
-                const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 832; c += 8, xp += 392, wp += 96) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[0 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[0 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
+            const float *wp = w + (ptrdiff_t)gb * 26624;
+            const float *xp = in + grp * 40768;
+            int q[MP];
+            float t[MP][MR];
+            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
+            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
+            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
+            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
+            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
+            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
+            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
+            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
+            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
+            for (int c = 0; c < 832; c += 8, xp += 392, wp += 256) {
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
-                for (int i = 0; i < MR; i++) {
-                    if (ob * MR + i >= 128)
-                        break;
-                    const int at = (oc0 + i) * 49;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        _mm256_storeu_ps(yb + at + q, x);
-                    }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 98]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 98]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 147]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 147]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 196]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 196]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 245]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 245]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 294]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 294]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 343]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 343]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+            }
+            _mm256_storeu_ps(t[0] + 0, c00);
+            _mm256_storeu_ps(t[0] + 8, c01);
+            _mm256_storeu_ps(t[0] + 16, c02);
+            _mm256_storeu_ps(t[0] + 24, c03);
+            _mm256_storeu_ps(t[1] + 0, c10);
+            _mm256_storeu_ps(t[1] + 8, c11);
+            _mm256_storeu_ps(t[1] + 16, c12);
+            _mm256_storeu_ps(t[1] + 24, c13);
+            _mm256_storeu_ps(t[2] + 0, c20);
+            _mm256_storeu_ps(t[2] + 8, c21);
+            _mm256_storeu_ps(t[2] + 16, c22);
+            _mm256_storeu_ps(t[2] + 24, c23);
+            for (int k = 0; k < MR; k++) {
+                const int at = (oc0 + k) * 49;
+                for (int i = 0; i < MP; i++) {
+                    float v = t[i][k];
+                    v = v < 0.0f ? 0.0f : v;
+                    yb[at + q[i]] = v;
                 }
             }
         }
@@ -12622,278 +12084,231 @@ static CNN_SIMD void inception8_concat1(const float *restrict x0, const float *r
 
 /* inception9.conv1 — examples/googlenet.cnn:22: conv 1x1 384
  *   in [832,7,7] -> out [384,7,7]
- *   weights at packed[4565357]: weight [384,832,1,1] + bias [384] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception9.relu1
+ *   weights at packed[4545935]: weight [384,832,1,1] + bias [384] (packed in blocks of 32 output channels)
+ *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception9.relu1
  */
 static CNN_SIMD void inception9_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 319488;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 18816;
         const float *in = xb0;
-        for (int it = 0; it < 224; it++) {
-            const int gb = it / 7, tile = it - gb * 7;
+        for (int it = 0; it < 204; it++) {
+            const int gb = it / 17, tile = it - gb * 17;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 384 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 9984;
-            const float *xg = in + grp * 40768;
-            float t[MR][NR];
-            {
-                const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 832; c += 8, xp += 392, wp += 96) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[0 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[0 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
+            const float *wp = w + (ptrdiff_t)gb * 26624;
+            const float *xp = in + grp * 40768;
+            int q[MP];
+            float t[MP][MR];
+            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
+            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
+            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
+            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
+            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
+            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
+            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
+            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
+            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
+            for (int c = 0; c < 832; c += 8, xp += 392, wp += 256) {
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 49;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        _mm256_storeu_ps(yb + at + q, x);
-                    }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 98]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 98]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 147]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 147]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 196]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 196]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 245]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 245]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 294]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 294]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 343]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 343]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+            }
+            _mm256_storeu_ps(t[0] + 0, c00);
+            _mm256_storeu_ps(t[0] + 8, c01);
+            _mm256_storeu_ps(t[0] + 16, c02);
+            _mm256_storeu_ps(t[0] + 24, c03);
+            _mm256_storeu_ps(t[1] + 0, c10);
+            _mm256_storeu_ps(t[1] + 8, c11);
+            _mm256_storeu_ps(t[1] + 16, c12);
+            _mm256_storeu_ps(t[1] + 24, c13);
+            _mm256_storeu_ps(t[2] + 0, c20);
+            _mm256_storeu_ps(t[2] + 8, c21);
+            _mm256_storeu_ps(t[2] + 16, c22);
+            _mm256_storeu_ps(t[2] + 24, c23);
+            for (int k = 0; k < MR; k++) {
+                const int at = (oc0 + k) * 49;
+                for (int i = 0; i < MP; i++) {
+                    float v = t[i][k];
+                    v = v < 0.0f ? 0.0f : v;
+                    yb[at + q[i]] = v;
                 }
             }
         }
@@ -12902,278 +12317,231 @@ static CNN_SIMD void inception9_conv1(const float *restrict x0, float *restrict 
 
 /* inception9.conv2 — examples/googlenet.cnn:23: conv 1x1 192
  *   in [832,7,7] -> out [192,7,7]
- *   weights at packed[4885229]: weight [192,832,1,1] + bias [192] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception9.relu2
+ *   weights at packed[4865807]: weight [192,832,1,1] + bias [192] (packed in blocks of 32 output channels)
+ *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception9.relu2
  */
 static CNN_SIMD void inception9_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 159744;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 9408;
         const float *in = xb0;
-        for (int it = 0; it < 112; it++) {
-            const int gb = it / 7, tile = it - gb * 7;
+        for (int it = 0; it < 102; it++) {
+            const int gb = it / 17, tile = it - gb * 17;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 192 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 9984;
-            const float *xg = in + grp * 40768;
-            float t[MR][NR];
-            {
-                const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 832; c += 8, xp += 392, wp += 96) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[0 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[0 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
+            const float *wp = w + (ptrdiff_t)gb * 26624;
+            const float *xp = in + grp * 40768;
+            int q[MP];
+            float t[MP][MR];
+            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
+            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
+            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
+            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
+            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
+            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
+            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
+            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
+            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
+            for (int c = 0; c < 832; c += 8, xp += 392, wp += 256) {
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 49;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        _mm256_storeu_ps(yb + at + q, x);
-                    }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 98]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 98]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 147]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 147]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 196]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 196]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 245]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 245]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 294]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 294]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 343]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 343]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+            }
+            _mm256_storeu_ps(t[0] + 0, c00);
+            _mm256_storeu_ps(t[0] + 8, c01);
+            _mm256_storeu_ps(t[0] + 16, c02);
+            _mm256_storeu_ps(t[0] + 24, c03);
+            _mm256_storeu_ps(t[1] + 0, c10);
+            _mm256_storeu_ps(t[1] + 8, c11);
+            _mm256_storeu_ps(t[1] + 16, c12);
+            _mm256_storeu_ps(t[1] + 24, c13);
+            _mm256_storeu_ps(t[2] + 0, c20);
+            _mm256_storeu_ps(t[2] + 8, c21);
+            _mm256_storeu_ps(t[2] + 16, c22);
+            _mm256_storeu_ps(t[2] + 24, c23);
+            for (int k = 0; k < MR; k++) {
+                const int at = (oc0 + k) * 49;
+                for (int i = 0; i < MP; i++) {
+                    float v = t[i][k];
+                    v = v < 0.0f ? 0.0f : v;
+                    yb[at + q[i]] = v;
                 }
             }
         }
@@ -13182,7 +12550,7 @@ static CNN_SIMD void inception9_conv2(const float *restrict x0, float *restrict 
 
 /* inception9.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 384
  *   in [192,7,7] -> out [384,7,7]
- *   weights at packed[5045165]: weight [384,192,3,3] + bias [384] (packed in blocks of 32 output channels)
+ *   weights at packed[5025743]: weight [384,192,3,3] + bias [384] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception9.relu3
  */
 static CNN_SIMD void inception9_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -13438,278 +12806,233 @@ static CNN_SIMD void inception9_conv3(const float *restrict x0, float *restrict 
 
 /* inception9.conv4 — examples/googlenet.cnn:24: conv 1x1 48
  *   in [832,7,7] -> out [48,7,7]
- *   weights at packed[5709101]: weight [48,832,1,1] + bias [48] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception9.relu4
+ *   weights at packed[5689679]: weight [48,832,1,1] + bias [48] (packed in blocks of 24 output channels)
+ *   avx2: tile MP=4 positions x MR=24 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception9.relu4
  */
 static CNN_SIMD void inception9_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
+    enum { MP = 4, NV = 3, MR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 39936;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 2352;
         const float *in = xb0;
-        for (int it = 0; it < 28; it++) {
-            const int tile = it / 4, gb = it - tile * 4;
+        for (int it = 0; it < 26; it++) {
+            const int tile = it / 2, gb = it - tile * 2;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 48 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 9984;
-            const float *xg = in + grp * 40768;
-            float t[MR][NR];
-            {
-                const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 832; c += 8, xp += 392, wp += 96) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[0 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[0 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
+            const float *wp = w + (ptrdiff_t)gb * 19968;
+            const float *xp = in + grp * 40768;
+            int q[MP];
+            float t[MP][MR];
+            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
+            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
+            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
+            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
+            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
+            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
+            q[3] = tile * MP + 3 < 49 ? tile * MP + 3 : 48;
+            const int o3 = q[3] / 7 * 7 + q[3] % 7 * 1;
+            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c32 = _mm256_loadu_ps(bias + gb * MR + 16);
+            for (int c = 0; c < 832; c += 8, xp += 392, wp += 192) {
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    xb = _mm256_set1_ps(xp[o3 + 0]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 49;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        _mm256_storeu_ps(yb + at + q, x);
-                    }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 24 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 24 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 24 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    xb = _mm256_set1_ps(xp[o3 + 49]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 48 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    xb = _mm256_set1_ps(xp[o1 + 98]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    xb = _mm256_set1_ps(xp[o2 + 98]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    xb = _mm256_set1_ps(xp[o3 + 98]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 72 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 72 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 72 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    xb = _mm256_set1_ps(xp[o1 + 147]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    xb = _mm256_set1_ps(xp[o2 + 147]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    xb = _mm256_set1_ps(xp[o3 + 147]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    xb = _mm256_set1_ps(xp[o1 + 196]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    xb = _mm256_set1_ps(xp[o2 + 196]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    xb = _mm256_set1_ps(xp[o3 + 196]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 120 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 120 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 120 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    xb = _mm256_set1_ps(xp[o1 + 245]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    xb = _mm256_set1_ps(xp[o2 + 245]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    xb = _mm256_set1_ps(xp[o3 + 245]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 144 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 144 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 144 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    xb = _mm256_set1_ps(xp[o1 + 294]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    xb = _mm256_set1_ps(xp[o2 + 294]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    xb = _mm256_set1_ps(xp[o3 + 294]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 168 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 168 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 168 + 16);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    xb = _mm256_set1_ps(xp[o1 + 343]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    xb = _mm256_set1_ps(xp[o2 + 343]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    xb = _mm256_set1_ps(xp[o3 + 343]);
+                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
+                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
+                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+                }
+            }
+            _mm256_storeu_ps(t[0] + 0, c00);
+            _mm256_storeu_ps(t[0] + 8, c01);
+            _mm256_storeu_ps(t[0] + 16, c02);
+            _mm256_storeu_ps(t[1] + 0, c10);
+            _mm256_storeu_ps(t[1] + 8, c11);
+            _mm256_storeu_ps(t[1] + 16, c12);
+            _mm256_storeu_ps(t[2] + 0, c20);
+            _mm256_storeu_ps(t[2] + 8, c21);
+            _mm256_storeu_ps(t[2] + 16, c22);
+            _mm256_storeu_ps(t[3] + 0, c30);
+            _mm256_storeu_ps(t[3] + 8, c31);
+            _mm256_storeu_ps(t[3] + 16, c32);
+            for (int k = 0; k < MR; k++) {
+                const int at = (oc0 + k) * 49;
+                for (int i = 0; i < MP; i++) {
+                    float v = t[i][k];
+                    v = v < 0.0f ? 0.0f : v;
+                    yb[at + q[i]] = v;
                 }
             }
         }
@@ -13718,7 +13041,7 @@ static CNN_SIMD void inception9_conv4(const float *restrict x0, float *restrict 
 
 /* inception9.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 128
  *   in [48,7,7] -> out [128,7,7]
- *   weights at packed[5749085]: weight [128,48,5,5] + bias [128] (packed in blocks of 32 output channels)
+ *   weights at packed[5729663]: weight [128,48,5,5] + bias [128] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception9.relu5
  */
 static CNN_SIMD void inception9_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -13855,280 +13178,231 @@ static CNN_SIMD void inception9_maxpool1(const float *restrict x0, float *restri
 
 /* inception9.conv6 — examples/googlenet.cnn:25: conv 1x1 128
  *   in [832,7,7] -> out [128,7,7]
- *   weights at packed[5902813]: weight [128,832,1,1] + bias [128] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); then inception9.relu6
+ *   weights at packed[5883391]: weight [128,832,1,1] + bias [128] (packed in blocks of 32 output channels)
+ *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception9.relu6
  */
 static CNN_SIMD void inception9_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 109824;
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 106496;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 6272;
         const float *in = xb0;
-        for (int it = 0; it < 77; it++) {
-            const int tile = it / 11, gb = it - tile * 11;
+        for (int it = 0; it < 68; it++) {
+            const int tile = it / 4, gb = it - tile * 4;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 128 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 9984;
-            const float *xg = in + grp * 40768;
-            float t[MR][NR];
-            {
-                const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 832; c += 8, xp += 392, wp += 96) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[0 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[0 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
+            const float *wp = w + (ptrdiff_t)gb * 26624;
+            const float *xp = in + grp * 40768;
+            int q[MP];
+            float t[MP][MR];
+            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
+            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
+            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
+            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
+            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
+            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
+            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
+            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
+            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
+            for (int c = 0; c < 832; c += 8, xp += 392, wp += 256) {
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
-                for (int i = 0; i < MR; i++) {
-                    if (ob * MR + i >= 128)
-                        break;
-                    const int at = (oc0 + i) * 49;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        _mm256_storeu_ps(yb + at + q, x);
-                    }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 98]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 98]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 147]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 147]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 196]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 196]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 245]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 245]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 294]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 294]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 343]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 343]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+            }
+            _mm256_storeu_ps(t[0] + 0, c00);
+            _mm256_storeu_ps(t[0] + 8, c01);
+            _mm256_storeu_ps(t[0] + 16, c02);
+            _mm256_storeu_ps(t[0] + 24, c03);
+            _mm256_storeu_ps(t[1] + 0, c10);
+            _mm256_storeu_ps(t[1] + 8, c11);
+            _mm256_storeu_ps(t[1] + 16, c12);
+            _mm256_storeu_ps(t[1] + 24, c13);
+            _mm256_storeu_ps(t[2] + 0, c20);
+            _mm256_storeu_ps(t[2] + 8, c21);
+            _mm256_storeu_ps(t[2] + 16, c22);
+            _mm256_storeu_ps(t[2] + 24, c23);
+            for (int k = 0; k < MR; k++) {
+                const int at = (oc0 + k) * 49;
+                for (int i = 0; i < MP; i++) {
+                    float v = t[i][k];
+                    v = v < 0.0f ? 0.0f : v;
+                    yb[at + q[i]] = v;
                 }
             }
         }
@@ -14186,7 +13460,7 @@ static CNN_SIMD void avgpool1(const float *restrict x0, float *restrict y, int b
 
 /* dense1 — examples/googlenet.cnn:47: dense 1000
  *   in [1024,1,1] -> out [1000]
- *   weights at packed[6012769]: weight [1000,1024] + bias [1000]
+ *   weights at packed[5990015]: weight [1000,1024] + bias [1000]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -14242,7 +13516,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 6998552 floats) to the packed layout
- * the kernels read (7037769 floats). */
+ * the kernels read (7015015 floats). */
 void googlenet_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, params + 9408, NULL, 0.0, packed + 0, 64, 147, 1, 16); /* conv1 */
     cnn_pack_conv(params + 9472, params + 13568, NULL, 0.0, packed + 9472, 64, 64, 1, 4); /* conv2 */
@@ -14259,49 +13533,49 @@ void googlenet_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 575280, params + 583472, NULL, 0.0, packed + 575280, 32, 256, 1, 4); /* inception2.conv4 */
     cnn_pack_conv(params + 583504, params + 660304, NULL, 0.0, packed + 583504, 96, 800, 1, 6); /* inception2.conv5 */
     cnn_pack_conv(params + 660400, params + 676784, NULL, 0.0, packed + 660400, 64, 256, 1, 4); /* inception2.conv6 */
-    cnn_pack_conv(params + 676848, params + 769008, NULL, 0.0, packed + 676848, 192, 480, 1, 12); /* inception3.conv1 */
-    cnn_pack_conv(params + 769200, params + 815280, NULL, 0.0, packed + 769200, 96, 480, 1, 12); /* inception3.conv2 */
+    cnn_pack_conv(params + 676848, params + 769008, NULL, 0.0, packed + 676848, 192, 480, 1, 6); /* inception3.conv1 */
+    cnn_pack_conv(params + 769200, params + 815280, NULL, 0.0, packed + 769200, 96, 480, 1, 6); /* inception3.conv2 */
     cnn_pack_conv(params + 815376, params + 995088, NULL, 0.0, packed + 815376, 208, 864, 1, 16); /* inception3.conv3 */
     cnn_pack_conv(params + 995296, params + 1002976, NULL, 0.0, packed + 995296, 16, 480, 1, 4); /* inception3.conv4 */
     cnn_pack_conv(params + 1002992, params + 1022192, NULL, 0.0, packed + 1002992, 48, 400, 1, 24); /* inception3.conv5 */
     cnn_pack_conv(params + 1022240, params + 1052960, NULL, 0.0, packed + 1022240, 64, 480, 1, 6); /* inception3.conv6 */
-    cnn_pack_conv(params + 1053024, params + 1134944, NULL, 0.0, packed + 1053986, 160, 512, 1, 12); /* inception4.conv1 */
-    cnn_pack_conv(params + 1135104, params + 1192448, NULL, 0.0, packed + 1140170, 112, 512, 1, 6); /* inception4.conv2 */
-    cnn_pack_conv(params + 1192560, params + 1418352, NULL, 0.0, packed + 1198652, 224, 1008, 1, 3); /* inception4.conv3 */
-    cnn_pack_conv(params + 1418576, params + 1430864, NULL, 0.0, packed + 1425677, 24, 512, 1, 12); /* inception4.conv4 */
-    cnn_pack_conv(params + 1430888, params + 1469288, NULL, 0.0, packed + 1437989, 64, 600, 1, 16); /* inception4.conv5 */
-    cnn_pack_conv(params + 1469352, params + 1502120, NULL, 0.0, packed + 1476453, 64, 512, 1, 6); /* inception4.conv6 */
-    cnn_pack_conv(params + 1502184, params + 1567720, NULL, 0.0, packed + 1510311, 128, 512, 1, 12); /* inception5.conv1 */
-    cnn_pack_conv(params + 1567848, params + 1633384, NULL, 0.0, packed + 1578027, 128, 512, 1, 12); /* inception5.conv2 */
-    cnn_pack_conv(params + 1633512, params + 1928424, NULL, 0.0, packed + 1645743, 256, 1152, 1, 16); /* inception5.conv3 */
-    cnn_pack_conv(params + 1928680, params + 1940968, NULL, 0.0, packed + 1940911, 24, 512, 1, 12); /* inception5.conv4 */
-    cnn_pack_conv(params + 1940992, params + 1979392, NULL, 0.0, packed + 1953223, 64, 600, 1, 16); /* inception5.conv5 */
-    cnn_pack_conv(params + 1979456, params + 2012224, NULL, 0.0, packed + 1991687, 64, 512, 1, 6); /* inception5.conv6 */
-    cnn_pack_conv(params + 2012288, params + 2069632, NULL, 0.0, packed + 2025545, 112, 512, 1, 6); /* inception6.conv1 */
-    cnn_pack_conv(params + 2069744, params + 2143472, NULL, 0.0, packed + 2084027, 144, 512, 1, 12); /* inception6.conv2 */
-    cnn_pack_conv(params + 2143616, params + 2516864, NULL, 0.0, packed + 2157899, 288, 1296, 1, 24); /* inception6.conv3 */
-    cnn_pack_conv(params + 2517152, params + 2533536, NULL, 0.0, packed + 2531435, 32, 512, 1, 4); /* inception6.conv4 */
-    cnn_pack_conv(params + 2533568, params + 2584768, NULL, 0.0, packed + 2547851, 64, 800, 1, 16); /* inception6.conv5 */
-    cnn_pack_conv(params + 2584832, params + 2617600, NULL, 0.0, packed + 2599115, 64, 512, 1, 6); /* inception6.conv6 */
-    cnn_pack_conv(params + 2617664, params + 2752832, NULL, 0.0, packed + 2632973, 256, 528, 1, 12); /* inception7.conv1 */
-    cnn_pack_conv(params + 2753088, params + 2837568, NULL, 0.0, packed + 2772629, 160, 528, 1, 12); /* inception7.conv2 */
-    cnn_pack_conv(params + 2837728, params + 3298528, NULL, 0.0, packed + 2861501, 320, 1440, 1, 16); /* inception7.conv3 */
-    cnn_pack_conv(params + 3298848, params + 3315744, NULL, 0.0, packed + 3322621, 32, 528, 1, 4); /* inception7.conv4 */
-    cnn_pack_conv(params + 3315776, params + 3418176, NULL, 0.0, packed + 3339549, 128, 800, 1, 16); /* inception7.conv5 */
-    cnn_pack_conv(params + 3418304, params + 3485888, NULL, 0.0, packed + 3442077, 128, 528, 1, 12); /* inception7.conv6 */
-    cnn_pack_conv(params + 3486016, params + 3699008, NULL, 0.0, packed + 3511905, 256, 832, 1, 12); /* inception8.conv1 */
-    cnn_pack_conv(params + 3699264, params + 3832384, NULL, 0.0, packed + 3731817, 160, 832, 1, 32); /* inception8.conv2 */
-    cnn_pack_conv(params + 3832544, params + 4293344, NULL, 0.0, packed + 3865097, 320, 1440, 1, 32); /* inception8.conv3 */
-    cnn_pack_conv(params + 4293664, params + 4320288, NULL, 0.0, packed + 4326217, 32, 832, 1, 32); /* inception8.conv4 */
-    cnn_pack_conv(params + 4320320, params + 4422720, NULL, 0.0, packed + 4352873, 128, 800, 1, 32); /* inception8.conv5 */
-    cnn_pack_conv(params + 4422848, params + 4529344, NULL, 0.0, packed + 4455401, 128, 832, 1, 12); /* inception8.conv6 */
-    cnn_pack_conv(params + 4529472, params + 4848960, NULL, 0.0, packed + 4565357, 384, 832, 1, 12); /* inception9.conv1 */
-    cnn_pack_conv(params + 4849344, params + 5009088, NULL, 0.0, packed + 4885229, 192, 832, 1, 12); /* inception9.conv2 */
-    cnn_pack_conv(params + 5009280, params + 5672832, NULL, 0.0, packed + 5045165, 384, 1728, 1, 32); /* inception9.conv3 */
-    cnn_pack_conv(params + 5673216, params + 5713152, NULL, 0.0, packed + 5709101, 48, 832, 1, 12); /* inception9.conv4 */
-    cnn_pack_conv(params + 5713200, params + 5866800, NULL, 0.0, packed + 5749085, 128, 1200, 1, 32); /* inception9.conv5 */
-    cnn_pack_conv(params + 5866928, params + 5973424, NULL, 0.0, packed + 5902813, 128, 832, 1, 12); /* inception9.conv6 */
-    cnn_copy(params + 5973552, packed + 6012769, 1025000); /* dense1 */
+    cnn_pack_conv(params + 1053024, params + 1134944, NULL, 0.0, packed + 1053986, 160, 512, 1, 6); /* inception4.conv1 */
+    cnn_pack_conv(params + 1135104, params + 1192448, NULL, 0.0, packed + 1137092, 112, 512, 1, 6); /* inception4.conv2 */
+    cnn_pack_conv(params + 1192560, params + 1418352, NULL, 0.0, packed + 1195574, 224, 1008, 1, 3); /* inception4.conv3 */
+    cnn_pack_conv(params + 1418576, params + 1430864, NULL, 0.0, packed + 1422599, 24, 512, 1, 6); /* inception4.conv4 */
+    cnn_pack_conv(params + 1430888, params + 1469288, NULL, 0.0, packed + 1434911, 64, 600, 1, 16); /* inception4.conv5 */
+    cnn_pack_conv(params + 1469352, params + 1502120, NULL, 0.0, packed + 1473375, 64, 512, 1, 6); /* inception4.conv6 */
+    cnn_pack_conv(params + 1502184, params + 1567720, NULL, 0.0, packed + 1507233, 128, 512, 1, 6); /* inception5.conv1 */
+    cnn_pack_conv(params + 1567848, params + 1633384, NULL, 0.0, packed + 1574949, 128, 512, 1, 6); /* inception5.conv2 */
+    cnn_pack_conv(params + 1633512, params + 1928424, NULL, 0.0, packed + 1642665, 256, 1152, 1, 16); /* inception5.conv3 */
+    cnn_pack_conv(params + 1928680, params + 1940968, NULL, 0.0, packed + 1937833, 24, 512, 1, 6); /* inception5.conv4 */
+    cnn_pack_conv(params + 1940992, params + 1979392, NULL, 0.0, packed + 1950145, 64, 600, 1, 16); /* inception5.conv5 */
+    cnn_pack_conv(params + 1979456, params + 2012224, NULL, 0.0, packed + 1988609, 64, 512, 1, 6); /* inception5.conv6 */
+    cnn_pack_conv(params + 2012288, params + 2069632, NULL, 0.0, packed + 2022467, 112, 512, 1, 6); /* inception6.conv1 */
+    cnn_pack_conv(params + 2069744, params + 2143472, NULL, 0.0, packed + 2080949, 144, 512, 1, 6); /* inception6.conv2 */
+    cnn_pack_conv(params + 2143616, params + 2516864, NULL, 0.0, packed + 2154821, 288, 1296, 1, 24); /* inception6.conv3 */
+    cnn_pack_conv(params + 2517152, params + 2533536, NULL, 0.0, packed + 2528357, 32, 512, 1, 4); /* inception6.conv4 */
+    cnn_pack_conv(params + 2533568, params + 2584768, NULL, 0.0, packed + 2544773, 64, 800, 1, 16); /* inception6.conv5 */
+    cnn_pack_conv(params + 2584832, params + 2617600, NULL, 0.0, packed + 2596037, 64, 512, 1, 6); /* inception6.conv6 */
+    cnn_pack_conv(params + 2617664, params + 2752832, NULL, 0.0, packed + 2629895, 256, 528, 1, 6); /* inception7.conv1 */
+    cnn_pack_conv(params + 2753088, params + 2837568, NULL, 0.0, packed + 2766377, 160, 528, 1, 6); /* inception7.conv2 */
+    cnn_pack_conv(params + 2837728, params + 3298528, NULL, 0.0, packed + 2852075, 320, 1440, 1, 16); /* inception7.conv3 */
+    cnn_pack_conv(params + 3298848, params + 3315744, NULL, 0.0, packed + 3313195, 32, 528, 1, 4); /* inception7.conv4 */
+    cnn_pack_conv(params + 3315776, params + 3418176, NULL, 0.0, packed + 3330123, 128, 800, 1, 16); /* inception7.conv5 */
+    cnn_pack_conv(params + 3418304, params + 3485888, NULL, 0.0, packed + 3432651, 128, 528, 1, 6); /* inception7.conv6 */
+    cnn_pack_conv(params + 3486016, params + 3699008, NULL, 0.0, packed + 3502479, 256, 832, 1, 32); /* inception8.conv1 */
+    cnn_pack_conv(params + 3699264, params + 3832384, NULL, 0.0, packed + 3715727, 160, 832, 1, 32); /* inception8.conv2 */
+    cnn_pack_conv(params + 3832544, params + 4293344, NULL, 0.0, packed + 3849007, 320, 1440, 1, 32); /* inception8.conv3 */
+    cnn_pack_conv(params + 4293664, params + 4320288, NULL, 0.0, packed + 4310127, 32, 832, 1, 32); /* inception8.conv4 */
+    cnn_pack_conv(params + 4320320, params + 4422720, NULL, 0.0, packed + 4336783, 128, 800, 1, 32); /* inception8.conv5 */
+    cnn_pack_conv(params + 4422848, params + 4529344, NULL, 0.0, packed + 4439311, 128, 832, 1, 32); /* inception8.conv6 */
+    cnn_pack_conv(params + 4529472, params + 4848960, NULL, 0.0, packed + 4545935, 384, 832, 1, 32); /* inception9.conv1 */
+    cnn_pack_conv(params + 4849344, params + 5009088, NULL, 0.0, packed + 4865807, 192, 832, 1, 32); /* inception9.conv2 */
+    cnn_pack_conv(params + 5009280, params + 5672832, NULL, 0.0, packed + 5025743, 384, 1728, 1, 32); /* inception9.conv3 */
+    cnn_pack_conv(params + 5673216, params + 5713152, NULL, 0.0, packed + 5689679, 48, 832, 1, 24); /* inception9.conv4 */
+    cnn_pack_conv(params + 5713200, params + 5866800, NULL, 0.0, packed + 5729663, 128, 1200, 1, 32); /* inception9.conv5 */
+    cnn_pack_conv(params + 5866928, params + 5973424, NULL, 0.0, packed + 5883391, 128, 832, 1, 32); /* inception9.conv6 */
+    cnn_copy(params + 5973552, packed + 5990015, 1025000); /* dense1 */
 }
 
 /* Inference on `batch` samples (1..googlenet_BATCH), NCHW in and out. Returns 0,
@@ -14346,55 +13620,55 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     inception3_conv6(A + 0, A + 178752, packed + 1022240, batch);
     inception3_concat1(A + 141120, A + 100352, A + 191296, A + 178752, A + 0, batch);
     inception4_conv1(A + 0, A + 244608, packed + 1053986, batch);
-    inception4_conv2(A + 0, A + 129056, packed + 1140170, batch);
-    inception4_conv3(A + 129056, A + 200704, packed + 1198652, A + 100352, batch);
-    inception4_conv4(A + 0, A + 108128, packed + 1425677, batch);
-    inception4_conv5(A + 108128, A + 275968, packed + 1437989, A + 100352, batch);
+    inception4_conv2(A + 0, A + 129056, packed + 1137092, batch);
+    inception4_conv3(A + 129056, A + 200704, packed + 1195574, A + 100352, batch);
+    inception4_conv4(A + 0, A + 108128, packed + 1422599, batch);
+    inception4_conv5(A + 108128, A + 275968, packed + 1434911, A + 100352, batch);
     inception4_maxpool1(A + 0, A + 100352, batch);
-    inception4_conv6(A + 100352, A + 288512, packed + 1476453, batch);
+    inception4_conv6(A + 100352, A + 288512, packed + 1473375, batch);
     inception4_concat1(A + 244608, A + 200704, A + 275968, A + 288512, A + 0, batch);
-    inception5_conv1(A + 0, A + 250880, packed + 1510311, batch);
-    inception5_conv2(A + 0, A + 133120, packed + 1578027, batch);
-    inception5_conv3(A + 133120, A + 200704, packed + 1645743, A + 100352, batch);
-    inception5_conv4(A + 0, A + 108128, packed + 1940911, batch);
-    inception5_conv5(A + 108128, A + 275968, packed + 1953223, A + 100352, batch);
+    inception5_conv1(A + 0, A + 250880, packed + 1507233, batch);
+    inception5_conv2(A + 0, A + 133120, packed + 1574949, batch);
+    inception5_conv3(A + 133120, A + 200704, packed + 1642665, A + 100352, batch);
+    inception5_conv4(A + 0, A + 108128, packed + 1937833, batch);
+    inception5_conv5(A + 108128, A + 275968, packed + 1950145, A + 100352, batch);
     inception5_maxpool1(A + 0, A + 100352, batch);
-    inception5_conv6(A + 100352, A + 288512, packed + 1991687, batch);
+    inception5_conv6(A + 100352, A + 288512, packed + 1988609, batch);
     inception5_concat1(A + 250880, A + 200704, A + 275968, A + 288512, A + 0, batch);
-    inception6_conv1(A + 0, A + 257152, packed + 2025545, batch);
-    inception6_conv2(A + 0, A + 137216, packed + 2084027, batch);
-    inception6_conv3(A + 137216, A + 200704, packed + 2157899, A + 100352, batch);
-    inception6_conv4(A + 0, A + 110720, packed + 2531435, batch);
-    inception6_conv5(A + 110720, A + 279104, packed + 2547851, A + 100352, batch);
+    inception6_conv1(A + 0, A + 257152, packed + 2022467, batch);
+    inception6_conv2(A + 0, A + 137216, packed + 2080949, batch);
+    inception6_conv3(A + 137216, A + 200704, packed + 2154821, A + 100352, batch);
+    inception6_conv4(A + 0, A + 110720, packed + 2528357, batch);
+    inception6_conv5(A + 110720, A + 279104, packed + 2544773, A + 100352, batch);
     inception6_maxpool1(A + 0, A + 100352, batch);
-    inception6_conv6(A + 100352, A + 291648, packed + 2599115, batch);
+    inception6_conv6(A + 100352, A + 291648, packed + 2596037, batch);
     inception6_concat1(A + 257152, A + 200704, A + 279104, A + 291648, A + 0, batch);
-    inception7_conv1(A + 0, A + 269696, packed + 2632973, batch);
-    inception7_conv2(A + 0, A + 144448, packed + 2772629, batch);
-    inception7_conv3(A + 144448, A + 206976, packed + 2861501, A + 103488, batch);
-    inception7_conv4(A + 0, A + 113856, packed + 3322621, batch);
-    inception7_conv5(A + 113856, A + 319872, packed + 3339549, A + 103488, batch);
+    inception7_conv1(A + 0, A + 269696, packed + 2629895, batch);
+    inception7_conv2(A + 0, A + 144448, packed + 2766377, batch);
+    inception7_conv3(A + 144448, A + 206976, packed + 2852075, A + 103488, batch);
+    inception7_conv4(A + 0, A + 113856, packed + 3313195, batch);
+    inception7_conv5(A + 113856, A + 319872, packed + 3330123, A + 103488, batch);
     inception7_maxpool1(A + 0, A + 103488, batch);
-    inception7_conv6(A + 103488, A + 344960, packed + 3442077, batch);
+    inception7_conv6(A + 103488, A + 344960, packed + 3432651, batch);
     inception7_concat1(A + 269696, A + 206976, A + 319872, A + 344960, A + 0, batch);
     maxpool4(A + 0, A + 163072, batch);
-    inception8_conv1(A + 163072, A + 56448, packed + 3511905, batch);
-    inception8_conv2(A + 163072, A + 12960, packed + 3731817, batch);
-    inception8_conv3(A + 12960, A + 40768, packed + 3865097, A + 0, batch);
-    inception8_conv4(A + 163072, A + 3872, packed + 4326217, batch);
-    inception8_conv5(A + 3872, A + 68992, packed + 4352873, A + 0, batch);
+    inception8_conv1(A + 163072, A + 56448, packed + 3502479, batch);
+    inception8_conv2(A + 163072, A + 12960, packed + 3715727, batch);
+    inception8_conv3(A + 12960, A + 40768, packed + 3849007, A + 0, batch);
+    inception8_conv4(A + 163072, A + 3872, packed + 4310127, batch);
+    inception8_conv5(A + 3872, A + 68992, packed + 4336783, A + 0, batch);
     inception8_maxpool1(A + 163072, A + 0, batch);
-    inception8_conv6(A + 0, A + 75264, packed + 4455401, batch);
+    inception8_conv6(A + 0, A + 75264, packed + 4439311, batch);
     inception8_concat1(A + 56448, A + 40768, A + 68992, A + 75264, A + 0, batch);
-    inception9_conv1(A + 0, A + 81536, packed + 4565357, batch);
-    inception9_conv2(A + 0, A + 56320, packed + 4885229, batch);
-    inception9_conv3(A + 56320, A + 100352, packed + 5045165, A + 40768, batch);
-    inception9_conv4(A + 0, A + 46576, packed + 5709101, batch);
-    inception9_conv5(A + 46576, A + 119168, packed + 5749085, A + 40768, batch);
+    inception9_conv1(A + 0, A + 81536, packed + 4545935, batch);
+    inception9_conv2(A + 0, A + 56320, packed + 4865807, batch);
+    inception9_conv3(A + 56320, A + 100352, packed + 5025743, A + 40768, batch);
+    inception9_conv4(A + 0, A + 46576, packed + 5689679, batch);
+    inception9_conv5(A + 46576, A + 119168, packed + 5729663, A + 40768, batch);
     inception9_maxpool1(A + 0, A + 40768, batch);
-    inception9_conv6(A + 40768, A + 125440, packed + 5902813, batch);
+    inception9_conv6(A + 40768, A + 125440, packed + 5883391, batch);
     inception9_concat1(A + 81536, A + 100352, A + 119168, A + 125440, A + 0, batch);
     avgpool1(A + 0, A + 50176, batch);
-    dense1(A + 50176, out_logits, packed + 6012769, batch);
+    dense1(A + 50176, out_logits, packed + 5990015, batch);
     return 0;
 }

@@ -13,7 +13,7 @@ extern "C" {
 #define mobilenet_IN_img_SIZE 150528
 #define mobilenet_OUT_logits_SIZE 1000
 #define mobilenet_PARAM_COUNT 4253864
-#define mobilenet_PACKED_COUNT 4245396
+#define mobilenet_PACKED_COUNT 4233092
 #define mobilenet_ARENA_BYTES 14566912
 
 /* Canonical parameters (the order of DSL.md, as in a --weights file) to

@@ -5,7 +5,7 @@
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, 
  * arena:   8028160 bytes (54679232 without reuse; 7225344 live at most)
- * weights: 25610152 canonical floats, 25617650 packed
+ * weights: 25610152 canonical floats, 25555100 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -6512,270 +6512,230 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv2(const float *restri
 
 /* bottleneck_proj3.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[2164370]: weight [1024,256,1,1] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck_proj3.bottleneck_path1.bn3 folded into the weights
+ *   weights at packed[2164370]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck_proj3.bottleneck_path1.bn3 folded into the weights
  */
 static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 264192;
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 262656;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *in = xb0;
-        for (int it = 0; it < 2150; it++) {
-            const int gb = it / 25, tile = it - gb * 25;
+        for (int it = 0; it < 2223; it++) {
+            const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1024 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 3072;
+            const float *wb = w + (ptrdiff_t)gb * 1536;
             const float *xg = in + grp * 50176;
             float t[MR][NR];
             {
-                const int p = tile < 24 ? tile * NR : 188;
+                const int p = tile < 12 ? tile * NR : 180;
                 __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
                 __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
                 __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 1568, wp += 96) {
+                for (int c = 0; c < 256; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
                         wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                 }
                 _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
                 _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
                 _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
                 _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
                 _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
                 _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
+                _mm256_storeu_ps(t[5] + 8, c51);
                 for (int i = 0; i < MR; i++) {
                     if (ob * MR + i >= 1024)
                         break;
@@ -6793,7 +6753,7 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restri
 
 /* bottleneck_proj3.conv1 — examples/resnet50.cnn:32: conv 1x1/2 1024
  *   in [512,28,28] -> out [1024,14,14]
- *   weights at packed[2429594]: weight [1024,512,1,1] (packed in blocks of 24 output channels)
+ *   weights at packed[2428052]: weight [1024,512,1,1] (packed in blocks of 24 output channels)
  *   avx2: tile MP=4 positions x MR=24 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck_proj3.bn1 folded into the weights; then + bottleneck_proj3.bottleneck_path1.bn3 (bottleneck_proj3.add1); then bottleneck_proj3.relu1
  */
 static CNN_SIMD void bottleneck_proj3_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
@@ -7032,270 +6992,230 @@ static CNN_SIMD void bottleneck_proj3_conv1(const float *restrict x0, const floa
 
 /* bottleneck6.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[2959010]: weight [256,1024,1,1] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck6.bottleneck_path1.bn1 folded into the weights; then bottleneck6.bottleneck_path1.relu1
+ *   weights at packed[2957468]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck6.bottleneck_path1.bn1 folded into the weights; then bottleneck6.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 270336;
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *in = xb0;
-        for (int it = 0; it < 550; it++) {
-            const int gb = it / 25, tile = it - gb * 25;
+        for (int it = 0; it < 559; it++) {
+            const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 12288;
+            const float *wb = w + (ptrdiff_t)gb * 6144;
             const float *xg = in + grp * 200704;
             float t[MR][NR];
             {
-                const int p = tile < 24 ? tile * NR : 188;
+                const int p = tile < 12 ? tile * NR : 180;
                 __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
                 __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
                 __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
-                for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 96) {
+                for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
                         wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                 }
                 _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
                 _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
                 _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
                 _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
                 _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
                 _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
+                _mm256_storeu_ps(t[5] + 8, c51);
                 for (int i = 0; i < MR; i++) {
                     if (ob * MR + i >= 256)
                         break;
@@ -7314,7 +7234,7 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck6.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[3229610]: weight [256,256,3,3] (packed in blocks of 16 output channels)
+ *   weights at packed[3221918]: weight [256,256,3,3] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck6.bottleneck_path1.bn2 folded into the weights; then bottleneck6.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck6_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -7585,271 +7505,231 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck6.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[3819690]: weight [1024,256,1,1] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck6.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj3.relu1 (bottleneck6.add1); then bottleneck6.relu1
+ *   weights at packed[3811998]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck6.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj3.relu1 (bottleneck6.add1); then bottleneck6.relu1
  */
 static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 264192;
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 262656;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
         const float *in = xb0;
-        for (int it = 0; it < 2150; it++) {
-            const int gb = it / 25, tile = it - gb * 25;
+        for (int it = 0; it < 2223; it++) {
+            const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1024 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 3072;
+            const float *wb = w + (ptrdiff_t)gb * 1536;
             const float *xg = in + grp * 50176;
             float t[MR][NR];
             {
-                const int p = tile < 24 ? tile * NR : 188;
+                const int p = tile < 12 ? tile * NR : 180;
                 __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
                 __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
                 __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 1568, wp += 96) {
+                for (int c = 0; c < 256; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
                         wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                 }
                 _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
                 _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
                 _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
                 _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
                 _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
                 _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
+                _mm256_storeu_ps(t[5] + 8, c51);
                 for (int i = 0; i < MR; i++) {
                     if (ob * MR + i >= 1024)
                         break;
@@ -7869,270 +7749,230 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck7.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[4084914]: weight [256,1024,1,1] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck7.bottleneck_path1.bn1 folded into the weights; then bottleneck7.bottleneck_path1.relu1
+ *   weights at packed[4075680]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck7.bottleneck_path1.bn1 folded into the weights; then bottleneck7.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 270336;
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *in = xb0;
-        for (int it = 0; it < 550; it++) {
-            const int gb = it / 25, tile = it - gb * 25;
+        for (int it = 0; it < 559; it++) {
+            const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 12288;
+            const float *wb = w + (ptrdiff_t)gb * 6144;
             const float *xg = in + grp * 200704;
             float t[MR][NR];
             {
-                const int p = tile < 24 ? tile * NR : 188;
+                const int p = tile < 12 ? tile * NR : 180;
                 __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
                 __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
                 __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
-                for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 96) {
+                for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
                         wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                 }
                 _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
                 _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
                 _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
                 _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
                 _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
                 _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
+                _mm256_storeu_ps(t[5] + 8, c51);
                 for (int i = 0; i < MR; i++) {
                     if (ob * MR + i >= 256)
                         break;
@@ -8151,7 +7991,7 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck7.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[4355514]: weight [256,256,3,3] (packed in blocks of 16 output channels)
+ *   weights at packed[4340130]: weight [256,256,3,3] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck7.bottleneck_path1.bn2 folded into the weights; then bottleneck7.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck7_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -8422,271 +8262,231 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck7.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[4945594]: weight [1024,256,1,1] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck7.bottleneck_path1.bn3 folded into the weights; then + bottleneck6.relu1 (bottleneck7.add1); then bottleneck7.relu1
+ *   weights at packed[4930210]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck7.bottleneck_path1.bn3 folded into the weights; then + bottleneck6.relu1 (bottleneck7.add1); then bottleneck7.relu1
  */
 static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 264192;
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 262656;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
         const float *in = xb0;
-        for (int it = 0; it < 2150; it++) {
-            const int gb = it / 25, tile = it - gb * 25;
+        for (int it = 0; it < 2223; it++) {
+            const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1024 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 3072;
+            const float *wb = w + (ptrdiff_t)gb * 1536;
             const float *xg = in + grp * 50176;
             float t[MR][NR];
             {
-                const int p = tile < 24 ? tile * NR : 188;
+                const int p = tile < 12 ? tile * NR : 180;
                 __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
                 __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
                 __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 1568, wp += 96) {
+                for (int c = 0; c < 256; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
                         wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                 }
                 _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
                 _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
                 _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
                 _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
                 _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
                 _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
+                _mm256_storeu_ps(t[5] + 8, c51);
                 for (int i = 0; i < MR; i++) {
                     if (ob * MR + i >= 1024)
                         break;
@@ -8706,270 +8506,230 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck8.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[5210818]: weight [256,1024,1,1] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck8.bottleneck_path1.bn1 folded into the weights; then bottleneck8.bottleneck_path1.relu1
+ *   weights at packed[5193892]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck8.bottleneck_path1.bn1 folded into the weights; then bottleneck8.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 270336;
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *in = xb0;
-        for (int it = 0; it < 550; it++) {
-            const int gb = it / 25, tile = it - gb * 25;
+        for (int it = 0; it < 559; it++) {
+            const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 12288;
+            const float *wb = w + (ptrdiff_t)gb * 6144;
             const float *xg = in + grp * 200704;
             float t[MR][NR];
             {
-                const int p = tile < 24 ? tile * NR : 188;
+                const int p = tile < 12 ? tile * NR : 180;
                 __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
                 __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
                 __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
-                for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 96) {
+                for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
                         wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                 }
                 _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
                 _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
                 _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
                 _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
                 _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
                 _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
+                _mm256_storeu_ps(t[5] + 8, c51);
                 for (int i = 0; i < MR; i++) {
                     if (ob * MR + i >= 256)
                         break;
@@ -8988,7 +8748,7 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck8.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[5481418]: weight [256,256,3,3] (packed in blocks of 16 output channels)
+ *   weights at packed[5458342]: weight [256,256,3,3] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck8.bottleneck_path1.bn2 folded into the weights; then bottleneck8.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck8_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -9259,271 +9019,231 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck8.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[6071498]: weight [1024,256,1,1] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck8.bottleneck_path1.bn3 folded into the weights; then + bottleneck7.relu1 (bottleneck8.add1); then bottleneck8.relu1
+ *   weights at packed[6048422]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck8.bottleneck_path1.bn3 folded into the weights; then + bottleneck7.relu1 (bottleneck8.add1); then bottleneck8.relu1
  */
 static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 264192;
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 262656;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
         const float *in = xb0;
-        for (int it = 0; it < 2150; it++) {
-            const int gb = it / 25, tile = it - gb * 25;
+        for (int it = 0; it < 2223; it++) {
+            const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1024 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 3072;
+            const float *wb = w + (ptrdiff_t)gb * 1536;
             const float *xg = in + grp * 50176;
             float t[MR][NR];
             {
-                const int p = tile < 24 ? tile * NR : 188;
+                const int p = tile < 12 ? tile * NR : 180;
                 __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
                 __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
                 __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 1568, wp += 96) {
+                for (int c = 0; c < 256; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
                         wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                 }
                 _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
                 _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
                 _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
                 _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
                 _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
                 _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
+                _mm256_storeu_ps(t[5] + 8, c51);
                 for (int i = 0; i < MR; i++) {
                     if (ob * MR + i >= 1024)
                         break;
@@ -9543,270 +9263,230 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck9.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[6336722]: weight [256,1024,1,1] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck9.bottleneck_path1.bn1 folded into the weights; then bottleneck9.bottleneck_path1.relu1
+ *   weights at packed[6312104]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck9.bottleneck_path1.bn1 folded into the weights; then bottleneck9.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 270336;
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *in = xb0;
-        for (int it = 0; it < 550; it++) {
-            const int gb = it / 25, tile = it - gb * 25;
+        for (int it = 0; it < 559; it++) {
+            const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 12288;
+            const float *wb = w + (ptrdiff_t)gb * 6144;
             const float *xg = in + grp * 200704;
             float t[MR][NR];
             {
-                const int p = tile < 24 ? tile * NR : 188;
+                const int p = tile < 12 ? tile * NR : 180;
                 __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
                 __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
                 __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
-                for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 96) {
+                for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
                         wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                 }
                 _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
                 _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
                 _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
                 _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
                 _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
                 _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
+                _mm256_storeu_ps(t[5] + 8, c51);
                 for (int i = 0; i < MR; i++) {
                     if (ob * MR + i >= 256)
                         break;
@@ -9825,7 +9505,7 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck9.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[6607322]: weight [256,256,3,3] (packed in blocks of 16 output channels)
+ *   weights at packed[6576554]: weight [256,256,3,3] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck9.bottleneck_path1.bn2 folded into the weights; then bottleneck9.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck9_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -10096,271 +9776,231 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck9.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[7197402]: weight [1024,256,1,1] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck9.bottleneck_path1.bn3 folded into the weights; then + bottleneck8.relu1 (bottleneck9.add1); then bottleneck9.relu1
+ *   weights at packed[7166634]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck9.bottleneck_path1.bn3 folded into the weights; then + bottleneck8.relu1 (bottleneck9.add1); then bottleneck9.relu1
  */
 static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 264192;
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 262656;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
         const float *in = xb0;
-        for (int it = 0; it < 2150; it++) {
-            const int gb = it / 25, tile = it - gb * 25;
+        for (int it = 0; it < 2223; it++) {
+            const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1024 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 3072;
+            const float *wb = w + (ptrdiff_t)gb * 1536;
             const float *xg = in + grp * 50176;
             float t[MR][NR];
             {
-                const int p = tile < 24 ? tile * NR : 188;
+                const int p = tile < 12 ? tile * NR : 180;
                 __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
                 __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
                 __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 1568, wp += 96) {
+                for (int c = 0; c < 256; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
                         wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                 }
                 _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
                 _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
                 _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
                 _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
                 _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
                 _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
+                _mm256_storeu_ps(t[5] + 8, c51);
                 for (int i = 0; i < MR; i++) {
                     if (ob * MR + i >= 1024)
                         break;
@@ -10380,270 +10020,230 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck10.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[7462626]: weight [256,1024,1,1] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck10.bottleneck_path1.bn1 folded into the weights; then bottleneck10.bottleneck_path1.relu1
+ *   weights at packed[7430316]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck10.bottleneck_path1.bn1 folded into the weights; then bottleneck10.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 270336;
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *in = xb0;
-        for (int it = 0; it < 550; it++) {
-            const int gb = it / 25, tile = it - gb * 25;
+        for (int it = 0; it < 559; it++) {
+            const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 256 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 12288;
+            const float *wb = w + (ptrdiff_t)gb * 6144;
             const float *xg = in + grp * 200704;
             float t[MR][NR];
             {
-                const int p = tile < 24 ? tile * NR : 188;
+                const int p = tile < 12 ? tile * NR : 180;
                 __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
                 __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
                 __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
-                for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 96) {
+                for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
                         wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                 }
                 _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
                 _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
                 _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
                 _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
                 _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
                 _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
+                _mm256_storeu_ps(t[5] + 8, c51);
                 for (int i = 0; i < MR; i++) {
                     if (ob * MR + i >= 256)
                         break;
@@ -10662,7 +10262,7 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x
 
 /* bottleneck10.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[7733226]: weight [256,256,3,3] (packed in blocks of 16 output channels)
+ *   weights at packed[7694766]: weight [256,256,3,3] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck10.bottleneck_path1.bn2 folded into the weights; then bottleneck10.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck10_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -10933,271 +10533,231 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv2(const float *restrict x
 
 /* bottleneck10.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[8323306]: weight [1024,256,1,1] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck10.bottleneck_path1.bn3 folded into the weights; then + bottleneck9.relu1 (bottleneck10.add1); then bottleneck10.relu1
+ *   weights at packed[8284846]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck10.bottleneck_path1.bn3 folded into the weights; then + bottleneck9.relu1 (bottleneck10.add1); then bottleneck10.relu1
  */
 static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 264192;
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 262656;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
         const float *in = xb0;
-        for (int it = 0; it < 2150; it++) {
-            const int gb = it / 25, tile = it - gb * 25;
+        for (int it = 0; it < 2223; it++) {
+            const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 1024 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 3072;
+            const float *wb = w + (ptrdiff_t)gb * 1536;
             const float *xg = in + grp * 50176;
             float t[MR][NR];
             {
-                const int p = tile < 24 ? tile * NR : 188;
+                const int p = tile < 12 ? tile * NR : 180;
                 __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
                 __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
                 __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
-                for (int c = 0; c < 256; c += 8, xp += 1568, wp += 96) {
+                for (int c = 0; c < 256; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
                         wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                 }
                 _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
                 _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
                 _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
                 _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
                 _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
                 _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
+                _mm256_storeu_ps(t[5] + 8, c51);
                 for (int i = 0; i < MR; i++) {
                     if (ob * MR + i >= 1024)
                         break;
@@ -11217,270 +10777,230 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x
 
 /* bottleneck_proj4.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 512
  *   in [1024,14,14] -> out [512,14,14]
- *   weights at packed[8588530]: weight [512,1024,1,1] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck_proj4.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj4.bottleneck_path1.relu1
+ *   weights at packed[8548528]: weight [512,1024,1,1] (packed in blocks of 6 output channels)
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck_proj4.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj4.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
+    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 528384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *in = xb0;
-        for (int it = 0; it < 1075; it++) {
-            const int gb = it / 25, tile = it - gb * 25;
+        for (int it = 0; it < 1118; it++) {
+            const int gb = it / 13, tile = it - gb * 13;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 12288;
+            const float *wb = w + (ptrdiff_t)gb * 6144;
             const float *xg = in + grp * 200704;
             float t[MR][NR];
             {
-                const int p = tile < 24 ? tile * NR : 188;
+                const int p = tile < 12 ? tile * NR : 180;
                 __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
+                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
                 __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
+                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
                 __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
+                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
                 __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
+                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
                 __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
+                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
                 __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
+                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
                 const float *xp = xg + p;
                 const float *wp = wb;
-                for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 96) {
+                for (int c = 0; c < 1024; c += 8, xp += 1568, wp += 48) {
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
                         __m256 wv = _mm256_set1_ps(wp[0 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
                         wv = _mm256_set1_ps(wp[0 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
                         wv = _mm256_set1_ps(wp[0 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
                         wv = _mm256_set1_ps(wp[0 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
                         wv = _mm256_set1_ps(wp[0 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
                         wv = _mm256_set1_ps(wp[0 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[6 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[6 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[6 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[6 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[6 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[12 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[12 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[12 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[12 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[12 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[18 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[18 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[18 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[18 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[18 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[24 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[24 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[24 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[24 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[24 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[30 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[30 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[30 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[30 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[30 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[36 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[36 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[36 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[36 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[36 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                     {
                         const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
+                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
+                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
                         c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
+                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                        wv = _mm256_set1_ps(wp[42 + 1]);
                         c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
+                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                        wv = _mm256_set1_ps(wp[42 + 2]);
                         c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
+                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                        wv = _mm256_set1_ps(wp[42 + 3]);
                         c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
+                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                        wv = _mm256_set1_ps(wp[42 + 4]);
                         c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
+                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                        wv = _mm256_set1_ps(wp[42 + 5]);
                         c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
+                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
                     }
                 }
                 _mm256_storeu_ps(t[0] + 0, c00);
+                _mm256_storeu_ps(t[0] + 8, c01);
                 _mm256_storeu_ps(t[1] + 0, c10);
+                _mm256_storeu_ps(t[1] + 8, c11);
                 _mm256_storeu_ps(t[2] + 0, c20);
+                _mm256_storeu_ps(t[2] + 8, c21);
                 _mm256_storeu_ps(t[3] + 0, c30);
+                _mm256_storeu_ps(t[3] + 8, c31);
                 _mm256_storeu_ps(t[4] + 0, c40);
+                _mm256_storeu_ps(t[4] + 8, c41);
                 _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
+                _mm256_storeu_ps(t[5] + 8, c51);
                 for (int i = 0; i < MR; i++) {
                     if (ob * MR + i >= 512)
                         break;
@@ -11499,7 +11019,7 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restri
 
 /* bottleneck_proj4.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3/2 p1 512
  *   in [512,14,14] -> out [512,7,7]
- *   weights at packed[9117430]: weight [512,512,3,3] (packed in blocks of 32 output channels)
+ *   weights at packed[9077428]: weight [512,512,3,3] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck_proj4.bottleneck_path1.bn2 folded into the weights; then bottleneck_proj4.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -11755,279 +11275,230 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv2(const float *restri
 
 /* bottleneck_proj4.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
  *   in [512,7,7] -> out [2048,7,7]
- *   weights at packed[11477238]: weight [2048,512,1,1] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); bottleneck_proj4.bottleneck_path1.bn3 folded into the weights
+ *   weights at packed[11437236]: weight [2048,512,1,1] (packed in blocks of 32 output channels)
+ *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck_proj4.bottleneck_path1.bn3 folded into the weights
  */
 static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 1050624;
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 1048576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *in = xb0;
-        for (int it = 0; it < 1197; it++) {
-            const int gb = it / 7, tile = it - gb * 7;
+        for (int it = 0; it < 1088; it++) {
+            const int gb = it / 17, tile = it - gb * 17;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 2048 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 6144;
-            const float *xg = in + grp * 25088;
-            float t[MR][NR];
-            {
-                const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 392, wp += 96) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[0 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[0 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
+            const float *wp = w + (ptrdiff_t)gb * 16384;
+            const float *xp = in + grp * 25088;
+            int q[MP];
+            float t[MP][MR];
+            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
+            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
+            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
+            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
+            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
+            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
+            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
+            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
+            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
+            for (int c = 0; c < 512; c += 8, xp += 392, wp += 256) {
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
-                for (int i = 0; i < MR; i++) {
-                    if (ob * MR + i >= 2048)
-                        break;
-                    const int at = (oc0 + i) * 49;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                        _mm256_storeu_ps(yb + at + q, x);
-                    }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 98]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 98]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 147]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 147]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 196]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 196]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 245]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 245]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 294]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 294]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 343]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 343]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+            }
+            _mm256_storeu_ps(t[0] + 0, c00);
+            _mm256_storeu_ps(t[0] + 8, c01);
+            _mm256_storeu_ps(t[0] + 16, c02);
+            _mm256_storeu_ps(t[0] + 24, c03);
+            _mm256_storeu_ps(t[1] + 0, c10);
+            _mm256_storeu_ps(t[1] + 8, c11);
+            _mm256_storeu_ps(t[1] + 16, c12);
+            _mm256_storeu_ps(t[1] + 24, c13);
+            _mm256_storeu_ps(t[2] + 0, c20);
+            _mm256_storeu_ps(t[2] + 8, c21);
+            _mm256_storeu_ps(t[2] + 16, c22);
+            _mm256_storeu_ps(t[2] + 24, c23);
+            for (int k = 0; k < MR; k++) {
+                const int at = (oc0 + k) * 49;
+                for (int i = 0; i < MP; i++) {
+                    float v = t[i][k];
+                    yb[at + q[i]] = v;
                 }
             }
         }
@@ -12036,7 +11507,7 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restri
 
 /* bottleneck_proj4.conv1 — examples/resnet50.cnn:32: conv 1x1/2 2048
  *   in [1024,14,14] -> out [2048,7,7]
- *   weights at packed[12529914]: weight [2048,1024,1,1] (packed in blocks of 32 output channels)
+ *   weights at packed[12487860]: weight [2048,1024,1,1] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck_proj4.bn1 folded into the weights; then + bottleneck_proj4.bottleneck_path1.bn3 (bottleneck_proj4.add1); then bottleneck_proj4.relu1
  */
 static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
@@ -12271,280 +11742,231 @@ static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const floa
 
 /* bottleneck11.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 512
  *   in [2048,7,7] -> out [512,7,7]
- *   weights at packed[14629114]: weight [512,2048,1,1] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); bottleneck11.bottleneck_path1.bn1 folded into the weights; then bottleneck11.bottleneck_path1.relu1
+ *   weights at packed[14587060]: weight [512,2048,1,1] (packed in blocks of 32 output channels)
+ *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck11.bottleneck_path1.bn1 folded into the weights; then bottleneck11.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck11_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 1056768;
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 1048576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *in = xb0;
-        for (int it = 0; it < 301; it++) {
-            const int gb = it / 7, tile = it - gb * 7;
+        for (int it = 0; it < 272; it++) {
+            const int gb = it / 17, tile = it - gb * 17;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 24576;
-            const float *xg = in + grp * 100352;
-            float t[MR][NR];
-            {
-                const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 2048; c += 8, xp += 392, wp += 96) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[0 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[0 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
+            const float *wp = w + (ptrdiff_t)gb * 65536;
+            const float *xp = in + grp * 100352;
+            int q[MP];
+            float t[MP][MR];
+            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
+            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
+            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
+            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
+            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
+            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
+            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
+            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
+            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
+            for (int c = 0; c < 2048; c += 8, xp += 392, wp += 256) {
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
-                for (int i = 0; i < MR; i++) {
-                    if (ob * MR + i >= 512)
-                        break;
-                    const int at = (oc0 + i) * 49;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        _mm256_storeu_ps(yb + at + q, x);
-                    }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 98]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 98]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 147]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 147]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 196]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 196]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 245]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 245]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 294]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 294]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 343]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 343]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+            }
+            _mm256_storeu_ps(t[0] + 0, c00);
+            _mm256_storeu_ps(t[0] + 8, c01);
+            _mm256_storeu_ps(t[0] + 16, c02);
+            _mm256_storeu_ps(t[0] + 24, c03);
+            _mm256_storeu_ps(t[1] + 0, c10);
+            _mm256_storeu_ps(t[1] + 8, c11);
+            _mm256_storeu_ps(t[1] + 16, c12);
+            _mm256_storeu_ps(t[1] + 24, c13);
+            _mm256_storeu_ps(t[2] + 0, c20);
+            _mm256_storeu_ps(t[2] + 8, c21);
+            _mm256_storeu_ps(t[2] + 16, c22);
+            _mm256_storeu_ps(t[2] + 24, c23);
+            for (int k = 0; k < MR; k++) {
+                const int at = (oc0 + k) * 49;
+                for (int i = 0; i < MP; i++) {
+                    float v = t[i][k];
+                    v = v < 0.0f ? 0.0f : v;
+                    yb[at + q[i]] = v;
                 }
             }
         }
@@ -12553,7 +11975,7 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv1(const float *restrict x
 
 /* bottleneck11.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[15686398]: weight [512,512,3,3] (packed in blocks of 32 output channels)
+ *   weights at packed[15636148]: weight [512,512,3,3] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck11.bottleneck_path1.bn2 folded into the weights; then bottleneck11.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck11_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -12809,282 +12231,233 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv2(const float *restrict x
 
 /* bottleneck11.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
  *   in [512,7,7] -> out [2048,7,7]
- *   weights at packed[18046206]: weight [2048,512,1,1] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); bottleneck11.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj4.relu1 (bottleneck11.add1); then bottleneck11.relu1
+ *   weights at packed[17995956]: weight [2048,512,1,1] (packed in blocks of 32 output channels)
+ *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck11.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj4.relu1 (bottleneck11.add1); then bottleneck11.relu1
  */
 static CNN_SIMD void bottleneck11_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 1050624;
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 1048576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
         const float *in = xb0;
-        for (int it = 0; it < 1197; it++) {
-            const int gb = it / 7, tile = it - gb * 7;
+        for (int it = 0; it < 1088; it++) {
+            const int gb = it / 17, tile = it - gb * 17;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 2048 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 6144;
-            const float *xg = in + grp * 25088;
-            float t[MR][NR];
-            {
-                const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 392, wp += 96) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[0 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[0 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
+            const float *wp = w + (ptrdiff_t)gb * 16384;
+            const float *xp = in + grp * 25088;
+            int q[MP];
+            float t[MP][MR];
+            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
+            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
+            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
+            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
+            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
+            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
+            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
+            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
+            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
+            for (int c = 0; c < 512; c += 8, xp += 392, wp += 256) {
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
-                for (int i = 0; i < MR; i++) {
-                    if (ob * MR + i >= 2048)
-                        break;
-                    const int at = (oc0 + i) * 49;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                        x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        _mm256_storeu_ps(yb + at + q, x);
-                    }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 98]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 98]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 147]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 147]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 196]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 196]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 245]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 245]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 294]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 294]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 343]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 343]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+            }
+            _mm256_storeu_ps(t[0] + 0, c00);
+            _mm256_storeu_ps(t[0] + 8, c01);
+            _mm256_storeu_ps(t[0] + 16, c02);
+            _mm256_storeu_ps(t[0] + 24, c03);
+            _mm256_storeu_ps(t[1] + 0, c10);
+            _mm256_storeu_ps(t[1] + 8, c11);
+            _mm256_storeu_ps(t[1] + 16, c12);
+            _mm256_storeu_ps(t[1] + 24, c13);
+            _mm256_storeu_ps(t[2] + 0, c20);
+            _mm256_storeu_ps(t[2] + 8, c21);
+            _mm256_storeu_ps(t[2] + 16, c22);
+            _mm256_storeu_ps(t[2] + 24, c23);
+            for (int k = 0; k < MR; k++) {
+                const int at = (oc0 + k) * 49;
+                for (int i = 0; i < MP; i++) {
+                    float v = t[i][k];
+                    v += rb0[at + q[i]];
+                    v = v < 0.0f ? 0.0f : v;
+                    yb[at + q[i]] = v;
                 }
             }
         }
@@ -13093,280 +12466,231 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv3(const float *restrict x
 
 /* bottleneck12.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 512
  *   in [2048,7,7] -> out [512,7,7]
- *   weights at packed[19098882]: weight [512,2048,1,1] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); bottleneck12.bottleneck_path1.bn1 folded into the weights; then bottleneck12.bottleneck_path1.relu1
+ *   weights at packed[19046580]: weight [512,2048,1,1] (packed in blocks of 32 output channels)
+ *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck12.bottleneck_path1.bn1 folded into the weights; then bottleneck12.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck12_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 1056768;
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 1048576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *in = xb0;
-        for (int it = 0; it < 301; it++) {
-            const int gb = it / 7, tile = it - gb * 7;
+        for (int it = 0; it < 272; it++) {
+            const int gb = it / 17, tile = it - gb * 17;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 512 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 24576;
-            const float *xg = in + grp * 100352;
-            float t[MR][NR];
-            {
-                const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 2048; c += 8, xp += 392, wp += 96) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[0 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[0 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
+            const float *wp = w + (ptrdiff_t)gb * 65536;
+            const float *xp = in + grp * 100352;
+            int q[MP];
+            float t[MP][MR];
+            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
+            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
+            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
+            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
+            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
+            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
+            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
+            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
+            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
+            for (int c = 0; c < 2048; c += 8, xp += 392, wp += 256) {
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
-                for (int i = 0; i < MR; i++) {
-                    if (ob * MR + i >= 512)
-                        break;
-                    const int at = (oc0 + i) * 49;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        _mm256_storeu_ps(yb + at + q, x);
-                    }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 98]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 98]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 147]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 147]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 196]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 196]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 245]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 245]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 294]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 294]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 343]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 343]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+            }
+            _mm256_storeu_ps(t[0] + 0, c00);
+            _mm256_storeu_ps(t[0] + 8, c01);
+            _mm256_storeu_ps(t[0] + 16, c02);
+            _mm256_storeu_ps(t[0] + 24, c03);
+            _mm256_storeu_ps(t[1] + 0, c10);
+            _mm256_storeu_ps(t[1] + 8, c11);
+            _mm256_storeu_ps(t[1] + 16, c12);
+            _mm256_storeu_ps(t[1] + 24, c13);
+            _mm256_storeu_ps(t[2] + 0, c20);
+            _mm256_storeu_ps(t[2] + 8, c21);
+            _mm256_storeu_ps(t[2] + 16, c22);
+            _mm256_storeu_ps(t[2] + 24, c23);
+            for (int k = 0; k < MR; k++) {
+                const int at = (oc0 + k) * 49;
+                for (int i = 0; i < MP; i++) {
+                    float v = t[i][k];
+                    v = v < 0.0f ? 0.0f : v;
+                    yb[at + q[i]] = v;
                 }
             }
         }
@@ -13375,7 +12699,7 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv1(const float *restrict x
 
 /* bottleneck12.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[20156166]: weight [512,512,3,3] (packed in blocks of 32 output channels)
+ *   weights at packed[20095668]: weight [512,512,3,3] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck12.bottleneck_path1.bn2 folded into the weights; then bottleneck12.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck12_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -13631,282 +12955,233 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv2(const float *restrict x
 
 /* bottleneck12.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
  *   in [512,7,7] -> out [2048,7,7]
- *   weights at packed[22515974]: weight [2048,512,1,1] (packed in blocks of 12 output channels)
- *   avx2: tile MR=12 output channels x NR=8 positions (12 ymm accumulators); positions read straight from the input, rows 7 apart (7 kept); bottleneck12.bottleneck_path1.bn3 folded into the weights; then + bottleneck11.relu1 (bottleneck12.add1); then bottleneck12.relu1
+ *   weights at packed[22455476]: weight [2048,512,1,1] (packed in blocks of 32 output channels)
+ *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck12.bottleneck_path1.bn3 folded into the weights; then + bottleneck11.relu1 (bottleneck12.add1); then bottleneck12.relu1
  */
 static CNN_SIMD void bottleneck12_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 12, NV = 1, NR = 8, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 1050624;
+    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
+    const float *bias = w + 1048576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
         const float *in = xb0;
-        for (int it = 0; it < 1197; it++) {
-            const int gb = it / 7, tile = it - gb * 7;
+        for (int it = 0; it < 1088; it++) {
+            const int gb = it / 17, tile = it - gb * 17;
             const int grp = 0, ob = gb;
             const int oc0 = grp * 2048 + ob * MR;
             (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 6144;
-            const float *xg = in + grp * 25088;
-            float t[MR][NR];
-            {
-                const int p = tile < 6 ? tile * NR : 41;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c60 = _mm256_set1_ps(bias[gb * MR + 6]);
-                __m256 c70 = _mm256_set1_ps(bias[gb * MR + 7]);
-                __m256 c80 = _mm256_set1_ps(bias[gb * MR + 8]);
-                __m256 c90 = _mm256_set1_ps(bias[gb * MR + 9]);
-                __m256 c100 = _mm256_set1_ps(bias[gb * MR + 10]);
-                __m256 c110 = _mm256_set1_ps(bias[gb * MR + 11]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 512; c += 8, xp += 392, wp += 96) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[0 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[0 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[0 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[0 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[0 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[0 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[0 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[0 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[12 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[12 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[12 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[12 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[12 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[12 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[24 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[24 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[24 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[24 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[24 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[24 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[36 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[36 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[36 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[36 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[36 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[36 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[48 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[48 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[48 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[48 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[48 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[48 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[60 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[60 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[60 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[60 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[60 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[60 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[60 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[60 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[60 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[60 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[60 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[60 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[72 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[72 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[72 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[72 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[72 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[72 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[72 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[72 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[72 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[72 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[72 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[72 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        __m256 wv = _mm256_set1_ps(wp[84 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        wv = _mm256_set1_ps(wp[84 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        wv = _mm256_set1_ps(wp[84 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        wv = _mm256_set1_ps(wp[84 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        wv = _mm256_set1_ps(wp[84 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        wv = _mm256_set1_ps(wp[84 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        wv = _mm256_set1_ps(wp[84 + 6]);
-                        c60 = _mm256_fmadd_ps(wv, xv0, c60);
-                        wv = _mm256_set1_ps(wp[84 + 7]);
-                        c70 = _mm256_fmadd_ps(wv, xv0, c70);
-                        wv = _mm256_set1_ps(wp[84 + 8]);
-                        c80 = _mm256_fmadd_ps(wv, xv0, c80);
-                        wv = _mm256_set1_ps(wp[84 + 9]);
-                        c90 = _mm256_fmadd_ps(wv, xv0, c90);
-                        wv = _mm256_set1_ps(wp[84 + 10]);
-                        c100 = _mm256_fmadd_ps(wv, xv0, c100);
-                        wv = _mm256_set1_ps(wp[84 + 11]);
-                        c110 = _mm256_fmadd_ps(wv, xv0, c110);
-                    }
+            const float *wp = w + (ptrdiff_t)gb * 16384;
+            const float *xp = in + grp * 25088;
+            int q[MP];
+            float t[MP][MR];
+            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
+            const int o0 = q[0] / 7 * 7 + q[0] % 7 * 1;
+            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
+            const int o1 = q[1] / 7 * 7 + q[1] % 7 * 1;
+            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
+            const int o2 = q[2] / 7 * 7 + q[2] % 7 * 1;
+            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
+            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
+            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
+            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
+            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
+            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
+            for (int c = 0; c < 512; c += 8, xp += 392, wp += 256) {
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 0]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 0]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[6] + 0, c60);
-                _mm256_storeu_ps(t[7] + 0, c70);
-                _mm256_storeu_ps(t[8] + 0, c80);
-                _mm256_storeu_ps(t[9] + 0, c90);
-                _mm256_storeu_ps(t[10] + 0, c100);
-                _mm256_storeu_ps(t[11] + 0, c110);
-                for (int i = 0; i < MR; i++) {
-                    if (ob * MR + i >= 2048)
-                        break;
-                    const int at = (oc0 + i) * 49;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                        x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + q));
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        _mm256_storeu_ps(yb + at + q, x);
-                    }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 49]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 49]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 49]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 98]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 98]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 98]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 147]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 147]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 147]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 196]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 196]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 196]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 245]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 245]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 245]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 294]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 294]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 294]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+                {
+                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
+                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
+                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
+                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
+                    __m256 xb = _mm256_set1_ps(xp[o0 + 343]);
+                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
+                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
+                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
+                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
+                    xb = _mm256_set1_ps(xp[o1 + 343]);
+                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
+                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
+                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
+                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
+                    xb = _mm256_set1_ps(xp[o2 + 343]);
+                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
+                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
+                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
+                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+                }
+            }
+            _mm256_storeu_ps(t[0] + 0, c00);
+            _mm256_storeu_ps(t[0] + 8, c01);
+            _mm256_storeu_ps(t[0] + 16, c02);
+            _mm256_storeu_ps(t[0] + 24, c03);
+            _mm256_storeu_ps(t[1] + 0, c10);
+            _mm256_storeu_ps(t[1] + 8, c11);
+            _mm256_storeu_ps(t[1] + 16, c12);
+            _mm256_storeu_ps(t[1] + 24, c13);
+            _mm256_storeu_ps(t[2] + 0, c20);
+            _mm256_storeu_ps(t[2] + 8, c21);
+            _mm256_storeu_ps(t[2] + 16, c22);
+            _mm256_storeu_ps(t[2] + 24, c23);
+            for (int k = 0; k < MR; k++) {
+                const int at = (oc0 + k) * 49;
+                for (int i = 0; i < MP; i++) {
+                    float v = t[i][k];
+                    v += rb0[at + q[i]];
+                    v = v < 0.0f ? 0.0f : v;
+                    yb[at + q[i]] = v;
                 }
             }
         }
@@ -13933,7 +13208,7 @@ static CNN_SIMD void globalavgpool1(const float *restrict x0, float *restrict y,
 
 /* dense1 — examples/resnet50.cnn:44: dense 1000
  *   in [2048,1,1] -> out [1000]
- *   weights at packed[23568650]: weight [1000,2048] + bias [1000]
+ *   weights at packed[23506100]: weight [1000,2048] + bias [1000]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -13989,7 +13264,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 25610152 floats) to the packed layout
- * the kernels read (25617650 floats). */
+ * the kernels read (25555100 floats). */
 void resnet50_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, NULL, params + 9408, 1.0000000000000001e-05, packed + 0, 64, 147, 1, 16); /* conv1 + bn1 */
     cnn_pack_conv(params + 9664, NULL, params + 13760, 1.0000000000000001e-05, packed + 9472, 64, 64, 1, 4); /* bottleneck_proj1.bottleneck_path1.conv1 + bottleneck_proj1.bottleneck_path1.bn1 */
@@ -14017,34 +13292,34 @@ void resnet50_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 1387456, NULL, params + 1452992, 1.0000000000000001e-05, packed + 1375372, 512, 128, 1, 6); /* bottleneck5.bottleneck_path1.conv3 + bottleneck5.bottleneck_path1.bn3 */
     cnn_pack_conv(params + 1455040, NULL, params + 1586112, 1.0000000000000001e-05, packed + 1441936, 256, 512, 1, 6); /* bottleneck_proj3.bottleneck_path1.conv1 + bottleneck_proj3.bottleneck_path1.bn1 */
     cnn_pack_conv(params + 1587136, NULL, params + 2176960, 1.0000000000000001e-05, packed + 1574290, 256, 2304, 1, 16); /* bottleneck_proj3.bottleneck_path1.conv2 + bottleneck_proj3.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 2177984, NULL, params + 2440128, 1.0000000000000001e-05, packed + 2164370, 1024, 256, 1, 12); /* bottleneck_proj3.bottleneck_path1.conv3 + bottleneck_proj3.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 2444224, NULL, params + 2968512, 1.0000000000000001e-05, packed + 2429594, 1024, 512, 1, 24); /* bottleneck_proj3.conv1 + bottleneck_proj3.bn1 */
-    cnn_pack_conv(params + 2972608, NULL, params + 3234752, 1.0000000000000001e-05, packed + 2959010, 256, 1024, 1, 12); /* bottleneck6.bottleneck_path1.conv1 + bottleneck6.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 3235776, NULL, params + 3825600, 1.0000000000000001e-05, packed + 3229610, 256, 2304, 1, 16); /* bottleneck6.bottleneck_path1.conv2 + bottleneck6.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 3826624, NULL, params + 4088768, 1.0000000000000001e-05, packed + 3819690, 1024, 256, 1, 12); /* bottleneck6.bottleneck_path1.conv3 + bottleneck6.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 4092864, NULL, params + 4355008, 1.0000000000000001e-05, packed + 4084914, 256, 1024, 1, 12); /* bottleneck7.bottleneck_path1.conv1 + bottleneck7.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 4356032, NULL, params + 4945856, 1.0000000000000001e-05, packed + 4355514, 256, 2304, 1, 16); /* bottleneck7.bottleneck_path1.conv2 + bottleneck7.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 4946880, NULL, params + 5209024, 1.0000000000000001e-05, packed + 4945594, 1024, 256, 1, 12); /* bottleneck7.bottleneck_path1.conv3 + bottleneck7.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 5213120, NULL, params + 5475264, 1.0000000000000001e-05, packed + 5210818, 256, 1024, 1, 12); /* bottleneck8.bottleneck_path1.conv1 + bottleneck8.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 5476288, NULL, params + 6066112, 1.0000000000000001e-05, packed + 5481418, 256, 2304, 1, 16); /* bottleneck8.bottleneck_path1.conv2 + bottleneck8.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 6067136, NULL, params + 6329280, 1.0000000000000001e-05, packed + 6071498, 1024, 256, 1, 12); /* bottleneck8.bottleneck_path1.conv3 + bottleneck8.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 6333376, NULL, params + 6595520, 1.0000000000000001e-05, packed + 6336722, 256, 1024, 1, 12); /* bottleneck9.bottleneck_path1.conv1 + bottleneck9.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 6596544, NULL, params + 7186368, 1.0000000000000001e-05, packed + 6607322, 256, 2304, 1, 16); /* bottleneck9.bottleneck_path1.conv2 + bottleneck9.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 7187392, NULL, params + 7449536, 1.0000000000000001e-05, packed + 7197402, 1024, 256, 1, 12); /* bottleneck9.bottleneck_path1.conv3 + bottleneck9.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 7453632, NULL, params + 7715776, 1.0000000000000001e-05, packed + 7462626, 256, 1024, 1, 12); /* bottleneck10.bottleneck_path1.conv1 + bottleneck10.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 7716800, NULL, params + 8306624, 1.0000000000000001e-05, packed + 7733226, 256, 2304, 1, 16); /* bottleneck10.bottleneck_path1.conv2 + bottleneck10.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 8307648, NULL, params + 8569792, 1.0000000000000001e-05, packed + 8323306, 1024, 256, 1, 12); /* bottleneck10.bottleneck_path1.conv3 + bottleneck10.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 8573888, NULL, params + 9098176, 1.0000000000000001e-05, packed + 8588530, 512, 1024, 1, 12); /* bottleneck_proj4.bottleneck_path1.conv1 + bottleneck_proj4.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 9100224, NULL, params + 11459520, 1.0000000000000001e-05, packed + 9117430, 512, 4608, 1, 32); /* bottleneck_proj4.bottleneck_path1.conv2 + bottleneck_proj4.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 11461568, NULL, params + 12510144, 1.0000000000000001e-05, packed + 11477238, 2048, 512, 1, 12); /* bottleneck_proj4.bottleneck_path1.conv3 + bottleneck_proj4.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 12518336, NULL, params + 14615488, 1.0000000000000001e-05, packed + 12529914, 2048, 1024, 1, 32); /* bottleneck_proj4.conv1 + bottleneck_proj4.bn1 */
-    cnn_pack_conv(params + 14623680, NULL, params + 15672256, 1.0000000000000001e-05, packed + 14629114, 512, 2048, 1, 12); /* bottleneck11.bottleneck_path1.conv1 + bottleneck11.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 15674304, NULL, params + 18033600, 1.0000000000000001e-05, packed + 15686398, 512, 4608, 1, 32); /* bottleneck11.bottleneck_path1.conv2 + bottleneck11.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 18035648, NULL, params + 19084224, 1.0000000000000001e-05, packed + 18046206, 2048, 512, 1, 12); /* bottleneck11.bottleneck_path1.conv3 + bottleneck11.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 19092416, NULL, params + 20140992, 1.0000000000000001e-05, packed + 19098882, 512, 2048, 1, 12); /* bottleneck12.bottleneck_path1.conv1 + bottleneck12.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 20143040, NULL, params + 22502336, 1.0000000000000001e-05, packed + 20156166, 512, 4608, 1, 32); /* bottleneck12.bottleneck_path1.conv2 + bottleneck12.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 22504384, NULL, params + 23552960, 1.0000000000000001e-05, packed + 22515974, 2048, 512, 1, 12); /* bottleneck12.bottleneck_path1.conv3 + bottleneck12.bottleneck_path1.bn3 */
-    cnn_copy(params + 23561152, packed + 23568650, 2049000); /* dense1 */
+    cnn_pack_conv(params + 2177984, NULL, params + 2440128, 1.0000000000000001e-05, packed + 2164370, 1024, 256, 1, 6); /* bottleneck_proj3.bottleneck_path1.conv3 + bottleneck_proj3.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 2444224, NULL, params + 2968512, 1.0000000000000001e-05, packed + 2428052, 1024, 512, 1, 24); /* bottleneck_proj3.conv1 + bottleneck_proj3.bn1 */
+    cnn_pack_conv(params + 2972608, NULL, params + 3234752, 1.0000000000000001e-05, packed + 2957468, 256, 1024, 1, 6); /* bottleneck6.bottleneck_path1.conv1 + bottleneck6.bottleneck_path1.bn1 */
+    cnn_pack_conv(params + 3235776, NULL, params + 3825600, 1.0000000000000001e-05, packed + 3221918, 256, 2304, 1, 16); /* bottleneck6.bottleneck_path1.conv2 + bottleneck6.bottleneck_path1.bn2 */
+    cnn_pack_conv(params + 3826624, NULL, params + 4088768, 1.0000000000000001e-05, packed + 3811998, 1024, 256, 1, 6); /* bottleneck6.bottleneck_path1.conv3 + bottleneck6.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 4092864, NULL, params + 4355008, 1.0000000000000001e-05, packed + 4075680, 256, 1024, 1, 6); /* bottleneck7.bottleneck_path1.conv1 + bottleneck7.bottleneck_path1.bn1 */
+    cnn_pack_conv(params + 4356032, NULL, params + 4945856, 1.0000000000000001e-05, packed + 4340130, 256, 2304, 1, 16); /* bottleneck7.bottleneck_path1.conv2 + bottleneck7.bottleneck_path1.bn2 */
+    cnn_pack_conv(params + 4946880, NULL, params + 5209024, 1.0000000000000001e-05, packed + 4930210, 1024, 256, 1, 6); /* bottleneck7.bottleneck_path1.conv3 + bottleneck7.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 5213120, NULL, params + 5475264, 1.0000000000000001e-05, packed + 5193892, 256, 1024, 1, 6); /* bottleneck8.bottleneck_path1.conv1 + bottleneck8.bottleneck_path1.bn1 */
+    cnn_pack_conv(params + 5476288, NULL, params + 6066112, 1.0000000000000001e-05, packed + 5458342, 256, 2304, 1, 16); /* bottleneck8.bottleneck_path1.conv2 + bottleneck8.bottleneck_path1.bn2 */
+    cnn_pack_conv(params + 6067136, NULL, params + 6329280, 1.0000000000000001e-05, packed + 6048422, 1024, 256, 1, 6); /* bottleneck8.bottleneck_path1.conv3 + bottleneck8.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 6333376, NULL, params + 6595520, 1.0000000000000001e-05, packed + 6312104, 256, 1024, 1, 6); /* bottleneck9.bottleneck_path1.conv1 + bottleneck9.bottleneck_path1.bn1 */
+    cnn_pack_conv(params + 6596544, NULL, params + 7186368, 1.0000000000000001e-05, packed + 6576554, 256, 2304, 1, 16); /* bottleneck9.bottleneck_path1.conv2 + bottleneck9.bottleneck_path1.bn2 */
+    cnn_pack_conv(params + 7187392, NULL, params + 7449536, 1.0000000000000001e-05, packed + 7166634, 1024, 256, 1, 6); /* bottleneck9.bottleneck_path1.conv3 + bottleneck9.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 7453632, NULL, params + 7715776, 1.0000000000000001e-05, packed + 7430316, 256, 1024, 1, 6); /* bottleneck10.bottleneck_path1.conv1 + bottleneck10.bottleneck_path1.bn1 */
+    cnn_pack_conv(params + 7716800, NULL, params + 8306624, 1.0000000000000001e-05, packed + 7694766, 256, 2304, 1, 16); /* bottleneck10.bottleneck_path1.conv2 + bottleneck10.bottleneck_path1.bn2 */
+    cnn_pack_conv(params + 8307648, NULL, params + 8569792, 1.0000000000000001e-05, packed + 8284846, 1024, 256, 1, 6); /* bottleneck10.bottleneck_path1.conv3 + bottleneck10.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 8573888, NULL, params + 9098176, 1.0000000000000001e-05, packed + 8548528, 512, 1024, 1, 6); /* bottleneck_proj4.bottleneck_path1.conv1 + bottleneck_proj4.bottleneck_path1.bn1 */
+    cnn_pack_conv(params + 9100224, NULL, params + 11459520, 1.0000000000000001e-05, packed + 9077428, 512, 4608, 1, 32); /* bottleneck_proj4.bottleneck_path1.conv2 + bottleneck_proj4.bottleneck_path1.bn2 */
+    cnn_pack_conv(params + 11461568, NULL, params + 12510144, 1.0000000000000001e-05, packed + 11437236, 2048, 512, 1, 32); /* bottleneck_proj4.bottleneck_path1.conv3 + bottleneck_proj4.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 12518336, NULL, params + 14615488, 1.0000000000000001e-05, packed + 12487860, 2048, 1024, 1, 32); /* bottleneck_proj4.conv1 + bottleneck_proj4.bn1 */
+    cnn_pack_conv(params + 14623680, NULL, params + 15672256, 1.0000000000000001e-05, packed + 14587060, 512, 2048, 1, 32); /* bottleneck11.bottleneck_path1.conv1 + bottleneck11.bottleneck_path1.bn1 */
+    cnn_pack_conv(params + 15674304, NULL, params + 18033600, 1.0000000000000001e-05, packed + 15636148, 512, 4608, 1, 32); /* bottleneck11.bottleneck_path1.conv2 + bottleneck11.bottleneck_path1.bn2 */
+    cnn_pack_conv(params + 18035648, NULL, params + 19084224, 1.0000000000000001e-05, packed + 17995956, 2048, 512, 1, 32); /* bottleneck11.bottleneck_path1.conv3 + bottleneck11.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 19092416, NULL, params + 20140992, 1.0000000000000001e-05, packed + 19046580, 512, 2048, 1, 32); /* bottleneck12.bottleneck_path1.conv1 + bottleneck12.bottleneck_path1.bn1 */
+    cnn_pack_conv(params + 20143040, NULL, params + 22502336, 1.0000000000000001e-05, packed + 20095668, 512, 4608, 1, 32); /* bottleneck12.bottleneck_path1.conv2 + bottleneck12.bottleneck_path1.bn2 */
+    cnn_pack_conv(params + 22504384, NULL, params + 23552960, 1.0000000000000001e-05, packed + 22455476, 2048, 512, 1, 32); /* bottleneck12.bottleneck_path1.conv3 + bottleneck12.bottleneck_path1.bn3 */
+    cnn_copy(params + 23561152, packed + 23506100, 2049000); /* dense1 */
 }
 
 /* Inference on `batch` samples (1..resnet50_BATCH), NCHW in and out. Returns 0,
@@ -14084,33 +13359,33 @@ int resnet50_forward(const float *packed, const float *in_img, float *out_logits
     bottleneck_proj3_bottleneck_path1_conv1(A + 0, A + 631808, packed + 1441936, batch);
     bottleneck_proj3_bottleneck_path1_conv2(A + 631808, A + 832512, packed + 1574290, A + 401408, batch);
     bottleneck_proj3_bottleneck_path1_conv3(A + 832512, A + 401408, packed + 2164370, batch);
-    bottleneck_proj3_conv1(A + 0, A + 401408, A + 602112, packed + 2429594, batch);
-    bottleneck6_bottleneck_path1_conv1(A + 602112, A + 65536, packed + 2959010, batch);
-    bottleneck6_bottleneck_path1_conv2(A + 65536, A + 200704, packed + 3229610, A + 0, batch);
-    bottleneck6_bottleneck_path1_conv3(A + 200704, A + 602112, A + 0, packed + 3819690, batch);
-    bottleneck7_bottleneck_path1_conv1(A + 0, A + 266240, packed + 4084914, batch);
-    bottleneck7_bottleneck_path1_conv2(A + 266240, A + 401408, packed + 4355514, A + 200704, batch);
-    bottleneck7_bottleneck_path1_conv3(A + 401408, A + 0, A + 200704, packed + 4945594, batch);
-    bottleneck8_bottleneck_path1_conv1(A + 200704, A + 65536, packed + 5210818, batch);
-    bottleneck8_bottleneck_path1_conv2(A + 65536, A + 401408, packed + 5481418, A + 0, batch);
-    bottleneck8_bottleneck_path1_conv3(A + 401408, A + 200704, A + 0, packed + 6071498, batch);
-    bottleneck9_bottleneck_path1_conv1(A + 0, A + 266240, packed + 6336722, batch);
-    bottleneck9_bottleneck_path1_conv2(A + 266240, A + 401408, packed + 6607322, A + 200704, batch);
-    bottleneck9_bottleneck_path1_conv3(A + 401408, A + 0, A + 200704, packed + 7197402, batch);
-    bottleneck10_bottleneck_path1_conv1(A + 200704, A + 65536, packed + 7462626, batch);
-    bottleneck10_bottleneck_path1_conv2(A + 65536, A + 401408, packed + 7733226, A + 0, batch);
-    bottleneck10_bottleneck_path1_conv3(A + 401408, A + 200704, A + 0, packed + 8323306, batch);
-    bottleneck_proj4_bottleneck_path1_conv1(A + 0, A + 331776, packed + 8588530, batch);
-    bottleneck_proj4_bottleneck_path1_conv2(A + 331776, A + 432128, packed + 9117430, A + 200704, batch);
-    bottleneck_proj4_bottleneck_path1_conv3(A + 432128, A + 200704, packed + 11477238, batch);
-    bottleneck_proj4_conv1(A + 0, A + 200704, A + 301056, packed + 12529914, batch);
-    bottleneck11_bottleneck_path1_conv1(A + 301056, A + 41472, packed + 14629114, batch);
-    bottleneck11_bottleneck_path1_conv2(A + 41472, A + 100352, packed + 15686398, A + 0, batch);
-    bottleneck11_bottleneck_path1_conv3(A + 100352, A + 301056, A + 0, packed + 18046206, batch);
-    bottleneck12_bottleneck_path1_conv1(A + 0, A + 141824, packed + 19098882, batch);
-    bottleneck12_bottleneck_path1_conv2(A + 141824, A + 200704, packed + 20156166, A + 100352, batch);
-    bottleneck12_bottleneck_path1_conv3(A + 200704, A + 0, A + 100352, packed + 22515974, batch);
+    bottleneck_proj3_conv1(A + 0, A + 401408, A + 602112, packed + 2428052, batch);
+    bottleneck6_bottleneck_path1_conv1(A + 602112, A + 65536, packed + 2957468, batch);
+    bottleneck6_bottleneck_path1_conv2(A + 65536, A + 200704, packed + 3221918, A + 0, batch);
+    bottleneck6_bottleneck_path1_conv3(A + 200704, A + 602112, A + 0, packed + 3811998, batch);
+    bottleneck7_bottleneck_path1_conv1(A + 0, A + 266240, packed + 4075680, batch);
+    bottleneck7_bottleneck_path1_conv2(A + 266240, A + 401408, packed + 4340130, A + 200704, batch);
+    bottleneck7_bottleneck_path1_conv3(A + 401408, A + 0, A + 200704, packed + 4930210, batch);
+    bottleneck8_bottleneck_path1_conv1(A + 200704, A + 65536, packed + 5193892, batch);
+    bottleneck8_bottleneck_path1_conv2(A + 65536, A + 401408, packed + 5458342, A + 0, batch);
+    bottleneck8_bottleneck_path1_conv3(A + 401408, A + 200704, A + 0, packed + 6048422, batch);
+    bottleneck9_bottleneck_path1_conv1(A + 0, A + 266240, packed + 6312104, batch);
+    bottleneck9_bottleneck_path1_conv2(A + 266240, A + 401408, packed + 6576554, A + 200704, batch);
+    bottleneck9_bottleneck_path1_conv3(A + 401408, A + 0, A + 200704, packed + 7166634, batch);
+    bottleneck10_bottleneck_path1_conv1(A + 200704, A + 65536, packed + 7430316, batch);
+    bottleneck10_bottleneck_path1_conv2(A + 65536, A + 401408, packed + 7694766, A + 0, batch);
+    bottleneck10_bottleneck_path1_conv3(A + 401408, A + 200704, A + 0, packed + 8284846, batch);
+    bottleneck_proj4_bottleneck_path1_conv1(A + 0, A + 331776, packed + 8548528, batch);
+    bottleneck_proj4_bottleneck_path1_conv2(A + 331776, A + 432128, packed + 9077428, A + 200704, batch);
+    bottleneck_proj4_bottleneck_path1_conv3(A + 432128, A + 200704, packed + 11437236, batch);
+    bottleneck_proj4_conv1(A + 0, A + 200704, A + 301056, packed + 12487860, batch);
+    bottleneck11_bottleneck_path1_conv1(A + 301056, A + 41472, packed + 14587060, batch);
+    bottleneck11_bottleneck_path1_conv2(A + 41472, A + 100352, packed + 15636148, A + 0, batch);
+    bottleneck11_bottleneck_path1_conv3(A + 100352, A + 301056, A + 0, packed + 17995956, batch);
+    bottleneck12_bottleneck_path1_conv1(A + 0, A + 141824, packed + 19046580, batch);
+    bottleneck12_bottleneck_path1_conv2(A + 141824, A + 200704, packed + 20095668, A + 100352, batch);
+    bottleneck12_bottleneck_path1_conv3(A + 200704, A + 0, A + 100352, packed + 22455476, batch);
     globalavgpool1(A + 100352, A + 0, batch);
-    dense1(A + 0, out_logits, packed + 23568650, batch);
+    dense1(A + 0, out_logits, packed + 23506100, batch);
     return 0;
 }
