@@ -97,6 +97,28 @@ static float *read_f32(const char *path, int64_t count, const char *what, Arena 
 
 /* ---- cnnc build ------------------------------------------------------------ */
 
+bool target_runs_here(Target t) {
+    if (t == TARGET_SCALAR)
+        return true;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return t == TARGET_AVX512 ? avx2 && __builtin_cpu_supports("avx512f") : avx2;
+#else
+    return false;
+#endif
+}
+
+bool check_target_runs_here(Target t, const char *command) {
+    if (target_runs_here(t))
+        return true;
+    fprintf(stderr, "cnnc %s: this CPU cannot run --target %s code (it lacks %s); use "
+            "--target auto, or build it with 'cnnc build' for a CPU that has it\n", command,
+            t == TARGET_AVX512 ? "avx512" : "avx2",
+            t == TARGET_AVX512 ? "AVX-512F" : "AVX2 or FMA");
+    return false;
+}
+
 Target resolve_target(const char *name) {
     if (name && !strcmp(name, "scalar"))
         return TARGET_SCALAR;
@@ -523,6 +545,8 @@ int cmd_grad(Compilation *c, const CliOptions *o) {
                       .target = o->precision_double ? TARGET_SCALAR
                                                     : resolve_target(o->target),
                       .fuse = o->fuse, .source_name = c->filename, .train = true};
+    if (!check_target_runs_here(b.target, "grad"))
+        return 2;
     Generated *gen = emit_c(g, &b, &c->arena, &c->diags);
     if (!gen)
         return 1;
@@ -568,6 +592,8 @@ int cmd_run(Compilation *c, const CliOptions *o) {
     if (!options_for(c, &(CliOptions){.batch = o->batch, .target = o->target,
                                       .openmp = o->openmp, .fuse = o->fuse}, &b))
         return 1;
+    if (!check_target_runs_here(b.target, "run"))
+        return 2;
     b.command = NULL;   /* the cache key must not depend on file names */
     Generated *gen = emit_c(g, &b, &c->arena, &c->diags);
     if (!gen)

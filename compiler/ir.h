@@ -447,6 +447,10 @@ int cmd_build(Compilation *c, const CliOptions *o);   /* exit status */
 /* --target resolved: auto is avx512 when this CPU has AVX-512F (and AVX2
  * and FMA), else avx2 when it has AVX2 and FMA, else scalar. */
 Target resolve_target(const char *name);
+/* Can this CPU run code for target t? The second prints why not, for
+ * `cnnc COMMAND`, which runs what it builds here. */
+bool target_runs_here(Target t);
+bool check_target_runs_here(Target t, const char *command);
 int cmd_run(Compilation *c, const CliOptions *o);
 int cmd_grad(Compilation *c, const CliOptions *o);
 

@@ -58,6 +58,7 @@ static void usage(FILE *f) {
 "                     widest of these this CPU runs\n"
 "  --openmp           build: OpenMP pragmas in the kernels (compile the\n"
 "                     result with -fopenmp); run: also compiles with it\n"
+"                     (threads: OMP_NUM_THREADS, default all cores)\n"
 "  --no-fuse          no fusion: every layer its own kernel\n"
 "  --no-fuse=LIST     turn off some fusion passes, comma-separated: bn (batch\n"
 "                     norm folded into conv/dense weights), add (residual sum\n"

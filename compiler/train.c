@@ -64,8 +64,17 @@ int cmd_train(Compilation *c, const CliOptions *o) {
     }
     /* The network is built for the training batch (default 64). */
     int batch = o->batch_given ? o->batch : 64;
+    if (o->openmp) {
+        /* its backward kernels have no parallel loops yet, and splitting
+         * each sample's convolution tiles costs more than it gains here */
+        fprintf(stderr, "cnnc train: --openmp is not supported yet; training runs on "
+                "one thread\n");
+        return 2;
+    }
     BuildOptions b = {.batch = batch, .target = resolve_target(o->target),
                       .source_name = c->filename, .train = true};
+    if (!check_target_runs_here(b.target, "train"))
+        return 2;
     Generated *gen = emit_c(g, &b, &c->arena, &c->diags);
     if (!gen)
         return 1;

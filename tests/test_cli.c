@@ -139,6 +139,12 @@ Test(cli, an_unknown_target_is_refused) {
     cr_expect(strstr(err, "avx512"), "the message lists the targets there are; got: %s", err);
 }
 
+Test(cli, train_refuses_openmp_rather_than_ignoring_it) {
+    char err[4096];
+    cr_expect_eq(cnnc(err, sizeof err, "train examples/lenet5.cnn --openmp --epochs 1"), 2);
+    cr_expect(strstr(err, "--openmp is not supported"), "got: %s", err);
+}
+
 Test(cli, no_fuse_takes_only_known_passes) {
     char err[4096];
     cr_expect_eq(cnnc(err, sizeof err, "build examples/lenet5.cnn --no-fuse=bn,relu -o build/cli/t"), 2);
