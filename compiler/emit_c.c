@@ -208,19 +208,13 @@ static void emit_plain_kernels(Emit *e) {
         if (!needs_plain(e, n))
             continue;
         e->tfn[i] = arena_printf(e->a, "%s_t", e->fn[i]);
-        if (simd_target(e->opt->target) && n->op == OP_DENSE) {
-            /* the AVX2 dense kernel reads the canonical weights as they are */
+        /* the vector dense kernel reads the canonical weights as they are;
+         * a convolution's are packed for it at each step */
+        if (simd_target(e->opt->target) &&
+            (n->op == OP_DENSE || simd_packs_for_training(n))) {
             emit_kernel_comment(e, n, arena_printf(e->a, "%s; unfused, for training's "
-                                "forward pass", simd_schedule(e, n)));
-            emit_signature(e, n, e->tfn[i], false);
-            emit_simd_kernel(e, n);
-            P(e, "}\n\n");
-            continue;
-        }
-        if (simd_target(e->opt->target) && simd_packs_for_training(n)) {
-            emit_kernel_comment(e, n, arena_printf(e->a, "%s; unfused, for training's "
-                                "forward pass (weights packed at each step)",
-                                simd_schedule(e, n)));
+                                "forward pass%s", simd_schedule(e, n),
+                                n->op == OP_DENSE ? "" : " (weights packed at each step)"));
             emit_signature(e, n, e->tfn[i],
                            simd_scratch(e->opt->target, n, e->opt->batch) > 0);
             emit_simd_kernel(e, n);

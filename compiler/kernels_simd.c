@@ -424,6 +424,22 @@ static void emit_gather(Emit *e, const ConvGeo *g, const char *col) {
     P(e, "                }\n");
 }
 
+/* `const float *in`: this sample's input, padded into sb (its scratch)
+ * when `copy`, else the input itself. */
+static void input_of_sample(Emit *e, const Node *n, const ConvGeo *g, bool copy) {
+    if (!copy) {
+        P(e, "        const float *in = xb0;\n");
+        return;
+    }
+    const Attrs *a = &n->a;
+    Shape in = in_shape_of(n, 0);
+    e->need_pad = true;
+    P(e, "        cnn_pad(xb0, sb, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %d);\n",
+      ll(g->cin), ll(in.d[1]), ll(in.d[2]), ll(a->pad_lo[0]), ll(a->pad_lo[1]), ll(g->hp),
+      ll(g->wp), (int)a->pad_mode);
+    P(e, "        const float *in = sb;\n");
+}
+
 /* Stores the tile t[MR][NR] of output channels oc0.. at positions p.. */
 static void emit_conv_store(Emit *e, const Node *n, const ConvGeo *g, Tile t) {
     int64_t plane = g->ho * g->wo;
@@ -558,18 +574,10 @@ static void emit_conv_bpos(Emit *e, const Node *n, const ConvGeo *g, Tile t) {
     e->scratch_per_sample = true;
     open_batch(e, n);
     e->scratch_per_sample = false;
-    if (g->pads) {
-        const Attrs *a = &n->a;
-        e->need_pad = true;
+    if (g->pads)
         P(e, "        float *sb = s + (ptrdiff_t)b * %lld; /* this sample's scratch */\n",
           ll(conv_copy_floats(g, t)));
-        P(e, "        cnn_pad(xb0, sb, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %d);\n",
-          ll(g->cin), ll(in_shape_of(n, 0).d[1]), ll(in_shape_of(n, 0).d[2]),
-          ll(a->pad_lo[0]), ll(a->pad_lo[1]), ll(g->hp), ll(g->wp), (int)a->pad_mode);
-        P(e, "        const float *in = sb;\n");
-    } else {
-        P(e, "        const float *in = xb0;\n");
-    }
+    input_of_sample(e, n, g, g->pads);
     open_tile_loop(e, g, t, tiles);
     P(e, "            const float *wp = w + (ptrdiff_t)gb * %lld;\n", ll(t.mr * g->per));
     P(e, "            const float *xp = in + grp * %lld;\n", ll(g->cin_g * g->hp * g->wp));
@@ -646,17 +654,10 @@ static void emit_conv(Emit *e, const Node *n) {
     if (per_sample)
         P(e, "        float *sb = s + (ptrdiff_t)b * %lld; /* this sample's scratch */\n",
           ll(per_sample));
+    input_of_sample(e, n, &g, copy > 0);
     if (copy) {
-        const Attrs *a = &n->a;
-        e->need_pad = true;
-        P(e, "        cnn_pad(xb0, sb, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %d);\n",
-          ll(g.cin), ll(in_shape_of(n, 0).d[1]), ll(in_shape_of(n, 0).d[2]),
-          ll(a->pad_lo[0]), ll(a->pad_lo[1]), ll(g.hp), ll(g.wp), (int)a->pad_mode);
         P(e, "        for (int i = %lld; i < %lld; i++)\n", ll(copy - nr), ll(copy));
         P(e, "            sb[i] = 0.0f; /* what the last tile may read past the end */\n");
-        P(e, "        const float *in = sb;\n");
-    } else {
-        P(e, "        const float *in = xb0;\n");
     }
     const char *x = "in";
     if (!g.flat) {

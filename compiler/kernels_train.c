@@ -162,12 +162,15 @@ static void emit_conv_back(Emit *e, const BackSig *b) {
              "+ %lld - i) * %lld + %lld - j];\n",
           ll(cg), ll(kg), ll(cg), ll(cg), ll(kh), ll(kh - 1), ll(kw), ll(kw - 1));
     }
-    Node *bxp = simd_target(e->opt->target) && b->dx[0]
-              ? simd_backward_data_node(n, e->a) : NULL;
-    if (bxp)   /* the flipped kernels in the order the input-gradient kernel reads */
+    /* on the vector targets a stride-1 input gradient runs through the
+     * forward kernels, as a convolution node of its own (NAME_dx) */
+    Node *bx = simd_target(e->opt->target) && b->dx[0]
+             ? simd_backward_data_node(n, e->a) : NULL;
+    int64_t pk_at = train_bscratch(n, 1);
+    if (bx)   /* the flipped kernels in the order the input-gradient kernel reads */
         P(e, "    cnn_pack_conv(s + %lld, NULL, NULL, 0.0, s + %lld, %lld, %lld, %lld, %d);\n",
-          ll(wf_at), ll(train_bscratch(n, 1)), ll(in.d[0]), ll(kg * kh * kw), ll(a->groups),
-          simd_conv_mr(e->opt->target, bxp));
+          ll(wf_at), ll(pk_at), ll(in.d[0]), ll(kg * kh * kw), ll(a->groups),
+          simd_conv_mr(e->opt->target, bx));
     open_back_batch(e, b);
     if (pads(a)) {
         e->need_pad = true;
@@ -236,21 +239,14 @@ static void emit_conv_back(Emit *e, const BackSig *b) {
         }
         P(e, "        }\n");
     }
-    Node *bx = simd_target(e->opt->target) && b->dx[0]
-             ? simd_backward_data_node(n, e->a) : NULL;
     if (bx) {
-        /* input gradient: the convolution of dy with the flipped kernels,
-         * by the forward pass's SIMD kernel (NAME_dx, simd_backward_data_node) */
-        int64_t pk_at = train_bscratch(n, 1), bs_at = pk_at +
+        /* input gradient: the convolution of dy with the flipped kernels */
+        int64_t bs_at = pk_at +
             pack_conv_floats(in.d[0], kg * kh * kw, a->groups, simd_conv_mr(e->opt->target, bx));
         P(e, "        float *dxp = s + %lld;\n", ll(dxp_at));
         P(e, "        %s_dx(dyb, dxp, s + %lld, %s1);\n", e->fn[n->id],
           ll(pk_at), simd_scratch(e->opt->target, bx, 1) > 0
                          ? arena_printf(e->a, "s + %lld, ", ll(bs_at)) : "");
-        e->need_unpad = true;
-        P(e, "        cnn_unpad(dxp, dxb0, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %d, %d);\n",
-          ll(in.d[0]), ll(in.d[1]), ll(in.d[2]), ll(a->pad_lo[0]), ll(a->pad_lo[1]),
-          ll(hp), ll(wp), (int)a->pad_mode, b->acc[0] ? 1 : 0);
     } else if (b->dx[0]) {
         /* input gradient: spread dy by the stride into z, pad it by the
          * kernel's extent, and convolve with the flipped kernels */
@@ -275,6 +271,8 @@ static void emit_conv_back(Emit *e, const BackSig *b) {
             .tmp = arena_printf(e->a, "s + %lld", ll(tmp_at)),
         };
         emit_conv_loops(e, &c);
+    }
+    if (b->dx[0]) {   /* dxp is the padded input's gradient: fold the padding back */
         e->need_unpad = true;
         P(e, "        cnn_unpad(dxp, dxb0, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %d, %d);\n",
           ll(in.d[0]), ll(in.d[1]), ll(in.d[2]), ll(a->pad_lo[0]), ll(a->pad_lo[1]),

@@ -283,9 +283,9 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
         float *yb = y + (ptrdiff_t)b * 69312;
         float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
         cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
+        const float *in = sb;
         for (int i = 84672; i < 84688; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 800; it++) {
             const int gb = it / 25, tile = it - gb * 25;
             const int grp = 0, ob = gb;
@@ -561,9 +561,9 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
         float *yb = y + (ptrdiff_t)b * 69312;
         float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
         cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
+        const float *in = sb;
         for (int i = 84672; i < 84688; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 800; it++) {
             const int gb = it / 25, tile = it - gb * 25;
             const int grp = 0, ob = gb;
@@ -839,9 +839,9 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
         float *yb = y + (ptrdiff_t)b * 69312;
         float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
         cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
+        const float *in = sb;
         for (int i = 84672; i < 84688; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 800; it++) {
             const int gb = it / 25, tile = it - gb * 25;
             const int grp = 0, ob = gb;
@@ -1117,9 +1117,9 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
         float *yb = y + (ptrdiff_t)b * 69312;
         float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
         cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
+        const float *in = sb;
         for (int i = 84672; i < 84688; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 800; it++) {
             const int gb = it / 25, tile = it - gb * 25;
             const int grp = 0, ob = gb;
@@ -1395,9 +1395,9 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
         float *yb = y + (ptrdiff_t)b * 69312;
         float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
         cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
+        const float *in = sb;
         for (int i = 84672; i < 84688; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 800; it++) {
             const int gb = it / 25, tile = it - gb * 25;
             const int grp = 0, ob = gb;
@@ -1673,9 +1673,9 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
         float *yb = y + (ptrdiff_t)b * 69312;
         float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
         cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
+        const float *in = sb;
         for (int i = 84672; i < 84688; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 800; it++) {
             const int gb = it / 25, tile = it - gb * 25;
             const int grp = 0, ob = gb;
@@ -1951,9 +1951,9 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
         float *yb = y + (ptrdiff_t)b * 69312;
         float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
         cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
+        const float *in = sb;
         for (int i = 84672; i < 84688; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 800; it++) {
             const int gb = it / 25, tile = it - gb * 25;
             const int grp = 0, ob = gb;
@@ -2229,9 +2229,9 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
         float *yb = y + (ptrdiff_t)b * 69312;
         float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
         cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
+        const float *in = sb;
         for (int i = 84672; i < 84688; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 800; it++) {
             const int gb = it / 25, tile = it - gb * 25;
             const int grp = 0, ob = gb;
@@ -2507,9 +2507,9 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
         float *yb = y + (ptrdiff_t)b * 69312;
         float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
         cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
+        const float *in = sb;
         for (int i = 84672; i < 84688; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 800; it++) {
             const int gb = it / 25, tile = it - gb * 25;
             const int grp = 0, ob = gb;
@@ -2785,9 +2785,9 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
         float *yb = y + (ptrdiff_t)b * 69312;
         float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
         cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
+        const float *in = sb;
         for (int i = 84672; i < 84688; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 800; it++) {
             const int gb = it / 25, tile = it - gb * 25;
             const int grp = 0, ob = gb;
@@ -3063,9 +3063,9 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
         float *yb = y + (ptrdiff_t)b * 69312;
         float *sb = s + (ptrdiff_t)b * 84688; /* this sample's scratch */
         cnn_pad(xb0, sb, 192, 19, 19, 1, 1, 21, 21, 0);
+        const float *in = sb;
         for (int i = 84672; i < 84688; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 800; it++) {
             const int gb = it / 25, tile = it - gb * 25;
             const int grp = 0, ob = gb;

@@ -202,9 +202,9 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
         float *yb = y + (ptrdiff_t)b * 25088;
         float *sb = s + (ptrdiff_t)b * 924; /* this sample's scratch */
         cnn_pad(xb0, sb, 1, 28, 28, 1, 1, 30, 30, 0);
+        const float *in = sb;
         for (int i = 900; i < 924; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 280; it++) {
             const int tile = it / 8, gb = it - tile * 8;
             const int grp = 0, ob = gb;
@@ -519,9 +519,9 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
         float *yb = y + (ptrdiff_t)b * 6272;
         float *sb = s + (ptrdiff_t)b * 8224; /* this sample's scratch */
         cnn_pad(xb0, sb, 32, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int i = 8192; i < 8224; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 77; it++) {
             const int tile = it / 11, gb = it - tile * 11;
             const int grp = 0, ob = gb;

@@ -610,9 +610,9 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
         float *yb = y + (ptrdiff_t)b * 602112;
         float *sb = s + (ptrdiff_t)b * 215312; /* this sample's scratch */
         cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
+        const float *in = sb;
         for (int i = 215296; i < 215312; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 6496; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = 0, ob = gb;
@@ -1440,9 +1440,9 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
         float *yb = y + (ptrdiff_t)b * 100352;
         float *sb = s + (ptrdiff_t)b * 86424; /* this sample's scratch */
         cnn_pad(xb0, sb, 96, 28, 28, 1, 1, 30, 30, 0);
+        const float *in = sb;
         for (int i = 86400; i < 86424; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 1120; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = 0, ob = gb;
@@ -1941,9 +1941,9 @@ static CNN_SIMD void inception1_conv5(const float *restrict x0, float *restrict 
         float *yb = y + (ptrdiff_t)b * 25088;
         float *sb = s + (ptrdiff_t)b * 16408; /* this sample's scratch */
         cnn_pad(xb0, sb, 16, 28, 28, 2, 2, 32, 32, 0);
+        const float *in = sb;
         for (int i = 16384; i < 16408; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 304; it++) {
             const int tile = it / 8, gb = it - tile * 8;
             const int grp = 0, ob = gb;
@@ -2806,9 +2806,9 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
         float *yb = y + (ptrdiff_t)b * 150528;
         float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
         cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
+        const float *in = sb;
         for (int i = 115200; i < 115224; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 1680; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -3307,9 +3307,9 @@ static CNN_SIMD void inception2_conv5(const float *restrict x0, float *restrict 
         float *yb = y + (ptrdiff_t)b * 75264;
         float *sb = s + (ptrdiff_t)b * 32784; /* this sample's scratch */
         cnn_pad(xb0, sb, 32, 28, 28, 2, 2, 32, 32, 0);
+        const float *in = sb;
         for (int i = 32768; i < 32784; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 896; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -5623,9 +5623,9 @@ static CNN_SIMD void inception4_conv3(const float *restrict x0, float *restrict 
         float *yb = y + (ptrdiff_t)b * 43904;
         float *sb = s + (ptrdiff_t)b * 28704; /* this sample's scratch */
         cnn_pad(xb0, sb, 112, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int i = 28672; i < 28704; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 525; it++) {
             const int gb = it / 7, tile = it - gb * 7;
             const int grp = 0, ob = gb;

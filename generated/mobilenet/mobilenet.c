@@ -202,9 +202,9 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
         float *yb = y + (ptrdiff_t)b * 401408;
         float *sb = s + (ptrdiff_t)b * 491964; /* this sample's scratch */
         cnn_pad(xb0, sb, 3, 224, 224, 1, 1, 226, 226, 0);
+        const float *in = sb;
         for (int i = 153228; i < 153252; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         float *col = sb + 153252;
         for (int c = 0; c < 3; c++)
             for (int i = 0; i < 3; i++)
@@ -471,9 +471,9 @@ static CNN_SIMD void dwsep1_conv1(const float *restrict x0, float *restrict y, c
         float *yb = y + (ptrdiff_t)b * 401408;
         float *sb = s + (ptrdiff_t)b * 415936; /* this sample's scratch */
         cnn_pad(xb0, sb, 32, 112, 112, 1, 1, 114, 114, 0);
+        const float *in = sb;
         for (int i = 415872; i < 415936; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 6400; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -946,9 +946,9 @@ static CNN_SIMD void dwsep2_conv1(const float *restrict x0, float *restrict y, c
         float *yb = y + (ptrdiff_t)b * 200704;
         float *sb = s + (ptrdiff_t)b * 2638208; /* this sample's scratch */
         cnn_pad(xb0, sb, 64, 112, 112, 1, 1, 114, 114, 0);
+        const float *in = sb;
         for (int i = 831744; i < 831808; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         float *col = sb + 831808;
         for (int c = 0; c < 64; c++)
             for (int i = 0; i < 3; i++)
@@ -1421,9 +1421,9 @@ static CNN_SIMD void dwsep3_conv1(const float *restrict x0, float *restrict y, c
         float *yb = y + (ptrdiff_t)b * 401408;
         float *sb = s + (ptrdiff_t)b * 430656; /* this sample's scratch */
         cnn_pad(xb0, sb, 128, 56, 56, 1, 1, 58, 58, 0);
+        const float *in = sb;
         for (int i = 430592; i < 430656; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 6528; it++) {
             const int tile = it / 128, gb = it - tile * 128;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -1896,9 +1896,9 @@ static CNN_SIMD void dwsep4_conv1(const float *restrict x0, float *restrict y, c
         float *yb = y + (ptrdiff_t)b * 100352;
         float *sb = s + (ptrdiff_t)b * 1333888; /* this sample's scratch */
         cnn_pad(xb0, sb, 128, 56, 56, 1, 1, 58, 58, 0);
+        const float *in = sb;
         for (int i = 430592; i < 430656; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         float *col = sb + 430656;
         for (int c = 0; c < 128; c++)
             for (int i = 0; i < 3; i++)
@@ -2381,9 +2381,9 @@ static CNN_SIMD void dwsep5_conv1(const float *restrict x0, float *restrict y, c
         float *yb = y + (ptrdiff_t)b * 200704;
         float *sb = s + (ptrdiff_t)b * 230464; /* this sample's scratch */
         cnn_pad(xb0, sb, 256, 28, 28, 1, 1, 30, 30, 0);
+        const float *in = sb;
         for (int i = 230400; i < 230464; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 3584; it++) {
             const int tile = it / 256, gb = it - tile * 256;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -2866,9 +2866,9 @@ static CNN_SIMD void dwsep6_conv1(const float *restrict x0, float *restrict y, c
         float *yb = y + (ptrdiff_t)b * 50176;
         float *sb = s + (ptrdiff_t)b * 682112; /* this sample's scratch */
         cnn_pad(xb0, sb, 256, 28, 28, 1, 1, 30, 30, 0);
+        const float *in = sb;
         for (int i = 230400; i < 230464; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         float *col = sb + 230464;
         for (int c = 0; c < 256; c++)
             for (int i = 0; i < 3; i++)
@@ -3351,9 +3351,9 @@ static CNN_SIMD void dwsep7_conv1(const float *restrict x0, float *restrict y, c
         float *yb = y + (ptrdiff_t)b * 100352;
         float *sb = s + (ptrdiff_t)b * 131136; /* this sample's scratch */
         cnn_pad(xb0, sb, 512, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int i = 131072; i < 131136; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 2048; it++) {
             const int tile = it / 512, gb = it - tile * 512;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -3836,9 +3836,9 @@ static CNN_SIMD void dwsep8_conv1(const float *restrict x0, float *restrict y, c
         float *yb = y + (ptrdiff_t)b * 100352;
         float *sb = s + (ptrdiff_t)b * 131136; /* this sample's scratch */
         cnn_pad(xb0, sb, 512, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int i = 131072; i < 131136; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 2048; it++) {
             const int tile = it / 512, gb = it - tile * 512;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -4321,9 +4321,9 @@ static CNN_SIMD void dwsep9_conv1(const float *restrict x0, float *restrict y, c
         float *yb = y + (ptrdiff_t)b * 100352;
         float *sb = s + (ptrdiff_t)b * 131136; /* this sample's scratch */
         cnn_pad(xb0, sb, 512, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int i = 131072; i < 131136; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 2048; it++) {
             const int tile = it / 512, gb = it - tile * 512;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -4806,9 +4806,9 @@ static CNN_SIMD void dwsep10_conv1(const float *restrict x0, float *restrict y, 
         float *yb = y + (ptrdiff_t)b * 100352;
         float *sb = s + (ptrdiff_t)b * 131136; /* this sample's scratch */
         cnn_pad(xb0, sb, 512, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int i = 131072; i < 131136; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 2048; it++) {
             const int tile = it / 512, gb = it - tile * 512;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -5291,9 +5291,9 @@ static CNN_SIMD void dwsep11_conv1(const float *restrict x0, float *restrict y, 
         float *yb = y + (ptrdiff_t)b * 100352;
         float *sb = s + (ptrdiff_t)b * 131136; /* this sample's scratch */
         cnn_pad(xb0, sb, 512, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int i = 131072; i < 131136; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 2048; it++) {
             const int tile = it / 512, gb = it - tile * 512;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -5776,9 +5776,9 @@ static CNN_SIMD void dwsep12_conv1(const float *restrict x0, float *restrict y, 
         float *yb = y + (ptrdiff_t)b * 25088;
         float *sb = s + (ptrdiff_t)b * 356992; /* this sample's scratch */
         cnn_pad(xb0, sb, 512, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int i = 131072; i < 131136; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         float *col = sb + 131136;
         for (int c = 0; c < 512; c++)
             for (int i = 0; i < 3; i++)
@@ -6261,9 +6261,9 @@ static CNN_SIMD void dwsep13_conv1(const float *restrict x0, float *restrict y, 
         float *yb = y + (ptrdiff_t)b * 50176;
         float *sb = s + (ptrdiff_t)b * 83008; /* this sample's scratch */
         cnn_pad(xb0, sb, 1024, 7, 7, 1, 1, 9, 9, 0);
+        const float *in = sb;
         for (int i = 82944; i < 83008; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 1024; it++) {
             const int tile = it / 1024, gb = it - tile * 1024;
             const int grp = gb / 1, ob = gb - grp * 1;

@@ -202,9 +202,9 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
         float *yb = y + (ptrdiff_t)b * 401408;
         float *sb = s + (ptrdiff_t)b * 491964; /* this sample's scratch */
         cnn_pad(xb0, sb, 3, 224, 224, 1, 1, 226, 226, 0);
+        const float *in = sb;
         for (int i = 153228; i < 153252; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         float *col = sb + 153252;
         for (int c = 0; c < 3; c++)
             for (int i = 0; i < 3; i++)
@@ -471,9 +471,9 @@ static CNN_SIMD void separable1_conv1(const float *restrict x0, float *restrict 
         float *yb = y + (ptrdiff_t)b * 401408;
         float *sb = s + (ptrdiff_t)b * 415936; /* this sample's scratch */
         cnn_pad(xb0, sb, 32, 112, 112, 1, 1, 114, 114, 0);
+        const float *in = sb;
         for (int i = 415872; i < 415936; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 6400; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -1185,9 +1185,9 @@ static CNN_SIMD void inverted1_conv2(const float *restrict x0, float *restrict y
         float *yb = y + (ptrdiff_t)b * 301056;
         float *sb = s + (ptrdiff_t)b * 3957248; /* this sample's scratch */
         cnn_pad(xb0, sb, 96, 112, 112, 1, 1, 114, 114, 0);
+        const float *in = sb;
         for (int i = 1247616; i < 1247680; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         float *col = sb + 1247680;
         for (int c = 0; c < 96; c++)
             for (int i = 0; i < 3; i++)
@@ -1907,9 +1907,9 @@ static CNN_SIMD void inverted_res1_inverted1_conv2(const float *restrict x0, flo
         float *yb = y + (ptrdiff_t)b * 451584;
         float *sb = s + (ptrdiff_t)b * 484480; /* this sample's scratch */
         cnn_pad(xb0, sb, 144, 56, 56, 1, 1, 58, 58, 0);
+        const float *in = sb;
         for (int i = 484416; i < 484480; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 7344; it++) {
             const int tile = it / 144, gb = it - tile * 144;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -2631,9 +2631,9 @@ static CNN_SIMD void inverted2_conv2(const float *restrict x0, float *restrict y
         float *yb = y + (ptrdiff_t)b * 112896;
         float *sb = s + (ptrdiff_t)b * 1500608; /* this sample's scratch */
         cnn_pad(xb0, sb, 144, 56, 56, 1, 1, 58, 58, 0);
+        const float *in = sb;
         for (int i = 484416; i < 484480; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         float *col = sb + 484480;
         for (int c = 0; c < 144; c++)
             for (int i = 0; i < 3; i++)
@@ -3345,9 +3345,9 @@ static CNN_SIMD void inverted_res2_inverted1_conv2(const float *restrict x0, flo
         float *yb = y + (ptrdiff_t)b * 150528;
         float *sb = s + (ptrdiff_t)b * 172864; /* this sample's scratch */
         cnn_pad(xb0, sb, 192, 28, 28, 1, 1, 30, 30, 0);
+        const float *in = sb;
         for (int i = 172800; i < 172864; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 2688; it++) {
             const int tile = it / 192, gb = it - tile * 192;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -4061,9 +4061,9 @@ static CNN_SIMD void inverted_res3_inverted1_conv2(const float *restrict x0, flo
         float *yb = y + (ptrdiff_t)b * 150528;
         float *sb = s + (ptrdiff_t)b * 172864; /* this sample's scratch */
         cnn_pad(xb0, sb, 192, 28, 28, 1, 1, 30, 30, 0);
+        const float *in = sb;
         for (int i = 172800; i < 172864; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 2688; it++) {
             const int tile = it / 192, gb = it - tile * 192;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -4777,9 +4777,9 @@ static CNN_SIMD void inverted3_conv2(const float *restrict x0, float *restrict y
         float *yb = y + (ptrdiff_t)b * 37632;
         float *sb = s + (ptrdiff_t)b * 511616; /* this sample's scratch */
         cnn_pad(xb0, sb, 192, 28, 28, 1, 1, 30, 30, 0);
+        const float *in = sb;
         for (int i = 172800; i < 172864; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         float *col = sb + 172864;
         for (int c = 0; c < 192; c++)
             for (int i = 0; i < 3; i++)
@@ -5501,9 +5501,9 @@ static CNN_SIMD void inverted_res4_inverted1_conv2(const float *restrict x0, flo
         float *yb = y + (ptrdiff_t)b * 75264;
         float *sb = s + (ptrdiff_t)b * 98368; /* this sample's scratch */
         cnn_pad(xb0, sb, 384, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int i = 98304; i < 98368; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 1536; it++) {
             const int tile = it / 384, gb = it - tile * 384;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -6227,9 +6227,9 @@ static CNN_SIMD void inverted_res5_inverted1_conv2(const float *restrict x0, flo
         float *yb = y + (ptrdiff_t)b * 75264;
         float *sb = s + (ptrdiff_t)b * 98368; /* this sample's scratch */
         cnn_pad(xb0, sb, 384, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int i = 98304; i < 98368; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 1536; it++) {
             const int tile = it / 384, gb = it - tile * 384;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -6953,9 +6953,9 @@ static CNN_SIMD void inverted_res6_inverted1_conv2(const float *restrict x0, flo
         float *yb = y + (ptrdiff_t)b * 75264;
         float *sb = s + (ptrdiff_t)b * 98368; /* this sample's scratch */
         cnn_pad(xb0, sb, 384, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int i = 98304; i < 98368; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 1536; it++) {
             const int tile = it / 384, gb = it - tile * 384;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -7679,9 +7679,9 @@ static CNN_SIMD void inverted4_conv2(const float *restrict x0, float *restrict y
         float *yb = y + (ptrdiff_t)b * 75264;
         float *sb = s + (ptrdiff_t)b * 98368; /* this sample's scratch */
         cnn_pad(xb0, sb, 384, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int i = 98304; i < 98368; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 1536; it++) {
             const int tile = it / 384, gb = it - tile * 384;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -8401,9 +8401,9 @@ static CNN_SIMD void inverted_res7_inverted1_conv2(const float *restrict x0, flo
         float *yb = y + (ptrdiff_t)b * 112896;
         float *sb = s + (ptrdiff_t)b * 147520; /* this sample's scratch */
         cnn_pad(xb0, sb, 576, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int i = 147456; i < 147520; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 2304; it++) {
             const int tile = it / 576, gb = it - tile * 576;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -9125,9 +9125,9 @@ static CNN_SIMD void inverted_res8_inverted1_conv2(const float *restrict x0, flo
         float *yb = y + (ptrdiff_t)b * 112896;
         float *sb = s + (ptrdiff_t)b * 147520; /* this sample's scratch */
         cnn_pad(xb0, sb, 576, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int i = 147456; i < 147520; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 2304; it++) {
             const int tile = it / 576, gb = it - tile * 576;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -9849,9 +9849,9 @@ static CNN_SIMD void inverted5_conv2(const float *restrict x0, float *restrict y
         float *yb = y + (ptrdiff_t)b * 28224;
         float *sb = s + (ptrdiff_t)b * 401600; /* this sample's scratch */
         cnn_pad(xb0, sb, 576, 14, 14, 1, 1, 16, 16, 0);
+        const float *in = sb;
         for (int i = 147456; i < 147520; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         float *col = sb + 147520;
         for (int c = 0; c < 576; c++)
             for (int i = 0; i < 3; i++)
@@ -10613,9 +10613,9 @@ static CNN_SIMD void inverted_res9_inverted1_conv2(const float *restrict x0, flo
         float *yb = y + (ptrdiff_t)b * 47040;
         float *sb = s + (ptrdiff_t)b * 77824; /* this sample's scratch */
         cnn_pad(xb0, sb, 960, 7, 7, 1, 1, 9, 9, 0);
+        const float *in = sb;
         for (int i = 77760; i < 77824; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 960; it++) {
             const int tile = it / 960, gb = it - tile * 960;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -11371,9 +11371,9 @@ static CNN_SIMD void inverted_res10_inverted1_conv2(const float *restrict x0, fl
         float *yb = y + (ptrdiff_t)b * 47040;
         float *sb = s + (ptrdiff_t)b * 77824; /* this sample's scratch */
         cnn_pad(xb0, sb, 960, 7, 7, 1, 1, 9, 9, 0);
+        const float *in = sb;
         for (int i = 77760; i < 77824; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 960; it++) {
             const int tile = it / 960, gb = it - tile * 960;
             const int grp = gb / 1, ob = gb - grp * 1;
@@ -12129,9 +12129,9 @@ static CNN_SIMD void inverted6_conv2(const float *restrict x0, float *restrict y
         float *yb = y + (ptrdiff_t)b * 47040;
         float *sb = s + (ptrdiff_t)b * 77824; /* this sample's scratch */
         cnn_pad(xb0, sb, 960, 7, 7, 1, 1, 9, 9, 0);
+        const float *in = sb;
         for (int i = 77760; i < 77824; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 960; it++) {
             const int tile = it / 960, gb = it - tile * 960;
             const int grp = gb / 1, ob = gb - grp * 1;

@@ -346,9 +346,9 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
         float *yb = y + (ptrdiff_t)b * 200704;
         float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
         cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
+        const float *in = sb;
         for (int i = 215296; i < 215320; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 2176; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -616,9 +616,9 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
         float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
         cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
+        const float *in = sb;
         for (int i = 215296; i < 215320; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 2176; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -887,9 +887,9 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
         float *yb = y + (ptrdiff_t)b * 200704;
         float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
         cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
+        const float *in = sb;
         for (int i = 215296; i < 215320; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 2176; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -1157,9 +1157,9 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
         float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
         cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
+        const float *in = sb;
         for (int i = 215296; i < 215320; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 2176; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -1428,9 +1428,9 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
         float *yb = y + (ptrdiff_t)b * 200704;
         float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
         cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
+        const float *in = sb;
         for (int i = 215296; i < 215320; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 2176; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -1698,9 +1698,9 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
         float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
         cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
+        const float *in = sb;
         for (int i = 215296; i < 215320; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 2176; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -2240,9 +2240,9 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
         float *yb = y + (ptrdiff_t)b * 100352;
         float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
         cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
+        const float *in = sb;
         for (int i = 115200; i < 115224; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 1120; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -2756,9 +2756,9 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
         float *yb = y + (ptrdiff_t)b * 100352;
         float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
         cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
+        const float *in = sb;
         for (int i = 115200; i < 115224; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 1120; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -3026,9 +3026,9 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
         float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
         cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
+        const float *in = sb;
         for (int i = 115200; i < 115224; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 1120; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -3297,9 +3297,9 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
         float *yb = y + (ptrdiff_t)b * 100352;
         float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
         cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
+        const float *in = sb;
         for (int i = 115200; i < 115224; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 1120; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -3567,9 +3567,9 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
         float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
         cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
+        const float *in = sb;
         for (int i = 115200; i < 115224; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 1120; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -3838,9 +3838,9 @@ static CNN_SIMD void basic6_conv1(const float *restrict x0, float *restrict y, c
         float *yb = y + (ptrdiff_t)b * 100352;
         float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
         cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
+        const float *in = sb;
         for (int i = 115200; i < 115224; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 1120; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -4108,9 +4108,9 @@ static CNN_SIMD void basic6_conv2(const float *restrict x0, const float *restric
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
         float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
         cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
+        const float *in = sb;
         for (int i = 115200; i < 115224; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 1120; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;

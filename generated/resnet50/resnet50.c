@@ -578,9 +578,9 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
         float *yb = y + (ptrdiff_t)b * 200704;
         float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
         cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
+        const float *in = sb;
         for (int i = 215296; i < 215320; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 2176; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -1544,9 +1544,9 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
         float *yb = y + (ptrdiff_t)b * 200704;
         float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
         cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
+        const float *in = sb;
         for (int i = 215296; i < 215320; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 2176; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -2279,9 +2279,9 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
         float *yb = y + (ptrdiff_t)b * 200704;
         float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
         cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
+        const float *in = sb;
         for (int i = 215296; i < 215320; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 2176; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -4007,9 +4007,9 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
         float *yb = y + (ptrdiff_t)b * 100352;
         float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
         cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
+        const float *in = sb;
         for (int i = 115200; i < 115224; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 1120; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -4752,9 +4752,9 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
         float *yb = y + (ptrdiff_t)b * 100352;
         float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
         cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
+        const float *in = sb;
         for (int i = 115200; i < 115224; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 1120; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -5497,9 +5497,9 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
         float *yb = y + (ptrdiff_t)b * 100352;
         float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
         cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
+        const float *in = sb;
         for (int i = 115200; i < 115224; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 1120; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;

@@ -202,9 +202,9 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
         float *yb = y + (ptrdiff_t)b * 3211264;
         float *sb = s + (ptrdiff_t)b * 153252; /* this sample's scratch */
         cnn_pad(xb0, sb, 3, 224, 224, 1, 1, 226, 226, 0);
+        const float *in = sb;
         for (int i = 153228; i < 153252; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 33760; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -471,9 +471,9 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
         float *yb = y + (ptrdiff_t)b * 3211264;
         float *sb = s + (ptrdiff_t)b * 3268888; /* this sample's scratch */
         cnn_pad(xb0, sb, 64, 224, 224, 1, 1, 226, 226, 0);
+        const float *in = sb;
         for (int i = 3268864; i < 3268888; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 33760; it++) {
             const int tile = it / 16, gb = it - tile * 16;
             const int grp = 0, ob = gb;
@@ -788,9 +788,9 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
         float *yb = y + (ptrdiff_t)b * 1605632;
         float *sb = s + (ptrdiff_t)b * 831768; /* this sample's scratch */
         cnn_pad(xb0, sb, 64, 112, 112, 1, 1, 114, 114, 0);
+        const float *in = sb;
         for (int i = 831744; i < 831768; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 17024; it++) {
             const int tile = it / 32, gb = it - tile * 32;
             const int grp = 0, ob = gb;
@@ -1057,9 +1057,9 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
         float *yb = y + (ptrdiff_t)b * 1605632;
         float *sb = s + (ptrdiff_t)b * 1663512; /* this sample's scratch */
         cnn_pad(xb0, sb, 128, 112, 112, 1, 1, 114, 114, 0);
+        const float *in = sb;
         for (int i = 1663488; i < 1663512; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 17024; it++) {
             const int gb = it / 532, tile = it - gb * 532;
             const int grp = 0, ob = gb;
@@ -1374,9 +1374,9 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
         float *yb = y + (ptrdiff_t)b * 802816;
         float *sb = s + (ptrdiff_t)b * 430616; /* this sample's scratch */
         cnn_pad(xb0, sb, 128, 56, 56, 1, 1, 58, 58, 0);
+        const float *in = sb;
         for (int i = 430592; i < 430616; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 8704; it++) {
             const int gb = it / 136, tile = it - gb * 136;
             const int grp = 0, ob = gb;
@@ -1643,9 +1643,9 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
         float *yb = y + (ptrdiff_t)b * 802816;
         float *sb = s + (ptrdiff_t)b * 861208; /* this sample's scratch */
         cnn_pad(xb0, sb, 256, 56, 56, 1, 1, 58, 58, 0);
+        const float *in = sb;
         for (int i = 861184; i < 861208; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 8704; it++) {
             const int gb = it / 136, tile = it - gb * 136;
             const int grp = 0, ob = gb;
@@ -1912,9 +1912,9 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
         float *yb = y + (ptrdiff_t)b * 802816;
         float *sb = s + (ptrdiff_t)b * 861208; /* this sample's scratch */
         cnn_pad(xb0, sb, 256, 56, 56, 1, 1, 58, 58, 0);
+        const float *in = sb;
         for (int i = 861184; i < 861208; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 8704; it++) {
             const int gb = it / 136, tile = it - gb * 136;
             const int grp = 0, ob = gb;
@@ -2229,9 +2229,9 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
         float *yb = y + (ptrdiff_t)b * 401408;
         float *sb = s + (ptrdiff_t)b * 230424; /* this sample's scratch */
         cnn_pad(xb0, sb, 256, 28, 28, 1, 1, 30, 30, 0);
+        const float *in = sb;
         for (int i = 230400; i < 230424; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 4480; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -2498,9 +2498,9 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
         float *yb = y + (ptrdiff_t)b * 401408;
         float *sb = s + (ptrdiff_t)b * 460824; /* this sample's scratch */
         cnn_pad(xb0, sb, 512, 28, 28, 1, 1, 30, 30, 0);
+        const float *in = sb;
         for (int i = 460800; i < 460824; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 4480; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
@@ -2767,9 +2767,9 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
         float *yb = y + (ptrdiff_t)b * 401408;
         float *sb = s + (ptrdiff_t)b * 460824; /* this sample's scratch */
         cnn_pad(xb0, sb, 512, 28, 28, 1, 1, 30, 30, 0);
+        const float *in = sb;
         for (int i = 460800; i < 460824; i++)
             sb[i] = 0.0f; /* what the last tile may read past the end */
-        const float *in = sb;
         for (int it = 0; it < 4480; it++) {
             const int gb = it / 35, tile = it - gb * 35;
             const int grp = 0, ob = gb;
