@@ -140,6 +140,7 @@ static bool options_for(Compilation *c, const CliOptions *o, BuildOptions *b) {
     b->target = resolve_target(o->target);
     b->openmp = o->openmp;
     b->fuse = o->fuse;
+    b->no_winograd = o->no_winograd;
     b->source_name = c->filename;
     b->command = o->command_line;
     b->train = o->train;
@@ -590,7 +591,8 @@ int cmd_run(Compilation *c, const CliOptions *o) {
         return 1;
     BuildOptions b;
     if (!options_for(c, &(CliOptions){.batch = o->batch, .target = o->target,
-                                      .openmp = o->openmp, .fuse = o->fuse}, &b))
+                                      .openmp = o->openmp, .fuse = o->fuse,
+                                      .no_winograd = o->no_winograd}, &b))
         return 1;
     if (!check_target_runs_here(b.target, "run"))
         return 2;

@@ -19,7 +19,7 @@ struct Emit {
     /* helpers the kernels used, so only those are written out */
     bool need_pad, need_exp, need_tanh, need_log, need_copy, need_dot;
     bool need_sqrt, need_unpad, need_uniform;   /* training helpers */
-    bool need_hsum, need_dot4x3;   /* simd targets */
+    bool need_hsum, need_dot4x3, need_zip, need_load2x8;   /* simd targets */
     bool wide;                /* writing an AVX-512 kernel */
     bool scratch_per_sample;  /* the kernel's scratch has a part per sample */
     bool plain;               /* writing the unfused scalar kernels that
@@ -120,6 +120,21 @@ ScratchFn simd_scratch_fn(Target t);
 ScratchFn simd_fscratch_fn(Target t);
 ScratchFn simd_bscratch_fn(Target t);
 PackMrFn simd_mr_fn(Target t);
+
+/* Floats in one of target t's vectors. */
+int simd_width(Target t);
+/* The epilogue's steps on the vector `x` holding outputs from sample index
+ * `idx` on, as statements at `indent`. */
+void simd_epilogue_vector(Emit *e, const Node *n, const char *indent, const char *idx);
+
+/* ---- winograd.c: 3x3 stride-1 convolutions by F(2x2, 3x3) ---- */
+/* Marks the convolutions Winograd computes on target t (none when off). */
+void wino_choose(Graph *g, Target t, bool off);
+bool wino_suits(Target t, const Node *n);
+int wino_mr(Target t, const Node *n);
+int64_t wino_scratch(Target t, const Node *n, int batch);
+const char *wino_schedule(Emit *e, const Node *n);
+void emit_wino_conv(Emit *e, const Node *n);
 
 /* ---- training (kernels_train.c, emit_train.c) ---- */
 

@@ -10,6 +10,8 @@
 #define _POSIX_C_SOURCE 200809L   /* open_memstream */
 #include "emit.h"
 
+#include <math.h>
+
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -54,6 +56,12 @@ void emit_text(Emit *e, const char *fmt, ...) {
         } else if (!strncmp(p, "cnn_hsum(", 9)) {
             fputs("cnn_hsum512(", e->o);
             p += 9;
+        } else if (!strncmp(p, "cnn_zip(", 8)) {
+            fputs("cnn_zip512(", e->o);
+            p += 8;
+        } else if (!strncmp(p, "cnn_unzip(", 10)) {
+            fputs("cnn_unzip512(", e->o);
+            p += 10;
         } else {
             fputc(*p++, e->o);
         }
@@ -435,6 +443,45 @@ static const char hsum512_text[] =
 "    return _mm512_reduce_add_ps(v);\n"
 "}\n\n";
 
+static const char zip_text[] =
+"/* Winograd's vector shuffles. cnn_unzip: the even lanes of a then b, and\n"
+" * the odd ones; cnn_zip, its inverse: a and b interleaved, lanes 0..3 of\n"
+" * each into lo, 4..7 into hi. */\n"
+"static CNN_SIMD void cnn_unzip(__m256 a, __m256 b, __m256 *even, __m256 *odd) {\n"
+"    const __m256 e = _mm256_shuffle_ps(a, b, 0x88), o = _mm256_shuffle_ps(a, b, 0xdd);\n"
+"    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xd8));\n"
+"    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xd8));\n"
+"}\n\n"
+"static CNN_SIMD void cnn_zip(__m256 a, __m256 b, __m256 *lo, __m256 *hi) {\n"
+"    const __m256 l = _mm256_unpacklo_ps(a, b), h = _mm256_unpackhi_ps(a, b);\n"
+"    *lo = _mm256_permute2f128_ps(l, h, 0x20);\n"
+"    *hi = _mm256_permute2f128_ps(l, h, 0x31);\n"
+"}\n\n";
+
+static const char zip512_text[] =
+"/* Winograd's vector shuffles. cnn_unzip512: the even lanes of a then b,\n"
+" * and the odd ones; cnn_zip512, its inverse: a and b interleaved, lanes\n"
+" * 0..7 of each into lo, 8..15 into hi. */\n"
+"static CNN_SIMD void cnn_unzip512(__m512 a, __m512 b, __m512 *even, __m512 *odd) {\n"
+"    const __m512i e = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);\n"
+"    const __m512i o = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);\n"
+"    *even = _mm512_permutex2var_ps(a, e, b);\n"
+"    *odd = _mm512_permutex2var_ps(a, o, b);\n"
+"}\n\n"
+"static CNN_SIMD void cnn_zip512(__m512 a, __m512 b, __m512 *lo, __m512 *hi) {\n"
+"    const __m512i l = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);\n"
+"    const __m512i h = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);\n"
+"    *lo = _mm512_permutex2var_ps(a, l, b);\n"
+"    *hi = _mm512_permutex2var_ps(a, h, b);\n"
+"}\n\n";
+
+static const char load2x8_text[] =
+"/* Eight floats from p, then eight from q: Winograd's tiles of four rows. */\n"
+"static CNN_SIMD __m512 cnn_load2x8(const float *p, const float *q) {\n"
+"    const __m512d lo = _mm512_castps_pd(_mm512_castps256_ps512(_mm256_loadu_ps(p)));\n"
+"    return _mm512_castpd_ps(_mm512_insertf64x4(lo, _mm256_castps_pd(_mm256_loadu_ps(q)), 1));\n"
+"}\n\n";
+
 static const char dot4x3_text[] =
 "/* g[k * gs + r] += the dot product of row k of d with row r of c, n long,\n"
 " * for four rows of d and three of c (rows n apart): twelve accumulators,\n"
@@ -538,6 +585,49 @@ static const char pack_conv_text[] =
 "            }\n"
 "}\n\n";
 
+static const char pack_wino_text[] =
+"/* A 3x3 convolution's weights [k][c][3][3] and bias (NULL: none), batch\n"
+" * norm bn (NULL: none) folded in as cnn_pack_conv folds it, to the order\n"
+" * its Winograd kernel reads: U = G g G^T for each kernel g, with\n"
+" * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], as [16][k in blocks of mr]\n"
+" * [c][mr] (zeros past the last channel); then the k biases. pack.c does\n"
+" * the same arithmetic. */\n"
+"static void cnn_pack_wino(const float *w, const float *bias, const float *bn,\n"
+"                          double eps, float *out, int k, int c, int mr) {\n"
+"    int blocks = (k + mr - 1) / mr;\n"
+"    float *ob = out + (ptrdiff_t)16 * blocks * mr * c;\n"
+"    for (int oc = 0; oc < blocks * mr; oc++) {\n"
+"        double scale = 1.0, shift = 0.0;\n"
+"        if (oc < k && bn) {\n"
+"            scale = (double)(float)(bn[oc] / cnn_sqrt((double)bn[3 * k + oc] + eps));\n"
+"            shift = bn[k + oc] - (double)bn[2 * k + oc] * scale;\n"
+"        }\n"
+"        for (int ci = 0; ci < c; ci++) {\n"
+"            double g[3][3], t[4][3], u[4][4];\n"
+"            for (int i = 0; i < 9; i++)\n"
+"                g[i / 3][i % 3] =\n"
+"                    oc < k ? (float)(w[((ptrdiff_t)oc * c + ci) * 9 + i] * scale) : 0.0f;\n"
+"            for (int j = 0; j < 3; j++) {\n"
+"                t[0][j] = g[0][j];\n"
+"                t[1][j] = (g[0][j] + g[1][j] + g[2][j]) * 0.5;\n"
+"                t[2][j] = (g[0][j] - g[1][j] + g[2][j]) * 0.5;\n"
+"                t[3][j] = g[2][j];\n"
+"            }\n"
+"            for (int i = 0; i < 4; i++) {\n"
+"                u[i][0] = t[i][0];\n"
+"                u[i][1] = (t[i][0] + t[i][1] + t[i][2]) * 0.5;\n"
+"                u[i][2] = (t[i][0] - t[i][1] + t[i][2]) * 0.5;\n"
+"                u[i][3] = t[i][2];\n"
+"            }\n"
+"            for (int xi = 0; xi < 16; xi++)\n"
+"                out[(((ptrdiff_t)xi * blocks + oc / mr) * c + ci) * mr + oc % mr] =\n"
+"                    (float)u[xi / 4][xi % 4];\n"
+"        }\n"
+"        if (oc < k)\n"
+"            ob[oc] = (float)((bias ? bias[oc] : 0.0) * scale + shift);\n"
+"    }\n"
+"}\n\n";
+
 /* ---- pack, embed, forward ------------------------------------------------ */
 
 static bool any_pack_op(const Packing *pk, PackKind kind) {
@@ -559,6 +649,18 @@ static void emit_pack(FILE *o, const Graph *g, const Packing *pk) {
         if (op->kind == PACK_COPY) {
             fprintf(o, "    cnn_copy(params + %lld, packed + %lld, %lld); /* %s */\n",
                     ll(op->src), ll(op->dst), ll(op->count), op->node->name);
+        } else if (op->kind == PACK_WINO) {
+            const char *bias = op->bias ? "params + " : "NULL";
+            fprintf(o, "    cnn_pack_wino(params + %lld, %s", ll(op->src), bias);
+            if (op->bias)
+                fprintf(o, "%lld", ll(op->src + op->k * op->per * 9));
+            if (op->bn_src >= 0)
+                fprintf(o, ", params + %lld, %.17g", ll(op->bn_src), op->eps);
+            else
+                fprintf(o, ", NULL, 0.0");
+            fprintf(o, ", packed + %lld, %lld, %lld, %d); /* %s%s%s: Winograd */\n",
+                    ll(op->dst), ll(op->k), ll(op->per), op->mr, op->node->name,
+                    op->node->bn ? " + " : "", op->node->bn ? op->node->bn->name : "");
         } else if (op->kind == PACK_CONV) {
             const char *bias = op->bias ? "params + " : "NULL";
             fprintf(o, "    cnn_pack_conv(params + %lld, %s", ll(op->src), bias);
@@ -580,10 +682,7 @@ static void emit_pack(FILE *o, const Graph *g, const Packing *pk) {
     fprintf(o, "}\n\n");
 }
 
-static void emit_embedded(FILE *o, const Graph *g, const Packing *pk,
-                          const float *weights) {
-    float *packed = malloc(sizeof(float) * (size_t)(pk->count + 1));
-    pack_apply(pk, weights, packed);
+static void emit_embedded(FILE *o, const Graph *g, const Packing *pk, const float *packed) {
     fprintf(o, "/* The packed weights, embedded (--embed). */\n");
     fprintf(o, "static const float %s_weights[%lld] = {\n", g->name,
             ll(pk->count > 0 ? pk->count : 1));
@@ -598,7 +697,27 @@ static void emit_embedded(FILE *o, const Graph *g, const Packing *pk,
     if (pk->count == 0)
         fprintf(o, "    0.0f\n");
     fprintf(o, "};\n\n");
-    free(packed);
+}
+
+/* The packed weights for --embed, or NULL with an error when one is not a
+ * finite number (it could not be written as a C constant): a NaN or
+ * infinity in the file, or a batch norm variance below -eps. */
+static float *packed_for_embed(const Packing *pk, const float *weights, Arena *a, Diags *d) {
+    float *packed = arena_alloc(a, sizeof(float) * (size_t)(pk->count + 1));
+    pack_apply(pk, weights, packed);
+    for (int i = 0; i < pk->ops.len; i++) {
+        const PackOp *op = pk->ops.items[i];
+        int64_t end = i + 1 < pk->ops.len ? ((const PackOp *)pk->ops.items[i + 1])->dst
+                                          : pk->count;
+        for (int64_t k = op->dst; k < end; k++)
+            if (!isfinite(packed[k])) {
+                diag_error(d, op->node->loc, "--embed: the weights of '%s' are not all "
+                           "finite once packed (a NaN or infinity in the file, or a batch "
+                           "norm variance below zero?)", op->node->name);
+                return NULL;
+            }
+    }
+    return packed;
 }
 
 static void emit_io_params(FILE *o, const Graph *g) {
@@ -761,6 +880,7 @@ static char *close_stream(FILE *f, char **buf, Arena *a) {
 Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
     fuse_graph(g, &opt->fuse, a);
     bool simd = simd_target(opt->target);
+    wino_choose(g, opt->target, opt->no_winograd);
     Plan *plan = plan_memory(g, opt->batch, simd ? simd_scratch_fn(opt->target) : scalar_scratch,
                              a, d);
     if (!plan || !fits_int(g, d))
@@ -773,6 +893,9 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
     }
     Emit e = {.g = g, .plan = plan, .opt = opt, .a = a};
     e.packing = pack_plan(g, simd ? simd_mr_fn(opt->target) : NULL, a);
+    float *embedded = NULL;
+    if (opt->embed && !(embedded = packed_for_embed(e.packing, opt->weights, a, d)))
+        return NULL;
     name_functions(&e);
 
     char *kbuf = NULL, *cbuf = NULL, *hbuf = NULL;
@@ -806,7 +929,8 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
     bool bn = any_pack_op(e.packing, PACK_BN);
     bool copy = e.need_copy || any_pack_op(e.packing, PACK_COPY);
     bool pconv = any_pack_op(e.packing, PACK_CONV);
-    bool sqrt_ = bn || pconv || e.need_sqrt, log_ = e.need_log || sqrt_;
+    bool pwino = any_pack_op(e.packing, PACK_WINO);
+    bool sqrt_ = bn || pconv || pwino || e.need_sqrt, log_ = e.need_log || sqrt_;
     if (e.need_exp || e.need_tanh || log_)
         fputs(exp_text, o);
     if (e.need_tanh)
@@ -831,15 +955,21 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
         fputs(hsum_text, o);
     if (e.need_dot4x3)
         fputs(dot4x3_text, o);
+    if (e.need_zip)
+        fputs(opt->target == TARGET_AVX512 ? zip512_text : zip_text, o);
+    if (e.need_load2x8)
+        fputs(load2x8_text, o);
     if (copy)
         fputs(copy_text, o);
     if (bn)
         fputs(pack_bn_text, o);
     if (pconv)
         fputs(pack_conv_text, o);
+    if (pwino)
+        fputs(pack_wino_text, o);
     fputs(kernels, o);
-    if (opt->embed)
-        emit_embedded(o, g, e.packing, opt->weights);
+    if (embedded)
+        emit_embedded(o, g, e.packing, embedded);
     emit_pack(o, g, e.packing);
     emit_forward(&e, o);
     if (opt->train) {

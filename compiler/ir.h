@@ -179,6 +179,9 @@ struct Node {
     struct Epilogue *epi;     /* conv, dense: what its kernel does to each
                                  sum before storing it; NULL for nothing */
 
+    /* set by wino_choose() (winograd.c) before planning, for inference */
+    bool winograd;            /* conv: computed by Winograd's F(2x2, 3x3) */
+
     /* set by pack.c */
     int64_t packed;           /* first float of its weights in the packed vector */
     int pack_mr;              /* conv, dense: output channels interleaved in
@@ -335,6 +338,10 @@ typedef enum PackKind {
                        when there is one, to [group][K/groups in blocks of mr]
                        [per][mr] (zeros past the last channel), then a bias
                        for every padded channel                               */
+    PACK_WINO,      /* a 3x3 convolution's weights [K][C][3][3] (and bias),
+                       batch norm folded in as for PACK_CONV, transformed for
+                       Winograd's F(2x2,3x3) to [16][K in blocks of mr][C][mr],
+                       then K biases                                          */
 } PackKind;
 
 typedef struct PackOp {
@@ -360,6 +367,8 @@ typedef int (*PackMrFn)(const Node *n);
 Packing *pack_plan(Graph *g, PackMrFn mr_of, Arena *a);
 /* Floats of a PACK_CONV result: blocked weights and the padded bias. */
 int64_t pack_conv_floats(int64_t k, int64_t per, int64_t groups, int mr);
+/* Floats of a PACK_WINO result: 16 transformed blocks and the bias. */
+int64_t pack_wino_floats(int64_t k, int64_t c, int mr);
 void pack_apply(const Packing *pk, const float *params, float *packed);
 
 /* ---- emit_c.c, kernels_scalar.c: the C emitter ------------------------- */
@@ -375,6 +384,7 @@ typedef struct BuildOptions {
     bool embed;               /* packed weights as a const array */
     bool train;               /* also the training entry points */
     bool openmp;              /* OpenMP pragmas in the kernels */
+    bool no_winograd;         /* direct kernels for every convolution */
     FuseOptions fuse;
     const float *weights;     /* the canonical vector, for embed */
     const char *source_name;  /* the .cnn file as given on the command line */
@@ -437,6 +447,7 @@ typedef struct CliOptions {
     const char *target;               /* --target: auto, scalar, avx2, avx512 */
     bool openmp;                      /* --openmp */
     FuseOptions fuse;                 /* --no-fuse[=bn,add,act] */
+    bool no_winograd;                 /* --no-winograd */
     bool precision_double;            /* grad --double */
     const char *train_args[64];       /* train: options for the trainer */
     int ntrain_args;

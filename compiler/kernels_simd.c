@@ -57,6 +57,10 @@ static const Isa *isa_of(Target t) {
     return t == TARGET_AVX512 ? &AVX512 : &AVX2;
 }
 
+int simd_width(Target t) {
+    return isa_of(t)->width;
+}
+
 bool simd_target(Target t) {
     return t == TARGET_AVX2 || t == TARGET_AVX512;
 }
@@ -226,6 +230,8 @@ static bool simd_conv(const Node *n) {
 int simd_pack_mr(Target t, const Node *n) {
     if (!simd_conv(n))
         return 0;
+    if (n->winograd)
+        return wino_mr(t, n);
     ConvGeo g = conv_geo(n);
     return conv_tile(&g, isa_of(t)).mr;
 }
@@ -322,9 +328,14 @@ int simd_conv_mr(Target t, const Node *n) {
     return conv_tile(&g, isa_of(t)).mr;
 }
 
+/* Inference's scratch: the Winograd kernel's where it computes n. */
+static int64_t infer_scratch(Target t, const Node *n, int batch) {
+    return n->winograd ? wino_scratch(t, n, batch) : simd_scratch(t, n, batch);
+}
+
 /* The planner's and the packer's callbacks, one set per target. */
-static int64_t avx2_scratch(const Node *n, int b) { return simd_scratch(TARGET_AVX2, n, b); }
-static int64_t avx512_scratch(const Node *n, int b) { return simd_scratch(TARGET_AVX512, n, b); }
+static int64_t avx2_scratch(const Node *n, int b) { return infer_scratch(TARGET_AVX2, n, b); }
+static int64_t avx512_scratch(const Node *n, int b) { return infer_scratch(TARGET_AVX512, n, b); }
 static int64_t avx2_fscratch(const Node *n, int b) { return simd_train_fscratch(TARGET_AVX2, n, b); }
 static int64_t avx512_fscratch(const Node *n, int b) {
     return simd_train_fscratch(TARGET_AVX512, n, b);
@@ -356,6 +367,8 @@ const char *simd_schedule(Emit *e, const Node *n) {
                             "(DENSE_ROWS 4)", v->name, 2 * v->width, reg);
     if (!simd_conv(n))
         return NULL;
+    if (n->winograd && !e->plain)
+        return wino_schedule(e, n);
     ConvGeo g = conv_geo(n);
     Tile t = conv_tile(&g, v);
     if (t.bpos)
@@ -377,7 +390,7 @@ const char *simd_schedule(Emit *e, const Node *n) {
 
 /* The fused steps on vector `x` holding eight outputs from sample index
  * `idx` on. */
-static void epilogue_vector(Emit *e, const Node *n, const char *in, const char *idx) {
+void simd_epilogue_vector(Emit *e, const Node *n, const char *in, const char *idx) {
     const Epilogue *epi = epilogue_of(e, n);
     int r = 0;
     for (int i = 0; epi && i < epi->n; i++) {
@@ -464,7 +477,7 @@ static void emit_conv_store(Emit *e, const Node *n, const ConvGeo *g, Tile t) {
             P(e, "                            continue;\n");
             P(e, "                        }\n");
         }
-        epilogue_vector(e, n, "                        ", "at + q");
+        simd_epilogue_vector(e, n, "                        ", "at + q");
         P(e, "                        _mm256_storeu_ps(yb + at + q, x);\n");
     } else {
         P(e, "                        const int oh = q / %lld, ow = q - oh * %lld;\n",
@@ -472,7 +485,7 @@ static void emit_conv_store(Emit *e, const Node *n, const ConvGeo *g, Tile t) {
         P(e, "                        if (ow + W <= %lld && q + W <= %lld) {\n", ll(g->wo),
           ll(g->len));
         P(e, "                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);\n");
-        epilogue_vector(e, n, "                            ",
+        simd_epilogue_vector(e, n, "                            ",
                         arena_printf(e->a, "at + oh * %lld + ow", ll(g->wo)));
         P(e, "                            _mm256_storeu_ps(yb + at + oh * %lld + ow, x);\n",
           ll(g->wo));
@@ -940,6 +953,10 @@ static bool emit_lrn(Emit *e, const Node *n) {
 static bool kernel(Emit *e, const Node *n) {
     if (n->op == OP_LRN)
         return emit_lrn(e, n);
+    if (simd_conv(n) && n->winograd && !e->plain) {
+        emit_wino_conv(e, n);
+        return true;
+    }
     if (simd_conv(n)) {
         emit_conv(e, n);
         return true;

@@ -64,6 +64,9 @@ static void usage(FILE *f) {
 "                     norm folded into conv/dense weights), add (residual sum\n"
 "                     in the conv's epilogue), act (relu, relu6, leakyrelu\n"
 "                     in the conv's or dense layer's epilogue)\n"
+"  --no-winograd      vector targets: direct kernels for 3x3 stride-1\n"
+"                     convolutions too (by default the large ones use\n"
+"                     Winograd's F(2x2,3x3))\n"
 "  --weights P.f32    the canonical parameter vector (raw float32, DSL.md order)\n"
 "  --embed            build: put the packed weights in the .c as a const array\n"
 "  --train            build: also NAME_train_forward, NAME_backward and\n"
@@ -198,6 +201,8 @@ static int parse_args(int argc, char **argv, CliOptions *o) {
             o->openmp = true;
         } else if (!strcmp(a, "--no-fuse")) {
             o->fuse = (FuseOptions){.no_bn = true, .no_add = true, .no_act = true};
+        } else if (!strcmp(a, "--no-winograd")) {
+            o->no_winograd = true;
         } else if (!strncmp(a, "--no-fuse=", 10)) {
             if (!parse_no_fuse(a + 10, &o->fuse))
                 return usage_error("--no-fuse= takes a comma-separated list of bn, "

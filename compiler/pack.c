@@ -29,6 +29,10 @@ int64_t pack_conv_floats(int64_t k, int64_t per, int64_t groups, int mr) {
     return groups * blocks * mr * (per + 1);
 }
 
+int64_t pack_wino_floats(int64_t k, int64_t c, int mr) {
+    return 16 * ((k + mr - 1) / mr) * mr * c + k;
+}
+
 Packing *pack_plan(Graph *g, PackMrFn mr_of, Arena *a) {
     Packing *pk = arena_alloc(a, sizeof *pk);
     for (int i = 0; i < g->nodes.len; i++) {
@@ -42,6 +46,20 @@ Packing *pack_plan(Graph *g, PackMrFn mr_of, Arena *a) {
         if (n->op == OP_BN) {
             int64_t ch = n->params[0].count;
             add_op(a, pk, PACK_BN, n, n->params[0].offset, ch, 2 * ch);
+        } else if (n->winograd) {
+            int64_t k = n->a.units, c = n->params[0].count / (k * 9);
+            PackOp *op = add_op(a, pk, PACK_WINO, n, n->params[0].offset, n->param_count,
+                                pack_wino_floats(k, c, mr));
+            op->k = k;
+            op->per = c;
+            op->groups = 1;
+            op->mr = mr;
+            op->bias = n->a.bias;
+            if (n->bn) {
+                op->bn_src = n->bn->params[0].offset;
+                op->eps = n->bn->a.eps;
+            }
+            n->pack_mr = mr;
         } else if (weighted && (n->bn || mr > 0)) {
             if (mr == 0)
                 mr = 1;
@@ -93,6 +111,45 @@ static void pack_conv(const PackOp *op, const float *params, float *dst) {
             }
 }
 
+/* The same arithmetic as cnn_pack_wino() in the generated code: each 3x3
+ * kernel (batch norm folded in, rounded to float as PACK_CONV does) to
+ * U = G g G^T in double, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. */
+static void pack_wino(const PackOp *op, const float *params, float *dst) {
+    const float *w = params + op->src;
+    const float *bias = op->bias ? w + op->k * op->per * 9 : NULL;
+    const float *bn = op->bn_src >= 0 ? params + op->bn_src : NULL;
+    int64_t k = op->k, c = op->per, mr = op->mr, blocks = (k + mr - 1) / mr;
+    float *db = dst + 16 * blocks * mr * c;
+    for (int64_t oc = 0; oc < blocks * mr; oc++) {
+        double scale = 1.0, shift = 0.0;
+        if (oc < k && bn) {
+            scale = (double)(float)(bn[oc] / sqrt((double)bn[3 * k + oc] + op->eps));
+            shift = bn[k + oc] - (double)bn[2 * k + oc] * scale;
+        }
+        for (int64_t ci = 0; ci < c; ci++) {
+            double g[3][3], t[4][3], u[4][4];
+            for (int i = 0; i < 9; i++)
+                g[i / 3][i % 3] = oc < k ? (float)(w[(oc * c + ci) * 9 + i] * scale) : 0.0f;
+            for (int j = 0; j < 3; j++) {
+                t[0][j] = g[0][j];
+                t[1][j] = (g[0][j] + g[1][j] + g[2][j]) * 0.5;
+                t[2][j] = (g[0][j] - g[1][j] + g[2][j]) * 0.5;
+                t[3][j] = g[2][j];
+            }
+            for (int i = 0; i < 4; i++) {
+                u[i][0] = t[i][0];
+                u[i][1] = (t[i][0] + t[i][1] + t[i][2]) * 0.5;
+                u[i][2] = (t[i][0] - t[i][1] + t[i][2]) * 0.5;
+                u[i][3] = t[i][2];
+            }
+            for (int xi = 0; xi < 16; xi++)
+                dst[((xi * blocks + oc / mr) * c + ci) * mr + oc % mr] = (float)u[xi / 4][xi % 4];
+        }
+        if (oc < k)
+            db[oc] = (float)((bias ? bias[oc] : 0.0) * scale + shift);
+    }
+}
+
 void pack_apply(const Packing *pk, const float *params, float *packed) {
     for (int i = 0; i < pk->ops.len; i++) {
         const PackOp *op = pk->ops.items[i];
@@ -104,6 +161,10 @@ void pack_apply(const Packing *pk, const float *params, float *packed) {
         }
         if (op->kind == PACK_CONV) {
             pack_conv(op, params, dst);
+            continue;
+        }
+        if (op->kind == PACK_WINO) {
+            pack_wino(op, params, dst);
             continue;
         }
         /* The same arithmetic as cnn_pack_bn() in the generated code. */

@@ -48,6 +48,7 @@ if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
     for pass in bn add act; do
         conf "avx2 target, only $pass fusion off" -k net: -k example: --flags "--target avx2 --no-fuse=$pass"
     done
+    conf "avx2 target, Winograd off" -k example: -k conv --flags "--target avx2 --no-winograd"
     OMP_NUM_THREADS=2 conf "avx2 target with OpenMP, 2 threads" -k net: -k example: -k conv --flags "--target avx2 --openmp"
     if grep -qw avx512f /proc/cpuinfo; then
         conf "avx512 target, fusion on" --flags "--target avx512"

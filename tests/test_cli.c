@@ -3,6 +3,8 @@
  * network or file, 2 for a bad command line), and writes nothing. */
 #include "helpers.h"
 
+#include <math.h>
+
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -87,6 +89,23 @@ Test(cli, embed_needs_weights) {
     char err[4096];
     cr_expect_eq(cnnc(err, sizeof err, "build examples/lenet5.cnn --embed -o build/cli/e"), 1);
     cr_expect(strstr(err, "--embed needs --weights"), "got: %s", err);
+}
+
+/* A NaN in the weights has no C spelling: --embed says which layer, and
+ * writes nothing. */
+Test(cli, embed_refuses_weights_that_are_not_finite) {
+    char err[4096];
+    FILE *f = fopen("build/cli/nan.f32", "wb");
+    cr_assert(f);
+    for (int i = 0; i < 61706; i++) {
+        float v = i == 100 ? NAN : 0.01f;
+        fwrite(&v, 4, 1, f);
+    }
+    fclose(f);
+    cr_expect_eq(cnnc(err, sizeof err, "build examples/lenet5.cnn --weights build/cli/nan.f32 "
+                      "--embed -o build/cli/nan"), 1);
+    cr_expect(strstr(err, "the weights of 'conv1' are not all finite"), "got: %s", err);
+    cr_expect_neq(access("build/cli/nan/lenet5.c", F_OK), 0);
 }
 
 Test(cli, build_into_an_unwritable_place_writes_nothing) {

@@ -165,38 +165,65 @@ Test(codegen, c_api_with_two_inputs_and_outputs, .timeout = 60) {
 }
 
 /* --embed: forward(NULL) uses the embedded weights, which must equal what
- * NAME_pack makes of the same file. */
-Test(codegen, embedded_weights_equal_packed_ones, .timeout = 60) {
+ * NAME_pack makes of the same file: the same outputs to the bit. */
+static void expect_embedded_equal_packed(const char *cnn, const char *nm, const char *target,
+                                         int params) {
     cr_assert_eq(sh("mkdir -p build/embed"), 0);
     FILE *f = fopen("build/embed/w.f32", "wb");
     unsigned s = 12345;
-    for (int i = 0; i < 61706; i++) {
+    for (int i = 0; i < params; i++) {
         s = s * 1103515245u + 12345u;
-        float v = ((float)(s >> 8) / 16777216.0f - 0.5f) * 0.4f;
+        /* positive, so that a batch norm's variance is too */
+        float v = (float)(s >> 8) / 16777216.0f * 0.4f + 0.05f;
         fwrite(&v, 4, 1, f);
     }
     fclose(f);
-    cr_assert_eq(sh("./cnnc build examples/lenet5.cnn --weights build/embed/w.f32 "
-                    "--embed -o build/embed"), 0);
+    cr_assert_eq(sh("./cnnc build %s --target %s --weights build/embed/w.f32 --embed "
+                    "-o build/embed", cnn, target), 0);
     f = fopen("build/embed/main.c", "w");
-    fputs("#include <stdio.h>\n#include <stdlib.h>\n#include \"lenet5.h\"\n"
-          "int main(void) {\n"
-          "    static float params[lenet5_PARAM_COUNT], packed[lenet5_PACKED_COUNT];\n"
-          "    static float x[lenet5_INPUT_SIZE], y1[10], y2[10];\n"
-          "    static _Alignas(64) unsigned char arena[lenet5_ARENA_BYTES];\n"
-          "    FILE *f = fopen(\"build/embed/w.f32\", \"rb\");\n"
-          "    if (fread(params, 4, lenet5_PARAM_COUNT, f) != lenet5_PARAM_COUNT) return 3;\n"
-          "    fclose(f);\n"
-          "    for (int i = 0; i < lenet5_INPUT_SIZE; i++) x[i] = (float)(i % 7) - 3.0f;\n"
-          "    lenet5_pack(params, packed);\n"
-          "    if (lenet5_forward(packed, x, y1, 1, arena)) return 4;\n"
-          "    if (lenet5_forward(NULL, x, y2, 1, arena)) return 5;\n"
-          "    for (int i = 0; i < 10; i++) if (y1[i] != y2[i]) return 6;\n"
-          "    return 0;\n}\n", f);
+    fprintf(f, "#include <stdio.h>\n#include <stdlib.h>\n#include \"%s.h\"\n"
+            "#define N(x) %s_##x\n"
+            "int main(void) {\n"
+            "    static float params[N(PARAM_COUNT)], packed[N(PACKED_COUNT)];\n"
+            "    static float x[N(INPUT_SIZE)], y1[N(OUTPUT_SIZE)], y2[N(OUTPUT_SIZE)];\n"
+            "    static _Alignas(64) unsigned char arena[N(ARENA_BYTES)];\n"
+            "    FILE *f = fopen(\"build/embed/w.f32\", \"rb\");\n"
+            "    if (fread(params, 4, N(PARAM_COUNT), f) != N(PARAM_COUNT)) return 3;\n"
+            "    fclose(f);\n"
+            "    for (int i = 0; i < N(INPUT_SIZE); i++) x[i] = (float)(i %% 7) - 3.0f;\n"
+            "    N(pack)(params, packed);\n"
+            "    if (N(forward)(packed, x, y1, 1, arena)) return 4;\n"
+            "    if (N(forward)(NULL, x, y2, 1, arena)) return 5;\n"
+            "    for (int i = 0; i < N(OUTPUT_SIZE); i++) if (y1[i] != y2[i]) return 6;\n"
+            "    return 0;\n}\n", nm, nm);
     fclose(f);
-    cr_assert_eq(sh("cc -std=c11 -O1 -Ibuild/embed build/embed/main.c build/embed/lenet5.c "
-                    "-o build/embed/main"), 0);
-    cr_expect_eq(sh("./build/embed/main"), 0);
+    cr_assert_eq(sh("cc -std=c11 -O1 -Ibuild/embed build/embed/main.c build/embed/%s.c "
+                    "-o build/embed/main", nm), 0);
+    cr_expect_eq(sh("./build/embed/main"), 0, "%s, --target %s", cnn, target);
+}
+
+Test(codegen, embedded_weights_equal_packed_ones, .timeout = 60) {
+    expect_embedded_equal_packed("examples/lenet5.cnn", "lenet5", "scalar", 61706);
+    expect_embedded_equal_packed("examples/lenet5.cnn", "lenet5", "avx2", 61706);
+    /* Winograd's transformed weights, a batch norm folded in first */
+    expect_embedded_equal_packed("tests/api/wino.cnn", "wino", "avx2", 3456 + 96 + 2170);
+}
+
+/* Winograd computes the large 3x3 stride-1 layers on the vector targets,
+ * none with --no-winograd, and never training's forward pass. */
+Test(codegen, winograd_where_it_pays_and_only_then, .timeout = 60) {
+    const char *f = "build/wino/resnet18.c";
+    cr_assert_eq(sh("./cnnc build examples/resnet18.cnn --target avx2 --train -o build/wino"), 0);
+    int wino = count_in(f, "Winograd F(2x2,3x3)");
+    cr_expect_gt(wino, 10, "the 3x3 stride-1 layers of resnet18");
+    cr_expect_eq(count_in(f, "cnn_pack_wino(params"), wino);
+    cr_expect_eq(count_in(f, "Winograd F(2x2,3x3), 28x28 tiles of 2x2 outputs"), 4,
+                 "the four 64-channel 56x56 layers");
+    cr_assert_eq(sh("./cnnc build examples/resnet18.cnn --target avx2 --no-winograd "
+                    "-o build/wino"), 0);
+    cr_expect_eq(count_in(f, "Winograd"), 0);
+    cr_assert_eq(sh("./cnnc build examples/resnet18.cnn --target scalar -o build/wino"), 0);
+    cr_expect_eq(count_in(f, "Winograd"), 0);
 }
 
 /* ---- the memory plan ------------------------------------------------------ */

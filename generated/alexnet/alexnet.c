@@ -4,8 +4,8 @@
  * command: cnnc build examples/alexnet.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, 
- * arena:   1398208 bytes (3944640 without reuse; 1398208 live at most)
- * weights: 61100840 canonical floats, 61100840 packed
+ * arena:   3504640 bytes (11248576 without reuse; 3504640 live at most)
+ * weights: 61100840 canonical floats, 62784296 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -155,6 +155,21 @@ static CNN_SIMD float cnn_hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* Winograd's vector shuffles. cnn_unzip: the even lanes of a then b, and
+ * the odd ones; cnn_zip, its inverse: a and b interleaved, lanes 0..3 of
+ * each into lo, 4..7 into hi. */
+static CNN_SIMD void cnn_unzip(__m256 a, __m256 b, __m256 *even, __m256 *odd) {
+    const __m256 e = _mm256_shuffle_ps(a, b, 0x88), o = _mm256_shuffle_ps(a, b, 0xdd);
+    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xd8));
+    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xd8));
+}
+
+static CNN_SIMD void cnn_zip(__m256 a, __m256 b, __m256 *lo, __m256 *hi) {
+    const __m256 l = _mm256_unpacklo_ps(a, b), h = _mm256_unpackhi_ps(a, b);
+    *lo = _mm256_permute2f128_ps(l, h, 0x20);
+    *hi = _mm256_permute2f128_ps(l, h, 0x31);
+}
+
 static void cnn_copy(const float *src, float *dst, ptrdiff_t n) {
     for (ptrdiff_t i = 0; i < n; i++)
         dst[i] = src[i];
@@ -187,6 +202,48 @@ static void cnn_pack_conv(const float *w, const float *bias, const float *bn,
                 ob[(g * blocks + b) * mr + i] =
                     oc < kg ? (float)((bias ? bias[ch] : 0.0) * scale + shift) : 0.0f;
             }
+}
+
+/* A 3x3 convolution's weights [k][c][3][3] and bias (NULL: none), batch
+ * norm bn (NULL: none) folded in as cnn_pack_conv folds it, to the order
+ * its Winograd kernel reads: U = G g G^T for each kernel g, with
+ * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], as [16][k in blocks of mr]
+ * [c][mr] (zeros past the last channel); then the k biases. pack.c does
+ * the same arithmetic. */
+static void cnn_pack_wino(const float *w, const float *bias, const float *bn,
+                          double eps, float *out, int k, int c, int mr) {
+    int blocks = (k + mr - 1) / mr;
+    float *ob = out + (ptrdiff_t)16 * blocks * mr * c;
+    for (int oc = 0; oc < blocks * mr; oc++) {
+        double scale = 1.0, shift = 0.0;
+        if (oc < k && bn) {
+            scale = (double)(float)(bn[oc] / cnn_sqrt((double)bn[3 * k + oc] + eps));
+            shift = bn[k + oc] - (double)bn[2 * k + oc] * scale;
+        }
+        for (int ci = 0; ci < c; ci++) {
+            double g[3][3], t[4][3], u[4][4];
+            for (int i = 0; i < 9; i++)
+                g[i / 3][i % 3] =
+                    oc < k ? (float)(w[((ptrdiff_t)oc * c + ci) * 9 + i] * scale) : 0.0f;
+            for (int j = 0; j < 3; j++) {
+                t[0][j] = g[0][j];
+                t[1][j] = (g[0][j] + g[1][j] + g[2][j]) * 0.5;
+                t[2][j] = (g[0][j] - g[1][j] + g[2][j]) * 0.5;
+                t[3][j] = g[2][j];
+            }
+            for (int i = 0; i < 4; i++) {
+                u[i][0] = t[i][0];
+                u[i][1] = (t[i][0] + t[i][1] + t[i][2]) * 0.5;
+                u[i][2] = (t[i][0] - t[i][1] + t[i][2]) * 0.5;
+                u[i][3] = t[i][2];
+            }
+            for (int xi = 0; xi < 16; xi++)
+                out[(((ptrdiff_t)xi * blocks + oc / mr) * c + ci) * mr + oc % mr] =
+                    (float)u[xi / 4][xi % 4];
+        }
+        if (oc < k)
+            ob[oc] = (float)((bias ? bias[oc] : 0.0) * scale + shift);
+    }
 }
 
 /* conv1 — examples/alexnet.cnn:15: conv 11x11/4 p2 64
@@ -465,254 +522,219 @@ static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int b
 
 /* conv3 — examples/alexnet.cnn:19: conv 3x3 p1 384
  *   in [192,13,13] -> out [384,13,13]
- *   weights at packed[330688]: weight [384,192,3,3] + bias [384] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu3
+ *   weights at packed[330688]: weight [384,192,3,3] + bias [384] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu3
  */
 static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 663552;
+    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 1179648;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 32448;
         float *yb = y + (ptrdiff_t)b * 64896;
-        float *sb = s + (ptrdiff_t)b * 43200; /* this sample's scratch */
-        cnn_pad(xb0, sb, 192, 13, 13, 1, 1, 15, 15, 0);
-        const float *in = sb;
-        for (int it = 0; it < 684; it++) {
-            const int gb = it / 57, tile = it - gb * 57;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 384 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 55296;
-            const float *xp = in + grp * 43200;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 169 ? tile * MP + 0 : 168;
-            const int o0 = q[0] / 13 * 15 + q[0] % 13 * 1;
-            q[1] = tile * MP + 1 < 169 ? tile * MP + 1 : 168;
-            const int o1 = q[1] / 13 * 15 + q[1] % 13 * 1;
-            q[2] = tile * MP + 2 < 169 ? tile * MP + 2 : 168;
-            const int o2 = q[2] / 13 * 15 + q[2] % 13 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 192; c += 1, xp += 225, wp += 288) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+        float *in = s + (ptrdiff_t)b * 645120; /* this sample's padded input, */
+        float *V = in + 55296; /* the band transformed, [16][192][TB], */
+        float *M = V + 196608; /* the 16 products, [16][384][TB] */
+        cnn_pad(xb0, in, 192, 13, 13, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 192; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 49152, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 98304, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 12288, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 61440, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 110592, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 159744, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 24576, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 73728, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 122880, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 172032, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 36864, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 86016, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 135168, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 184320, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 15]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 15]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 15]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 30]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 30]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 31]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 31]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 31]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 256 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 256 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 256 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 256 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 12288 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 169;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 64 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 64, kb = kx - xi * 64;
+                const float *wp = w + (ptrdiff_t)kx * 1152;
+                const float *xp = V + (ptrdiff_t)xi * 12288 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 192; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 24576 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 192, c30);
+                _mm256_storeu_ps(mp + 200, c31);
+                _mm256_storeu_ps(mp + 256, c40);
+                _mm256_storeu_ps(mp + 264, c41);
+                _mm256_storeu_ps(mp + 320, c50);
+                _mm256_storeu_ps(mp + 328, c51);
+            }
+            for (int k = 0; k < 384; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 98304),
+                                 m20 = _mm256_loadu_ps(m + 196608), m30 = _mm256_loadu_ps(m + 294912);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 24576), m11 = _mm256_loadu_ps(m + 122880),
+                                 m21 = _mm256_loadu_ps(m + 221184), m31 = _mm256_loadu_ps(m + 319488);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 49152), m12 = _mm256_loadu_ps(m + 147456),
+                                 m22 = _mm256_loadu_ps(m + 245760), m32 = _mm256_loadu_ps(m + 344064);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 73728), m13 = _mm256_loadu_ps(m + 172032),
+                                 m23 = _mm256_loadu_ps(m + 270336), m33 = _mm256_loadu_ps(m + 368640);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -721,254 +743,219 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
 
 /* conv4 — examples/alexnet.cnn:20: conv 3x3 p1 256
  *   in [384,13,13] -> out [256,13,13]
- *   weights at packed[994624]: weight [256,384,3,3] + bias [256] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu4
+ *   weights at packed[1510720]: weight [256,384,3,3] + bias [256] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu4
  */
 static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 884736;
+    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 1585152;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 64896;
         float *yb = y + (ptrdiff_t)b * 43264;
-        float *sb = s + (ptrdiff_t)b * 86400; /* this sample's scratch */
-        cnn_pad(xb0, sb, 384, 13, 13, 1, 1, 15, 15, 0);
-        const float *in = sb;
-        for (int it = 0; it < 456; it++) {
-            const int gb = it / 57, tile = it - gb * 57;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 256 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 110592;
-            const float *xp = in + grp * 86400;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 169 ? tile * MP + 0 : 168;
-            const int o0 = q[0] / 13 * 15 + q[0] % 13 * 1;
-            q[1] = tile * MP + 1 < 169 ? tile * MP + 1 : 168;
-            const int o1 = q[1] / 13 * 15 + q[1] % 13 * 1;
-            q[2] = tile * MP + 2 < 169 ? tile * MP + 2 : 168;
-            const int o2 = q[2] / 13 * 15 + q[2] % 13 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 384; c += 1, xp += 225, wp += 288) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+        float *in = s + (ptrdiff_t)b * 768000; /* this sample's padded input, */
+        float *V = in + 110592; /* the band transformed, [16][384][TB], */
+        float *M = V + 393216; /* the 16 products, [16][258][TB] */
+        cnn_pad(xb0, in, 384, 13, 13, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 384; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 294912, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 24576, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 122880, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 221184, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 319488, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 147456, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 344064, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 172032, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 270336, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 368640, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 15]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 15]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 15]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 30]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 30]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 31]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 31]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 31]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 256 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 256 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 256 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 256 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 24576 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 169;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 2304;
+                const float *xp = V + (ptrdiff_t)xi * 24576 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 384; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 192, c30);
+                _mm256_storeu_ps(mp + 200, c31);
+                _mm256_storeu_ps(mp + 256, c40);
+                _mm256_storeu_ps(mp + 264, c41);
+                _mm256_storeu_ps(mp + 320, c50);
+                _mm256_storeu_ps(mp + 328, c51);
+            }
+            for (int k = 0; k < 256; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -977,254 +964,219 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
 
 /* conv5 — examples/alexnet.cnn:21: conv 3x3 p1 256
  *   in [256,13,13] -> out [256,13,13]
- *   weights at packed[1879616]: weight [256,256,3,3] + bias [256] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu5
+ *   weights at packed[3096128]: weight [256,256,3,3] + bias [256] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu5
  */
 static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 589824;
+    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 43264;
         float *yb = y + (ptrdiff_t)b * 43264;
-        float *sb = s + (ptrdiff_t)b * 57600; /* this sample's scratch */
-        cnn_pad(xb0, sb, 256, 13, 13, 1, 1, 15, 15, 0);
-        const float *in = sb;
-        for (int it = 0; it < 456; it++) {
-            const int gb = it / 57, tile = it - gb * 57;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 256 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 73728;
-            const float *xp = in + grp * 57600;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 169 ? tile * MP + 0 : 168;
-            const int o0 = q[0] / 13 * 15 + q[0] % 13 * 1;
-            q[1] = tile * MP + 1 < 169 ? tile * MP + 1 : 168;
-            const int o1 = q[1] / 13 * 15 + q[1] % 13 * 1;
-            q[2] = tile * MP + 2 < 169 ? tile * MP + 2 : 168;
-            const int o2 = q[2] / 13 * 15 + q[2] % 13 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 256; c += 1, xp += 225, wp += 288) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+        float *in = s + (ptrdiff_t)b * 600064; /* this sample's padded input, */
+        float *V = in + 73728; /* the band transformed, [16][256][TB], */
+        float *M = V + 262144; /* the 16 products, [16][258][TB] */
+        cnn_pad(xb0, in, 256, 13, 13, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 256; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 15]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 15]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 15]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 30]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 30]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 30]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 31]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 31]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 31]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 256 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 256 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 256 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 256 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 169;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 1536;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 192, c30);
+                _mm256_storeu_ps(mp + 200, c31);
+                _mm256_storeu_ps(mp + 256, c40);
+                _mm256_storeu_ps(mp + 264, c41);
+                _mm256_storeu_ps(mp + 320, c50);
+                _mm256_storeu_ps(mp + 328, c51);
+            }
+            for (int k = 0; k < 256; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 169 + oy * 13 + ow;
+                            if (oy >= 13) {
+                            } else if (ow + W <= 13) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 13) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 13 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -1281,7 +1233,7 @@ static CNN_SIMD void maxpool3(const float *restrict x0, float *restrict y, int b
 
 /* dense1 — examples/alexnet.cnn:23: dense 4096
  *   in [256,6,6] -> out [4096]
- *   weights at packed[2469696]: weight [4096,9216] + bias [4096]
+ *   weights at packed[4153152]: weight [4096,9216] + bias [4096]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); then relu6
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -1339,7 +1291,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 
 /* dense2 — examples/alexnet.cnn:23: dense 4096
  *   in [4096] -> out [4096]
- *   weights at packed[40222528]: weight [4096,4096] + bias [4096]
+ *   weights at packed[41905984]: weight [4096,4096] + bias [4096]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); then relu7
  */
 static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -1397,7 +1349,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
 
 /* dense3 — examples/alexnet.cnn:23: dense 1000
  *   in [4096] -> out [1000]
- *   weights at packed[57003840]: weight [1000,4096] + bias [1000]
+ *   weights at packed[58687296]: weight [1000,4096] + bias [1000]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
  */
 static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -1453,16 +1405,16 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 61100840 floats) to the packed layout
- * the kernels read (61100840 floats). */
+ * the kernels read (62784296 floats). */
 void alexnet_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, params + 23232, NULL, 0.0, packed + 0, 64, 363, 1, 32); /* conv1 */
     cnn_pack_conv(params + 23296, params + 330496, NULL, 0.0, packed + 23296, 192, 1600, 1, 32); /* conv2 */
-    cnn_pack_conv(params + 330688, params + 994240, NULL, 0.0, packed + 330688, 384, 1728, 1, 32); /* conv3 */
-    cnn_pack_conv(params + 994624, params + 1879360, NULL, 0.0, packed + 994624, 256, 3456, 1, 32); /* conv4 */
-    cnn_pack_conv(params + 1879616, params + 2469440, NULL, 0.0, packed + 1879616, 256, 2304, 1, 32); /* conv5 */
-    cnn_copy(params + 2469696, packed + 2469696, 37752832); /* dense1 */
-    cnn_copy(params + 40222528, packed + 40222528, 16781312); /* dense2 */
-    cnn_copy(params + 57003840, packed + 57003840, 4097000); /* dense3 */
+    cnn_pack_wino(params + 330688, params + 994240, NULL, 0.0, packed + 330688, 384, 192, 6); /* conv3: Winograd */
+    cnn_pack_wino(params + 994624, params + 1879360, NULL, 0.0, packed + 1510720, 256, 384, 6); /* conv4: Winograd */
+    cnn_pack_wino(params + 1879616, params + 2469440, NULL, 0.0, packed + 3096128, 256, 256, 6); /* conv5: Winograd */
+    cnn_copy(params + 2469696, packed + 4153152, 37752832); /* dense1 */
+    cnn_copy(params + 40222528, packed + 41905984, 16781312); /* dense2 */
+    cnn_copy(params + 57003840, packed + 58687296, 4097000); /* dense3 */
 }
 
 /* Inference on `batch` samples (1..alexnet_BATCH), NCHW in and out. Returns 0,
@@ -1477,13 +1429,13 @@ int alexnet_forward(const float *packed, const float *in_img, float *out_logits,
     conv1(in_img, A + 0, packed + 0, A + 193600, batch);
     maxpool1(A + 0, A + 201472, batch);
     conv2(A + 201472, A + 0, packed + 23296, A + 139968, batch);
-    maxpool2(A + 0, A + 151296, batch);
-    conv3(A + 151296, A + 86400, packed + 330688, A + 0, batch);
-    conv4(A + 86400, A + 151296, packed + 994624, A + 0, batch);
-    conv5(A + 151296, A + 57600, packed + 1879616, A + 0, batch);
-    maxpool3(A + 57600, A + 0, batch);
-    dense1(A + 0, A + 9216, packed + 2469696, batch);
-    dense2(A + 9216, A + 0, packed + 40222528, batch);
-    dense3(A + 0, out_logits, packed + 57003840, batch);
+    maxpool2(A + 0, A + 645120, batch);
+    conv3(A + 645120, A + 768000, packed + 330688, A + 0, batch);
+    conv4(A + 768000, A + 832896, packed + 1510720, A + 0, batch);
+    conv5(A + 832896, A + 600064, packed + 3096128, A + 0, batch);
+    maxpool3(A + 600064, A + 0, batch);
+    dense1(A + 0, A + 9216, packed + 4153152, batch);
+    dense2(A + 9216, A + 0, packed + 41905984, batch);
+    dense3(A + 0, out_logits, packed + 58687296, batch);
     return 0;
 }

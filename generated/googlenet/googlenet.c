@@ -4,8 +4,8 @@
  * command: cnnc build examples/googlenet.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, 
- * arena:   4816896 bytes (30205888 without reuse; 4816896 live at most)
- * weights: 6998552 canonical floats, 7015015 packed
+ * arena:   6288384 bytes (46142080 without reuse; 6288384 live at most)
+ * weights: 6998552 canonical floats, 9449334 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -155,6 +155,21 @@ static CNN_SIMD float cnn_hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* Winograd's vector shuffles. cnn_unzip: the even lanes of a then b, and
+ * the odd ones; cnn_zip, its inverse: a and b interleaved, lanes 0..3 of
+ * each into lo, 4..7 into hi. */
+static CNN_SIMD void cnn_unzip(__m256 a, __m256 b, __m256 *even, __m256 *odd) {
+    const __m256 e = _mm256_shuffle_ps(a, b, 0x88), o = _mm256_shuffle_ps(a, b, 0xdd);
+    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xd8));
+    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xd8));
+}
+
+static CNN_SIMD void cnn_zip(__m256 a, __m256 b, __m256 *lo, __m256 *hi) {
+    const __m256 l = _mm256_unpacklo_ps(a, b), h = _mm256_unpackhi_ps(a, b);
+    *lo = _mm256_permute2f128_ps(l, h, 0x20);
+    *hi = _mm256_permute2f128_ps(l, h, 0x31);
+}
+
 static void cnn_copy(const float *src, float *dst, ptrdiff_t n) {
     for (ptrdiff_t i = 0; i < n; i++)
         dst[i] = src[i];
@@ -187,6 +202,48 @@ static void cnn_pack_conv(const float *w, const float *bias, const float *bn,
                 ob[(g * blocks + b) * mr + i] =
                     oc < kg ? (float)((bias ? bias[ch] : 0.0) * scale + shift) : 0.0f;
             }
+}
+
+/* A 3x3 convolution's weights [k][c][3][3] and bias (NULL: none), batch
+ * norm bn (NULL: none) folded in as cnn_pack_conv folds it, to the order
+ * its Winograd kernel reads: U = G g G^T for each kernel g, with
+ * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], as [16][k in blocks of mr]
+ * [c][mr] (zeros past the last channel); then the k biases. pack.c does
+ * the same arithmetic. */
+static void cnn_pack_wino(const float *w, const float *bias, const float *bn,
+                          double eps, float *out, int k, int c, int mr) {
+    int blocks = (k + mr - 1) / mr;
+    float *ob = out + (ptrdiff_t)16 * blocks * mr * c;
+    for (int oc = 0; oc < blocks * mr; oc++) {
+        double scale = 1.0, shift = 0.0;
+        if (oc < k && bn) {
+            scale = (double)(float)(bn[oc] / cnn_sqrt((double)bn[3 * k + oc] + eps));
+            shift = bn[k + oc] - (double)bn[2 * k + oc] * scale;
+        }
+        for (int ci = 0; ci < c; ci++) {
+            double g[3][3], t[4][3], u[4][4];
+            for (int i = 0; i < 9; i++)
+                g[i / 3][i % 3] =
+                    oc < k ? (float)(w[((ptrdiff_t)oc * c + ci) * 9 + i] * scale) : 0.0f;
+            for (int j = 0; j < 3; j++) {
+                t[0][j] = g[0][j];
+                t[1][j] = (g[0][j] + g[1][j] + g[2][j]) * 0.5;
+                t[2][j] = (g[0][j] - g[1][j] + g[2][j]) * 0.5;
+                t[3][j] = g[2][j];
+            }
+            for (int i = 0; i < 4; i++) {
+                u[i][0] = t[i][0];
+                u[i][1] = (t[i][0] + t[i][1] + t[i][2]) * 0.5;
+                u[i][2] = (t[i][0] - t[i][1] + t[i][2]) * 0.5;
+                u[i][3] = t[i][2];
+            }
+            for (int xi = 0; xi < 16; xi++)
+                out[(((ptrdiff_t)xi * blocks + oc / mr) * c + ci) * mr + oc % mr] =
+                    (float)u[xi / 4][xi % 4];
+        }
+        if (oc < k)
+            ob[oc] = (float)((bias ? bias[oc] : 0.0) * scale + shift);
+    }
 }
 
 /* conv1 — examples/googlenet.cnn:31: conv 7x7/2 p3 64
@@ -600,275 +657,218 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
 /* conv3 — examples/googlenet.cnn:34: conv 3x3 p1 192
  *   in [64,56,56] -> out [192,56,56]
  *   weights at packed[13632]: weight [192,64,3,3] + bias [192] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 58 apart (56 kept); then relu3
+ *   avx2: Winograd F(2x2,3x3), 28x28 tiles of 2x2 outputs, 8 a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu3
  */
 static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 110592;
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 128 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 196608;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 602112;
-        float *sb = s + (ptrdiff_t)b * 215312; /* this sample's scratch */
-        cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
-        const float *in = sb;
-        for (int i = 215296; i < 215312; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 6496; it++) {
-            const int tile = it / 32, gb = it - tile * 32;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 192 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 3456;
-            const float *xg = in + grp * 215296;
-            float t[MR][NR];
-            {
-                const int p = tile < 202 ? tile * NR : 3230;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 64; c += 1, xp += 3364, wp += 54) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[0 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[0 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[6 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[6 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[6 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[6 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[6 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[12 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[12 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 58 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 58 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[18 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[18 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[18 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[18 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[18 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 59 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 59 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[24 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[24 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[30 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[30 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[30 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[30 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[30 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[30 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 116 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 116 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[36 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[36 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[36 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[36 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[36 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[36 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 117 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 117 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[42 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[42 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[42 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[42 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[42 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[42 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 118 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 118 + 8);
-                        __m256 wv = _mm256_set1_ps(wp[48 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        wv = _mm256_set1_ps(wp[48 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        wv = _mm256_set1_ps(wp[48 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        wv = _mm256_set1_ps(wp[48 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        wv = _mm256_set1_ps(wp[48 + 4]);
-                        c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                        c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                        wv = _mm256_set1_ps(wp[48 + 5]);
-                        c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                        c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                    }
+        float *in = s + (ptrdiff_t)b * 769280; /* this sample's padded input, */
+        float *V = in + 244992; /* the band transformed, [16][64][TB], */
+        float *M = V + 131072; /* the 16 products, [16][192][TB] */
+        cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 66, 0);
+        for (int ty0 = 0; ty0 < 28; ty0 += BR) {
+            const int rows = ty0 + BR <= 28 ? BR : 28 - ty0;
+            const int used = rows / 1 * 4; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 64; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 4, xv = v - r * 4;
+                    const float *d = in + (ptrdiff_t)c * 3828 + (2 * (ty0 + r)) * 66 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 66), _mm256_loadu_ps(d + 74), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 132), _mm256_loadu_ps(d + 140), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 134), _mm256_loadu_ps(d + 142), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 198), _mm256_loadu_ps(d + 206), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 32768, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 98304, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 8192, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 40960, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 106496, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 49152, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 81920, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 114688, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 24576, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 57344, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 90112, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 122880, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[4] + 8, c41);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[5] + 8, c51);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 3136;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 58, ow = q - oh * 58;
-                        if (ow + W <= 56 && q + W <= 3246) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 56 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 32 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 32, kb = kx - xi * 32;
+                const float *wp = w + (ptrdiff_t)kx * 384;
+                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 24576 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 128, c10);
+                _mm256_storeu_ps(mp + 136, c11);
+                _mm256_storeu_ps(mp + 256, c20);
+                _mm256_storeu_ps(mp + 264, c21);
+                _mm256_storeu_ps(mp + 384, c30);
+                _mm256_storeu_ps(mp + 392, c31);
+                _mm256_storeu_ps(mp + 512, c40);
+                _mm256_storeu_ps(mp + 520, c41);
+                _mm256_storeu_ps(mp + 640, c50);
+                _mm256_storeu_ps(mp + 648, c51);
+            }
+            for (int k = 0; k < 192; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 4, xv = v - r * 4;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 98304),
+                                 m20 = _mm256_loadu_ps(m + 196608), m30 = _mm256_loadu_ps(m + 294912);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 24576), m11 = _mm256_loadu_ps(m + 122880),
+                                 m21 = _mm256_loadu_ps(m + 221184), m31 = _mm256_loadu_ps(m + 319488);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 49152), m12 = _mm256_loadu_ps(m + 147456),
+                                 m22 = _mm256_loadu_ps(m + 245760), m32 = _mm256_loadu_ps(m + 344064);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 73728), m13 = _mm256_loadu_ps(m + 172032),
+                                 m23 = _mm256_loadu_ps(m + 270336), m33 = _mm256_loadu_ps(m + 368640);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 58, c = q + l - h * 58;
-                            if (c >= 56 || q + l >= 3246)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 56 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -957,7 +957,7 @@ static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int b
 
 /* inception1.conv1 — examples/googlenet.cnn:22: conv 1x1 64
  *   in [192,28,28] -> out [64,28,28]
- *   weights at packed[124416]: weight [64,192,1,1] + bias [64] (packed in blocks of 4 output channels)
+ *   weights at packed[210432]: weight [64,192,1,1] + bias [64] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception1.relu1
  */
 static CNN_SIMD void inception1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -1189,7 +1189,7 @@ static CNN_SIMD void inception1_conv1(const float *restrict x0, float *restrict 
 
 /* inception1.conv2 — examples/googlenet.cnn:23: conv 1x1 96
  *   in [192,28,28] -> out [96,28,28]
- *   weights at packed[136768]: weight [96,192,1,1] + bias [96] (packed in blocks of 6 output channels)
+ *   weights at packed[222784]: weight [96,192,1,1] + bias [96] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception1.relu2
  */
 static CNN_SIMD void inception1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -1429,267 +1429,218 @@ static CNN_SIMD void inception1_conv2(const float *restrict x0, float *restrict 
 
 /* inception1.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 128
  *   in [96,28,28] -> out [128,28,28]
- *   weights at packed[155296]: weight [128,96,3,3] + bias [128] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); then inception1.relu3
+ *   weights at packed[241312]: weight [128,96,3,3] + bias [128] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then inception1.relu3
  */
 static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 110592;
+    enum { MR = 3, NV = 4, W = 8, BR = 8, TB = 128 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 198144;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 86424; /* this sample's scratch */
-        cnn_pad(xb0, sb, 96, 28, 28, 1, 1, 30, 30, 0);
-        const float *in = sb;
-        for (int i = 86400; i < 86424; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 1120; it++) {
-            const int tile = it / 32, gb = it - tile * 32;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 128 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 3456;
-            const float *xg = in + grp * 86400;
-            float t[MR][NR];
-            {
-                const int p = tile < 34 ? tile * NR : 814;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 96; c += 1, xp += 900, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 30 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 31 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 61 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 61 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 61 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 62 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 62 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 62 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 558720; /* this sample's padded input, */
+        float *V = in + 97920; /* the band transformed, [16][96][TB], */
+        float *M = V + 196608; /* the 16 products, [16][129][TB] */
+        cnn_pad(xb0, in, 96, 28, 28, 1, 1, 30, 34, 0);
+        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
+            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
+            const int used = rows / 1 * 2; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 96; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const float *d = in + (ptrdiff_t)c * 1020 + (2 * (ty0 + r)) * 34 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 34), _mm256_loadu_ps(d + 42), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 70), _mm256_loadu_ps(d + 78), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 102), _mm256_loadu_ps(d + 110), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 49152, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 98304, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 12288, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 61440, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 110592, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 159744, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 24576, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 73728, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 122880, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 172032, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 36864, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 86016, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 135168, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 184320, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 784;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + W <= 28 && q + W <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 12288 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 288;
+                const float *xp = V + (ptrdiff_t)xi * 12288 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c03 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c13 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c23 = _mm256_setzero_ps();
+                for (int c = 0; c < 96; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    const __m256 xv3 = _mm256_loadu_ps(xp + 24);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c03);
+                _mm256_storeu_ps(mp + 128, c10);
+                _mm256_storeu_ps(mp + 136, c11);
+                _mm256_storeu_ps(mp + 144, c12);
+                _mm256_storeu_ps(mp + 152, c13);
+                _mm256_storeu_ps(mp + 256, c20);
+                _mm256_storeu_ps(mp + 264, c21);
+                _mm256_storeu_ps(mp + 272, c22);
+                _mm256_storeu_ps(mp + 280, c23);
+            }
+            for (int k = 0; k < 128; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 30, c = q + l - h * 30;
-                            if (c >= 28 || q + l >= 838)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 28 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -1698,7 +1649,7 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
 
 /* inception1.conv4 — examples/googlenet.cnn:24: conv 1x1 16
  *   in [192,28,28] -> out [16,28,28]
- *   weights at packed[266016]: weight [16,192,1,1] + bias [16] (packed in blocks of 4 output channels)
+ *   weights at packed[439584]: weight [16,192,1,1] + bias [16] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception1.relu4
  */
 static CNN_SIMD void inception1_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -1930,7 +1881,7 @@ static CNN_SIMD void inception1_conv4(const float *restrict x0, float *restrict 
 
 /* inception1.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 32
  *   in [16,28,28] -> out [32,28,28]
- *   weights at packed[269104]: weight [32,16,5,5] + bias [32] (packed in blocks of 4 output channels)
+ *   weights at packed[442672]: weight [32,16,5,5] + bias [32] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 32 apart (28 kept); then inception1.relu5
  */
 static CNN_SIMD void inception1_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -2081,7 +2032,7 @@ static CNN_SIMD void inception1_maxpool1(const float *restrict x0, float *restri
 
 /* inception1.conv6 — examples/googlenet.cnn:25: conv 1x1 32
  *   in [192,28,28] -> out [32,28,28]
- *   weights at packed[281936]: weight [32,192,1,1] + bias [32] (packed in blocks of 4 output channels)
+ *   weights at packed[455504]: weight [32,192,1,1] + bias [32] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception1.relu6
  */
 static CNN_SIMD void inception1_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -2331,7 +2282,7 @@ static CNN_SIMD void inception1_concat1(const float *restrict x0, const float *r
 
 /* inception2.conv1 — examples/googlenet.cnn:22: conv 1x1 128
  *   in [256,28,28] -> out [128,28,28]
- *   weights at packed[288112]: weight [128,256,1,1] + bias [128] (packed in blocks of 4 output channels)
+ *   weights at packed[461680]: weight [128,256,1,1] + bias [128] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception2.relu1
  */
 static CNN_SIMD void inception2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -2563,7 +2514,7 @@ static CNN_SIMD void inception2_conv1(const float *restrict x0, float *restrict 
 
 /* inception2.conv2 — examples/googlenet.cnn:23: conv 1x1 128
  *   in [256,28,28] -> out [128,28,28]
- *   weights at packed[321008]: weight [128,256,1,1] + bias [128] (packed in blocks of 4 output channels)
+ *   weights at packed[494576]: weight [128,256,1,1] + bias [128] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception2.relu2
  */
 static CNN_SIMD void inception2_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -2795,267 +2746,219 @@ static CNN_SIMD void inception2_conv2(const float *restrict x0, float *restrict 
 
 /* inception2.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 192
  *   in [128,28,28] -> out [192,28,28]
- *   weights at packed[353904]: weight [192,128,3,3] + bias [192] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); then inception2.relu3
+ *   weights at packed[527472]: weight [192,128,3,3] + bias [192] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception2.relu3
  */
 static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 221184;
+    enum { MR = 6, NV = 2, W = 8, BR = 8, TB = 128 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 393216;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 150528;
-        float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
-        cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
-        const float *in = sb;
-        for (int i = 115200; i < 115224; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 1680; it++) {
-            const int gb = it / 35, tile = it - gb * 35;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 192 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 4608;
-            const float *xg = in + grp * 115200;
-            float t[MR][NR];
-            {
-                const int p = tile < 34 ? tile * NR : 814;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 128; c += 1, xp += 900, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 30 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 31 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 61 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 61 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 61 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 62 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 62 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 62 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 785920; /* this sample's padded input, */
+        float *V = in + 130560; /* the band transformed, [16][128][TB], */
+        float *M = V + 262144; /* the 16 products, [16][192][TB] */
+        cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 34, 0);
+        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
+            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
+            const int used = rows / 1 * 2; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 128; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const float *d = in + (ptrdiff_t)c * 1020 + (2 * (ty0 + r)) * 34 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 34), _mm256_loadu_ps(d + 42), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 70), _mm256_loadu_ps(d + 78), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 102), _mm256_loadu_ps(d + 110), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 784;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + W <= 28 && q + W <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 32 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 32, kb = kx - xi * 32;
+                const float *wp = w + (ptrdiff_t)kx * 768;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 24576 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 128, c10);
+                _mm256_storeu_ps(mp + 136, c11);
+                _mm256_storeu_ps(mp + 256, c20);
+                _mm256_storeu_ps(mp + 264, c21);
+                _mm256_storeu_ps(mp + 384, c30);
+                _mm256_storeu_ps(mp + 392, c31);
+                _mm256_storeu_ps(mp + 512, c40);
+                _mm256_storeu_ps(mp + 520, c41);
+                _mm256_storeu_ps(mp + 640, c50);
+                _mm256_storeu_ps(mp + 648, c51);
+            }
+            for (int k = 0; k < 192; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 98304),
+                                 m20 = _mm256_loadu_ps(m + 196608), m30 = _mm256_loadu_ps(m + 294912);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 24576), m11 = _mm256_loadu_ps(m + 122880),
+                                 m21 = _mm256_loadu_ps(m + 221184), m31 = _mm256_loadu_ps(m + 319488);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 49152), m12 = _mm256_loadu_ps(m + 147456),
+                                 m22 = _mm256_loadu_ps(m + 245760), m32 = _mm256_loadu_ps(m + 344064);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 73728), m13 = _mm256_loadu_ps(m + 172032),
+                                 m23 = _mm256_loadu_ps(m + 270336), m33 = _mm256_loadu_ps(m + 368640);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 30, c = q + l - h * 30;
-                            if (c >= 28 || q + l >= 838)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 28 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -3064,7 +2967,7 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
 
 /* inception2.conv4 — examples/googlenet.cnn:24: conv 1x1 32
  *   in [256,28,28] -> out [32,28,28]
- *   weights at packed[575280]: weight [32,256,1,1] + bias [32] (packed in blocks of 4 output channels)
+ *   weights at packed[920880]: weight [32,256,1,1] + bias [32] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception2.relu4
  */
 static CNN_SIMD void inception2_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -3296,7 +3199,7 @@ static CNN_SIMD void inception2_conv4(const float *restrict x0, float *restrict 
 
 /* inception2.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 96
  *   in [32,28,28] -> out [96,28,28]
- *   weights at packed[583504]: weight [96,32,5,5] + bias [96] (packed in blocks of 6 output channels)
+ *   weights at packed[929104]: weight [96,32,5,5] + bias [96] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 32 apart (28 kept); then inception2.relu5
  */
 static CNN_SIMD void inception2_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -3448,7 +3351,7 @@ static CNN_SIMD void inception2_maxpool1(const float *restrict x0, float *restri
 
 /* inception2.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [256,28,28] -> out [64,28,28]
- *   weights at packed[660400]: weight [64,256,1,1] + bias [64] (packed in blocks of 4 output channels)
+ *   weights at packed[1006000]: weight [64,256,1,1] + bias [64] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception2.relu6
  */
 static CNN_SIMD void inception2_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -3746,7 +3649,7 @@ static CNN_SIMD void maxpool3(const float *restrict x0, float *restrict y, int b
 
 /* inception3.conv1 — examples/googlenet.cnn:22: conv 1x1 192
  *   in [480,14,14] -> out [192,14,14]
- *   weights at packed[676848]: weight [192,480,1,1] + bias [192] (packed in blocks of 6 output channels)
+ *   weights at packed[1022448]: weight [192,480,1,1] + bias [192] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception3.relu1
  */
 static CNN_SIMD void inception3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -3986,7 +3889,7 @@ static CNN_SIMD void inception3_conv1(const float *restrict x0, float *restrict 
 
 /* inception3.conv2 — examples/googlenet.cnn:23: conv 1x1 96
  *   in [480,14,14] -> out [96,14,14]
- *   weights at packed[769200]: weight [96,480,1,1] + bias [96] (packed in blocks of 6 output channels)
+ *   weights at packed[1114800]: weight [96,480,1,1] + bias [96] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception3.relu2
  */
 static CNN_SIMD void inception3_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -4226,269 +4129,219 @@ static CNN_SIMD void inception3_conv2(const float *restrict x0, float *restrict 
 
 /* inception3.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 208
  *   in [96,14,14] -> out [208,14,14]
- *   weights at packed[815376]: weight [208,96,3,3] + bias [208] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception3.relu3
+ *   weights at packed[1160976]: weight [208,96,3,3] + bias [208] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception3.relu3
  */
 static CNN_SIMD void inception3_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 179712;
+    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 322560;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 18816;
         float *yb = y + (ptrdiff_t)b * 40768;
-        float *sb = s + (ptrdiff_t)b * 24576; /* this sample's scratch */
-        cnn_pad(xb0, sb, 96, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int it = 0; it < 429; it++) {
-            const int gb = it / 33, tile = it - gb * 33;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 208 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 13824;
-            const float *xp = in + grp * 24576;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 16 + q[0] % 14 * 1;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 16 + q[1] % 14 * 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
-            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
-            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 96; c += 1, xp += 256, wp += 144) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 0]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+        float *in = s + (ptrdiff_t)b * 340992; /* this sample's padded input, */
+        float *V = in + 27648; /* the band transformed, [16][96][TB], */
+        float *M = V + 98304; /* the 16 products, [16][210][TB] */
+        cnn_pad(xb0, in, 96, 14, 14, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 96; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 24576, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 6144, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 30720, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 55296, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 79872, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 12288, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 36864, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 61440, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 86016, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 18432, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 43008, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 67584, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 92160, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 1]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 1]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 2]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 2]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 16]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 16]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 16]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 17]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 17]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 17]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 32]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 32]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 32]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 33]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 33]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 33]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 33]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 33]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 34]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 34]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 34]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 34]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 34]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 6144 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 35 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 35, kb = kx - xi * 35;
+                const float *wp = w + (ptrdiff_t)kx * 576;
+                const float *xp = V + (ptrdiff_t)xi * 6144 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 96; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 13440 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 192, c30);
+                _mm256_storeu_ps(mp + 200, c31);
+                _mm256_storeu_ps(mp + 256, c40);
+                _mm256_storeu_ps(mp + 264, c41);
+                _mm256_storeu_ps(mp + 320, c50);
+                _mm256_storeu_ps(mp + 328, c51);
+            }
+            for (int k = 0; k < 208; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 53760),
+                                 m20 = _mm256_loadu_ps(m + 107520), m30 = _mm256_loadu_ps(m + 161280);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 13440), m11 = _mm256_loadu_ps(m + 67200),
+                                 m21 = _mm256_loadu_ps(m + 120960), m31 = _mm256_loadu_ps(m + 174720);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 26880), m12 = _mm256_loadu_ps(m + 80640),
+                                 m22 = _mm256_loadu_ps(m + 134400), m32 = _mm256_loadu_ps(m + 188160);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 40320), m13 = _mm256_loadu_ps(m + 94080),
+                                 m23 = _mm256_loadu_ps(m + 147840), m33 = _mm256_loadu_ps(m + 201600);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -4497,7 +4350,7 @@ static CNN_SIMD void inception3_conv3(const float *restrict x0, float *restrict 
 
 /* inception3.conv4 — examples/googlenet.cnn:24: conv 1x1 16
  *   in [480,14,14] -> out [16,14,14]
- *   weights at packed[995296]: weight [16,480,1,1] + bias [16] (packed in blocks of 4 output channels)
+ *   weights at packed[1483744]: weight [16,480,1,1] + bias [16] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception3.relu4
  */
 static CNN_SIMD void inception3_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -4729,7 +4582,7 @@ static CNN_SIMD void inception3_conv4(const float *restrict x0, float *restrict 
 
 /* inception3.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 48
  *   in [16,14,14] -> out [48,14,14]
- *   weights at packed[1002992]: weight [48,16,5,5] + bias [48] (packed in blocks of 24 output channels)
+ *   weights at packed[1491440]: weight [48,16,5,5] + bias [48] (packed in blocks of 24 output channels)
  *   avx2: tile MP=4 positions x MR=24 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception3.relu5
  */
 static CNN_SIMD void inception3_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -4868,7 +4721,7 @@ static CNN_SIMD void inception3_maxpool1(const float *restrict x0, float *restri
 
 /* inception3.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [480,14,14] -> out [64,14,14]
- *   weights at packed[1022240]: weight [64,480,1,1] + bias [64] (packed in blocks of 6 output channels)
+ *   weights at packed[1510688]: weight [64,480,1,1] + bias [64] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception3.relu6
  */
 static CNN_SIMD void inception3_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -5128,7 +4981,7 @@ static CNN_SIMD void inception3_concat1(const float *restrict x0, const float *r
 
 /* inception4.conv1 — examples/googlenet.cnn:22: conv 1x1 160
  *   in [512,14,14] -> out [160,14,14]
- *   weights at packed[1053986]: weight [160,512,1,1] + bias [160] (packed in blocks of 6 output channels)
+ *   weights at packed[1542434]: weight [160,512,1,1] + bias [160] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception4.relu1
  */
 static CNN_SIMD void inception4_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -5370,7 +5223,7 @@ static CNN_SIMD void inception4_conv1(const float *restrict x0, float *restrict 
 
 /* inception4.conv2 — examples/googlenet.cnn:23: conv 1x1 112
  *   in [512,14,14] -> out [112,14,14]
- *   weights at packed[1137092]: weight [112,512,1,1] + bias [112] (packed in blocks of 6 output channels)
+ *   weights at packed[1625540]: weight [112,512,1,1] + bias [112] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception4.relu2
  */
 static CNN_SIMD void inception4_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -5612,269 +5465,218 @@ static CNN_SIMD void inception4_conv2(const float *restrict x0, float *restrict 
 
 /* inception4.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 224
  *   in [112,14,14] -> out [224,14,14]
- *   weights at packed[1195574]: weight [224,112,3,3] + bias [224] (packed in blocks of 3 output channels)
- *   avx2: tile MR=3 output channels x NR=32 positions (12 ymm accumulators); positions read straight from the padded input, rows 16 apart (14 kept); then inception4.relu3
+ *   weights at packed[1684022]: weight [224,112,3,3] + bias [224] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then inception4.relu3
  */
 static CNN_SIMD void inception4_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, NR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 226800;
+    enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 403200;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 21952;
         float *yb = y + (ptrdiff_t)b * 43904;
-        float *sb = s + (ptrdiff_t)b * 28704; /* this sample's scratch */
-        cnn_pad(xb0, sb, 112, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int i = 28672; i < 28704; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 525; it++) {
-            const int gb = it / 7, tile = it - gb * 7;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 224 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 3024;
-            const float *xg = in + grp * 28672;
-            float t[MR][NR];
-            {
-                const int p = tile < 6 ? tile * NR : 190;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c13 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c23 = _mm256_set1_ps(bias[gb * MR + 2]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 112; c += 1, xp += 256, wp += 27) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 0 + 24);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 1 + 24);
-                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        wv = _mm256_set1_ps(wp[3 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
-                        wv = _mm256_set1_ps(wp[3 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 2 + 24);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        wv = _mm256_set1_ps(wp[6 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
-                        wv = _mm256_set1_ps(wp[6 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 16 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 16 + 24);
-                        __m256 wv = _mm256_set1_ps(wp[9 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        wv = _mm256_set1_ps(wp[9 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
-                        wv = _mm256_set1_ps(wp[9 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 17 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 17 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 17 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 17 + 24);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 18 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 18 + 24);
-                        __m256 wv = _mm256_set1_ps(wp[15 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        wv = _mm256_set1_ps(wp[15 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
-                        wv = _mm256_set1_ps(wp[15 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 32 + 24);
-                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        wv = _mm256_set1_ps(wp[18 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
-                        wv = _mm256_set1_ps(wp[18 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 33 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 33 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 33 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 33 + 24);
-                        __m256 wv = _mm256_set1_ps(wp[21 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        wv = _mm256_set1_ps(wp[21 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
-                        wv = _mm256_set1_ps(wp[21 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 34 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 34 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 34 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 34 + 24);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
-                    }
+        float *in = s + (ptrdiff_t)b * 377344; /* this sample's padded input, */
+        float *V = in + 32256; /* the band transformed, [16][112][TB], */
+        float *M = V + 114688; /* the 16 products, [16][225][TB] */
+        cnn_pad(xb0, in, 112, 14, 14, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 112; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 28672, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 57344, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 86016, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 7168, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 35840, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 64512, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 93184, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 14336, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 43008, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 71680, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 100352, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 21504, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 50176, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 78848, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 107520, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[0] + 24, c03);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[1] + 24, c13);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[2] + 24, c23);
-                for (int i = 0; i < MR; i++) {
-                    if (ob * MR + i >= 224)
-                        break;
-                    const int at = (oc0 + i) * 196;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 16, ow = q - oh * 16;
-                        if (ow + W <= 14 && q + W <= 222) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 14 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 7168 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 75 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 75, kb = kx - xi * 75;
+                const float *wp = w + (ptrdiff_t)kx * 336;
+                const float *xp = V + (ptrdiff_t)xi * 7168 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c03 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c13 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c23 = _mm256_setzero_ps();
+                for (int c = 0; c < 112; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    const __m256 xv3 = _mm256_loadu_ps(xp + 24);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                }
+                float *mp = M + (ptrdiff_t)xi * 14400 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c03);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 80, c12);
+                _mm256_storeu_ps(mp + 88, c13);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 144, c22);
+                _mm256_storeu_ps(mp + 152, c23);
+            }
+            for (int k = 0; k < 224; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 57600),
+                                 m20 = _mm256_loadu_ps(m + 115200), m30 = _mm256_loadu_ps(m + 172800);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 14400), m11 = _mm256_loadu_ps(m + 72000),
+                                 m21 = _mm256_loadu_ps(m + 129600), m31 = _mm256_loadu_ps(m + 187200);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 28800), m12 = _mm256_loadu_ps(m + 86400),
+                                 m22 = _mm256_loadu_ps(m + 144000), m32 = _mm256_loadu_ps(m + 201600);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 43200), m13 = _mm256_loadu_ps(m + 100800),
+                                 m23 = _mm256_loadu_ps(m + 158400), m33 = _mm256_loadu_ps(m + 216000);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 16, c = q + l - h * 16;
-                            if (c >= 14 || q + l >= 222)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 14 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -5883,7 +5685,7 @@ static CNN_SIMD void inception4_conv3(const float *restrict x0, float *restrict 
 
 /* inception4.conv4 — examples/googlenet.cnn:24: conv 1x1 24
  *   in [512,14,14] -> out [24,14,14]
- *   weights at packed[1422599]: weight [24,512,1,1] + bias [24] (packed in blocks of 6 output channels)
+ *   weights at packed[2087446]: weight [24,512,1,1] + bias [24] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception4.relu4
  */
 static CNN_SIMD void inception4_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -6123,7 +5925,7 @@ static CNN_SIMD void inception4_conv4(const float *restrict x0, float *restrict 
 
 /* inception4.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 64
  *   in [24,14,14] -> out [64,14,14]
- *   weights at packed[1434911]: weight [64,24,5,5] + bias [64] (packed in blocks of 16 output channels)
+ *   weights at packed[2099758]: weight [64,24,5,5] + bias [64] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception4.relu5
  */
 static CNN_SIMD void inception4_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -6267,7 +6069,7 @@ static CNN_SIMD void inception4_maxpool1(const float *restrict x0, float *restri
 
 /* inception4.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [512,14,14] -> out [64,14,14]
- *   weights at packed[1473375]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
+ *   weights at packed[2138222]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception4.relu6
  */
 static CNN_SIMD void inception4_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -6527,7 +6329,7 @@ static CNN_SIMD void inception4_concat1(const float *restrict x0, const float *r
 
 /* inception5.conv1 — examples/googlenet.cnn:22: conv 1x1 128
  *   in [512,14,14] -> out [128,14,14]
- *   weights at packed[1507233]: weight [128,512,1,1] + bias [128] (packed in blocks of 6 output channels)
+ *   weights at packed[2172080]: weight [128,512,1,1] + bias [128] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception5.relu1
  */
 static CNN_SIMD void inception5_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -6769,7 +6571,7 @@ static CNN_SIMD void inception5_conv1(const float *restrict x0, float *restrict 
 
 /* inception5.conv2 — examples/googlenet.cnn:23: conv 1x1 128
  *   in [512,14,14] -> out [128,14,14]
- *   weights at packed[1574949]: weight [128,512,1,1] + bias [128] (packed in blocks of 6 output channels)
+ *   weights at packed[2239796]: weight [128,512,1,1] + bias [128] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception5.relu2
  */
 static CNN_SIMD void inception5_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -7011,269 +6813,219 @@ static CNN_SIMD void inception5_conv2(const float *restrict x0, float *restrict 
 
 /* inception5.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 256
  *   in [128,14,14] -> out [256,14,14]
- *   weights at packed[1642665]: weight [256,128,3,3] + bias [256] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception5.relu3
+ *   weights at packed[2307512]: weight [256,128,3,3] + bias [256] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception5.relu3
  */
 static CNN_SIMD void inception5_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 294912;
+    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 528384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 50176;
-        float *sb = s + (ptrdiff_t)b * 32768; /* this sample's scratch */
-        cnn_pad(xb0, sb, 128, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int it = 0; it < 528; it++) {
-            const int gb = it / 33, tile = it - gb * 33;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 256 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 18432;
-            const float *xp = in + grp * 32768;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 16 + q[0] % 14 * 1;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 16 + q[1] % 14 * 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
-            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
-            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 128; c += 1, xp += 256, wp += 144) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 0]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+        float *in = s + (ptrdiff_t)b * 432128; /* this sample's padded input, */
+        float *V = in + 36864; /* the band transformed, [16][128][TB], */
+        float *M = V + 131072; /* the 16 products, [16][258][TB] */
+        cnn_pad(xb0, in, 128, 14, 14, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 128; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 32768, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 98304, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 8192, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 40960, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 106496, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 49152, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 81920, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 114688, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 24576, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 57344, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 90112, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 122880, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 1]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 1]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 2]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 2]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 16]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 16]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 16]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 17]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 17]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 17]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 32]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 32]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 32]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 33]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 33]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 33]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 33]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 33]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 34]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 34]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 34]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 34]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 34]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 768;
+                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 192, c30);
+                _mm256_storeu_ps(mp + 200, c31);
+                _mm256_storeu_ps(mp + 256, c40);
+                _mm256_storeu_ps(mp + 264, c41);
+                _mm256_storeu_ps(mp + 320, c50);
+                _mm256_storeu_ps(mp + 328, c51);
+            }
+            for (int k = 0; k < 256; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -7282,7 +7034,7 @@ static CNN_SIMD void inception5_conv3(const float *restrict x0, float *restrict 
 
 /* inception5.conv4 — examples/googlenet.cnn:24: conv 1x1 24
  *   in [512,14,14] -> out [24,14,14]
- *   weights at packed[1937833]: weight [24,512,1,1] + bias [24] (packed in blocks of 6 output channels)
+ *   weights at packed[2836152]: weight [24,512,1,1] + bias [24] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception5.relu4
  */
 static CNN_SIMD void inception5_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -7522,7 +7274,7 @@ static CNN_SIMD void inception5_conv4(const float *restrict x0, float *restrict 
 
 /* inception5.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 64
  *   in [24,14,14] -> out [64,14,14]
- *   weights at packed[1950145]: weight [64,24,5,5] + bias [64] (packed in blocks of 16 output channels)
+ *   weights at packed[2848464]: weight [64,24,5,5] + bias [64] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception5.relu5
  */
 static CNN_SIMD void inception5_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -7666,7 +7418,7 @@ static CNN_SIMD void inception5_maxpool1(const float *restrict x0, float *restri
 
 /* inception5.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [512,14,14] -> out [64,14,14]
- *   weights at packed[1988609]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
+ *   weights at packed[2886928]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception5.relu6
  */
 static CNN_SIMD void inception5_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -7926,7 +7678,7 @@ static CNN_SIMD void inception5_concat1(const float *restrict x0, const float *r
 
 /* inception6.conv1 — examples/googlenet.cnn:22: conv 1x1 112
  *   in [512,14,14] -> out [112,14,14]
- *   weights at packed[2022467]: weight [112,512,1,1] + bias [112] (packed in blocks of 6 output channels)
+ *   weights at packed[2920786]: weight [112,512,1,1] + bias [112] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception6.relu1
  */
 static CNN_SIMD void inception6_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -8168,7 +7920,7 @@ static CNN_SIMD void inception6_conv1(const float *restrict x0, float *restrict 
 
 /* inception6.conv2 — examples/googlenet.cnn:23: conv 1x1 144
  *   in [512,14,14] -> out [144,14,14]
- *   weights at packed[2080949]: weight [144,512,1,1] + bias [144] (packed in blocks of 6 output channels)
+ *   weights at packed[2979268]: weight [144,512,1,1] + bias [144] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception6.relu2
  */
 static CNN_SIMD void inception6_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -8408,256 +8160,219 @@ static CNN_SIMD void inception6_conv2(const float *restrict x0, float *restrict 
 
 /* inception6.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 288
  *   in [144,14,14] -> out [288,14,14]
- *   weights at packed[2154821]: weight [288,144,3,3] + bias [288] (packed in blocks of 24 output channels)
- *   avx2: tile MP=4 positions x MR=24 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception6.relu3
+ *   weights at packed[3053140]: weight [288,144,3,3] + bias [288] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception6.relu3
  */
 static CNN_SIMD void inception6_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 4, NV = 3, MR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 373248;
+    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 663552;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 28224;
         float *yb = y + (ptrdiff_t)b * 56448;
-        float *sb = s + (ptrdiff_t)b * 36864; /* this sample's scratch */
-        cnn_pad(xb0, sb, 144, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int it = 0; it < 588; it++) {
-            const int gb = it / 49, tile = it - gb * 49;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 288 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 31104;
-            const float *xp = in + grp * 36864;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 16 + q[0] % 14 * 1;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 16 + q[1] % 14 * 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c32 = _mm256_loadu_ps(bias + gb * MR + 16);
-            for (int c = 0; c < 144; c += 1, xp += 256, wp += 216) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
+        float *in = s + (ptrdiff_t)b * 483840; /* this sample's padded input, */
+        float *V = in + 41472; /* the band transformed, [16][144][TB], */
+        float *M = V + 147456; /* the 16 products, [16][288][TB] */
+        cnn_pad(xb0, in, 144, 14, 14, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 144; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 36864, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 110592, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 9216, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 46080, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 82944, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 119808, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 18432, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 55296, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 92160, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 129024, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 27648, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 64512, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 101376, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 138240, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 24 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 24 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 24 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 1]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 48 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 2]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 72 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 72 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 72 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 16]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 17]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 120 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 120 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 120 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 144 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 144 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 144 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 32]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 168 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 168 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 168 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 33]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 33]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 33]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    xb = _mm256_set1_ps(xp[o1 + 34]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    xb = _mm256_set1_ps(xp[o2 + 34]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    xb = _mm256_set1_ps(xp[o3 + 34]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    c32 = _mm256_fmadd_ps(xb, wv2, c32);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 9216 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[3] + 16, c32);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 48 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 48, kb = kx - xi * 48;
+                const float *wp = w + (ptrdiff_t)kx * 864;
+                const float *xp = V + (ptrdiff_t)xi * 9216 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 144; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 18432 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 192, c30);
+                _mm256_storeu_ps(mp + 200, c31);
+                _mm256_storeu_ps(mp + 256, c40);
+                _mm256_storeu_ps(mp + 264, c41);
+                _mm256_storeu_ps(mp + 320, c50);
+                _mm256_storeu_ps(mp + 328, c51);
+            }
+            for (int k = 0; k < 288; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 73728),
+                                 m20 = _mm256_loadu_ps(m + 147456), m30 = _mm256_loadu_ps(m + 221184);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 18432), m11 = _mm256_loadu_ps(m + 92160),
+                                 m21 = _mm256_loadu_ps(m + 165888), m31 = _mm256_loadu_ps(m + 239616);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 36864), m12 = _mm256_loadu_ps(m + 110592),
+                                 m22 = _mm256_loadu_ps(m + 184320), m32 = _mm256_loadu_ps(m + 258048);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 55296), m13 = _mm256_loadu_ps(m + 129024),
+                                 m23 = _mm256_loadu_ps(m + 202752), m33 = _mm256_loadu_ps(m + 276480);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -8666,7 +8381,7 @@ static CNN_SIMD void inception6_conv3(const float *restrict x0, float *restrict 
 
 /* inception6.conv4 — examples/googlenet.cnn:24: conv 1x1 32
  *   in [512,14,14] -> out [32,14,14]
- *   weights at packed[2528357]: weight [32,512,1,1] + bias [32] (packed in blocks of 4 output channels)
+ *   weights at packed[3716980]: weight [32,512,1,1] + bias [32] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception6.relu4
  */
 static CNN_SIMD void inception6_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -8898,7 +8613,7 @@ static CNN_SIMD void inception6_conv4(const float *restrict x0, float *restrict 
 
 /* inception6.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 64
  *   in [32,14,14] -> out [64,14,14]
- *   weights at packed[2544773]: weight [64,32,5,5] + bias [64] (packed in blocks of 16 output channels)
+ *   weights at packed[3733396]: weight [64,32,5,5] + bias [64] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception6.relu5
  */
 static CNN_SIMD void inception6_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -9042,7 +8757,7 @@ static CNN_SIMD void inception6_maxpool1(const float *restrict x0, float *restri
 
 /* inception6.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [512,14,14] -> out [64,14,14]
- *   weights at packed[2596037]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
+ *   weights at packed[3784660]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception6.relu6
  */
 static CNN_SIMD void inception6_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -9302,7 +9017,7 @@ static CNN_SIMD void inception6_concat1(const float *restrict x0, const float *r
 
 /* inception7.conv1 — examples/googlenet.cnn:22: conv 1x1 256
  *   in [528,14,14] -> out [256,14,14]
- *   weights at packed[2629895]: weight [256,528,1,1] + bias [256] (packed in blocks of 6 output channels)
+ *   weights at packed[3818518]: weight [256,528,1,1] + bias [256] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception7.relu1
  */
 static CNN_SIMD void inception7_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -9544,7 +9259,7 @@ static CNN_SIMD void inception7_conv1(const float *restrict x0, float *restrict 
 
 /* inception7.conv2 — examples/googlenet.cnn:23: conv 1x1 160
  *   in [528,14,14] -> out [160,14,14]
- *   weights at packed[2766377]: weight [160,528,1,1] + bias [160] (packed in blocks of 6 output channels)
+ *   weights at packed[3955000]: weight [160,528,1,1] + bias [160] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception7.relu2
  */
 static CNN_SIMD void inception7_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -9786,269 +9501,218 @@ static CNN_SIMD void inception7_conv2(const float *restrict x0, float *restrict 
 
 /* inception7.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 320
  *   in [160,14,14] -> out [320,14,14]
- *   weights at packed[2852075]: weight [320,160,3,3] + bias [320] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception7.relu3
+ *   weights at packed[4040698]: weight [320,160,3,3] + bias [320] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then inception7.relu3
  */
 static CNN_SIMD void inception7_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 460800;
+    enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 821760;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 31360;
         float *yb = y + (ptrdiff_t)b * 62720;
-        float *sb = s + (ptrdiff_t)b * 40960; /* this sample's scratch */
-        cnn_pad(xb0, sb, 160, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int it = 0; it < 660; it++) {
-            const int gb = it / 33, tile = it - gb * 33;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 320 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 23040;
-            const float *xp = in + grp * 40960;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 16 + q[0] % 14 * 1;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 16 + q[1] % 14 * 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
-            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
-            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 160; c += 1, xp += 256, wp += 144) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 0]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+        float *in = s + (ptrdiff_t)b * 538624; /* this sample's padded input, */
+        float *V = in + 46080; /* the band transformed, [16][160][TB], */
+        float *M = V + 163840; /* the 16 products, [16][321][TB] */
+        cnn_pad(xb0, in, 160, 14, 14, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 160; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 40960, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 81920, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 122880, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 10240, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 51200, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 92160, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 133120, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 20480, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 61440, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 102400, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 143360, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 30720, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 71680, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 112640, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 153600, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 1]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 1]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 2]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 2]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 16]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 16]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 16]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 17]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 17]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 17]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 32]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 32]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 32]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 33]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 33]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 33]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 33]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 33]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 34]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 34]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 34]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 34]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 34]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 10240 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 107 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 107, kb = kx - xi * 107;
+                const float *wp = w + (ptrdiff_t)kx * 480;
+                const float *xp = V + (ptrdiff_t)xi * 10240 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c03 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c13 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c23 = _mm256_setzero_ps();
+                for (int c = 0; c < 160; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    const __m256 xv3 = _mm256_loadu_ps(xp + 24);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                }
+                float *mp = M + (ptrdiff_t)xi * 20544 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c03);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 80, c12);
+                _mm256_storeu_ps(mp + 88, c13);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 144, c22);
+                _mm256_storeu_ps(mp + 152, c23);
+            }
+            for (int k = 0; k < 320; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 82176),
+                                 m20 = _mm256_loadu_ps(m + 164352), m30 = _mm256_loadu_ps(m + 246528);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 20544), m11 = _mm256_loadu_ps(m + 102720),
+                                 m21 = _mm256_loadu_ps(m + 184896), m31 = _mm256_loadu_ps(m + 267072);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 41088), m12 = _mm256_loadu_ps(m + 123264),
+                                 m22 = _mm256_loadu_ps(m + 205440), m32 = _mm256_loadu_ps(m + 287616);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 61632), m13 = _mm256_loadu_ps(m + 143808),
+                                 m23 = _mm256_loadu_ps(m + 225984), m33 = _mm256_loadu_ps(m + 308160);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -10057,7 +9721,7 @@ static CNN_SIMD void inception7_conv3(const float *restrict x0, float *restrict 
 
 /* inception7.conv4 — examples/googlenet.cnn:24: conv 1x1 32
  *   in [528,14,14] -> out [32,14,14]
- *   weights at packed[3313195]: weight [32,528,1,1] + bias [32] (packed in blocks of 4 output channels)
+ *   weights at packed[4862778]: weight [32,528,1,1] + bias [32] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception7.relu4
  */
 static CNN_SIMD void inception7_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -10289,7 +9953,7 @@ static CNN_SIMD void inception7_conv4(const float *restrict x0, float *restrict 
 
 /* inception7.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 128
  *   in [32,14,14] -> out [128,14,14]
- *   weights at packed[3330123]: weight [128,32,5,5] + bias [128] (packed in blocks of 16 output channels)
+ *   weights at packed[4879706]: weight [128,32,5,5] + bias [128] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception7.relu5
  */
 static CNN_SIMD void inception7_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -10433,7 +10097,7 @@ static CNN_SIMD void inception7_maxpool1(const float *restrict x0, float *restri
 
 /* inception7.conv6 — examples/googlenet.cnn:25: conv 1x1 128
  *   in [528,14,14] -> out [128,14,14]
- *   weights at packed[3432651]: weight [128,528,1,1] + bias [128] (packed in blocks of 6 output channels)
+ *   weights at packed[4982234]: weight [128,528,1,1] + bias [128] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception7.relu6
  */
 static CNN_SIMD void inception7_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -10741,7 +10405,7 @@ static CNN_SIMD void maxpool4(const float *restrict x0, float *restrict y, int b
 
 /* inception8.conv1 — examples/googlenet.cnn:22: conv 1x1 256
  *   in [832,7,7] -> out [256,7,7]
- *   weights at packed[3502479]: weight [256,832,1,1] + bias [256] (packed in blocks of 32 output channels)
+ *   weights at packed[5052062]: weight [256,832,1,1] + bias [256] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception8.relu1
  */
 static CNN_SIMD void inception8_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -10974,7 +10638,7 @@ static CNN_SIMD void inception8_conv1(const float *restrict x0, float *restrict 
 
 /* inception8.conv2 — examples/googlenet.cnn:23: conv 1x1 160
  *   in [832,7,7] -> out [160,7,7]
- *   weights at packed[3715727]: weight [160,832,1,1] + bias [160] (packed in blocks of 32 output channels)
+ *   weights at packed[5265310]: weight [160,832,1,1] + bias [160] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception8.relu2
  */
 static CNN_SIMD void inception8_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -11207,254 +10871,219 @@ static CNN_SIMD void inception8_conv2(const float *restrict x0, float *restrict 
 
 /* inception8.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 320
  *   in [160,7,7] -> out [320,7,7]
- *   weights at packed[3849007]: weight [320,160,3,3] + bias [320] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception8.relu3
+ *   weights at packed[5398590]: weight [320,160,3,3] + bias [320] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception8.relu3
  */
 static CNN_SIMD void inception8_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 460800;
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 829440;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 7840;
         float *yb = y + (ptrdiff_t)b * 15680;
-        float *sb = s + (ptrdiff_t)b * 12960; /* this sample's scratch */
-        cnn_pad(xb0, sb, 160, 7, 7, 1, 1, 9, 9, 0);
-        const float *in = sb;
-        for (int it = 0; it < 170; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 320 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 46080;
-            const float *xp = in + grp * 12960;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 9 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 9 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 9 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 160; c += 1, xp += 81, wp += 288) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+        float *in = s + (ptrdiff_t)b * 139904; /* this sample's padded input, */
+        float *V = in + 16000; /* the band transformed, [16][160][TB], */
+        float *M = V + 40960; /* the 16 products, [16][324][TB] */
+        cnn_pad(xb0, in, 160, 7, 7, 1, 1, 10, 10, 0);
+        for (int ty0 = 0; ty0 < 4; ty0 += BR) {
+            const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
+            const int used = rows / 2 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 160; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = 2 * v, xv = 0;
+                    const float *d = in + (ptrdiff_t)c * 100 + (2 * (ty0 + r)) * 10 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 20), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 22), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 10), _mm256_loadu_ps(d + 30), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 12), _mm256_loadu_ps(d + 32), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 40), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 22), _mm256_loadu_ps(d + 42), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 30), _mm256_loadu_ps(d + 50), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 32), _mm256_loadu_ps(d + 52), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 10240, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 20480, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 30720, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 2560, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 12800, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 23040, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 33280, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 5120, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 15360, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 25600, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 35840, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 7680, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 17920, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 28160, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 38400, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 9]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 9]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 9]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 10]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 10]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 10]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 11]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 11]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 11]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 19]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 19]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 19]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 256 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 256 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 256 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 256 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 20]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 20]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 2560 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 54 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 54, kb = kx - xi * 54;
+                const float *wp = w + (ptrdiff_t)kx * 960;
+                const float *xp = V + (ptrdiff_t)xi * 2560 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 160; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 5184 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
+            }
+            for (int k = 0; k < 320; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = 2 * v, xv = 0;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 20736),
+                                 m20 = _mm256_loadu_ps(m + 41472), m30 = _mm256_loadu_ps(m + 62208);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 5184), m11 = _mm256_loadu_ps(m + 25920),
+                                 m21 = _mm256_loadu_ps(m + 46656), m31 = _mm256_loadu_ps(m + 67392);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 10368), m12 = _mm256_loadu_ps(m + 31104),
+                                 m22 = _mm256_loadu_ps(m + 51840), m32 = _mm256_loadu_ps(m + 72576);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 15552), m13 = _mm256_loadu_ps(m + 36288),
+                                 m23 = _mm256_loadu_ps(m + 57024), m33 = _mm256_loadu_ps(m + 77760);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 0, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 0, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -11463,7 +11092,7 @@ static CNN_SIMD void inception8_conv3(const float *restrict x0, float *restrict 
 
 /* inception8.conv4 — examples/googlenet.cnn:24: conv 1x1 32
  *   in [832,7,7] -> out [32,7,7]
- *   weights at packed[4310127]: weight [32,832,1,1] + bias [32] (packed in blocks of 32 output channels)
+ *   weights at packed[6228350]: weight [32,832,1,1] + bias [32] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception8.relu4
  */
 static CNN_SIMD void inception8_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -11696,7 +11325,7 @@ static CNN_SIMD void inception8_conv4(const float *restrict x0, float *restrict 
 
 /* inception8.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 128
  *   in [32,7,7] -> out [128,7,7]
- *   weights at packed[4336783]: weight [128,32,5,5] + bias [128] (packed in blocks of 32 output channels)
+ *   weights at packed[6255006]: weight [128,32,5,5] + bias [128] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception8.relu5
  */
 static CNN_SIMD void inception8_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -11833,7 +11462,7 @@ static CNN_SIMD void inception8_maxpool1(const float *restrict x0, float *restri
 
 /* inception8.conv6 — examples/googlenet.cnn:25: conv 1x1 128
  *   in [832,7,7] -> out [128,7,7]
- *   weights at packed[4439311]: weight [128,832,1,1] + bias [128] (packed in blocks of 32 output channels)
+ *   weights at packed[6357534]: weight [128,832,1,1] + bias [128] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception8.relu6
  */
 static CNN_SIMD void inception8_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -12084,7 +11713,7 @@ static CNN_SIMD void inception8_concat1(const float *restrict x0, const float *r
 
 /* inception9.conv1 — examples/googlenet.cnn:22: conv 1x1 384
  *   in [832,7,7] -> out [384,7,7]
- *   weights at packed[4545935]: weight [384,832,1,1] + bias [384] (packed in blocks of 32 output channels)
+ *   weights at packed[6464158]: weight [384,832,1,1] + bias [384] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception9.relu1
  */
 static CNN_SIMD void inception9_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -12317,7 +11946,7 @@ static CNN_SIMD void inception9_conv1(const float *restrict x0, float *restrict 
 
 /* inception9.conv2 — examples/googlenet.cnn:23: conv 1x1 192
  *   in [832,7,7] -> out [192,7,7]
- *   weights at packed[4865807]: weight [192,832,1,1] + bias [192] (packed in blocks of 32 output channels)
+ *   weights at packed[6784030]: weight [192,832,1,1] + bias [192] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception9.relu2
  */
 static CNN_SIMD void inception9_conv2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -12550,254 +12179,219 @@ static CNN_SIMD void inception9_conv2(const float *restrict x0, float *restrict 
 
 /* inception9.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 384
  *   in [192,7,7] -> out [384,7,7]
- *   weights at packed[5025743]: weight [384,192,3,3] + bias [384] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception9.relu3
+ *   weights at packed[6943966]: weight [384,192,3,3] + bias [384] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception9.relu3
  */
 static CNN_SIMD void inception9_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 663552;
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 1179648;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 9408;
         float *yb = y + (ptrdiff_t)b * 18816;
-        float *sb = s + (ptrdiff_t)b * 15552; /* this sample's scratch */
-        cnn_pad(xb0, sb, 192, 7, 7, 1, 1, 9, 9, 0);
-        const float *in = sb;
-        for (int it = 0; it < 204; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 384 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 55296;
-            const float *xp = in + grp * 15552;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 9 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 9 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 9 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 192; c += 1, xp += 81, wp += 288) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+        float *in = s + (ptrdiff_t)b * 166656; /* this sample's padded input, */
+        float *V = in + 19200; /* the band transformed, [16][192][TB], */
+        float *M = V + 49152; /* the 16 products, [16][384][TB] */
+        cnn_pad(xb0, in, 192, 7, 7, 1, 1, 10, 10, 0);
+        for (int ty0 = 0; ty0 < 4; ty0 += BR) {
+            const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
+            const int used = rows / 2 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 192; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = 2 * v, xv = 0;
+                    const float *d = in + (ptrdiff_t)c * 100 + (2 * (ty0 + r)) * 10 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 20), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 22), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 10), _mm256_loadu_ps(d + 30), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 12), _mm256_loadu_ps(d + 32), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 40), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 22), _mm256_loadu_ps(d + 42), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 30), _mm256_loadu_ps(d + 50), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 32), _mm256_loadu_ps(d + 52), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 12288, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 24576, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 36864, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 3072, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 15360, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 27648, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 39936, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 6144, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 18432, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 30720, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 43008, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 9216, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 21504, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 33792, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 46080, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 9]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 9]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 9]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 10]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 10]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 10]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 11]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 11]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 11]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 19]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 19]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 19]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 256 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 256 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 256 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 256 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 20]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 20]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 3072 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 64 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 64, kb = kx - xi * 64;
+                const float *wp = w + (ptrdiff_t)kx * 1152;
+                const float *xp = V + (ptrdiff_t)xi * 3072 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 192; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 6144 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
+            }
+            for (int k = 0; k < 384; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = 2 * v, xv = 0;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 24576),
+                                 m20 = _mm256_loadu_ps(m + 49152), m30 = _mm256_loadu_ps(m + 73728);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 6144), m11 = _mm256_loadu_ps(m + 30720),
+                                 m21 = _mm256_loadu_ps(m + 55296), m31 = _mm256_loadu_ps(m + 79872);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 12288), m12 = _mm256_loadu_ps(m + 36864),
+                                 m22 = _mm256_loadu_ps(m + 61440), m32 = _mm256_loadu_ps(m + 86016);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 18432), m13 = _mm256_loadu_ps(m + 43008),
+                                 m23 = _mm256_loadu_ps(m + 67584), m33 = _mm256_loadu_ps(m + 92160);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 0, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 0, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -12806,7 +12400,7 @@ static CNN_SIMD void inception9_conv3(const float *restrict x0, float *restrict 
 
 /* inception9.conv4 — examples/googlenet.cnn:24: conv 1x1 48
  *   in [832,7,7] -> out [48,7,7]
- *   weights at packed[5689679]: weight [48,832,1,1] + bias [48] (packed in blocks of 24 output channels)
+ *   weights at packed[8123998]: weight [48,832,1,1] + bias [48] (packed in blocks of 24 output channels)
  *   avx2: tile MP=4 positions x MR=24 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception9.relu4
  */
 static CNN_SIMD void inception9_conv4(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -13041,7 +12635,7 @@ static CNN_SIMD void inception9_conv4(const float *restrict x0, float *restrict 
 
 /* inception9.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 128
  *   in [48,7,7] -> out [128,7,7]
- *   weights at packed[5729663]: weight [128,48,5,5] + bias [128] (packed in blocks of 32 output channels)
+ *   weights at packed[8163982]: weight [128,48,5,5] + bias [128] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception9.relu5
  */
 static CNN_SIMD void inception9_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -13178,7 +12772,7 @@ static CNN_SIMD void inception9_maxpool1(const float *restrict x0, float *restri
 
 /* inception9.conv6 — examples/googlenet.cnn:25: conv 1x1 128
  *   in [832,7,7] -> out [128,7,7]
- *   weights at packed[5883391]: weight [128,832,1,1] + bias [128] (packed in blocks of 32 output channels)
+ *   weights at packed[8317710]: weight [128,832,1,1] + bias [128] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception9.relu6
  */
 static CNN_SIMD void inception9_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -13460,7 +13054,7 @@ static CNN_SIMD void avgpool1(const float *restrict x0, float *restrict y, int b
 
 /* dense1 — examples/googlenet.cnn:47: dense 1000
  *   in [1024,1,1] -> out [1000]
- *   weights at packed[5990015]: weight [1000,1024] + bias [1000]
+ *   weights at packed[8424334]: weight [1000,1024] + bias [1000]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -13516,66 +13110,66 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 6998552 floats) to the packed layout
- * the kernels read (7015015 floats). */
+ * the kernels read (9449334 floats). */
 void googlenet_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, params + 9408, NULL, 0.0, packed + 0, 64, 147, 1, 16); /* conv1 */
     cnn_pack_conv(params + 9472, params + 13568, NULL, 0.0, packed + 9472, 64, 64, 1, 4); /* conv2 */
-    cnn_pack_conv(params + 13632, params + 124224, NULL, 0.0, packed + 13632, 192, 576, 1, 6); /* conv3 */
-    cnn_pack_conv(params + 124416, params + 136704, NULL, 0.0, packed + 124416, 64, 192, 1, 4); /* inception1.conv1 */
-    cnn_pack_conv(params + 136768, params + 155200, NULL, 0.0, packed + 136768, 96, 192, 1, 6); /* inception1.conv2 */
-    cnn_pack_conv(params + 155296, params + 265888, NULL, 0.0, packed + 155296, 128, 864, 1, 4); /* inception1.conv3 */
-    cnn_pack_conv(params + 266016, params + 269088, NULL, 0.0, packed + 266016, 16, 192, 1, 4); /* inception1.conv4 */
-    cnn_pack_conv(params + 269104, params + 281904, NULL, 0.0, packed + 269104, 32, 400, 1, 4); /* inception1.conv5 */
-    cnn_pack_conv(params + 281936, params + 288080, NULL, 0.0, packed + 281936, 32, 192, 1, 4); /* inception1.conv6 */
-    cnn_pack_conv(params + 288112, params + 320880, NULL, 0.0, packed + 288112, 128, 256, 1, 4); /* inception2.conv1 */
-    cnn_pack_conv(params + 321008, params + 353776, NULL, 0.0, packed + 321008, 128, 256, 1, 4); /* inception2.conv2 */
-    cnn_pack_conv(params + 353904, params + 575088, NULL, 0.0, packed + 353904, 192, 1152, 1, 4); /* inception2.conv3 */
-    cnn_pack_conv(params + 575280, params + 583472, NULL, 0.0, packed + 575280, 32, 256, 1, 4); /* inception2.conv4 */
-    cnn_pack_conv(params + 583504, params + 660304, NULL, 0.0, packed + 583504, 96, 800, 1, 6); /* inception2.conv5 */
-    cnn_pack_conv(params + 660400, params + 676784, NULL, 0.0, packed + 660400, 64, 256, 1, 4); /* inception2.conv6 */
-    cnn_pack_conv(params + 676848, params + 769008, NULL, 0.0, packed + 676848, 192, 480, 1, 6); /* inception3.conv1 */
-    cnn_pack_conv(params + 769200, params + 815280, NULL, 0.0, packed + 769200, 96, 480, 1, 6); /* inception3.conv2 */
-    cnn_pack_conv(params + 815376, params + 995088, NULL, 0.0, packed + 815376, 208, 864, 1, 16); /* inception3.conv3 */
-    cnn_pack_conv(params + 995296, params + 1002976, NULL, 0.0, packed + 995296, 16, 480, 1, 4); /* inception3.conv4 */
-    cnn_pack_conv(params + 1002992, params + 1022192, NULL, 0.0, packed + 1002992, 48, 400, 1, 24); /* inception3.conv5 */
-    cnn_pack_conv(params + 1022240, params + 1052960, NULL, 0.0, packed + 1022240, 64, 480, 1, 6); /* inception3.conv6 */
-    cnn_pack_conv(params + 1053024, params + 1134944, NULL, 0.0, packed + 1053986, 160, 512, 1, 6); /* inception4.conv1 */
-    cnn_pack_conv(params + 1135104, params + 1192448, NULL, 0.0, packed + 1137092, 112, 512, 1, 6); /* inception4.conv2 */
-    cnn_pack_conv(params + 1192560, params + 1418352, NULL, 0.0, packed + 1195574, 224, 1008, 1, 3); /* inception4.conv3 */
-    cnn_pack_conv(params + 1418576, params + 1430864, NULL, 0.0, packed + 1422599, 24, 512, 1, 6); /* inception4.conv4 */
-    cnn_pack_conv(params + 1430888, params + 1469288, NULL, 0.0, packed + 1434911, 64, 600, 1, 16); /* inception4.conv5 */
-    cnn_pack_conv(params + 1469352, params + 1502120, NULL, 0.0, packed + 1473375, 64, 512, 1, 6); /* inception4.conv6 */
-    cnn_pack_conv(params + 1502184, params + 1567720, NULL, 0.0, packed + 1507233, 128, 512, 1, 6); /* inception5.conv1 */
-    cnn_pack_conv(params + 1567848, params + 1633384, NULL, 0.0, packed + 1574949, 128, 512, 1, 6); /* inception5.conv2 */
-    cnn_pack_conv(params + 1633512, params + 1928424, NULL, 0.0, packed + 1642665, 256, 1152, 1, 16); /* inception5.conv3 */
-    cnn_pack_conv(params + 1928680, params + 1940968, NULL, 0.0, packed + 1937833, 24, 512, 1, 6); /* inception5.conv4 */
-    cnn_pack_conv(params + 1940992, params + 1979392, NULL, 0.0, packed + 1950145, 64, 600, 1, 16); /* inception5.conv5 */
-    cnn_pack_conv(params + 1979456, params + 2012224, NULL, 0.0, packed + 1988609, 64, 512, 1, 6); /* inception5.conv6 */
-    cnn_pack_conv(params + 2012288, params + 2069632, NULL, 0.0, packed + 2022467, 112, 512, 1, 6); /* inception6.conv1 */
-    cnn_pack_conv(params + 2069744, params + 2143472, NULL, 0.0, packed + 2080949, 144, 512, 1, 6); /* inception6.conv2 */
-    cnn_pack_conv(params + 2143616, params + 2516864, NULL, 0.0, packed + 2154821, 288, 1296, 1, 24); /* inception6.conv3 */
-    cnn_pack_conv(params + 2517152, params + 2533536, NULL, 0.0, packed + 2528357, 32, 512, 1, 4); /* inception6.conv4 */
-    cnn_pack_conv(params + 2533568, params + 2584768, NULL, 0.0, packed + 2544773, 64, 800, 1, 16); /* inception6.conv5 */
-    cnn_pack_conv(params + 2584832, params + 2617600, NULL, 0.0, packed + 2596037, 64, 512, 1, 6); /* inception6.conv6 */
-    cnn_pack_conv(params + 2617664, params + 2752832, NULL, 0.0, packed + 2629895, 256, 528, 1, 6); /* inception7.conv1 */
-    cnn_pack_conv(params + 2753088, params + 2837568, NULL, 0.0, packed + 2766377, 160, 528, 1, 6); /* inception7.conv2 */
-    cnn_pack_conv(params + 2837728, params + 3298528, NULL, 0.0, packed + 2852075, 320, 1440, 1, 16); /* inception7.conv3 */
-    cnn_pack_conv(params + 3298848, params + 3315744, NULL, 0.0, packed + 3313195, 32, 528, 1, 4); /* inception7.conv4 */
-    cnn_pack_conv(params + 3315776, params + 3418176, NULL, 0.0, packed + 3330123, 128, 800, 1, 16); /* inception7.conv5 */
-    cnn_pack_conv(params + 3418304, params + 3485888, NULL, 0.0, packed + 3432651, 128, 528, 1, 6); /* inception7.conv6 */
-    cnn_pack_conv(params + 3486016, params + 3699008, NULL, 0.0, packed + 3502479, 256, 832, 1, 32); /* inception8.conv1 */
-    cnn_pack_conv(params + 3699264, params + 3832384, NULL, 0.0, packed + 3715727, 160, 832, 1, 32); /* inception8.conv2 */
-    cnn_pack_conv(params + 3832544, params + 4293344, NULL, 0.0, packed + 3849007, 320, 1440, 1, 32); /* inception8.conv3 */
-    cnn_pack_conv(params + 4293664, params + 4320288, NULL, 0.0, packed + 4310127, 32, 832, 1, 32); /* inception8.conv4 */
-    cnn_pack_conv(params + 4320320, params + 4422720, NULL, 0.0, packed + 4336783, 128, 800, 1, 32); /* inception8.conv5 */
-    cnn_pack_conv(params + 4422848, params + 4529344, NULL, 0.0, packed + 4439311, 128, 832, 1, 32); /* inception8.conv6 */
-    cnn_pack_conv(params + 4529472, params + 4848960, NULL, 0.0, packed + 4545935, 384, 832, 1, 32); /* inception9.conv1 */
-    cnn_pack_conv(params + 4849344, params + 5009088, NULL, 0.0, packed + 4865807, 192, 832, 1, 32); /* inception9.conv2 */
-    cnn_pack_conv(params + 5009280, params + 5672832, NULL, 0.0, packed + 5025743, 384, 1728, 1, 32); /* inception9.conv3 */
-    cnn_pack_conv(params + 5673216, params + 5713152, NULL, 0.0, packed + 5689679, 48, 832, 1, 24); /* inception9.conv4 */
-    cnn_pack_conv(params + 5713200, params + 5866800, NULL, 0.0, packed + 5729663, 128, 1200, 1, 32); /* inception9.conv5 */
-    cnn_pack_conv(params + 5866928, params + 5973424, NULL, 0.0, packed + 5883391, 128, 832, 1, 32); /* inception9.conv6 */
-    cnn_copy(params + 5973552, packed + 5990015, 1025000); /* dense1 */
+    cnn_pack_wino(params + 13632, params + 124224, NULL, 0.0, packed + 13632, 192, 64, 6); /* conv3: Winograd */
+    cnn_pack_conv(params + 124416, params + 136704, NULL, 0.0, packed + 210432, 64, 192, 1, 4); /* inception1.conv1 */
+    cnn_pack_conv(params + 136768, params + 155200, NULL, 0.0, packed + 222784, 96, 192, 1, 6); /* inception1.conv2 */
+    cnn_pack_wino(params + 155296, params + 265888, NULL, 0.0, packed + 241312, 128, 96, 3); /* inception1.conv3: Winograd */
+    cnn_pack_conv(params + 266016, params + 269088, NULL, 0.0, packed + 439584, 16, 192, 1, 4); /* inception1.conv4 */
+    cnn_pack_conv(params + 269104, params + 281904, NULL, 0.0, packed + 442672, 32, 400, 1, 4); /* inception1.conv5 */
+    cnn_pack_conv(params + 281936, params + 288080, NULL, 0.0, packed + 455504, 32, 192, 1, 4); /* inception1.conv6 */
+    cnn_pack_conv(params + 288112, params + 320880, NULL, 0.0, packed + 461680, 128, 256, 1, 4); /* inception2.conv1 */
+    cnn_pack_conv(params + 321008, params + 353776, NULL, 0.0, packed + 494576, 128, 256, 1, 4); /* inception2.conv2 */
+    cnn_pack_wino(params + 353904, params + 575088, NULL, 0.0, packed + 527472, 192, 128, 6); /* inception2.conv3: Winograd */
+    cnn_pack_conv(params + 575280, params + 583472, NULL, 0.0, packed + 920880, 32, 256, 1, 4); /* inception2.conv4 */
+    cnn_pack_conv(params + 583504, params + 660304, NULL, 0.0, packed + 929104, 96, 800, 1, 6); /* inception2.conv5 */
+    cnn_pack_conv(params + 660400, params + 676784, NULL, 0.0, packed + 1006000, 64, 256, 1, 4); /* inception2.conv6 */
+    cnn_pack_conv(params + 676848, params + 769008, NULL, 0.0, packed + 1022448, 192, 480, 1, 6); /* inception3.conv1 */
+    cnn_pack_conv(params + 769200, params + 815280, NULL, 0.0, packed + 1114800, 96, 480, 1, 6); /* inception3.conv2 */
+    cnn_pack_wino(params + 815376, params + 995088, NULL, 0.0, packed + 1160976, 208, 96, 6); /* inception3.conv3: Winograd */
+    cnn_pack_conv(params + 995296, params + 1002976, NULL, 0.0, packed + 1483744, 16, 480, 1, 4); /* inception3.conv4 */
+    cnn_pack_conv(params + 1002992, params + 1022192, NULL, 0.0, packed + 1491440, 48, 400, 1, 24); /* inception3.conv5 */
+    cnn_pack_conv(params + 1022240, params + 1052960, NULL, 0.0, packed + 1510688, 64, 480, 1, 6); /* inception3.conv6 */
+    cnn_pack_conv(params + 1053024, params + 1134944, NULL, 0.0, packed + 1542434, 160, 512, 1, 6); /* inception4.conv1 */
+    cnn_pack_conv(params + 1135104, params + 1192448, NULL, 0.0, packed + 1625540, 112, 512, 1, 6); /* inception4.conv2 */
+    cnn_pack_wino(params + 1192560, params + 1418352, NULL, 0.0, packed + 1684022, 224, 112, 3); /* inception4.conv3: Winograd */
+    cnn_pack_conv(params + 1418576, params + 1430864, NULL, 0.0, packed + 2087446, 24, 512, 1, 6); /* inception4.conv4 */
+    cnn_pack_conv(params + 1430888, params + 1469288, NULL, 0.0, packed + 2099758, 64, 600, 1, 16); /* inception4.conv5 */
+    cnn_pack_conv(params + 1469352, params + 1502120, NULL, 0.0, packed + 2138222, 64, 512, 1, 6); /* inception4.conv6 */
+    cnn_pack_conv(params + 1502184, params + 1567720, NULL, 0.0, packed + 2172080, 128, 512, 1, 6); /* inception5.conv1 */
+    cnn_pack_conv(params + 1567848, params + 1633384, NULL, 0.0, packed + 2239796, 128, 512, 1, 6); /* inception5.conv2 */
+    cnn_pack_wino(params + 1633512, params + 1928424, NULL, 0.0, packed + 2307512, 256, 128, 6); /* inception5.conv3: Winograd */
+    cnn_pack_conv(params + 1928680, params + 1940968, NULL, 0.0, packed + 2836152, 24, 512, 1, 6); /* inception5.conv4 */
+    cnn_pack_conv(params + 1940992, params + 1979392, NULL, 0.0, packed + 2848464, 64, 600, 1, 16); /* inception5.conv5 */
+    cnn_pack_conv(params + 1979456, params + 2012224, NULL, 0.0, packed + 2886928, 64, 512, 1, 6); /* inception5.conv6 */
+    cnn_pack_conv(params + 2012288, params + 2069632, NULL, 0.0, packed + 2920786, 112, 512, 1, 6); /* inception6.conv1 */
+    cnn_pack_conv(params + 2069744, params + 2143472, NULL, 0.0, packed + 2979268, 144, 512, 1, 6); /* inception6.conv2 */
+    cnn_pack_wino(params + 2143616, params + 2516864, NULL, 0.0, packed + 3053140, 288, 144, 6); /* inception6.conv3: Winograd */
+    cnn_pack_conv(params + 2517152, params + 2533536, NULL, 0.0, packed + 3716980, 32, 512, 1, 4); /* inception6.conv4 */
+    cnn_pack_conv(params + 2533568, params + 2584768, NULL, 0.0, packed + 3733396, 64, 800, 1, 16); /* inception6.conv5 */
+    cnn_pack_conv(params + 2584832, params + 2617600, NULL, 0.0, packed + 3784660, 64, 512, 1, 6); /* inception6.conv6 */
+    cnn_pack_conv(params + 2617664, params + 2752832, NULL, 0.0, packed + 3818518, 256, 528, 1, 6); /* inception7.conv1 */
+    cnn_pack_conv(params + 2753088, params + 2837568, NULL, 0.0, packed + 3955000, 160, 528, 1, 6); /* inception7.conv2 */
+    cnn_pack_wino(params + 2837728, params + 3298528, NULL, 0.0, packed + 4040698, 320, 160, 3); /* inception7.conv3: Winograd */
+    cnn_pack_conv(params + 3298848, params + 3315744, NULL, 0.0, packed + 4862778, 32, 528, 1, 4); /* inception7.conv4 */
+    cnn_pack_conv(params + 3315776, params + 3418176, NULL, 0.0, packed + 4879706, 128, 800, 1, 16); /* inception7.conv5 */
+    cnn_pack_conv(params + 3418304, params + 3485888, NULL, 0.0, packed + 4982234, 128, 528, 1, 6); /* inception7.conv6 */
+    cnn_pack_conv(params + 3486016, params + 3699008, NULL, 0.0, packed + 5052062, 256, 832, 1, 32); /* inception8.conv1 */
+    cnn_pack_conv(params + 3699264, params + 3832384, NULL, 0.0, packed + 5265310, 160, 832, 1, 32); /* inception8.conv2 */
+    cnn_pack_wino(params + 3832544, params + 4293344, NULL, 0.0, packed + 5398590, 320, 160, 6); /* inception8.conv3: Winograd */
+    cnn_pack_conv(params + 4293664, params + 4320288, NULL, 0.0, packed + 6228350, 32, 832, 1, 32); /* inception8.conv4 */
+    cnn_pack_conv(params + 4320320, params + 4422720, NULL, 0.0, packed + 6255006, 128, 800, 1, 32); /* inception8.conv5 */
+    cnn_pack_conv(params + 4422848, params + 4529344, NULL, 0.0, packed + 6357534, 128, 832, 1, 32); /* inception8.conv6 */
+    cnn_pack_conv(params + 4529472, params + 4848960, NULL, 0.0, packed + 6464158, 384, 832, 1, 32); /* inception9.conv1 */
+    cnn_pack_conv(params + 4849344, params + 5009088, NULL, 0.0, packed + 6784030, 192, 832, 1, 32); /* inception9.conv2 */
+    cnn_pack_wino(params + 5009280, params + 5672832, NULL, 0.0, packed + 6943966, 384, 192, 6); /* inception9.conv3: Winograd */
+    cnn_pack_conv(params + 5673216, params + 5713152, NULL, 0.0, packed + 8123998, 48, 832, 1, 24); /* inception9.conv4 */
+    cnn_pack_conv(params + 5713200, params + 5866800, NULL, 0.0, packed + 8163982, 128, 1200, 1, 32); /* inception9.conv5 */
+    cnn_pack_conv(params + 5866928, params + 5973424, NULL, 0.0, packed + 8317710, 128, 832, 1, 32); /* inception9.conv6 */
+    cnn_copy(params + 5973552, packed + 8424334, 1025000); /* dense1 */
 }
 
 /* Inference on `batch` samples (1..googlenet_BATCH), NCHW in and out. Returns 0,
@@ -13590,85 +13184,85 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     conv1(in_img, A + 0, packed + 0, A + 802816, batch);
     maxpool1(A + 0, A + 802816, batch);
     lrn1(A + 802816, A + 0, batch);
-    conv2(A + 0, A + 817424, packed + 9472, batch);
-    conv3(A + 817424, A + 0, packed + 13632, A + 602112, batch);
-    lrn2(A + 0, A + 602112, batch);
-    maxpool2(A + 602112, A + 0, batch);
-    inception1_conv1(A + 0, A + 476672, packed + 124416, batch);
-    inception1_conv2(A + 0, A + 401408, packed + 136768, batch);
-    inception1_conv3(A + 401408, A + 301056, packed + 155296, A + 150528, batch);
-    inception1_conv4(A + 0, A + 442912, packed + 266016, batch);
-    inception1_conv5(A + 442912, A + 401408, packed + 269104, A + 426496, batch);
-    inception1_maxpool1(A + 0, A + 150528, batch);
-    inception1_conv6(A + 150528, A + 426496, packed + 281936, batch);
-    inception1_concat1(A + 476672, A + 301056, A + 401408, A + 426496, A + 0, batch);
-    inception2_conv1(A + 0, A + 551936, packed + 288112, batch);
-    inception2_conv2(A + 0, A + 652288, packed + 321008, batch);
-    inception2_conv3(A + 652288, A + 401408, packed + 353904, A + 200704, batch);
-    inception2_conv4(A + 0, A + 233488, packed + 575280, batch);
-    inception2_conv5(A + 233488, A + 652288, packed + 583504, A + 200704, batch);
-    inception2_maxpool1(A + 0, A + 200704, batch);
-    inception2_conv6(A + 200704, A + 727552, packed + 660400, batch);
-    inception2_concat1(A + 551936, A + 401408, A + 652288, A + 727552, A + 0, batch);
+    conv2(A + 0, A + 1371392, packed + 9472, batch);
+    conv3(A + 1371392, A + 769280, packed + 13632, A + 0, batch);
+    lrn2(A + 769280, A + 0, batch);
+    maxpool2(A + 0, A + 602112, batch);
+    inception1_conv1(A + 602112, A + 1086976, packed + 210432, batch);
+    inception1_conv2(A + 602112, A + 752640, packed + 222784, batch);
+    inception1_conv3(A + 752640, A + 986624, packed + 241312, A + 0, batch);
+    inception1_conv4(A + 602112, A + 794144, packed + 439584, batch);
+    inception1_conv5(A + 794144, A + 752640, packed + 442672, A + 777728, batch);
+    inception1_maxpool1(A + 602112, A + 0, batch);
+    inception1_conv6(A + 0, A + 150528, packed + 455504, batch);
+    inception1_concat1(A + 1086976, A + 986624, A + 752640, A + 150528, A + 785920, batch);
+    inception2_conv1(A + 785920, A + 1137152, packed + 461680, batch);
+    inception2_conv2(A + 785920, A + 1237504, packed + 494576, batch);
+    inception2_conv3(A + 1237504, A + 986624, packed + 527472, A + 0, batch);
+    inception2_conv4(A + 785920, A + 484368, packed + 920880, batch);
+    inception2_conv5(A + 484368, A + 376320, packed + 929104, A + 451584, batch);
+    inception2_maxpool1(A + 785920, A + 0, batch);
+    inception2_conv6(A + 0, A + 451584, packed + 1006000, batch);
+    inception2_concat1(A + 1137152, A + 986624, A + 376320, A + 451584, A + 0, batch);
     maxpool3(A + 0, A + 376320, batch);
-    inception3_conv1(A + 376320, A + 141120, packed + 676848, batch);
-    inception3_conv2(A + 376320, A + 24576, packed + 769200, batch);
-    inception3_conv3(A + 24576, A + 100352, packed + 815376, A + 0, batch);
-    inception3_conv4(A + 376320, A + 183936, packed + 995296, batch);
-    inception3_conv5(A + 183936, A + 191296, packed + 1002992, A + 178752, batch);
+    inception3_conv1(A + 376320, A + 518464, packed + 1022448, batch);
+    inception3_conv2(A + 376320, A + 340992, packed + 1114800, batch);
+    inception3_conv3(A + 340992, A + 477696, packed + 1160976, A + 0, batch);
+    inception3_conv4(A + 376320, A + 0, packed + 1483744, batch);
+    inception3_conv5(A + 0, A + 106624, packed + 1491440, A + 470400, batch);
     inception3_maxpool1(A + 376320, A + 0, batch);
-    inception3_conv6(A + 0, A + 178752, packed + 1022240, batch);
-    inception3_concat1(A + 141120, A + 100352, A + 191296, A + 178752, A + 0, batch);
-    inception4_conv1(A + 0, A + 244608, packed + 1053986, batch);
-    inception4_conv2(A + 0, A + 129056, packed + 1137092, batch);
-    inception4_conv3(A + 129056, A + 200704, packed + 1195574, A + 100352, batch);
-    inception4_conv4(A + 0, A + 108128, packed + 1422599, batch);
-    inception4_conv5(A + 108128, A + 275968, packed + 1434911, A + 100352, batch);
-    inception4_maxpool1(A + 0, A + 100352, batch);
-    inception4_conv6(A + 100352, A + 288512, packed + 1473375, batch);
-    inception4_concat1(A + 244608, A + 200704, A + 275968, A + 288512, A + 0, batch);
-    inception5_conv1(A + 0, A + 250880, packed + 1507233, batch);
-    inception5_conv2(A + 0, A + 133120, packed + 1574949, batch);
-    inception5_conv3(A + 133120, A + 200704, packed + 1642665, A + 100352, batch);
-    inception5_conv4(A + 0, A + 108128, packed + 1937833, batch);
-    inception5_conv5(A + 108128, A + 275968, packed + 1950145, A + 100352, batch);
-    inception5_maxpool1(A + 0, A + 100352, batch);
-    inception5_conv6(A + 100352, A + 288512, packed + 1988609, batch);
-    inception5_concat1(A + 250880, A + 200704, A + 275968, A + 288512, A + 0, batch);
-    inception6_conv1(A + 0, A + 257152, packed + 2022467, batch);
-    inception6_conv2(A + 0, A + 137216, packed + 2080949, batch);
-    inception6_conv3(A + 137216, A + 200704, packed + 2154821, A + 100352, batch);
-    inception6_conv4(A + 0, A + 110720, packed + 2528357, batch);
-    inception6_conv5(A + 110720, A + 279104, packed + 2544773, A + 100352, batch);
-    inception6_maxpool1(A + 0, A + 100352, batch);
-    inception6_conv6(A + 100352, A + 291648, packed + 2596037, batch);
-    inception6_concat1(A + 257152, A + 200704, A + 279104, A + 291648, A + 0, batch);
-    inception7_conv1(A + 0, A + 269696, packed + 2629895, batch);
-    inception7_conv2(A + 0, A + 144448, packed + 2766377, batch);
-    inception7_conv3(A + 144448, A + 206976, packed + 2852075, A + 103488, batch);
-    inception7_conv4(A + 0, A + 113856, packed + 3313195, batch);
-    inception7_conv5(A + 113856, A + 319872, packed + 3330123, A + 103488, batch);
-    inception7_maxpool1(A + 0, A + 103488, batch);
-    inception7_conv6(A + 103488, A + 344960, packed + 3432651, batch);
-    inception7_concat1(A + 269696, A + 206976, A + 319872, A + 344960, A + 0, batch);
+    inception3_conv6(A + 0, A + 94080, packed + 1510688, batch);
+    inception3_concat1(A + 518464, A + 477696, A + 106624, A + 94080, A + 377344, batch);
+    inception4_conv1(A + 377344, A + 576384, packed + 1542434, batch);
+    inception4_conv2(A + 377344, A + 477696, packed + 1625540, batch);
+    inception4_conv3(A + 477696, A + 532480, packed + 1684022, A + 0, batch);
+    inception4_conv4(A + 377344, A + 485472, packed + 2087446, batch);
+    inception4_conv5(A + 485472, A + 100352, packed + 2099758, A + 477696, batch);
+    inception4_maxpool1(A + 377344, A + 0, batch);
+    inception4_conv6(A + 0, A + 112896, packed + 2138222, batch);
+    inception4_concat1(A + 576384, A + 532480, A + 100352, A + 112896, A + 432128, batch);
+    inception5_conv1(A + 432128, A + 634368, packed + 2172080, batch);
+    inception5_conv2(A + 432128, A + 532480, packed + 2239796, batch);
+    inception5_conv3(A + 532480, A + 584192, packed + 2307512, A + 0, batch);
+    inception5_conv4(A + 432128, A + 540256, packed + 2836152, batch);
+    inception5_conv5(A + 540256, A + 100352, packed + 2848464, A + 532480, batch);
+    inception5_maxpool1(A + 432128, A + 0, batch);
+    inception5_conv6(A + 0, A + 112896, packed + 2886928, batch);
+    inception5_concat1(A + 634368, A + 584192, A + 100352, A + 112896, A + 483840, batch);
+    inception6_conv1(A + 483840, A + 698560, packed + 2920786, batch);
+    inception6_conv2(A + 483840, A + 584192, packed + 2979268, batch);
+    inception6_conv3(A + 584192, A + 642112, packed + 3053140, A + 0, batch);
+    inception6_conv4(A + 483840, A + 594560, packed + 3716980, batch);
+    inception6_conv5(A + 594560, A + 100352, packed + 3733396, A + 584192, batch);
+    inception6_maxpool1(A + 483840, A + 0, batch);
+    inception6_conv6(A + 0, A + 112896, packed + 3784660, batch);
+    inception6_concat1(A + 698560, A + 642112, A + 100352, A + 112896, A + 538624, batch);
+    inception7_conv1(A + 538624, A + 704832, packed + 3818518, batch);
+    inception7_conv2(A + 538624, A + 755008, packed + 3955000, batch);
+    inception7_conv3(A + 755008, A + 642112, packed + 4040698, A + 0, batch);
+    inception7_conv4(A + 538624, A + 10368, packed + 4862778, batch);
+    inception7_conv5(A + 10368, A + 163072, packed + 4879706, A + 0, batch);
+    inception7_maxpool1(A + 538624, A + 0, batch);
+    inception7_conv6(A + 0, A + 188160, packed + 4982234, batch);
+    inception7_concat1(A + 704832, A + 642112, A + 163072, A + 188160, A + 0, batch);
     maxpool4(A + 0, A + 163072, batch);
-    inception8_conv1(A + 163072, A + 56448, packed + 3502479, batch);
-    inception8_conv2(A + 163072, A + 12960, packed + 3715727, batch);
-    inception8_conv3(A + 12960, A + 40768, packed + 3849007, A + 0, batch);
-    inception8_conv4(A + 163072, A + 3872, packed + 4310127, batch);
-    inception8_conv5(A + 3872, A + 68992, packed + 4336783, A + 0, batch);
+    inception8_conv1(A + 163072, A + 207424, packed + 5052062, batch);
+    inception8_conv2(A + 163072, A + 219968, packed + 5265310, batch);
+    inception8_conv3(A + 219968, A + 139904, packed + 5398590, A + 0, batch);
+    inception8_conv4(A + 163072, A + 203840, packed + 6228350, batch);
+    inception8_conv5(A + 203840, A + 155584, packed + 6255006, A + 0, batch);
     inception8_maxpool1(A + 163072, A + 0, batch);
-    inception8_conv6(A + 0, A + 75264, packed + 4439311, batch);
-    inception8_concat1(A + 56448, A + 40768, A + 68992, A + 75264, A + 0, batch);
-    inception9_conv1(A + 0, A + 81536, packed + 4545935, batch);
-    inception9_conv2(A + 0, A + 56320, packed + 4865807, batch);
-    inception9_conv3(A + 56320, A + 100352, packed + 5025743, A + 40768, batch);
-    inception9_conv4(A + 0, A + 46576, packed + 5689679, batch);
-    inception9_conv5(A + 46576, A + 119168, packed + 5729663, A + 40768, batch);
-    inception9_maxpool1(A + 0, A + 40768, batch);
-    inception9_conv6(A + 40768, A + 125440, packed + 5883391, batch);
-    inception9_concat1(A + 81536, A + 100352, A + 119168, A + 125440, A + 0, batch);
+    inception8_conv6(A + 0, A + 40768, packed + 6357534, batch);
+    inception8_concat1(A + 207424, A + 139904, A + 155584, A + 40768, A + 166656, batch);
+    inception9_conv1(A + 166656, A + 207424, packed + 6464158, batch);
+    inception9_conv2(A + 166656, A + 245056, packed + 6784030, batch);
+    inception9_conv3(A + 245056, A + 226240, packed + 6943966, A + 0, batch);
+    inception9_conv4(A + 166656, A + 5808, packed + 8123998, batch);
+    inception9_conv5(A + 5808, A + 50176, packed + 8163982, A + 0, batch);
+    inception9_maxpool1(A + 166656, A + 0, batch);
+    inception9_conv6(A + 0, A + 56448, packed + 8317710, batch);
+    inception9_concat1(A + 207424, A + 226240, A + 50176, A + 56448, A + 0, batch);
     avgpool1(A + 0, A + 50176, batch);
-    dense1(A + 50176, out_logits, packed + 5990015, batch);
+    dense1(A + 50176, out_logits, packed + 8424334, batch);
     return 0;
 }

@@ -4,8 +4,8 @@
  * command: cnnc build examples/mnist.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, 
- * arena:   125440 bytes (195456 without reuse; 125440 live at most)
- * weights: 799078 canonical floats, 799367 packed
+ * arena:   353280 bytes (465664 without reuse; 353280 live at most)
+ * weights: 799078 canonical floats, 806758 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -155,6 +155,21 @@ static CNN_SIMD float cnn_hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* Winograd's vector shuffles. cnn_unzip: the even lanes of a then b, and
+ * the odd ones; cnn_zip, its inverse: a and b interleaved, lanes 0..3 of
+ * each into lo, 4..7 into hi. */
+static CNN_SIMD void cnn_unzip(__m256 a, __m256 b, __m256 *even, __m256 *odd) {
+    const __m256 e = _mm256_shuffle_ps(a, b, 0x88), o = _mm256_shuffle_ps(a, b, 0xdd);
+    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xd8));
+    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xd8));
+}
+
+static CNN_SIMD void cnn_zip(__m256 a, __m256 b, __m256 *lo, __m256 *hi) {
+    const __m256 l = _mm256_unpacklo_ps(a, b), h = _mm256_unpackhi_ps(a, b);
+    *lo = _mm256_permute2f128_ps(l, h, 0x20);
+    *hi = _mm256_permute2f128_ps(l, h, 0x31);
+}
+
 static void cnn_copy(const float *src, float *dst, ptrdiff_t n) {
     for (ptrdiff_t i = 0; i < n; i++)
         dst[i] = src[i];
@@ -187,6 +202,48 @@ static void cnn_pack_conv(const float *w, const float *bias, const float *bn,
                 ob[(g * blocks + b) * mr + i] =
                     oc < kg ? (float)((bias ? bias[ch] : 0.0) * scale + shift) : 0.0f;
             }
+}
+
+/* A 3x3 convolution's weights [k][c][3][3] and bias (NULL: none), batch
+ * norm bn (NULL: none) folded in as cnn_pack_conv folds it, to the order
+ * its Winograd kernel reads: U = G g G^T for each kernel g, with
+ * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], as [16][k in blocks of mr]
+ * [c][mr] (zeros past the last channel); then the k biases. pack.c does
+ * the same arithmetic. */
+static void cnn_pack_wino(const float *w, const float *bias, const float *bn,
+                          double eps, float *out, int k, int c, int mr) {
+    int blocks = (k + mr - 1) / mr;
+    float *ob = out + (ptrdiff_t)16 * blocks * mr * c;
+    for (int oc = 0; oc < blocks * mr; oc++) {
+        double scale = 1.0, shift = 0.0;
+        if (oc < k && bn) {
+            scale = (double)(float)(bn[oc] / cnn_sqrt((double)bn[3 * k + oc] + eps));
+            shift = bn[k + oc] - (double)bn[2 * k + oc] * scale;
+        }
+        for (int ci = 0; ci < c; ci++) {
+            double g[3][3], t[4][3], u[4][4];
+            for (int i = 0; i < 9; i++)
+                g[i / 3][i % 3] =
+                    oc < k ? (float)(w[((ptrdiff_t)oc * c + ci) * 9 + i] * scale) : 0.0f;
+            for (int j = 0; j < 3; j++) {
+                t[0][j] = g[0][j];
+                t[1][j] = (g[0][j] + g[1][j] + g[2][j]) * 0.5;
+                t[2][j] = (g[0][j] - g[1][j] + g[2][j]) * 0.5;
+                t[3][j] = g[2][j];
+            }
+            for (int i = 0; i < 4; i++) {
+                u[i][0] = t[i][0];
+                u[i][1] = (t[i][0] + t[i][1] + t[i][2]) * 0.5;
+                u[i][2] = (t[i][0] - t[i][1] + t[i][2]) * 0.5;
+                u[i][3] = t[i][2];
+            }
+            for (int xi = 0; xi < 16; xi++)
+                out[(((ptrdiff_t)xi * blocks + oc / mr) * c + ci) * mr + oc % mr] =
+                    (float)u[xi / 4][xi % 4];
+        }
+        if (oc < k)
+            ob[oc] = (float)((bias ? bias[oc] : 0.0) * scale + shift);
+    }
 }
 
 /* conv1 — examples/mnist.cnn:12: conv 3x3 p1 32
@@ -509,268 +566,217 @@ static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int b
 /* conv2 — examples/mnist.cnn:12: conv 3x3 p1 32
  *   in [32,14,14] -> out [32,14,14]
  *   weights at packed[320]: weight [32,32,3,3] + bias [32] (packed in blocks of 3 output channels)
- *   avx2: tile MR=3 output channels x NR=32 positions (12 ymm accumulators); positions read straight from the padded input, rows 16 apart (14 kept); then relu2
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu2
  */
 static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 3, NV = 4, NR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 9504;
+    enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 16896;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 6272;
         float *yb = y + (ptrdiff_t)b * 6272;
-        float *sb = s + (ptrdiff_t)b * 8224; /* this sample's scratch */
-        cnn_pad(xb0, sb, 32, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int i = 8192; i < 8224; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 77; it++) {
-            const int tile = it / 11, gb = it - tile * 11;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 32 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 864;
-            const float *xg = in + grp * 8192;
-            float t[MR][NR];
-            {
-                const int p = tile < 6 ? tile * NR : 190;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c13 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c23 = _mm256_set1_ps(bias[gb * MR + 2]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 32; c += 1, xp += 256, wp += 27) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 0 + 24);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 1 + 24);
-                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        wv = _mm256_set1_ps(wp[3 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
-                        wv = _mm256_set1_ps(wp[3 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 2 + 24);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        wv = _mm256_set1_ps(wp[6 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
-                        wv = _mm256_set1_ps(wp[6 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 16 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 16 + 24);
-                        __m256 wv = _mm256_set1_ps(wp[9 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        wv = _mm256_set1_ps(wp[9 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
-                        wv = _mm256_set1_ps(wp[9 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 17 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 17 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 17 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 17 + 24);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 18 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 18 + 24);
-                        __m256 wv = _mm256_set1_ps(wp[15 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        wv = _mm256_set1_ps(wp[15 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
-                        wv = _mm256_set1_ps(wp[15 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 32 + 24);
-                        __m256 wv = _mm256_set1_ps(wp[18 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        wv = _mm256_set1_ps(wp[18 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
-                        wv = _mm256_set1_ps(wp[18 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 33 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 33 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 33 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 33 + 24);
-                        __m256 wv = _mm256_set1_ps(wp[21 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        wv = _mm256_set1_ps(wp[21 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
-                        wv = _mm256_set1_ps(wp[21 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 34 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 34 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 34 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 34 + 24);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        c13 = _mm256_fmadd_ps(wv, xv3, c13);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        c23 = _mm256_fmadd_ps(wv, xv3, c23);
-                    }
+        float *in = s + (ptrdiff_t)b * 75776; /* this sample's padded input, */
+        float *V = in + 9216; /* the band transformed, [16][32][TB], */
+        float *M = V + 32768; /* the 16 products, [16][33][TB] */
+        cnn_pad(xb0, in, 32, 14, 14, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 32; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 8192, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 24576, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 2048, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 10240, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 18432, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 26624, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 4096, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 12288, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 20480, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 28672, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 6144, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 14336, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 22528, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 30720, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[0] + 24, c03);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[1] + 24, c13);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[2] + 24, c23);
-                for (int i = 0; i < MR; i++) {
-                    if (ob * MR + i >= 32)
-                        break;
-                    const int at = (oc0 + i) * 196;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 16, ow = q - oh * 16;
-                        if (ow + W <= 14 && q + W <= 222) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 14 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 2048 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 11 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 11, kb = kx - xi * 11;
+                const float *wp = w + (ptrdiff_t)kx * 96;
+                const float *xp = V + (ptrdiff_t)xi * 2048 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c03 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c13 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c23 = _mm256_setzero_ps();
+                for (int c = 0; c < 32; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    const __m256 xv3 = _mm256_loadu_ps(xp + 24);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                }
+                float *mp = M + (ptrdiff_t)xi * 2112 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c03);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 80, c12);
+                _mm256_storeu_ps(mp + 88, c13);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 144, c22);
+                _mm256_storeu_ps(mp + 152, c23);
+            }
+            for (int k = 0; k < 32; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 8448),
+                                 m20 = _mm256_loadu_ps(m + 16896), m30 = _mm256_loadu_ps(m + 25344);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 2112), m11 = _mm256_loadu_ps(m + 10560),
+                                 m21 = _mm256_loadu_ps(m + 19008), m31 = _mm256_loadu_ps(m + 27456);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 4224), m12 = _mm256_loadu_ps(m + 12672),
+                                 m22 = _mm256_loadu_ps(m + 21120), m32 = _mm256_loadu_ps(m + 29568);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 6336), m13 = _mm256_loadu_ps(m + 14784),
+                                 m23 = _mm256_loadu_ps(m + 23232), m33 = _mm256_loadu_ps(m + 31680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 16, c = q + l - h * 16;
-                            if (c >= 14 || q + l >= 222)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 14 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -827,7 +833,7 @@ static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int b
 
 /* dense1 — examples/mnist.cnn:13: dense 500
  *   in [32,7,7] -> out [500]
- *   weights at packed[9857]: weight [500,1568] + bias [500]
+ *   weights at packed[17248]: weight [500,1568] + bias [500]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); then relu3
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -885,7 +891,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 
 /* dense2 — examples/mnist.cnn:13: dense 10
  *   in [500] -> out [10]
- *   weights at packed[794357]: weight [10,500] + bias [10]
+ *   weights at packed[801748]: weight [10,500] + bias [10]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
  */
 static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -947,12 +953,12 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 799078 floats) to the packed layout
- * the kernels read (799367 floats). */
+ * the kernels read (806758 floats). */
 void mnist_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, params + 288, NULL, 0.0, packed + 0, 32, 9, 1, 4); /* conv1 */
-    cnn_pack_conv(params + 320, params + 9536, NULL, 0.0, packed + 320, 32, 288, 1, 3); /* conv2 */
-    cnn_copy(params + 9568, packed + 9857, 784500); /* dense1 */
-    cnn_copy(params + 794068, packed + 794357, 5010); /* dense2 */
+    cnn_pack_wino(params + 320, params + 9536, NULL, 0.0, packed + 320, 32, 32, 3); /* conv2: Winograd */
+    cnn_copy(params + 9568, packed + 17248, 784500); /* dense1 */
+    cnn_copy(params + 794068, packed + 801748, 5010); /* dense2 */
 }
 
 /* Inference on `batch` samples (1..mnist_BATCH), NCHW in and out. Returns 0,
@@ -965,10 +971,10 @@ int mnist_forward(const float *packed, const float *in_img, float *out_logits, i
     if ((uintptr_t)arena % 64 != 0 || (mnist_ARENA_BYTES > 0 && !arena))
         return 2;
     conv1(in_img, A + 0, packed + 0, A + 25088, batch);
-    maxpool1(A + 0, A + 25088, batch);
-    conv2(A + 25088, A + 8224, packed + 320, A + 0, batch);
-    maxpool2(A + 8224, A + 0, batch);
-    dense1(A + 0, A + 1568, packed + 9857, batch);
-    dense2(A + 1568, out_logits, packed + 794357, batch);
+    maxpool1(A + 0, A + 75776, batch);
+    conv2(A + 75776, A + 82048, packed + 320, A + 0, batch);
+    maxpool2(A + 82048, A + 0, batch);
+    dense1(A + 0, A + 1568, packed + 17248, batch);
+    dense2(A + 1568, out_logits, packed + 801748, batch);
     return 0;
 }

@@ -4,8 +4,8 @@
  * command: cnnc build examples/resnet34.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, 
- * arena:   4014080 bytes (30083648 without reuse; 4014080 live at most)
- * weights: 21814696 canonical floats, 21789160 packed
+ * arena:   4816896 bytes (79657920 without reuse; 4233216 live at most)
+ * weights: 21814696 canonical floats, 37253608 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -155,6 +155,21 @@ static CNN_SIMD float cnn_hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* Winograd's vector shuffles. cnn_unzip: the even lanes of a then b, and
+ * the odd ones; cnn_zip, its inverse: a and b interleaved, lanes 0..3 of
+ * each into lo, 4..7 into hi. */
+static CNN_SIMD void cnn_unzip(__m256 a, __m256 b, __m256 *even, __m256 *odd) {
+    const __m256 e = _mm256_shuffle_ps(a, b, 0x88), o = _mm256_shuffle_ps(a, b, 0xdd);
+    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xd8));
+    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xd8));
+}
+
+static CNN_SIMD void cnn_zip(__m256 a, __m256 b, __m256 *lo, __m256 *hi) {
+    const __m256 l = _mm256_unpacklo_ps(a, b), h = _mm256_unpackhi_ps(a, b);
+    *lo = _mm256_permute2f128_ps(l, h, 0x20);
+    *hi = _mm256_permute2f128_ps(l, h, 0x31);
+}
+
 static void cnn_copy(const float *src, float *dst, ptrdiff_t n) {
     for (ptrdiff_t i = 0; i < n; i++)
         dst[i] = src[i];
@@ -187,6 +202,48 @@ static void cnn_pack_conv(const float *w, const float *bias, const float *bn,
                 ob[(g * blocks + b) * mr + i] =
                     oc < kg ? (float)((bias ? bias[ch] : 0.0) * scale + shift) : 0.0f;
             }
+}
+
+/* A 3x3 convolution's weights [k][c][3][3] and bias (NULL: none), batch
+ * norm bn (NULL: none) folded in as cnn_pack_conv folds it, to the order
+ * its Winograd kernel reads: U = G g G^T for each kernel g, with
+ * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], as [16][k in blocks of mr]
+ * [c][mr] (zeros past the last channel); then the k biases. pack.c does
+ * the same arithmetic. */
+static void cnn_pack_wino(const float *w, const float *bias, const float *bn,
+                          double eps, float *out, int k, int c, int mr) {
+    int blocks = (k + mr - 1) / mr;
+    float *ob = out + (ptrdiff_t)16 * blocks * mr * c;
+    for (int oc = 0; oc < blocks * mr; oc++) {
+        double scale = 1.0, shift = 0.0;
+        if (oc < k && bn) {
+            scale = (double)(float)(bn[oc] / cnn_sqrt((double)bn[3 * k + oc] + eps));
+            shift = bn[k + oc] - (double)bn[2 * k + oc] * scale;
+        }
+        for (int ci = 0; ci < c; ci++) {
+            double g[3][3], t[4][3], u[4][4];
+            for (int i = 0; i < 9; i++)
+                g[i / 3][i % 3] =
+                    oc < k ? (float)(w[((ptrdiff_t)oc * c + ci) * 9 + i] * scale) : 0.0f;
+            for (int j = 0; j < 3; j++) {
+                t[0][j] = g[0][j];
+                t[1][j] = (g[0][j] + g[1][j] + g[2][j]) * 0.5;
+                t[2][j] = (g[0][j] - g[1][j] + g[2][j]) * 0.5;
+                t[3][j] = g[2][j];
+            }
+            for (int i = 0; i < 4; i++) {
+                u[i][0] = t[i][0];
+                u[i][1] = (t[i][0] + t[i][1] + t[i][2]) * 0.5;
+                u[i][2] = (t[i][0] - t[i][1] + t[i][2]) * 0.5;
+                u[i][3] = t[i][2];
+            }
+            for (int xi = 0; xi < 16; xi++)
+                out[(((ptrdiff_t)xi * blocks + oc / mr) * c + ci) * mr + oc % mr] =
+                    (float)u[xi / 4][xi % 4];
+        }
+        if (oc < k)
+            ob[oc] = (float)((bias ? bias[oc] : 0.0) * scale + shift);
+    }
 }
 
 /* conv1 — examples/resnet34.cnn:32: conv 7x7/2 p3 64
@@ -336,266 +393,217 @@ static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int b
 /* basic1.conv1 — examples/resnet34.cnn:17: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
  *   weights at packed[9472]: weight [64,64,3,3] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 58 apart (56 kept); basic1.bn1 folded into the weights; then basic1.relu1
+ *   avx2: Winograd F(2x2,3x3), 28x28 tiles of 2x2 outputs, 8 a vector; bands of BR=3 tile rows; 16 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); basic1.bn1 folded into the weights; then basic1.relu1
  */
 static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 36864;
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 96 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 65536;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
-        cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
-        const float *in = sb;
-        for (int i = 215296; i < 215320; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 2176; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 64 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 2304;
-            const float *xg = in + grp * 215296;
-            float t[MR][NR];
-            {
-                const int p = tile < 135 ? tile * NR : 3222;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 64; c += 1, xp += 3364, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 58 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 58 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 58 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 59 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 59 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 59 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 116 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 116 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 116 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 117 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 117 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 117 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 118 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 118 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 118 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 441600; /* this sample's padded input, */
+        float *V = in + 244992; /* the band transformed, [16][64][TB], */
+        float *M = V + 98304; /* the 16 products, [16][64][TB] */
+        cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 66, 0);
+        for (int ty0 = 0; ty0 < 28; ty0 += BR) {
+            const int rows = ty0 + BR <= 28 ? BR : 28 - ty0;
+            const int used = rows / 1 * 4; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 64; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 4, xv = v - r * 4;
+                    const float *d = in + (ptrdiff_t)c * 3828 + (2 * (ty0 + r)) * 66 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 66), _mm256_loadu_ps(d + 74), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 132), _mm256_loadu_ps(d + 140), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 134), _mm256_loadu_ps(d + 142), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 198), _mm256_loadu_ps(d + 206), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 24576, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 6144, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 30720, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 55296, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 79872, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 12288, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 36864, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 61440, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 86016, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 18432, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 43008, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 67584, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 92160, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 3136;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 58, ow = q - oh * 58;
-                        if (ow + W <= 56 && q + W <= 3246) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 56 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 6144 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 16 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 16, kb = kx - xi * 16;
+                const float *wp = w + (ptrdiff_t)kx * 256;
+                const float *xp = V + (ptrdiff_t)xi * 6144 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c32 = _mm256_setzero_ps();
+                for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                }
+                float *mp = M + (ptrdiff_t)xi * 6144 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 96, c10);
+                _mm256_storeu_ps(mp + 104, c11);
+                _mm256_storeu_ps(mp + 112, c12);
+                _mm256_storeu_ps(mp + 192, c20);
+                _mm256_storeu_ps(mp + 200, c21);
+                _mm256_storeu_ps(mp + 208, c22);
+                _mm256_storeu_ps(mp + 288, c30);
+                _mm256_storeu_ps(mp + 296, c31);
+                _mm256_storeu_ps(mp + 304, c32);
+            }
+            for (int k = 0; k < 64; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 4, xv = v - r * 4;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 24576),
+                                 m20 = _mm256_loadu_ps(m + 49152), m30 = _mm256_loadu_ps(m + 73728);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 6144), m11 = _mm256_loadu_ps(m + 30720),
+                                 m21 = _mm256_loadu_ps(m + 55296), m31 = _mm256_loadu_ps(m + 79872);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 12288), m12 = _mm256_loadu_ps(m + 36864),
+                                 m22 = _mm256_loadu_ps(m + 61440), m32 = _mm256_loadu_ps(m + 86016);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 18432), m13 = _mm256_loadu_ps(m + 43008),
+                                 m23 = _mm256_loadu_ps(m + 67584), m33 = _mm256_loadu_ps(m + 92160);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 58, c = q + l - h * 58;
-                            if (c >= 56 || q + l >= 3246)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 56 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -604,270 +612,227 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
 
 /* basic1.conv2 — examples/resnet34.cnn:18: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
- *   weights at packed[46400]: weight [64,64,3,3] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 58 apart (56 kept); basic1.bn2 folded into the weights; then + maxpool1 (basic1.add1); then basic1.relu2
+ *   weights at packed[75072]: weight [64,64,3,3] (packed in blocks of 4 output channels)
+ *   avx2: Winograd F(2x2,3x3), 28x28 tiles of 2x2 outputs, 8 a vector; bands of BR=3 tile rows; 16 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); basic1.bn2 folded into the weights; then + maxpool1 (basic1.add1); then basic1.relu2
  */
 static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 36864;
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 96 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 65536;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
-        float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
-        cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
-        const float *in = sb;
-        for (int i = 215296; i < 215320; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 2176; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 64 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 2304;
-            const float *xg = in + grp * 215296;
-            float t[MR][NR];
-            {
-                const int p = tile < 135 ? tile * NR : 3222;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 64; c += 1, xp += 3364, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 58 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 58 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 58 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 59 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 59 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 59 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 116 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 116 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 116 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 117 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 117 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 117 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 118 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 118 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 118 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 441600; /* this sample's padded input, */
+        float *V = in + 244992; /* the band transformed, [16][64][TB], */
+        float *M = V + 98304; /* the 16 products, [16][64][TB] */
+        cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 66, 0);
+        for (int ty0 = 0; ty0 < 28; ty0 += BR) {
+            const int rows = ty0 + BR <= 28 ? BR : 28 - ty0;
+            const int used = rows / 1 * 4; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 64; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 4, xv = v - r * 4;
+                    const float *d = in + (ptrdiff_t)c * 3828 + (2 * (ty0 + r)) * 66 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 66), _mm256_loadu_ps(d + 74), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 132), _mm256_loadu_ps(d + 140), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 134), _mm256_loadu_ps(d + 142), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 198), _mm256_loadu_ps(d + 206), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 24576, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 6144, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 30720, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 55296, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 79872, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 12288, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 36864, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 61440, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 86016, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 18432, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 43008, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 67584, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 92160, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 3136;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 58, ow = q - oh * 58;
-                        if (ow + W <= 56 && q + W <= 3246) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + oh * 56 + ow));
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 56 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 6144 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 16 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 16, kb = kx - xi * 16;
+                const float *wp = w + (ptrdiff_t)kx * 256;
+                const float *xp = V + (ptrdiff_t)xi * 6144 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c32 = _mm256_setzero_ps();
+                for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                }
+                float *mp = M + (ptrdiff_t)xi * 6144 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 96, c10);
+                _mm256_storeu_ps(mp + 104, c11);
+                _mm256_storeu_ps(mp + 112, c12);
+                _mm256_storeu_ps(mp + 192, c20);
+                _mm256_storeu_ps(mp + 200, c21);
+                _mm256_storeu_ps(mp + 208, c22);
+                _mm256_storeu_ps(mp + 288, c30);
+                _mm256_storeu_ps(mp + 296, c31);
+                _mm256_storeu_ps(mp + 304, c32);
+            }
+            for (int k = 0; k < 64; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 4, xv = v - r * 4;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 24576),
+                                 m20 = _mm256_loadu_ps(m + 49152), m30 = _mm256_loadu_ps(m + 73728);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 6144), m11 = _mm256_loadu_ps(m + 30720),
+                                 m21 = _mm256_loadu_ps(m + 55296), m31 = _mm256_loadu_ps(m + 79872);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 12288), m12 = _mm256_loadu_ps(m + 36864),
+                                 m22 = _mm256_loadu_ps(m + 61440), m32 = _mm256_loadu_ps(m + 86016);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 18432), m13 = _mm256_loadu_ps(m + 43008),
+                                 m23 = _mm256_loadu_ps(m + 67584), m33 = _mm256_loadu_ps(m + 92160);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = lo;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 58, c = q + l - h * 58;
-                            if (c >= 56 || q + l >= 3246)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v += rb0[at + h * 56 + c];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 56 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = hi;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = lo;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = hi;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -876,267 +841,218 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
 
 /* basic2.conv1 — examples/resnet34.cnn:17: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
- *   weights at packed[83328]: weight [64,64,3,3] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 58 apart (56 kept); basic2.bn1 folded into the weights; then basic2.relu1
+ *   weights at packed[140672]: weight [64,64,3,3] (packed in blocks of 4 output channels)
+ *   avx2: Winograd F(2x2,3x3), 28x28 tiles of 2x2 outputs, 8 a vector; bands of BR=3 tile rows; 16 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); basic2.bn1 folded into the weights; then basic2.relu1
  */
 static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 36864;
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 96 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 65536;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
-        cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
-        const float *in = sb;
-        for (int i = 215296; i < 215320; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 2176; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 64 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 2304;
-            const float *xg = in + grp * 215296;
-            float t[MR][NR];
-            {
-                const int p = tile < 135 ? tile * NR : 3222;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 64; c += 1, xp += 3364, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 58 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 58 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 58 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 59 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 59 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 59 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 116 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 116 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 116 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 117 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 117 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 117 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 118 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 118 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 118 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 441600; /* this sample's padded input, */
+        float *V = in + 244992; /* the band transformed, [16][64][TB], */
+        float *M = V + 98304; /* the 16 products, [16][64][TB] */
+        cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 66, 0);
+        for (int ty0 = 0; ty0 < 28; ty0 += BR) {
+            const int rows = ty0 + BR <= 28 ? BR : 28 - ty0;
+            const int used = rows / 1 * 4; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 64; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 4, xv = v - r * 4;
+                    const float *d = in + (ptrdiff_t)c * 3828 + (2 * (ty0 + r)) * 66 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 66), _mm256_loadu_ps(d + 74), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 132), _mm256_loadu_ps(d + 140), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 134), _mm256_loadu_ps(d + 142), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 198), _mm256_loadu_ps(d + 206), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 24576, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 6144, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 30720, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 55296, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 79872, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 12288, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 36864, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 61440, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 86016, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 18432, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 43008, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 67584, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 92160, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 3136;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 58, ow = q - oh * 58;
-                        if (ow + W <= 56 && q + W <= 3246) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 56 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 6144 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 16 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 16, kb = kx - xi * 16;
+                const float *wp = w + (ptrdiff_t)kx * 256;
+                const float *xp = V + (ptrdiff_t)xi * 6144 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c32 = _mm256_setzero_ps();
+                for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                }
+                float *mp = M + (ptrdiff_t)xi * 6144 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 96, c10);
+                _mm256_storeu_ps(mp + 104, c11);
+                _mm256_storeu_ps(mp + 112, c12);
+                _mm256_storeu_ps(mp + 192, c20);
+                _mm256_storeu_ps(mp + 200, c21);
+                _mm256_storeu_ps(mp + 208, c22);
+                _mm256_storeu_ps(mp + 288, c30);
+                _mm256_storeu_ps(mp + 296, c31);
+                _mm256_storeu_ps(mp + 304, c32);
+            }
+            for (int k = 0; k < 64; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 4, xv = v - r * 4;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 24576),
+                                 m20 = _mm256_loadu_ps(m + 49152), m30 = _mm256_loadu_ps(m + 73728);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 6144), m11 = _mm256_loadu_ps(m + 30720),
+                                 m21 = _mm256_loadu_ps(m + 55296), m31 = _mm256_loadu_ps(m + 79872);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 12288), m12 = _mm256_loadu_ps(m + 36864),
+                                 m22 = _mm256_loadu_ps(m + 61440), m32 = _mm256_loadu_ps(m + 86016);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 18432), m13 = _mm256_loadu_ps(m + 43008),
+                                 m23 = _mm256_loadu_ps(m + 67584), m33 = _mm256_loadu_ps(m + 92160);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 58, c = q + l - h * 58;
-                            if (c >= 56 || q + l >= 3246)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 56 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -1145,270 +1061,227 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
 
 /* basic2.conv2 — examples/resnet34.cnn:18: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
- *   weights at packed[120256]: weight [64,64,3,3] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 58 apart (56 kept); basic2.bn2 folded into the weights; then + basic1.relu2 (basic2.add1); then basic2.relu2
+ *   weights at packed[206272]: weight [64,64,3,3] (packed in blocks of 4 output channels)
+ *   avx2: Winograd F(2x2,3x3), 28x28 tiles of 2x2 outputs, 8 a vector; bands of BR=3 tile rows; 16 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); basic2.bn2 folded into the weights; then + basic1.relu2 (basic2.add1); then basic2.relu2
  */
 static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 36864;
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 96 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 65536;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
-        float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
-        cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
-        const float *in = sb;
-        for (int i = 215296; i < 215320; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 2176; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 64 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 2304;
-            const float *xg = in + grp * 215296;
-            float t[MR][NR];
-            {
-                const int p = tile < 135 ? tile * NR : 3222;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 64; c += 1, xp += 3364, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 58 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 58 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 58 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 59 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 59 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 59 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 116 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 116 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 116 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 117 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 117 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 117 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 118 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 118 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 118 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 441600; /* this sample's padded input, */
+        float *V = in + 244992; /* the band transformed, [16][64][TB], */
+        float *M = V + 98304; /* the 16 products, [16][64][TB] */
+        cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 66, 0);
+        for (int ty0 = 0; ty0 < 28; ty0 += BR) {
+            const int rows = ty0 + BR <= 28 ? BR : 28 - ty0;
+            const int used = rows / 1 * 4; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 64; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 4, xv = v - r * 4;
+                    const float *d = in + (ptrdiff_t)c * 3828 + (2 * (ty0 + r)) * 66 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 66), _mm256_loadu_ps(d + 74), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 132), _mm256_loadu_ps(d + 140), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 134), _mm256_loadu_ps(d + 142), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 198), _mm256_loadu_ps(d + 206), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 24576, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 6144, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 30720, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 55296, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 79872, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 12288, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 36864, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 61440, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 86016, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 18432, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 43008, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 67584, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 92160, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 3136;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 58, ow = q - oh * 58;
-                        if (ow + W <= 56 && q + W <= 3246) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + oh * 56 + ow));
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 56 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 6144 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 16 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 16, kb = kx - xi * 16;
+                const float *wp = w + (ptrdiff_t)kx * 256;
+                const float *xp = V + (ptrdiff_t)xi * 6144 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c32 = _mm256_setzero_ps();
+                for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                }
+                float *mp = M + (ptrdiff_t)xi * 6144 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 96, c10);
+                _mm256_storeu_ps(mp + 104, c11);
+                _mm256_storeu_ps(mp + 112, c12);
+                _mm256_storeu_ps(mp + 192, c20);
+                _mm256_storeu_ps(mp + 200, c21);
+                _mm256_storeu_ps(mp + 208, c22);
+                _mm256_storeu_ps(mp + 288, c30);
+                _mm256_storeu_ps(mp + 296, c31);
+                _mm256_storeu_ps(mp + 304, c32);
+            }
+            for (int k = 0; k < 64; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 4, xv = v - r * 4;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 24576),
+                                 m20 = _mm256_loadu_ps(m + 49152), m30 = _mm256_loadu_ps(m + 73728);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 6144), m11 = _mm256_loadu_ps(m + 30720),
+                                 m21 = _mm256_loadu_ps(m + 55296), m31 = _mm256_loadu_ps(m + 79872);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 12288), m12 = _mm256_loadu_ps(m + 36864),
+                                 m22 = _mm256_loadu_ps(m + 61440), m32 = _mm256_loadu_ps(m + 86016);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 18432), m13 = _mm256_loadu_ps(m + 43008),
+                                 m23 = _mm256_loadu_ps(m + 67584), m33 = _mm256_loadu_ps(m + 92160);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = lo;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 58, c = q + l - h * 58;
-                            if (c >= 56 || q + l >= 3246)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v += rb0[at + h * 56 + c];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 56 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = hi;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = lo;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = hi;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -1417,267 +1290,218 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
 
 /* basic3.conv1 — examples/resnet34.cnn:17: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
- *   weights at packed[157184]: weight [64,64,3,3] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 58 apart (56 kept); basic3.bn1 folded into the weights; then basic3.relu1
+ *   weights at packed[271872]: weight [64,64,3,3] (packed in blocks of 4 output channels)
+ *   avx2: Winograd F(2x2,3x3), 28x28 tiles of 2x2 outputs, 8 a vector; bands of BR=3 tile rows; 16 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); basic3.bn1 folded into the weights; then basic3.relu1
  */
 static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 36864;
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 96 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 65536;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
-        cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
-        const float *in = sb;
-        for (int i = 215296; i < 215320; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 2176; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 64 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 2304;
-            const float *xg = in + grp * 215296;
-            float t[MR][NR];
-            {
-                const int p = tile < 135 ? tile * NR : 3222;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 64; c += 1, xp += 3364, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 58 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 58 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 58 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 59 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 59 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 59 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 116 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 116 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 116 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 117 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 117 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 117 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 118 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 118 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 118 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 441600; /* this sample's padded input, */
+        float *V = in + 244992; /* the band transformed, [16][64][TB], */
+        float *M = V + 98304; /* the 16 products, [16][64][TB] */
+        cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 66, 0);
+        for (int ty0 = 0; ty0 < 28; ty0 += BR) {
+            const int rows = ty0 + BR <= 28 ? BR : 28 - ty0;
+            const int used = rows / 1 * 4; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 64; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 4, xv = v - r * 4;
+                    const float *d = in + (ptrdiff_t)c * 3828 + (2 * (ty0 + r)) * 66 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 66), _mm256_loadu_ps(d + 74), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 132), _mm256_loadu_ps(d + 140), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 134), _mm256_loadu_ps(d + 142), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 198), _mm256_loadu_ps(d + 206), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 24576, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 6144, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 30720, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 55296, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 79872, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 12288, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 36864, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 61440, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 86016, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 18432, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 43008, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 67584, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 92160, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 3136;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 58, ow = q - oh * 58;
-                        if (ow + W <= 56 && q + W <= 3246) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 56 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 6144 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 16 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 16, kb = kx - xi * 16;
+                const float *wp = w + (ptrdiff_t)kx * 256;
+                const float *xp = V + (ptrdiff_t)xi * 6144 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c32 = _mm256_setzero_ps();
+                for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                }
+                float *mp = M + (ptrdiff_t)xi * 6144 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 96, c10);
+                _mm256_storeu_ps(mp + 104, c11);
+                _mm256_storeu_ps(mp + 112, c12);
+                _mm256_storeu_ps(mp + 192, c20);
+                _mm256_storeu_ps(mp + 200, c21);
+                _mm256_storeu_ps(mp + 208, c22);
+                _mm256_storeu_ps(mp + 288, c30);
+                _mm256_storeu_ps(mp + 296, c31);
+                _mm256_storeu_ps(mp + 304, c32);
+            }
+            for (int k = 0; k < 64; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 4, xv = v - r * 4;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 24576),
+                                 m20 = _mm256_loadu_ps(m + 49152), m30 = _mm256_loadu_ps(m + 73728);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 6144), m11 = _mm256_loadu_ps(m + 30720),
+                                 m21 = _mm256_loadu_ps(m + 55296), m31 = _mm256_loadu_ps(m + 79872);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 12288), m12 = _mm256_loadu_ps(m + 36864),
+                                 m22 = _mm256_loadu_ps(m + 61440), m32 = _mm256_loadu_ps(m + 86016);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 18432), m13 = _mm256_loadu_ps(m + 43008),
+                                 m23 = _mm256_loadu_ps(m + 67584), m33 = _mm256_loadu_ps(m + 92160);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 58, c = q + l - h * 58;
-                            if (c >= 56 || q + l >= 3246)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 56 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -1686,270 +1510,227 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
 
 /* basic3.conv2 — examples/resnet34.cnn:18: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
- *   weights at packed[194112]: weight [64,64,3,3] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 58 apart (56 kept); basic3.bn2 folded into the weights; then + basic2.relu2 (basic3.add1); then basic3.relu2
+ *   weights at packed[337472]: weight [64,64,3,3] (packed in blocks of 4 output channels)
+ *   avx2: Winograd F(2x2,3x3), 28x28 tiles of 2x2 outputs, 8 a vector; bands of BR=3 tile rows; 16 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); basic3.bn2 folded into the weights; then + basic2.relu2 (basic3.add1); then basic3.relu2
  */
 static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 36864;
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 96 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 65536;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
         const float *rb0 = r0 + (ptrdiff_t)b * 200704;
-        float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
-        cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
-        const float *in = sb;
-        for (int i = 215296; i < 215320; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 2176; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 64 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 2304;
-            const float *xg = in + grp * 215296;
-            float t[MR][NR];
-            {
-                const int p = tile < 135 ? tile * NR : 3222;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 64; c += 1, xp += 3364, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 58 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 58 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 58 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 59 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 59 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 59 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 116 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 116 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 116 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 117 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 117 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 117 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 118 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 118 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 118 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 441600; /* this sample's padded input, */
+        float *V = in + 244992; /* the band transformed, [16][64][TB], */
+        float *M = V + 98304; /* the 16 products, [16][64][TB] */
+        cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 66, 0);
+        for (int ty0 = 0; ty0 < 28; ty0 += BR) {
+            const int rows = ty0 + BR <= 28 ? BR : 28 - ty0;
+            const int used = rows / 1 * 4; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 64; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 4, xv = v - r * 4;
+                    const float *d = in + (ptrdiff_t)c * 3828 + (2 * (ty0 + r)) * 66 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 66), _mm256_loadu_ps(d + 74), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 132), _mm256_loadu_ps(d + 140), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 134), _mm256_loadu_ps(d + 142), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 198), _mm256_loadu_ps(d + 206), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 24576, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 6144, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 30720, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 55296, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 79872, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 12288, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 36864, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 61440, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 86016, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 18432, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 43008, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 67584, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 92160, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 3136;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 58, ow = q - oh * 58;
-                        if (ow + W <= 56 && q + W <= 3246) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + oh * 56 + ow));
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 56 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 6144 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 16 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 16, kb = kx - xi * 16;
+                const float *wp = w + (ptrdiff_t)kx * 256;
+                const float *xp = V + (ptrdiff_t)xi * 6144 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c32 = _mm256_setzero_ps();
+                for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                }
+                float *mp = M + (ptrdiff_t)xi * 6144 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 96, c10);
+                _mm256_storeu_ps(mp + 104, c11);
+                _mm256_storeu_ps(mp + 112, c12);
+                _mm256_storeu_ps(mp + 192, c20);
+                _mm256_storeu_ps(mp + 200, c21);
+                _mm256_storeu_ps(mp + 208, c22);
+                _mm256_storeu_ps(mp + 288, c30);
+                _mm256_storeu_ps(mp + 296, c31);
+                _mm256_storeu_ps(mp + 304, c32);
+            }
+            for (int k = 0; k < 64; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 4, xv = v - r * 4;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 24576),
+                                 m20 = _mm256_loadu_ps(m + 49152), m30 = _mm256_loadu_ps(m + 73728);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 6144), m11 = _mm256_loadu_ps(m + 30720),
+                                 m21 = _mm256_loadu_ps(m + 55296), m31 = _mm256_loadu_ps(m + 79872);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 12288), m12 = _mm256_loadu_ps(m + 36864),
+                                 m22 = _mm256_loadu_ps(m + 61440), m32 = _mm256_loadu_ps(m + 86016);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 18432), m13 = _mm256_loadu_ps(m + 43008),
+                                 m23 = _mm256_loadu_ps(m + 67584), m33 = _mm256_loadu_ps(m + 92160);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = lo;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 58, c = q + l - h * 58;
-                            if (c >= 56 || q + l >= 3246)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v += rb0[at + h * 56 + c];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 56 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = hi;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = lo;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = hi;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -1958,7 +1739,7 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
 
 /* basic_down1.conv1 — examples/resnet34.cnn:24: conv 3x3/2 p1 128
  *   in [64,56,56] -> out [128,28,28]
- *   weights at packed[231040]: weight [128,64,3,3] (packed in blocks of 16 output channels)
+ *   weights at packed[403072]: weight [128,64,3,3] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic_down1.bn1 folded into the weights; then basic_down1.relu1
  */
 static CNN_SIMD void basic_down1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -2229,265 +2010,210 @@ static CNN_SIMD void basic_down1_conv1(const float *restrict x0, float *restrict
 
 /* basic_down1.conv2 — examples/resnet34.cnn:25: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
- *   weights at packed[304896]: weight [128,128,3,3] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); basic_down1.bn2 folded into the weights
+ *   weights at packed[476928]: weight [128,128,3,3] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); basic_down1.bn2 folded into the weights
  */
 static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 147456;
+    enum { MR = 3, NV = 4, W = 8, BR = 8, TB = 128 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
-        cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
-        const float *in = sb;
-        for (int i = 115200; i < 115224; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 1120; it++) {
-            const int gb = it / 35, tile = it - gb * 35;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 128 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 4608;
-            const float *xg = in + grp * 115200;
-            float t[MR][NR];
-            {
-                const int p = tile < 34 ? tile * NR : 814;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 128; c += 1, xp += 900, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 30 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 31 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 61 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 61 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 61 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 62 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 62 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 62 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 656896; /* this sample's padded input, */
+        float *V = in + 130560; /* the band transformed, [16][128][TB], */
+        float *M = V + 262144; /* the 16 products, [16][129][TB] */
+        cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 34, 0);
+        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
+            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
+            const int used = rows / 1 * 2; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 128; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const float *d = in + (ptrdiff_t)c * 1020 + (2 * (ty0 + r)) * 34 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 34), _mm256_loadu_ps(d + 42), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 70), _mm256_loadu_ps(d + 78), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 102), _mm256_loadu_ps(d + 110), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 784;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + W <= 28 && q + W <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 384;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c03 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c13 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c23 = _mm256_setzero_ps();
+                for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    const __m256 xv3 = _mm256_loadu_ps(xp + 24);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c03);
+                _mm256_storeu_ps(mp + 128, c10);
+                _mm256_storeu_ps(mp + 136, c11);
+                _mm256_storeu_ps(mp + 144, c12);
+                _mm256_storeu_ps(mp + 152, c13);
+                _mm256_storeu_ps(mp + 256, c20);
+                _mm256_storeu_ps(mp + 264, c21);
+                _mm256_storeu_ps(mp + 272, c22);
+                _mm256_storeu_ps(mp + 280, c23);
+            }
+            for (int k = 0; k < 128; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 30, c = q + l - h * 30;
-                            if (c >= 28 || q + l >= 838)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            yb[at + h * 28 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -2496,7 +2222,7 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
 
 /* basic_down1.conv3 — examples/resnet34.cnn:26: conv 1x1/2 128
  *   in [64,56,56] -> out [128,28,28]
- *   weights at packed[452480]: weight [128,64,1,1] (packed in blocks of 16 output channels)
+ *   weights at packed[741248]: weight [128,64,1,1] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; basic_down1.bn3 folded into the weights; then + basic_down1.bn2 (basic_down1.add1); then basic_down1.relu2
  */
 static CNN_SIMD void basic_down1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
@@ -2745,267 +2471,218 @@ static CNN_SIMD void basic_down1_conv3(const float *restrict x0, const float *re
 
 /* basic4.conv1 — examples/resnet34.cnn:17: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
- *   weights at packed[460800]: weight [128,128,3,3] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); basic4.bn1 folded into the weights; then basic4.relu1
+ *   weights at packed[749568]: weight [128,128,3,3] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); basic4.bn1 folded into the weights; then basic4.relu1
  */
 static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 147456;
+    enum { MR = 3, NV = 4, W = 8, BR = 8, TB = 128 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
-        cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
-        const float *in = sb;
-        for (int i = 115200; i < 115224; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 1120; it++) {
-            const int gb = it / 35, tile = it - gb * 35;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 128 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 4608;
-            const float *xg = in + grp * 115200;
-            float t[MR][NR];
-            {
-                const int p = tile < 34 ? tile * NR : 814;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 128; c += 1, xp += 900, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 30 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 31 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 61 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 61 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 61 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 62 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 62 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 62 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 656896; /* this sample's padded input, */
+        float *V = in + 130560; /* the band transformed, [16][128][TB], */
+        float *M = V + 262144; /* the 16 products, [16][129][TB] */
+        cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 34, 0);
+        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
+            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
+            const int used = rows / 1 * 2; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 128; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const float *d = in + (ptrdiff_t)c * 1020 + (2 * (ty0 + r)) * 34 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 34), _mm256_loadu_ps(d + 42), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 70), _mm256_loadu_ps(d + 78), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 102), _mm256_loadu_ps(d + 110), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 784;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + W <= 28 && q + W <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 384;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c03 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c13 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c23 = _mm256_setzero_ps();
+                for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    const __m256 xv3 = _mm256_loadu_ps(xp + 24);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c03);
+                _mm256_storeu_ps(mp + 128, c10);
+                _mm256_storeu_ps(mp + 136, c11);
+                _mm256_storeu_ps(mp + 144, c12);
+                _mm256_storeu_ps(mp + 152, c13);
+                _mm256_storeu_ps(mp + 256, c20);
+                _mm256_storeu_ps(mp + 264, c21);
+                _mm256_storeu_ps(mp + 272, c22);
+                _mm256_storeu_ps(mp + 280, c23);
+            }
+            for (int k = 0; k < 128; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 30, c = q + l - h * 30;
-                            if (c >= 28 || q + l >= 838)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 28 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -3014,270 +2691,227 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
 
 /* basic4.conv2 — examples/resnet34.cnn:18: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
- *   weights at packed[608384]: weight [128,128,3,3] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); basic4.bn2 folded into the weights; then + basic_down1.relu2 (basic4.add1); then basic4.relu2
+ *   weights at packed[1013888]: weight [128,128,3,3] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); basic4.bn2 folded into the weights; then + basic_down1.relu2 (basic4.add1); then basic4.relu2
  */
 static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 147456;
+    enum { MR = 3, NV = 4, W = 8, BR = 8, TB = 128 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
-        cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
-        const float *in = sb;
-        for (int i = 115200; i < 115224; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 1120; it++) {
-            const int gb = it / 35, tile = it - gb * 35;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 128 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 4608;
-            const float *xg = in + grp * 115200;
-            float t[MR][NR];
-            {
-                const int p = tile < 34 ? tile * NR : 814;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 128; c += 1, xp += 900, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 30 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 31 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 61 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 61 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 61 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 62 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 62 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 62 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 656896; /* this sample's padded input, */
+        float *V = in + 130560; /* the band transformed, [16][128][TB], */
+        float *M = V + 262144; /* the 16 products, [16][129][TB] */
+        cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 34, 0);
+        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
+            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
+            const int used = rows / 1 * 2; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 128; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const float *d = in + (ptrdiff_t)c * 1020 + (2 * (ty0 + r)) * 34 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 34), _mm256_loadu_ps(d + 42), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 70), _mm256_loadu_ps(d + 78), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 102), _mm256_loadu_ps(d + 110), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 784;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + W <= 28 && q + W <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + oh * 28 + ow));
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 384;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c03 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c13 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c23 = _mm256_setzero_ps();
+                for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    const __m256 xv3 = _mm256_loadu_ps(xp + 24);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c03);
+                _mm256_storeu_ps(mp + 128, c10);
+                _mm256_storeu_ps(mp + 136, c11);
+                _mm256_storeu_ps(mp + 144, c12);
+                _mm256_storeu_ps(mp + 152, c13);
+                _mm256_storeu_ps(mp + 256, c20);
+                _mm256_storeu_ps(mp + 264, c21);
+                _mm256_storeu_ps(mp + 272, c22);
+                _mm256_storeu_ps(mp + 280, c23);
+            }
+            for (int k = 0; k < 128; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 30, c = q + l - h * 30;
-                            if (c >= 28 || q + l >= 838)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v += rb0[at + h * 28 + c];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 28 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -3286,267 +2920,218 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
 
 /* basic5.conv1 — examples/resnet34.cnn:17: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
- *   weights at packed[755968]: weight [128,128,3,3] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); basic5.bn1 folded into the weights; then basic5.relu1
+ *   weights at packed[1278208]: weight [128,128,3,3] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); basic5.bn1 folded into the weights; then basic5.relu1
  */
 static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 147456;
+    enum { MR = 3, NV = 4, W = 8, BR = 8, TB = 128 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
-        cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
-        const float *in = sb;
-        for (int i = 115200; i < 115224; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 1120; it++) {
-            const int gb = it / 35, tile = it - gb * 35;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 128 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 4608;
-            const float *xg = in + grp * 115200;
-            float t[MR][NR];
-            {
-                const int p = tile < 34 ? tile * NR : 814;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 128; c += 1, xp += 900, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 30 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 31 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 61 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 61 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 61 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 62 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 62 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 62 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 656896; /* this sample's padded input, */
+        float *V = in + 130560; /* the band transformed, [16][128][TB], */
+        float *M = V + 262144; /* the 16 products, [16][129][TB] */
+        cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 34, 0);
+        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
+            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
+            const int used = rows / 1 * 2; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 128; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const float *d = in + (ptrdiff_t)c * 1020 + (2 * (ty0 + r)) * 34 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 34), _mm256_loadu_ps(d + 42), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 70), _mm256_loadu_ps(d + 78), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 102), _mm256_loadu_ps(d + 110), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 784;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + W <= 28 && q + W <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 384;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c03 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c13 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c23 = _mm256_setzero_ps();
+                for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    const __m256 xv3 = _mm256_loadu_ps(xp + 24);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c03);
+                _mm256_storeu_ps(mp + 128, c10);
+                _mm256_storeu_ps(mp + 136, c11);
+                _mm256_storeu_ps(mp + 144, c12);
+                _mm256_storeu_ps(mp + 152, c13);
+                _mm256_storeu_ps(mp + 256, c20);
+                _mm256_storeu_ps(mp + 264, c21);
+                _mm256_storeu_ps(mp + 272, c22);
+                _mm256_storeu_ps(mp + 280, c23);
+            }
+            for (int k = 0; k < 128; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 30, c = q + l - h * 30;
-                            if (c >= 28 || q + l >= 838)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 28 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -3555,270 +3140,227 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
 
 /* basic5.conv2 — examples/resnet34.cnn:18: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
- *   weights at packed[903552]: weight [128,128,3,3] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); basic5.bn2 folded into the weights; then + basic4.relu2 (basic5.add1); then basic5.relu2
+ *   weights at packed[1542528]: weight [128,128,3,3] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); basic5.bn2 folded into the weights; then + basic4.relu2 (basic5.add1); then basic5.relu2
  */
 static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 147456;
+    enum { MR = 3, NV = 4, W = 8, BR = 8, TB = 128 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
-        cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
-        const float *in = sb;
-        for (int i = 115200; i < 115224; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 1120; it++) {
-            const int gb = it / 35, tile = it - gb * 35;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 128 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 4608;
-            const float *xg = in + grp * 115200;
-            float t[MR][NR];
-            {
-                const int p = tile < 34 ? tile * NR : 814;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 128; c += 1, xp += 900, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 30 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 31 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 61 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 61 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 61 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 62 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 62 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 62 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 656896; /* this sample's padded input, */
+        float *V = in + 130560; /* the band transformed, [16][128][TB], */
+        float *M = V + 262144; /* the 16 products, [16][129][TB] */
+        cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 34, 0);
+        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
+            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
+            const int used = rows / 1 * 2; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 128; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const float *d = in + (ptrdiff_t)c * 1020 + (2 * (ty0 + r)) * 34 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 34), _mm256_loadu_ps(d + 42), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 70), _mm256_loadu_ps(d + 78), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 102), _mm256_loadu_ps(d + 110), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 784;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + W <= 28 && q + W <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + oh * 28 + ow));
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 384;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c03 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c13 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c23 = _mm256_setzero_ps();
+                for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    const __m256 xv3 = _mm256_loadu_ps(xp + 24);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c03);
+                _mm256_storeu_ps(mp + 128, c10);
+                _mm256_storeu_ps(mp + 136, c11);
+                _mm256_storeu_ps(mp + 144, c12);
+                _mm256_storeu_ps(mp + 152, c13);
+                _mm256_storeu_ps(mp + 256, c20);
+                _mm256_storeu_ps(mp + 264, c21);
+                _mm256_storeu_ps(mp + 272, c22);
+                _mm256_storeu_ps(mp + 280, c23);
+            }
+            for (int k = 0; k < 128; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 30, c = q + l - h * 30;
-                            if (c >= 28 || q + l >= 838)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v += rb0[at + h * 28 + c];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 28 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -3827,267 +3369,218 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
 
 /* basic6.conv1 — examples/resnet34.cnn:17: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
- *   weights at packed[1051136]: weight [128,128,3,3] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); basic6.bn1 folded into the weights; then basic6.relu1
+ *   weights at packed[1806848]: weight [128,128,3,3] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); basic6.bn1 folded into the weights; then basic6.relu1
  */
 static CNN_SIMD void basic6_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 147456;
+    enum { MR = 3, NV = 4, W = 8, BR = 8, TB = 128 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
-        cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
-        const float *in = sb;
-        for (int i = 115200; i < 115224; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 1120; it++) {
-            const int gb = it / 35, tile = it - gb * 35;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 128 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 4608;
-            const float *xg = in + grp * 115200;
-            float t[MR][NR];
-            {
-                const int p = tile < 34 ? tile * NR : 814;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 128; c += 1, xp += 900, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 30 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 31 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 61 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 61 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 61 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 62 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 62 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 62 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 656896; /* this sample's padded input, */
+        float *V = in + 130560; /* the band transformed, [16][128][TB], */
+        float *M = V + 262144; /* the 16 products, [16][129][TB] */
+        cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 34, 0);
+        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
+            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
+            const int used = rows / 1 * 2; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 128; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const float *d = in + (ptrdiff_t)c * 1020 + (2 * (ty0 + r)) * 34 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 34), _mm256_loadu_ps(d + 42), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 70), _mm256_loadu_ps(d + 78), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 102), _mm256_loadu_ps(d + 110), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 784;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + W <= 28 && q + W <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 384;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c03 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c13 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c23 = _mm256_setzero_ps();
+                for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    const __m256 xv3 = _mm256_loadu_ps(xp + 24);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c03);
+                _mm256_storeu_ps(mp + 128, c10);
+                _mm256_storeu_ps(mp + 136, c11);
+                _mm256_storeu_ps(mp + 144, c12);
+                _mm256_storeu_ps(mp + 152, c13);
+                _mm256_storeu_ps(mp + 256, c20);
+                _mm256_storeu_ps(mp + 264, c21);
+                _mm256_storeu_ps(mp + 272, c22);
+                _mm256_storeu_ps(mp + 280, c23);
+            }
+            for (int k = 0; k < 128; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 30, c = q + l - h * 30;
-                            if (c >= 28 || q + l >= 838)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 28 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -4096,270 +3589,227 @@ static CNN_SIMD void basic6_conv1(const float *restrict x0, float *restrict y, c
 
 /* basic6.conv2 — examples/resnet34.cnn:18: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
- *   weights at packed[1198720]: weight [128,128,3,3] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); basic6.bn2 folded into the weights; then + basic5.relu2 (basic6.add1); then basic6.relu2
+ *   weights at packed[2071168]: weight [128,128,3,3] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); basic6.bn2 folded into the weights; then + basic5.relu2 (basic6.add1); then basic6.relu2
  */
 static CNN_SIMD void basic6_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 147456;
+    enum { MR = 3, NV = 4, W = 8, BR = 8, TB = 128 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
         const float *rb0 = r0 + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
-        cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
-        const float *in = sb;
-        for (int i = 115200; i < 115224; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 1120; it++) {
-            const int gb = it / 35, tile = it - gb * 35;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 128 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 4608;
-            const float *xg = in + grp * 115200;
-            float t[MR][NR];
-            {
-                const int p = tile < 34 ? tile * NR : 814;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 128; c += 1, xp += 900, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 30 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 31 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 61 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 61 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 61 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 62 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 62 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 62 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 656896; /* this sample's padded input, */
+        float *V = in + 130560; /* the band transformed, [16][128][TB], */
+        float *M = V + 262144; /* the 16 products, [16][129][TB] */
+        cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 34, 0);
+        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
+            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
+            const int used = rows / 1 * 2; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 128; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const float *d = in + (ptrdiff_t)c * 1020 + (2 * (ty0 + r)) * 34 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 34), _mm256_loadu_ps(d + 42), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 70), _mm256_loadu_ps(d + 78), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 102), _mm256_loadu_ps(d + 110), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 784;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + W <= 28 && q + W <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at + oh * 28 + ow));
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 384;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c03 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c13 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c23 = _mm256_setzero_ps();
+                for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    const __m256 xv3 = _mm256_loadu_ps(xp + 24);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c03);
+                _mm256_storeu_ps(mp + 128, c10);
+                _mm256_storeu_ps(mp + 136, c11);
+                _mm256_storeu_ps(mp + 144, c12);
+                _mm256_storeu_ps(mp + 152, c13);
+                _mm256_storeu_ps(mp + 256, c20);
+                _mm256_storeu_ps(mp + 264, c21);
+                _mm256_storeu_ps(mp + 272, c22);
+                _mm256_storeu_ps(mp + 280, c23);
+            }
+            for (int k = 0; k < 128; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 30, c = q + l - h * 30;
-                            if (c >= 28 || q + l >= 838)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v += rb0[at + h * 28 + c];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 28 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -4368,7 +3818,7 @@ static CNN_SIMD void basic6_conv2(const float *restrict x0, const float *restric
 
 /* basic_down2.conv1 — examples/resnet34.cnn:24: conv 3x3/2 p1 256
  *   in [128,28,28] -> out [256,14,14]
- *   weights at packed[1346304]: weight [256,128,3,3] (packed in blocks of 16 output channels)
+ *   weights at packed[2335488]: weight [256,128,3,3] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic_down2.bn1 folded into the weights; then basic_down2.relu1
  */
 static CNN_SIMD void basic_down2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -4639,268 +4089,211 @@ static CNN_SIMD void basic_down2_conv1(const float *restrict x0, float *restrict
 
 /* basic_down2.conv2 — examples/resnet34.cnn:25: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[1641472]: weight [256,256,3,3] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic_down2.bn2 folded into the weights
+ *   weights at packed[2630656]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic_down2.bn2 folded into the weights
  */
 static CNN_SIMD void basic_down2_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 589824;
+    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
-        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int it = 0; it < 528; it++) {
-            const int gb = it / 33, tile = it - gb * 33;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 256 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 36864;
-            const float *xp = in + grp * 65536;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 16 + q[0] % 14 * 1;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 16 + q[1] % 14 * 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
-            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
-            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 256; c += 1, xp += 256, wp += 144) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 0]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+        float *in = s + (ptrdiff_t)b * 600064; /* this sample's padded input, */
+        float *V = in + 73728; /* the band transformed, [16][256][TB], */
+        float *M = V + 262144; /* the 16 products, [16][258][TB] */
+        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 256; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 1]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 1]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 2]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 2]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 16]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 16]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 16]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 17]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 17]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 17]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 32]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 32]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 32]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 33]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 33]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 33]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 33]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 33]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 34]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 34]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 34]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 34]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 34]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 1536;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 192, c30);
+                _mm256_storeu_ps(mp + 200, c31);
+                _mm256_storeu_ps(mp + 256, c40);
+                _mm256_storeu_ps(mp + 264, c41);
+                _mm256_storeu_ps(mp + 320, c50);
+                _mm256_storeu_ps(mp + 328, c51);
+            }
+            for (int k = 0; k < 256; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -4909,7 +4302,7 @@ static CNN_SIMD void basic_down2_conv2(const float *restrict x0, float *restrict
 
 /* basic_down2.conv3 — examples/resnet34.cnn:26: conv 1x1/2 256
  *   in [128,28,28] -> out [256,14,14]
- *   weights at packed[2231552]: weight [256,128,1,1] (packed in blocks of 16 output channels)
+ *   weights at packed[3687680]: weight [256,128,1,1] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; basic_down2.bn3 folded into the weights; then + basic_down2.bn2 (basic_down2.add1); then basic_down2.relu2
  */
 static CNN_SIMD void basic_down2_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
@@ -5158,269 +4551,219 @@ static CNN_SIMD void basic_down2_conv3(const float *restrict x0, const float *re
 
 /* basic7.conv1 — examples/resnet34.cnn:17: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[2264576]: weight [256,256,3,3] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic7.bn1 folded into the weights; then basic7.relu1
+ *   weights at packed[3720704]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic7.bn1 folded into the weights; then basic7.relu1
  */
 static CNN_SIMD void basic7_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 589824;
+    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
-        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int it = 0; it < 528; it++) {
-            const int gb = it / 33, tile = it - gb * 33;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 256 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 36864;
-            const float *xp = in + grp * 65536;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 16 + q[0] % 14 * 1;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 16 + q[1] % 14 * 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
-            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
-            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 256; c += 1, xp += 256, wp += 144) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 0]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+        float *in = s + (ptrdiff_t)b * 600064; /* this sample's padded input, */
+        float *V = in + 73728; /* the band transformed, [16][256][TB], */
+        float *M = V + 262144; /* the 16 products, [16][258][TB] */
+        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 256; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 1]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 1]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 2]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 2]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 16]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 16]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 16]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 17]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 17]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 17]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 32]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 32]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 32]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 33]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 33]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 33]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 33]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 33]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 34]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 34]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 34]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 34]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 34]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 1536;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 192, c30);
+                _mm256_storeu_ps(mp + 200, c31);
+                _mm256_storeu_ps(mp + 256, c40);
+                _mm256_storeu_ps(mp + 264, c41);
+                _mm256_storeu_ps(mp + 320, c50);
+                _mm256_storeu_ps(mp + 328, c51);
+            }
+            for (int k = 0; k < 256; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -5429,271 +4772,228 @@ static CNN_SIMD void basic7_conv1(const float *restrict x0, float *restrict y, c
 
 /* basic7.conv2 — examples/resnet34.cnn:18: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[2854656]: weight [256,256,3,3] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic7.bn2 folded into the weights; then + basic_down2.relu2 (basic7.add1); then basic7.relu2
+ *   weights at packed[4777728]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic7.bn2 folded into the weights; then + basic_down2.relu2 (basic7.add1); then basic7.relu2
  */
 static CNN_SIMD void basic7_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 589824;
+    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *rb0 = r0 + (ptrdiff_t)b * 50176;
-        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
-        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int it = 0; it < 528; it++) {
-            const int gb = it / 33, tile = it - gb * 33;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 256 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 36864;
-            const float *xp = in + grp * 65536;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 16 + q[0] % 14 * 1;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 16 + q[1] % 14 * 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
-            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
-            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 256; c += 1, xp += 256, wp += 144) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 0]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+        float *in = s + (ptrdiff_t)b * 600064; /* this sample's padded input, */
+        float *V = in + 73728; /* the band transformed, [16][256][TB], */
+        float *M = V + 262144; /* the 16 products, [16][258][TB] */
+        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 256; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 1]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 1]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 2]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 2]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 16]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 16]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 16]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 17]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 17]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 17]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 32]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 32]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 32]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 33]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 33]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 33]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 33]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 33]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 34]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 34]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 34]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 34]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 34]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v += rb0[at + q[i]];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 1536;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 192, c30);
+                _mm256_storeu_ps(mp + 200, c31);
+                _mm256_storeu_ps(mp + 256, c40);
+                _mm256_storeu_ps(mp + 264, c41);
+                _mm256_storeu_ps(mp + 320, c50);
+                _mm256_storeu_ps(mp + 328, c51);
+            }
+            for (int k = 0; k < 256; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -5702,269 +5002,219 @@ static CNN_SIMD void basic7_conv2(const float *restrict x0, const float *restric
 
 /* basic8.conv1 — examples/resnet34.cnn:17: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[3444736]: weight [256,256,3,3] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic8.bn1 folded into the weights; then basic8.relu1
+ *   weights at packed[5834752]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic8.bn1 folded into the weights; then basic8.relu1
  */
 static CNN_SIMD void basic8_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 589824;
+    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
-        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int it = 0; it < 528; it++) {
-            const int gb = it / 33, tile = it - gb * 33;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 256 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 36864;
-            const float *xp = in + grp * 65536;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 16 + q[0] % 14 * 1;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 16 + q[1] % 14 * 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
-            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
-            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 256; c += 1, xp += 256, wp += 144) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 0]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+        float *in = s + (ptrdiff_t)b * 600064; /* this sample's padded input, */
+        float *V = in + 73728; /* the band transformed, [16][256][TB], */
+        float *M = V + 262144; /* the 16 products, [16][258][TB] */
+        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 256; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 1]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 1]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 2]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 2]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 16]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 16]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 16]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 17]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 17]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 17]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 32]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 32]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 32]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 33]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 33]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 33]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 33]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 33]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 34]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 34]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 34]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 34]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 34]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 1536;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 192, c30);
+                _mm256_storeu_ps(mp + 200, c31);
+                _mm256_storeu_ps(mp + 256, c40);
+                _mm256_storeu_ps(mp + 264, c41);
+                _mm256_storeu_ps(mp + 320, c50);
+                _mm256_storeu_ps(mp + 328, c51);
+            }
+            for (int k = 0; k < 256; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -5973,271 +5223,228 @@ static CNN_SIMD void basic8_conv1(const float *restrict x0, float *restrict y, c
 
 /* basic8.conv2 — examples/resnet34.cnn:18: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[4034816]: weight [256,256,3,3] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic8.bn2 folded into the weights; then + basic7.relu2 (basic8.add1); then basic8.relu2
+ *   weights at packed[6891776]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic8.bn2 folded into the weights; then + basic7.relu2 (basic8.add1); then basic8.relu2
  */
 static CNN_SIMD void basic8_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 589824;
+    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *rb0 = r0 + (ptrdiff_t)b * 50176;
-        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
-        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int it = 0; it < 528; it++) {
-            const int gb = it / 33, tile = it - gb * 33;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 256 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 36864;
-            const float *xp = in + grp * 65536;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 16 + q[0] % 14 * 1;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 16 + q[1] % 14 * 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
-            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
-            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 256; c += 1, xp += 256, wp += 144) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 0]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+        float *in = s + (ptrdiff_t)b * 600064; /* this sample's padded input, */
+        float *V = in + 73728; /* the band transformed, [16][256][TB], */
+        float *M = V + 262144; /* the 16 products, [16][258][TB] */
+        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 256; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 1]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 1]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 2]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 2]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 16]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 16]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 16]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 17]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 17]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 17]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 32]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 32]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 32]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 33]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 33]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 33]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 33]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 33]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 34]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 34]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 34]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 34]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 34]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v += rb0[at + q[i]];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 1536;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 192, c30);
+                _mm256_storeu_ps(mp + 200, c31);
+                _mm256_storeu_ps(mp + 256, c40);
+                _mm256_storeu_ps(mp + 264, c41);
+                _mm256_storeu_ps(mp + 320, c50);
+                _mm256_storeu_ps(mp + 328, c51);
+            }
+            for (int k = 0; k < 256; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -6246,269 +5453,219 @@ static CNN_SIMD void basic8_conv2(const float *restrict x0, const float *restric
 
 /* basic9.conv1 — examples/resnet34.cnn:17: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[4624896]: weight [256,256,3,3] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic9.bn1 folded into the weights; then basic9.relu1
+ *   weights at packed[7948800]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic9.bn1 folded into the weights; then basic9.relu1
  */
 static CNN_SIMD void basic9_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 589824;
+    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
-        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int it = 0; it < 528; it++) {
-            const int gb = it / 33, tile = it - gb * 33;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 256 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 36864;
-            const float *xp = in + grp * 65536;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 16 + q[0] % 14 * 1;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 16 + q[1] % 14 * 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
-            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
-            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 256; c += 1, xp += 256, wp += 144) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 0]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+        float *in = s + (ptrdiff_t)b * 600064; /* this sample's padded input, */
+        float *V = in + 73728; /* the band transformed, [16][256][TB], */
+        float *M = V + 262144; /* the 16 products, [16][258][TB] */
+        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 256; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 1]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 1]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 2]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 2]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 16]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 16]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 16]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 17]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 17]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 17]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 32]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 32]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 32]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 33]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 33]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 33]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 33]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 33]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 34]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 34]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 34]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 34]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 34]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 1536;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 192, c30);
+                _mm256_storeu_ps(mp + 200, c31);
+                _mm256_storeu_ps(mp + 256, c40);
+                _mm256_storeu_ps(mp + 264, c41);
+                _mm256_storeu_ps(mp + 320, c50);
+                _mm256_storeu_ps(mp + 328, c51);
+            }
+            for (int k = 0; k < 256; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -6517,271 +5674,228 @@ static CNN_SIMD void basic9_conv1(const float *restrict x0, float *restrict y, c
 
 /* basic9.conv2 — examples/resnet34.cnn:18: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[5214976]: weight [256,256,3,3] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic9.bn2 folded into the weights; then + basic8.relu2 (basic9.add1); then basic9.relu2
+ *   weights at packed[9005824]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic9.bn2 folded into the weights; then + basic8.relu2 (basic9.add1); then basic9.relu2
  */
 static CNN_SIMD void basic9_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 589824;
+    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *rb0 = r0 + (ptrdiff_t)b * 50176;
-        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
-        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int it = 0; it < 528; it++) {
-            const int gb = it / 33, tile = it - gb * 33;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 256 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 36864;
-            const float *xp = in + grp * 65536;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 16 + q[0] % 14 * 1;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 16 + q[1] % 14 * 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
-            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
-            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 256; c += 1, xp += 256, wp += 144) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 0]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+        float *in = s + (ptrdiff_t)b * 600064; /* this sample's padded input, */
+        float *V = in + 73728; /* the band transformed, [16][256][TB], */
+        float *M = V + 262144; /* the 16 products, [16][258][TB] */
+        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 256; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 1]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 1]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 2]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 2]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 16]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 16]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 16]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 17]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 17]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 17]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 32]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 32]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 32]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 33]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 33]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 33]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 33]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 33]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 34]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 34]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 34]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 34]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 34]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v += rb0[at + q[i]];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 1536;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 192, c30);
+                _mm256_storeu_ps(mp + 200, c31);
+                _mm256_storeu_ps(mp + 256, c40);
+                _mm256_storeu_ps(mp + 264, c41);
+                _mm256_storeu_ps(mp + 320, c50);
+                _mm256_storeu_ps(mp + 328, c51);
+            }
+            for (int k = 0; k < 256; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -6790,269 +5904,219 @@ static CNN_SIMD void basic9_conv2(const float *restrict x0, const float *restric
 
 /* basic10.conv1 — examples/resnet34.cnn:17: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[5805056]: weight [256,256,3,3] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic10.bn1 folded into the weights; then basic10.relu1
+ *   weights at packed[10062848]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic10.bn1 folded into the weights; then basic10.relu1
  */
 static CNN_SIMD void basic10_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 589824;
+    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
-        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int it = 0; it < 528; it++) {
-            const int gb = it / 33, tile = it - gb * 33;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 256 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 36864;
-            const float *xp = in + grp * 65536;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 16 + q[0] % 14 * 1;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 16 + q[1] % 14 * 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
-            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
-            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 256; c += 1, xp += 256, wp += 144) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 0]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+        float *in = s + (ptrdiff_t)b * 600064; /* this sample's padded input, */
+        float *V = in + 73728; /* the band transformed, [16][256][TB], */
+        float *M = V + 262144; /* the 16 products, [16][258][TB] */
+        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 256; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 1]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 1]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 2]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 2]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 16]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 16]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 16]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 17]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 17]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 17]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 32]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 32]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 32]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 33]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 33]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 33]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 33]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 33]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 34]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 34]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 34]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 34]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 34]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 1536;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 192, c30);
+                _mm256_storeu_ps(mp + 200, c31);
+                _mm256_storeu_ps(mp + 256, c40);
+                _mm256_storeu_ps(mp + 264, c41);
+                _mm256_storeu_ps(mp + 320, c50);
+                _mm256_storeu_ps(mp + 328, c51);
+            }
+            for (int k = 0; k < 256; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -7061,271 +6125,228 @@ static CNN_SIMD void basic10_conv1(const float *restrict x0, float *restrict y, 
 
 /* basic10.conv2 — examples/resnet34.cnn:18: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[6395136]: weight [256,256,3,3] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic10.bn2 folded into the weights; then + basic9.relu2 (basic10.add1); then basic10.relu2
+ *   weights at packed[11119872]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic10.bn2 folded into the weights; then + basic9.relu2 (basic10.add1); then basic10.relu2
  */
 static CNN_SIMD void basic10_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 589824;
+    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *rb0 = r0 + (ptrdiff_t)b * 50176;
-        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
-        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int it = 0; it < 528; it++) {
-            const int gb = it / 33, tile = it - gb * 33;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 256 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 36864;
-            const float *xp = in + grp * 65536;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 16 + q[0] % 14 * 1;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 16 + q[1] % 14 * 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
-            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
-            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 256; c += 1, xp += 256, wp += 144) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 0]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+        float *in = s + (ptrdiff_t)b * 600064; /* this sample's padded input, */
+        float *V = in + 73728; /* the band transformed, [16][256][TB], */
+        float *M = V + 262144; /* the 16 products, [16][258][TB] */
+        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 256; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 1]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 1]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 2]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 2]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 16]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 16]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 16]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 17]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 17]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 17]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 32]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 32]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 32]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 33]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 33]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 33]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 33]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 33]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 34]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 34]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 34]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 34]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 34]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v += rb0[at + q[i]];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 1536;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 192, c30);
+                _mm256_storeu_ps(mp + 200, c31);
+                _mm256_storeu_ps(mp + 256, c40);
+                _mm256_storeu_ps(mp + 264, c41);
+                _mm256_storeu_ps(mp + 320, c50);
+                _mm256_storeu_ps(mp + 328, c51);
+            }
+            for (int k = 0; k < 256; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -7334,269 +6355,219 @@ static CNN_SIMD void basic10_conv2(const float *restrict x0, const float *restri
 
 /* basic11.conv1 — examples/resnet34.cnn:17: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[6985216]: weight [256,256,3,3] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic11.bn1 folded into the weights; then basic11.relu1
+ *   weights at packed[12176896]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic11.bn1 folded into the weights; then basic11.relu1
  */
 static CNN_SIMD void basic11_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 589824;
+    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
-        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int it = 0; it < 528; it++) {
-            const int gb = it / 33, tile = it - gb * 33;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 256 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 36864;
-            const float *xp = in + grp * 65536;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 16 + q[0] % 14 * 1;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 16 + q[1] % 14 * 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
-            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
-            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 256; c += 1, xp += 256, wp += 144) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 0]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+        float *in = s + (ptrdiff_t)b * 600064; /* this sample's padded input, */
+        float *V = in + 73728; /* the band transformed, [16][256][TB], */
+        float *M = V + 262144; /* the 16 products, [16][258][TB] */
+        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 256; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 1]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 1]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 2]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 2]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 16]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 16]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 16]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 17]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 17]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 17]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 32]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 32]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 32]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 33]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 33]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 33]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 33]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 33]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 34]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 34]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 34]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 34]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 34]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 1536;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 192, c30);
+                _mm256_storeu_ps(mp + 200, c31);
+                _mm256_storeu_ps(mp + 256, c40);
+                _mm256_storeu_ps(mp + 264, c41);
+                _mm256_storeu_ps(mp + 320, c50);
+                _mm256_storeu_ps(mp + 328, c51);
+            }
+            for (int k = 0; k < 256; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -7605,271 +6576,228 @@ static CNN_SIMD void basic11_conv1(const float *restrict x0, float *restrict y, 
 
 /* basic11.conv2 — examples/resnet34.cnn:18: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[7575296]: weight [256,256,3,3] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic11.bn2 folded into the weights; then + basic10.relu2 (basic11.add1); then basic11.relu2
+ *   weights at packed[13233920]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic11.bn2 folded into the weights; then + basic10.relu2 (basic11.add1); then basic11.relu2
  */
 static CNN_SIMD void basic11_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 589824;
+    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
         const float *rb0 = r0 + (ptrdiff_t)b * 50176;
-        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
-        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int it = 0; it < 528; it++) {
-            const int gb = it / 33, tile = it - gb * 33;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 256 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 36864;
-            const float *xp = in + grp * 65536;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 16 + q[0] % 14 * 1;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 16 + q[1] % 14 * 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
-            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
-            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 256; c += 1, xp += 256, wp += 144) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 0]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+        float *in = s + (ptrdiff_t)b * 600064; /* this sample's padded input, */
+        float *V = in + 73728; /* the band transformed, [16][256][TB], */
+        float *M = V + 262144; /* the 16 products, [16][258][TB] */
+        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 256; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 1]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 1]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 2]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 2]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 16]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 16]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 16]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 17]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 17]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 17]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 32]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 32]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 32]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 33]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 33]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 33]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 33]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 33]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 34]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 34]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 34]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 34]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 34]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v += rb0[at + q[i]];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 1536;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 192, c30);
+                _mm256_storeu_ps(mp + 200, c31);
+                _mm256_storeu_ps(mp + 256, c40);
+                _mm256_storeu_ps(mp + 264, c41);
+                _mm256_storeu_ps(mp + 320, c50);
+                _mm256_storeu_ps(mp + 328, c51);
+            }
+            for (int k = 0; k < 256; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -7878,7 +6806,7 @@ static CNN_SIMD void basic11_conv2(const float *restrict x0, const float *restri
 
 /* basic_down3.conv1 — examples/resnet34.cnn:24: conv 3x3/2 p1 512
  *   in [256,14,14] -> out [512,7,7]
- *   weights at packed[8165376]: weight [512,256,3,3] (packed in blocks of 32 output channels)
+ *   weights at packed[14290944]: weight [512,256,3,3] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic_down3.bn1 folded into the weights; then basic_down3.relu1
  */
 static CNN_SIMD void basic_down3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -8134,253 +7062,211 @@ static CNN_SIMD void basic_down3_conv1(const float *restrict x0, float *restrict
 
 /* basic_down3.conv2 — examples/resnet34.cnn:25: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[9345536]: weight [512,512,3,3] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic_down3.bn2 folded into the weights
+ *   weights at packed[15471104]: weight [512,512,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic_down3.bn2 folded into the weights
  */
 static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 2359296;
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 4227072;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 25088;
-        float *sb = s + (ptrdiff_t)b * 41472; /* this sample's scratch */
-        cnn_pad(xb0, sb, 512, 7, 7, 1, 1, 9, 9, 0);
-        const float *in = sb;
-        for (int it = 0; it < 272; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 512 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 147456;
-            const float *xp = in + grp * 41472;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 9 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 9 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 9 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 512; c += 1, xp += 81, wp += 288) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+        float *in = s + (ptrdiff_t)b * 314368; /* this sample's padded input, */
+        float *V = in + 51200; /* the band transformed, [16][512][TB], */
+        float *M = V + 131072; /* the 16 products, [16][516][TB] */
+        cnn_pad(xb0, in, 512, 7, 7, 1, 1, 10, 10, 0);
+        for (int ty0 = 0; ty0 < 4; ty0 += BR) {
+            const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
+            const int used = rows / 2 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 512; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = 2 * v, xv = 0;
+                    const float *d = in + (ptrdiff_t)c * 100 + (2 * (ty0 + r)) * 10 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 20), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 22), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 10), _mm256_loadu_ps(d + 30), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 12), _mm256_loadu_ps(d + 32), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 40), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 22), _mm256_loadu_ps(d + 42), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 30), _mm256_loadu_ps(d + 50), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 32), _mm256_loadu_ps(d + 52), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 32768, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 98304, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 8192, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 40960, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 106496, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 49152, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 81920, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 114688, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 24576, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 57344, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 90112, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 122880, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 9]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 9]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 9]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 10]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 10]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 10]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 11]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 11]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 11]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 19]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 19]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 19]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 256 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 256 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 256 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 256 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 20]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 20]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 86 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 86, kb = kx - xi * 86;
+                const float *wp = w + (ptrdiff_t)kx * 3072;
+                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 8256 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
+            }
+            for (int k = 0; k < 512; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = 2 * v, xv = 0;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 33024),
+                                 m20 = _mm256_loadu_ps(m + 66048), m30 = _mm256_loadu_ps(m + 99072);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 8256), m11 = _mm256_loadu_ps(m + 41280),
+                                 m21 = _mm256_loadu_ps(m + 74304), m31 = _mm256_loadu_ps(m + 107328);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 16512), m12 = _mm256_loadu_ps(m + 49536),
+                                 m22 = _mm256_loadu_ps(m + 82560), m32 = _mm256_loadu_ps(m + 115584);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 24768), m13 = _mm256_loadu_ps(m + 57792),
+                                 m23 = _mm256_loadu_ps(m + 90816), m33 = _mm256_loadu_ps(m + 123840);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = lo;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 0, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = hi;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = lo;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 0, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = hi;
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -8389,7 +7275,7 @@ static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict
 
 /* basic_down3.conv3 — examples/resnet34.cnn:26: conv 1x1/2 512
  *   in [256,14,14] -> out [512,7,7]
- *   weights at packed[11705344]: weight [512,256,1,1] (packed in blocks of 32 output channels)
+ *   weights at packed[19698688]: weight [512,256,1,1] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; basic_down3.bn3 folded into the weights; then + basic_down3.bn2 (basic_down3.add1); then basic_down3.relu2
  */
 static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
@@ -8624,254 +7510,219 @@ static CNN_SIMD void basic_down3_conv3(const float *restrict x0, const float *re
 
 /* basic12.conv1 — examples/resnet34.cnn:17: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[11836928]: weight [512,512,3,3] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic12.bn1 folded into the weights; then basic12.relu1
+ *   weights at packed[19830272]: weight [512,512,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic12.bn1 folded into the weights; then basic12.relu1
  */
 static CNN_SIMD void basic12_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 2359296;
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 4227072;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 25088;
-        float *sb = s + (ptrdiff_t)b * 41472; /* this sample's scratch */
-        cnn_pad(xb0, sb, 512, 7, 7, 1, 1, 9, 9, 0);
-        const float *in = sb;
-        for (int it = 0; it < 272; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 512 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 147456;
-            const float *xp = in + grp * 41472;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 9 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 9 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 9 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 512; c += 1, xp += 81, wp += 288) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+        float *in = s + (ptrdiff_t)b * 314368; /* this sample's padded input, */
+        float *V = in + 51200; /* the band transformed, [16][512][TB], */
+        float *M = V + 131072; /* the 16 products, [16][516][TB] */
+        cnn_pad(xb0, in, 512, 7, 7, 1, 1, 10, 10, 0);
+        for (int ty0 = 0; ty0 < 4; ty0 += BR) {
+            const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
+            const int used = rows / 2 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 512; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = 2 * v, xv = 0;
+                    const float *d = in + (ptrdiff_t)c * 100 + (2 * (ty0 + r)) * 10 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 20), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 22), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 10), _mm256_loadu_ps(d + 30), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 12), _mm256_loadu_ps(d + 32), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 40), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 22), _mm256_loadu_ps(d + 42), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 30), _mm256_loadu_ps(d + 50), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 32), _mm256_loadu_ps(d + 52), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 32768, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 98304, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 8192, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 40960, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 106496, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 49152, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 81920, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 114688, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 24576, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 57344, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 90112, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 122880, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 9]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 9]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 9]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 10]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 10]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 10]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 11]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 11]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 11]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 19]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 19]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 19]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 256 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 256 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 256 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 256 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 20]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 20]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 86 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 86, kb = kx - xi * 86;
+                const float *wp = w + (ptrdiff_t)kx * 3072;
+                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 8256 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
+            }
+            for (int k = 0; k < 512; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = 2 * v, xv = 0;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 33024),
+                                 m20 = _mm256_loadu_ps(m + 66048), m30 = _mm256_loadu_ps(m + 99072);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 8256), m11 = _mm256_loadu_ps(m + 41280),
+                                 m21 = _mm256_loadu_ps(m + 74304), m31 = _mm256_loadu_ps(m + 107328);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 16512), m12 = _mm256_loadu_ps(m + 49536),
+                                 m22 = _mm256_loadu_ps(m + 82560), m32 = _mm256_loadu_ps(m + 115584);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 24768), m13 = _mm256_loadu_ps(m + 57792),
+                                 m23 = _mm256_loadu_ps(m + 90816), m33 = _mm256_loadu_ps(m + 123840);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 0, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 0, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -8880,256 +7731,228 @@ static CNN_SIMD void basic12_conv1(const float *restrict x0, float *restrict y, 
 
 /* basic12.conv2 — examples/resnet34.cnn:18: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[14196736]: weight [512,512,3,3] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic12.bn2 folded into the weights; then + basic_down3.relu2 (basic12.add1); then basic12.relu2
+ *   weights at packed[24057856]: weight [512,512,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic12.bn2 folded into the weights; then + basic_down3.relu2 (basic12.add1); then basic12.relu2
  */
 static CNN_SIMD void basic12_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 2359296;
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 4227072;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *rb0 = r0 + (ptrdiff_t)b * 25088;
-        float *sb = s + (ptrdiff_t)b * 41472; /* this sample's scratch */
-        cnn_pad(xb0, sb, 512, 7, 7, 1, 1, 9, 9, 0);
-        const float *in = sb;
-        for (int it = 0; it < 272; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 512 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 147456;
-            const float *xp = in + grp * 41472;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 9 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 9 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 9 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 512; c += 1, xp += 81, wp += 288) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+        float *in = s + (ptrdiff_t)b * 314368; /* this sample's padded input, */
+        float *V = in + 51200; /* the band transformed, [16][512][TB], */
+        float *M = V + 131072; /* the 16 products, [16][516][TB] */
+        cnn_pad(xb0, in, 512, 7, 7, 1, 1, 10, 10, 0);
+        for (int ty0 = 0; ty0 < 4; ty0 += BR) {
+            const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
+            const int used = rows / 2 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 512; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = 2 * v, xv = 0;
+                    const float *d = in + (ptrdiff_t)c * 100 + (2 * (ty0 + r)) * 10 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 20), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 22), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 10), _mm256_loadu_ps(d + 30), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 12), _mm256_loadu_ps(d + 32), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 40), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 22), _mm256_loadu_ps(d + 42), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 30), _mm256_loadu_ps(d + 50), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 32), _mm256_loadu_ps(d + 52), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 32768, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 98304, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 8192, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 40960, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 106496, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 49152, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 81920, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 114688, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 24576, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 57344, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 90112, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 122880, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 9]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 9]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 9]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 10]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 10]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 10]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 11]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 11]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 11]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 19]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 19]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 19]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 256 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 256 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 256 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 256 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 20]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 20]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v += rb0[at + q[i]];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 86 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 86, kb = kx - xi * 86;
+                const float *wp = w + (ptrdiff_t)kx * 3072;
+                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 8256 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
+            }
+            for (int k = 0; k < 512; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = 2 * v, xv = 0;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 33024),
+                                 m20 = _mm256_loadu_ps(m + 66048), m30 = _mm256_loadu_ps(m + 99072);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 8256), m11 = _mm256_loadu_ps(m + 41280),
+                                 m21 = _mm256_loadu_ps(m + 74304), m31 = _mm256_loadu_ps(m + 107328);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 16512), m12 = _mm256_loadu_ps(m + 49536),
+                                 m22 = _mm256_loadu_ps(m + 82560), m32 = _mm256_loadu_ps(m + 115584);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 24768), m13 = _mm256_loadu_ps(m + 57792),
+                                 m23 = _mm256_loadu_ps(m + 90816), m33 = _mm256_loadu_ps(m + 123840);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = lo;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 0, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = hi;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = lo;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 0, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = hi;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -9138,254 +7961,219 @@ static CNN_SIMD void basic12_conv2(const float *restrict x0, const float *restri
 
 /* basic13.conv1 — examples/resnet34.cnn:17: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[16556544]: weight [512,512,3,3] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic13.bn1 folded into the weights; then basic13.relu1
+ *   weights at packed[28285440]: weight [512,512,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic13.bn1 folded into the weights; then basic13.relu1
  */
 static CNN_SIMD void basic13_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 2359296;
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 4227072;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 25088;
-        float *sb = s + (ptrdiff_t)b * 41472; /* this sample's scratch */
-        cnn_pad(xb0, sb, 512, 7, 7, 1, 1, 9, 9, 0);
-        const float *in = sb;
-        for (int it = 0; it < 272; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 512 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 147456;
-            const float *xp = in + grp * 41472;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 9 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 9 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 9 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 512; c += 1, xp += 81, wp += 288) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+        float *in = s + (ptrdiff_t)b * 314368; /* this sample's padded input, */
+        float *V = in + 51200; /* the band transformed, [16][512][TB], */
+        float *M = V + 131072; /* the 16 products, [16][516][TB] */
+        cnn_pad(xb0, in, 512, 7, 7, 1, 1, 10, 10, 0);
+        for (int ty0 = 0; ty0 < 4; ty0 += BR) {
+            const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
+            const int used = rows / 2 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 512; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = 2 * v, xv = 0;
+                    const float *d = in + (ptrdiff_t)c * 100 + (2 * (ty0 + r)) * 10 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 20), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 22), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 10), _mm256_loadu_ps(d + 30), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 12), _mm256_loadu_ps(d + 32), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 40), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 22), _mm256_loadu_ps(d + 42), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 30), _mm256_loadu_ps(d + 50), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 32), _mm256_loadu_ps(d + 52), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 32768, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 98304, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 8192, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 40960, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 106496, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 49152, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 81920, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 114688, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 24576, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 57344, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 90112, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 122880, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 9]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 9]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 9]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 10]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 10]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 10]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 11]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 11]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 11]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 19]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 19]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 19]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 256 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 256 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 256 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 256 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 20]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 20]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 86 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 86, kb = kx - xi * 86;
+                const float *wp = w + (ptrdiff_t)kx * 3072;
+                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 8256 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
+            }
+            for (int k = 0; k < 512; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = 2 * v, xv = 0;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 33024),
+                                 m20 = _mm256_loadu_ps(m + 66048), m30 = _mm256_loadu_ps(m + 99072);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 8256), m11 = _mm256_loadu_ps(m + 41280),
+                                 m21 = _mm256_loadu_ps(m + 74304), m31 = _mm256_loadu_ps(m + 107328);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 16512), m12 = _mm256_loadu_ps(m + 49536),
+                                 m22 = _mm256_loadu_ps(m + 82560), m32 = _mm256_loadu_ps(m + 115584);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 24768), m13 = _mm256_loadu_ps(m + 57792),
+                                 m23 = _mm256_loadu_ps(m + 90816), m33 = _mm256_loadu_ps(m + 123840);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 0, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 0, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -9394,256 +8182,228 @@ static CNN_SIMD void basic13_conv1(const float *restrict x0, float *restrict y, 
 
 /* basic13.conv2 — examples/resnet34.cnn:18: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[18916352]: weight [512,512,3,3] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; basic13.bn2 folded into the weights; then + basic12.relu2 (basic13.add1); then basic13.relu2
+ *   weights at packed[32513024]: weight [512,512,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); basic13.bn2 folded into the weights; then + basic12.relu2 (basic13.add1); then basic13.relu2
  */
 static CNN_SIMD void basic13_conv2(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 2359296;
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 4227072;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 25088;
         const float *rb0 = r0 + (ptrdiff_t)b * 25088;
-        float *sb = s + (ptrdiff_t)b * 41472; /* this sample's scratch */
-        cnn_pad(xb0, sb, 512, 7, 7, 1, 1, 9, 9, 0);
-        const float *in = sb;
-        for (int it = 0; it < 272; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 512 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 147456;
-            const float *xp = in + grp * 41472;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 9 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 9 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 9 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 512; c += 1, xp += 81, wp += 288) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+        float *in = s + (ptrdiff_t)b * 314368; /* this sample's padded input, */
+        float *V = in + 51200; /* the band transformed, [16][512][TB], */
+        float *M = V + 131072; /* the 16 products, [16][516][TB] */
+        cnn_pad(xb0, in, 512, 7, 7, 1, 1, 10, 10, 0);
+        for (int ty0 = 0; ty0 < 4; ty0 += BR) {
+            const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
+            const int used = rows / 2 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 512; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = 2 * v, xv = 0;
+                    const float *d = in + (ptrdiff_t)c * 100 + (2 * (ty0 + r)) * 10 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 20), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 22), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 10), _mm256_loadu_ps(d + 30), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 12), _mm256_loadu_ps(d + 32), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 40), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 22), _mm256_loadu_ps(d + 42), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 30), _mm256_loadu_ps(d + 50), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 32), _mm256_loadu_ps(d + 52), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 32768, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 98304, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 8192, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 40960, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 106496, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 49152, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 81920, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 114688, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 24576, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 57344, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 90112, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 122880, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 9]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 9]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 9]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 10]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 10]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 10]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 11]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 11]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 11]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 19]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 19]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 19]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 256 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 256 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 256 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 256 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 20]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 20]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v += rb0[at + q[i]];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 86 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 86, kb = kx - xi * 86;
+                const float *wp = w + (ptrdiff_t)kx * 3072;
+                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 8256 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
+            }
+            for (int k = 0; k < 512; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = 2 * v, xv = 0;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 33024),
+                                 m20 = _mm256_loadu_ps(m + 66048), m30 = _mm256_loadu_ps(m + 99072);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 8256), m11 = _mm256_loadu_ps(m + 41280),
+                                 m21 = _mm256_loadu_ps(m + 74304), m31 = _mm256_loadu_ps(m + 107328);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 16512), m12 = _mm256_loadu_ps(m + 49536),
+                                 m22 = _mm256_loadu_ps(m + 82560), m32 = _mm256_loadu_ps(m + 115584);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 24768), m13 = _mm256_loadu_ps(m + 57792),
+                                 m23 = _mm256_loadu_ps(m + 90816), m33 = _mm256_loadu_ps(m + 123840);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = lo;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 0, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = hi;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = lo;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 0, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = hi;
+                                x = _mm256_add_ps(x, _mm256_loadu_ps(rb0 + at));
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v += rb0[at + l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -9670,7 +8430,7 @@ static CNN_SIMD void globalavgpool1(const float *restrict x0, float *restrict y,
 
 /* dense1 — examples/resnet34.cnn:38: dense 1000
  *   in [512,1,1] -> out [1000]
- *   weights at packed[21276160]: weight [1000,512] + bias [1000]
+ *   weights at packed[36740608]: weight [1000,512] + bias [1000]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -9726,45 +8486,45 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 21814696 floats) to the packed layout
- * the kernels read (21789160 floats). */
+ * the kernels read (37253608 floats). */
 void resnet34_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, NULL, params + 9408, 1.0000000000000001e-05, packed + 0, 64, 147, 1, 16); /* conv1 + bn1 */
-    cnn_pack_conv(params + 9664, NULL, params + 46528, 1.0000000000000001e-05, packed + 9472, 64, 576, 1, 4); /* basic1.conv1 + basic1.bn1 */
-    cnn_pack_conv(params + 46784, NULL, params + 83648, 1.0000000000000001e-05, packed + 46400, 64, 576, 1, 4); /* basic1.conv2 + basic1.bn2 */
-    cnn_pack_conv(params + 83904, NULL, params + 120768, 1.0000000000000001e-05, packed + 83328, 64, 576, 1, 4); /* basic2.conv1 + basic2.bn1 */
-    cnn_pack_conv(params + 121024, NULL, params + 157888, 1.0000000000000001e-05, packed + 120256, 64, 576, 1, 4); /* basic2.conv2 + basic2.bn2 */
-    cnn_pack_conv(params + 158144, NULL, params + 195008, 1.0000000000000001e-05, packed + 157184, 64, 576, 1, 4); /* basic3.conv1 + basic3.bn1 */
-    cnn_pack_conv(params + 195264, NULL, params + 232128, 1.0000000000000001e-05, packed + 194112, 64, 576, 1, 4); /* basic3.conv2 + basic3.bn2 */
-    cnn_pack_conv(params + 232384, NULL, params + 306112, 1.0000000000000001e-05, packed + 231040, 128, 576, 1, 16); /* basic_down1.conv1 + basic_down1.bn1 */
-    cnn_pack_conv(params + 306624, NULL, params + 454080, 1.0000000000000001e-05, packed + 304896, 128, 1152, 1, 4); /* basic_down1.conv2 + basic_down1.bn2 */
-    cnn_pack_conv(params + 454592, NULL, params + 462784, 1.0000000000000001e-05, packed + 452480, 128, 64, 1, 16); /* basic_down1.conv3 + basic_down1.bn3 */
-    cnn_pack_conv(params + 463296, NULL, params + 610752, 1.0000000000000001e-05, packed + 460800, 128, 1152, 1, 4); /* basic4.conv1 + basic4.bn1 */
-    cnn_pack_conv(params + 611264, NULL, params + 758720, 1.0000000000000001e-05, packed + 608384, 128, 1152, 1, 4); /* basic4.conv2 + basic4.bn2 */
-    cnn_pack_conv(params + 759232, NULL, params + 906688, 1.0000000000000001e-05, packed + 755968, 128, 1152, 1, 4); /* basic5.conv1 + basic5.bn1 */
-    cnn_pack_conv(params + 907200, NULL, params + 1054656, 1.0000000000000001e-05, packed + 903552, 128, 1152, 1, 4); /* basic5.conv2 + basic5.bn2 */
-    cnn_pack_conv(params + 1055168, NULL, params + 1202624, 1.0000000000000001e-05, packed + 1051136, 128, 1152, 1, 4); /* basic6.conv1 + basic6.bn1 */
-    cnn_pack_conv(params + 1203136, NULL, params + 1350592, 1.0000000000000001e-05, packed + 1198720, 128, 1152, 1, 4); /* basic6.conv2 + basic6.bn2 */
-    cnn_pack_conv(params + 1351104, NULL, params + 1646016, 1.0000000000000001e-05, packed + 1346304, 256, 1152, 1, 16); /* basic_down2.conv1 + basic_down2.bn1 */
-    cnn_pack_conv(params + 1647040, NULL, params + 2236864, 1.0000000000000001e-05, packed + 1641472, 256, 2304, 1, 16); /* basic_down2.conv2 + basic_down2.bn2 */
-    cnn_pack_conv(params + 2237888, NULL, params + 2270656, 1.0000000000000001e-05, packed + 2231552, 256, 128, 1, 16); /* basic_down2.conv3 + basic_down2.bn3 */
-    cnn_pack_conv(params + 2271680, NULL, params + 2861504, 1.0000000000000001e-05, packed + 2264576, 256, 2304, 1, 16); /* basic7.conv1 + basic7.bn1 */
-    cnn_pack_conv(params + 2862528, NULL, params + 3452352, 1.0000000000000001e-05, packed + 2854656, 256, 2304, 1, 16); /* basic7.conv2 + basic7.bn2 */
-    cnn_pack_conv(params + 3453376, NULL, params + 4043200, 1.0000000000000001e-05, packed + 3444736, 256, 2304, 1, 16); /* basic8.conv1 + basic8.bn1 */
-    cnn_pack_conv(params + 4044224, NULL, params + 4634048, 1.0000000000000001e-05, packed + 4034816, 256, 2304, 1, 16); /* basic8.conv2 + basic8.bn2 */
-    cnn_pack_conv(params + 4635072, NULL, params + 5224896, 1.0000000000000001e-05, packed + 4624896, 256, 2304, 1, 16); /* basic9.conv1 + basic9.bn1 */
-    cnn_pack_conv(params + 5225920, NULL, params + 5815744, 1.0000000000000001e-05, packed + 5214976, 256, 2304, 1, 16); /* basic9.conv2 + basic9.bn2 */
-    cnn_pack_conv(params + 5816768, NULL, params + 6406592, 1.0000000000000001e-05, packed + 5805056, 256, 2304, 1, 16); /* basic10.conv1 + basic10.bn1 */
-    cnn_pack_conv(params + 6407616, NULL, params + 6997440, 1.0000000000000001e-05, packed + 6395136, 256, 2304, 1, 16); /* basic10.conv2 + basic10.bn2 */
-    cnn_pack_conv(params + 6998464, NULL, params + 7588288, 1.0000000000000001e-05, packed + 6985216, 256, 2304, 1, 16); /* basic11.conv1 + basic11.bn1 */
-    cnn_pack_conv(params + 7589312, NULL, params + 8179136, 1.0000000000000001e-05, packed + 7575296, 256, 2304, 1, 16); /* basic11.conv2 + basic11.bn2 */
-    cnn_pack_conv(params + 8180160, NULL, params + 9359808, 1.0000000000000001e-05, packed + 8165376, 512, 2304, 1, 32); /* basic_down3.conv1 + basic_down3.bn1 */
-    cnn_pack_conv(params + 9361856, NULL, params + 11721152, 1.0000000000000001e-05, packed + 9345536, 512, 4608, 1, 32); /* basic_down3.conv2 + basic_down3.bn2 */
-    cnn_pack_conv(params + 11723200, NULL, params + 11854272, 1.0000000000000001e-05, packed + 11705344, 512, 256, 1, 32); /* basic_down3.conv3 + basic_down3.bn3 */
-    cnn_pack_conv(params + 11856320, NULL, params + 14215616, 1.0000000000000001e-05, packed + 11836928, 512, 4608, 1, 32); /* basic12.conv1 + basic12.bn1 */
-    cnn_pack_conv(params + 14217664, NULL, params + 16576960, 1.0000000000000001e-05, packed + 14196736, 512, 4608, 1, 32); /* basic12.conv2 + basic12.bn2 */
-    cnn_pack_conv(params + 16579008, NULL, params + 18938304, 1.0000000000000001e-05, packed + 16556544, 512, 4608, 1, 32); /* basic13.conv1 + basic13.bn1 */
-    cnn_pack_conv(params + 18940352, NULL, params + 21299648, 1.0000000000000001e-05, packed + 18916352, 512, 4608, 1, 32); /* basic13.conv2 + basic13.bn2 */
-    cnn_copy(params + 21301696, packed + 21276160, 513000); /* dense1 */
+    cnn_pack_wino(params + 9664, NULL, params + 46528, 1.0000000000000001e-05, packed + 9472, 64, 64, 4); /* basic1.conv1 + basic1.bn1: Winograd */
+    cnn_pack_wino(params + 46784, NULL, params + 83648, 1.0000000000000001e-05, packed + 75072, 64, 64, 4); /* basic1.conv2 + basic1.bn2: Winograd */
+    cnn_pack_wino(params + 83904, NULL, params + 120768, 1.0000000000000001e-05, packed + 140672, 64, 64, 4); /* basic2.conv1 + basic2.bn1: Winograd */
+    cnn_pack_wino(params + 121024, NULL, params + 157888, 1.0000000000000001e-05, packed + 206272, 64, 64, 4); /* basic2.conv2 + basic2.bn2: Winograd */
+    cnn_pack_wino(params + 158144, NULL, params + 195008, 1.0000000000000001e-05, packed + 271872, 64, 64, 4); /* basic3.conv1 + basic3.bn1: Winograd */
+    cnn_pack_wino(params + 195264, NULL, params + 232128, 1.0000000000000001e-05, packed + 337472, 64, 64, 4); /* basic3.conv2 + basic3.bn2: Winograd */
+    cnn_pack_conv(params + 232384, NULL, params + 306112, 1.0000000000000001e-05, packed + 403072, 128, 576, 1, 16); /* basic_down1.conv1 + basic_down1.bn1 */
+    cnn_pack_wino(params + 306624, NULL, params + 454080, 1.0000000000000001e-05, packed + 476928, 128, 128, 3); /* basic_down1.conv2 + basic_down1.bn2: Winograd */
+    cnn_pack_conv(params + 454592, NULL, params + 462784, 1.0000000000000001e-05, packed + 741248, 128, 64, 1, 16); /* basic_down1.conv3 + basic_down1.bn3 */
+    cnn_pack_wino(params + 463296, NULL, params + 610752, 1.0000000000000001e-05, packed + 749568, 128, 128, 3); /* basic4.conv1 + basic4.bn1: Winograd */
+    cnn_pack_wino(params + 611264, NULL, params + 758720, 1.0000000000000001e-05, packed + 1013888, 128, 128, 3); /* basic4.conv2 + basic4.bn2: Winograd */
+    cnn_pack_wino(params + 759232, NULL, params + 906688, 1.0000000000000001e-05, packed + 1278208, 128, 128, 3); /* basic5.conv1 + basic5.bn1: Winograd */
+    cnn_pack_wino(params + 907200, NULL, params + 1054656, 1.0000000000000001e-05, packed + 1542528, 128, 128, 3); /* basic5.conv2 + basic5.bn2: Winograd */
+    cnn_pack_wino(params + 1055168, NULL, params + 1202624, 1.0000000000000001e-05, packed + 1806848, 128, 128, 3); /* basic6.conv1 + basic6.bn1: Winograd */
+    cnn_pack_wino(params + 1203136, NULL, params + 1350592, 1.0000000000000001e-05, packed + 2071168, 128, 128, 3); /* basic6.conv2 + basic6.bn2: Winograd */
+    cnn_pack_conv(params + 1351104, NULL, params + 1646016, 1.0000000000000001e-05, packed + 2335488, 256, 1152, 1, 16); /* basic_down2.conv1 + basic_down2.bn1 */
+    cnn_pack_wino(params + 1647040, NULL, params + 2236864, 1.0000000000000001e-05, packed + 2630656, 256, 256, 6); /* basic_down2.conv2 + basic_down2.bn2: Winograd */
+    cnn_pack_conv(params + 2237888, NULL, params + 2270656, 1.0000000000000001e-05, packed + 3687680, 256, 128, 1, 16); /* basic_down2.conv3 + basic_down2.bn3 */
+    cnn_pack_wino(params + 2271680, NULL, params + 2861504, 1.0000000000000001e-05, packed + 3720704, 256, 256, 6); /* basic7.conv1 + basic7.bn1: Winograd */
+    cnn_pack_wino(params + 2862528, NULL, params + 3452352, 1.0000000000000001e-05, packed + 4777728, 256, 256, 6); /* basic7.conv2 + basic7.bn2: Winograd */
+    cnn_pack_wino(params + 3453376, NULL, params + 4043200, 1.0000000000000001e-05, packed + 5834752, 256, 256, 6); /* basic8.conv1 + basic8.bn1: Winograd */
+    cnn_pack_wino(params + 4044224, NULL, params + 4634048, 1.0000000000000001e-05, packed + 6891776, 256, 256, 6); /* basic8.conv2 + basic8.bn2: Winograd */
+    cnn_pack_wino(params + 4635072, NULL, params + 5224896, 1.0000000000000001e-05, packed + 7948800, 256, 256, 6); /* basic9.conv1 + basic9.bn1: Winograd */
+    cnn_pack_wino(params + 5225920, NULL, params + 5815744, 1.0000000000000001e-05, packed + 9005824, 256, 256, 6); /* basic9.conv2 + basic9.bn2: Winograd */
+    cnn_pack_wino(params + 5816768, NULL, params + 6406592, 1.0000000000000001e-05, packed + 10062848, 256, 256, 6); /* basic10.conv1 + basic10.bn1: Winograd */
+    cnn_pack_wino(params + 6407616, NULL, params + 6997440, 1.0000000000000001e-05, packed + 11119872, 256, 256, 6); /* basic10.conv2 + basic10.bn2: Winograd */
+    cnn_pack_wino(params + 6998464, NULL, params + 7588288, 1.0000000000000001e-05, packed + 12176896, 256, 256, 6); /* basic11.conv1 + basic11.bn1: Winograd */
+    cnn_pack_wino(params + 7589312, NULL, params + 8179136, 1.0000000000000001e-05, packed + 13233920, 256, 256, 6); /* basic11.conv2 + basic11.bn2: Winograd */
+    cnn_pack_conv(params + 8180160, NULL, params + 9359808, 1.0000000000000001e-05, packed + 14290944, 512, 2304, 1, 32); /* basic_down3.conv1 + basic_down3.bn1 */
+    cnn_pack_wino(params + 9361856, NULL, params + 11721152, 1.0000000000000001e-05, packed + 15471104, 512, 512, 6); /* basic_down3.conv2 + basic_down3.bn2: Winograd */
+    cnn_pack_conv(params + 11723200, NULL, params + 11854272, 1.0000000000000001e-05, packed + 19698688, 512, 256, 1, 32); /* basic_down3.conv3 + basic_down3.bn3 */
+    cnn_pack_wino(params + 11856320, NULL, params + 14215616, 1.0000000000000001e-05, packed + 19830272, 512, 512, 6); /* basic12.conv1 + basic12.bn1: Winograd */
+    cnn_pack_wino(params + 14217664, NULL, params + 16576960, 1.0000000000000001e-05, packed + 24057856, 512, 512, 6); /* basic12.conv2 + basic12.bn2: Winograd */
+    cnn_pack_wino(params + 16579008, NULL, params + 18938304, 1.0000000000000001e-05, packed + 28285440, 512, 512, 6); /* basic13.conv1 + basic13.bn1: Winograd */
+    cnn_pack_wino(params + 18940352, NULL, params + 21299648, 1.0000000000000001e-05, packed + 32513024, 512, 512, 6); /* basic13.conv2 + basic13.bn2: Winograd */
+    cnn_copy(params + 21301696, packed + 36740608, 513000); /* dense1 */
 }
 
 /* Inference on `batch` samples (1..resnet34_BATCH), NCHW in and out. Returns 0,
@@ -9778,42 +8538,42 @@ int resnet34_forward(const float *packed, const float *in_img, float *out_logits
         return 2;
     conv1(in_img, A + 0, packed + 0, A + 802816, batch);
     maxpool1(A + 0, A + 802816, batch);
-    basic1_conv1(A + 802816, A + 215328, packed + 9472, A + 0, batch);
-    basic1_conv2(A + 215328, A + 802816, A + 416032, packed + 46400, A + 0, batch);
-    basic2_conv1(A + 416032, A + 215328, packed + 83328, A + 0, batch);
-    basic2_conv2(A + 215328, A + 416032, A + 616736, packed + 120256, A + 0, batch);
-    basic3_conv1(A + 616736, A + 215328, packed + 157184, A + 0, batch);
-    basic3_conv2(A + 215328, A + 616736, A + 416032, packed + 194112, A + 0, batch);
-    basic_down1_conv1(A + 416032, A + 215296, packed + 231040, A + 0, batch);
-    basic_down1_conv2(A + 215296, A + 315648, packed + 304896, A + 0, batch);
-    basic_down1_conv3(A + 416032, A + 315648, A + 115232, packed + 452480, batch);
-    basic4_conv1(A + 115232, A + 215584, packed + 460800, A + 0, batch);
-    basic4_conv2(A + 215584, A + 115232, A + 315936, packed + 608384, A + 0, batch);
-    basic5_conv1(A + 315936, A + 115232, packed + 755968, A + 0, batch);
-    basic5_conv2(A + 115232, A + 315936, A + 215584, packed + 903552, A + 0, batch);
-    basic6_conv1(A + 215584, A + 115232, packed + 1051136, A + 0, batch);
-    basic6_conv2(A + 115232, A + 215584, A + 315936, packed + 1198720, A + 0, batch);
-    basic_down2_conv1(A + 315936, A + 115200, packed + 1346304, A + 0, batch);
-    basic_down2_conv2(A + 115200, A + 165376, packed + 1641472, A + 0, batch);
-    basic_down2_conv3(A + 315936, A + 165376, A + 65536, packed + 2231552, batch);
-    basic7_conv1(A + 65536, A + 115712, packed + 2264576, A + 0, batch);
-    basic7_conv2(A + 115712, A + 65536, A + 165888, packed + 2854656, A + 0, batch);
-    basic8_conv1(A + 165888, A + 65536, packed + 3444736, A + 0, batch);
-    basic8_conv2(A + 65536, A + 165888, A + 115712, packed + 4034816, A + 0, batch);
-    basic9_conv1(A + 115712, A + 65536, packed + 4624896, A + 0, batch);
-    basic9_conv2(A + 65536, A + 115712, A + 165888, packed + 5214976, A + 0, batch);
-    basic10_conv1(A + 165888, A + 65536, packed + 5805056, A + 0, batch);
-    basic10_conv2(A + 65536, A + 165888, A + 115712, packed + 6395136, A + 0, batch);
-    basic11_conv1(A + 115712, A + 65536, packed + 6985216, A + 0, batch);
-    basic11_conv2(A + 65536, A + 115712, A + 165888, packed + 7575296, A + 0, batch);
-    basic_down3_conv1(A + 165888, A + 65536, packed + 8165376, A + 0, batch);
-    basic_down3_conv2(A + 65536, A + 90624, packed + 9345536, A + 0, batch);
-    basic_down3_conv3(A + 165888, A + 90624, A + 41472, packed + 11705344, batch);
-    basic12_conv1(A + 41472, A + 66560, packed + 11836928, A + 0, batch);
-    basic12_conv2(A + 66560, A + 41472, A + 91648, packed + 14196736, A + 0, batch);
-    basic13_conv1(A + 91648, A + 41472, packed + 16556544, A + 0, batch);
-    basic13_conv2(A + 41472, A + 91648, A + 66560, packed + 18916352, A + 0, batch);
-    globalavgpool1(A + 66560, A + 0, batch);
-    dense1(A + 0, out_logits, packed + 21276160, batch);
+    basic1_conv1(A + 802816, A + 441600, packed + 9472, A + 0, batch);
+    basic1_conv2(A + 441600, A + 802816, A + 1003520, packed + 75072, A + 0, batch);
+    basic2_conv1(A + 1003520, A + 441600, packed + 140672, A + 0, batch);
+    basic2_conv2(A + 441600, A + 1003520, A + 642304, packed + 206272, A + 0, batch);
+    basic3_conv1(A + 642304, A + 441600, packed + 271872, A + 0, batch);
+    basic3_conv2(A + 441600, A + 642304, A + 843008, packed + 337472, A + 0, batch);
+    basic_down1_conv1(A + 843008, A + 656896, packed + 403072, A + 0, batch);
+    basic_down1_conv2(A + 656896, A + 1043712, packed + 476928, A + 0, batch);
+    basic_down1_conv3(A + 843008, A + 1043712, A + 656896, packed + 741248, batch);
+    basic4_conv1(A + 656896, A + 757248, packed + 749568, A + 0, batch);
+    basic4_conv2(A + 757248, A + 656896, A + 857600, packed + 1013888, A + 0, batch);
+    basic5_conv1(A + 857600, A + 656896, packed + 1278208, A + 0, batch);
+    basic5_conv2(A + 656896, A + 857600, A + 757248, packed + 1542528, A + 0, batch);
+    basic6_conv1(A + 757248, A + 656896, packed + 1806848, A + 0, batch);
+    basic6_conv2(A + 656896, A + 757248, A + 857600, packed + 2071168, A + 0, batch);
+    basic_down2_conv1(A + 857600, A + 600064, packed + 2335488, A + 0, batch);
+    basic_down2_conv2(A + 600064, A + 650240, packed + 2630656, A + 0, batch);
+    basic_down2_conv3(A + 857600, A + 650240, A + 600064, packed + 3687680, batch);
+    basic7_conv1(A + 600064, A + 650240, packed + 3720704, A + 0, batch);
+    basic7_conv2(A + 650240, A + 600064, A + 700416, packed + 4777728, A + 0, batch);
+    basic8_conv1(A + 700416, A + 600064, packed + 5834752, A + 0, batch);
+    basic8_conv2(A + 600064, A + 700416, A + 650240, packed + 6891776, A + 0, batch);
+    basic9_conv1(A + 650240, A + 600064, packed + 7948800, A + 0, batch);
+    basic9_conv2(A + 600064, A + 650240, A + 700416, packed + 9005824, A + 0, batch);
+    basic10_conv1(A + 700416, A + 600064, packed + 10062848, A + 0, batch);
+    basic10_conv2(A + 600064, A + 700416, A + 650240, packed + 11119872, A + 0, batch);
+    basic11_conv1(A + 650240, A + 600064, packed + 12176896, A + 0, batch);
+    basic11_conv2(A + 600064, A + 650240, A + 700416, packed + 13233920, A + 0, batch);
+    basic_down3_conv1(A + 700416, A + 314368, packed + 14290944, A + 0, batch);
+    basic_down3_conv2(A + 314368, A + 339456, packed + 15471104, A + 0, batch);
+    basic_down3_conv3(A + 700416, A + 339456, A + 314368, packed + 19698688, batch);
+    basic12_conv1(A + 314368, A + 339456, packed + 19830272, A + 0, batch);
+    basic12_conv2(A + 339456, A + 314368, A + 364544, packed + 24057856, A + 0, batch);
+    basic13_conv1(A + 364544, A + 314368, packed + 28285440, A + 0, batch);
+    basic13_conv2(A + 314368, A + 364544, A + 339456, packed + 32513024, A + 0, batch);
+    globalavgpool1(A + 339456, A + 0, batch);
+    dense1(A + 0, out_logits, packed + 36740608, batch);
     return 0;
 }

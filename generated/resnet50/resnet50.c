@@ -4,8 +4,8 @@
  * command: cnnc build examples/resnet50.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, 
- * arena:   8028160 bytes (54679232 without reuse; 7225344 live at most)
- * weights: 25610152 canonical floats, 25555100 packed
+ * arena:   8028160 bytes (76768192 without reuse; 7225344 live at most)
+ * weights: 25610152 canonical floats, 32061596 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -155,6 +155,21 @@ static CNN_SIMD float cnn_hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* Winograd's vector shuffles. cnn_unzip: the even lanes of a then b, and
+ * the odd ones; cnn_zip, its inverse: a and b interleaved, lanes 0..3 of
+ * each into lo, 4..7 into hi. */
+static CNN_SIMD void cnn_unzip(__m256 a, __m256 b, __m256 *even, __m256 *odd) {
+    const __m256 e = _mm256_shuffle_ps(a, b, 0x88), o = _mm256_shuffle_ps(a, b, 0xdd);
+    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xd8));
+    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xd8));
+}
+
+static CNN_SIMD void cnn_zip(__m256 a, __m256 b, __m256 *lo, __m256 *hi) {
+    const __m256 l = _mm256_unpacklo_ps(a, b), h = _mm256_unpackhi_ps(a, b);
+    *lo = _mm256_permute2f128_ps(l, h, 0x20);
+    *hi = _mm256_permute2f128_ps(l, h, 0x31);
+}
+
 static void cnn_copy(const float *src, float *dst, ptrdiff_t n) {
     for (ptrdiff_t i = 0; i < n; i++)
         dst[i] = src[i];
@@ -187,6 +202,48 @@ static void cnn_pack_conv(const float *w, const float *bias, const float *bn,
                 ob[(g * blocks + b) * mr + i] =
                     oc < kg ? (float)((bias ? bias[ch] : 0.0) * scale + shift) : 0.0f;
             }
+}
+
+/* A 3x3 convolution's weights [k][c][3][3] and bias (NULL: none), batch
+ * norm bn (NULL: none) folded in as cnn_pack_conv folds it, to the order
+ * its Winograd kernel reads: U = G g G^T for each kernel g, with
+ * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], as [16][k in blocks of mr]
+ * [c][mr] (zeros past the last channel); then the k biases. pack.c does
+ * the same arithmetic. */
+static void cnn_pack_wino(const float *w, const float *bias, const float *bn,
+                          double eps, float *out, int k, int c, int mr) {
+    int blocks = (k + mr - 1) / mr;
+    float *ob = out + (ptrdiff_t)16 * blocks * mr * c;
+    for (int oc = 0; oc < blocks * mr; oc++) {
+        double scale = 1.0, shift = 0.0;
+        if (oc < k && bn) {
+            scale = (double)(float)(bn[oc] / cnn_sqrt((double)bn[3 * k + oc] + eps));
+            shift = bn[k + oc] - (double)bn[2 * k + oc] * scale;
+        }
+        for (int ci = 0; ci < c; ci++) {
+            double g[3][3], t[4][3], u[4][4];
+            for (int i = 0; i < 9; i++)
+                g[i / 3][i % 3] =
+                    oc < k ? (float)(w[((ptrdiff_t)oc * c + ci) * 9 + i] * scale) : 0.0f;
+            for (int j = 0; j < 3; j++) {
+                t[0][j] = g[0][j];
+                t[1][j] = (g[0][j] + g[1][j] + g[2][j]) * 0.5;
+                t[2][j] = (g[0][j] - g[1][j] + g[2][j]) * 0.5;
+                t[3][j] = g[2][j];
+            }
+            for (int i = 0; i < 4; i++) {
+                u[i][0] = t[i][0];
+                u[i][1] = (t[i][0] + t[i][1] + t[i][2]) * 0.5;
+                u[i][2] = (t[i][0] - t[i][1] + t[i][2]) * 0.5;
+                u[i][3] = t[i][2];
+            }
+            for (int xi = 0; xi < 16; xi++)
+                out[(((ptrdiff_t)xi * blocks + oc / mr) * c + ci) * mr + oc % mr] =
+                    (float)u[xi / 4][xi % 4];
+        }
+        if (oc < k)
+            ob[oc] = (float)((bias ? bias[oc] : 0.0) * scale + shift);
+    }
 }
 
 /* conv1 — examples/resnet50.cnn:38: conv 7x7/2 p3 64
@@ -568,266 +625,217 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv1(const float *restri
 /* bottleneck_proj1.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
  *   weights at packed[13632]: weight [64,64,3,3] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 58 apart (56 kept); bottleneck_proj1.bottleneck_path1.bn2 folded into the weights; then bottleneck_proj1.bottleneck_path1.relu2
+ *   avx2: Winograd F(2x2,3x3), 28x28 tiles of 2x2 outputs, 8 a vector; bands of BR=3 tile rows; 16 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); bottleneck_proj1.bottleneck_path1.bn2 folded into the weights; then bottleneck_proj1.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 36864;
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 96 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 65536;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
-        cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
-        const float *in = sb;
-        for (int i = 215296; i < 215320; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 2176; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 64 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 2304;
-            const float *xg = in + grp * 215296;
-            float t[MR][NR];
-            {
-                const int p = tile < 135 ? tile * NR : 3222;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 64; c += 1, xp += 3364, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 58 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 58 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 58 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 59 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 59 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 59 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 116 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 116 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 116 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 117 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 117 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 117 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 118 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 118 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 118 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 441600; /* this sample's padded input, */
+        float *V = in + 244992; /* the band transformed, [16][64][TB], */
+        float *M = V + 98304; /* the 16 products, [16][64][TB] */
+        cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 66, 0);
+        for (int ty0 = 0; ty0 < 28; ty0 += BR) {
+            const int rows = ty0 + BR <= 28 ? BR : 28 - ty0;
+            const int used = rows / 1 * 4; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 64; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 4, xv = v - r * 4;
+                    const float *d = in + (ptrdiff_t)c * 3828 + (2 * (ty0 + r)) * 66 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 66), _mm256_loadu_ps(d + 74), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 132), _mm256_loadu_ps(d + 140), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 134), _mm256_loadu_ps(d + 142), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 198), _mm256_loadu_ps(d + 206), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 24576, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 6144, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 30720, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 55296, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 79872, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 12288, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 36864, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 61440, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 86016, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 18432, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 43008, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 67584, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 92160, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 3136;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 58, ow = q - oh * 58;
-                        if (ow + W <= 56 && q + W <= 3246) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 56 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 6144 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 16 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 16, kb = kx - xi * 16;
+                const float *wp = w + (ptrdiff_t)kx * 256;
+                const float *xp = V + (ptrdiff_t)xi * 6144 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c32 = _mm256_setzero_ps();
+                for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                }
+                float *mp = M + (ptrdiff_t)xi * 6144 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 96, c10);
+                _mm256_storeu_ps(mp + 104, c11);
+                _mm256_storeu_ps(mp + 112, c12);
+                _mm256_storeu_ps(mp + 192, c20);
+                _mm256_storeu_ps(mp + 200, c21);
+                _mm256_storeu_ps(mp + 208, c22);
+                _mm256_storeu_ps(mp + 288, c30);
+                _mm256_storeu_ps(mp + 296, c31);
+                _mm256_storeu_ps(mp + 304, c32);
+            }
+            for (int k = 0; k < 64; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 4, xv = v - r * 4;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 24576),
+                                 m20 = _mm256_loadu_ps(m + 49152), m30 = _mm256_loadu_ps(m + 73728);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 6144), m11 = _mm256_loadu_ps(m + 30720),
+                                 m21 = _mm256_loadu_ps(m + 55296), m31 = _mm256_loadu_ps(m + 79872);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 12288), m12 = _mm256_loadu_ps(m + 36864),
+                                 m22 = _mm256_loadu_ps(m + 61440), m32 = _mm256_loadu_ps(m + 86016);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 18432), m13 = _mm256_loadu_ps(m + 43008),
+                                 m23 = _mm256_loadu_ps(m + 67584), m33 = _mm256_loadu_ps(m + 92160);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 58, c = q + l - h * 58;
-                            if (c >= 56 || q + l >= 3246)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 56 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -836,7 +844,7 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
 
 /* bottleneck_proj1.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 256
  *   in [64,56,56] -> out [256,56,56]
- *   weights at packed[50560]: weight [256,64,1,1] (packed in blocks of 4 output channels)
+ *   weights at packed[79232]: weight [256,64,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck_proj1.bottleneck_path1.bn3 folded into the weights
  */
 static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -1067,7 +1075,7 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv3(const float *restri
 
 /* bottleneck_proj1.conv1 — examples/resnet50.cnn:32: conv 1x1 256
  *   in [64,56,56] -> out [256,56,56]
- *   weights at packed[67200]: weight [256,64,1,1] (packed in blocks of 4 output channels)
+ *   weights at packed[95872]: weight [256,64,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck_proj1.bn1 folded into the weights; then + bottleneck_proj1.bottleneck_path1.bn3 (bottleneck_proj1.add1); then bottleneck_proj1.relu1
  */
 static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
@@ -1301,7 +1309,7 @@ static CNN_SIMD void bottleneck_proj1_conv1(const float *restrict x0, const floa
 
 /* bottleneck1.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 64
  *   in [256,56,56] -> out [64,56,56]
- *   weights at packed[83840]: weight [64,256,1,1] (packed in blocks of 4 output channels)
+ *   weights at packed[112512]: weight [64,256,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck1.bottleneck_path1.bn1 folded into the weights; then bottleneck1.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck1_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -1533,267 +1541,218 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck1.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
- *   weights at packed[100288]: weight [64,64,3,3] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 58 apart (56 kept); bottleneck1.bottleneck_path1.bn2 folded into the weights; then bottleneck1.bottleneck_path1.relu2
+ *   weights at packed[128960]: weight [64,64,3,3] (packed in blocks of 4 output channels)
+ *   avx2: Winograd F(2x2,3x3), 28x28 tiles of 2x2 outputs, 8 a vector; bands of BR=3 tile rows; 16 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); bottleneck1.bottleneck_path1.bn2 folded into the weights; then bottleneck1.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 36864;
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 96 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 65536;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
-        cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
-        const float *in = sb;
-        for (int i = 215296; i < 215320; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 2176; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 64 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 2304;
-            const float *xg = in + grp * 215296;
-            float t[MR][NR];
-            {
-                const int p = tile < 135 ? tile * NR : 3222;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 64; c += 1, xp += 3364, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 58 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 58 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 58 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 59 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 59 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 59 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 116 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 116 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 116 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 117 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 117 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 117 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 118 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 118 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 118 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 441600; /* this sample's padded input, */
+        float *V = in + 244992; /* the band transformed, [16][64][TB], */
+        float *M = V + 98304; /* the 16 products, [16][64][TB] */
+        cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 66, 0);
+        for (int ty0 = 0; ty0 < 28; ty0 += BR) {
+            const int rows = ty0 + BR <= 28 ? BR : 28 - ty0;
+            const int used = rows / 1 * 4; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 64; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 4, xv = v - r * 4;
+                    const float *d = in + (ptrdiff_t)c * 3828 + (2 * (ty0 + r)) * 66 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 66), _mm256_loadu_ps(d + 74), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 132), _mm256_loadu_ps(d + 140), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 134), _mm256_loadu_ps(d + 142), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 198), _mm256_loadu_ps(d + 206), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 24576, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 6144, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 30720, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 55296, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 79872, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 12288, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 36864, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 61440, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 86016, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 18432, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 43008, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 67584, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 92160, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 3136;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 58, ow = q - oh * 58;
-                        if (ow + W <= 56 && q + W <= 3246) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 56 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 6144 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 16 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 16, kb = kx - xi * 16;
+                const float *wp = w + (ptrdiff_t)kx * 256;
+                const float *xp = V + (ptrdiff_t)xi * 6144 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c32 = _mm256_setzero_ps();
+                for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                }
+                float *mp = M + (ptrdiff_t)xi * 6144 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 96, c10);
+                _mm256_storeu_ps(mp + 104, c11);
+                _mm256_storeu_ps(mp + 112, c12);
+                _mm256_storeu_ps(mp + 192, c20);
+                _mm256_storeu_ps(mp + 200, c21);
+                _mm256_storeu_ps(mp + 208, c22);
+                _mm256_storeu_ps(mp + 288, c30);
+                _mm256_storeu_ps(mp + 296, c31);
+                _mm256_storeu_ps(mp + 304, c32);
+            }
+            for (int k = 0; k < 64; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 4, xv = v - r * 4;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 24576),
+                                 m20 = _mm256_loadu_ps(m + 49152), m30 = _mm256_loadu_ps(m + 73728);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 6144), m11 = _mm256_loadu_ps(m + 30720),
+                                 m21 = _mm256_loadu_ps(m + 55296), m31 = _mm256_loadu_ps(m + 79872);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 12288), m12 = _mm256_loadu_ps(m + 36864),
+                                 m22 = _mm256_loadu_ps(m + 61440), m32 = _mm256_loadu_ps(m + 86016);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 18432), m13 = _mm256_loadu_ps(m + 43008),
+                                 m23 = _mm256_loadu_ps(m + 67584), m33 = _mm256_loadu_ps(m + 92160);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 58, c = q + l - h * 58;
-                            if (c >= 56 || q + l >= 3246)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 56 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -1802,7 +1761,7 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck1.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 256
  *   in [64,56,56] -> out [256,56,56]
- *   weights at packed[137216]: weight [256,64,1,1] (packed in blocks of 4 output channels)
+ *   weights at packed[194560]: weight [256,64,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck1.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj1.relu1 (bottleneck1.add1); then bottleneck1.relu1
  */
 static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
@@ -2036,7 +1995,7 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck2.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 64
  *   in [256,56,56] -> out [64,56,56]
- *   weights at packed[153856]: weight [64,256,1,1] (packed in blocks of 4 output channels)
+ *   weights at packed[211200]: weight [64,256,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck2.bottleneck_path1.bn1 folded into the weights; then bottleneck2.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck2_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -2268,267 +2227,218 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck2.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 64
  *   in [64,56,56] -> out [64,56,56]
- *   weights at packed[170304]: weight [64,64,3,3] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 58 apart (56 kept); bottleneck2.bottleneck_path1.bn2 folded into the weights; then bottleneck2.bottleneck_path1.relu2
+ *   weights at packed[227648]: weight [64,64,3,3] (packed in blocks of 4 output channels)
+ *   avx2: Winograd F(2x2,3x3), 28x28 tiles of 2x2 outputs, 8 a vector; bands of BR=3 tile rows; 16 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); bottleneck2.bottleneck_path1.bn2 folded into the weights; then bottleneck2.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 36864;
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 96 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 65536;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        float *sb = s + (ptrdiff_t)b * 215320; /* this sample's scratch */
-        cnn_pad(xb0, sb, 64, 56, 56, 1, 1, 58, 58, 0);
-        const float *in = sb;
-        for (int i = 215296; i < 215320; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 2176; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 64 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 2304;
-            const float *xg = in + grp * 215296;
-            float t[MR][NR];
-            {
-                const int p = tile < 135 ? tile * NR : 3222;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 64; c += 1, xp += 3364, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 58 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 58 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 58 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 59 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 59 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 59 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 116 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 116 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 116 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 117 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 117 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 117 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 118 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 118 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 118 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 441600; /* this sample's padded input, */
+        float *V = in + 244992; /* the band transformed, [16][64][TB], */
+        float *M = V + 98304; /* the 16 products, [16][64][TB] */
+        cnn_pad(xb0, in, 64, 56, 56, 1, 1, 58, 66, 0);
+        for (int ty0 = 0; ty0 < 28; ty0 += BR) {
+            const int rows = ty0 + BR <= 28 ? BR : 28 - ty0;
+            const int used = rows / 1 * 4; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 64; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 4, xv = v - r * 4;
+                    const float *d = in + (ptrdiff_t)c * 3828 + (2 * (ty0 + r)) * 66 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 66), _mm256_loadu_ps(d + 74), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 132), _mm256_loadu_ps(d + 140), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 134), _mm256_loadu_ps(d + 142), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 198), _mm256_loadu_ps(d + 206), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 24576, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 6144, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 30720, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 55296, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 79872, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 12288, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 36864, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 61440, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 86016, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 18432, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 43008, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 67584, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 92160, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 3136;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 58, ow = q - oh * 58;
-                        if (ow + W <= 56 && q + W <= 3246) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 56 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 6144 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 16 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 16, kb = kx - xi * 16;
+                const float *wp = w + (ptrdiff_t)kx * 256;
+                const float *xp = V + (ptrdiff_t)xi * 6144 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c32 = _mm256_setzero_ps();
+                for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                }
+                float *mp = M + (ptrdiff_t)xi * 6144 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 96, c10);
+                _mm256_storeu_ps(mp + 104, c11);
+                _mm256_storeu_ps(mp + 112, c12);
+                _mm256_storeu_ps(mp + 192, c20);
+                _mm256_storeu_ps(mp + 200, c21);
+                _mm256_storeu_ps(mp + 208, c22);
+                _mm256_storeu_ps(mp + 288, c30);
+                _mm256_storeu_ps(mp + 296, c31);
+                _mm256_storeu_ps(mp + 304, c32);
+            }
+            for (int k = 0; k < 64; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 4, xv = v - r * 4;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 24576),
+                                 m20 = _mm256_loadu_ps(m + 49152), m30 = _mm256_loadu_ps(m + 73728);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 6144), m11 = _mm256_loadu_ps(m + 30720),
+                                 m21 = _mm256_loadu_ps(m + 55296), m31 = _mm256_loadu_ps(m + 79872);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 12288), m12 = _mm256_loadu_ps(m + 36864),
+                                 m22 = _mm256_loadu_ps(m + 61440), m32 = _mm256_loadu_ps(m + 86016);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 18432), m13 = _mm256_loadu_ps(m + 43008),
+                                 m23 = _mm256_loadu_ps(m + 67584), m33 = _mm256_loadu_ps(m + 92160);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 58, c = q + l - h * 58;
-                            if (c >= 56 || q + l >= 3246)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 56 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -2537,7 +2447,7 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck2.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 256
  *   in [64,56,56] -> out [256,56,56]
- *   weights at packed[207232]: weight [256,64,1,1] (packed in blocks of 4 output channels)
+ *   weights at packed[293248]: weight [256,64,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck2.bottleneck_path1.bn3 folded into the weights; then + bottleneck1.relu1 (bottleneck2.add1); then bottleneck2.relu1
  */
 static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
@@ -2771,7 +2681,7 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck_proj2.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 128
  *   in [256,56,56] -> out [128,56,56]
- *   weights at packed[223872]: weight [128,256,1,1] (packed in blocks of 4 output channels)
+ *   weights at packed[309888]: weight [128,256,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 56 apart (56 kept); bottleneck_proj2.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj2.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -3003,7 +2913,7 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv1(const float *restri
 
 /* bottleneck_proj2.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3/2 p1 128
  *   in [128,56,56] -> out [128,28,28]
- *   weights at packed[256768]: weight [128,128,3,3] (packed in blocks of 16 output channels)
+ *   weights at packed[342784]: weight [128,128,3,3] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck_proj2.bottleneck_path1.bn2 folded into the weights; then bottleneck_proj2.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -3274,7 +3184,7 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv2(const float *restri
 
 /* bottleneck_proj2.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 512
  *   in [128,28,28] -> out [512,28,28]
- *   weights at packed[404352]: weight [512,128,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[490368]: weight [512,128,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck_proj2.bottleneck_path1.bn3 folded into the weights
  */
 static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -3515,7 +3425,7 @@ static CNN_SIMD void bottleneck_proj2_bottleneck_path1_conv3(const float *restri
 
 /* bottleneck_proj2.conv1 — examples/resnet50.cnn:32: conv 1x1/2 512
  *   in [256,56,56] -> out [512,28,28]
- *   weights at packed[470916]: weight [512,256,1,1] (packed in blocks of 16 output channels)
+ *   weights at packed[556932]: weight [512,256,1,1] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck_proj2.bn1 folded into the weights; then + bottleneck_proj2.bottleneck_path1.bn3 (bottleneck_proj2.add1); then bottleneck_proj2.relu1
  */
 static CNN_SIMD void bottleneck_proj2_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
@@ -3764,7 +3674,7 @@ static CNN_SIMD void bottleneck_proj2_conv1(const float *restrict x0, const floa
 
 /* bottleneck3.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 128
  *   in [512,28,28] -> out [128,28,28]
- *   weights at packed[602500]: weight [128,512,1,1] (packed in blocks of 4 output channels)
+ *   weights at packed[688516]: weight [128,512,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck3.bottleneck_path1.bn1 folded into the weights; then bottleneck3.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -3996,267 +3906,218 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck3.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
- *   weights at packed[668164]: weight [128,128,3,3] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); bottleneck3.bottleneck_path1.bn2 folded into the weights; then bottleneck3.bottleneck_path1.relu2
+ *   weights at packed[754180]: weight [128,128,3,3] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); bottleneck3.bottleneck_path1.bn2 folded into the weights; then bottleneck3.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 147456;
+    enum { MR = 3, NV = 4, W = 8, BR = 8, TB = 128 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
-        cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
-        const float *in = sb;
-        for (int i = 115200; i < 115224; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 1120; it++) {
-            const int gb = it / 35, tile = it - gb * 35;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 128 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 4608;
-            const float *xg = in + grp * 115200;
-            float t[MR][NR];
-            {
-                const int p = tile < 34 ? tile * NR : 814;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 128; c += 1, xp += 900, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 30 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 31 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 61 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 61 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 61 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 62 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 62 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 62 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 656896; /* this sample's padded input, */
+        float *V = in + 130560; /* the band transformed, [16][128][TB], */
+        float *M = V + 262144; /* the 16 products, [16][129][TB] */
+        cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 34, 0);
+        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
+            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
+            const int used = rows / 1 * 2; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 128; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const float *d = in + (ptrdiff_t)c * 1020 + (2 * (ty0 + r)) * 34 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 34), _mm256_loadu_ps(d + 42), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 70), _mm256_loadu_ps(d + 78), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 102), _mm256_loadu_ps(d + 110), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 784;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + W <= 28 && q + W <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 384;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c03 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c13 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c23 = _mm256_setzero_ps();
+                for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    const __m256 xv3 = _mm256_loadu_ps(xp + 24);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c03);
+                _mm256_storeu_ps(mp + 128, c10);
+                _mm256_storeu_ps(mp + 136, c11);
+                _mm256_storeu_ps(mp + 144, c12);
+                _mm256_storeu_ps(mp + 152, c13);
+                _mm256_storeu_ps(mp + 256, c20);
+                _mm256_storeu_ps(mp + 264, c21);
+                _mm256_storeu_ps(mp + 272, c22);
+                _mm256_storeu_ps(mp + 280, c23);
+            }
+            for (int k = 0; k < 128; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 30, c = q + l - h * 30;
-                            if (c >= 28 || q + l >= 838)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 28 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -4265,7 +4126,7 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck3.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 512
  *   in [128,28,28] -> out [512,28,28]
- *   weights at packed[815748]: weight [512,128,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[1018500]: weight [512,128,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck3.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj2.relu1 (bottleneck3.add1); then bottleneck3.relu1
  */
 static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
@@ -4509,7 +4370,7 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck4.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 128
  *   in [512,28,28] -> out [128,28,28]
- *   weights at packed[882312]: weight [128,512,1,1] (packed in blocks of 4 output channels)
+ *   weights at packed[1085064]: weight [128,512,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck4.bottleneck_path1.bn1 folded into the weights; then bottleneck4.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -4741,267 +4602,218 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck4.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
- *   weights at packed[947976]: weight [128,128,3,3] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); bottleneck4.bottleneck_path1.bn2 folded into the weights; then bottleneck4.bottleneck_path1.relu2
+ *   weights at packed[1150728]: weight [128,128,3,3] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); bottleneck4.bottleneck_path1.bn2 folded into the weights; then bottleneck4.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 147456;
+    enum { MR = 3, NV = 4, W = 8, BR = 8, TB = 128 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
-        cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
-        const float *in = sb;
-        for (int i = 115200; i < 115224; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 1120; it++) {
-            const int gb = it / 35, tile = it - gb * 35;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 128 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 4608;
-            const float *xg = in + grp * 115200;
-            float t[MR][NR];
-            {
-                const int p = tile < 34 ? tile * NR : 814;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 128; c += 1, xp += 900, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 30 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 31 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 61 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 61 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 61 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 62 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 62 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 62 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 656896; /* this sample's padded input, */
+        float *V = in + 130560; /* the band transformed, [16][128][TB], */
+        float *M = V + 262144; /* the 16 products, [16][129][TB] */
+        cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 34, 0);
+        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
+            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
+            const int used = rows / 1 * 2; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 128; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const float *d = in + (ptrdiff_t)c * 1020 + (2 * (ty0 + r)) * 34 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 34), _mm256_loadu_ps(d + 42), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 70), _mm256_loadu_ps(d + 78), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 102), _mm256_loadu_ps(d + 110), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 784;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + W <= 28 && q + W <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 384;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c03 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c13 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c23 = _mm256_setzero_ps();
+                for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    const __m256 xv3 = _mm256_loadu_ps(xp + 24);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c03);
+                _mm256_storeu_ps(mp + 128, c10);
+                _mm256_storeu_ps(mp + 136, c11);
+                _mm256_storeu_ps(mp + 144, c12);
+                _mm256_storeu_ps(mp + 152, c13);
+                _mm256_storeu_ps(mp + 256, c20);
+                _mm256_storeu_ps(mp + 264, c21);
+                _mm256_storeu_ps(mp + 272, c22);
+                _mm256_storeu_ps(mp + 280, c23);
+            }
+            for (int k = 0; k < 128; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 30, c = q + l - h * 30;
-                            if (c >= 28 || q + l >= 838)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 28 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -5010,7 +4822,7 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck4.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 512
  *   in [128,28,28] -> out [512,28,28]
- *   weights at packed[1095560]: weight [512,128,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[1415048]: weight [512,128,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck4.bottleneck_path1.bn3 folded into the weights; then + bottleneck3.relu1 (bottleneck4.add1); then bottleneck4.relu1
  */
 static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
@@ -5254,7 +5066,7 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck5.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 128
  *   in [512,28,28] -> out [128,28,28]
- *   weights at packed[1162124]: weight [128,512,1,1] (packed in blocks of 4 output channels)
+ *   weights at packed[1481612]: weight [128,512,1,1] (packed in blocks of 4 output channels)
  *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck5.bottleneck_path1.bn1 folded into the weights; then bottleneck5.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -5486,267 +5298,218 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck5.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 128
  *   in [128,28,28] -> out [128,28,28]
- *   weights at packed[1227788]: weight [128,128,3,3] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); bottleneck5.bottleneck_path1.bn2 folded into the weights; then bottleneck5.bottleneck_path1.relu2
+ *   weights at packed[1547276]: weight [128,128,3,3] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); bottleneck5.bottleneck_path1.bn2 folded into the weights; then bottleneck5.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 147456;
+    enum { MR = 3, NV = 4, W = 8, BR = 8, TB = 128 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 264192;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 115224; /* this sample's scratch */
-        cnn_pad(xb0, sb, 128, 28, 28, 1, 1, 30, 30, 0);
-        const float *in = sb;
-        for (int i = 115200; i < 115224; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 1120; it++) {
-            const int gb = it / 35, tile = it - gb * 35;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 128 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 4608;
-            const float *xg = in + grp * 115200;
-            float t[MR][NR];
-            {
-                const int p = tile < 34 ? tile * NR : 814;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 128; c += 1, xp += 900, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 30 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 31 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 61 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 61 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 61 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 62 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 62 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 62 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 656896; /* this sample's padded input, */
+        float *V = in + 130560; /* the band transformed, [16][128][TB], */
+        float *M = V + 262144; /* the 16 products, [16][129][TB] */
+        cnn_pad(xb0, in, 128, 28, 28, 1, 1, 30, 34, 0);
+        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
+            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
+            const int used = rows / 1 * 2; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 128; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const float *d = in + (ptrdiff_t)c * 1020 + (2 * (ty0 + r)) * 34 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 34), _mm256_loadu_ps(d + 42), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 70), _mm256_loadu_ps(d + 78), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 102), _mm256_loadu_ps(d + 110), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 784;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + W <= 28 && q + W <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 384;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c03 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c13 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c23 = _mm256_setzero_ps();
+                for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    const __m256 xv3 = _mm256_loadu_ps(xp + 24);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c03);
+                _mm256_storeu_ps(mp + 128, c10);
+                _mm256_storeu_ps(mp + 136, c11);
+                _mm256_storeu_ps(mp + 144, c12);
+                _mm256_storeu_ps(mp + 152, c13);
+                _mm256_storeu_ps(mp + 256, c20);
+                _mm256_storeu_ps(mp + 264, c21);
+                _mm256_storeu_ps(mp + 272, c22);
+                _mm256_storeu_ps(mp + 280, c23);
+            }
+            for (int k = 0; k < 128; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 30, c = q + l - h * 30;
-                            if (c >= 28 || q + l >= 838)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 28 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -5755,7 +5518,7 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck5.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 512
  *   in [128,28,28] -> out [512,28,28]
- *   weights at packed[1375372]: weight [512,128,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[1811596]: weight [512,128,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck5.bottleneck_path1.bn3 folded into the weights; then + bottleneck4.relu1 (bottleneck5.add1); then bottleneck5.relu1
  */
 static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
@@ -5999,7 +5762,7 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck_proj3.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [512,28,28] -> out [256,28,28]
- *   weights at packed[1441936]: weight [256,512,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[1878160]: weight [256,512,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); bottleneck_proj3.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj3.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -6241,7 +6004,7 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv1(const float *restri
 
 /* bottleneck_proj3.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3/2 p1 256
  *   in [256,28,28] -> out [256,14,14]
- *   weights at packed[1574290]: weight [256,256,3,3] (packed in blocks of 16 output channels)
+ *   weights at packed[2010514]: weight [256,256,3,3] (packed in blocks of 16 output channels)
  *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck_proj3.bottleneck_path1.bn2 folded into the weights; then bottleneck_proj3.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -6512,7 +6275,7 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv2(const float *restri
 
 /* bottleneck_proj3.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[2164370]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[2600594]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck_proj3.bottleneck_path1.bn3 folded into the weights
  */
 static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -6753,7 +6516,7 @@ static CNN_SIMD void bottleneck_proj3_bottleneck_path1_conv3(const float *restri
 
 /* bottleneck_proj3.conv1 — examples/resnet50.cnn:32: conv 1x1/2 1024
  *   in [512,28,28] -> out [1024,14,14]
- *   weights at packed[2428052]: weight [1024,512,1,1] (packed in blocks of 24 output channels)
+ *   weights at packed[2864276]: weight [1024,512,1,1] (packed in blocks of 24 output channels)
  *   avx2: tile MP=4 positions x MR=24 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck_proj3.bn1 folded into the weights; then + bottleneck_proj3.bottleneck_path1.bn3 (bottleneck_proj3.add1); then bottleneck_proj3.relu1
  */
 static CNN_SIMD void bottleneck_proj3_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
@@ -6992,7 +6755,7 @@ static CNN_SIMD void bottleneck_proj3_conv1(const float *restrict x0, const floa
 
 /* bottleneck6.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[2957468]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[3393692]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck6.bottleneck_path1.bn1 folded into the weights; then bottleneck6.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -7234,269 +6997,219 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck6.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[3221918]: weight [256,256,3,3] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck6.bottleneck_path1.bn2 folded into the weights; then bottleneck6.bottleneck_path1.relu2
+ *   weights at packed[3658142]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck6.bottleneck_path1.bn2 folded into the weights; then bottleneck6.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck6_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 589824;
+    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
-        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int it = 0; it < 528; it++) {
-            const int gb = it / 33, tile = it - gb * 33;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 256 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 36864;
-            const float *xp = in + grp * 65536;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 16 + q[0] % 14 * 1;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 16 + q[1] % 14 * 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
-            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
-            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 256; c += 1, xp += 256, wp += 144) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 0]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+        float *in = s + (ptrdiff_t)b * 600064; /* this sample's padded input, */
+        float *V = in + 73728; /* the band transformed, [16][256][TB], */
+        float *M = V + 262144; /* the 16 products, [16][258][TB] */
+        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 256; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 1]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 1]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 2]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 2]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 16]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 16]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 16]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 17]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 17]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 17]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 32]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 32]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 32]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 33]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 33]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 33]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 33]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 33]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 34]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 34]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 34]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 34]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 34]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 1536;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 192, c30);
+                _mm256_storeu_ps(mp + 200, c31);
+                _mm256_storeu_ps(mp + 256, c40);
+                _mm256_storeu_ps(mp + 264, c41);
+                _mm256_storeu_ps(mp + 320, c50);
+                _mm256_storeu_ps(mp + 328, c51);
+            }
+            for (int k = 0; k < 256; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -7505,7 +7218,7 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck6.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[3811998]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[4715166]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck6.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj3.relu1 (bottleneck6.add1); then bottleneck6.relu1
  */
 static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
@@ -7749,7 +7462,7 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck7.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[4075680]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[4978848]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck7.bottleneck_path1.bn1 folded into the weights; then bottleneck7.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -7991,269 +7704,219 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck7.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[4340130]: weight [256,256,3,3] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck7.bottleneck_path1.bn2 folded into the weights; then bottleneck7.bottleneck_path1.relu2
+ *   weights at packed[5243298]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck7.bottleneck_path1.bn2 folded into the weights; then bottleneck7.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck7_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 589824;
+    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
-        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int it = 0; it < 528; it++) {
-            const int gb = it / 33, tile = it - gb * 33;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 256 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 36864;
-            const float *xp = in + grp * 65536;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 16 + q[0] % 14 * 1;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 16 + q[1] % 14 * 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
-            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
-            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 256; c += 1, xp += 256, wp += 144) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 0]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+        float *in = s + (ptrdiff_t)b * 600064; /* this sample's padded input, */
+        float *V = in + 73728; /* the band transformed, [16][256][TB], */
+        float *M = V + 262144; /* the 16 products, [16][258][TB] */
+        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 256; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 1]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 1]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 2]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 2]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 16]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 16]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 16]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 17]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 17]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 17]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 32]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 32]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 32]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 33]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 33]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 33]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 33]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 33]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 34]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 34]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 34]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 34]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 34]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 1536;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 192, c30);
+                _mm256_storeu_ps(mp + 200, c31);
+                _mm256_storeu_ps(mp + 256, c40);
+                _mm256_storeu_ps(mp + 264, c41);
+                _mm256_storeu_ps(mp + 320, c50);
+                _mm256_storeu_ps(mp + 328, c51);
+            }
+            for (int k = 0; k < 256; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -8262,7 +7925,7 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck7.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[4930210]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[6300322]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck7.bottleneck_path1.bn3 folded into the weights; then + bottleneck6.relu1 (bottleneck7.add1); then bottleneck7.relu1
  */
 static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
@@ -8506,7 +8169,7 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck8.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[5193892]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[6564004]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck8.bottleneck_path1.bn1 folded into the weights; then bottleneck8.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -8748,269 +8411,219 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck8.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[5458342]: weight [256,256,3,3] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck8.bottleneck_path1.bn2 folded into the weights; then bottleneck8.bottleneck_path1.relu2
+ *   weights at packed[6828454]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck8.bottleneck_path1.bn2 folded into the weights; then bottleneck8.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck8_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 589824;
+    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
-        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int it = 0; it < 528; it++) {
-            const int gb = it / 33, tile = it - gb * 33;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 256 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 36864;
-            const float *xp = in + grp * 65536;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 16 + q[0] % 14 * 1;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 16 + q[1] % 14 * 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
-            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
-            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 256; c += 1, xp += 256, wp += 144) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 0]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+        float *in = s + (ptrdiff_t)b * 600064; /* this sample's padded input, */
+        float *V = in + 73728; /* the band transformed, [16][256][TB], */
+        float *M = V + 262144; /* the 16 products, [16][258][TB] */
+        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 256; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 1]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 1]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 2]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 2]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 16]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 16]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 16]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 17]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 17]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 17]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 32]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 32]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 32]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 33]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 33]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 33]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 33]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 33]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 34]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 34]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 34]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 34]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 34]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 1536;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 192, c30);
+                _mm256_storeu_ps(mp + 200, c31);
+                _mm256_storeu_ps(mp + 256, c40);
+                _mm256_storeu_ps(mp + 264, c41);
+                _mm256_storeu_ps(mp + 320, c50);
+                _mm256_storeu_ps(mp + 328, c51);
+            }
+            for (int k = 0; k < 256; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -9019,7 +8632,7 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck8.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[6048422]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[7885478]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck8.bottleneck_path1.bn3 folded into the weights; then + bottleneck7.relu1 (bottleneck8.add1); then bottleneck8.relu1
  */
 static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
@@ -9263,7 +8876,7 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck9.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[6312104]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[8149160]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck9.bottleneck_path1.bn1 folded into the weights; then bottleneck9.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -9505,269 +9118,219 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv1(const float *restrict x0
 
 /* bottleneck9.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[6576554]: weight [256,256,3,3] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck9.bottleneck_path1.bn2 folded into the weights; then bottleneck9.bottleneck_path1.relu2
+ *   weights at packed[8413610]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck9.bottleneck_path1.bn2 folded into the weights; then bottleneck9.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck9_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 589824;
+    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
-        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int it = 0; it < 528; it++) {
-            const int gb = it / 33, tile = it - gb * 33;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 256 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 36864;
-            const float *xp = in + grp * 65536;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 16 + q[0] % 14 * 1;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 16 + q[1] % 14 * 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
-            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
-            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 256; c += 1, xp += 256, wp += 144) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 0]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+        float *in = s + (ptrdiff_t)b * 600064; /* this sample's padded input, */
+        float *V = in + 73728; /* the band transformed, [16][256][TB], */
+        float *M = V + 262144; /* the 16 products, [16][258][TB] */
+        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 256; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 1]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 1]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 2]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 2]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 16]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 16]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 16]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 17]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 17]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 17]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 32]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 32]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 32]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 33]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 33]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 33]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 33]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 33]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 34]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 34]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 34]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 34]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 34]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 1536;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 192, c30);
+                _mm256_storeu_ps(mp + 200, c31);
+                _mm256_storeu_ps(mp + 256, c40);
+                _mm256_storeu_ps(mp + 264, c41);
+                _mm256_storeu_ps(mp + 320, c50);
+                _mm256_storeu_ps(mp + 328, c51);
+            }
+            for (int k = 0; k < 256; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -9776,7 +9339,7 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv2(const float *restrict x0
 
 /* bottleneck9.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[7166634]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[9470634]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck9.bottleneck_path1.bn3 folded into the weights; then + bottleneck8.relu1 (bottleneck9.add1); then bottleneck9.relu1
  */
 static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
@@ -10020,7 +9583,7 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv3(const float *restrict x0
 
 /* bottleneck10.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 256
  *   in [1024,14,14] -> out [256,14,14]
- *   weights at packed[7430316]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[9734316]: weight [256,1024,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck10.bottleneck_path1.bn1 folded into the weights; then bottleneck10.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -10262,269 +9825,219 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv1(const float *restrict x
 
 /* bottleneck10.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 256
  *   in [256,14,14] -> out [256,14,14]
- *   weights at packed[7694766]: weight [256,256,3,3] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck10.bottleneck_path1.bn2 folded into the weights; then bottleneck10.bottleneck_path1.relu2
+ *   weights at packed[9998766]: weight [256,256,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck10.bottleneck_path1.bn2 folded into the weights; then bottleneck10.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck10_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 589824;
+    enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 50176;
         float *yb = y + (ptrdiff_t)b * 50176;
-        float *sb = s + (ptrdiff_t)b * 65536; /* this sample's scratch */
-        cnn_pad(xb0, sb, 256, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int it = 0; it < 528; it++) {
-            const int gb = it / 33, tile = it - gb * 33;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 256 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 36864;
-            const float *xp = in + grp * 65536;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 16 + q[0] % 14 * 1;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 16 + q[1] % 14 * 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
-            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
-            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 256; c += 1, xp += 256, wp += 144) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 0]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+        float *in = s + (ptrdiff_t)b * 600064; /* this sample's padded input, */
+        float *V = in + 73728; /* the band transformed, [16][256][TB], */
+        float *M = V + 262144; /* the 16 products, [16][258][TB] */
+        cnn_pad(xb0, in, 256, 14, 14, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 256; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 1]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 1]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 2]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 2]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 16]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 16]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 16]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 17]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 17]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 17]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 32]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 32]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 32]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 33]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 33]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 33]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 33]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 33]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 34]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 34]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 34]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 34]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 34]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 1536;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 16512 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 192, c30);
+                _mm256_storeu_ps(mp + 200, c31);
+                _mm256_storeu_ps(mp + 256, c40);
+                _mm256_storeu_ps(mp + 264, c41);
+                _mm256_storeu_ps(mp + 320, c50);
+                _mm256_storeu_ps(mp + 328, c51);
+            }
+            for (int k = 0; k < 256; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 66048),
+                                 m20 = _mm256_loadu_ps(m + 132096), m30 = _mm256_loadu_ps(m + 198144);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 16512), m11 = _mm256_loadu_ps(m + 82560),
+                                 m21 = _mm256_loadu_ps(m + 148608), m31 = _mm256_loadu_ps(m + 214656);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 33024), m12 = _mm256_loadu_ps(m + 99072),
+                                 m22 = _mm256_loadu_ps(m + 165120), m32 = _mm256_loadu_ps(m + 231168);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 49536), m13 = _mm256_loadu_ps(m + 115584),
+                                 m23 = _mm256_loadu_ps(m + 181632), m33 = _mm256_loadu_ps(m + 247680);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -10533,7 +10046,7 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv2(const float *restrict x
 
 /* bottleneck10.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 1024
  *   in [256,14,14] -> out [1024,14,14]
- *   weights at packed[8284846]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[11055790]: weight [1024,256,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck10.bottleneck_path1.bn3 folded into the weights; then + bottleneck9.relu1 (bottleneck10.add1); then bottleneck10.relu1
  */
 static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
@@ -10777,7 +10290,7 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv3(const float *restrict x
 
 /* bottleneck_proj4.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 512
  *   in [1024,14,14] -> out [512,14,14]
- *   weights at packed[8548528]: weight [512,1024,1,1] (packed in blocks of 6 output channels)
+ *   weights at packed[11319472]: weight [512,1024,1,1] (packed in blocks of 6 output channels)
  *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); bottleneck_proj4.bottleneck_path1.bn1 folded into the weights; then bottleneck_proj4.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -11019,7 +10532,7 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv1(const float *restri
 
 /* bottleneck_proj4.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3/2 p1 512
  *   in [512,14,14] -> out [512,7,7]
- *   weights at packed[9077428]: weight [512,512,3,3] (packed in blocks of 32 output channels)
+ *   weights at packed[11848372]: weight [512,512,3,3] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck_proj4.bottleneck_path1.bn2 folded into the weights; then bottleneck_proj4.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
@@ -11275,7 +10788,7 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv2(const float *restri
 
 /* bottleneck_proj4.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
  *   in [512,7,7] -> out [2048,7,7]
- *   weights at packed[11437236]: weight [2048,512,1,1] (packed in blocks of 32 output channels)
+ *   weights at packed[14208180]: weight [2048,512,1,1] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck_proj4.bottleneck_path1.bn3 folded into the weights
  */
 static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -11507,7 +11020,7 @@ static CNN_SIMD void bottleneck_proj4_bottleneck_path1_conv3(const float *restri
 
 /* bottleneck_proj4.conv1 — examples/resnet50.cnn:32: conv 1x1/2 2048
  *   in [1024,14,14] -> out [2048,7,7]
- *   weights at packed[12487860]: weight [2048,1024,1,1] (packed in blocks of 32 output channels)
+ *   weights at packed[15258804]: weight [2048,1024,1,1] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck_proj4.bn1 folded into the weights; then + bottleneck_proj4.bottleneck_path1.bn3 (bottleneck_proj4.add1); then bottleneck_proj4.relu1
  */
 static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
@@ -11742,7 +11255,7 @@ static CNN_SIMD void bottleneck_proj4_conv1(const float *restrict x0, const floa
 
 /* bottleneck11.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 512
  *   in [2048,7,7] -> out [512,7,7]
- *   weights at packed[14587060]: weight [512,2048,1,1] (packed in blocks of 32 output channels)
+ *   weights at packed[17358004]: weight [512,2048,1,1] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck11.bottleneck_path1.bn1 folded into the weights; then bottleneck11.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck11_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -11975,254 +11488,219 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv1(const float *restrict x
 
 /* bottleneck11.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[15636148]: weight [512,512,3,3] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck11.bottleneck_path1.bn2 folded into the weights; then bottleneck11.bottleneck_path1.relu2
+ *   weights at packed[18407092]: weight [512,512,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck11.bottleneck_path1.bn2 folded into the weights; then bottleneck11.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck11_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 2359296;
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 4227072;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 25088;
-        float *sb = s + (ptrdiff_t)b * 41472; /* this sample's scratch */
-        cnn_pad(xb0, sb, 512, 7, 7, 1, 1, 9, 9, 0);
-        const float *in = sb;
-        for (int it = 0; it < 272; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 512 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 147456;
-            const float *xp = in + grp * 41472;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 9 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 9 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 9 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 512; c += 1, xp += 81, wp += 288) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+        float *in = s + (ptrdiff_t)b * 314368; /* this sample's padded input, */
+        float *V = in + 51200; /* the band transformed, [16][512][TB], */
+        float *M = V + 131072; /* the 16 products, [16][516][TB] */
+        cnn_pad(xb0, in, 512, 7, 7, 1, 1, 10, 10, 0);
+        for (int ty0 = 0; ty0 < 4; ty0 += BR) {
+            const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
+            const int used = rows / 2 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 512; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = 2 * v, xv = 0;
+                    const float *d = in + (ptrdiff_t)c * 100 + (2 * (ty0 + r)) * 10 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 20), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 22), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 10), _mm256_loadu_ps(d + 30), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 12), _mm256_loadu_ps(d + 32), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 40), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 22), _mm256_loadu_ps(d + 42), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 30), _mm256_loadu_ps(d + 50), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 32), _mm256_loadu_ps(d + 52), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 32768, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 98304, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 8192, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 40960, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 106496, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 49152, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 81920, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 114688, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 24576, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 57344, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 90112, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 122880, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 9]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 9]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 9]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 10]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 10]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 10]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 11]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 11]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 11]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 19]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 19]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 19]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 256 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 256 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 256 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 256 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 20]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 20]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 86 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 86, kb = kx - xi * 86;
+                const float *wp = w + (ptrdiff_t)kx * 3072;
+                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 8256 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
+            }
+            for (int k = 0; k < 512; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = 2 * v, xv = 0;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 33024),
+                                 m20 = _mm256_loadu_ps(m + 66048), m30 = _mm256_loadu_ps(m + 99072);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 8256), m11 = _mm256_loadu_ps(m + 41280),
+                                 m21 = _mm256_loadu_ps(m + 74304), m31 = _mm256_loadu_ps(m + 107328);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 16512), m12 = _mm256_loadu_ps(m + 49536),
+                                 m22 = _mm256_loadu_ps(m + 82560), m32 = _mm256_loadu_ps(m + 115584);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 24768), m13 = _mm256_loadu_ps(m + 57792),
+                                 m23 = _mm256_loadu_ps(m + 90816), m33 = _mm256_loadu_ps(m + 123840);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 0, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 0, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -12231,7 +11709,7 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv2(const float *restrict x
 
 /* bottleneck11.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
  *   in [512,7,7] -> out [2048,7,7]
- *   weights at packed[17995956]: weight [2048,512,1,1] (packed in blocks of 32 output channels)
+ *   weights at packed[22634676]: weight [2048,512,1,1] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck11.bottleneck_path1.bn3 folded into the weights; then + bottleneck_proj4.relu1 (bottleneck11.add1); then bottleneck11.relu1
  */
 static CNN_SIMD void bottleneck11_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
@@ -12466,7 +11944,7 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv3(const float *restrict x
 
 /* bottleneck12.bottleneck_path1.conv1 — examples/resnet50.cnn:18: conv 1x1 512
  *   in [2048,7,7] -> out [512,7,7]
- *   weights at packed[19046580]: weight [512,2048,1,1] (packed in blocks of 32 output channels)
+ *   weights at packed[23685300]: weight [512,2048,1,1] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck12.bottleneck_path1.bn1 folded into the weights; then bottleneck12.bottleneck_path1.relu1
  */
 static CNN_SIMD void bottleneck12_bottleneck_path1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -12699,254 +12177,219 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv1(const float *restrict x
 
 /* bottleneck12.bottleneck_path1.conv2 — examples/resnet50.cnn:19: conv 3x3 p1 512
  *   in [512,7,7] -> out [512,7,7]
- *   weights at packed[20095668]: weight [512,512,3,3] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; bottleneck12.bottleneck_path1.bn2 folded into the weights; then bottleneck12.bottleneck_path1.relu2
+ *   weights at packed[24734388]: weight [512,512,3,3] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); bottleneck12.bottleneck_path1.bn2 folded into the weights; then bottleneck12.bottleneck_path1.relu2
  */
 static CNN_SIMD void bottleneck12_bottleneck_path1_conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 2359296;
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 4227072;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 25088;
-        float *sb = s + (ptrdiff_t)b * 41472; /* this sample's scratch */
-        cnn_pad(xb0, sb, 512, 7, 7, 1, 1, 9, 9, 0);
-        const float *in = sb;
-        for (int it = 0; it < 272; it++) {
-            const int gb = it / 17, tile = it - gb * 17;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 512 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 147456;
-            const float *xp = in + grp * 41472;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 49 ? tile * MP + 0 : 48;
-            const int o0 = q[0] / 7 * 9 + q[0] % 7 * 1;
-            q[1] = tile * MP + 1 < 49 ? tile * MP + 1 : 48;
-            const int o1 = q[1] / 7 * 9 + q[1] % 7 * 1;
-            q[2] = tile * MP + 2 < 49 ? tile * MP + 2 : 48;
-            const int o2 = q[2] / 7 * 9 + q[2] % 7 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c02 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c03 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c12 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c13 = _mm256_loadu_ps(bias + gb * MR + 24);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c22 = _mm256_loadu_ps(bias + gb * MR + 16);
-            __m256 c23 = _mm256_loadu_ps(bias + gb * MR + 24);
-            for (int c = 0; c < 512; c += 1, xp += 81, wp += 288) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 0 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 0 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
+        float *in = s + (ptrdiff_t)b * 314368; /* this sample's padded input, */
+        float *V = in + 51200; /* the band transformed, [16][512][TB], */
+        float *M = V + 131072; /* the 16 products, [16][516][TB] */
+        cnn_pad(xb0, in, 512, 7, 7, 1, 1, 10, 10, 0);
+        for (int ty0 = 0; ty0 < 4; ty0 += BR) {
+            const int rows = ty0 + BR <= 4 ? BR : 4 - ty0;
+            const int used = rows / 2 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 512; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = 2 * v, xv = 0;
+                    const float *d = in + (ptrdiff_t)c * 100 + (2 * (ty0 + r)) * 10 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 20), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 22), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 10), _mm256_loadu_ps(d + 30), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 12), _mm256_loadu_ps(d + 32), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 40), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 22), _mm256_loadu_ps(d + 42), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 30), _mm256_loadu_ps(d + 50), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 32), _mm256_loadu_ps(d + 52), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 32768, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 98304, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 8192, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 40960, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 73728, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 106496, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 49152, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 81920, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 114688, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 24576, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 57344, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 90112, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 122880, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 32 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 32 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 64 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 64 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 96 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 96 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 9]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 9]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 9]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 128 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 128 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 10]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 10]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 10]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 160 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 160 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 160 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 160 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 11]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 11]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 11]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 192 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 192 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 192 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 192 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 224 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 224 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 224 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 224 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 19]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 19]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 19]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 256 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 256 + 8);
-                    const __m256 wv2 = _mm256_loadu_ps(wp + 256 + 16);
-                    const __m256 wv3 = _mm256_loadu_ps(wp + 256 + 24);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 20]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    c02 = _mm256_fmadd_ps(xb, wv2, c02);
-                    c03 = _mm256_fmadd_ps(xb, wv3, c03);
-                    xb = _mm256_set1_ps(xp[o1 + 20]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    c12 = _mm256_fmadd_ps(xb, wv2, c12);
-                    c13 = _mm256_fmadd_ps(xb, wv3, c13);
-                    xb = _mm256_set1_ps(xp[o2 + 20]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    c22 = _mm256_fmadd_ps(xb, wv2, c22);
-                    c23 = _mm256_fmadd_ps(xb, wv3, c23);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 8192 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[0] + 16, c02);
-            _mm256_storeu_ps(t[0] + 24, c03);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[1] + 16, c12);
-            _mm256_storeu_ps(t[1] + 24, c13);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[2] + 16, c22);
-            _mm256_storeu_ps(t[2] + 24, c23);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 49;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 86 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 86, kb = kx - xi * 86;
+                const float *wp = w + (ptrdiff_t)kx * 3072;
+                const float *xp = V + (ptrdiff_t)xi * 8192 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 8256 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c10);
+                _mm256_storeu_ps(mp + 24, c11);
+                _mm256_storeu_ps(mp + 32, c20);
+                _mm256_storeu_ps(mp + 40, c21);
+                _mm256_storeu_ps(mp + 48, c30);
+                _mm256_storeu_ps(mp + 56, c31);
+                _mm256_storeu_ps(mp + 64, c40);
+                _mm256_storeu_ps(mp + 72, c41);
+                _mm256_storeu_ps(mp + 80, c50);
+                _mm256_storeu_ps(mp + 88, c51);
+            }
+            for (int k = 0; k < 512; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = 2 * v, xv = 0;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 33024),
+                                 m20 = _mm256_loadu_ps(m + 66048), m30 = _mm256_loadu_ps(m + 99072);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 8256), m11 = _mm256_loadu_ps(m + 41280),
+                                 m21 = _mm256_loadu_ps(m + 74304), m31 = _mm256_loadu_ps(m + 107328);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 16512), m12 = _mm256_loadu_ps(m + 49536),
+                                 m22 = _mm256_loadu_ps(m + 82560), m32 = _mm256_loadu_ps(m + 115584);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 24768), m13 = _mm256_loadu_ps(m + 57792),
+                                 m23 = _mm256_loadu_ps(m + 90816), m33 = _mm256_loadu_ps(m + 123840);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 2, ow = 0, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 3, ow = 0, at = k * 49 + oy * 7 + ow;
+                            if (oy >= 7) {
+                            } else if (ow + W <= 7) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 7) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 7 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -12955,7 +12398,7 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv2(const float *restrict x
 
 /* bottleneck12.bottleneck_path1.conv3 — examples/resnet50.cnn:20: conv 1x1 2048
  *   in [512,7,7] -> out [2048,7,7]
- *   weights at packed[22455476]: weight [2048,512,1,1] (packed in blocks of 32 output channels)
+ *   weights at packed[28961972]: weight [2048,512,1,1] (packed in blocks of 32 output channels)
  *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; bottleneck12.bottleneck_path1.bn3 folded into the weights; then + bottleneck11.relu1 (bottleneck12.add1); then bottleneck12.relu1
  */
 static CNN_SIMD void bottleneck12_bottleneck_path1_conv3(const float *restrict x0, const float *restrict r0, float *restrict y, const float *restrict w, int batch) {
@@ -13208,7 +12651,7 @@ static CNN_SIMD void globalavgpool1(const float *restrict x0, float *restrict y,
 
 /* dense1 — examples/resnet50.cnn:44: dense 1000
  *   in [2048,1,1] -> out [1000]
- *   weights at packed[23506100]: weight [1000,2048] + bias [1000]
+ *   weights at packed[30012596]: weight [1000,2048] + bias [1000]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -13264,62 +12707,62 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 25610152 floats) to the packed layout
- * the kernels read (25555100 floats). */
+ * the kernels read (32061596 floats). */
 void resnet50_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, NULL, params + 9408, 1.0000000000000001e-05, packed + 0, 64, 147, 1, 16); /* conv1 + bn1 */
     cnn_pack_conv(params + 9664, NULL, params + 13760, 1.0000000000000001e-05, packed + 9472, 64, 64, 1, 4); /* bottleneck_proj1.bottleneck_path1.conv1 + bottleneck_proj1.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 14016, NULL, params + 50880, 1.0000000000000001e-05, packed + 13632, 64, 576, 1, 4); /* bottleneck_proj1.bottleneck_path1.conv2 + bottleneck_proj1.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 51136, NULL, params + 67520, 1.0000000000000001e-05, packed + 50560, 256, 64, 1, 4); /* bottleneck_proj1.bottleneck_path1.conv3 + bottleneck_proj1.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 68544, NULL, params + 84928, 1.0000000000000001e-05, packed + 67200, 256, 64, 1, 4); /* bottleneck_proj1.conv1 + bottleneck_proj1.bn1 */
-    cnn_pack_conv(params + 85952, NULL, params + 102336, 1.0000000000000001e-05, packed + 83840, 64, 256, 1, 4); /* bottleneck1.bottleneck_path1.conv1 + bottleneck1.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 102592, NULL, params + 139456, 1.0000000000000001e-05, packed + 100288, 64, 576, 1, 4); /* bottleneck1.bottleneck_path1.conv2 + bottleneck1.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 139712, NULL, params + 156096, 1.0000000000000001e-05, packed + 137216, 256, 64, 1, 4); /* bottleneck1.bottleneck_path1.conv3 + bottleneck1.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 157120, NULL, params + 173504, 1.0000000000000001e-05, packed + 153856, 64, 256, 1, 4); /* bottleneck2.bottleneck_path1.conv1 + bottleneck2.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 173760, NULL, params + 210624, 1.0000000000000001e-05, packed + 170304, 64, 576, 1, 4); /* bottleneck2.bottleneck_path1.conv2 + bottleneck2.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 210880, NULL, params + 227264, 1.0000000000000001e-05, packed + 207232, 256, 64, 1, 4); /* bottleneck2.bottleneck_path1.conv3 + bottleneck2.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 228288, NULL, params + 261056, 1.0000000000000001e-05, packed + 223872, 128, 256, 1, 4); /* bottleneck_proj2.bottleneck_path1.conv1 + bottleneck_proj2.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 261568, NULL, params + 409024, 1.0000000000000001e-05, packed + 256768, 128, 1152, 1, 16); /* bottleneck_proj2.bottleneck_path1.conv2 + bottleneck_proj2.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 409536, NULL, params + 475072, 1.0000000000000001e-05, packed + 404352, 512, 128, 1, 6); /* bottleneck_proj2.bottleneck_path1.conv3 + bottleneck_proj2.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 477120, NULL, params + 608192, 1.0000000000000001e-05, packed + 470916, 512, 256, 1, 16); /* bottleneck_proj2.conv1 + bottleneck_proj2.bn1 */
-    cnn_pack_conv(params + 610240, NULL, params + 675776, 1.0000000000000001e-05, packed + 602500, 128, 512, 1, 4); /* bottleneck3.bottleneck_path1.conv1 + bottleneck3.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 676288, NULL, params + 823744, 1.0000000000000001e-05, packed + 668164, 128, 1152, 1, 4); /* bottleneck3.bottleneck_path1.conv2 + bottleneck3.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 824256, NULL, params + 889792, 1.0000000000000001e-05, packed + 815748, 512, 128, 1, 6); /* bottleneck3.bottleneck_path1.conv3 + bottleneck3.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 891840, NULL, params + 957376, 1.0000000000000001e-05, packed + 882312, 128, 512, 1, 4); /* bottleneck4.bottleneck_path1.conv1 + bottleneck4.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 957888, NULL, params + 1105344, 1.0000000000000001e-05, packed + 947976, 128, 1152, 1, 4); /* bottleneck4.bottleneck_path1.conv2 + bottleneck4.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 1105856, NULL, params + 1171392, 1.0000000000000001e-05, packed + 1095560, 512, 128, 1, 6); /* bottleneck4.bottleneck_path1.conv3 + bottleneck4.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 1173440, NULL, params + 1238976, 1.0000000000000001e-05, packed + 1162124, 128, 512, 1, 4); /* bottleneck5.bottleneck_path1.conv1 + bottleneck5.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 1239488, NULL, params + 1386944, 1.0000000000000001e-05, packed + 1227788, 128, 1152, 1, 4); /* bottleneck5.bottleneck_path1.conv2 + bottleneck5.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 1387456, NULL, params + 1452992, 1.0000000000000001e-05, packed + 1375372, 512, 128, 1, 6); /* bottleneck5.bottleneck_path1.conv3 + bottleneck5.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 1455040, NULL, params + 1586112, 1.0000000000000001e-05, packed + 1441936, 256, 512, 1, 6); /* bottleneck_proj3.bottleneck_path1.conv1 + bottleneck_proj3.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 1587136, NULL, params + 2176960, 1.0000000000000001e-05, packed + 1574290, 256, 2304, 1, 16); /* bottleneck_proj3.bottleneck_path1.conv2 + bottleneck_proj3.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 2177984, NULL, params + 2440128, 1.0000000000000001e-05, packed + 2164370, 1024, 256, 1, 6); /* bottleneck_proj3.bottleneck_path1.conv3 + bottleneck_proj3.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 2444224, NULL, params + 2968512, 1.0000000000000001e-05, packed + 2428052, 1024, 512, 1, 24); /* bottleneck_proj3.conv1 + bottleneck_proj3.bn1 */
-    cnn_pack_conv(params + 2972608, NULL, params + 3234752, 1.0000000000000001e-05, packed + 2957468, 256, 1024, 1, 6); /* bottleneck6.bottleneck_path1.conv1 + bottleneck6.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 3235776, NULL, params + 3825600, 1.0000000000000001e-05, packed + 3221918, 256, 2304, 1, 16); /* bottleneck6.bottleneck_path1.conv2 + bottleneck6.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 3826624, NULL, params + 4088768, 1.0000000000000001e-05, packed + 3811998, 1024, 256, 1, 6); /* bottleneck6.bottleneck_path1.conv3 + bottleneck6.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 4092864, NULL, params + 4355008, 1.0000000000000001e-05, packed + 4075680, 256, 1024, 1, 6); /* bottleneck7.bottleneck_path1.conv1 + bottleneck7.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 4356032, NULL, params + 4945856, 1.0000000000000001e-05, packed + 4340130, 256, 2304, 1, 16); /* bottleneck7.bottleneck_path1.conv2 + bottleneck7.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 4946880, NULL, params + 5209024, 1.0000000000000001e-05, packed + 4930210, 1024, 256, 1, 6); /* bottleneck7.bottleneck_path1.conv3 + bottleneck7.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 5213120, NULL, params + 5475264, 1.0000000000000001e-05, packed + 5193892, 256, 1024, 1, 6); /* bottleneck8.bottleneck_path1.conv1 + bottleneck8.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 5476288, NULL, params + 6066112, 1.0000000000000001e-05, packed + 5458342, 256, 2304, 1, 16); /* bottleneck8.bottleneck_path1.conv2 + bottleneck8.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 6067136, NULL, params + 6329280, 1.0000000000000001e-05, packed + 6048422, 1024, 256, 1, 6); /* bottleneck8.bottleneck_path1.conv3 + bottleneck8.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 6333376, NULL, params + 6595520, 1.0000000000000001e-05, packed + 6312104, 256, 1024, 1, 6); /* bottleneck9.bottleneck_path1.conv1 + bottleneck9.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 6596544, NULL, params + 7186368, 1.0000000000000001e-05, packed + 6576554, 256, 2304, 1, 16); /* bottleneck9.bottleneck_path1.conv2 + bottleneck9.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 7187392, NULL, params + 7449536, 1.0000000000000001e-05, packed + 7166634, 1024, 256, 1, 6); /* bottleneck9.bottleneck_path1.conv3 + bottleneck9.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 7453632, NULL, params + 7715776, 1.0000000000000001e-05, packed + 7430316, 256, 1024, 1, 6); /* bottleneck10.bottleneck_path1.conv1 + bottleneck10.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 7716800, NULL, params + 8306624, 1.0000000000000001e-05, packed + 7694766, 256, 2304, 1, 16); /* bottleneck10.bottleneck_path1.conv2 + bottleneck10.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 8307648, NULL, params + 8569792, 1.0000000000000001e-05, packed + 8284846, 1024, 256, 1, 6); /* bottleneck10.bottleneck_path1.conv3 + bottleneck10.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 8573888, NULL, params + 9098176, 1.0000000000000001e-05, packed + 8548528, 512, 1024, 1, 6); /* bottleneck_proj4.bottleneck_path1.conv1 + bottleneck_proj4.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 9100224, NULL, params + 11459520, 1.0000000000000001e-05, packed + 9077428, 512, 4608, 1, 32); /* bottleneck_proj4.bottleneck_path1.conv2 + bottleneck_proj4.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 11461568, NULL, params + 12510144, 1.0000000000000001e-05, packed + 11437236, 2048, 512, 1, 32); /* bottleneck_proj4.bottleneck_path1.conv3 + bottleneck_proj4.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 12518336, NULL, params + 14615488, 1.0000000000000001e-05, packed + 12487860, 2048, 1024, 1, 32); /* bottleneck_proj4.conv1 + bottleneck_proj4.bn1 */
-    cnn_pack_conv(params + 14623680, NULL, params + 15672256, 1.0000000000000001e-05, packed + 14587060, 512, 2048, 1, 32); /* bottleneck11.bottleneck_path1.conv1 + bottleneck11.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 15674304, NULL, params + 18033600, 1.0000000000000001e-05, packed + 15636148, 512, 4608, 1, 32); /* bottleneck11.bottleneck_path1.conv2 + bottleneck11.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 18035648, NULL, params + 19084224, 1.0000000000000001e-05, packed + 17995956, 2048, 512, 1, 32); /* bottleneck11.bottleneck_path1.conv3 + bottleneck11.bottleneck_path1.bn3 */
-    cnn_pack_conv(params + 19092416, NULL, params + 20140992, 1.0000000000000001e-05, packed + 19046580, 512, 2048, 1, 32); /* bottleneck12.bottleneck_path1.conv1 + bottleneck12.bottleneck_path1.bn1 */
-    cnn_pack_conv(params + 20143040, NULL, params + 22502336, 1.0000000000000001e-05, packed + 20095668, 512, 4608, 1, 32); /* bottleneck12.bottleneck_path1.conv2 + bottleneck12.bottleneck_path1.bn2 */
-    cnn_pack_conv(params + 22504384, NULL, params + 23552960, 1.0000000000000001e-05, packed + 22455476, 2048, 512, 1, 32); /* bottleneck12.bottleneck_path1.conv3 + bottleneck12.bottleneck_path1.bn3 */
-    cnn_copy(params + 23561152, packed + 23506100, 2049000); /* dense1 */
+    cnn_pack_wino(params + 14016, NULL, params + 50880, 1.0000000000000001e-05, packed + 13632, 64, 64, 4); /* bottleneck_proj1.bottleneck_path1.conv2 + bottleneck_proj1.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 51136, NULL, params + 67520, 1.0000000000000001e-05, packed + 79232, 256, 64, 1, 4); /* bottleneck_proj1.bottleneck_path1.conv3 + bottleneck_proj1.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 68544, NULL, params + 84928, 1.0000000000000001e-05, packed + 95872, 256, 64, 1, 4); /* bottleneck_proj1.conv1 + bottleneck_proj1.bn1 */
+    cnn_pack_conv(params + 85952, NULL, params + 102336, 1.0000000000000001e-05, packed + 112512, 64, 256, 1, 4); /* bottleneck1.bottleneck_path1.conv1 + bottleneck1.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 102592, NULL, params + 139456, 1.0000000000000001e-05, packed + 128960, 64, 64, 4); /* bottleneck1.bottleneck_path1.conv2 + bottleneck1.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 139712, NULL, params + 156096, 1.0000000000000001e-05, packed + 194560, 256, 64, 1, 4); /* bottleneck1.bottleneck_path1.conv3 + bottleneck1.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 157120, NULL, params + 173504, 1.0000000000000001e-05, packed + 211200, 64, 256, 1, 4); /* bottleneck2.bottleneck_path1.conv1 + bottleneck2.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 173760, NULL, params + 210624, 1.0000000000000001e-05, packed + 227648, 64, 64, 4); /* bottleneck2.bottleneck_path1.conv2 + bottleneck2.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 210880, NULL, params + 227264, 1.0000000000000001e-05, packed + 293248, 256, 64, 1, 4); /* bottleneck2.bottleneck_path1.conv3 + bottleneck2.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 228288, NULL, params + 261056, 1.0000000000000001e-05, packed + 309888, 128, 256, 1, 4); /* bottleneck_proj2.bottleneck_path1.conv1 + bottleneck_proj2.bottleneck_path1.bn1 */
+    cnn_pack_conv(params + 261568, NULL, params + 409024, 1.0000000000000001e-05, packed + 342784, 128, 1152, 1, 16); /* bottleneck_proj2.bottleneck_path1.conv2 + bottleneck_proj2.bottleneck_path1.bn2 */
+    cnn_pack_conv(params + 409536, NULL, params + 475072, 1.0000000000000001e-05, packed + 490368, 512, 128, 1, 6); /* bottleneck_proj2.bottleneck_path1.conv3 + bottleneck_proj2.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 477120, NULL, params + 608192, 1.0000000000000001e-05, packed + 556932, 512, 256, 1, 16); /* bottleneck_proj2.conv1 + bottleneck_proj2.bn1 */
+    cnn_pack_conv(params + 610240, NULL, params + 675776, 1.0000000000000001e-05, packed + 688516, 128, 512, 1, 4); /* bottleneck3.bottleneck_path1.conv1 + bottleneck3.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 676288, NULL, params + 823744, 1.0000000000000001e-05, packed + 754180, 128, 128, 3); /* bottleneck3.bottleneck_path1.conv2 + bottleneck3.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 824256, NULL, params + 889792, 1.0000000000000001e-05, packed + 1018500, 512, 128, 1, 6); /* bottleneck3.bottleneck_path1.conv3 + bottleneck3.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 891840, NULL, params + 957376, 1.0000000000000001e-05, packed + 1085064, 128, 512, 1, 4); /* bottleneck4.bottleneck_path1.conv1 + bottleneck4.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 957888, NULL, params + 1105344, 1.0000000000000001e-05, packed + 1150728, 128, 128, 3); /* bottleneck4.bottleneck_path1.conv2 + bottleneck4.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 1105856, NULL, params + 1171392, 1.0000000000000001e-05, packed + 1415048, 512, 128, 1, 6); /* bottleneck4.bottleneck_path1.conv3 + bottleneck4.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 1173440, NULL, params + 1238976, 1.0000000000000001e-05, packed + 1481612, 128, 512, 1, 4); /* bottleneck5.bottleneck_path1.conv1 + bottleneck5.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 1239488, NULL, params + 1386944, 1.0000000000000001e-05, packed + 1547276, 128, 128, 3); /* bottleneck5.bottleneck_path1.conv2 + bottleneck5.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 1387456, NULL, params + 1452992, 1.0000000000000001e-05, packed + 1811596, 512, 128, 1, 6); /* bottleneck5.bottleneck_path1.conv3 + bottleneck5.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 1455040, NULL, params + 1586112, 1.0000000000000001e-05, packed + 1878160, 256, 512, 1, 6); /* bottleneck_proj3.bottleneck_path1.conv1 + bottleneck_proj3.bottleneck_path1.bn1 */
+    cnn_pack_conv(params + 1587136, NULL, params + 2176960, 1.0000000000000001e-05, packed + 2010514, 256, 2304, 1, 16); /* bottleneck_proj3.bottleneck_path1.conv2 + bottleneck_proj3.bottleneck_path1.bn2 */
+    cnn_pack_conv(params + 2177984, NULL, params + 2440128, 1.0000000000000001e-05, packed + 2600594, 1024, 256, 1, 6); /* bottleneck_proj3.bottleneck_path1.conv3 + bottleneck_proj3.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 2444224, NULL, params + 2968512, 1.0000000000000001e-05, packed + 2864276, 1024, 512, 1, 24); /* bottleneck_proj3.conv1 + bottleneck_proj3.bn1 */
+    cnn_pack_conv(params + 2972608, NULL, params + 3234752, 1.0000000000000001e-05, packed + 3393692, 256, 1024, 1, 6); /* bottleneck6.bottleneck_path1.conv1 + bottleneck6.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 3235776, NULL, params + 3825600, 1.0000000000000001e-05, packed + 3658142, 256, 256, 6); /* bottleneck6.bottleneck_path1.conv2 + bottleneck6.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 3826624, NULL, params + 4088768, 1.0000000000000001e-05, packed + 4715166, 1024, 256, 1, 6); /* bottleneck6.bottleneck_path1.conv3 + bottleneck6.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 4092864, NULL, params + 4355008, 1.0000000000000001e-05, packed + 4978848, 256, 1024, 1, 6); /* bottleneck7.bottleneck_path1.conv1 + bottleneck7.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 4356032, NULL, params + 4945856, 1.0000000000000001e-05, packed + 5243298, 256, 256, 6); /* bottleneck7.bottleneck_path1.conv2 + bottleneck7.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 4946880, NULL, params + 5209024, 1.0000000000000001e-05, packed + 6300322, 1024, 256, 1, 6); /* bottleneck7.bottleneck_path1.conv3 + bottleneck7.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 5213120, NULL, params + 5475264, 1.0000000000000001e-05, packed + 6564004, 256, 1024, 1, 6); /* bottleneck8.bottleneck_path1.conv1 + bottleneck8.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 5476288, NULL, params + 6066112, 1.0000000000000001e-05, packed + 6828454, 256, 256, 6); /* bottleneck8.bottleneck_path1.conv2 + bottleneck8.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 6067136, NULL, params + 6329280, 1.0000000000000001e-05, packed + 7885478, 1024, 256, 1, 6); /* bottleneck8.bottleneck_path1.conv3 + bottleneck8.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 6333376, NULL, params + 6595520, 1.0000000000000001e-05, packed + 8149160, 256, 1024, 1, 6); /* bottleneck9.bottleneck_path1.conv1 + bottleneck9.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 6596544, NULL, params + 7186368, 1.0000000000000001e-05, packed + 8413610, 256, 256, 6); /* bottleneck9.bottleneck_path1.conv2 + bottleneck9.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 7187392, NULL, params + 7449536, 1.0000000000000001e-05, packed + 9470634, 1024, 256, 1, 6); /* bottleneck9.bottleneck_path1.conv3 + bottleneck9.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 7453632, NULL, params + 7715776, 1.0000000000000001e-05, packed + 9734316, 256, 1024, 1, 6); /* bottleneck10.bottleneck_path1.conv1 + bottleneck10.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 7716800, NULL, params + 8306624, 1.0000000000000001e-05, packed + 9998766, 256, 256, 6); /* bottleneck10.bottleneck_path1.conv2 + bottleneck10.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 8307648, NULL, params + 8569792, 1.0000000000000001e-05, packed + 11055790, 1024, 256, 1, 6); /* bottleneck10.bottleneck_path1.conv3 + bottleneck10.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 8573888, NULL, params + 9098176, 1.0000000000000001e-05, packed + 11319472, 512, 1024, 1, 6); /* bottleneck_proj4.bottleneck_path1.conv1 + bottleneck_proj4.bottleneck_path1.bn1 */
+    cnn_pack_conv(params + 9100224, NULL, params + 11459520, 1.0000000000000001e-05, packed + 11848372, 512, 4608, 1, 32); /* bottleneck_proj4.bottleneck_path1.conv2 + bottleneck_proj4.bottleneck_path1.bn2 */
+    cnn_pack_conv(params + 11461568, NULL, params + 12510144, 1.0000000000000001e-05, packed + 14208180, 2048, 512, 1, 32); /* bottleneck_proj4.bottleneck_path1.conv3 + bottleneck_proj4.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 12518336, NULL, params + 14615488, 1.0000000000000001e-05, packed + 15258804, 2048, 1024, 1, 32); /* bottleneck_proj4.conv1 + bottleneck_proj4.bn1 */
+    cnn_pack_conv(params + 14623680, NULL, params + 15672256, 1.0000000000000001e-05, packed + 17358004, 512, 2048, 1, 32); /* bottleneck11.bottleneck_path1.conv1 + bottleneck11.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 15674304, NULL, params + 18033600, 1.0000000000000001e-05, packed + 18407092, 512, 512, 6); /* bottleneck11.bottleneck_path1.conv2 + bottleneck11.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 18035648, NULL, params + 19084224, 1.0000000000000001e-05, packed + 22634676, 2048, 512, 1, 32); /* bottleneck11.bottleneck_path1.conv3 + bottleneck11.bottleneck_path1.bn3 */
+    cnn_pack_conv(params + 19092416, NULL, params + 20140992, 1.0000000000000001e-05, packed + 23685300, 512, 2048, 1, 32); /* bottleneck12.bottleneck_path1.conv1 + bottleneck12.bottleneck_path1.bn1 */
+    cnn_pack_wino(params + 20143040, NULL, params + 22502336, 1.0000000000000001e-05, packed + 24734388, 512, 512, 6); /* bottleneck12.bottleneck_path1.conv2 + bottleneck12.bottleneck_path1.bn2: Winograd */
+    cnn_pack_conv(params + 22504384, NULL, params + 23552960, 1.0000000000000001e-05, packed + 28961972, 2048, 512, 1, 32); /* bottleneck12.bottleneck_path1.conv3 + bottleneck12.bottleneck_path1.bn3 */
+    cnn_copy(params + 23561152, packed + 30012596, 2049000); /* dense1 */
 }
 
 /* Inference on `batch` samples (1..resnet50_BATCH), NCHW in and out. Returns 0,
@@ -13333,59 +12776,59 @@ int resnet50_forward(const float *packed, const float *in_img, float *out_logits
         return 2;
     conv1(in_img, A + 0, packed + 0, A + 802816, batch);
     maxpool1(A + 0, A + 1605632, batch);
-    bottleneck_proj1_bottleneck_path1_conv1(A + 1605632, A + 215328, packed + 9472, batch);
-    bottleneck_proj1_bottleneck_path1_conv2(A + 215328, A + 802816, packed + 13632, A + 0, batch);
-    bottleneck_proj1_bottleneck_path1_conv3(A + 802816, A + 0, packed + 50560, batch);
-    bottleneck_proj1_conv1(A + 1605632, A + 0, A + 802816, packed + 67200, batch);
-    bottleneck1_bottleneck_path1_conv1(A + 802816, A + 215328, packed + 83840, batch);
-    bottleneck1_bottleneck_path1_conv2(A + 215328, A + 1605632, packed + 100288, A + 0, batch);
-    bottleneck1_bottleneck_path1_conv3(A + 1605632, A + 802816, A + 0, packed + 137216, batch);
-    bottleneck2_bottleneck_path1_conv1(A + 0, A + 1018144, packed + 153856, batch);
-    bottleneck2_bottleneck_path1_conv2(A + 1018144, A + 1605632, packed + 170304, A + 802816, batch);
-    bottleneck2_bottleneck_path1_conv3(A + 1605632, A + 0, A + 802816, packed + 207232, batch);
-    bottleneck_proj2_bottleneck_path1_conv1(A + 802816, A + 1605632, packed + 223872, batch);
-    bottleneck_proj2_bottleneck_path1_conv2(A + 1605632, A + 430592, packed + 256768, A + 0, batch);
-    bottleneck_proj2_bottleneck_path1_conv3(A + 430592, A + 0, packed + 404352, batch);
-    bottleneck_proj2_conv1(A + 802816, A + 0, A + 401408, packed + 470916, batch);
-    bottleneck3_bottleneck_path1_conv1(A + 401408, A + 115232, packed + 602500, batch);
-    bottleneck3_bottleneck_path1_conv2(A + 115232, A + 802816, packed + 668164, A + 0, batch);
-    bottleneck3_bottleneck_path1_conv3(A + 802816, A + 401408, A + 0, packed + 815748, batch);
-    bottleneck4_bottleneck_path1_conv1(A + 0, A + 516640, packed + 882312, batch);
-    bottleneck4_bottleneck_path1_conv2(A + 516640, A + 802816, packed + 947976, A + 401408, batch);
-    bottleneck4_bottleneck_path1_conv3(A + 802816, A + 0, A + 401408, packed + 1095560, batch);
-    bottleneck5_bottleneck_path1_conv1(A + 401408, A + 115232, packed + 1162124, batch);
-    bottleneck5_bottleneck_path1_conv2(A + 115232, A + 802816, packed + 1227788, A + 0, batch);
-    bottleneck5_bottleneck_path1_conv3(A + 802816, A + 401408, A + 0, packed + 1375372, batch);
-    bottleneck_proj3_bottleneck_path1_conv1(A + 0, A + 631808, packed + 1441936, batch);
-    bottleneck_proj3_bottleneck_path1_conv2(A + 631808, A + 832512, packed + 1574290, A + 401408, batch);
-    bottleneck_proj3_bottleneck_path1_conv3(A + 832512, A + 401408, packed + 2164370, batch);
-    bottleneck_proj3_conv1(A + 0, A + 401408, A + 602112, packed + 2428052, batch);
-    bottleneck6_bottleneck_path1_conv1(A + 602112, A + 65536, packed + 2957468, batch);
-    bottleneck6_bottleneck_path1_conv2(A + 65536, A + 200704, packed + 3221918, A + 0, batch);
-    bottleneck6_bottleneck_path1_conv3(A + 200704, A + 602112, A + 0, packed + 3811998, batch);
-    bottleneck7_bottleneck_path1_conv1(A + 0, A + 266240, packed + 4075680, batch);
-    bottleneck7_bottleneck_path1_conv2(A + 266240, A + 401408, packed + 4340130, A + 200704, batch);
-    bottleneck7_bottleneck_path1_conv3(A + 401408, A + 0, A + 200704, packed + 4930210, batch);
-    bottleneck8_bottleneck_path1_conv1(A + 200704, A + 65536, packed + 5193892, batch);
-    bottleneck8_bottleneck_path1_conv2(A + 65536, A + 401408, packed + 5458342, A + 0, batch);
-    bottleneck8_bottleneck_path1_conv3(A + 401408, A + 200704, A + 0, packed + 6048422, batch);
-    bottleneck9_bottleneck_path1_conv1(A + 0, A + 266240, packed + 6312104, batch);
-    bottleneck9_bottleneck_path1_conv2(A + 266240, A + 401408, packed + 6576554, A + 200704, batch);
-    bottleneck9_bottleneck_path1_conv3(A + 401408, A + 0, A + 200704, packed + 7166634, batch);
-    bottleneck10_bottleneck_path1_conv1(A + 200704, A + 65536, packed + 7430316, batch);
-    bottleneck10_bottleneck_path1_conv2(A + 65536, A + 401408, packed + 7694766, A + 0, batch);
-    bottleneck10_bottleneck_path1_conv3(A + 401408, A + 200704, A + 0, packed + 8284846, batch);
-    bottleneck_proj4_bottleneck_path1_conv1(A + 0, A + 331776, packed + 8548528, batch);
-    bottleneck_proj4_bottleneck_path1_conv2(A + 331776, A + 432128, packed + 9077428, A + 200704, batch);
-    bottleneck_proj4_bottleneck_path1_conv3(A + 432128, A + 200704, packed + 11437236, batch);
-    bottleneck_proj4_conv1(A + 0, A + 200704, A + 301056, packed + 12487860, batch);
-    bottleneck11_bottleneck_path1_conv1(A + 301056, A + 41472, packed + 14587060, batch);
-    bottleneck11_bottleneck_path1_conv2(A + 41472, A + 100352, packed + 15636148, A + 0, batch);
-    bottleneck11_bottleneck_path1_conv3(A + 100352, A + 301056, A + 0, packed + 17995956, batch);
-    bottleneck12_bottleneck_path1_conv1(A + 0, A + 141824, packed + 19046580, batch);
-    bottleneck12_bottleneck_path1_conv2(A + 141824, A + 200704, packed + 20095668, A + 100352, batch);
-    bottleneck12_bottleneck_path1_conv3(A + 200704, A + 0, A + 100352, packed + 22455476, batch);
-    globalavgpool1(A + 100352, A + 0, batch);
-    dense1(A + 0, out_logits, packed + 23506100, batch);
+    bottleneck_proj1_bottleneck_path1_conv1(A + 1605632, A + 441600, packed + 9472, batch);
+    bottleneck_proj1_bottleneck_path1_conv2(A + 441600, A + 802816, packed + 13632, A + 0, batch);
+    bottleneck_proj1_bottleneck_path1_conv3(A + 802816, A + 0, packed + 79232, batch);
+    bottleneck_proj1_conv1(A + 1605632, A + 0, A + 802816, packed + 95872, batch);
+    bottleneck1_bottleneck_path1_conv1(A + 802816, A + 441600, packed + 112512, batch);
+    bottleneck1_bottleneck_path1_conv2(A + 441600, A + 1605632, packed + 128960, A + 0, batch);
+    bottleneck1_bottleneck_path1_conv3(A + 1605632, A + 802816, A + 0, packed + 194560, batch);
+    bottleneck2_bottleneck_path1_conv1(A + 0, A + 1244416, packed + 211200, batch);
+    bottleneck2_bottleneck_path1_conv2(A + 1244416, A + 1605632, packed + 227648, A + 802816, batch);
+    bottleneck2_bottleneck_path1_conv3(A + 1605632, A + 0, A + 802816, packed + 293248, batch);
+    bottleneck_proj2_bottleneck_path1_conv1(A + 802816, A + 1605632, packed + 309888, batch);
+    bottleneck_proj2_bottleneck_path1_conv2(A + 1605632, A + 430592, packed + 342784, A + 0, batch);
+    bottleneck_proj2_bottleneck_path1_conv3(A + 430592, A + 0, packed + 490368, batch);
+    bottleneck_proj2_conv1(A + 802816, A + 0, A + 1605632, packed + 556932, batch);
+    bottleneck3_bottleneck_path1_conv1(A + 1605632, A + 656896, packed + 688516, batch);
+    bottleneck3_bottleneck_path1_conv2(A + 656896, A + 1058304, packed + 754180, A + 0, batch);
+    bottleneck3_bottleneck_path1_conv3(A + 1058304, A + 1605632, A + 656896, packed + 1018500, batch);
+    bottleneck4_bottleneck_path1_conv1(A + 656896, A + 1058304, packed + 1085064, batch);
+    bottleneck4_bottleneck_path1_conv2(A + 1058304, A + 1459712, packed + 1150728, A + 0, batch);
+    bottleneck4_bottleneck_path1_conv3(A + 1459712, A + 656896, A + 1058304, packed + 1415048, batch);
+    bottleneck5_bottleneck_path1_conv1(A + 1058304, A + 656896, packed + 1481612, batch);
+    bottleneck5_bottleneck_path1_conv2(A + 656896, A + 757248, packed + 1547276, A + 0, batch);
+    bottleneck5_bottleneck_path1_conv3(A + 757248, A + 1058304, A + 0, packed + 1811596, batch);
+    bottleneck_proj3_bottleneck_path1_conv1(A + 0, A + 631808, packed + 1878160, batch);
+    bottleneck_proj3_bottleneck_path1_conv2(A + 631808, A + 832512, packed + 2010514, A + 401408, batch);
+    bottleneck_proj3_bottleneck_path1_conv3(A + 832512, A + 401408, packed + 2600594, batch);
+    bottleneck_proj3_conv1(A + 0, A + 401408, A + 602112, packed + 2864276, batch);
+    bottleneck6_bottleneck_path1_conv1(A + 602112, A + 802816, packed + 3393692, batch);
+    bottleneck6_bottleneck_path1_conv2(A + 802816, A + 1003520, packed + 3658142, A + 0, batch);
+    bottleneck6_bottleneck_path1_conv3(A + 1003520, A + 602112, A + 802816, packed + 4715166, batch);
+    bottleneck7_bottleneck_path1_conv1(A + 802816, A + 600064, packed + 4978848, batch);
+    bottleneck7_bottleneck_path1_conv2(A + 600064, A + 1003520, packed + 5243298, A + 0, batch);
+    bottleneck7_bottleneck_path1_conv3(A + 1003520, A + 802816, A + 600064, packed + 6300322, batch);
+    bottleneck8_bottleneck_path1_conv1(A + 600064, A + 800768, packed + 6564004, batch);
+    bottleneck8_bottleneck_path1_conv2(A + 800768, A + 1001472, packed + 6828454, A + 0, batch);
+    bottleneck8_bottleneck_path1_conv3(A + 1001472, A + 600064, A + 800768, packed + 7885478, batch);
+    bottleneck9_bottleneck_path1_conv1(A + 800768, A + 600064, packed + 8149160, batch);
+    bottleneck9_bottleneck_path1_conv2(A + 600064, A + 1001472, packed + 8413610, A + 0, batch);
+    bottleneck9_bottleneck_path1_conv3(A + 1001472, A + 800768, A + 600064, packed + 9470634, batch);
+    bottleneck10_bottleneck_path1_conv1(A + 600064, A + 800768, packed + 9734316, batch);
+    bottleneck10_bottleneck_path1_conv2(A + 800768, A + 850944, packed + 9998766, A + 0, batch);
+    bottleneck10_bottleneck_path1_conv3(A + 850944, A + 600064, A + 0, packed + 11055790, batch);
+    bottleneck_proj4_bottleneck_path1_conv1(A + 0, A + 331776, packed + 11319472, batch);
+    bottleneck_proj4_bottleneck_path1_conv2(A + 331776, A + 432128, packed + 11848372, A + 200704, batch);
+    bottleneck_proj4_bottleneck_path1_conv3(A + 432128, A + 200704, packed + 14208180, batch);
+    bottleneck_proj4_conv1(A + 0, A + 200704, A + 314368, packed + 15258804, batch);
+    bottleneck11_bottleneck_path1_conv1(A + 314368, A + 414720, packed + 17358004, batch);
+    bottleneck11_bottleneck_path1_conv2(A + 414720, A + 515072, packed + 18407092, A + 0, batch);
+    bottleneck11_bottleneck_path1_conv3(A + 515072, A + 314368, A + 414720, packed + 22634676, batch);
+    bottleneck12_bottleneck_path1_conv1(A + 414720, A + 314368, packed + 23685300, batch);
+    bottleneck12_bottleneck_path1_conv2(A + 314368, A + 339456, packed + 24734388, A + 0, batch);
+    bottleneck12_bottleneck_path1_conv3(A + 339456, A + 414720, A + 0, packed + 28961972, batch);
+    globalavgpool1(A + 0, A + 100352, batch);
+    dense1(A + 100352, out_logits, packed + 30012596, batch);
     return 0;
 }

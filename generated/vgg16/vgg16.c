@@ -4,8 +4,8 @@
  * command: cnnc build examples/vgg16.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, 
- * arena:   38765696 bytes (98807616 without reuse; 38765696 live at most)
- * weights: 138357544 canonical floats, 138357544 packed
+ * arena:   41518080 bytes (155646656 without reuse; 41518080 live at most)
+ * weights: 138357544 canonical floats, 149863208 packed
  *
  * Inference calls no library function but memcpy/memset (which a
  * compiler may emit for plain loops) and needs no libm. */
@@ -155,6 +155,21 @@ static CNN_SIMD float cnn_hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* Winograd's vector shuffles. cnn_unzip: the even lanes of a then b, and
+ * the odd ones; cnn_zip, its inverse: a and b interleaved, lanes 0..3 of
+ * each into lo, 4..7 into hi. */
+static CNN_SIMD void cnn_unzip(__m256 a, __m256 b, __m256 *even, __m256 *odd) {
+    const __m256 e = _mm256_shuffle_ps(a, b, 0x88), o = _mm256_shuffle_ps(a, b, 0xdd);
+    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xd8));
+    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xd8));
+}
+
+static CNN_SIMD void cnn_zip(__m256 a, __m256 b, __m256 *lo, __m256 *hi) {
+    const __m256 l = _mm256_unpacklo_ps(a, b), h = _mm256_unpackhi_ps(a, b);
+    *lo = _mm256_permute2f128_ps(l, h, 0x20);
+    *hi = _mm256_permute2f128_ps(l, h, 0x31);
+}
+
 static void cnn_copy(const float *src, float *dst, ptrdiff_t n) {
     for (ptrdiff_t i = 0; i < n; i++)
         dst[i] = src[i];
@@ -187,6 +202,48 @@ static void cnn_pack_conv(const float *w, const float *bias, const float *bn,
                 ob[(g * blocks + b) * mr + i] =
                     oc < kg ? (float)((bias ? bias[ch] : 0.0) * scale + shift) : 0.0f;
             }
+}
+
+/* A 3x3 convolution's weights [k][c][3][3] and bias (NULL: none), batch
+ * norm bn (NULL: none) folded in as cnn_pack_conv folds it, to the order
+ * its Winograd kernel reads: U = G g G^T for each kernel g, with
+ * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], as [16][k in blocks of mr]
+ * [c][mr] (zeros past the last channel); then the k biases. pack.c does
+ * the same arithmetic. */
+static void cnn_pack_wino(const float *w, const float *bias, const float *bn,
+                          double eps, float *out, int k, int c, int mr) {
+    int blocks = (k + mr - 1) / mr;
+    float *ob = out + (ptrdiff_t)16 * blocks * mr * c;
+    for (int oc = 0; oc < blocks * mr; oc++) {
+        double scale = 1.0, shift = 0.0;
+        if (oc < k && bn) {
+            scale = (double)(float)(bn[oc] / cnn_sqrt((double)bn[3 * k + oc] + eps));
+            shift = bn[k + oc] - (double)bn[2 * k + oc] * scale;
+        }
+        for (int ci = 0; ci < c; ci++) {
+            double g[3][3], t[4][3], u[4][4];
+            for (int i = 0; i < 9; i++)
+                g[i / 3][i % 3] =
+                    oc < k ? (float)(w[((ptrdiff_t)oc * c + ci) * 9 + i] * scale) : 0.0f;
+            for (int j = 0; j < 3; j++) {
+                t[0][j] = g[0][j];
+                t[1][j] = (g[0][j] + g[1][j] + g[2][j]) * 0.5;
+                t[2][j] = (g[0][j] - g[1][j] + g[2][j]) * 0.5;
+                t[3][j] = g[2][j];
+            }
+            for (int i = 0; i < 4; i++) {
+                u[i][0] = t[i][0];
+                u[i][1] = (t[i][0] + t[i][1] + t[i][2]) * 0.5;
+                u[i][2] = (t[i][0] - t[i][1] + t[i][2]) * 0.5;
+                u[i][3] = t[i][2];
+            }
+            for (int xi = 0; xi < 16; xi++)
+                out[(((ptrdiff_t)xi * blocks + oc / mr) * c + ci) * mr + oc % mr] =
+                    (float)u[xi / 4][xi % 4];
+        }
+        if (oc < k)
+            ob[oc] = (float)((bias ? bias[oc] : 0.0) * scale + shift);
+    }
 }
 
 /* conv1 — examples/vgg16.cnn:13: conv 3x3 p1 64
@@ -461,266 +518,217 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
 /* conv2 — examples/vgg16.cnn:13: conv 3x3 p1 64
  *   in [64,224,224] -> out [64,224,224]
  *   weights at packed[1792]: weight [64,64,3,3] + bias [64] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 226 apart (224 kept); then relu2
+ *   avx2: Winograd F(2x2,3x3), 112x112 tiles of 2x2 outputs, 8 a vector; bands of BR=3 tile rows; 16 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu2
  */
 static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 36864;
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 336 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 65536;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 3211264;
         float *yb = y + (ptrdiff_t)b * 3211264;
-        float *sb = s + (ptrdiff_t)b * 3268888; /* this sample's scratch */
-        cnn_pad(xb0, sb, 64, 224, 224, 1, 1, 226, 226, 0);
-        const float *in = sb;
-        for (int i = 3268864; i < 3268888; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 33760; it++) {
-            const int tile = it / 16, gb = it - tile * 16;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 64 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 2304;
-            const float *xg = in + grp * 3268864;
-            float t[MR][NR];
-            {
-                const int p = tile < 2109 ? tile * NR : 50598;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 64; c += 1, xp += 51076, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 226 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 226 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 226 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 227 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 227 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 227 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 228 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 228 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 228 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 452 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 452 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 452 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 453 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 453 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 453 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 454 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 454 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 454 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 3956992; /* this sample's padded input, */
+        float *V = in + 3268864; /* the band transformed, [16][64][TB], */
+        float *M = V + 344064; /* the 16 products, [16][64][TB] */
+        cnn_pad(xb0, in, 64, 224, 224, 1, 1, 226, 226, 0);
+        for (int ty0 = 0; ty0 < 112; ty0 += BR) {
+            const int rows = ty0 + BR <= 112 ? BR : 112 - ty0;
+            const int used = rows / 1 * 14; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 64; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 14, xv = v - r * 14;
+                    const float *d = in + (ptrdiff_t)c * 51076 + (2 * (ty0 + r)) * 226 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 226), _mm256_loadu_ps(d + 234), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 228), _mm256_loadu_ps(d + 236), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 452), _mm256_loadu_ps(d + 460), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 454), _mm256_loadu_ps(d + 462), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 678), _mm256_loadu_ps(d + 686), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 680), _mm256_loadu_ps(d + 688), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 86016, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 172032, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 258048, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 21504, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 107520, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 193536, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 279552, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 43008, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 129024, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 215040, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 301056, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 64512, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 150528, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 236544, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 322560, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 50176;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 226, ow = q - oh * 226;
-                        if (ow + W <= 224 && q + W <= 50622) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 224 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 21504 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 16 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 16, kb = kx - xi * 16;
+                const float *wp = w + (ptrdiff_t)kx * 256;
+                const float *xp = V + (ptrdiff_t)xi * 21504 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c32 = _mm256_setzero_ps();
+                for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                }
+                float *mp = M + (ptrdiff_t)xi * 21504 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 336, c10);
+                _mm256_storeu_ps(mp + 344, c11);
+                _mm256_storeu_ps(mp + 352, c12);
+                _mm256_storeu_ps(mp + 672, c20);
+                _mm256_storeu_ps(mp + 680, c21);
+                _mm256_storeu_ps(mp + 688, c22);
+                _mm256_storeu_ps(mp + 1008, c30);
+                _mm256_storeu_ps(mp + 1016, c31);
+                _mm256_storeu_ps(mp + 1024, c32);
+            }
+            for (int k = 0; k < 64; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 14, xv = v - r * 14;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 86016),
+                                 m20 = _mm256_loadu_ps(m + 172032), m30 = _mm256_loadu_ps(m + 258048);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 21504), m11 = _mm256_loadu_ps(m + 107520),
+                                 m21 = _mm256_loadu_ps(m + 193536), m31 = _mm256_loadu_ps(m + 279552);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 43008), m12 = _mm256_loadu_ps(m + 129024),
+                                 m22 = _mm256_loadu_ps(m + 215040), m32 = _mm256_loadu_ps(m + 301056);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 64512), m13 = _mm256_loadu_ps(m + 150528),
+                                 m23 = _mm256_loadu_ps(m + 236544), m33 = _mm256_loadu_ps(m + 322560);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 50176 + oy * 224 + ow;
+                            if (oy >= 224) {
+                            } else if (ow + W <= 224) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 224) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 224 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 226, c = q + l - h * 226;
-                            if (c >= 224 || q + l >= 50622)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 224 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 50176 + oy * 224 + ow;
+                            if (oy >= 224) {
+                            } else if (ow + W <= 224) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 224) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 224 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 50176 + oy * 224 + ow;
+                            if (oy >= 224) {
+                            } else if (ow + W <= 224) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 224) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 224 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 50176 + oy * 224 + ow;
+                            if (oy >= 224) {
+                            } else if (ow + W <= 224) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 224) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 224 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -777,267 +785,218 @@ static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int b
 
 /* conv3 — examples/vgg16.cnn:14: conv 3x3 p1 128
  *   in [64,112,112] -> out [128,112,112]
- *   weights at packed[38720]: weight [128,64,3,3] + bias [128] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 114 apart (112 kept); then relu3
+ *   weights at packed[67392]: weight [128,64,3,3] + bias [128] (packed in blocks of 4 output channels)
+ *   avx2: Winograd F(2x2,3x3), 56x56 tiles of 2x2 outputs, 8 a vector; bands of BR=3 tile rows; 16 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu3
  */
 static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 73728;
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 168 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 131072;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 1605632;
-        float *sb = s + (ptrdiff_t)b * 831768; /* this sample's scratch */
-        cnn_pad(xb0, sb, 64, 112, 112, 1, 1, 114, 114, 0);
-        const float *in = sb;
-        for (int i = 831744; i < 831768; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 17024; it++) {
-            const int tile = it / 32, gb = it - tile * 32;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 128 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 2304;
-            const float *xg = in + grp * 831744;
-            float t[MR][NR];
-            {
-                const int p = tile < 531 ? tile * NR : 12742;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 64; c += 1, xp += 12996, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 114 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 114 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 114 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 115 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 115 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 115 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 116 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 116 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 116 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 228 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 228 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 228 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 229 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 229 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 229 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 230 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 230 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 230 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 1347840; /* this sample's padded input, */
+        float *V = in + 831744; /* the band transformed, [16][64][TB], */
+        float *M = V + 172032; /* the 16 products, [16][128][TB] */
+        cnn_pad(xb0, in, 64, 112, 112, 1, 1, 114, 114, 0);
+        for (int ty0 = 0; ty0 < 56; ty0 += BR) {
+            const int rows = ty0 + BR <= 56 ? BR : 56 - ty0;
+            const int used = rows / 1 * 7; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 64; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 7, xv = v - r * 7;
+                    const float *d = in + (ptrdiff_t)c * 12996 + (2 * (ty0 + r)) * 114 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 114), _mm256_loadu_ps(d + 122), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 116), _mm256_loadu_ps(d + 124), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 228), _mm256_loadu_ps(d + 236), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 230), _mm256_loadu_ps(d + 238), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 342), _mm256_loadu_ps(d + 350), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 344), _mm256_loadu_ps(d + 352), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 43008, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 86016, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 129024, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 10752, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 53760, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 96768, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 139776, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 21504, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 64512, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 107520, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 150528, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 32256, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 75264, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 118272, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 161280, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 12544;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 114, ow = q - oh * 114;
-                        if (ow + W <= 112 && q + W <= 12766) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 112 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 10752 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 32 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 32, kb = kx - xi * 32;
+                const float *wp = w + (ptrdiff_t)kx * 256;
+                const float *xp = V + (ptrdiff_t)xi * 10752 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c32 = _mm256_setzero_ps();
+                for (int c = 0; c < 64; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                }
+                float *mp = M + (ptrdiff_t)xi * 21504 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 168, c10);
+                _mm256_storeu_ps(mp + 176, c11);
+                _mm256_storeu_ps(mp + 184, c12);
+                _mm256_storeu_ps(mp + 336, c20);
+                _mm256_storeu_ps(mp + 344, c21);
+                _mm256_storeu_ps(mp + 352, c22);
+                _mm256_storeu_ps(mp + 504, c30);
+                _mm256_storeu_ps(mp + 512, c31);
+                _mm256_storeu_ps(mp + 520, c32);
+            }
+            for (int k = 0; k < 128; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 7, xv = v - r * 7;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 86016),
+                                 m20 = _mm256_loadu_ps(m + 172032), m30 = _mm256_loadu_ps(m + 258048);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 21504), m11 = _mm256_loadu_ps(m + 107520),
+                                 m21 = _mm256_loadu_ps(m + 193536), m31 = _mm256_loadu_ps(m + 279552);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 43008), m12 = _mm256_loadu_ps(m + 129024),
+                                 m22 = _mm256_loadu_ps(m + 215040), m32 = _mm256_loadu_ps(m + 301056);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 64512), m13 = _mm256_loadu_ps(m + 150528),
+                                 m23 = _mm256_loadu_ps(m + 236544), m33 = _mm256_loadu_ps(m + 322560);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 12544 + oy * 112 + ow;
+                            if (oy >= 112) {
+                            } else if (ow + W <= 112) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 112) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 112 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 114, c = q + l - h * 114;
-                            if (c >= 112 || q + l >= 12766)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 112 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 12544 + oy * 112 + ow;
+                            if (oy >= 112) {
+                            } else if (ow + W <= 112) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 112) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 112 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 12544 + oy * 112 + ow;
+                            if (oy >= 112) {
+                            } else if (ow + W <= 112) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 112) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 112 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 12544 + oy * 112 + ow;
+                            if (oy >= 112) {
+                            } else if (ow + W <= 112) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 112) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 112 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -1046,267 +1005,218 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
 
 /* conv4 — examples/vgg16.cnn:14: conv 3x3 p1 128
  *   in [128,112,112] -> out [128,112,112]
- *   weights at packed[112576]: weight [128,128,3,3] + bias [128] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 114 apart (112 kept); then relu4
+ *   weights at packed[198592]: weight [128,128,3,3] + bias [128] (packed in blocks of 4 output channels)
+ *   avx2: Winograd F(2x2,3x3), 56x56 tiles of 2x2 outputs, 8 a vector; bands of BR=3 tile rows; 16 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu4
  */
 static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 147456;
+    enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 168 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 262144;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 1605632;
         float *yb = y + (ptrdiff_t)b * 1605632;
-        float *sb = s + (ptrdiff_t)b * 1663512; /* this sample's scratch */
-        cnn_pad(xb0, sb, 128, 112, 112, 1, 1, 114, 114, 0);
-        const float *in = sb;
-        for (int i = 1663488; i < 1663512; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 17024; it++) {
-            const int gb = it / 532, tile = it - gb * 532;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 128 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 4608;
-            const float *xg = in + grp * 1663488;
-            float t[MR][NR];
-            {
-                const int p = tile < 531 ? tile * NR : 12742;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 128; c += 1, xp += 12996, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 114 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 114 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 114 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 115 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 115 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 115 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 116 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 116 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 116 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 228 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 228 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 228 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 229 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 229 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 229 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 230 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 230 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 230 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 2351616; /* this sample's padded input, */
+        float *V = in + 1663488; /* the band transformed, [16][128][TB], */
+        float *M = V + 344064; /* the 16 products, [16][128][TB] */
+        cnn_pad(xb0, in, 128, 112, 112, 1, 1, 114, 114, 0);
+        for (int ty0 = 0; ty0 < 56; ty0 += BR) {
+            const int rows = ty0 + BR <= 56 ? BR : 56 - ty0;
+            const int used = rows / 1 * 7; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 128; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 7, xv = v - r * 7;
+                    const float *d = in + (ptrdiff_t)c * 12996 + (2 * (ty0 + r)) * 114 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 114), _mm256_loadu_ps(d + 122), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 116), _mm256_loadu_ps(d + 124), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 228), _mm256_loadu_ps(d + 236), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 230), _mm256_loadu_ps(d + 238), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 342), _mm256_loadu_ps(d + 350), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 344), _mm256_loadu_ps(d + 352), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 86016, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 172032, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 258048, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 21504, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 107520, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 193536, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 279552, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 43008, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 129024, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 215040, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 301056, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 64512, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 150528, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 236544, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 322560, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 12544;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 114, ow = q - oh * 114;
-                        if (ow + W <= 112 && q + W <= 12766) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 112 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 21504 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 32 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 32, kb = kx - xi * 32;
+                const float *wp = w + (ptrdiff_t)kx * 512;
+                const float *xp = V + (ptrdiff_t)xi * 21504 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c32 = _mm256_setzero_ps();
+                for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                }
+                float *mp = M + (ptrdiff_t)xi * 21504 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 168, c10);
+                _mm256_storeu_ps(mp + 176, c11);
+                _mm256_storeu_ps(mp + 184, c12);
+                _mm256_storeu_ps(mp + 336, c20);
+                _mm256_storeu_ps(mp + 344, c21);
+                _mm256_storeu_ps(mp + 352, c22);
+                _mm256_storeu_ps(mp + 504, c30);
+                _mm256_storeu_ps(mp + 512, c31);
+                _mm256_storeu_ps(mp + 520, c32);
+            }
+            for (int k = 0; k < 128; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 7, xv = v - r * 7;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 86016),
+                                 m20 = _mm256_loadu_ps(m + 172032), m30 = _mm256_loadu_ps(m + 258048);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 21504), m11 = _mm256_loadu_ps(m + 107520),
+                                 m21 = _mm256_loadu_ps(m + 193536), m31 = _mm256_loadu_ps(m + 279552);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 43008), m12 = _mm256_loadu_ps(m + 129024),
+                                 m22 = _mm256_loadu_ps(m + 215040), m32 = _mm256_loadu_ps(m + 301056);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 64512), m13 = _mm256_loadu_ps(m + 150528),
+                                 m23 = _mm256_loadu_ps(m + 236544), m33 = _mm256_loadu_ps(m + 322560);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 12544 + oy * 112 + ow;
+                            if (oy >= 112) {
+                            } else if (ow + W <= 112) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 112) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 112 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 114, c = q + l - h * 114;
-                            if (c >= 112 || q + l >= 12766)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 112 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 12544 + oy * 112 + ow;
+                            if (oy >= 112) {
+                            } else if (ow + W <= 112) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 112) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 112 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 12544 + oy * 112 + ow;
+                            if (oy >= 112) {
+                            } else if (ow + W <= 112) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 112) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 112 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 12544 + oy * 112 + ow;
+                            if (oy >= 112) {
+                            } else if (ow + W <= 112) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 112) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 112 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -1363,267 +1273,219 @@ static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int b
 
 /* conv5 — examples/vgg16.cnn:15: conv 3x3 p1 256
  *   in [128,56,56] -> out [256,56,56]
- *   weights at packed[260160]: weight [256,128,3,3] + bias [256] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 58 apart (56 kept); then relu5
+ *   weights at packed[460864]: weight [256,128,3,3] + bias [256] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 28x28 tiles of 2x2 outputs, 8 a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu5
  */
 static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 294912;
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 128 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 528384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 802816;
-        float *sb = s + (ptrdiff_t)b * 430616; /* this sample's scratch */
-        cnn_pad(xb0, sb, 128, 56, 56, 1, 1, 58, 58, 0);
-        const float *in = sb;
-        for (int i = 430592; i < 430616; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 8704; it++) {
-            const int gb = it / 136, tile = it - gb * 136;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 256 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 4608;
-            const float *xg = in + grp * 430592;
-            float t[MR][NR];
-            {
-                const int p = tile < 135 ? tile * NR : 3222;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 128; c += 1, xp += 3364, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 58 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 58 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 58 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 59 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 59 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 59 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 116 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 116 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 116 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 117 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 117 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 117 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 118 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 118 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 118 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 1280512; /* this sample's padded input, */
+        float *V = in + 489984; /* the band transformed, [16][128][TB], */
+        float *M = V + 262144; /* the 16 products, [16][258][TB] */
+        cnn_pad(xb0, in, 128, 56, 56, 1, 1, 58, 66, 0);
+        for (int ty0 = 0; ty0 < 28; ty0 += BR) {
+            const int rows = ty0 + BR <= 28 ? BR : 28 - ty0;
+            const int used = rows / 1 * 4; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 128; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 4, xv = v - r * 4;
+                    const float *d = in + (ptrdiff_t)c * 3828 + (2 * (ty0 + r)) * 66 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 66), _mm256_loadu_ps(d + 74), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 132), _mm256_loadu_ps(d + 140), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 134), _mm256_loadu_ps(d + 142), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 198), _mm256_loadu_ps(d + 206), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 65536, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 16384, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 81920, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 147456, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 212992, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 98304, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 163840, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 229376, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 49152, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 114688, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 180224, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 245760, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 3136;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 58, ow = q - oh * 58;
-                        if (ow + W <= 56 && q + W <= 3246) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 56 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 16384 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 768;
+                const float *xp = V + (ptrdiff_t)xi * 16384 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 128; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 33024 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 128, c10);
+                _mm256_storeu_ps(mp + 136, c11);
+                _mm256_storeu_ps(mp + 256, c20);
+                _mm256_storeu_ps(mp + 264, c21);
+                _mm256_storeu_ps(mp + 384, c30);
+                _mm256_storeu_ps(mp + 392, c31);
+                _mm256_storeu_ps(mp + 512, c40);
+                _mm256_storeu_ps(mp + 520, c41);
+                _mm256_storeu_ps(mp + 640, c50);
+                _mm256_storeu_ps(mp + 648, c51);
+            }
+            for (int k = 0; k < 256; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 4, xv = v - r * 4;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 132096),
+                                 m20 = _mm256_loadu_ps(m + 264192), m30 = _mm256_loadu_ps(m + 396288);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 33024), m11 = _mm256_loadu_ps(m + 165120),
+                                 m21 = _mm256_loadu_ps(m + 297216), m31 = _mm256_loadu_ps(m + 429312);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 66048), m12 = _mm256_loadu_ps(m + 198144),
+                                 m22 = _mm256_loadu_ps(m + 330240), m32 = _mm256_loadu_ps(m + 462336);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 99072), m13 = _mm256_loadu_ps(m + 231168),
+                                 m23 = _mm256_loadu_ps(m + 363264), m33 = _mm256_loadu_ps(m + 495360);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 58, c = q + l - h * 58;
-                            if (c >= 56 || q + l >= 3246)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 56 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -1632,267 +1494,219 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
 
 /* conv6 — examples/vgg16.cnn:15: conv 3x3 p1 256
  *   in [256,56,56] -> out [256,56,56]
- *   weights at packed[555328]: weight [256,256,3,3] + bias [256] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 58 apart (56 kept); then relu6
+ *   weights at packed[989504]: weight [256,256,3,3] + bias [256] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 28x28 tiles of 2x2 outputs, 8 a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu6
  */
 static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 589824;
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 128 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 802816;
-        float *sb = s + (ptrdiff_t)b * 861208; /* this sample's scratch */
-        cnn_pad(xb0, sb, 256, 56, 56, 1, 1, 58, 58, 0);
-        const float *in = sb;
-        for (int i = 861184; i < 861208; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 8704; it++) {
-            const int gb = it / 136, tile = it - gb * 136;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 256 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 9216;
-            const float *xg = in + grp * 861184;
-            float t[MR][NR];
-            {
-                const int p = tile < 135 ? tile * NR : 3222;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 256; c += 1, xp += 3364, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 58 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 58 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 58 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 59 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 59 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 59 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 116 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 116 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 116 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 117 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 117 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 117 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 118 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 118 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 118 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 2032640; /* this sample's padded input, */
+        float *V = in + 979968; /* the band transformed, [16][256][TB], */
+        float *M = V + 524288; /* the 16 products, [16][258][TB] */
+        cnn_pad(xb0, in, 256, 56, 56, 1, 1, 58, 66, 0);
+        for (int ty0 = 0; ty0 < 28; ty0 += BR) {
+            const int rows = ty0 + BR <= 28 ? BR : 28 - ty0;
+            const int used = rows / 1 * 4; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 256; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 4, xv = v - r * 4;
+                    const float *d = in + (ptrdiff_t)c * 3828 + (2 * (ty0 + r)) * 66 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 66), _mm256_loadu_ps(d + 74), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 132), _mm256_loadu_ps(d + 140), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 134), _mm256_loadu_ps(d + 142), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 198), _mm256_loadu_ps(d + 206), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 262144, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 393216, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 163840, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 294912, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 425984, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 65536, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 196608, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 327680, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 458752, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 98304, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 229376, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 360448, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 491520, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 3136;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 58, ow = q - oh * 58;
-                        if (ow + W <= 56 && q + W <= 3246) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 56 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 32768 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 1536;
+                const float *xp = V + (ptrdiff_t)xi * 32768 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 33024 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 128, c10);
+                _mm256_storeu_ps(mp + 136, c11);
+                _mm256_storeu_ps(mp + 256, c20);
+                _mm256_storeu_ps(mp + 264, c21);
+                _mm256_storeu_ps(mp + 384, c30);
+                _mm256_storeu_ps(mp + 392, c31);
+                _mm256_storeu_ps(mp + 512, c40);
+                _mm256_storeu_ps(mp + 520, c41);
+                _mm256_storeu_ps(mp + 640, c50);
+                _mm256_storeu_ps(mp + 648, c51);
+            }
+            for (int k = 0; k < 256; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 4, xv = v - r * 4;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 132096),
+                                 m20 = _mm256_loadu_ps(m + 264192), m30 = _mm256_loadu_ps(m + 396288);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 33024), m11 = _mm256_loadu_ps(m + 165120),
+                                 m21 = _mm256_loadu_ps(m + 297216), m31 = _mm256_loadu_ps(m + 429312);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 66048), m12 = _mm256_loadu_ps(m + 198144),
+                                 m22 = _mm256_loadu_ps(m + 330240), m32 = _mm256_loadu_ps(m + 462336);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 99072), m13 = _mm256_loadu_ps(m + 231168),
+                                 m23 = _mm256_loadu_ps(m + 363264), m33 = _mm256_loadu_ps(m + 495360);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 58, c = q + l - h * 58;
-                            if (c >= 56 || q + l >= 3246)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 56 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -1901,267 +1715,219 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
 
 /* conv7 — examples/vgg16.cnn:15: conv 3x3 p1 256
  *   in [256,56,56] -> out [256,56,56]
- *   weights at packed[1145408]: weight [256,256,3,3] + bias [256] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 58 apart (56 kept); then relu7
+ *   weights at packed[2046528]: weight [256,256,3,3] + bias [256] (packed in blocks of 6 output channels)
+ *   avx2: Winograd F(2x2,3x3), 28x28 tiles of 2x2 outputs, 8 a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu7
  */
 static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 589824;
+    enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 128 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 802816;
-        float *sb = s + (ptrdiff_t)b * 861208; /* this sample's scratch */
-        cnn_pad(xb0, sb, 256, 56, 56, 1, 1, 58, 58, 0);
-        const float *in = sb;
-        for (int i = 861184; i < 861208; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 8704; it++) {
-            const int gb = it / 136, tile = it - gb * 136;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 256 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 9216;
-            const float *xg = in + grp * 861184;
-            float t[MR][NR];
-            {
-                const int p = tile < 135 ? tile * NR : 3222;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 256; c += 1, xp += 3364, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 58 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 58 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 58 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 59 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 59 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 59 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 116 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 116 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 116 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 117 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 117 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 117 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 118 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 118 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 118 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 2032640; /* this sample's padded input, */
+        float *V = in + 979968; /* the band transformed, [16][256][TB], */
+        float *M = V + 524288; /* the 16 products, [16][258][TB] */
+        cnn_pad(xb0, in, 256, 56, 56, 1, 1, 58, 66, 0);
+        for (int ty0 = 0; ty0 < 28; ty0 += BR) {
+            const int rows = ty0 + BR <= 28 ? BR : 28 - ty0;
+            const int used = rows / 1 * 4; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 256; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 4, xv = v - r * 4;
+                    const float *d = in + (ptrdiff_t)c * 3828 + (2 * (ty0 + r)) * 66 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 66), _mm256_loadu_ps(d + 74), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 132), _mm256_loadu_ps(d + 140), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 134), _mm256_loadu_ps(d + 142), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 198), _mm256_loadu_ps(d + 206), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 200), _mm256_loadu_ps(d + 208), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 262144, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 393216, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 163840, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 294912, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 425984, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 65536, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 196608, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 327680, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 458752, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 98304, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 229376, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 360448, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 491520, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 3136;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 58, ow = q - oh * 58;
-                        if (ow + W <= 56 && q + W <= 3246) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 56 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 32768 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 43 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 43, kb = kx - xi * 43;
+                const float *wp = w + (ptrdiff_t)kx * 1536;
+                const float *xp = V + (ptrdiff_t)xi * 32768 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c30 = _mm256_setzero_ps();
+                __m256 c31 = _mm256_setzero_ps();
+                __m256 c40 = _mm256_setzero_ps();
+                __m256 c41 = _mm256_setzero_ps();
+                __m256 c50 = _mm256_setzero_ps();
+                __m256 c51 = _mm256_setzero_ps();
+                for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    wv = _mm256_set1_ps(wp[3]);
+                    c30 = _mm256_fmadd_ps(wv, xv0, c30);
+                    c31 = _mm256_fmadd_ps(wv, xv1, c31);
+                    wv = _mm256_set1_ps(wp[4]);
+                    c40 = _mm256_fmadd_ps(wv, xv0, c40);
+                    c41 = _mm256_fmadd_ps(wv, xv1, c41);
+                    wv = _mm256_set1_ps(wp[5]);
+                    c50 = _mm256_fmadd_ps(wv, xv0, c50);
+                    c51 = _mm256_fmadd_ps(wv, xv1, c51);
+                }
+                float *mp = M + (ptrdiff_t)xi * 33024 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 128, c10);
+                _mm256_storeu_ps(mp + 136, c11);
+                _mm256_storeu_ps(mp + 256, c20);
+                _mm256_storeu_ps(mp + 264, c21);
+                _mm256_storeu_ps(mp + 384, c30);
+                _mm256_storeu_ps(mp + 392, c31);
+                _mm256_storeu_ps(mp + 512, c40);
+                _mm256_storeu_ps(mp + 520, c41);
+                _mm256_storeu_ps(mp + 640, c50);
+                _mm256_storeu_ps(mp + 648, c51);
+            }
+            for (int k = 0; k < 256; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 4, xv = v - r * 4;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 132096),
+                                 m20 = _mm256_loadu_ps(m + 264192), m30 = _mm256_loadu_ps(m + 396288);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 33024), m11 = _mm256_loadu_ps(m + 165120),
+                                 m21 = _mm256_loadu_ps(m + 297216), m31 = _mm256_loadu_ps(m + 429312);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 66048), m12 = _mm256_loadu_ps(m + 198144),
+                                 m22 = _mm256_loadu_ps(m + 330240), m32 = _mm256_loadu_ps(m + 462336);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 99072), m13 = _mm256_loadu_ps(m + 231168),
+                                 m23 = _mm256_loadu_ps(m + 363264), m33 = _mm256_loadu_ps(m + 495360);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 58, c = q + l - h * 58;
-                            if (c >= 56 || q + l >= 3246)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 56 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
+                            if (oy >= 56) {
+                            } else if (ow + W <= 56) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 56) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 56 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -2218,267 +1984,218 @@ static CNN_SIMD void maxpool3(const float *restrict x0, float *restrict y, int b
 
 /* conv8 — examples/vgg16.cnn:16: conv 3x3 p1 512
  *   in [256,28,28] -> out [512,28,28]
- *   weights at packed[1735488]: weight [512,256,3,3] + bias [512] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); then relu8
+ *   weights at packed[3103552]: weight [512,256,3,3] + bias [512] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu8
  */
 static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 1179648;
+    enum { MR = 3, NV = 4, W = 8, BR = 8, TB = 128 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 2101248;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 401408;
-        float *sb = s + (ptrdiff_t)b * 230424; /* this sample's scratch */
-        cnn_pad(xb0, sb, 256, 28, 28, 1, 1, 30, 30, 0);
-        const float *in = sb;
-        for (int i = 230400; i < 230424; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 4480; it++) {
-            const int gb = it / 35, tile = it - gb * 35;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 512 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 9216;
-            const float *xg = in + grp * 230400;
-            float t[MR][NR];
-            {
-                const int p = tile < 34 ? tile * NR : 814;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 256; c += 1, xp += 900, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 30 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 31 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 61 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 61 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 61 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 62 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 62 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 62 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 1836032; /* this sample's padded input, */
+        float *V = in + 261120; /* the band transformed, [16][256][TB], */
+        float *M = V + 524288; /* the 16 products, [16][513][TB] */
+        cnn_pad(xb0, in, 256, 28, 28, 1, 1, 30, 34, 0);
+        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
+            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
+            const int used = rows / 1 * 2; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 256; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const float *d = in + (ptrdiff_t)c * 1020 + (2 * (ty0 + r)) * 34 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 34), _mm256_loadu_ps(d + 42), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 70), _mm256_loadu_ps(d + 78), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 102), _mm256_loadu_ps(d + 110), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 262144, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 393216, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 163840, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 294912, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 425984, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 65536, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 196608, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 327680, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 458752, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 98304, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 229376, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 360448, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 491520, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 784;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + W <= 28 && q + W <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 32768 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 171 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 171, kb = kx - xi * 171;
+                const float *wp = w + (ptrdiff_t)kx * 768;
+                const float *xp = V + (ptrdiff_t)xi * 32768 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c03 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c13 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c23 = _mm256_setzero_ps();
+                for (int c = 0; c < 256; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    const __m256 xv3 = _mm256_loadu_ps(xp + 24);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                }
+                float *mp = M + (ptrdiff_t)xi * 65664 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c03);
+                _mm256_storeu_ps(mp + 128, c10);
+                _mm256_storeu_ps(mp + 136, c11);
+                _mm256_storeu_ps(mp + 144, c12);
+                _mm256_storeu_ps(mp + 152, c13);
+                _mm256_storeu_ps(mp + 256, c20);
+                _mm256_storeu_ps(mp + 264, c21);
+                _mm256_storeu_ps(mp + 272, c22);
+                _mm256_storeu_ps(mp + 280, c23);
+            }
+            for (int k = 0; k < 512; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 262656),
+                                 m20 = _mm256_loadu_ps(m + 525312), m30 = _mm256_loadu_ps(m + 787968);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 65664), m11 = _mm256_loadu_ps(m + 328320),
+                                 m21 = _mm256_loadu_ps(m + 590976), m31 = _mm256_loadu_ps(m + 853632);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 131328), m12 = _mm256_loadu_ps(m + 393984),
+                                 m22 = _mm256_loadu_ps(m + 656640), m32 = _mm256_loadu_ps(m + 919296);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 196992), m13 = _mm256_loadu_ps(m + 459648),
+                                 m23 = _mm256_loadu_ps(m + 722304), m33 = _mm256_loadu_ps(m + 984960);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 30, c = q + l - h * 30;
-                            if (c >= 28 || q + l >= 838)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 28 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -2487,267 +2204,218 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
 
 /* conv9 — examples/vgg16.cnn:16: conv 3x3 p1 512
  *   in [512,28,28] -> out [512,28,28]
- *   weights at packed[2915648]: weight [512,512,3,3] + bias [512] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); then relu9
+ *   weights at packed[5205312]: weight [512,512,3,3] + bias [512] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu9
  */
 static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 2359296;
+    enum { MR = 3, NV = 4, W = 8, BR = 8, TB = 128 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 4202496;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 401408;
-        float *sb = s + (ptrdiff_t)b * 460824; /* this sample's scratch */
-        cnn_pad(xb0, sb, 512, 28, 28, 1, 1, 30, 30, 0);
-        const float *in = sb;
-        for (int i = 460800; i < 460824; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 4480; it++) {
-            const int gb = it / 35, tile = it - gb * 35;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 512 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 18432;
-            const float *xg = in + grp * 460800;
-            float t[MR][NR];
-            {
-                const int p = tile < 34 ? tile * NR : 814;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 512; c += 1, xp += 900, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 30 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 31 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 61 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 61 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 61 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 62 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 62 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 62 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 2621440; /* this sample's padded input, */
+        float *V = in + 522240; /* the band transformed, [16][512][TB], */
+        float *M = V + 1048576; /* the 16 products, [16][513][TB] */
+        cnn_pad(xb0, in, 512, 28, 28, 1, 1, 30, 34, 0);
+        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
+            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
+            const int used = rows / 1 * 2; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 512; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const float *d = in + (ptrdiff_t)c * 1020 + (2 * (ty0 + r)) * 34 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 34), _mm256_loadu_ps(d + 42), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 70), _mm256_loadu_ps(d + 78), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 102), _mm256_loadu_ps(d + 110), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 262144, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 524288, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 786432, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 65536, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 327680, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 589824, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 851968, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 393216, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 655360, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 917504, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 458752, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 720896, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 983040, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 784;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + W <= 28 && q + W <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 65536 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 171 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 171, kb = kx - xi * 171;
+                const float *wp = w + (ptrdiff_t)kx * 1536;
+                const float *xp = V + (ptrdiff_t)xi * 65536 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c03 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c13 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c23 = _mm256_setzero_ps();
+                for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    const __m256 xv3 = _mm256_loadu_ps(xp + 24);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                }
+                float *mp = M + (ptrdiff_t)xi * 65664 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c03);
+                _mm256_storeu_ps(mp + 128, c10);
+                _mm256_storeu_ps(mp + 136, c11);
+                _mm256_storeu_ps(mp + 144, c12);
+                _mm256_storeu_ps(mp + 152, c13);
+                _mm256_storeu_ps(mp + 256, c20);
+                _mm256_storeu_ps(mp + 264, c21);
+                _mm256_storeu_ps(mp + 272, c22);
+                _mm256_storeu_ps(mp + 280, c23);
+            }
+            for (int k = 0; k < 512; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 262656),
+                                 m20 = _mm256_loadu_ps(m + 525312), m30 = _mm256_loadu_ps(m + 787968);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 65664), m11 = _mm256_loadu_ps(m + 328320),
+                                 m21 = _mm256_loadu_ps(m + 590976), m31 = _mm256_loadu_ps(m + 853632);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 131328), m12 = _mm256_loadu_ps(m + 393984),
+                                 m22 = _mm256_loadu_ps(m + 656640), m32 = _mm256_loadu_ps(m + 919296);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 196992), m13 = _mm256_loadu_ps(m + 459648),
+                                 m23 = _mm256_loadu_ps(m + 722304), m33 = _mm256_loadu_ps(m + 984960);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 30, c = q + l - h * 30;
-                            if (c >= 28 || q + l >= 838)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 28 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -2756,267 +2424,218 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
 
 /* conv10 — examples/vgg16.cnn:16: conv 3x3 p1 512
  *   in [512,28,28] -> out [512,28,28]
- *   weights at packed[5275456]: weight [512,512,3,3] + bias [512] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); then relu10
+ *   weights at packed[9408320]: weight [512,512,3,3] + bias [512] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu10
  */
 static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 2359296;
+    enum { MR = 3, NV = 4, W = 8, BR = 8, TB = 128 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 4202496;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 401408;
-        float *sb = s + (ptrdiff_t)b * 460824; /* this sample's scratch */
-        cnn_pad(xb0, sb, 512, 28, 28, 1, 1, 30, 30, 0);
-        const float *in = sb;
-        for (int i = 460800; i < 460824; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 4480; it++) {
-            const int gb = it / 35, tile = it - gb * 35;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 512 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 18432;
-            const float *xg = in + grp * 460800;
-            float t[MR][NR];
-            {
-                const int p = tile < 34 ? tile * NR : 814;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 512; c += 1, xp += 900, wp += 36) {
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 30 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 31 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 61 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 61 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 61 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
-                    {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 62 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 62 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 62 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
-                    }
+        float *in = s + (ptrdiff_t)b * 2621440; /* this sample's padded input, */
+        float *V = in + 522240; /* the band transformed, [16][512][TB], */
+        float *M = V + 1048576; /* the 16 products, [16][513][TB] */
+        cnn_pad(xb0, in, 512, 28, 28, 1, 1, 30, 34, 0);
+        for (int ty0 = 0; ty0 < 14; ty0 += BR) {
+            const int rows = ty0 + BR <= 14 ? BR : 14 - ty0;
+            const int used = rows / 1 * 2; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 512; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const float *d = in + (ptrdiff_t)c * 1020 + (2 * (ty0 + r)) * 34 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 34), _mm256_loadu_ps(d + 42), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 68), _mm256_loadu_ps(d + 76), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 70), _mm256_loadu_ps(d + 78), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 102), _mm256_loadu_ps(d + 110), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 104), _mm256_loadu_ps(d + 112), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 262144, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 524288, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 786432, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 65536, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 327680, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 589824, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 851968, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 131072, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 393216, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 655360, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 917504, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 196608, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 458752, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 720896, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 983040, _mm256_sub_ps(t13, t33));
                 }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 784;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + W <= 28 && q + W <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
-                            continue;
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 65536 + v * W, _mm256_setzero_ps());
+            }
+            for (int it = 0; it < 16 * 171 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 171, kb = kx - xi * 171;
+                const float *wp = w + (ptrdiff_t)kx * 1536;
+                const float *xp = V + (ptrdiff_t)xi * 65536 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c03 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c13 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c23 = _mm256_setzero_ps();
+                for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    const __m256 xv3 = _mm256_loadu_ps(xp + 24);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                }
+                float *mp = M + (ptrdiff_t)xi * 65664 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c03);
+                _mm256_storeu_ps(mp + 128, c10);
+                _mm256_storeu_ps(mp + 136, c11);
+                _mm256_storeu_ps(mp + 144, c12);
+                _mm256_storeu_ps(mp + 152, c13);
+                _mm256_storeu_ps(mp + 256, c20);
+                _mm256_storeu_ps(mp + 264, c21);
+                _mm256_storeu_ps(mp + 272, c22);
+                _mm256_storeu_ps(mp + 280, c23);
+            }
+            for (int k = 0; k < 512; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 2, xv = v - r * 2;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 262656),
+                                 m20 = _mm256_loadu_ps(m + 525312), m30 = _mm256_loadu_ps(m + 787968);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 65664), m11 = _mm256_loadu_ps(m + 328320),
+                                 m21 = _mm256_loadu_ps(m + 590976), m31 = _mm256_loadu_ps(m + 853632);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 131328), m12 = _mm256_loadu_ps(m + 393984),
+                                 m22 = _mm256_loadu_ps(m + 656640), m32 = _mm256_loadu_ps(m + 919296);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 196992), m13 = _mm256_loadu_ps(m + 459648),
+                                 m23 = _mm256_loadu_ps(m + 722304), m33 = _mm256_loadu_ps(m + 984960);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 30, c = q + l - h * 30;
-                            if (c >= 28 || q + l >= 838)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 28 + c] = v;
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
                         }
-                    }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
+                            if (oy >= 28) {
+                            } else if (ow + W <= 28) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 28) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 28 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -3073,269 +2692,218 @@ static CNN_SIMD void maxpool4(const float *restrict x0, float *restrict y, int b
 
 /* conv11 — examples/vgg16.cnn:17: conv 3x3 p1 512
  *   in [512,14,14] -> out [512,14,14]
- *   weights at packed[7635264]: weight [512,512,3,3] + bias [512] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu11
+ *   weights at packed[13611328]: weight [512,512,3,3] + bias [512] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu11
  */
 static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 2359296;
+    enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 4202496;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 131072; /* this sample's scratch */
-        cnn_pad(xb0, sb, 512, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int it = 0; it < 1056; it++) {
-            const int gb = it / 33, tile = it - gb * 33;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 512 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 73728;
-            const float *xp = in + grp * 131072;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 16 + q[0] % 14 * 1;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 16 + q[1] % 14 * 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
-            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
-            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 512; c += 1, xp += 256, wp += 144) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 0]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+        float *in = s + (ptrdiff_t)b * 1197056; /* this sample's padded input, */
+        float *V = in + 147456; /* the band transformed, [16][512][TB], */
+        float *M = V + 524288; /* the 16 products, [16][513][TB] */
+        cnn_pad(xb0, in, 512, 14, 14, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 512; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 262144, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 393216, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 163840, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 294912, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 425984, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 65536, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 196608, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 327680, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 458752, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 98304, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 229376, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 360448, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 491520, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 1]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 1]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 2]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 2]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 16]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 16]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 16]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 17]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 17]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 17]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 32]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 32]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 32]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 33]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 33]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 33]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 33]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 33]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 34]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 34]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 34]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 34]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 34]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 32768 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 171 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 171, kb = kx - xi * 171;
+                const float *wp = w + (ptrdiff_t)kx * 1536;
+                const float *xp = V + (ptrdiff_t)xi * 32768 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c03 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c13 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c23 = _mm256_setzero_ps();
+                for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    const __m256 xv3 = _mm256_loadu_ps(xp + 24);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                }
+                float *mp = M + (ptrdiff_t)xi * 32832 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c03);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 80, c12);
+                _mm256_storeu_ps(mp + 88, c13);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 144, c22);
+                _mm256_storeu_ps(mp + 152, c23);
+            }
+            for (int k = 0; k < 512; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 131328),
+                                 m20 = _mm256_loadu_ps(m + 262656), m30 = _mm256_loadu_ps(m + 393984);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 32832), m11 = _mm256_loadu_ps(m + 164160),
+                                 m21 = _mm256_loadu_ps(m + 295488), m31 = _mm256_loadu_ps(m + 426816);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 65664), m12 = _mm256_loadu_ps(m + 196992),
+                                 m22 = _mm256_loadu_ps(m + 328320), m32 = _mm256_loadu_ps(m + 459648);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 98496), m13 = _mm256_loadu_ps(m + 229824),
+                                 m23 = _mm256_loadu_ps(m + 361152), m33 = _mm256_loadu_ps(m + 492480);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -3344,269 +2912,218 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
 
 /* conv12 — examples/vgg16.cnn:17: conv 3x3 p1 512
  *   in [512,14,14] -> out [512,14,14]
- *   weights at packed[9995072]: weight [512,512,3,3] + bias [512] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu12
+ *   weights at packed[17814336]: weight [512,512,3,3] + bias [512] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu12
  */
 static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 2359296;
+    enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 4202496;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 131072; /* this sample's scratch */
-        cnn_pad(xb0, sb, 512, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int it = 0; it < 1056; it++) {
-            const int gb = it / 33, tile = it - gb * 33;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 512 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 73728;
-            const float *xp = in + grp * 131072;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 16 + q[0] % 14 * 1;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 16 + q[1] % 14 * 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
-            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
-            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 512; c += 1, xp += 256, wp += 144) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 0]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+        float *in = s + (ptrdiff_t)b * 1197056; /* this sample's padded input, */
+        float *V = in + 147456; /* the band transformed, [16][512][TB], */
+        float *M = V + 524288; /* the 16 products, [16][513][TB] */
+        cnn_pad(xb0, in, 512, 14, 14, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 512; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 262144, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 393216, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 163840, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 294912, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 425984, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 65536, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 196608, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 327680, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 458752, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 98304, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 229376, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 360448, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 491520, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 1]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 1]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 2]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 2]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 16]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 16]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 16]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 17]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 17]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 17]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 32]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 32]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 32]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 33]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 33]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 33]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 33]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 33]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 34]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 34]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 34]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 34]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 34]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 32768 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 171 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 171, kb = kx - xi * 171;
+                const float *wp = w + (ptrdiff_t)kx * 1536;
+                const float *xp = V + (ptrdiff_t)xi * 32768 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c03 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c13 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c23 = _mm256_setzero_ps();
+                for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    const __m256 xv3 = _mm256_loadu_ps(xp + 24);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                }
+                float *mp = M + (ptrdiff_t)xi * 32832 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c03);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 80, c12);
+                _mm256_storeu_ps(mp + 88, c13);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 144, c22);
+                _mm256_storeu_ps(mp + 152, c23);
+            }
+            for (int k = 0; k < 512; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 131328),
+                                 m20 = _mm256_loadu_ps(m + 262656), m30 = _mm256_loadu_ps(m + 393984);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 32832), m11 = _mm256_loadu_ps(m + 164160),
+                                 m21 = _mm256_loadu_ps(m + 295488), m31 = _mm256_loadu_ps(m + 426816);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 65664), m12 = _mm256_loadu_ps(m + 196992),
+                                 m22 = _mm256_loadu_ps(m + 328320), m32 = _mm256_loadu_ps(m + 459648);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 98496), m13 = _mm256_loadu_ps(m + 229824),
+                                 m23 = _mm256_loadu_ps(m + 361152), m33 = _mm256_loadu_ps(m + 492480);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -3615,269 +3132,218 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
 
 /* conv13 — examples/vgg16.cnn:17: conv 3x3 p1 512
  *   in [512,14,14] -> out [512,14,14]
- *   weights at packed[12354880]: weight [512,512,3,3] + bias [512] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then relu13
+ *   weights at packed[22017344]: weight [512,512,3,3] + bias [512] (packed in blocks of 3 output channels)
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu13
  */
 static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
-    const float *bias = w + 2359296;
+    enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64 };
+    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile
+     * rows a band; TB tiles a row of V and M */
+    const float *bias = w + 4202496;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 131072; /* this sample's scratch */
-        cnn_pad(xb0, sb, 512, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int it = 0; it < 1056; it++) {
-            const int gb = it / 33, tile = it - gb * 33;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 512 + ob * MR;
-            (void)grp;
-            const float *wp = w + (ptrdiff_t)gb * 73728;
-            const float *xp = in + grp * 131072;
-            int q[MP];
-            float t[MP][MR];
-            q[0] = tile * MP + 0 < 196 ? tile * MP + 0 : 195;
-            const int o0 = q[0] / 14 * 16 + q[0] % 14 * 1;
-            q[1] = tile * MP + 1 < 196 ? tile * MP + 1 : 195;
-            const int o1 = q[1] / 14 * 16 + q[1] % 14 * 1;
-            q[2] = tile * MP + 2 < 196 ? tile * MP + 2 : 195;
-            const int o2 = q[2] / 14 * 16 + q[2] % 14 * 1;
-            q[3] = tile * MP + 3 < 196 ? tile * MP + 3 : 195;
-            const int o3 = q[3] / 14 * 16 + q[3] % 14 * 1;
-            q[4] = tile * MP + 4 < 196 ? tile * MP + 4 : 195;
-            const int o4 = q[4] / 14 * 16 + q[4] % 14 * 1;
-            q[5] = tile * MP + 5 < 196 ? tile * MP + 5 : 195;
-            const int o5 = q[5] / 14 * 16 + q[5] % 14 * 1;
-            __m256 c00 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c01 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c10 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c11 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c20 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c21 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c30 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c31 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c40 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c41 = _mm256_loadu_ps(bias + gb * MR + 8);
-            __m256 c50 = _mm256_loadu_ps(bias + gb * MR + 0);
-            __m256 c51 = _mm256_loadu_ps(bias + gb * MR + 8);
-            for (int c = 0; c < 512; c += 1, xp += 256, wp += 144) {
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 0 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 0 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 0]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 0]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 0]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 0]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 0]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 0]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
+        float *in = s + (ptrdiff_t)b * 1197056; /* this sample's padded input, */
+        float *V = in + 147456; /* the band transformed, [16][512][TB], */
+        float *M = V + 524288; /* the 16 products, [16][513][TB] */
+        cnn_pad(xb0, in, 512, 14, 14, 1, 1, 16, 18, 0);
+        for (int ty0 = 0; ty0 < 7; ty0 += BR) {
+            const int rows = ty0 + BR <= 7 ? BR : 7 - ty0;
+            const int used = rows / 1 * 1; /* vectors of tiles */
+            const int nvec = (used + NV - 1) / NV * NV;
+            for (int c = 0; c < 512; c++) {
+                float *vc = V + c * TB;
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const float *d = in + (ptrdiff_t)c * 288 + (2 * (ty0 + r)) * 18 + 2 * xv * W;
+                    __m256 d0, d1, d2, d3;
+                    cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 8), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 10), &d2, &d3);
+                    const __m256 t00 = _mm256_sub_ps(d0, d2), t01 = _mm256_add_ps(d1, d2),
+                                 t02 = _mm256_sub_ps(d2, d1), t03 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 18), _mm256_loadu_ps(d + 26), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 20), _mm256_loadu_ps(d + 28), &d2, &d3);
+                    const __m256 t10 = _mm256_sub_ps(d0, d2), t11 = _mm256_add_ps(d1, d2),
+                                 t12 = _mm256_sub_ps(d2, d1), t13 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 36), _mm256_loadu_ps(d + 44), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 38), _mm256_loadu_ps(d + 46), &d2, &d3);
+                    const __m256 t20 = _mm256_sub_ps(d0, d2), t21 = _mm256_add_ps(d1, d2),
+                                 t22 = _mm256_sub_ps(d2, d1), t23 = _mm256_sub_ps(d1, d3);
+                    cnn_unzip(_mm256_loadu_ps(d + 54), _mm256_loadu_ps(d + 62), &d0, &d1);
+                    cnn_unzip(_mm256_loadu_ps(d + 56), _mm256_loadu_ps(d + 64), &d2, &d3);
+                    const __m256 t30 = _mm256_sub_ps(d0, d2), t31 = _mm256_add_ps(d1, d2),
+                                 t32 = _mm256_sub_ps(d2, d1), t33 = _mm256_sub_ps(d1, d3);
+                    float *o = vc + v * W;
+                    _mm256_storeu_ps(o + 0, _mm256_sub_ps(t00, t20));
+                    _mm256_storeu_ps(o + 131072, _mm256_add_ps(t10, t20));
+                    _mm256_storeu_ps(o + 262144, _mm256_sub_ps(t20, t10));
+                    _mm256_storeu_ps(o + 393216, _mm256_sub_ps(t10, t30));
+                    _mm256_storeu_ps(o + 32768, _mm256_sub_ps(t01, t21));
+                    _mm256_storeu_ps(o + 163840, _mm256_add_ps(t11, t21));
+                    _mm256_storeu_ps(o + 294912, _mm256_sub_ps(t21, t11));
+                    _mm256_storeu_ps(o + 425984, _mm256_sub_ps(t11, t31));
+                    _mm256_storeu_ps(o + 65536, _mm256_sub_ps(t02, t22));
+                    _mm256_storeu_ps(o + 196608, _mm256_add_ps(t12, t22));
+                    _mm256_storeu_ps(o + 327680, _mm256_sub_ps(t22, t12));
+                    _mm256_storeu_ps(o + 458752, _mm256_sub_ps(t12, t32));
+                    _mm256_storeu_ps(o + 98304, _mm256_sub_ps(t03, t23));
+                    _mm256_storeu_ps(o + 229376, _mm256_add_ps(t13, t23));
+                    _mm256_storeu_ps(o + 360448, _mm256_sub_ps(t23, t13));
+                    _mm256_storeu_ps(o + 491520, _mm256_sub_ps(t13, t33));
                 }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 16 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 16 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 1]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 1]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 1]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 1]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 1]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 1]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 32 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 32 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 2]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 2]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 2]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 2]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 2]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 2]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 48 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 48 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 16]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 16]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 16]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 16]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 16]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 16]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 64 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 64 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 17]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 17]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 17]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 17]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 17]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 17]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 80 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 80 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 18]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 18]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 18]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 18]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 18]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 18]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 96 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 96 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 32]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 32]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 32]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 32]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 32]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 32]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 112 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 112 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 33]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 33]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 33]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 33]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 33]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 33]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
-                {
-                    const __m256 wv0 = _mm256_loadu_ps(wp + 128 + 0);
-                    const __m256 wv1 = _mm256_loadu_ps(wp + 128 + 8);
-                    __m256 xb = _mm256_set1_ps(xp[o0 + 34]);
-                    c00 = _mm256_fmadd_ps(xb, wv0, c00);
-                    c01 = _mm256_fmadd_ps(xb, wv1, c01);
-                    xb = _mm256_set1_ps(xp[o1 + 34]);
-                    c10 = _mm256_fmadd_ps(xb, wv0, c10);
-                    c11 = _mm256_fmadd_ps(xb, wv1, c11);
-                    xb = _mm256_set1_ps(xp[o2 + 34]);
-                    c20 = _mm256_fmadd_ps(xb, wv0, c20);
-                    c21 = _mm256_fmadd_ps(xb, wv1, c21);
-                    xb = _mm256_set1_ps(xp[o3 + 34]);
-                    c30 = _mm256_fmadd_ps(xb, wv0, c30);
-                    c31 = _mm256_fmadd_ps(xb, wv1, c31);
-                    xb = _mm256_set1_ps(xp[o4 + 34]);
-                    c40 = _mm256_fmadd_ps(xb, wv0, c40);
-                    c41 = _mm256_fmadd_ps(xb, wv1, c41);
-                    xb = _mm256_set1_ps(xp[o5 + 34]);
-                    c50 = _mm256_fmadd_ps(xb, wv0, c50);
-                    c51 = _mm256_fmadd_ps(xb, wv1, c51);
-                }
+                for (int v = used; v < nvec; v++)
+                    for (int xi = 0; xi < 16; xi++)
+                        _mm256_storeu_ps(vc + xi * 32768 + v * W, _mm256_setzero_ps());
             }
-            _mm256_storeu_ps(t[0] + 0, c00);
-            _mm256_storeu_ps(t[0] + 8, c01);
-            _mm256_storeu_ps(t[1] + 0, c10);
-            _mm256_storeu_ps(t[1] + 8, c11);
-            _mm256_storeu_ps(t[2] + 0, c20);
-            _mm256_storeu_ps(t[2] + 8, c21);
-            _mm256_storeu_ps(t[3] + 0, c30);
-            _mm256_storeu_ps(t[3] + 8, c31);
-            _mm256_storeu_ps(t[4] + 0, c40);
-            _mm256_storeu_ps(t[4] + 8, c41);
-            _mm256_storeu_ps(t[5] + 0, c50);
-            _mm256_storeu_ps(t[5] + 8, c51);
-            for (int k = 0; k < MR; k++) {
-                const int at = (oc0 + k) * 196;
-                for (int i = 0; i < MP; i++) {
-                    float v = t[i][k];
-                    v = v < 0.0f ? 0.0f : v;
-                    yb[at + q[i]] = v;
+            for (int it = 0; it < 16 * 171 * (nvec / NV); it++) {
+                const int tg = it % (nvec / NV), kx = it / (nvec / NV);
+                const int xi = kx / 171, kb = kx - xi * 171;
+                const float *wp = w + (ptrdiff_t)kx * 1536;
+                const float *xp = V + (ptrdiff_t)xi * 32768 + tg * NV * W;
+                __m256 c00 = _mm256_setzero_ps();
+                __m256 c01 = _mm256_setzero_ps();
+                __m256 c02 = _mm256_setzero_ps();
+                __m256 c03 = _mm256_setzero_ps();
+                __m256 c10 = _mm256_setzero_ps();
+                __m256 c11 = _mm256_setzero_ps();
+                __m256 c12 = _mm256_setzero_ps();
+                __m256 c13 = _mm256_setzero_ps();
+                __m256 c20 = _mm256_setzero_ps();
+                __m256 c21 = _mm256_setzero_ps();
+                __m256 c22 = _mm256_setzero_ps();
+                __m256 c23 = _mm256_setzero_ps();
+                for (int c = 0; c < 512; c++, xp += TB, wp += MR) {
+                    const __m256 xv0 = _mm256_loadu_ps(xp + 0);
+                    const __m256 xv1 = _mm256_loadu_ps(xp + 8);
+                    const __m256 xv2 = _mm256_loadu_ps(xp + 16);
+                    const __m256 xv3 = _mm256_loadu_ps(xp + 24);
+                    __m256 wv = _mm256_set1_ps(wp[0]);
+                    c00 = _mm256_fmadd_ps(wv, xv0, c00);
+                    c01 = _mm256_fmadd_ps(wv, xv1, c01);
+                    c02 = _mm256_fmadd_ps(wv, xv2, c02);
+                    c03 = _mm256_fmadd_ps(wv, xv3, c03);
+                    wv = _mm256_set1_ps(wp[1]);
+                    c10 = _mm256_fmadd_ps(wv, xv0, c10);
+                    c11 = _mm256_fmadd_ps(wv, xv1, c11);
+                    c12 = _mm256_fmadd_ps(wv, xv2, c12);
+                    c13 = _mm256_fmadd_ps(wv, xv3, c13);
+                    wv = _mm256_set1_ps(wp[2]);
+                    c20 = _mm256_fmadd_ps(wv, xv0, c20);
+                    c21 = _mm256_fmadd_ps(wv, xv1, c21);
+                    c22 = _mm256_fmadd_ps(wv, xv2, c22);
+                    c23 = _mm256_fmadd_ps(wv, xv3, c23);
+                }
+                float *mp = M + (ptrdiff_t)xi * 32832 + kb * MR * TB + tg * NV * W;
+                _mm256_storeu_ps(mp + 0, c00);
+                _mm256_storeu_ps(mp + 8, c01);
+                _mm256_storeu_ps(mp + 16, c02);
+                _mm256_storeu_ps(mp + 24, c03);
+                _mm256_storeu_ps(mp + 64, c10);
+                _mm256_storeu_ps(mp + 72, c11);
+                _mm256_storeu_ps(mp + 80, c12);
+                _mm256_storeu_ps(mp + 88, c13);
+                _mm256_storeu_ps(mp + 128, c20);
+                _mm256_storeu_ps(mp + 136, c21);
+                _mm256_storeu_ps(mp + 144, c22);
+                _mm256_storeu_ps(mp + 152, c23);
+            }
+            for (int k = 0; k < 512; k++) {
+                const __m256 bk = _mm256_set1_ps(bias[k]);
+                for (int v = 0; v < used; v++) {
+                    const int r = v / 1, xv = v - r * 1;
+                    const int oh = 2 * (ty0 + r);
+                    const float *m = M + k * TB + v * W;
+                    const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 131328),
+                                 m20 = _mm256_loadu_ps(m + 262656), m30 = _mm256_loadu_ps(m + 393984);
+                    const __m256 s00 = _mm256_add_ps(_mm256_add_ps(m00, m10), m20);
+                    const __m256 s10 = _mm256_sub_ps(_mm256_sub_ps(m10, m20), m30);
+                    const __m256 m01 = _mm256_loadu_ps(m + 32832), m11 = _mm256_loadu_ps(m + 164160),
+                                 m21 = _mm256_loadu_ps(m + 295488), m31 = _mm256_loadu_ps(m + 426816);
+                    const __m256 s01 = _mm256_add_ps(_mm256_add_ps(m01, m11), m21);
+                    const __m256 s11 = _mm256_sub_ps(_mm256_sub_ps(m11, m21), m31);
+                    const __m256 m02 = _mm256_loadu_ps(m + 65664), m12 = _mm256_loadu_ps(m + 196992),
+                                 m22 = _mm256_loadu_ps(m + 328320), m32 = _mm256_loadu_ps(m + 459648);
+                    const __m256 s02 = _mm256_add_ps(_mm256_add_ps(m02, m12), m22);
+                    const __m256 s12 = _mm256_sub_ps(_mm256_sub_ps(m12, m22), m32);
+                    const __m256 m03 = _mm256_loadu_ps(m + 98496), m13 = _mm256_loadu_ps(m + 229824),
+                                 m23 = _mm256_loadu_ps(m + 361152), m33 = _mm256_loadu_ps(m + 492480);
+                    const __m256 s03 = _mm256_add_ps(_mm256_add_ps(m03, m13), m23);
+                    const __m256 s13 = _mm256_sub_ps(_mm256_sub_ps(m13, m23), m33);
+                    const __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s00, s01), s02), bk);
+                    const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
+                    const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
+                    const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
+                    __m256 lo, hi;
+                    cnn_zip(y00, y01, &lo, &hi);
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                    cnn_zip(y10, y11, &lo, &hi);
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = lo;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, lo);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
+                        {
+                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
+                            if (oy >= 14) {
+                            } else if (ow + W <= 14) {
+                                __m256 x = hi;
+                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                                _mm256_storeu_ps(yb + at, x);
+                            } else if (ow < 14) {
+                                float lane[W];
+                                _mm256_storeu_ps(lane, hi);
+                                for (int l = 0; l < 14 - ow; l++) {
+                                    float v = lane[l];
+                                    v = v < 0.0f ? 0.0f : v;
+                                    yb[at + l] = v;
+                                }
+                            }
+                        }
                 }
             }
         }
@@ -3934,7 +3400,7 @@ static CNN_SIMD void maxpool5(const float *restrict x0, float *restrict y, int b
 
 /* dense1 — examples/vgg16.cnn:18: dense 4096
  *   in [512,7,7] -> out [4096]
- *   weights at packed[14714688]: weight [4096,25088] + bias [4096]
+ *   weights at packed[26220352]: weight [4096,25088] + bias [4096]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); then relu14
  */
 static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -3992,7 +3458,7 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 
 /* dense2 — examples/vgg16.cnn:18: dense 4096
  *   in [4096] -> out [4096]
- *   weights at packed[117479232]: weight [4096,4096] + bias [4096]
+ *   weights at packed[128984896]: weight [4096,4096] + bias [4096]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); then relu15
  */
 static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -4050,7 +3516,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
 
 /* dense3 — examples/vgg16.cnn:18: dense 1000
  *   in [4096] -> out [1000]
- *   weights at packed[134260544]: weight [1000,4096] + bias [1000]
+ *   weights at packed[145766208]: weight [1000,4096] + bias [1000]
  *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
  */
 static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
@@ -4106,24 +3572,24 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
 }
 
 /* Canonical parameters (DSL.md order, 138357544 floats) to the packed layout
- * the kernels read (138357544 floats). */
+ * the kernels read (149863208 floats). */
 void vgg16_pack(const float *params, float *packed) {
     cnn_pack_conv(params + 0, params + 1728, NULL, 0.0, packed + 0, 64, 27, 1, 4); /* conv1 */
-    cnn_pack_conv(params + 1792, params + 38656, NULL, 0.0, packed + 1792, 64, 576, 1, 4); /* conv2 */
-    cnn_pack_conv(params + 38720, params + 112448, NULL, 0.0, packed + 38720, 128, 576, 1, 4); /* conv3 */
-    cnn_pack_conv(params + 112576, params + 260032, NULL, 0.0, packed + 112576, 128, 1152, 1, 4); /* conv4 */
-    cnn_pack_conv(params + 260160, params + 555072, NULL, 0.0, packed + 260160, 256, 1152, 1, 4); /* conv5 */
-    cnn_pack_conv(params + 555328, params + 1145152, NULL, 0.0, packed + 555328, 256, 2304, 1, 4); /* conv6 */
-    cnn_pack_conv(params + 1145408, params + 1735232, NULL, 0.0, packed + 1145408, 256, 2304, 1, 4); /* conv7 */
-    cnn_pack_conv(params + 1735488, params + 2915136, NULL, 0.0, packed + 1735488, 512, 2304, 1, 4); /* conv8 */
-    cnn_pack_conv(params + 2915648, params + 5274944, NULL, 0.0, packed + 2915648, 512, 4608, 1, 4); /* conv9 */
-    cnn_pack_conv(params + 5275456, params + 7634752, NULL, 0.0, packed + 5275456, 512, 4608, 1, 4); /* conv10 */
-    cnn_pack_conv(params + 7635264, params + 9994560, NULL, 0.0, packed + 7635264, 512, 4608, 1, 16); /* conv11 */
-    cnn_pack_conv(params + 9995072, params + 12354368, NULL, 0.0, packed + 9995072, 512, 4608, 1, 16); /* conv12 */
-    cnn_pack_conv(params + 12354880, params + 14714176, NULL, 0.0, packed + 12354880, 512, 4608, 1, 16); /* conv13 */
-    cnn_copy(params + 14714688, packed + 14714688, 102764544); /* dense1 */
-    cnn_copy(params + 117479232, packed + 117479232, 16781312); /* dense2 */
-    cnn_copy(params + 134260544, packed + 134260544, 4097000); /* dense3 */
+    cnn_pack_wino(params + 1792, params + 38656, NULL, 0.0, packed + 1792, 64, 64, 4); /* conv2: Winograd */
+    cnn_pack_wino(params + 38720, params + 112448, NULL, 0.0, packed + 67392, 128, 64, 4); /* conv3: Winograd */
+    cnn_pack_wino(params + 112576, params + 260032, NULL, 0.0, packed + 198592, 128, 128, 4); /* conv4: Winograd */
+    cnn_pack_wino(params + 260160, params + 555072, NULL, 0.0, packed + 460864, 256, 128, 6); /* conv5: Winograd */
+    cnn_pack_wino(params + 555328, params + 1145152, NULL, 0.0, packed + 989504, 256, 256, 6); /* conv6: Winograd */
+    cnn_pack_wino(params + 1145408, params + 1735232, NULL, 0.0, packed + 2046528, 256, 256, 6); /* conv7: Winograd */
+    cnn_pack_wino(params + 1735488, params + 2915136, NULL, 0.0, packed + 3103552, 512, 256, 3); /* conv8: Winograd */
+    cnn_pack_wino(params + 2915648, params + 5274944, NULL, 0.0, packed + 5205312, 512, 512, 3); /* conv9: Winograd */
+    cnn_pack_wino(params + 5275456, params + 7634752, NULL, 0.0, packed + 9408320, 512, 512, 3); /* conv10: Winograd */
+    cnn_pack_wino(params + 7635264, params + 9994560, NULL, 0.0, packed + 13611328, 512, 512, 3); /* conv11: Winograd */
+    cnn_pack_wino(params + 9995072, params + 12354368, NULL, 0.0, packed + 17814336, 512, 512, 3); /* conv12: Winograd */
+    cnn_pack_wino(params + 12354880, params + 14714176, NULL, 0.0, packed + 22017344, 512, 512, 3); /* conv13: Winograd */
+    cnn_copy(params + 14714688, packed + 26220352, 102764544); /* dense1 */
+    cnn_copy(params + 117479232, packed + 128984896, 16781312); /* dense2 */
+    cnn_copy(params + 134260544, packed + 145766208, 4097000); /* dense3 */
 }
 
 /* Inference on `batch` samples (1..vgg16_BATCH), NCHW in and out. Returns 0,
@@ -4135,26 +3601,26 @@ int vgg16_forward(const float *packed, const float *in_img, float *out_logits, i
         return 1;
     if ((uintptr_t)arena % 64 != 0 || (vgg16_ARENA_BYTES > 0 && !arena))
         return 2;
-    conv1(in_img, A + 3268896, packed + 0, A + 0, batch);
-    conv2(A + 3268896, A + 6480160, packed + 1792, A + 0, batch);
-    maxpool1(A + 6480160, A + 831776, batch);
-    conv3(A + 831776, A + 1663520, packed + 38720, A + 0, batch);
-    conv4(A + 1663520, A + 3269152, packed + 112576, A + 0, batch);
-    maxpool2(A + 3269152, A + 430624, batch);
-    conv5(A + 430624, A + 861216, packed + 260160, A + 0, batch);
-    conv6(A + 861216, A + 1664032, packed + 555328, A + 0, batch);
-    conv7(A + 1664032, A + 861216, packed + 1145408, A + 0, batch);
-    maxpool3(A + 861216, A + 230432, batch);
-    conv8(A + 230432, A + 460832, packed + 1735488, A + 0, batch);
-    conv9(A + 460832, A + 862240, packed + 2915648, A + 0, batch);
-    conv10(A + 862240, A + 460832, packed + 5275456, A + 0, batch);
-    maxpool4(A + 460832, A + 131072, batch);
-    conv11(A + 131072, A + 231424, packed + 7635264, A + 0, batch);
-    conv12(A + 231424, A + 131072, packed + 9995072, A + 0, batch);
-    conv13(A + 131072, A + 231424, packed + 12354880, A + 0, batch);
-    maxpool5(A + 231424, A + 0, batch);
-    dense1(A + 0, A + 25088, packed + 14714688, batch);
-    dense2(A + 25088, A + 0, packed + 117479232, batch);
-    dense3(A + 0, out_logits, packed + 134260544, batch);
+    conv1(in_img, A + 3956992, packed + 0, A + 0, batch);
+    conv2(A + 3956992, A + 7168256, packed + 1792, A + 0, batch);
+    maxpool1(A + 7168256, A + 1347840, batch);
+    conv3(A + 1347840, A + 2351616, packed + 67392, A + 0, batch);
+    conv4(A + 2351616, A + 3957248, packed + 198592, A + 0, batch);
+    maxpool2(A + 3957248, A + 1280512, batch);
+    conv5(A + 1280512, A + 2032640, packed + 460864, A + 0, batch);
+    conv6(A + 2032640, A + 2835456, packed + 989504, A + 0, batch);
+    conv7(A + 2835456, A + 2032640, packed + 2046528, A + 0, batch);
+    maxpool3(A + 2032640, A + 3022848, batch);
+    conv8(A + 3022848, A + 2621440, packed + 3103552, A + 0, batch);
+    conv9(A + 2621440, A + 3022848, packed + 5205312, A + 0, batch);
+    conv10(A + 3022848, A + 2621440, packed + 9408320, A + 0, batch);
+    maxpool4(A + 2621440, A + 1197056, batch);
+    conv11(A + 1197056, A + 1297408, packed + 13611328, A + 0, batch);
+    conv12(A + 1297408, A + 1197056, packed + 17814336, A + 0, batch);
+    conv13(A + 1197056, A + 1297408, packed + 22017344, A + 0, batch);
+    maxpool5(A + 1297408, A + 0, batch);
+    dense1(A + 0, A + 25088, packed + 26220352, batch);
+    dense2(A + 25088, A + 0, packed + 128984896, batch);
+    dense3(A + 0, out_logits, packed + 145766208, batch);
     return 0;
 }

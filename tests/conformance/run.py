@@ -113,6 +113,13 @@ LAYER_CASES = [
     ("conv_stride2_dil2", [3, 11, 11], "conv(4, 3, stride=2, dilation=2, pad=2)", 1),
     ("conv_depthwise_dil2", [6, 9, 9], "conv(6, 3, pad=2, dilation=2, groups=6)", 1),
     ("conv_1x1_big_tail", [37, 3, 3], "conv(131, 1)", 1),
+    # Winograd F(2x2,3x3) on the vector targets (winograd.c): rows of whole vectors of tiles
+    # with an odd last row and column, two and four tile rows a vector, no padding, channel
+    # counts that leave the register tile ragged
+    ("conv_wino_odd", [16, 29, 31], "conv(18, 3, pad=1)", 1),
+    ("conv_wino_two_rows", [16, 14, 14], "conv(24, 3, pad=1, bias=false) -> relu", 1),
+    ("conv_wino_four_rows", [16, 7, 7], "conv(20, 3, pad=1)", 1),
+    ("conv_wino_pad0", [24, 30, 37], "conv(40, 3)", 1),
     # local
     ("local_basic", [3, 6, 6], "local(4, 3)", 1),
     ("local_stride_pad", [3, 7, 7], "local(5, 3, stride=2, pad=1)", 1),

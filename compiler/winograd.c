@@ -1,0 +1,396 @@
+/* winograd.c — 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3).
+ *
+ * Each 2x2 block of outputs (a tile) needs a 4x4 patch of input. With
+ *   V = B^T d B   (the patch, transformed: additions only),
+ *   U = G g G^T   (the 3x3 kernel, transformed once by NAME_pack),
+ *   Y = A^T (U . V) A,
+ * where . multiplies element by element, a tile costs 16 multiplications
+ * per (input, output) channel pair instead of 36. Summed over input
+ * channels, the 16 products are 16 independent matrix products
+ *   M[xi][k][tile] = sum over c of U[xi][k][c] V[xi][c][tile],
+ * which the same register tile as the direct kernel computes (MR output
+ * channels broadcast against NV vectors of tiles). The transforms are
+ * vectorised over W tiles of a row of tiles: the input's even and odd
+ * columns are split apart (cnn_unzip), the outputs' zipped back together
+ * (cnn_zip).
+ *
+ * The input is padded into scratch with room for whole vectors of tiles.
+ * Tiles are processed a band of BR tile rows at a time, so the transformed
+ * band V and the products M stay in cache between the three steps.
+ *
+ * F(2x2, 3x3) only adds and subtracts input values and halves weights, so
+ * its float error stays near the direct sum's (the conformance suite holds
+ * it to 1e-4 against PyTorch); F(4x4, 3x3) would save more but multiplies
+ * rounding errors by its larger transform constants.
+ */
+#include "emit.h"
+
+static long long ll(int64_t v) { return (long long)v; }
+
+enum { L2_BYTES = 1 << 20 };
+
+/* The GEMM register tiles: MR output channels x NV vectors of tiles, each
+ * with its accumulators, NV loaded vectors and a broadcast in the register
+ * file (16 ymm, 32 zmm), and none so large that the C compiler spills
+ * accumulators (12 x 2 did, with gcc -O2). */
+static const int AVX2_GEMM[][2] = {{4, 3}, {6, 2}, {3, 4}};
+static const int AVX512_GEMM[][2] = {{8, 3}, {6, 4}, {4, 6}, {24, 1}};
+
+typedef struct WinoGeo {
+    int64_t c, k, h, w;       /* input channels and plane, output channels */
+    int64_t top, left;        /* padding before the input */
+    int64_t ho, wo;           /* the output plane */
+    int64_t th, tw;           /* tile rows, tiles a row */
+    /* A vector holds W tiles of one row or, where rows have at most W/rv
+     * tiles, W/rv tiles of each of rv rows (2; 4 on AVX-512), so that short
+     * rows still fill the lanes. */
+    int64_t rv;               /* tile rows a vector covers */
+    int64_t vr;               /* vectors for those rows */
+    int64_t slot;             /* tiles a row takes in V and M, empty ones too */
+    int64_t thp;              /* tile rows, rounded up to whole vectors */
+    int64_t hp, wp;           /* the padded copy: every vector's patch inside */
+    int64_t br;               /* tile rows a band (a multiple of rv) */
+    int64_t tb;               /* tiles a band's row of V and M hold */
+    int64_t kb, kp;           /* output channel blocks; channels padded to MR */
+    int width, mr, nv;
+} WinoGeo;
+
+static WinoGeo wino_geo(Target t, const Node *n) {
+    const Attrs *a = &n->a;
+    Shape in = in_shape_of(n, 0);
+    int width = simd_width(t);
+    WinoGeo g = {.c = in.d[0], .k = a->units, .h = in.d[1], .w = in.d[2],
+                 .top = a->pad_lo[0], .left = a->pad_lo[1],
+                 .ho = n->shape.d[1], .wo = n->shape.d[2], .width = width};
+    g.th = (g.ho + 1) / 2;
+    g.tw = (g.wo + 1) / 2;
+    g.rv = width == 16 && g.tw <= 4 ? 4 : g.tw <= width / 2 ? 2 : 1;
+    g.vr = g.rv > 1 ? 1 : (g.tw + width - 1) / width;
+    g.slot = g.vr * width / g.rv;
+    g.thp = (g.th + g.rv - 1) / g.rv * g.rv;
+    g.hp = 2 * g.thp + 2;
+    g.wp = 2 * g.slot + 2;
+    /* Each GEMM register tile with the band it suits: as many tile rows as
+     * keep the band's V and M within half of L2 (with weights too big for
+     * L2, which are read again for every band, at least 128 tiles), in
+     * whole tiles of NV vectors where the rows allow. The tile wasting the
+     * fewest lanes on ragged channel counts and bands wins; the first on a
+     * tie. */
+    int64_t row_bytes = 16 * 4 * (g.c + g.k) * g.slot;
+    int64_t fit = (L2_BYTES / 2) / row_bytes;
+    if (16 * 4 * g.c * g.k > L2_BYTES / 2 && fit * g.slot < 128)
+        fit = (128 + g.slot - 1) / g.slot;
+    const int (*tiles)[2] = width == 16 ? AVX512_GEMM : AVX2_GEMM;
+    int count = width == 16 ? (int)(sizeof AVX512_GEMM / sizeof *AVX512_GEMM)
+                            : (int)(sizeof AVX2_GEMM / sizeof *AVX2_GEMM);
+    double best = -1.0;
+    for (int i = 0; i < count; i++) {
+        int mr = tiles[i][0], nv = tiles[i][1];
+        int64_t unit = g.rv;   /* tile rows making whole tiles of NV vectors */
+        while (unit / g.rv * g.vr % nv)
+            unit += g.rv;
+        int64_t br = fit / unit * unit;
+        if (br < unit)
+            br = unit;
+        if (br > g.thp)
+            br = g.thp;
+        int64_t used = 0, padded = 0;
+        for (int64_t ty = 0; ty < g.thp; ty += br) {
+            int64_t vecs = (ty + br <= g.thp ? br : g.thp - ty) / g.rv * g.vr;
+            used += vecs;
+            padded += (vecs + nv - 1) / nv * nv;
+        }
+        int64_t kp = (g.k + mr - 1) / mr * mr;
+        double use = (double)used / (double)padded * (double)g.k / (double)kp;
+        if (use > best + 1e-9) {
+            best = use;
+            g.mr = mr;
+            g.nv = nv;
+            g.br = br;
+        }
+    }
+    g.kb = (g.k + g.mr - 1) / g.mr;
+    g.kp = g.kb * g.mr;
+    g.tb = (g.br / g.rv * g.vr + g.nv - 1) / g.nv * g.nv * width;
+    return g;
+}
+
+/* Where F(2x2, 3x3) applies and pays: a plain 3x3 stride-1 convolution,
+ * enough channels that the transforms are a small part of the work, and
+ * tile rows long enough to fill the vectors (the multiplications saved,
+ * 36/16, less the lanes left empty at the end of each row of tiles). */
+bool wino_suits(Target t, const Node *n) {
+    const Attrs *a = &n->a;
+    if (n->op != OP_CONV || n->shape.rank != 3 || a->groups != 1 || a->kernel[0] != 3 ||
+        a->kernel[1] != 3 || a->stride[0] != 1 || a->stride[1] != 1 ||
+        a->dilation[0] != 1 || a->dilation[1] != 1 || a->pad_mode != PAD_ZEROS)
+        return false;
+    WinoGeo g = wino_geo(t, n);
+    if (g.c < 16 || g.k < 16)
+        return false;
+    double saved = 9.0 * (double)(g.ho * g.wo) / (16.0 * (double)(g.thp * g.slot));
+    return saved >= 1.5;
+}
+
+void wino_choose(Graph *g, Target t, bool off) {
+    for (int i = 0; i < g->nodes.len; i++) {
+        Node *n = g->nodes.items[i];
+        n->winograd = !off && simd_target(t) && !n->fused_into && wino_suits(t, n);
+    }
+}
+
+int wino_mr(Target t, const Node *n) {
+    return wino_geo(t, n).mr;
+}
+
+/* Per sample: the padded input, the band's V [16][C][TB] and M [16][KP][TB]. */
+int64_t wino_scratch(Target t, const Node *n, int batch) {
+    WinoGeo g = wino_geo(t, n);
+    return (int64_t)batch * (g.c * g.hp * g.wp + 16 * (g.c + g.kp) * g.tb);
+}
+
+const char *wino_schedule(Emit *e, const Node *n) {
+    WinoGeo g = wino_geo(e->opt->target, n);
+    return arena_printf(e->a,
+        "%s: Winograd F(2x2,3x3), %lldx%lld tiles of 2x2 outputs, %s a vector; bands of "
+        "BR=%lld tile rows; 16 products by a tile of MR=%d output channels x NV=%d vectors "
+        "of tiles (%d %s accumulators)",
+        g.width == 16 ? "avx512" : "avx2", ll(g.th), ll(g.tw),
+        g.rv > 1 ? arena_printf(e->a, "%lld from each of %lld rows", ll(g.width / g.rv),
+                                ll(g.rv))
+                 : arena_printf(e->a, "%d", g.width),
+        ll(g.br), g.mr, g.nv, g.mr * g.nv, g.width == 16 ? "zmm" : "ymm");
+}
+
+/* ---- the kernel ----------------------------------------------------------- */
+
+/* The statements giving r, the vector's (first) tile row in the band, and
+ * xv, its place in that row. */
+static void emit_vector_place(Emit *e, const WinoGeo *g, const char *in) {
+    if (g->rv > 1)
+        P(e, "%sconst int r = %lld * v, xv = 0;\n", in, ll(g->rv));
+    else
+        P(e, "%sconst int r = v / %lld, xv = v - r * %lld;\n", in, ll(g->vr), ll(g->vr));
+}
+
+/* Input transform of one channel for the band: a vector of tiles at a
+ * time, rows i of the patch split into columns j by cnn_unzip, then
+ * t = B^T d (rows) and V = t B (columns), each of the 16 results stored to
+ * its own matrix. Vectors past the band's last are zeroed: the GEMM reads
+ * whole tiles of NV vectors. */
+static void emit_input_transform(Emit *e, const WinoGeo *g) {
+    int64_t vs = g->c * g->tb;
+    if (e->opt->openmp)
+        P(e, "            #pragma omp for schedule(static)\n");
+    P(e, "            for (int c = 0; c < %lld; c++) {\n", ll(g->c));
+    P(e, "                float *vc = V + c * TB;\n");
+    P(e, "                for (int v = 0; v < used; v++) {\n");
+    emit_vector_place(e, g, "                    ");
+    P(e, "                    const float *d = in + (ptrdiff_t)c * %lld + (2 * (ty0 + r)) * %lld "
+         "+ 2 * xv * W;\n", ll(g->hp * g->wp), ll(g->wp));
+    P(e, "                    __m256 d0, d1, d2, d3;\n");
+    for (int i = 0; i < 4; i++) {
+        for (int j = 0; j < 4; j += 2) {
+            /* the vector's lanes run along a row of tiles and on to the
+             * next W columns, or the next row of tiles (two rows of input
+             * down), or with four rows W/2 columns of each */
+            int64_t at = i * g->wp + j, r2 = 2 * g->wp;
+            const char *load;
+            if (g->rv == 4)
+                load = arena_printf(e->a, "cnn_load2x8(d + %lld, d + %lld), "
+                                    "cnn_load2x8(d + %lld, d + %lld)", ll(at), ll(at + r2),
+                                    ll(at + 2 * r2), ll(at + 3 * r2));
+            else
+                load = arena_printf(e->a, "_mm256_loadu_ps(d + %lld), _mm256_loadu_ps(d + %lld)",
+                                    ll(at), ll(at + (g->rv == 2 ? r2 : g->width)));
+            P(e, "                    cnn_unzip(%s, &d%d, &d%d);\n", load, j, j + 1);
+        }
+        P(e, "                    const __m256 t%d0 = _mm256_sub_ps(d0, d2), "
+             "t%d1 = _mm256_add_ps(d1, d2),\n", i, i);
+        P(e, "                                 t%d2 = _mm256_sub_ps(d2, d1), "
+             "t%d3 = _mm256_sub_ps(d1, d3);\n", i, i);
+    }
+    P(e, "                    float *o = vc + v * W;\n");
+    for (int j = 0; j < 4; j++) {
+        P(e, "                    _mm256_storeu_ps(o + %lld, _mm256_sub_ps(t0%d, t2%d));\n",
+          ll((0 + j) * vs), j, j);
+        P(e, "                    _mm256_storeu_ps(o + %lld, _mm256_add_ps(t1%d, t2%d));\n",
+          ll((4 + j) * vs), j, j);
+        P(e, "                    _mm256_storeu_ps(o + %lld, _mm256_sub_ps(t2%d, t1%d));\n",
+          ll((8 + j) * vs), j, j);
+        P(e, "                    _mm256_storeu_ps(o + %lld, _mm256_sub_ps(t1%d, t3%d));\n",
+          ll((12 + j) * vs), j, j);
+    }
+    P(e, "                }\n");
+    P(e, "                for (int v = used; v < nvec; v++)\n");
+    P(e, "                    for (int xi = 0; xi < 16; xi++)\n");
+    P(e, "                        _mm256_storeu_ps(vc + xi * %lld + v * W, _mm256_setzero_ps());\n",
+      ll(vs));
+    P(e, "            }\n");
+}
+
+/* The 16 products, each over the band: MR output channels (weights
+ * broadcast) x NV vectors of tiles per register tile. The loop runs over
+ * (product, channel block, tile group) with the tile groups innermost, so
+ * a block's weights stay in L1 while the band passes. One channel a trip:
+ * unrolled further, gcc -O2 spilled accumulators and ran 10% slower. */
+static void emit_gemm(Emit *e, const WinoGeo *g) {
+    if (e->opt->openmp)
+        P(e, "            #pragma omp for schedule(static)\n");
+    P(e, "            for (int it = 0; it < 16 * %lld * (nvec / NV); it++) {\n", ll(g->kb));
+    P(e, "                const int tg = it %% (nvec / NV), kx = it / (nvec / NV);\n");
+    P(e, "                const int xi = kx / %lld, kb = kx - xi * %lld;\n", ll(g->kb), ll(g->kb));
+    P(e, "                const float *wp = w + (ptrdiff_t)kx * %lld;\n", ll(g->c * g->mr));
+    P(e, "                const float *xp = V + (ptrdiff_t)xi * %lld + tg * NV * W;\n",
+      ll(g->c * g->tb));
+    for (int i = 0; i < g->mr; i++)
+        for (int v = 0; v < g->nv; v++)
+            P(e, "                __m256 c%d%d = _mm256_setzero_ps();\n", i, v);
+    P(e, "                for (int c = 0; c < %lld; c++, xp += TB, wp += MR) {\n", ll(g->c));
+    for (int v = 0; v < g->nv; v++)
+        P(e, "                    const __m256 xv%d = _mm256_loadu_ps(xp + %lld);\n", v,
+          ll(v * g->width));
+    for (int i = 0; i < g->mr; i++) {
+        P(e, "                    %swv = _mm256_set1_ps(wp[%d]);\n", i == 0 ? "__m256 " : "", i);
+        for (int v = 0; v < g->nv; v++)
+            P(e, "                    c%d%d = _mm256_fmadd_ps(wv, xv%d, c%d%d);\n", i, v, v, i, v);
+    }
+    P(e, "                }\n");
+    P(e, "                float *mp = M + (ptrdiff_t)xi * %lld + kb * MR * TB + tg * NV * W;\n",
+      ll(g->kp * g->tb));
+    for (int i = 0; i < g->mr; i++)
+        for (int v = 0; v < g->nv; v++)
+            P(e, "                _mm256_storeu_ps(mp + %lld, c%d%d);\n",
+              ll(i * g->tb + v * g->width), i, v);
+    P(e, "            }\n");
+}
+
+/* Stores vector `vec`: W outputs of channel k from row `oh`, column `ow`
+ * on, through the epilogue; past the row's end, lane by lane; nothing
+ * past the last row. */
+static void emit_store(Emit *e, const Node *n, const WinoGeo *g, const char *vec,
+                       const char *oh, const char *ow) {
+    const char *in = "                        ";
+    P(e, "%s{\n", in);
+    P(e, "%s    const int oy = %s, ow = %s, at = k * %lld + oy * %lld + ow;\n", in, oh, ow,
+      ll(g->ho * g->wo), ll(g->wo));
+    P(e, "%s    if (oy >= %lld) {\n", in, ll(g->ho));
+    P(e, "%s    } else if (ow + W <= %lld) {\n", in, ll(g->wo));
+    P(e, "%s        __m256 x = %s;\n", in, vec);
+    simd_epilogue_vector(e, n, arena_printf(e->a, "%s        ", in), "at");
+    P(e, "%s        _mm256_storeu_ps(yb + at, x);\n", in);
+    P(e, "%s    } else if (ow < %lld) {\n", in, ll(g->wo));
+    P(e, "%s        float lane[W];\n", in);
+    P(e, "%s        _mm256_storeu_ps(lane, %s);\n", in, vec);
+    P(e, "%s        for (int l = 0; l < %lld - ow; l++) {\n", in, ll(g->wo));
+    P(e, "%s            float v = lane[l];\n", in);
+    emit_epilogue_scalar(e, n, arena_printf(e->a, "%s            ", in), "at + l");
+    P(e, "%s            yb[at + l] = v;\n", in);
+    P(e, "%s        }\n", in);
+    P(e, "%s    }\n", in);
+    P(e, "%s}\n", in);
+}
+
+/* Stores vector `vec` holding two rows of W/2 outputs of channel k, rows
+ * `oh` and `oh` + 2, lane by lane through the epilogue (rows of tiles four
+ * to a vector, at most 8 outputs a row). */
+static void emit_store_quarter(Emit *e, const Node *n, const WinoGeo *g, const char *vec,
+                               const char *oh) {
+    const char *in = "                    ";
+    P(e, "%s{\n", in);
+    P(e, "%s    float lane[W];\n", in);
+    P(e, "%s    _mm256_storeu_ps(lane, %s);\n", in, vec);
+    P(e, "%s    for (int q = 0; q < 2; q++) {\n", in);
+    P(e, "%s        const int oy = %s + 2 * q, at = k * %lld + oy * %lld;\n", in, oh,
+      ll(g->ho * g->wo), ll(g->wo));
+    P(e, "%s        for (int l = 0; l < %lld && oy < %lld; l++) {\n", in, ll(g->wo), ll(g->ho));
+    P(e, "%s            float v = lane[q * W / 2 + l];\n", in);
+    emit_epilogue_scalar(e, n, arena_printf(e->a, "%s            ", in), "at + l");
+    P(e, "%s            yb[at + l] = v;\n", in);
+    P(e, "%s        }\n", in);
+    P(e, "%s    }\n", in);
+    P(e, "%s}\n", in);
+}
+
+/* Output transform, a vector of W tiles at a time: s = A^T M (rows), then
+ * Y = s A (columns), plus the bias; each output row's two columns of
+ * results zipped into 2W consecutive outputs. */
+static void emit_output_transform(Emit *e, const Node *n, const WinoGeo *g) {
+    int64_t ms = g->kp * g->tb;
+    if (e->opt->openmp)
+        P(e, "            #pragma omp for schedule(static)\n");
+    P(e, "            for (int k = 0; k < %lld; k++) {\n", ll(g->k));
+    P(e, "                const __m256 bk = _mm256_set1_ps(bias[k]);\n");
+    P(e, "                for (int v = 0; v < used; v++) {\n");
+    emit_vector_place(e, g, "                    ");
+    P(e, "                    const int oh = 2 * (ty0 + r);\n");
+    P(e, "                    const float *m = M + k * TB + v * W;\n");
+    for (int j = 0; j < 4; j++) {
+        P(e, "                    const __m256 m0%d = _mm256_loadu_ps(m + %lld), "
+             "m1%d = _mm256_loadu_ps(m + %lld),\n", j, ll(j * ms), j, ll((4 + j) * ms));
+        P(e, "                                 m2%d = _mm256_loadu_ps(m + %lld), "
+             "m3%d = _mm256_loadu_ps(m + %lld);\n", j, ll((8 + j) * ms), j, ll((12 + j) * ms));
+        P(e, "                    const __m256 s0%d = _mm256_add_ps(_mm256_add_ps(m0%d, m1%d), m2%d);\n",
+          j, j, j, j);
+        P(e, "                    const __m256 s1%d = _mm256_sub_ps(_mm256_sub_ps(m1%d, m2%d), m3%d);\n",
+          j, j, j, j);
+    }
+    for (int i = 0; i < 2; i++) {
+        P(e, "                    const __m256 y%d0 = _mm256_add_ps(_mm256_add_ps("
+             "_mm256_add_ps(s%d0, s%d1), s%d2), bk);\n", i, i, i, i);
+        P(e, "                    const __m256 y%d1 = _mm256_add_ps(_mm256_sub_ps("
+             "_mm256_sub_ps(s%d1, s%d2), s%d3), bk);\n", i, i, i, i);
+    }
+    P(e, "                    __m256 lo, hi;\n");
+    for (int i = 0; i < 2; i++) {
+        P(e, "                    cnn_zip(y%d0, y%d1, &lo, &hi);\n", i, i);
+        if (g->rv == 4) {
+            emit_store_quarter(e, n, g, "lo", arena_printf(e->a, "oh + %d", i));
+            emit_store_quarter(e, n, g, "hi", arena_printf(e->a, "oh + %d", i + 4));
+            continue;
+        }
+        /* hi continues lo's row, or is the next row of tiles */
+        emit_store(e, n, g, "lo", arena_printf(e->a, "oh + %d", i), "2 * xv * W");
+        emit_store(e, n, g, "hi", arena_printf(e->a, "oh + %d", g->rv == 2 ? i + 2 : i),
+                   g->rv == 2 ? "0" : "2 * xv * W + W");
+    }
+    P(e, "                }\n");
+    P(e, "            }\n");
+}
+
+void emit_wino_conv(Emit *e, const Node *n) {
+    WinoGeo g = wino_geo(e->opt->target, n);
+    int64_t copy = g.c * g.hp * g.wp, per_sample = copy + 16 * (g.c + g.kp) * g.tb;
+    e->need_zip = true;
+    e->need_load2x8 |= g.rv == 4;
+    e->need_pad = true;
+    P(e, "    enum { MR = %d, NV = %d, W = %d, BR = %lld, TB = %lld };\n", g.mr, g.nv, g.width,
+      ll(g.br), ll(g.tb));
+    P(e, "    /* MR x NV vectors: the products' register tile; W floats a vector; BR tile\n"
+         "     * rows a band; TB tiles a row of V and M */\n");
+    P(e, "    const float *bias = w + %lld;\n", ll(16 * g.kp * g.c));
+    e->scratch_per_sample = true;
+    open_batch(e, n);
+    e->scratch_per_sample = false;
+    P(e, "        float *in = s + (ptrdiff_t)b * %lld; /* this sample's padded input, */\n",
+      ll(per_sample));
+    P(e, "        float *V = in + %lld; /* the band transformed, [16][%lld][TB], */\n", ll(copy),
+      ll(g.c));
+    P(e, "        float *M = V + %lld; /* the 16 products, [16][%lld][TB] */\n",
+      ll(16 * g.c * g.tb), ll(g.kp));
+    P(e, "        cnn_pad(xb0, in, %lld, %lld, %lld, %lld, %lld, %lld, %lld, 0);\n", ll(g.c),
+      ll(g.h), ll(g.w), ll(g.top), ll(g.left), ll(g.hp), ll(g.wp));
+    if (e->opt->openmp)
+        P(e, "        #pragma omp parallel\n");
+    P(e, "        for (int ty0 = 0; ty0 < %lld; ty0 += BR) {\n", ll(g.thp));
+    P(e, "            const int rows = ty0 + BR <= %lld ? BR : %lld - ty0;\n", ll(g.thp),
+      ll(g.thp));
+    P(e, "            const int used = rows / %lld * %lld; /* vectors of tiles */\n", ll(g.rv),
+      ll(g.vr));
+    P(e, "            const int nvec = (used + NV - 1) / NV * NV;\n");
+    emit_input_transform(e, &g);
+    emit_gemm(e, &g);
+    emit_output_transform(e, n, &g);
+    P(e, "        }\n");
+    close_batch(e);
+}
