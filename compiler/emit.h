@@ -19,7 +19,7 @@ struct Emit {
     /* helpers the kernels used, so only those are written out */
     bool need_pad, need_exp, need_tanh, need_log, need_copy, need_dot;
     bool need_sqrt, need_unpad, need_uniform;   /* training helpers */
-    bool need_hsum, need_dot4x3, need_zip, need_load2x8;   /* simd targets */
+    bool need_hsum, need_dot4x3, need_zip, need_unzip, need_load2x8;   /* simd */
     bool wide;                /* writing an AVX-512 kernel */
     bool scratch_per_sample;  /* the kernel's scratch has a part per sample */
     bool plain;               /* writing the unfused scalar kernels that
@@ -135,6 +135,12 @@ int wino_mr(Target t, const Node *n);
 int64_t wino_scratch(Target t, const Node *n, int batch);
 const char *wino_schedule(Emit *e, const Node *n);
 void emit_wino_conv(Emit *e, const Node *n);
+
+/* ---- depthwise.c: depthwise convolutions on the vector targets ---- */
+bool dw_suits(Target t, const Node *n);
+int64_t dw_scratch(Target t, const Node *n, int batch);
+const char *dw_schedule(Emit *e, const Node *n);
+void emit_dw_conv(Emit *e, const Node *n);
 
 /* ---- training (kernels_train.c, emit_train.c) ---- */
 

@@ -343,29 +343,54 @@ static const char pad_index_text[] =
 "    }\n"
 "}\n\n";
 
+/* cnn_pad's row with zero padding: zeros before column a, then src up to
+ * column b, then zeros to wp. The vector targets copy eight floats at a
+ * time: the padded copies of the input are a few percent of a ResNet. */
+static const char pad_row_text[] =
+"/* Row `row` of wp floats: zeros, src[0 .. b-a) from column a, zeros from b. */\n"
+"static inline void cnn_pad_row(float *row, const float *src, int a, int b, int wp) {\n"
+"    for (int j = 0; j < a; j++)\n"
+"        row[j] = 0.0f;\n"
+"    for (int j = a; j < b; j++)\n"
+"        row[j] = src[j - a];\n"
+"    for (int j = b; j < wp; j++)\n"
+"        row[j] = 0.0f;\n"
+"}\n\n";
+
+static const char pad_row_simd_text[] =
+"/* Row `row` of wp floats: zeros, src[0 .. b-a) from column a, zeros from b;\n"
+" * eight at a time. */\n"
+"static inline CNN_SIMD void cnn_pad_row(float *row, const float *src, int a, int b, int wp) {\n"
+"    const __m256 zero = _mm256_setzero_ps();\n"
+"    int j = 0;\n"
+"    for (; j + 8 <= a; j += 8)\n"
+"        _mm256_storeu_ps(row + j, zero);\n"
+"    for (; j < a; j++)\n"
+"        row[j] = 0.0f;\n"
+"    for (; j + 8 <= b; j += 8)\n"
+"        _mm256_storeu_ps(row + j, _mm256_loadu_ps(src + j - a));\n"
+"    for (; j < b; j++)\n"
+"        row[j] = src[j - a];\n"
+"    for (; j + 8 <= wp; j += 8)\n"
+"        _mm256_storeu_ps(row + j, zero);\n"
+"    for (; j < wp; j++)\n"
+"        row[j] = 0.0f;\n"
+"}\n\n";
+
+/* cnn_pad, after "static void " or "static CNN_SIMD void " (so that the
+ * vector cnn_pad_row inlines into it). */
 static const char pad_text[] =
-"/* One sample [c][h][w] into [c][hp][wp], `top` rows and `left` columns of\n"
-" * padding before it. */\n"
-"static void cnn_pad(const float *x, float *xp, int c, int h, int w, int top,\n"
+"cnn_pad(const float *x, float *xp, int c, int h, int w, int top,\n"
 "                    int left, int hp, int wp, int mode) {\n"
 "    if (mode == 0) { /* zeros: each row a border, a copy, a border */\n"
 "        int a = left < wp ? left : wp, b = left + w < wp ? left + w : wp;\n"
 "        for (int ci = 0; ci < c; ci++)\n"
 "            for (int i = 0; i < hp; i++) {\n"
 "                float *row = xp + ((ptrdiff_t)ci * hp + i) * wp;\n"
-"                const float *src;\n"
-"                if (i - top < 0 || i - top >= h) {\n"
-"                    for (int j = 0; j < wp; j++)\n"
-"                        row[j] = 0.0f;\n"
-"                    continue;\n"
-"                }\n"
-"                src = x + ((ptrdiff_t)ci * h + i - top) * w;\n"
-"                for (int j = 0; j < a; j++)\n"
-"                    row[j] = 0.0f;\n"
-"                for (int j = a; j < b; j++)\n"
-"                    row[j] = src[j - left];\n"
-"                for (int j = b; j < wp; j++)\n"
-"                    row[j] = 0.0f;\n"
+"                if (i - top < 0 || i - top >= h || b <= a)\n"
+"                    cnn_pad_row(row, x, 0, 0, wp);\n"
+"                else /* here a = left: the input row starts at column a */\n"
+"                    cnn_pad_row(row, x + ((ptrdiff_t)ci * h + i - top) * w, a, b, wp);\n"
 "            }\n"
 "        return;\n"
 "    }\n"
@@ -443,31 +468,37 @@ static const char hsum512_text[] =
 "    return _mm512_reduce_add_ps(v);\n"
 "}\n\n";
 
-static const char zip_text[] =
-"/* Winograd's vector shuffles. cnn_unzip: the even lanes of a then b, and\n"
-" * the odd ones; cnn_zip, its inverse: a and b interleaved, lanes 0..3 of\n"
-" * each into lo, 4..7 into hi. */\n"
+/* The vector shuffles of Winograd's transforms and of stride-2 depthwise
+ * loads. cnn_unzip: the even lanes of a then b, and the odd ones; cnn_zip,
+ * its inverse: a and b interleaved, the first half of each into lo, the
+ * second into hi. */
+static const char unzip_text[] =
+"/* The even lanes of a then of b, and the odd ones. */\n"
 "static CNN_SIMD void cnn_unzip(__m256 a, __m256 b, __m256 *even, __m256 *odd) {\n"
 "    const __m256 e = _mm256_shuffle_ps(a, b, 0x88), o = _mm256_shuffle_ps(a, b, 0xdd);\n"
 "    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xd8));\n"
 "    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xd8));\n"
-"}\n\n"
+"}\n\n";
+
+static const char zip_text[] =
+"/* a and b interleaved: lanes 0..3 of each into lo, 4..7 into hi. */\n"
 "static CNN_SIMD void cnn_zip(__m256 a, __m256 b, __m256 *lo, __m256 *hi) {\n"
 "    const __m256 l = _mm256_unpacklo_ps(a, b), h = _mm256_unpackhi_ps(a, b);\n"
 "    *lo = _mm256_permute2f128_ps(l, h, 0x20);\n"
 "    *hi = _mm256_permute2f128_ps(l, h, 0x31);\n"
 "}\n\n";
 
-static const char zip512_text[] =
-"/* Winograd's vector shuffles. cnn_unzip512: the even lanes of a then b,\n"
-" * and the odd ones; cnn_zip512, its inverse: a and b interleaved, lanes\n"
-" * 0..7 of each into lo, 8..15 into hi. */\n"
+static const char unzip512_text[] =
+"/* The even lanes of a then of b, and the odd ones. */\n"
 "static CNN_SIMD void cnn_unzip512(__m512 a, __m512 b, __m512 *even, __m512 *odd) {\n"
 "    const __m512i e = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);\n"
 "    const __m512i o = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);\n"
 "    *even = _mm512_permutex2var_ps(a, e, b);\n"
 "    *odd = _mm512_permutex2var_ps(a, o, b);\n"
-"}\n\n"
+"}\n\n";
+
+static const char zip512_text[] =
+"/* a and b interleaved: lanes 0..7 of each into lo, 8..15 into hi. */\n"
 "static CNN_SIMD void cnn_zip512(__m512 a, __m512 b, __m512 *lo, __m512 *hi) {\n"
 "    const __m512i l = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);\n"
 "    const __m512i h = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);\n"
@@ -941,8 +972,13 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
         fputs(sqrt_text, o);
     if (e.need_pad || e.need_unpad)
         fputs(pad_index_text, o);
-    if (e.need_pad)
+    if (e.need_pad) {
+        fputs(simd ? pad_row_simd_text : pad_row_text, o);
+        fputs("/* One sample [c][h][w] into [c][hp][wp], `top` rows and `left` columns of\n"
+              " * padding before it. */\n", o);
+        fputs(simd ? "static CNN_SIMD void " : "static void ", o);
         fputs(pad_text, o);
+    }
     if (e.need_unpad)
         fputs(unpad_text, o);
     if (e.need_uniform)
@@ -955,6 +991,8 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
         fputs(hsum_text, o);
     if (e.need_dot4x3)
         fputs(dot4x3_text, o);
+    if (e.need_unzip)
+        fputs(opt->target == TARGET_AVX512 ? unzip512_text : unzip_text, o);
     if (e.need_zip)
         fputs(opt->target == TARGET_AVX512 ? zip512_text : zip_text, o);
     if (e.need_load2x8)

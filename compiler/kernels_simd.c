@@ -256,6 +256,8 @@ static int64_t conv_col_floats(const ConvGeo *g, Tile t) {
 int64_t simd_scratch(Target target, const Node *n, int batch) {
     if (!simd_conv(n))
         return scalar_scratch(n, batch);
+    if (dw_suits(target, n))
+        return dw_scratch(target, n, batch);
     ConvGeo g = conv_geo(n);
     Tile t = conv_tile(&g, isa_of(target));
     /* one for each sample, so that OpenMP can give samples to threads */
@@ -369,6 +371,8 @@ const char *simd_schedule(Emit *e, const Node *n) {
         return NULL;
     if (n->winograd && !e->plain)
         return wino_schedule(e, n);
+    if (dw_suits(e->opt->target, n))
+        return dw_schedule(e, n);
     ConvGeo g = conv_geo(n);
     Tile t = conv_tile(&g, v);
     if (t.bpos)
@@ -955,6 +959,10 @@ static bool kernel(Emit *e, const Node *n) {
         return emit_lrn(e, n);
     if (simd_conv(n) && n->winograd && !e->plain) {
         emit_wino_conv(e, n);
+        return true;
+    }
+    if (simd_conv(n) && dw_suits(e->opt->target, n)) {
+        emit_dw_conv(e, n);
         return true;
     }
     if (simd_conv(n)) {

@@ -165,10 +165,10 @@ const char *wino_schedule(Emit *e, const Node *n) {
 /* ---- the kernel ----------------------------------------------------------- */
 
 /* The statements giving r, the vector's (first) tile row in the band, and
- * xv, its place in that row. */
+ * (vectors of one row) xv, its place in that row. */
 static void emit_vector_place(Emit *e, const WinoGeo *g, const char *in) {
     if (g->rv > 1)
-        P(e, "%sconst int r = %lld * v, xv = 0;\n", in, ll(g->rv));
+        P(e, "%sconst int r = %lld * v;\n", in, ll(g->rv));
     else
         P(e, "%sconst int r = v / %lld, xv = v - r * %lld;\n", in, ll(g->vr), ll(g->vr));
 }
@@ -186,8 +186,8 @@ static void emit_input_transform(Emit *e, const WinoGeo *g) {
     P(e, "                float *vc = V + c * TB;\n");
     P(e, "                for (int v = 0; v < used; v++) {\n");
     emit_vector_place(e, g, "                    ");
-    P(e, "                    const float *d = in + (ptrdiff_t)c * %lld + (2 * (ty0 + r)) * %lld "
-         "+ 2 * xv * W;\n", ll(g->hp * g->wp), ll(g->wp));
+    P(e, "                    const float *d = in + (ptrdiff_t)c * %lld + (2 * (ty0 + r)) * %lld%s;\n",
+      ll(g->hp * g->wp), ll(g->wp), g->rv == 1 ? " + 2 * xv * W" : "");
     P(e, "                    __m256 d0, d1, d2, d3;\n");
     for (int i = 0; i < 4; i++) {
         for (int j = 0; j < 4; j += 2) {
@@ -350,7 +350,8 @@ static void emit_output_transform(Emit *e, const Node *n, const WinoGeo *g) {
             continue;
         }
         /* hi continues lo's row, or is the next row of tiles */
-        emit_store(e, n, g, "lo", arena_printf(e->a, "oh + %d", i), "2 * xv * W");
+        emit_store(e, n, g, "lo", arena_printf(e->a, "oh + %d", i),
+                   g->rv == 1 ? "2 * xv * W" : "0");
         emit_store(e, n, g, "hi", arena_printf(e->a, "oh + %d", g->rv == 2 ? i + 2 : i),
                    g->rv == 2 ? "0" : "2 * xv * W + W");
     }
@@ -361,7 +362,7 @@ static void emit_output_transform(Emit *e, const Node *n, const WinoGeo *g) {
 void emit_wino_conv(Emit *e, const Node *n) {
     WinoGeo g = wino_geo(e->opt->target, n);
     int64_t copy = g.c * g.hp * g.wp, per_sample = copy + 16 * (g.c + g.kp) * g.tb;
-    e->need_zip = true;
+    e->need_zip = e->need_unzip = true;
     e->need_load2x8 |= g.rv == 4;
     e->need_pad = true;
     P(e, "    enum { MR = %d, NV = %d, W = %d, BR = %lld, TB = %lld };\n", g.mr, g.nv, g.width,

@@ -91,6 +91,20 @@ Test(codegen, emitted_c_is_clean_with_gcc_and_clang, .timeout = 300) {
                          names[i]);
 }
 
+/* generated/ shows the avx2 inference code; the avx512 kernels (other
+ * shuffles, Winograd's four-row tiles) and the training code with OpenMP
+ * must be as clean. A few examples that reach every kernel form. */
+Test(codegen, avx512_and_training_code_is_clean, .timeout = 300) {
+    const char *names[] = {"resnet18", "googlenet", "mobilenetv2", "mnist"};
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(sh("./cnnc build examples/%s.cnn --target avx512 --train --openmp "
+                        "-o build/clean512/%s", names[i], names[i]), 0);
+        cr_expect_eq(sh("cd build/clean512/%s && gcc -fopenmp -std=c99 -Wall -Wextra -Werror "
+                        "-pedantic -O1 -I../../../runtime -c *.c -o /dev/null", names[i]),
+                     0, "gcc rejects or warns about the avx512 training code of %s", names[i]);
+    }
+}
+
 /* The LeNet-5 inference code needs nothing: built freestanding without any
  * library, its only undefined symbols may be memcpy and memset. */
 /* How many times `needle` occurs in file `path`. */

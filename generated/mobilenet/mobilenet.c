@@ -4,7 +4,7 @@
  * command: cnnc build examples/mobilenet.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, 
- * arena:   14566912 bytes (49450496 without reuse; 14566912 live at most)
+ * arena:   8150784 bytes (36228736 without reuse; 7347968 live at most)
  * weights: 4253864 canonical floats, 4233092 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -111,28 +111,38 @@ static int cnn_pad_index(int i, int n, int mode) {
     }
 }
 
+/* Row `row` of wp floats: zeros, src[0 .. b-a) from column a, zeros from b;
+ * eight at a time. */
+static inline CNN_SIMD void cnn_pad_row(float *row, const float *src, int a, int b, int wp) {
+    const __m256 zero = _mm256_setzero_ps();
+    int j = 0;
+    for (; j + 8 <= a; j += 8)
+        _mm256_storeu_ps(row + j, zero);
+    for (; j < a; j++)
+        row[j] = 0.0f;
+    for (; j + 8 <= b; j += 8)
+        _mm256_storeu_ps(row + j, _mm256_loadu_ps(src + j - a));
+    for (; j < b; j++)
+        row[j] = src[j - a];
+    for (; j + 8 <= wp; j += 8)
+        _mm256_storeu_ps(row + j, zero);
+    for (; j < wp; j++)
+        row[j] = 0.0f;
+}
+
 /* One sample [c][h][w] into [c][hp][wp], `top` rows and `left` columns of
  * padding before it. */
-static void cnn_pad(const float *x, float *xp, int c, int h, int w, int top,
+static CNN_SIMD void cnn_pad(const float *x, float *xp, int c, int h, int w, int top,
                     int left, int hp, int wp, int mode) {
     if (mode == 0) { /* zeros: each row a border, a copy, a border */
         int a = left < wp ? left : wp, b = left + w < wp ? left + w : wp;
         for (int ci = 0; ci < c; ci++)
             for (int i = 0; i < hp; i++) {
                 float *row = xp + ((ptrdiff_t)ci * hp + i) * wp;
-                const float *src;
-                if (i - top < 0 || i - top >= h) {
-                    for (int j = 0; j < wp; j++)
-                        row[j] = 0.0f;
-                    continue;
-                }
-                src = x + ((ptrdiff_t)ci * h + i - top) * w;
-                for (int j = 0; j < a; j++)
-                    row[j] = 0.0f;
-                for (int j = a; j < b; j++)
-                    row[j] = src[j - left];
-                for (int j = b; j < wp; j++)
-                    row[j] = 0.0f;
+                if (i - top < 0 || i - top >= h || b <= a)
+                    cnn_pad_row(row, x, 0, 0, wp);
+                else /* here a = left: the input row starts at column a */
+                    cnn_pad_row(row, x + ((ptrdiff_t)ci * h + i - top) * w, a, b, wp);
             }
         return;
     }
@@ -153,6 +163,13 @@ static CNN_SIMD float cnn_hsum(__m256 v) {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
     return _mm_cvtss_f32(s);
+}
+
+/* The even lanes of a then of b, and the odd ones. */
+static CNN_SIMD void cnn_unzip(__m256 a, __m256 b, __m256 *even, __m256 *odd) {
+    const __m256 e = _mm256_shuffle_ps(a, b, 0x88), o = _mm256_shuffle_ps(a, b, 0xdd);
+    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xd8));
+    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xd8));
 }
 
 static void cnn_copy(const float *src, float *dst, ptrdiff_t n) {
@@ -461,239 +478,135 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
 /* dwsep1.conv1 — examples/mobilenet.cnn:18: conv 3x3 p1 32 g32
  *   in [32,112,112] -> out [32,112,112]
  *   weights at packed[896]: weight [32,1,3,3]
- *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 114 apart (112 kept); dwsep1.bn1 folded into the weights; then dwsep1.relu1
+ *   avx2: depthwise, a channel at a time, its plane padded into scratch just before use; tile R=4 output rows x 8 positions, 9 weights in registers; dwsep1.bn1 folded into the weights; then dwsep1.relu1
  */
 static CNN_SIMD void dwsep1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
+    enum { R = 4, W = 8 }; /* the tile: R output rows x W positions */
     const float *bias = w + 288;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 401408;
-        float *sb = s + (ptrdiff_t)b * 415936; /* this sample's scratch */
-        cnn_pad(xb0, sb, 32, 112, 112, 1, 1, 114, 114, 0);
-        const float *in = sb;
-        for (int i = 415872; i < 415936; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 6400; it++) {
-            const int tile = it / 32, gb = it - tile * 32;
-            const int grp = gb / 1, ob = gb - grp * 1;
-            const int oc0 = grp * 1 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 9;
-            const float *xg = in + grp * 12996;
-            float t[MR][NR];
-            {
-                const int p = tile < 199 ? tile * NR : 12702;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 1; c += 1, xp += 12996, wp += 9) {
+        float *sb = s + (ptrdiff_t)b * 416480; /* this sample's padded planes */
+        for (int c = 0; c < 32; c++) {
+            float *pl = sb + (ptrdiff_t)c * 13015;
+            cnn_pad(xb0 + (ptrdiff_t)c * 12544, pl, 1, 112, 112, 1, 1, 114, 114, 0);
+            for (int i = 12996; i < 13015; i++)
+                pl[i] = 0.0f; /* what the last vectors read past the plane */
+            const float *wc = w + c * 9;
+            const __m256 k0 = _mm256_set1_ps(wc[0]);
+            const __m256 k1 = _mm256_set1_ps(wc[1]);
+            const __m256 k2 = _mm256_set1_ps(wc[2]);
+            const __m256 k3 = _mm256_set1_ps(wc[3]);
+            const __m256 k4 = _mm256_set1_ps(wc[4]);
+            const __m256 k5 = _mm256_set1_ps(wc[5]);
+            const __m256 k6 = _mm256_set1_ps(wc[6]);
+            const __m256 k7 = _mm256_set1_ps(wc[7]);
+            const __m256 k8 = _mm256_set1_ps(wc[8]);
+            const __m256 bc = _mm256_set1_ps(bias[c]);
+            for (int t = 0; t < 112; t += R) {
+                const int oh = t + R <= 112 ? t : 108; /* the last tile moved up */
+                for (int o = 0; o < 112; o += 8) {
+                    const int ow = o + W <= 112 ? o : 104; /* the last vector moved back */
+                    const float *p = pl + (ptrdiff_t)oh * 114;
+                    __m256 a0 = bc;
+                    __m256 a1 = bc;
+                    __m256 a2 = bc;
+                    __m256 a3 = bc;
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 0 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 0 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 0;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a0 = _mm256_fmadd_ps(k0, x0, a0);
+                    a0 = _mm256_fmadd_ps(k1, x1, a0);
+                    a0 = _mm256_fmadd_ps(k2, x2, a0);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 1 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 1 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 114;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a0 = _mm256_fmadd_ps(k3, x0, a0);
+                    a0 = _mm256_fmadd_ps(k4, x1, a0);
+                    a0 = _mm256_fmadd_ps(k5, x2, a0);
+                    a1 = _mm256_fmadd_ps(k0, x0, a1);
+                    a1 = _mm256_fmadd_ps(k1, x1, a1);
+                    a1 = _mm256_fmadd_ps(k2, x2, a1);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 2 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 2 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 228;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a0 = _mm256_fmadd_ps(k6, x0, a0);
+                    a0 = _mm256_fmadd_ps(k7, x1, a0);
+                    a0 = _mm256_fmadd_ps(k8, x2, a0);
+                    a1 = _mm256_fmadd_ps(k3, x0, a1);
+                    a1 = _mm256_fmadd_ps(k4, x1, a1);
+                    a1 = _mm256_fmadd_ps(k5, x2, a1);
+                    a2 = _mm256_fmadd_ps(k0, x0, a2);
+                    a2 = _mm256_fmadd_ps(k1, x1, a2);
+                    a2 = _mm256_fmadd_ps(k2, x2, a2);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 114 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 114 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 114 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 114 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 114 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 114 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 114 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 114 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 342;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a1 = _mm256_fmadd_ps(k6, x0, a1);
+                    a1 = _mm256_fmadd_ps(k7, x1, a1);
+                    a1 = _mm256_fmadd_ps(k8, x2, a1);
+                    a2 = _mm256_fmadd_ps(k3, x0, a2);
+                    a2 = _mm256_fmadd_ps(k4, x1, a2);
+                    a2 = _mm256_fmadd_ps(k5, x2, a2);
+                    a3 = _mm256_fmadd_ps(k0, x0, a3);
+                    a3 = _mm256_fmadd_ps(k1, x1, a3);
+                    a3 = _mm256_fmadd_ps(k2, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 115 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 115 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 115 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 115 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 115 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 115 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 115 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 115 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 456;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a2 = _mm256_fmadd_ps(k6, x0, a2);
+                    a2 = _mm256_fmadd_ps(k7, x1, a2);
+                    a2 = _mm256_fmadd_ps(k8, x2, a2);
+                    a3 = _mm256_fmadd_ps(k3, x0, a3);
+                    a3 = _mm256_fmadd_ps(k4, x1, a3);
+                    a3 = _mm256_fmadd_ps(k5, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 116 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 116 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 116 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 116 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 116 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 116 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 116 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 116 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 570;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a3 = _mm256_fmadd_ps(k6, x0, a3);
+                    a3 = _mm256_fmadd_ps(k7, x1, a3);
+                    a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 228 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 228 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 228 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 228 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 228 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 228 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 228 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 228 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                        const int at = c * 12544 + (oh + 0) * 112 + ow;
+                        __m256 x = a0;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 229 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 229 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 229 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 229 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 229 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 229 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 229 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 229 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                        const int at = c * 12544 + (oh + 1) * 112 + ow;
+                        __m256 x = a1;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 230 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 230 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 230 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 230 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 230 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 230 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 230 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 230 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                        const int at = c * 12544 + (oh + 2) * 112 + ow;
+                        __m256 x = a2;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
-                }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[0] + 24, c03);
-                _mm256_storeu_ps(t[0] + 32, c04);
-                _mm256_storeu_ps(t[0] + 40, c05);
-                _mm256_storeu_ps(t[0] + 48, c06);
-                _mm256_storeu_ps(t[0] + 56, c07);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 12544;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 114, ow = q - oh * 114;
-                        if (ow + W <= 112 && q + W <= 12766) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 112 + ow, x);
-                            continue;
-                        }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 114, c = q + l - h * 114;
-                            if (c >= 112 || q + l >= 12766)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 112 + c] = v;
-                        }
+                    {
+                        const int at = c * 12544 + (oh + 3) * 112 + ow;
+                        __m256 x = a3;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                 }
             }
@@ -936,239 +849,171 @@ static CNN_SIMD void dwsep1_conv2(const float *restrict x0, float *restrict y, c
 /* dwsep2.conv1 — examples/mobilenet.cnn:18: conv 3x3/2 p1 64 g64
  *   in [64,112,112] -> out [64,56,56]
  *   weights at packed[3328]: weight [64,1,3,3]
- *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); stride 2x2: input rows gathered (im2col) into scratch; dwsep2.bn1 folded into the weights; then dwsep2.relu1
+ *   avx2: depthwise, a channel at a time, its plane padded into scratch just before use; tile R=4 output rows x 8 positions, 9 weights in registers; dwsep2.bn1 folded into the weights; then dwsep2.relu1
  */
 static CNN_SIMD void dwsep2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
+    enum { R = 4, W = 8 }; /* the tile: R output rows x W positions */
     const float *bias = w + 576;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 200704;
-        float *sb = s + (ptrdiff_t)b * 2638208; /* this sample's scratch */
-        cnn_pad(xb0, sb, 64, 112, 112, 1, 1, 114, 114, 0);
-        const float *in = sb;
-        for (int i = 831744; i < 831808; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        float *col = sb + 831808;
-        for (int c = 0; c < 64; c++)
-            for (int i = 0; i < 3; i++)
-                for (int j = 0; j < 3; j++) {
-                    float *row = col + ((c * 3 + i) * 3 + j) * 3136;
-                    const float *src = in + c * 12996 + i * 114 + j * 1;
-                    for (int oh = 0; oh < 56; oh++)
-                        for (int ow = 0; ow < 56; ow++)
-                            row[oh * 56 + ow] = src[oh * 228 + ow * 2];
-                }
-        for (int i = 1806336; i < 1806400; i++)
-            col[i] = 0.0f;
-        for (int it = 0; it < 3136; it++) {
-            const int tile = it / 64, gb = it - tile * 64;
-            const int grp = gb / 1, ob = gb - grp * 1;
-            const int oc0 = grp * 1 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 9;
-            const float *xg = col + grp * 28224;
-            float t[MR][NR];
-            {
-                const int p = tile < 48 ? tile * NR : 3072;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 1; c += 1, xp += 28224, wp += 9) {
+        float *sb = s + (ptrdiff_t)b * 833472; /* this sample's padded planes */
+        for (int c = 0; c < 64; c++) {
+            float *pl = sb + (ptrdiff_t)c * 13023;
+            cnn_pad(xb0 + (ptrdiff_t)c * 12544, pl, 1, 112, 112, 1, 1, 114, 114, 0);
+            for (int i = 12996; i < 13023; i++)
+                pl[i] = 0.0f; /* what the last vectors read past the plane */
+            const float *wc = w + c * 9;
+            const __m256 k0 = _mm256_set1_ps(wc[0]);
+            const __m256 k1 = _mm256_set1_ps(wc[1]);
+            const __m256 k2 = _mm256_set1_ps(wc[2]);
+            const __m256 k3 = _mm256_set1_ps(wc[3]);
+            const __m256 k4 = _mm256_set1_ps(wc[4]);
+            const __m256 k5 = _mm256_set1_ps(wc[5]);
+            const __m256 k6 = _mm256_set1_ps(wc[6]);
+            const __m256 k7 = _mm256_set1_ps(wc[7]);
+            const __m256 k8 = _mm256_set1_ps(wc[8]);
+            const __m256 bc = _mm256_set1_ps(bias[c]);
+            for (int t = 0; t < 56; t += R) {
+                const int oh = t + R <= 56 ? t : 52; /* the last tile moved up */
+                for (int o = 0; o < 56; o += 8) {
+                    const int ow = o + W <= 56 ? o : 48; /* the last vector moved back */
+                    const float *p = pl + (ptrdiff_t)oh * 228;
+                    __m256 a0 = bc;
+                    __m256 a1 = bc;
+                    __m256 a2 = bc;
+                    __m256 a3 = bc;
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 0 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 0 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 0;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a0 = _mm256_fmadd_ps(k0, x0, a0);
+                    a0 = _mm256_fmadd_ps(k1, x1, a0);
+                    a0 = _mm256_fmadd_ps(k2, x2, a0);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 3136 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 3136 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 3136 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 3136 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 3136 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 114;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a0 = _mm256_fmadd_ps(k3, x0, a0);
+                    a0 = _mm256_fmadd_ps(k4, x1, a0);
+                    a0 = _mm256_fmadd_ps(k5, x2, a0);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 6272 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 6272 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 6272 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 6272 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 6272 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 228;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a0 = _mm256_fmadd_ps(k6, x0, a0);
+                    a0 = _mm256_fmadd_ps(k7, x1, a0);
+                    a0 = _mm256_fmadd_ps(k8, x2, a0);
+                    a1 = _mm256_fmadd_ps(k0, x0, a1);
+                    a1 = _mm256_fmadd_ps(k1, x1, a1);
+                    a1 = _mm256_fmadd_ps(k2, x2, a1);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 9408 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 9408 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 9408 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 9408 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 9408 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 9408 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 9408 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 9408 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 342;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a1 = _mm256_fmadd_ps(k3, x0, a1);
+                    a1 = _mm256_fmadd_ps(k4, x1, a1);
+                    a1 = _mm256_fmadd_ps(k5, x2, a1);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 12544 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 12544 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 12544 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 12544 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 12544 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 12544 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 12544 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 12544 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 456;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a1 = _mm256_fmadd_ps(k6, x0, a1);
+                    a1 = _mm256_fmadd_ps(k7, x1, a1);
+                    a1 = _mm256_fmadd_ps(k8, x2, a1);
+                    a2 = _mm256_fmadd_ps(k0, x0, a2);
+                    a2 = _mm256_fmadd_ps(k1, x1, a2);
+                    a2 = _mm256_fmadd_ps(k2, x2, a2);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 15680 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 15680 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 15680 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 15680 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 15680 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 15680 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 15680 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 15680 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 570;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a2 = _mm256_fmadd_ps(k3, x0, a2);
+                    a2 = _mm256_fmadd_ps(k4, x1, a2);
+                    a2 = _mm256_fmadd_ps(k5, x2, a2);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18816 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18816 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 18816 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 18816 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 18816 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 18816 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 18816 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 18816 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 684;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a2 = _mm256_fmadd_ps(k6, x0, a2);
+                    a2 = _mm256_fmadd_ps(k7, x1, a2);
+                    a2 = _mm256_fmadd_ps(k8, x2, a2);
+                    a3 = _mm256_fmadd_ps(k0, x0, a3);
+                    a3 = _mm256_fmadd_ps(k1, x1, a3);
+                    a3 = _mm256_fmadd_ps(k2, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 21952 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 21952 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 21952 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 21952 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 21952 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 21952 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 21952 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 21952 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 798;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a3 = _mm256_fmadd_ps(k3, x0, a3);
+                    a3 = _mm256_fmadd_ps(k4, x1, a3);
+                    a3 = _mm256_fmadd_ps(k5, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 25088 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 25088 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 25088 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 25088 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 25088 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 25088 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 25088 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 25088 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 912;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a3 = _mm256_fmadd_ps(k6, x0, a3);
+                    a3 = _mm256_fmadd_ps(k7, x1, a3);
+                    a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
-                }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[0] + 24, c03);
-                _mm256_storeu_ps(t[0] + 32, c04);
-                _mm256_storeu_ps(t[0] + 40, c05);
-                _mm256_storeu_ps(t[0] + 48, c06);
-                _mm256_storeu_ps(t[0] + 56, c07);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 3136;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                    {
+                        const int at = c * 3136 + (oh + 0) * 56 + ow;
+                        __m256 x = a0;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        _mm256_storeu_ps(yb + at + q, x);
+                        _mm256_storeu_ps(yb + at, x);
+                    }
+                    {
+                        const int at = c * 3136 + (oh + 1) * 56 + ow;
+                        __m256 x = a1;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
+                    }
+                    {
+                        const int at = c * 3136 + (oh + 2) * 56 + ow;
+                        __m256 x = a2;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
+                    }
+                    {
+                        const int at = c * 3136 + (oh + 3) * 56 + ow;
+                        __m256 x = a3;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                 }
             }
@@ -1411,239 +1256,135 @@ static CNN_SIMD void dwsep2_conv2(const float *restrict x0, float *restrict y, c
 /* dwsep3.conv1 — examples/mobilenet.cnn:18: conv 3x3 p1 128 g128
  *   in [128,56,56] -> out [128,56,56]
  *   weights at packed[12288]: weight [128,1,3,3]
- *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 58 apart (56 kept); dwsep3.bn1 folded into the weights; then dwsep3.relu1
+ *   avx2: depthwise, a channel at a time, its plane padded into scratch just before use; tile R=4 output rows x 8 positions, 9 weights in registers; dwsep3.bn1 folded into the weights; then dwsep3.relu1
  */
 static CNN_SIMD void dwsep3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
+    enum { R = 4, W = 8 }; /* the tile: R output rows x W positions */
     const float *bias = w + 1152;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 401408;
-        float *sb = s + (ptrdiff_t)b * 430656; /* this sample's scratch */
-        cnn_pad(xb0, sb, 128, 56, 56, 1, 1, 58, 58, 0);
-        const float *in = sb;
-        for (int i = 430592; i < 430656; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 6528; it++) {
-            const int tile = it / 128, gb = it - tile * 128;
-            const int grp = gb / 1, ob = gb - grp * 1;
-            const int oc0 = grp * 1 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 9;
-            const float *xg = in + grp * 3364;
-            float t[MR][NR];
-            {
-                const int p = tile < 50 ? tile * NR : 3182;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 1; c += 1, xp += 3364, wp += 9) {
+        float *sb = s + (ptrdiff_t)b * 433024; /* this sample's padded planes */
+        for (int c = 0; c < 128; c++) {
+            float *pl = sb + (ptrdiff_t)c * 3383;
+            cnn_pad(xb0 + (ptrdiff_t)c * 3136, pl, 1, 56, 56, 1, 1, 58, 58, 0);
+            for (int i = 3364; i < 3383; i++)
+                pl[i] = 0.0f; /* what the last vectors read past the plane */
+            const float *wc = w + c * 9;
+            const __m256 k0 = _mm256_set1_ps(wc[0]);
+            const __m256 k1 = _mm256_set1_ps(wc[1]);
+            const __m256 k2 = _mm256_set1_ps(wc[2]);
+            const __m256 k3 = _mm256_set1_ps(wc[3]);
+            const __m256 k4 = _mm256_set1_ps(wc[4]);
+            const __m256 k5 = _mm256_set1_ps(wc[5]);
+            const __m256 k6 = _mm256_set1_ps(wc[6]);
+            const __m256 k7 = _mm256_set1_ps(wc[7]);
+            const __m256 k8 = _mm256_set1_ps(wc[8]);
+            const __m256 bc = _mm256_set1_ps(bias[c]);
+            for (int t = 0; t < 56; t += R) {
+                const int oh = t + R <= 56 ? t : 52; /* the last tile moved up */
+                for (int o = 0; o < 56; o += 8) {
+                    const int ow = o + W <= 56 ? o : 48; /* the last vector moved back */
+                    const float *p = pl + (ptrdiff_t)oh * 58;
+                    __m256 a0 = bc;
+                    __m256 a1 = bc;
+                    __m256 a2 = bc;
+                    __m256 a3 = bc;
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 0 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 0 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 0;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a0 = _mm256_fmadd_ps(k0, x0, a0);
+                    a0 = _mm256_fmadd_ps(k1, x1, a0);
+                    a0 = _mm256_fmadd_ps(k2, x2, a0);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 1 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 1 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 58;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a0 = _mm256_fmadd_ps(k3, x0, a0);
+                    a0 = _mm256_fmadd_ps(k4, x1, a0);
+                    a0 = _mm256_fmadd_ps(k5, x2, a0);
+                    a1 = _mm256_fmadd_ps(k0, x0, a1);
+                    a1 = _mm256_fmadd_ps(k1, x1, a1);
+                    a1 = _mm256_fmadd_ps(k2, x2, a1);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 2 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 2 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 116;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a0 = _mm256_fmadd_ps(k6, x0, a0);
+                    a0 = _mm256_fmadd_ps(k7, x1, a0);
+                    a0 = _mm256_fmadd_ps(k8, x2, a0);
+                    a1 = _mm256_fmadd_ps(k3, x0, a1);
+                    a1 = _mm256_fmadd_ps(k4, x1, a1);
+                    a1 = _mm256_fmadd_ps(k5, x2, a1);
+                    a2 = _mm256_fmadd_ps(k0, x0, a2);
+                    a2 = _mm256_fmadd_ps(k1, x1, a2);
+                    a2 = _mm256_fmadd_ps(k2, x2, a2);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 58 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 58 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 58 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 58 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 58 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 58 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 58 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 58 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 174;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a1 = _mm256_fmadd_ps(k6, x0, a1);
+                    a1 = _mm256_fmadd_ps(k7, x1, a1);
+                    a1 = _mm256_fmadd_ps(k8, x2, a1);
+                    a2 = _mm256_fmadd_ps(k3, x0, a2);
+                    a2 = _mm256_fmadd_ps(k4, x1, a2);
+                    a2 = _mm256_fmadd_ps(k5, x2, a2);
+                    a3 = _mm256_fmadd_ps(k0, x0, a3);
+                    a3 = _mm256_fmadd_ps(k1, x1, a3);
+                    a3 = _mm256_fmadd_ps(k2, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 59 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 59 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 59 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 59 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 59 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 59 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 59 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 59 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 232;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a2 = _mm256_fmadd_ps(k6, x0, a2);
+                    a2 = _mm256_fmadd_ps(k7, x1, a2);
+                    a2 = _mm256_fmadd_ps(k8, x2, a2);
+                    a3 = _mm256_fmadd_ps(k3, x0, a3);
+                    a3 = _mm256_fmadd_ps(k4, x1, a3);
+                    a3 = _mm256_fmadd_ps(k5, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 60 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 60 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 60 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 60 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 60 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 290;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a3 = _mm256_fmadd_ps(k6, x0, a3);
+                    a3 = _mm256_fmadd_ps(k7, x1, a3);
+                    a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 116 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 116 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 116 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 116 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 116 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 116 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 116 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 116 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                        const int at = c * 3136 + (oh + 0) * 56 + ow;
+                        __m256 x = a0;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 117 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 117 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 117 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 117 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 117 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 117 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 117 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 117 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                        const int at = c * 3136 + (oh + 1) * 56 + ow;
+                        __m256 x = a1;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 118 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 118 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 118 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 118 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 118 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 118 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 118 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 118 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                        const int at = c * 3136 + (oh + 2) * 56 + ow;
+                        __m256 x = a2;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
-                }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[0] + 24, c03);
-                _mm256_storeu_ps(t[0] + 32, c04);
-                _mm256_storeu_ps(t[0] + 40, c05);
-                _mm256_storeu_ps(t[0] + 48, c06);
-                _mm256_storeu_ps(t[0] + 56, c07);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 3136;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 58, ow = q - oh * 58;
-                        if (ow + W <= 56 && q + W <= 3246) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 56 + ow, x);
-                            continue;
-                        }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 58, c = q + l - h * 58;
-                            if (c >= 56 || q + l >= 3246)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 56 + c] = v;
-                        }
+                    {
+                        const int at = c * 3136 + (oh + 3) * 56 + ow;
+                        __m256 x = a3;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                 }
             }
@@ -1886,239 +1627,171 @@ static CNN_SIMD void dwsep3_conv2(const float *restrict x0, float *restrict y, c
 /* dwsep4.conv1 — examples/mobilenet.cnn:18: conv 3x3/2 p1 128 g128
  *   in [128,56,56] -> out [128,28,28]
  *   weights at packed[30080]: weight [128,1,3,3]
- *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); stride 2x2: input rows gathered (im2col) into scratch; dwsep4.bn1 folded into the weights; then dwsep4.relu1
+ *   avx2: depthwise, a channel at a time, its plane padded into scratch just before use; tile R=4 output rows x 8 positions, 9 weights in registers; dwsep4.bn1 folded into the weights; then dwsep4.relu1
  */
 static CNN_SIMD void dwsep4_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
+    enum { R = 4, W = 8 }; /* the tile: R output rows x W positions */
     const float *bias = w + 1152;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 1333888; /* this sample's scratch */
-        cnn_pad(xb0, sb, 128, 56, 56, 1, 1, 58, 58, 0);
-        const float *in = sb;
-        for (int i = 430592; i < 430656; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        float *col = sb + 430656;
-        for (int c = 0; c < 128; c++)
-            for (int i = 0; i < 3; i++)
-                for (int j = 0; j < 3; j++) {
-                    float *row = col + ((c * 3 + i) * 3 + j) * 784;
-                    const float *src = in + c * 3364 + i * 58 + j * 1;
-                    for (int oh = 0; oh < 28; oh++)
-                        for (int ow = 0; ow < 28; ow++)
-                            row[oh * 28 + ow] = src[oh * 116 + ow * 2];
-                }
-        for (int i = 903168; i < 903232; i++)
-            col[i] = 0.0f;
-        for (int it = 0; it < 1664; it++) {
-            const int tile = it / 128, gb = it - tile * 128;
-            const int grp = gb / 1, ob = gb - grp * 1;
-            const int oc0 = grp * 1 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 9;
-            const float *xg = col + grp * 7056;
-            float t[MR][NR];
-            {
-                const int p = tile < 12 ? tile * NR : 720;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 1; c += 1, xp += 7056, wp += 9) {
+        float *sb = s + (ptrdiff_t)b * 434048; /* this sample's padded planes */
+        for (int c = 0; c < 128; c++) {
+            float *pl = sb + (ptrdiff_t)c * 3391;
+            cnn_pad(xb0 + (ptrdiff_t)c * 3136, pl, 1, 56, 56, 1, 1, 58, 58, 0);
+            for (int i = 3364; i < 3391; i++)
+                pl[i] = 0.0f; /* what the last vectors read past the plane */
+            const float *wc = w + c * 9;
+            const __m256 k0 = _mm256_set1_ps(wc[0]);
+            const __m256 k1 = _mm256_set1_ps(wc[1]);
+            const __m256 k2 = _mm256_set1_ps(wc[2]);
+            const __m256 k3 = _mm256_set1_ps(wc[3]);
+            const __m256 k4 = _mm256_set1_ps(wc[4]);
+            const __m256 k5 = _mm256_set1_ps(wc[5]);
+            const __m256 k6 = _mm256_set1_ps(wc[6]);
+            const __m256 k7 = _mm256_set1_ps(wc[7]);
+            const __m256 k8 = _mm256_set1_ps(wc[8]);
+            const __m256 bc = _mm256_set1_ps(bias[c]);
+            for (int t = 0; t < 28; t += R) {
+                const int oh = t + R <= 28 ? t : 24; /* the last tile moved up */
+                for (int o = 0; o < 28; o += 8) {
+                    const int ow = o + W <= 28 ? o : 20; /* the last vector moved back */
+                    const float *p = pl + (ptrdiff_t)oh * 116;
+                    __m256 a0 = bc;
+                    __m256 a1 = bc;
+                    __m256 a2 = bc;
+                    __m256 a3 = bc;
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 0 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 0 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 0;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a0 = _mm256_fmadd_ps(k0, x0, a0);
+                    a0 = _mm256_fmadd_ps(k1, x1, a0);
+                    a0 = _mm256_fmadd_ps(k2, x2, a0);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 784 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 784 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 784 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 784 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 784 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 58;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a0 = _mm256_fmadd_ps(k3, x0, a0);
+                    a0 = _mm256_fmadd_ps(k4, x1, a0);
+                    a0 = _mm256_fmadd_ps(k5, x2, a0);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 1568 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 1568 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 1568 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 1568 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 1568 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 116;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a0 = _mm256_fmadd_ps(k6, x0, a0);
+                    a0 = _mm256_fmadd_ps(k7, x1, a0);
+                    a0 = _mm256_fmadd_ps(k8, x2, a0);
+                    a1 = _mm256_fmadd_ps(k0, x0, a1);
+                    a1 = _mm256_fmadd_ps(k1, x1, a1);
+                    a1 = _mm256_fmadd_ps(k2, x2, a1);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2352 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2352 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2352 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 2352 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 2352 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 2352 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 2352 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 2352 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 174;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a1 = _mm256_fmadd_ps(k3, x0, a1);
+                    a1 = _mm256_fmadd_ps(k4, x1, a1);
+                    a1 = _mm256_fmadd_ps(k5, x2, a1);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3136 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3136 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3136 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 3136 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 3136 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 3136 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 3136 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 3136 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 232;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a1 = _mm256_fmadd_ps(k6, x0, a1);
+                    a1 = _mm256_fmadd_ps(k7, x1, a1);
+                    a1 = _mm256_fmadd_ps(k8, x2, a1);
+                    a2 = _mm256_fmadd_ps(k0, x0, a2);
+                    a2 = _mm256_fmadd_ps(k1, x1, a2);
+                    a2 = _mm256_fmadd_ps(k2, x2, a2);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 3920 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 3920 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 3920 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 3920 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 3920 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 3920 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 3920 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 3920 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 290;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a2 = _mm256_fmadd_ps(k3, x0, a2);
+                    a2 = _mm256_fmadd_ps(k4, x1, a2);
+                    a2 = _mm256_fmadd_ps(k5, x2, a2);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 4704 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 4704 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 4704 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 4704 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 4704 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 4704 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 4704 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 4704 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 348;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a2 = _mm256_fmadd_ps(k6, x0, a2);
+                    a2 = _mm256_fmadd_ps(k7, x1, a2);
+                    a2 = _mm256_fmadd_ps(k8, x2, a2);
+                    a3 = _mm256_fmadd_ps(k0, x0, a3);
+                    a3 = _mm256_fmadd_ps(k1, x1, a3);
+                    a3 = _mm256_fmadd_ps(k2, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 5488 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 5488 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 5488 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 5488 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 5488 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 5488 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 5488 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 5488 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 406;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a3 = _mm256_fmadd_ps(k3, x0, a3);
+                    a3 = _mm256_fmadd_ps(k4, x1, a3);
+                    a3 = _mm256_fmadd_ps(k5, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 6272 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 6272 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 6272 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 6272 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 6272 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 6272 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 6272 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 6272 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 464;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a3 = _mm256_fmadd_ps(k6, x0, a3);
+                    a3 = _mm256_fmadd_ps(k7, x1, a3);
+                    a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
-                }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[0] + 24, c03);
-                _mm256_storeu_ps(t[0] + 32, c04);
-                _mm256_storeu_ps(t[0] + 40, c05);
-                _mm256_storeu_ps(t[0] + 48, c06);
-                _mm256_storeu_ps(t[0] + 56, c07);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 784;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                    {
+                        const int at = c * 784 + (oh + 0) * 28 + ow;
+                        __m256 x = a0;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        _mm256_storeu_ps(yb + at + q, x);
+                        _mm256_storeu_ps(yb + at, x);
+                    }
+                    {
+                        const int at = c * 784 + (oh + 1) * 28 + ow;
+                        __m256 x = a1;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
+                    }
+                    {
+                        const int at = c * 784 + (oh + 2) * 28 + ow;
+                        __m256 x = a2;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
+                    }
+                    {
+                        const int at = c * 784 + (oh + 3) * 28 + ow;
+                        __m256 x = a3;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                 }
             }
@@ -2371,239 +2044,135 @@ static CNN_SIMD void dwsep4_conv2(const float *restrict x0, float *restrict y, c
 /* dwsep5.conv1 — examples/mobilenet.cnn:18: conv 3x3 p1 256 g256
  *   in [256,28,28] -> out [256,28,28]
  *   weights at packed[64642]: weight [256,1,3,3]
- *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); dwsep5.bn1 folded into the weights; then dwsep5.relu1
+ *   avx2: depthwise, a channel at a time, its plane padded into scratch just before use; tile R=4 output rows x 8 positions, 9 weights in registers; dwsep5.bn1 folded into the weights; then dwsep5.relu1
  */
 static CNN_SIMD void dwsep5_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
+    enum { R = 4, W = 8 }; /* the tile: R output rows x W positions */
     const float *bias = w + 2304;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        float *sb = s + (ptrdiff_t)b * 230464; /* this sample's scratch */
-        cnn_pad(xb0, sb, 256, 28, 28, 1, 1, 30, 30, 0);
-        const float *in = sb;
-        for (int i = 230400; i < 230464; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 3584; it++) {
-            const int tile = it / 256, gb = it - tile * 256;
-            const int grp = gb / 1, ob = gb - grp * 1;
-            const int oc0 = grp * 1 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 9;
-            const float *xg = in + grp * 900;
-            float t[MR][NR];
-            {
-                const int p = tile < 13 ? tile * NR : 774;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 1; c += 1, xp += 900, wp += 9) {
+        float *sb = s + (ptrdiff_t)b * 235264; /* this sample's padded planes */
+        for (int c = 0; c < 256; c++) {
+            float *pl = sb + (ptrdiff_t)c * 919;
+            cnn_pad(xb0 + (ptrdiff_t)c * 784, pl, 1, 28, 28, 1, 1, 30, 30, 0);
+            for (int i = 900; i < 919; i++)
+                pl[i] = 0.0f; /* what the last vectors read past the plane */
+            const float *wc = w + c * 9;
+            const __m256 k0 = _mm256_set1_ps(wc[0]);
+            const __m256 k1 = _mm256_set1_ps(wc[1]);
+            const __m256 k2 = _mm256_set1_ps(wc[2]);
+            const __m256 k3 = _mm256_set1_ps(wc[3]);
+            const __m256 k4 = _mm256_set1_ps(wc[4]);
+            const __m256 k5 = _mm256_set1_ps(wc[5]);
+            const __m256 k6 = _mm256_set1_ps(wc[6]);
+            const __m256 k7 = _mm256_set1_ps(wc[7]);
+            const __m256 k8 = _mm256_set1_ps(wc[8]);
+            const __m256 bc = _mm256_set1_ps(bias[c]);
+            for (int t = 0; t < 28; t += R) {
+                const int oh = t + R <= 28 ? t : 24; /* the last tile moved up */
+                for (int o = 0; o < 28; o += 8) {
+                    const int ow = o + W <= 28 ? o : 20; /* the last vector moved back */
+                    const float *p = pl + (ptrdiff_t)oh * 30;
+                    __m256 a0 = bc;
+                    __m256 a1 = bc;
+                    __m256 a2 = bc;
+                    __m256 a3 = bc;
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 0 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 0 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 0;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a0 = _mm256_fmadd_ps(k0, x0, a0);
+                    a0 = _mm256_fmadd_ps(k1, x1, a0);
+                    a0 = _mm256_fmadd_ps(k2, x2, a0);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 1 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 1 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 30;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a0 = _mm256_fmadd_ps(k3, x0, a0);
+                    a0 = _mm256_fmadd_ps(k4, x1, a0);
+                    a0 = _mm256_fmadd_ps(k5, x2, a0);
+                    a1 = _mm256_fmadd_ps(k0, x0, a1);
+                    a1 = _mm256_fmadd_ps(k1, x1, a1);
+                    a1 = _mm256_fmadd_ps(k2, x2, a1);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 2 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 2 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 60;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a0 = _mm256_fmadd_ps(k6, x0, a0);
+                    a0 = _mm256_fmadd_ps(k7, x1, a0);
+                    a0 = _mm256_fmadd_ps(k8, x2, a0);
+                    a1 = _mm256_fmadd_ps(k3, x0, a1);
+                    a1 = _mm256_fmadd_ps(k4, x1, a1);
+                    a1 = _mm256_fmadd_ps(k5, x2, a1);
+                    a2 = _mm256_fmadd_ps(k0, x0, a2);
+                    a2 = _mm256_fmadd_ps(k1, x1, a2);
+                    a2 = _mm256_fmadd_ps(k2, x2, a2);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 30 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 30 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 30 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 30 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 30 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 30 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 90;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a1 = _mm256_fmadd_ps(k6, x0, a1);
+                    a1 = _mm256_fmadd_ps(k7, x1, a1);
+                    a1 = _mm256_fmadd_ps(k8, x2, a1);
+                    a2 = _mm256_fmadd_ps(k3, x0, a2);
+                    a2 = _mm256_fmadd_ps(k4, x1, a2);
+                    a2 = _mm256_fmadd_ps(k5, x2, a2);
+                    a3 = _mm256_fmadd_ps(k0, x0, a3);
+                    a3 = _mm256_fmadd_ps(k1, x1, a3);
+                    a3 = _mm256_fmadd_ps(k2, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 31 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 31 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 31 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 31 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 31 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 31 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 120;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a2 = _mm256_fmadd_ps(k6, x0, a2);
+                    a2 = _mm256_fmadd_ps(k7, x1, a2);
+                    a2 = _mm256_fmadd_ps(k8, x2, a2);
+                    a3 = _mm256_fmadd_ps(k3, x0, a3);
+                    a3 = _mm256_fmadd_ps(k4, x1, a3);
+                    a3 = _mm256_fmadd_ps(k5, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 32 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 32 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 32 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 32 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 32 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 150;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a3 = _mm256_fmadd_ps(k6, x0, a3);
+                    a3 = _mm256_fmadd_ps(k7, x1, a3);
+                    a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 60 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 60 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 60 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 60 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 60 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                        const int at = c * 784 + (oh + 0) * 28 + ow;
+                        __m256 x = a0;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 61 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 61 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 61 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 61 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 61 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 61 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 61 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 61 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                        const int at = c * 784 + (oh + 1) * 28 + ow;
+                        __m256 x = a1;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 62 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 62 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 62 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 62 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 62 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 62 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 62 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 62 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                        const int at = c * 784 + (oh + 2) * 28 + ow;
+                        __m256 x = a2;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
-                }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[0] + 24, c03);
-                _mm256_storeu_ps(t[0] + 32, c04);
-                _mm256_storeu_ps(t[0] + 40, c05);
-                _mm256_storeu_ps(t[0] + 48, c06);
-                _mm256_storeu_ps(t[0] + 56, c07);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 784;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + W <= 28 && q + W <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
-                            continue;
-                        }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 30, c = q + l - h * 30;
-                            if (c >= 28 || q + l >= 838)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 28 + c] = v;
-                        }
+                    {
+                        const int at = c * 784 + (oh + 3) * 28 + ow;
+                        __m256 x = a3;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                 }
             }
@@ -2856,239 +2425,171 @@ static CNN_SIMD void dwsep5_conv2(const float *restrict x0, float *restrict y, c
 /* dwsep6.conv1 — examples/mobilenet.cnn:18: conv 3x3/2 p1 256 g256
  *   in [256,28,28] -> out [256,14,14]
  *   weights at packed[133508]: weight [256,1,3,3]
- *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); stride 2x2: input rows gathered (im2col) into scratch; dwsep6.bn1 folded into the weights; then dwsep6.relu1
+ *   avx2: depthwise, a channel at a time, its plane padded into scratch just before use; tile R=4 output rows x 8 positions, 9 weights in registers; dwsep6.bn1 folded into the weights; then dwsep6.relu1
  */
 static CNN_SIMD void dwsep6_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
+    enum { R = 4, W = 8 }; /* the tile: R output rows x W positions */
     const float *bias = w + 2304;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 50176;
-        float *sb = s + (ptrdiff_t)b * 682112; /* this sample's scratch */
-        cnn_pad(xb0, sb, 256, 28, 28, 1, 1, 30, 30, 0);
-        const float *in = sb;
-        for (int i = 230400; i < 230464; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        float *col = sb + 230464;
-        for (int c = 0; c < 256; c++)
-            for (int i = 0; i < 3; i++)
-                for (int j = 0; j < 3; j++) {
-                    float *row = col + ((c * 3 + i) * 3 + j) * 196;
-                    const float *src = in + c * 900 + i * 30 + j * 1;
-                    for (int oh = 0; oh < 14; oh++)
-                        for (int ow = 0; ow < 14; ow++)
-                            row[oh * 14 + ow] = src[oh * 60 + ow * 2];
-                }
-        for (int i = 451584; i < 451648; i++)
-            col[i] = 0.0f;
-        for (int it = 0; it < 1024; it++) {
-            const int tile = it / 256, gb = it - tile * 256;
-            const int grp = gb / 1, ob = gb - grp * 1;
-            const int oc0 = grp * 1 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 9;
-            const float *xg = col + grp * 1764;
-            float t[MR][NR];
-            {
-                const int p = tile < 3 ? tile * NR : 132;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 1; c += 1, xp += 1764, wp += 9) {
+        float *sb = s + (ptrdiff_t)b * 237312; /* this sample's padded planes */
+        for (int c = 0; c < 256; c++) {
+            float *pl = sb + (ptrdiff_t)c * 927;
+            cnn_pad(xb0 + (ptrdiff_t)c * 784, pl, 1, 28, 28, 1, 1, 30, 30, 0);
+            for (int i = 900; i < 927; i++)
+                pl[i] = 0.0f; /* what the last vectors read past the plane */
+            const float *wc = w + c * 9;
+            const __m256 k0 = _mm256_set1_ps(wc[0]);
+            const __m256 k1 = _mm256_set1_ps(wc[1]);
+            const __m256 k2 = _mm256_set1_ps(wc[2]);
+            const __m256 k3 = _mm256_set1_ps(wc[3]);
+            const __m256 k4 = _mm256_set1_ps(wc[4]);
+            const __m256 k5 = _mm256_set1_ps(wc[5]);
+            const __m256 k6 = _mm256_set1_ps(wc[6]);
+            const __m256 k7 = _mm256_set1_ps(wc[7]);
+            const __m256 k8 = _mm256_set1_ps(wc[8]);
+            const __m256 bc = _mm256_set1_ps(bias[c]);
+            for (int t = 0; t < 14; t += R) {
+                const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
+                for (int o = 0; o < 14; o += 8) {
+                    const int ow = o + W <= 14 ? o : 6; /* the last vector moved back */
+                    const float *p = pl + (ptrdiff_t)oh * 60;
+                    __m256 a0 = bc;
+                    __m256 a1 = bc;
+                    __m256 a2 = bc;
+                    __m256 a3 = bc;
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 0 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 0 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 0;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a0 = _mm256_fmadd_ps(k0, x0, a0);
+                    a0 = _mm256_fmadd_ps(k1, x1, a0);
+                    a0 = _mm256_fmadd_ps(k2, x2, a0);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 196 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 196 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 196 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 196 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 196 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 196 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 30;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a0 = _mm256_fmadd_ps(k3, x0, a0);
+                    a0 = _mm256_fmadd_ps(k4, x1, a0);
+                    a0 = _mm256_fmadd_ps(k5, x2, a0);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 392 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 392 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 392 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 392 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 392 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 392 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 60;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a0 = _mm256_fmadd_ps(k6, x0, a0);
+                    a0 = _mm256_fmadd_ps(k7, x1, a0);
+                    a0 = _mm256_fmadd_ps(k8, x2, a0);
+                    a1 = _mm256_fmadd_ps(k0, x0, a1);
+                    a1 = _mm256_fmadd_ps(k1, x1, a1);
+                    a1 = _mm256_fmadd_ps(k2, x2, a1);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 588 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 588 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 588 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 588 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 588 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 588 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 588 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 588 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 90;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a1 = _mm256_fmadd_ps(k3, x0, a1);
+                    a1 = _mm256_fmadd_ps(k4, x1, a1);
+                    a1 = _mm256_fmadd_ps(k5, x2, a1);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 784 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 784 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 784 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 784 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 784 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 784 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 784 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 784 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 120;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a1 = _mm256_fmadd_ps(k6, x0, a1);
+                    a1 = _mm256_fmadd_ps(k7, x1, a1);
+                    a1 = _mm256_fmadd_ps(k8, x2, a1);
+                    a2 = _mm256_fmadd_ps(k0, x0, a2);
+                    a2 = _mm256_fmadd_ps(k1, x1, a2);
+                    a2 = _mm256_fmadd_ps(k2, x2, a2);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 980 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 980 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 980 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 980 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 980 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 980 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 980 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 980 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 150;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a2 = _mm256_fmadd_ps(k3, x0, a2);
+                    a2 = _mm256_fmadd_ps(k4, x1, a2);
+                    a2 = _mm256_fmadd_ps(k5, x2, a2);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1176 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1176 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1176 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 1176 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 1176 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 1176 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 1176 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 1176 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 180;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a2 = _mm256_fmadd_ps(k6, x0, a2);
+                    a2 = _mm256_fmadd_ps(k7, x1, a2);
+                    a2 = _mm256_fmadd_ps(k8, x2, a2);
+                    a3 = _mm256_fmadd_ps(k0, x0, a3);
+                    a3 = _mm256_fmadd_ps(k1, x1, a3);
+                    a3 = _mm256_fmadd_ps(k2, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1372 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1372 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1372 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 1372 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 1372 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 1372 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 1372 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 1372 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 210;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a3 = _mm256_fmadd_ps(k3, x0, a3);
+                    a3 = _mm256_fmadd_ps(k4, x1, a3);
+                    a3 = _mm256_fmadd_ps(k5, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1568 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1568 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1568 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 1568 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 1568 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 1568 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 1568 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 1568 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 240;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a3 = _mm256_fmadd_ps(k6, x0, a3);
+                    a3 = _mm256_fmadd_ps(k7, x1, a3);
+                    a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
-                }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[0] + 24, c03);
-                _mm256_storeu_ps(t[0] + 32, c04);
-                _mm256_storeu_ps(t[0] + 40, c05);
-                _mm256_storeu_ps(t[0] + 48, c06);
-                _mm256_storeu_ps(t[0] + 56, c07);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 196;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
+                    {
+                        const int at = c * 196 + (oh + 0) * 14 + ow;
+                        __m256 x = a0;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        _mm256_storeu_ps(yb + at + q, x);
+                        _mm256_storeu_ps(yb + at, x);
+                    }
+                    {
+                        const int at = c * 196 + (oh + 1) * 14 + ow;
+                        __m256 x = a1;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
+                    }
+                    {
+                        const int at = c * 196 + (oh + 2) * 14 + ow;
+                        __m256 x = a2;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
+                    }
+                    {
+                        const int at = c * 196 + (oh + 3) * 14 + ow;
+                        __m256 x = a3;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                 }
             }
@@ -3341,239 +2842,135 @@ static CNN_SIMD void dwsep6_conv2(const float *restrict x0, float *restrict y, c
 /* dwsep7.conv1 — examples/mobilenet.cnn:18: conv 3x3 p1 512 g512
  *   in [512,14,14] -> out [512,14,14]
  *   weights at packed[268680]: weight [512,1,3,3]
- *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 16 apart (14 kept); dwsep7.bn1 folded into the weights; then dwsep7.relu1
+ *   avx2: depthwise, a channel at a time, its plane padded into scratch just before use; tile R=4 output rows x 8 positions, 9 weights in registers; dwsep7.bn1 folded into the weights; then dwsep7.relu1
  */
 static CNN_SIMD void dwsep7_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
+    enum { R = 4, W = 8 }; /* the tile: R output rows x W positions */
     const float *bias = w + 4608;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 131136; /* this sample's scratch */
-        cnn_pad(xb0, sb, 512, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int i = 131072; i < 131136; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 2048; it++) {
-            const int tile = it / 512, gb = it - tile * 512;
-            const int grp = gb / 1, ob = gb - grp * 1;
-            const int oc0 = grp * 1 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 9;
-            const float *xg = in + grp * 256;
-            float t[MR][NR];
-            {
-                const int p = tile < 3 ? tile * NR : 158;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 1; c += 1, xp += 256, wp += 9) {
+        float *sb = s + (ptrdiff_t)b * 140800; /* this sample's padded planes */
+        for (int c = 0; c < 512; c++) {
+            float *pl = sb + (ptrdiff_t)c * 275;
+            cnn_pad(xb0 + (ptrdiff_t)c * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
+            for (int i = 256; i < 275; i++)
+                pl[i] = 0.0f; /* what the last vectors read past the plane */
+            const float *wc = w + c * 9;
+            const __m256 k0 = _mm256_set1_ps(wc[0]);
+            const __m256 k1 = _mm256_set1_ps(wc[1]);
+            const __m256 k2 = _mm256_set1_ps(wc[2]);
+            const __m256 k3 = _mm256_set1_ps(wc[3]);
+            const __m256 k4 = _mm256_set1_ps(wc[4]);
+            const __m256 k5 = _mm256_set1_ps(wc[5]);
+            const __m256 k6 = _mm256_set1_ps(wc[6]);
+            const __m256 k7 = _mm256_set1_ps(wc[7]);
+            const __m256 k8 = _mm256_set1_ps(wc[8]);
+            const __m256 bc = _mm256_set1_ps(bias[c]);
+            for (int t = 0; t < 14; t += R) {
+                const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
+                for (int o = 0; o < 14; o += 8) {
+                    const int ow = o + W <= 14 ? o : 6; /* the last vector moved back */
+                    const float *p = pl + (ptrdiff_t)oh * 16;
+                    __m256 a0 = bc;
+                    __m256 a1 = bc;
+                    __m256 a2 = bc;
+                    __m256 a3 = bc;
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 0 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 0 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 0;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a0 = _mm256_fmadd_ps(k0, x0, a0);
+                    a0 = _mm256_fmadd_ps(k1, x1, a0);
+                    a0 = _mm256_fmadd_ps(k2, x2, a0);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 1 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 1 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 16;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a0 = _mm256_fmadd_ps(k3, x0, a0);
+                    a0 = _mm256_fmadd_ps(k4, x1, a0);
+                    a0 = _mm256_fmadd_ps(k5, x2, a0);
+                    a1 = _mm256_fmadd_ps(k0, x0, a1);
+                    a1 = _mm256_fmadd_ps(k1, x1, a1);
+                    a1 = _mm256_fmadd_ps(k2, x2, a1);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 2 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 2 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 32;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a0 = _mm256_fmadd_ps(k6, x0, a0);
+                    a0 = _mm256_fmadd_ps(k7, x1, a0);
+                    a0 = _mm256_fmadd_ps(k8, x2, a0);
+                    a1 = _mm256_fmadd_ps(k3, x0, a1);
+                    a1 = _mm256_fmadd_ps(k4, x1, a1);
+                    a1 = _mm256_fmadd_ps(k5, x2, a1);
+                    a2 = _mm256_fmadd_ps(k0, x0, a2);
+                    a2 = _mm256_fmadd_ps(k1, x1, a2);
+                    a2 = _mm256_fmadd_ps(k2, x2, a2);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 16 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 16 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 16 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 16 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 16 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 16 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 48;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a1 = _mm256_fmadd_ps(k6, x0, a1);
+                    a1 = _mm256_fmadd_ps(k7, x1, a1);
+                    a1 = _mm256_fmadd_ps(k8, x2, a1);
+                    a2 = _mm256_fmadd_ps(k3, x0, a2);
+                    a2 = _mm256_fmadd_ps(k4, x1, a2);
+                    a2 = _mm256_fmadd_ps(k5, x2, a2);
+                    a3 = _mm256_fmadd_ps(k0, x0, a3);
+                    a3 = _mm256_fmadd_ps(k1, x1, a3);
+                    a3 = _mm256_fmadd_ps(k2, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 17 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 17 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 17 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 17 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 17 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 17 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 17 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 17 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 64;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a2 = _mm256_fmadd_ps(k6, x0, a2);
+                    a2 = _mm256_fmadd_ps(k7, x1, a2);
+                    a2 = _mm256_fmadd_ps(k8, x2, a2);
+                    a3 = _mm256_fmadd_ps(k3, x0, a3);
+                    a3 = _mm256_fmadd_ps(k4, x1, a3);
+                    a3 = _mm256_fmadd_ps(k5, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 18 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 18 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 18 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 18 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 18 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 18 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 80;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a3 = _mm256_fmadd_ps(k6, x0, a3);
+                    a3 = _mm256_fmadd_ps(k7, x1, a3);
+                    a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 32 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 32 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 32 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 32 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 32 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                        const int at = c * 196 + (oh + 0) * 14 + ow;
+                        __m256 x = a0;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 33 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 33 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 33 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 33 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 33 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 33 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 33 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 33 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                        const int at = c * 196 + (oh + 1) * 14 + ow;
+                        __m256 x = a1;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 34 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 34 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 34 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 34 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 34 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 34 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 34 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 34 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                        const int at = c * 196 + (oh + 2) * 14 + ow;
+                        __m256 x = a2;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
-                }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[0] + 24, c03);
-                _mm256_storeu_ps(t[0] + 32, c04);
-                _mm256_storeu_ps(t[0] + 40, c05);
-                _mm256_storeu_ps(t[0] + 48, c06);
-                _mm256_storeu_ps(t[0] + 56, c07);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 196;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 16, ow = q - oh * 16;
-                        if (ow + W <= 14 && q + W <= 222) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 14 + ow, x);
-                            continue;
-                        }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 16, c = q + l - h * 16;
-                            if (c >= 14 || q + l >= 222)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 14 + c] = v;
-                        }
+                    {
+                        const int at = c * 196 + (oh + 3) * 14 + ow;
+                        __m256 x = a3;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                 }
             }
@@ -3826,239 +3223,135 @@ static CNN_SIMD void dwsep7_conv2(const float *restrict x0, float *restrict y, c
 /* dwsep8.conv1 — examples/mobilenet.cnn:18: conv 3x3 p1 512 g512
  *   in [512,14,14] -> out [512,14,14]
  *   weights at packed[538508]: weight [512,1,3,3]
- *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 16 apart (14 kept); dwsep8.bn1 folded into the weights; then dwsep8.relu1
+ *   avx2: depthwise, a channel at a time, its plane padded into scratch just before use; tile R=4 output rows x 8 positions, 9 weights in registers; dwsep8.bn1 folded into the weights; then dwsep8.relu1
  */
 static CNN_SIMD void dwsep8_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
+    enum { R = 4, W = 8 }; /* the tile: R output rows x W positions */
     const float *bias = w + 4608;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 131136; /* this sample's scratch */
-        cnn_pad(xb0, sb, 512, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int i = 131072; i < 131136; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 2048; it++) {
-            const int tile = it / 512, gb = it - tile * 512;
-            const int grp = gb / 1, ob = gb - grp * 1;
-            const int oc0 = grp * 1 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 9;
-            const float *xg = in + grp * 256;
-            float t[MR][NR];
-            {
-                const int p = tile < 3 ? tile * NR : 158;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 1; c += 1, xp += 256, wp += 9) {
+        float *sb = s + (ptrdiff_t)b * 140800; /* this sample's padded planes */
+        for (int c = 0; c < 512; c++) {
+            float *pl = sb + (ptrdiff_t)c * 275;
+            cnn_pad(xb0 + (ptrdiff_t)c * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
+            for (int i = 256; i < 275; i++)
+                pl[i] = 0.0f; /* what the last vectors read past the plane */
+            const float *wc = w + c * 9;
+            const __m256 k0 = _mm256_set1_ps(wc[0]);
+            const __m256 k1 = _mm256_set1_ps(wc[1]);
+            const __m256 k2 = _mm256_set1_ps(wc[2]);
+            const __m256 k3 = _mm256_set1_ps(wc[3]);
+            const __m256 k4 = _mm256_set1_ps(wc[4]);
+            const __m256 k5 = _mm256_set1_ps(wc[5]);
+            const __m256 k6 = _mm256_set1_ps(wc[6]);
+            const __m256 k7 = _mm256_set1_ps(wc[7]);
+            const __m256 k8 = _mm256_set1_ps(wc[8]);
+            const __m256 bc = _mm256_set1_ps(bias[c]);
+            for (int t = 0; t < 14; t += R) {
+                const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
+                for (int o = 0; o < 14; o += 8) {
+                    const int ow = o + W <= 14 ? o : 6; /* the last vector moved back */
+                    const float *p = pl + (ptrdiff_t)oh * 16;
+                    __m256 a0 = bc;
+                    __m256 a1 = bc;
+                    __m256 a2 = bc;
+                    __m256 a3 = bc;
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 0 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 0 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 0;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a0 = _mm256_fmadd_ps(k0, x0, a0);
+                    a0 = _mm256_fmadd_ps(k1, x1, a0);
+                    a0 = _mm256_fmadd_ps(k2, x2, a0);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 1 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 1 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 16;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a0 = _mm256_fmadd_ps(k3, x0, a0);
+                    a0 = _mm256_fmadd_ps(k4, x1, a0);
+                    a0 = _mm256_fmadd_ps(k5, x2, a0);
+                    a1 = _mm256_fmadd_ps(k0, x0, a1);
+                    a1 = _mm256_fmadd_ps(k1, x1, a1);
+                    a1 = _mm256_fmadd_ps(k2, x2, a1);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 2 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 2 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 32;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a0 = _mm256_fmadd_ps(k6, x0, a0);
+                    a0 = _mm256_fmadd_ps(k7, x1, a0);
+                    a0 = _mm256_fmadd_ps(k8, x2, a0);
+                    a1 = _mm256_fmadd_ps(k3, x0, a1);
+                    a1 = _mm256_fmadd_ps(k4, x1, a1);
+                    a1 = _mm256_fmadd_ps(k5, x2, a1);
+                    a2 = _mm256_fmadd_ps(k0, x0, a2);
+                    a2 = _mm256_fmadd_ps(k1, x1, a2);
+                    a2 = _mm256_fmadd_ps(k2, x2, a2);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 16 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 16 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 16 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 16 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 16 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 16 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 48;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a1 = _mm256_fmadd_ps(k6, x0, a1);
+                    a1 = _mm256_fmadd_ps(k7, x1, a1);
+                    a1 = _mm256_fmadd_ps(k8, x2, a1);
+                    a2 = _mm256_fmadd_ps(k3, x0, a2);
+                    a2 = _mm256_fmadd_ps(k4, x1, a2);
+                    a2 = _mm256_fmadd_ps(k5, x2, a2);
+                    a3 = _mm256_fmadd_ps(k0, x0, a3);
+                    a3 = _mm256_fmadd_ps(k1, x1, a3);
+                    a3 = _mm256_fmadd_ps(k2, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 17 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 17 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 17 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 17 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 17 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 17 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 17 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 17 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 64;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a2 = _mm256_fmadd_ps(k6, x0, a2);
+                    a2 = _mm256_fmadd_ps(k7, x1, a2);
+                    a2 = _mm256_fmadd_ps(k8, x2, a2);
+                    a3 = _mm256_fmadd_ps(k3, x0, a3);
+                    a3 = _mm256_fmadd_ps(k4, x1, a3);
+                    a3 = _mm256_fmadd_ps(k5, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 18 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 18 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 18 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 18 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 18 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 18 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 80;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a3 = _mm256_fmadd_ps(k6, x0, a3);
+                    a3 = _mm256_fmadd_ps(k7, x1, a3);
+                    a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 32 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 32 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 32 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 32 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 32 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                        const int at = c * 196 + (oh + 0) * 14 + ow;
+                        __m256 x = a0;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 33 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 33 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 33 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 33 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 33 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 33 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 33 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 33 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                        const int at = c * 196 + (oh + 1) * 14 + ow;
+                        __m256 x = a1;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 34 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 34 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 34 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 34 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 34 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 34 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 34 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 34 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                        const int at = c * 196 + (oh + 2) * 14 + ow;
+                        __m256 x = a2;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
-                }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[0] + 24, c03);
-                _mm256_storeu_ps(t[0] + 32, c04);
-                _mm256_storeu_ps(t[0] + 40, c05);
-                _mm256_storeu_ps(t[0] + 48, c06);
-                _mm256_storeu_ps(t[0] + 56, c07);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 196;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 16, ow = q - oh * 16;
-                        if (ow + W <= 14 && q + W <= 222) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 14 + ow, x);
-                            continue;
-                        }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 16, c = q + l - h * 16;
-                            if (c >= 14 || q + l >= 222)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 14 + c] = v;
-                        }
+                    {
+                        const int at = c * 196 + (oh + 3) * 14 + ow;
+                        __m256 x = a3;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                 }
             }
@@ -4311,239 +3604,135 @@ static CNN_SIMD void dwsep8_conv2(const float *restrict x0, float *restrict y, c
 /* dwsep9.conv1 — examples/mobilenet.cnn:18: conv 3x3 p1 512 g512
  *   in [512,14,14] -> out [512,14,14]
  *   weights at packed[808336]: weight [512,1,3,3]
- *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 16 apart (14 kept); dwsep9.bn1 folded into the weights; then dwsep9.relu1
+ *   avx2: depthwise, a channel at a time, its plane padded into scratch just before use; tile R=4 output rows x 8 positions, 9 weights in registers; dwsep9.bn1 folded into the weights; then dwsep9.relu1
  */
 static CNN_SIMD void dwsep9_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
+    enum { R = 4, W = 8 }; /* the tile: R output rows x W positions */
     const float *bias = w + 4608;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 131136; /* this sample's scratch */
-        cnn_pad(xb0, sb, 512, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int i = 131072; i < 131136; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 2048; it++) {
-            const int tile = it / 512, gb = it - tile * 512;
-            const int grp = gb / 1, ob = gb - grp * 1;
-            const int oc0 = grp * 1 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 9;
-            const float *xg = in + grp * 256;
-            float t[MR][NR];
-            {
-                const int p = tile < 3 ? tile * NR : 158;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 1; c += 1, xp += 256, wp += 9) {
+        float *sb = s + (ptrdiff_t)b * 140800; /* this sample's padded planes */
+        for (int c = 0; c < 512; c++) {
+            float *pl = sb + (ptrdiff_t)c * 275;
+            cnn_pad(xb0 + (ptrdiff_t)c * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
+            for (int i = 256; i < 275; i++)
+                pl[i] = 0.0f; /* what the last vectors read past the plane */
+            const float *wc = w + c * 9;
+            const __m256 k0 = _mm256_set1_ps(wc[0]);
+            const __m256 k1 = _mm256_set1_ps(wc[1]);
+            const __m256 k2 = _mm256_set1_ps(wc[2]);
+            const __m256 k3 = _mm256_set1_ps(wc[3]);
+            const __m256 k4 = _mm256_set1_ps(wc[4]);
+            const __m256 k5 = _mm256_set1_ps(wc[5]);
+            const __m256 k6 = _mm256_set1_ps(wc[6]);
+            const __m256 k7 = _mm256_set1_ps(wc[7]);
+            const __m256 k8 = _mm256_set1_ps(wc[8]);
+            const __m256 bc = _mm256_set1_ps(bias[c]);
+            for (int t = 0; t < 14; t += R) {
+                const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
+                for (int o = 0; o < 14; o += 8) {
+                    const int ow = o + W <= 14 ? o : 6; /* the last vector moved back */
+                    const float *p = pl + (ptrdiff_t)oh * 16;
+                    __m256 a0 = bc;
+                    __m256 a1 = bc;
+                    __m256 a2 = bc;
+                    __m256 a3 = bc;
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 0 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 0 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 0;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a0 = _mm256_fmadd_ps(k0, x0, a0);
+                    a0 = _mm256_fmadd_ps(k1, x1, a0);
+                    a0 = _mm256_fmadd_ps(k2, x2, a0);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 1 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 1 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 16;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a0 = _mm256_fmadd_ps(k3, x0, a0);
+                    a0 = _mm256_fmadd_ps(k4, x1, a0);
+                    a0 = _mm256_fmadd_ps(k5, x2, a0);
+                    a1 = _mm256_fmadd_ps(k0, x0, a1);
+                    a1 = _mm256_fmadd_ps(k1, x1, a1);
+                    a1 = _mm256_fmadd_ps(k2, x2, a1);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 2 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 2 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 32;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a0 = _mm256_fmadd_ps(k6, x0, a0);
+                    a0 = _mm256_fmadd_ps(k7, x1, a0);
+                    a0 = _mm256_fmadd_ps(k8, x2, a0);
+                    a1 = _mm256_fmadd_ps(k3, x0, a1);
+                    a1 = _mm256_fmadd_ps(k4, x1, a1);
+                    a1 = _mm256_fmadd_ps(k5, x2, a1);
+                    a2 = _mm256_fmadd_ps(k0, x0, a2);
+                    a2 = _mm256_fmadd_ps(k1, x1, a2);
+                    a2 = _mm256_fmadd_ps(k2, x2, a2);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 16 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 16 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 16 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 16 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 16 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 16 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 48;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a1 = _mm256_fmadd_ps(k6, x0, a1);
+                    a1 = _mm256_fmadd_ps(k7, x1, a1);
+                    a1 = _mm256_fmadd_ps(k8, x2, a1);
+                    a2 = _mm256_fmadd_ps(k3, x0, a2);
+                    a2 = _mm256_fmadd_ps(k4, x1, a2);
+                    a2 = _mm256_fmadd_ps(k5, x2, a2);
+                    a3 = _mm256_fmadd_ps(k0, x0, a3);
+                    a3 = _mm256_fmadd_ps(k1, x1, a3);
+                    a3 = _mm256_fmadd_ps(k2, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 17 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 17 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 17 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 17 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 17 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 17 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 17 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 17 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 64;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a2 = _mm256_fmadd_ps(k6, x0, a2);
+                    a2 = _mm256_fmadd_ps(k7, x1, a2);
+                    a2 = _mm256_fmadd_ps(k8, x2, a2);
+                    a3 = _mm256_fmadd_ps(k3, x0, a3);
+                    a3 = _mm256_fmadd_ps(k4, x1, a3);
+                    a3 = _mm256_fmadd_ps(k5, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 18 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 18 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 18 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 18 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 18 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 18 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 80;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a3 = _mm256_fmadd_ps(k6, x0, a3);
+                    a3 = _mm256_fmadd_ps(k7, x1, a3);
+                    a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 32 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 32 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 32 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 32 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 32 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                        const int at = c * 196 + (oh + 0) * 14 + ow;
+                        __m256 x = a0;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 33 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 33 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 33 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 33 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 33 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 33 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 33 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 33 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                        const int at = c * 196 + (oh + 1) * 14 + ow;
+                        __m256 x = a1;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 34 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 34 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 34 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 34 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 34 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 34 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 34 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 34 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                        const int at = c * 196 + (oh + 2) * 14 + ow;
+                        __m256 x = a2;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
-                }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[0] + 24, c03);
-                _mm256_storeu_ps(t[0] + 32, c04);
-                _mm256_storeu_ps(t[0] + 40, c05);
-                _mm256_storeu_ps(t[0] + 48, c06);
-                _mm256_storeu_ps(t[0] + 56, c07);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 196;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 16, ow = q - oh * 16;
-                        if (ow + W <= 14 && q + W <= 222) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 14 + ow, x);
-                            continue;
-                        }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 16, c = q + l - h * 16;
-                            if (c >= 14 || q + l >= 222)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 14 + c] = v;
-                        }
+                    {
+                        const int at = c * 196 + (oh + 3) * 14 + ow;
+                        __m256 x = a3;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                 }
             }
@@ -4796,239 +3985,135 @@ static CNN_SIMD void dwsep9_conv2(const float *restrict x0, float *restrict y, c
 /* dwsep10.conv1 — examples/mobilenet.cnn:18: conv 3x3 p1 512 g512
  *   in [512,14,14] -> out [512,14,14]
  *   weights at packed[1078164]: weight [512,1,3,3]
- *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 16 apart (14 kept); dwsep10.bn1 folded into the weights; then dwsep10.relu1
+ *   avx2: depthwise, a channel at a time, its plane padded into scratch just before use; tile R=4 output rows x 8 positions, 9 weights in registers; dwsep10.bn1 folded into the weights; then dwsep10.relu1
  */
 static CNN_SIMD void dwsep10_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
+    enum { R = 4, W = 8 }; /* the tile: R output rows x W positions */
     const float *bias = w + 4608;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 131136; /* this sample's scratch */
-        cnn_pad(xb0, sb, 512, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int i = 131072; i < 131136; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 2048; it++) {
-            const int tile = it / 512, gb = it - tile * 512;
-            const int grp = gb / 1, ob = gb - grp * 1;
-            const int oc0 = grp * 1 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 9;
-            const float *xg = in + grp * 256;
-            float t[MR][NR];
-            {
-                const int p = tile < 3 ? tile * NR : 158;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 1; c += 1, xp += 256, wp += 9) {
+        float *sb = s + (ptrdiff_t)b * 140800; /* this sample's padded planes */
+        for (int c = 0; c < 512; c++) {
+            float *pl = sb + (ptrdiff_t)c * 275;
+            cnn_pad(xb0 + (ptrdiff_t)c * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
+            for (int i = 256; i < 275; i++)
+                pl[i] = 0.0f; /* what the last vectors read past the plane */
+            const float *wc = w + c * 9;
+            const __m256 k0 = _mm256_set1_ps(wc[0]);
+            const __m256 k1 = _mm256_set1_ps(wc[1]);
+            const __m256 k2 = _mm256_set1_ps(wc[2]);
+            const __m256 k3 = _mm256_set1_ps(wc[3]);
+            const __m256 k4 = _mm256_set1_ps(wc[4]);
+            const __m256 k5 = _mm256_set1_ps(wc[5]);
+            const __m256 k6 = _mm256_set1_ps(wc[6]);
+            const __m256 k7 = _mm256_set1_ps(wc[7]);
+            const __m256 k8 = _mm256_set1_ps(wc[8]);
+            const __m256 bc = _mm256_set1_ps(bias[c]);
+            for (int t = 0; t < 14; t += R) {
+                const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
+                for (int o = 0; o < 14; o += 8) {
+                    const int ow = o + W <= 14 ? o : 6; /* the last vector moved back */
+                    const float *p = pl + (ptrdiff_t)oh * 16;
+                    __m256 a0 = bc;
+                    __m256 a1 = bc;
+                    __m256 a2 = bc;
+                    __m256 a3 = bc;
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 0 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 0 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 0;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a0 = _mm256_fmadd_ps(k0, x0, a0);
+                    a0 = _mm256_fmadd_ps(k1, x1, a0);
+                    a0 = _mm256_fmadd_ps(k2, x2, a0);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 1 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 1 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 16;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a0 = _mm256_fmadd_ps(k3, x0, a0);
+                    a0 = _mm256_fmadd_ps(k4, x1, a0);
+                    a0 = _mm256_fmadd_ps(k5, x2, a0);
+                    a1 = _mm256_fmadd_ps(k0, x0, a1);
+                    a1 = _mm256_fmadd_ps(k1, x1, a1);
+                    a1 = _mm256_fmadd_ps(k2, x2, a1);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 2 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 2 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 32;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a0 = _mm256_fmadd_ps(k6, x0, a0);
+                    a0 = _mm256_fmadd_ps(k7, x1, a0);
+                    a0 = _mm256_fmadd_ps(k8, x2, a0);
+                    a1 = _mm256_fmadd_ps(k3, x0, a1);
+                    a1 = _mm256_fmadd_ps(k4, x1, a1);
+                    a1 = _mm256_fmadd_ps(k5, x2, a1);
+                    a2 = _mm256_fmadd_ps(k0, x0, a2);
+                    a2 = _mm256_fmadd_ps(k1, x1, a2);
+                    a2 = _mm256_fmadd_ps(k2, x2, a2);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 16 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 16 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 16 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 16 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 16 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 16 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 48;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a1 = _mm256_fmadd_ps(k6, x0, a1);
+                    a1 = _mm256_fmadd_ps(k7, x1, a1);
+                    a1 = _mm256_fmadd_ps(k8, x2, a1);
+                    a2 = _mm256_fmadd_ps(k3, x0, a2);
+                    a2 = _mm256_fmadd_ps(k4, x1, a2);
+                    a2 = _mm256_fmadd_ps(k5, x2, a2);
+                    a3 = _mm256_fmadd_ps(k0, x0, a3);
+                    a3 = _mm256_fmadd_ps(k1, x1, a3);
+                    a3 = _mm256_fmadd_ps(k2, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 17 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 17 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 17 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 17 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 17 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 17 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 17 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 17 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 64;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a2 = _mm256_fmadd_ps(k6, x0, a2);
+                    a2 = _mm256_fmadd_ps(k7, x1, a2);
+                    a2 = _mm256_fmadd_ps(k8, x2, a2);
+                    a3 = _mm256_fmadd_ps(k3, x0, a3);
+                    a3 = _mm256_fmadd_ps(k4, x1, a3);
+                    a3 = _mm256_fmadd_ps(k5, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 18 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 18 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 18 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 18 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 18 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 18 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 80;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a3 = _mm256_fmadd_ps(k6, x0, a3);
+                    a3 = _mm256_fmadd_ps(k7, x1, a3);
+                    a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 32 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 32 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 32 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 32 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 32 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                        const int at = c * 196 + (oh + 0) * 14 + ow;
+                        __m256 x = a0;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 33 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 33 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 33 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 33 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 33 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 33 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 33 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 33 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                        const int at = c * 196 + (oh + 1) * 14 + ow;
+                        __m256 x = a1;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 34 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 34 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 34 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 34 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 34 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 34 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 34 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 34 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                        const int at = c * 196 + (oh + 2) * 14 + ow;
+                        __m256 x = a2;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
-                }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[0] + 24, c03);
-                _mm256_storeu_ps(t[0] + 32, c04);
-                _mm256_storeu_ps(t[0] + 40, c05);
-                _mm256_storeu_ps(t[0] + 48, c06);
-                _mm256_storeu_ps(t[0] + 56, c07);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 196;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 16, ow = q - oh * 16;
-                        if (ow + W <= 14 && q + W <= 222) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 14 + ow, x);
-                            continue;
-                        }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 16, c = q + l - h * 16;
-                            if (c >= 14 || q + l >= 222)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 14 + c] = v;
-                        }
+                    {
+                        const int at = c * 196 + (oh + 3) * 14 + ow;
+                        __m256 x = a3;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                 }
             }
@@ -5281,239 +4366,135 @@ static CNN_SIMD void dwsep10_conv2(const float *restrict x0, float *restrict y, 
 /* dwsep11.conv1 — examples/mobilenet.cnn:18: conv 3x3 p1 512 g512
  *   in [512,14,14] -> out [512,14,14]
  *   weights at packed[1347992]: weight [512,1,3,3]
- *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); positions read straight from the padded input, rows 16 apart (14 kept); dwsep11.bn1 folded into the weights; then dwsep11.relu1
+ *   avx2: depthwise, a channel at a time, its plane padded into scratch just before use; tile R=4 output rows x 8 positions, 9 weights in registers; dwsep11.bn1 folded into the weights; then dwsep11.relu1
  */
 static CNN_SIMD void dwsep11_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
+    enum { R = 4, W = 8 }; /* the tile: R output rows x W positions */
     const float *bias = w + 4608;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        float *sb = s + (ptrdiff_t)b * 131136; /* this sample's scratch */
-        cnn_pad(xb0, sb, 512, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int i = 131072; i < 131136; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 2048; it++) {
-            const int tile = it / 512, gb = it - tile * 512;
-            const int grp = gb / 1, ob = gb - grp * 1;
-            const int oc0 = grp * 1 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 9;
-            const float *xg = in + grp * 256;
-            float t[MR][NR];
-            {
-                const int p = tile < 3 ? tile * NR : 158;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 1; c += 1, xp += 256, wp += 9) {
+        float *sb = s + (ptrdiff_t)b * 140800; /* this sample's padded planes */
+        for (int c = 0; c < 512; c++) {
+            float *pl = sb + (ptrdiff_t)c * 275;
+            cnn_pad(xb0 + (ptrdiff_t)c * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
+            for (int i = 256; i < 275; i++)
+                pl[i] = 0.0f; /* what the last vectors read past the plane */
+            const float *wc = w + c * 9;
+            const __m256 k0 = _mm256_set1_ps(wc[0]);
+            const __m256 k1 = _mm256_set1_ps(wc[1]);
+            const __m256 k2 = _mm256_set1_ps(wc[2]);
+            const __m256 k3 = _mm256_set1_ps(wc[3]);
+            const __m256 k4 = _mm256_set1_ps(wc[4]);
+            const __m256 k5 = _mm256_set1_ps(wc[5]);
+            const __m256 k6 = _mm256_set1_ps(wc[6]);
+            const __m256 k7 = _mm256_set1_ps(wc[7]);
+            const __m256 k8 = _mm256_set1_ps(wc[8]);
+            const __m256 bc = _mm256_set1_ps(bias[c]);
+            for (int t = 0; t < 14; t += R) {
+                const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
+                for (int o = 0; o < 14; o += 8) {
+                    const int ow = o + W <= 14 ? o : 6; /* the last vector moved back */
+                    const float *p = pl + (ptrdiff_t)oh * 16;
+                    __m256 a0 = bc;
+                    __m256 a1 = bc;
+                    __m256 a2 = bc;
+                    __m256 a3 = bc;
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 0 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 0 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 0;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a0 = _mm256_fmadd_ps(k0, x0, a0);
+                    a0 = _mm256_fmadd_ps(k1, x1, a0);
+                    a0 = _mm256_fmadd_ps(k2, x2, a0);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 1 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 1 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 1 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 1 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 1 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 16;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a0 = _mm256_fmadd_ps(k3, x0, a0);
+                    a0 = _mm256_fmadd_ps(k4, x1, a0);
+                    a0 = _mm256_fmadd_ps(k5, x2, a0);
+                    a1 = _mm256_fmadd_ps(k0, x0, a1);
+                    a1 = _mm256_fmadd_ps(k1, x1, a1);
+                    a1 = _mm256_fmadd_ps(k2, x2, a1);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 2 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 2 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 2 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 2 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 2 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 32;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a0 = _mm256_fmadd_ps(k6, x0, a0);
+                    a0 = _mm256_fmadd_ps(k7, x1, a0);
+                    a0 = _mm256_fmadd_ps(k8, x2, a0);
+                    a1 = _mm256_fmadd_ps(k3, x0, a1);
+                    a1 = _mm256_fmadd_ps(k4, x1, a1);
+                    a1 = _mm256_fmadd_ps(k5, x2, a1);
+                    a2 = _mm256_fmadd_ps(k0, x0, a2);
+                    a2 = _mm256_fmadd_ps(k1, x1, a2);
+                    a2 = _mm256_fmadd_ps(k2, x2, a2);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 16 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 16 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 16 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 16 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 16 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 16 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 16 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 16 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 48;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a1 = _mm256_fmadd_ps(k6, x0, a1);
+                    a1 = _mm256_fmadd_ps(k7, x1, a1);
+                    a1 = _mm256_fmadd_ps(k8, x2, a1);
+                    a2 = _mm256_fmadd_ps(k3, x0, a2);
+                    a2 = _mm256_fmadd_ps(k4, x1, a2);
+                    a2 = _mm256_fmadd_ps(k5, x2, a2);
+                    a3 = _mm256_fmadd_ps(k0, x0, a3);
+                    a3 = _mm256_fmadd_ps(k1, x1, a3);
+                    a3 = _mm256_fmadd_ps(k2, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 17 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 17 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 17 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 17 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 17 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 17 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 17 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 17 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 64;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a2 = _mm256_fmadd_ps(k6, x0, a2);
+                    a2 = _mm256_fmadd_ps(k7, x1, a2);
+                    a2 = _mm256_fmadd_ps(k8, x2, a2);
+                    a3 = _mm256_fmadd_ps(k3, x0, a3);
+                    a3 = _mm256_fmadd_ps(k4, x1, a3);
+                    a3 = _mm256_fmadd_ps(k5, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 18 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 18 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 18 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 18 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 18 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 18 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 18 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 18 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 80;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a3 = _mm256_fmadd_ps(k6, x0, a3);
+                    a3 = _mm256_fmadd_ps(k7, x1, a3);
+                    a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 32 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 32 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 32 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 32 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 32 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                        const int at = c * 196 + (oh + 0) * 14 + ow;
+                        __m256 x = a0;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 33 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 33 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 33 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 33 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 33 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 33 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 33 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 33 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                        const int at = c * 196 + (oh + 1) * 14 + ow;
+                        __m256 x = a1;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 34 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 34 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 34 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 34 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 34 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 34 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 34 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 34 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                        const int at = c * 196 + (oh + 2) * 14 + ow;
+                        __m256 x = a2;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
-                }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[0] + 24, c03);
-                _mm256_storeu_ps(t[0] + 32, c04);
-                _mm256_storeu_ps(t[0] + 40, c05);
-                _mm256_storeu_ps(t[0] + 48, c06);
-                _mm256_storeu_ps(t[0] + 56, c07);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 196;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 16, ow = q - oh * 16;
-                        if (ow + W <= 14 && q + W <= 222) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 14 + ow, x);
-                            continue;
-                        }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 16, c = q + l - h * 16;
-                            if (c >= 14 || q + l >= 222)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 14 + c] = v;
-                        }
+                    {
+                        const int at = c * 196 + (oh + 3) * 14 + ow;
+                        __m256 x = a3;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                 }
             }
@@ -5766,248 +4747,187 @@ static CNN_SIMD void dwsep11_conv2(const float *restrict x0, float *restrict y, 
 /* dwsep12.conv1 — examples/mobilenet.cnn:18: conv 3x3/2 p1 512 g512
  *   in [512,14,14] -> out [512,7,7]
  *   weights at packed[1617820]: weight [512,1,3,3]
- *   avx2: tile MR=1 output channels x NR=64 positions (8 ymm accumulators); stride 2x2: input rows gathered (im2col) into scratch; dwsep12.bn1 folded into the weights; then dwsep12.relu1
+ *   avx2: depthwise, a channel at a time, its plane padded into scratch just before use; tile R=4 output rows x 8 positions, 9 weights in registers; dwsep12.bn1 folded into the weights; then dwsep12.relu1
  */
 static CNN_SIMD void dwsep12_conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 1, NV = 8, NR = 64, W = 8 }; /* the register tile; W floats a vector */
+    enum { R = 4, W = 8 }; /* the tile: R output rows x W positions */
     const float *bias = w + 4608;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 25088;
-        float *sb = s + (ptrdiff_t)b * 356992; /* this sample's scratch */
-        cnn_pad(xb0, sb, 512, 14, 14, 1, 1, 16, 16, 0);
-        const float *in = sb;
-        for (int i = 131072; i < 131136; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        float *col = sb + 131136;
-        for (int c = 0; c < 512; c++)
-            for (int i = 0; i < 3; i++)
-                for (int j = 0; j < 3; j++) {
-                    float *row = col + ((c * 3 + i) * 3 + j) * 49;
-                    const float *src = in + c * 256 + i * 16 + j * 1;
-                    for (int oh = 0; oh < 7; oh++)
-                        for (int ow = 0; ow < 7; ow++)
-                            row[oh * 7 + ow] = src[oh * 32 + ow * 2];
-                }
-        for (int i = 225792; i < 225856; i++)
-            col[i] = 0.0f;
-        for (int it = 0; it < 512; it++) {
-            const int tile = it / 512, gb = it - tile * 512;
-            const int grp = gb / 1, ob = gb - grp * 1;
-            const int oc0 = grp * 1 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 9;
-            const float *xg = col + grp * 441;
-            float t[MR][NR];
-            {
-                const int p = 0;
-                (void)tile;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c03 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c04 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c05 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c06 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c07 = _mm256_set1_ps(bias[gb * MR + 0]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 1; c += 1, xp += 441, wp += 9) {
+        float *sb = s + (ptrdiff_t)b * 144896; /* this sample's padded planes */
+        for (int c = 0; c < 512; c++) {
+            float *pl = sb + (ptrdiff_t)c * 283;
+            cnn_pad(xb0 + (ptrdiff_t)c * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
+            for (int i = 256; i < 283; i++)
+                pl[i] = 0.0f; /* what the last vectors read past the plane */
+            const float *wc = w + c * 9;
+            const __m256 k0 = _mm256_set1_ps(wc[0]);
+            const __m256 k1 = _mm256_set1_ps(wc[1]);
+            const __m256 k2 = _mm256_set1_ps(wc[2]);
+            const __m256 k3 = _mm256_set1_ps(wc[3]);
+            const __m256 k4 = _mm256_set1_ps(wc[4]);
+            const __m256 k5 = _mm256_set1_ps(wc[5]);
+            const __m256 k6 = _mm256_set1_ps(wc[6]);
+            const __m256 k7 = _mm256_set1_ps(wc[7]);
+            const __m256 k8 = _mm256_set1_ps(wc[8]);
+            const __m256 bc = _mm256_set1_ps(bias[c]);
+            for (int t = 0; t < 7; t += R) {
+                const int oh = t + R <= 7 ? t : 3; /* the last tile moved up */
+                for (int o = 0; o < 7; o += 7) {
+                    const int ow = o;
+                    const float *p = pl + (ptrdiff_t)oh * 32;
+                    __m256 a0 = bc;
+                    __m256 a1 = bc;
+                    __m256 a2 = bc;
+                    __m256 a3 = bc;
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 0 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 0 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 0 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 0 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 0 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 0;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a0 = _mm256_fmadd_ps(k0, x0, a0);
+                    a0 = _mm256_fmadd_ps(k1, x1, a0);
+                    a0 = _mm256_fmadd_ps(k2, x2, a0);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 49 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 49 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 49 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 49 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 49 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 49 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 49 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 49 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[1 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 16;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a0 = _mm256_fmadd_ps(k3, x0, a0);
+                    a0 = _mm256_fmadd_ps(k4, x1, a0);
+                    a0 = _mm256_fmadd_ps(k5, x2, a0);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 98 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 98 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 98 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 98 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 98 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 98 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 98 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 98 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[2 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 32;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a0 = _mm256_fmadd_ps(k6, x0, a0);
+                    a0 = _mm256_fmadd_ps(k7, x1, a0);
+                    a0 = _mm256_fmadd_ps(k8, x2, a0);
+                    a1 = _mm256_fmadd_ps(k0, x0, a1);
+                    a1 = _mm256_fmadd_ps(k1, x1, a1);
+                    a1 = _mm256_fmadd_ps(k2, x2, a1);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 147 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 147 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 147 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 147 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 147 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 147 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 147 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 147 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[3 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 48;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a1 = _mm256_fmadd_ps(k3, x0, a1);
+                    a1 = _mm256_fmadd_ps(k4, x1, a1);
+                    a1 = _mm256_fmadd_ps(k5, x2, a1);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 196 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 196 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 196 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 196 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 196 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 196 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 196 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 196 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 64;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a1 = _mm256_fmadd_ps(k6, x0, a1);
+                    a1 = _mm256_fmadd_ps(k7, x1, a1);
+                    a1 = _mm256_fmadd_ps(k8, x2, a1);
+                    a2 = _mm256_fmadd_ps(k0, x0, a2);
+                    a2 = _mm256_fmadd_ps(k1, x1, a2);
+                    a2 = _mm256_fmadd_ps(k2, x2, a2);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 245 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 245 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 245 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 245 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 245 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 245 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 245 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 245 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[5 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 80;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a2 = _mm256_fmadd_ps(k3, x0, a2);
+                    a2 = _mm256_fmadd_ps(k4, x1, a2);
+                    a2 = _mm256_fmadd_ps(k5, x2, a2);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 294 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 294 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 294 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 294 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 294 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 294 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 294 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 294 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[6 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 96;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a2 = _mm256_fmadd_ps(k6, x0, a2);
+                    a2 = _mm256_fmadd_ps(k7, x1, a2);
+                    a2 = _mm256_fmadd_ps(k8, x2, a2);
+                    a3 = _mm256_fmadd_ps(k0, x0, a3);
+                    a3 = _mm256_fmadd_ps(k1, x1, a3);
+                    a3 = _mm256_fmadd_ps(k2, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 343 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 343 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 343 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 343 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 343 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 343 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 343 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 343 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[7 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 112;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a3 = _mm256_fmadd_ps(k3, x0, a3);
+                    a3 = _mm256_fmadd_ps(k4, x1, a3);
+                    a3 = _mm256_fmadd_ps(k5, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 392 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 392 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 392 + 16);
-                        const __m256 xv3 = _mm256_loadu_ps(xp + 392 + 24);
-                        const __m256 xv4 = _mm256_loadu_ps(xp + 392 + 32);
-                        const __m256 xv5 = _mm256_loadu_ps(xp + 392 + 40);
-                        const __m256 xv6 = _mm256_loadu_ps(xp + 392 + 48);
-                        const __m256 xv7 = _mm256_loadu_ps(xp + 392 + 56);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        c03 = _mm256_fmadd_ps(wv, xv3, c03);
-                        c04 = _mm256_fmadd_ps(wv, xv4, c04);
-                        c05 = _mm256_fmadd_ps(wv, xv5, c05);
-                        c06 = _mm256_fmadd_ps(wv, xv6, c06);
-                        c07 = _mm256_fmadd_ps(wv, xv7, c07);
+                    const float *in = p + 128;
+                    __m256 x0, x1;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 0), _mm256_loadu_ps(in + 2 * ow + 8), &x0, &x1);
+                    __m256 x2, x3;
+                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + 2), _mm256_loadu_ps(in + 2 * ow + 10), &x2, &x3);
+                    (void)x3;
+                    a3 = _mm256_fmadd_ps(k6, x0, a3);
+                    a3 = _mm256_fmadd_ps(k7, x1, a3);
+                    a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
-                }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[0] + 24, c03);
-                _mm256_storeu_ps(t[0] + 32, c04);
-                _mm256_storeu_ps(t[0] + 40, c05);
-                _mm256_storeu_ps(t[0] + 48, c06);
-                _mm256_storeu_ps(t[0] + 56, c07);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 49;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                        if (q + W > 49) {
-                            for (int l = 0; l < W && q + l < 49; l++) {
-                                float v = t[i][vi * W + l];
-                                v = v < 0.0f ? 0.0f : v;
-                                yb[at + q + l] = v;
-                            }
-                            continue;
+                    {
+                        const int at = c * 49 + (oh + 0) * 7 + ow;
+                        float lane[W];
+                        _mm256_storeu_ps(lane, a0);
+                        for (int l = 0; l < 7; l++) {
+                            float v = lane[l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[at + l] = v;
                         }
-                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        _mm256_storeu_ps(yb + at + q, x);
+                    }
+                    {
+                        const int at = c * 49 + (oh + 1) * 7 + ow;
+                        float lane[W];
+                        _mm256_storeu_ps(lane, a1);
+                        for (int l = 0; l < 7; l++) {
+                            float v = lane[l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[at + l] = v;
+                        }
+                    }
+                    {
+                        const int at = c * 49 + (oh + 2) * 7 + ow;
+                        float lane[W];
+                        _mm256_storeu_ps(lane, a2);
+                        for (int l = 0; l < 7; l++) {
+                            float v = lane[l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[at + l] = v;
+                        }
+                    }
+                    {
+                        const int at = c * 49 + (oh + 3) * 7 + ow;
+                        float lane[W];
+                        _mm256_storeu_ps(lane, a3);
+                        for (int l = 0; l < 7; l++) {
+                            float v = lane[l];
+                            v = v < 0.0f ? 0.0f : v;
+                            yb[at + l] = v;
+                        }
                     }
                 }
             }
@@ -6856,30 +5776,30 @@ int mobilenet_forward(const float *packed, const float *in_img, float *out_logit
     if ((uintptr_t)arena % 64 != 0 || (mobilenet_ARENA_BYTES > 0 && !arena))
         return 2;
     conv1(in_img, A + 491968, packed + 0, A + 0, batch);
-    dwsep1_conv1(A + 491968, A + 893376, packed + 896, A + 0, batch);
-    dwsep1_conv2(A + 893376, A + 2638208, packed + 1216, batch);
-    dwsep2_conv1(A + 2638208, A + 3441024, packed + 3328, A + 0, batch);
-    dwsep2_conv2(A + 3441024, A + 430656, packed + 3968, batch);
-    dwsep3_conv1(A + 430656, A + 832064, packed + 12288, A + 0, batch);
-    dwsep3_conv2(A + 832064, A + 1333888, packed + 13568, batch);
-    dwsep4_conv1(A + 1333888, A + 1735296, packed + 30080, A + 0, batch);
-    dwsep4_conv2(A + 1735296, A + 230464, packed + 31360, batch);
-    dwsep5_conv1(A + 230464, A + 431168, packed + 64642, A + 0, batch);
-    dwsep5_conv2(A + 431168, A + 682112, packed + 67202, batch);
-    dwsep6_conv1(A + 682112, A + 882816, packed + 133508, A + 0, batch);
-    dwsep6_conv2(A + 882816, A + 131136, packed + 136068, batch);
-    dwsep7_conv1(A + 131136, A + 231488, packed + 268680, A + 0, batch);
-    dwsep7_conv2(A + 231488, A + 131136, packed + 273800, batch);
-    dwsep8_conv1(A + 131136, A + 231488, packed + 538508, A + 0, batch);
-    dwsep8_conv2(A + 231488, A + 131136, packed + 543628, batch);
-    dwsep9_conv1(A + 131136, A + 231488, packed + 808336, A + 0, batch);
-    dwsep9_conv2(A + 231488, A + 131136, packed + 813456, batch);
-    dwsep10_conv1(A + 131136, A + 231488, packed + 1078164, A + 0, batch);
-    dwsep10_conv2(A + 231488, A + 131136, packed + 1083284, batch);
-    dwsep11_conv1(A + 131136, A + 231488, packed + 1347992, A + 0, batch);
-    dwsep11_conv2(A + 231488, A + 356992, packed + 1353112, batch);
-    dwsep12_conv1(A + 356992, A + 457344, packed + 1617820, A + 0, batch);
-    dwsep12_conv2(A + 457344, A + 83008, packed + 1622940, batch);
+    dwsep1_conv1(A + 491968, A + 1636288, packed + 896, A + 0, batch);
+    dwsep1_conv2(A + 1636288, A + 833472, packed + 1216, batch);
+    dwsep2_conv1(A + 833472, A + 1636288, packed + 3328, A + 0, batch);
+    dwsep2_conv2(A + 1636288, A + 433024, packed + 3968, batch);
+    dwsep3_conv1(A + 433024, A + 834432, packed + 12288, A + 0, batch);
+    dwsep3_conv2(A + 834432, A + 1235840, packed + 13568, batch);
+    dwsep4_conv1(A + 1235840, A + 435968, packed + 30080, A + 0, batch);
+    dwsep4_conv2(A + 435968, A + 235264, packed + 31360, batch);
+    dwsep5_conv1(A + 235264, A + 435968, packed + 64642, A + 0, batch);
+    dwsep5_conv2(A + 435968, A + 636672, packed + 67202, batch);
+    dwsep6_conv1(A + 636672, A + 241152, packed + 133508, A + 0, batch);
+    dwsep6_conv2(A + 241152, A + 140800, packed + 136068, batch);
+    dwsep7_conv1(A + 140800, A + 241152, packed + 268680, A + 0, batch);
+    dwsep7_conv2(A + 241152, A + 140800, packed + 273800, batch);
+    dwsep8_conv1(A + 140800, A + 241152, packed + 538508, A + 0, batch);
+    dwsep8_conv2(A + 241152, A + 140800, packed + 543628, batch);
+    dwsep9_conv1(A + 140800, A + 241152, packed + 808336, A + 0, batch);
+    dwsep9_conv2(A + 241152, A + 140800, packed + 813456, batch);
+    dwsep10_conv1(A + 140800, A + 241152, packed + 1078164, A + 0, batch);
+    dwsep10_conv2(A + 241152, A + 140800, packed + 1083284, batch);
+    dwsep11_conv1(A + 140800, A + 241152, packed + 1347992, A + 0, batch);
+    dwsep11_conv2(A + 241152, A + 341504, packed + 1353112, batch);
+    dwsep12_conv1(A + 341504, A + 144896, packed + 1617820, A + 0, batch);
+    dwsep12_conv2(A + 144896, A + 83008, packed + 1622940, batch);
     dwsep13_conv1(A + 83008, A + 133184, packed + 2148252, A + 0, batch);
     dwsep13_conv2(A + 133184, A + 0, packed + 2158492, batch);
     avgpool1(A + 0, A + 50176, batch);

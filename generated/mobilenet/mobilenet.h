@@ -14,7 +14,7 @@ extern "C" {
 #define mobilenet_OUT_logits_SIZE 1000
 #define mobilenet_PARAM_COUNT 4253864
 #define mobilenet_PACKED_COUNT 4233092
-#define mobilenet_ARENA_BYTES 14566912
+#define mobilenet_ARENA_BYTES 8150784
 
 /* Canonical parameters (the order of DSL.md, as in a --weights file) to
  * the layout the kernels read: params holds mobilenet_PARAM_COUNT floats,

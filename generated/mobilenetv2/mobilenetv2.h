@@ -14,7 +14,7 @@ extern "C" {
 #define mobilenetv2_OUT_logits_SIZE 1000
 #define mobilenetv2_PARAM_COUNT 3538984
 #define mobilenetv2_PACKED_COUNT 3490512
-#define mobilenetv2_ARENA_BYTES 21850112
+#define mobilenetv2_ARENA_BYTES 11021952
 
 /* Canonical parameters (the order of DSL.md, as in a --weights file) to
  * the layout the kernels read: params holds mobilenetv2_PARAM_COUNT floats,

@@ -111,28 +111,38 @@ static int cnn_pad_index(int i, int n, int mode) {
     }
 }
 
+/* Row `row` of wp floats: zeros, src[0 .. b-a) from column a, zeros from b;
+ * eight at a time. */
+static inline CNN_SIMD void cnn_pad_row(float *row, const float *src, int a, int b, int wp) {
+    const __m256 zero = _mm256_setzero_ps();
+    int j = 0;
+    for (; j + 8 <= a; j += 8)
+        _mm256_storeu_ps(row + j, zero);
+    for (; j < a; j++)
+        row[j] = 0.0f;
+    for (; j + 8 <= b; j += 8)
+        _mm256_storeu_ps(row + j, _mm256_loadu_ps(src + j - a));
+    for (; j < b; j++)
+        row[j] = src[j - a];
+    for (; j + 8 <= wp; j += 8)
+        _mm256_storeu_ps(row + j, zero);
+    for (; j < wp; j++)
+        row[j] = 0.0f;
+}
+
 /* One sample [c][h][w] into [c][hp][wp], `top` rows and `left` columns of
  * padding before it. */
-static void cnn_pad(const float *x, float *xp, int c, int h, int w, int top,
+static CNN_SIMD void cnn_pad(const float *x, float *xp, int c, int h, int w, int top,
                     int left, int hp, int wp, int mode) {
     if (mode == 0) { /* zeros: each row a border, a copy, a border */
         int a = left < wp ? left : wp, b = left + w < wp ? left + w : wp;
         for (int ci = 0; ci < c; ci++)
             for (int i = 0; i < hp; i++) {
                 float *row = xp + ((ptrdiff_t)ci * hp + i) * wp;
-                const float *src;
-                if (i - top < 0 || i - top >= h) {
-                    for (int j = 0; j < wp; j++)
-                        row[j] = 0.0f;
-                    continue;
-                }
-                src = x + ((ptrdiff_t)ci * h + i - top) * w;
-                for (int j = 0; j < a; j++)
-                    row[j] = 0.0f;
-                for (int j = a; j < b; j++)
-                    row[j] = src[j - left];
-                for (int j = b; j < wp; j++)
-                    row[j] = 0.0f;
+                if (i - top < 0 || i - top >= h || b <= a)
+                    cnn_pad_row(row, x, 0, 0, wp);
+                else /* here a = left: the input row starts at column a */
+                    cnn_pad_row(row, x + ((ptrdiff_t)ci * h + i - top) * w, a, b, wp);
             }
         return;
     }
@@ -155,15 +165,14 @@ static CNN_SIMD float cnn_hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* Winograd's vector shuffles. cnn_unzip: the even lanes of a then b, and
- * the odd ones; cnn_zip, its inverse: a and b interleaved, lanes 0..3 of
- * each into lo, 4..7 into hi. */
+/* The even lanes of a then of b, and the odd ones. */
 static CNN_SIMD void cnn_unzip(__m256 a, __m256 b, __m256 *even, __m256 *odd) {
     const __m256 e = _mm256_shuffle_ps(a, b, 0x88), o = _mm256_shuffle_ps(a, b, 0xdd);
     *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xd8));
     *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xd8));
 }
 
+/* a and b interleaved: lanes 0..3 of each into lo, 4..7 into hi. */
 static CNN_SIMD void cnn_zip(__m256 a, __m256 b, __m256 *lo, __m256 *hi) {
     const __m256 l = _mm256_unpacklo_ps(a, b), h = _mm256_unpackhi_ps(a, b);
     *lo = _mm256_permute2f128_ps(l, h, 0x20);
@@ -3933,8 +3942,8 @@ static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict
             for (int c = 0; c < 512; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = 2 * v, xv = 0;
-                    const float *d = in + (ptrdiff_t)c * 100 + (2 * (ty0 + r)) * 10 + 2 * xv * W;
+                    const int r = 2 * v;
+                    const float *d = in + (ptrdiff_t)c * 100 + (2 * (ty0 + r)) * 10;
                     __m256 d0, d1, d2, d3;
                     cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 20), &d0, &d1);
                     cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 22), &d2, &d3);
@@ -4030,7 +4039,7 @@ static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict
             for (int k = 0; k < 512; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = 2 * v, xv = 0;
+                    const int r = 2 * v;
                     const int oh = 2 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
                     const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 33024),
@@ -4056,7 +4065,7 @@ static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict
                     __m256 lo, hi;
                     cnn_zip(y00, y01, &lo, &hi);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 49 + oy * 7 + ow;
+                            const int oy = oh + 0, ow = 0, at = k * 49 + oy * 7 + ow;
                             if (oy >= 7) {
                             } else if (ow + W <= 7) {
                                 __m256 x = lo;
@@ -4087,7 +4096,7 @@ static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict
                         }
                     cnn_zip(y10, y11, &lo, &hi);
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 49 + oy * 7 + ow;
+                            const int oy = oh + 1, ow = 0, at = k * 49 + oy * 7 + ow;
                             if (oy >= 7) {
                             } else if (ow + W <= 7) {
                                 __m256 x = lo;
@@ -4381,8 +4390,8 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
             for (int c = 0; c < 512; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = 2 * v, xv = 0;
-                    const float *d = in + (ptrdiff_t)c * 100 + (2 * (ty0 + r)) * 10 + 2 * xv * W;
+                    const int r = 2 * v;
+                    const float *d = in + (ptrdiff_t)c * 100 + (2 * (ty0 + r)) * 10;
                     __m256 d0, d1, d2, d3;
                     cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 20), &d0, &d1);
                     cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 22), &d2, &d3);
@@ -4478,7 +4487,7 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
             for (int k = 0; k < 512; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = 2 * v, xv = 0;
+                    const int r = 2 * v;
                     const int oh = 2 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
                     const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 33024),
@@ -4504,7 +4513,7 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
                     __m256 lo, hi;
                     cnn_zip(y00, y01, &lo, &hi);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 49 + oy * 7 + ow;
+                            const int oy = oh + 0, ow = 0, at = k * 49 + oy * 7 + ow;
                             if (oy >= 7) {
                             } else if (ow + W <= 7) {
                                 __m256 x = lo;
@@ -4539,7 +4548,7 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
                         }
                     cnn_zip(y10, y11, &lo, &hi);
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 49 + oy * 7 + ow;
+                            const int oy = oh + 1, ow = 0, at = k * 49 + oy * 7 + ow;
                             if (oy >= 7) {
                             } else if (ow + W <= 7) {
                                 __m256 x = lo;
@@ -4603,8 +4612,8 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
             for (int c = 0; c < 512; c++) {
                 float *vc = V + c * TB;
                 for (int v = 0; v < used; v++) {
-                    const int r = 2 * v, xv = 0;
-                    const float *d = in + (ptrdiff_t)c * 100 + (2 * (ty0 + r)) * 10 + 2 * xv * W;
+                    const int r = 2 * v;
+                    const float *d = in + (ptrdiff_t)c * 100 + (2 * (ty0 + r)) * 10;
                     __m256 d0, d1, d2, d3;
                     cnn_unzip(_mm256_loadu_ps(d + 0), _mm256_loadu_ps(d + 20), &d0, &d1);
                     cnn_unzip(_mm256_loadu_ps(d + 2), _mm256_loadu_ps(d + 22), &d2, &d3);
@@ -4700,7 +4709,7 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
             for (int k = 0; k < 512; k++) {
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
-                    const int r = 2 * v, xv = 0;
+                    const int r = 2 * v;
                     const int oh = 2 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
                     const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 33024),
@@ -4726,7 +4735,7 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
                     __m256 lo, hi;
                     cnn_zip(y00, y01, &lo, &hi);
                         {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 49 + oy * 7 + ow;
+                            const int oy = oh + 0, ow = 0, at = k * 49 + oy * 7 + ow;
                             if (oy >= 7) {
                             } else if (ow + W <= 7) {
                                 __m256 x = lo;
@@ -4765,7 +4774,7 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
                         }
                     cnn_zip(y10, y11, &lo, &hi);
                         {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 49 + oy * 7 + ow;
+                            const int oy = oh + 1, ow = 0, at = k * 49 + oy * 7 + ow;
                             if (oy >= 7) {
                             } else if (ow + W <= 7) {
                                 __m256 x = lo;

@@ -102,6 +102,16 @@ static int cnn_pad_index(int i, int n, int mode) {
     }
 }
 
+/* Row `row` of wp floats: zeros, src[0 .. b-a) from column a, zeros from b. */
+static inline void cnn_pad_row(float *row, const float *src, int a, int b, int wp) {
+    for (int j = 0; j < a; j++)
+        row[j] = 0.0f;
+    for (int j = a; j < b; j++)
+        row[j] = src[j - a];
+    for (int j = b; j < wp; j++)
+        row[j] = 0.0f;
+}
+
 /* One sample [c][h][w] into [c][hp][wp], `top` rows and `left` columns of
  * padding before it. */
 static void cnn_pad(const float *x, float *xp, int c, int h, int w, int top,
@@ -111,19 +121,10 @@ static void cnn_pad(const float *x, float *xp, int c, int h, int w, int top,
         for (int ci = 0; ci < c; ci++)
             for (int i = 0; i < hp; i++) {
                 float *row = xp + ((ptrdiff_t)ci * hp + i) * wp;
-                const float *src;
-                if (i - top < 0 || i - top >= h) {
-                    for (int j = 0; j < wp; j++)
-                        row[j] = 0.0f;
-                    continue;
-                }
-                src = x + ((ptrdiff_t)ci * h + i - top) * w;
-                for (int j = 0; j < a; j++)
-                    row[j] = 0.0f;
-                for (int j = a; j < b; j++)
-                    row[j] = src[j - left];
-                for (int j = b; j < wp; j++)
-                    row[j] = 0.0f;
+                if (i - top < 0 || i - top >= h || b <= a)
+                    cnn_pad_row(row, x, 0, 0, wp);
+                else /* here a = left: the input row starts at column a */
+                    cnn_pad_row(row, x + ((ptrdiff_t)ci * h + i - top) * w, a, b, wp);
             }
         return;
     }

@@ -1,0 +1,194 @@
+/* depthwise.c — depthwise convolutions (one filter per channel) on the
+ * vector targets.
+ *
+ * A depthwise layer does kh * kw multiply-adds per output and reads each
+ * input about as often, so it is bound by loads and memory, not by FMAs.
+ * The kernel therefore works a channel at a time: the channel's plane is
+ * padded into scratch just before it is used (it stays in L1 or L2, where
+ * padding the whole input first sent it through memory twice), its kh * kw
+ * weights sit in registers, and a tile of R output rows by one vector of
+ * positions shares every input row it loads among the output rows that
+ * read it: with stride 1 and a 3x3 kernel, 18 loads feed 36 FMAs.
+ *
+ * Vectors run along an output row. With stride 2 a vector of outputs reads
+ * every other input column: two loads split into even and odd lanes
+ * (cnn_unzip) give the taps j and j + 1. The last vector of a row is moved
+ * back to end at the row's end (it recomputes some outputs; the values are
+ * the same), and a row shorter than a vector goes out lane by lane; the
+ * last tile of rows is moved up the same way.
+ */
+#include "emit.h"
+
+static long long ll(int64_t v) { return (long long)v; }
+
+enum { ROWS = 4 };   /* output rows a tile: R accumulators, kh * kw weights */
+
+typedef struct DwGeo {
+    int64_t c, h, w;          /* channels, input plane */
+    int64_t kh, kw, sh, sw, dh, dw;
+    int64_t top, left, hp, wp;   /* the padded plane */
+    int64_t ho, wo;
+    int64_t plane;            /* floats a channel's padded plane takes in
+                                 scratch, with slack for the last loads */
+    int64_t rows;             /* R: output rows a tile */
+    int width;
+    PadMode mode;
+} DwGeo;
+
+/* One filter per channel, a kernel of at most 7x7 (its weights live in
+ * registers), and a stride a vector of outputs can read: 1, or 2 without
+ * dilation across the row. With stride 1 the output rows must fill a
+ * vector: shorter ones (7x7, and 14x14 on AVX-512) ran as fast or faster
+ * in the general kernel, whose vectors run on across rows
+ * (bench/layers.py-style timings on MobileNetV2's layers). */
+bool dw_suits(Target t, const Node *n) {
+    const Attrs *a = &n->a;
+    if (n->op != OP_CONV || n->shape.rank != 3)
+        return false;
+    Shape in = in_shape_of(n, 0);
+    bool strided = a->stride[1] == 2 && a->dilation[1] == 1;
+    return a->groups == in.d[0] && a->units == in.d[0] && a->groups > 1 &&
+           a->kernel[0] * a->kernel[1] <= 49 &&
+           (strided || (a->stride[1] == 1 && n->shape.d[2] >= simd_width(t)));
+}
+
+static DwGeo dw_geo(Target t, const Node *n) {
+    const Attrs *a = &n->a;
+    Shape in = in_shape_of(n, 0);
+    DwGeo g = {.c = in.d[0], .h = in.d[1], .w = in.d[2], .kh = a->kernel[0],
+               .kw = a->kernel[1], .sh = a->stride[0], .sw = a->stride[1],
+               .dh = a->dilation[0], .dw = a->dilation[1], .top = a->pad_lo[0],
+               .left = a->pad_lo[1], .ho = n->shape.d[1], .wo = n->shape.d[2],
+               .width = simd_width(t), .mode = a->pad_mode};
+    g.hp = g.h + a->pad_lo[0] + a->pad_hi[0];
+    g.wp = g.w + a->pad_lo[1] + a->pad_hi[1];
+    g.rows = g.ho < ROWS ? g.ho : ROWS;
+    /* a vector's loads reach sw * W + (kw - 1) * dw floats past its first
+     * output's window: past the plane's end on the last row */
+    g.plane = g.hp * g.wp + g.sw * g.width + g.kw * g.dw + g.width;
+    return g;
+}
+
+int64_t dw_scratch(Target t, const Node *n, int batch) {
+    DwGeo g = dw_geo(t, n);
+    return (int64_t)batch * g.c * g.plane;
+}
+
+const char *dw_schedule(Emit *e, const Node *n) {
+    DwGeo g = dw_geo(e->opt->target, n);
+    return arena_printf(e->a, "%s: depthwise, a channel at a time, its plane padded into "
+                        "scratch just before use; tile R=%lld output rows x %d positions, "
+                        "%lld weights in registers",
+                        g.width == 16 ? "avx512" : "avx2", ll(g.rows), g.width,
+                        ll(g.kh * g.kw));
+}
+
+/* The taps of input row q (of the tile's rows) into the accumulators of
+ * the output rows that read it; x<j> holds tap column j's vector. */
+static void emit_row_taps(Emit *e, const DwGeo *g, int64_t q) {
+    for (int64_t r = 0; r < g->rows; r++) {
+        int64_t d = q - r * g->sh;   /* = i * dh for the kernel row i */
+        if (d < 0 || d % g->dh || d / g->dh >= g->kh)
+            continue;
+        int64_t i = d / g->dh;
+        for (int64_t j = 0; j < g->kw; j++)
+            P(e, "                    a%lld = _mm256_fmadd_ps(k%lld, x%lld, a%lld);\n", ll(r),
+              ll(i * g->kw + j), ll(j), ll(r));
+    }
+}
+
+/* Loads x0 .. x<kw-1>: row q of the tile, the vector at output column ow. */
+static void emit_row_loads(Emit *e, const DwGeo *g, int64_t q) {
+    P(e, "                    {\n");
+    P(e, "                    const float *in = p + %lld;\n", ll(q * g->wp));
+    if (g->sw == 1) {
+        for (int64_t j = 0; j < g->kw; j++)
+            P(e, "                    const __m256 x%lld = _mm256_loadu_ps(in + ow + %lld);\n",
+              ll(j), ll(j * g->dw));
+    } else {
+        /* stride 2: input columns 2 * ow + j; even taps from the even
+         * lanes of a pair of loads, odd ones from the odd lanes */
+        for (int64_t j = 0; j < g->kw; j += 2) {
+            P(e, "                    __m256 x%lld, x%lld;\n", ll(j), ll(j + 1));
+            P(e, "                    cnn_unzip(_mm256_loadu_ps(in + 2 * ow + %lld), "
+                 "_mm256_loadu_ps(in + 2 * ow + %lld), &x%lld, &x%lld);\n", ll(j),
+              ll(j + g->width), ll(j), ll(j + 1));
+        }
+        if (g->kw % 2)
+            P(e, "                    (void)x%lld;\n", ll(g->kw));
+    }
+    emit_row_taps(e, g, q);
+    P(e, "                    }\n");
+}
+
+/* Stores accumulator a<r>: output row oh + r, W outputs from column ow,
+ * through the epilogue; lane by lane when the row is shorter than W. */
+static void emit_row_store(Emit *e, const Node *n, const DwGeo *g, int64_t r) {
+    const char *in = "                    ";
+    P(e, "%s{\n", in);
+    P(e, "%s    const int at = c * %lld + (oh + %lld) * %lld + ow;\n", in, ll(g->ho * g->wo),
+      ll(r), ll(g->wo));
+    if (g->wo >= g->width) {
+        P(e, "%s    __m256 x = a%lld;\n", in, ll(r));
+        simd_epilogue_vector(e, n, arena_printf(e->a, "%s    ", in), "at");
+        P(e, "%s    _mm256_storeu_ps(yb + at, x);\n", in);
+    } else {
+        P(e, "%s    float lane[W];\n", in);
+        P(e, "%s    _mm256_storeu_ps(lane, a%lld);\n", in, ll(r));
+        P(e, "%s    for (int l = 0; l < %lld; l++) {\n", in, ll(g->wo));
+        P(e, "%s        float v = lane[l];\n", in);
+        emit_epilogue_scalar(e, n, arena_printf(e->a, "%s        ", in), "at + l");
+        P(e, "%s        yb[at + l] = v;\n", in);
+        P(e, "%s    }\n", in);
+    }
+    P(e, "%s}\n", in);
+}
+
+void emit_dw_conv(Emit *e, const Node *n) {
+    DwGeo g = dw_geo(e->opt->target, n);
+    int64_t taps = g.kh * g.kw, in_rows = (g.rows - 1) * g.sh + (g.kh - 1) * g.dh + 1;
+    e->need_pad = true;
+    e->need_unzip |= g.sw == 2;
+    P(e, "    enum { R = %lld, W = %d }; /* the tile: R output rows x W positions */\n",
+      ll(g.rows), g.width);
+    P(e, "    const float *bias = w + %lld;\n", ll(g.c * taps));
+    e->scratch_per_sample = true;
+    open_batch(e, n);
+    e->scratch_per_sample = false;
+    P(e, "        float *sb = s + (ptrdiff_t)b * %lld; /* this sample's padded planes */\n",
+      ll(g.c * g.plane));
+    if (e->opt->openmp && !e->plain)
+        P(e, "        #pragma omp parallel for schedule(static)\n");
+    P(e, "        for (int c = 0; c < %lld; c++) {\n", ll(g.c));
+    P(e, "            float *pl = sb + (ptrdiff_t)c * %lld;\n", ll(g.plane));
+    P(e, "            cnn_pad(xb0 + (ptrdiff_t)c * %lld, pl, 1, %lld, %lld, %lld, %lld, %lld, "
+         "%lld, %d);\n", ll(g.h * g.w), ll(g.h), ll(g.w), ll(g.top), ll(g.left), ll(g.hp),
+      ll(g.wp), (int)g.mode);
+    P(e, "            for (int i = %lld; i < %lld; i++)\n", ll(g.hp * g.wp), ll(g.plane));
+    P(e, "                pl[i] = 0.0f; /* what the last vectors read past the plane */\n");
+    P(e, "            const float *wc = w + c * %lld;\n", ll(taps));
+    for (int64_t k = 0; k < taps; k++)
+        P(e, "            const __m256 k%lld = _mm256_set1_ps(wc[%lld]);\n", ll(k), ll(k));
+    P(e, "            const __m256 bc = _mm256_set1_ps(bias[c]);\n");
+    P(e, "            for (int t = 0; t < %lld; t += R) {\n", ll(g.ho));
+    P(e, "                const int oh = t + R <= %lld ? t : %lld; /* the last tile moved up */\n",
+      ll(g.ho), ll(g.ho - g.rows));
+    int64_t step = g.wo >= g.width ? g.width : g.wo;
+    P(e, "                for (int o = 0; o < %lld; o += %lld) {\n", ll(g.wo), ll(step));
+    if (g.wo >= g.width)
+        P(e, "                    const int ow = o + W <= %lld ? o : %lld; /* the last vector "
+             "moved back */\n", ll(g.wo), ll(g.wo - g.width));
+    else
+        P(e, "                    const int ow = o;\n");
+    P(e, "                    const float *p = pl + (ptrdiff_t)oh * %lld;\n", ll(g.sh * g.wp));
+    for (int64_t r = 0; r < g.rows; r++)
+        P(e, "                    __m256 a%lld = bc;\n", ll(r));
+    for (int64_t q = 0; q < in_rows; q++)
+        emit_row_loads(e, &g, q);
+    for (int64_t r = 0; r < g.rows; r++)
+        emit_row_store(e, n, &g, r);
+    P(e, "                }\n");
+    P(e, "            }\n");
+    P(e, "        }\n");
+    close_batch(e);
+}
