@@ -146,6 +146,8 @@ static void emit_signature(Emit *e, const Node *n, const char *name, bool scratc
         P(e, "const float *%sw, ", r);
     if (scratch)
         P(e, "float *%ss, ", r);
+    if (has_state(e, n))
+        P(e, "float *restrict state, ");
     P(e, "int batch) {\n");
 }
 
@@ -625,6 +627,8 @@ static void emit_call(Emit *e, FILE *o, const Node *n) {
         fprintf(o, "packed + %lld, ", ll(n->packed));
     if (n->scratch)
         fprintf(o, "A + %lld, ", ll(n->scratch->offset / 4));
+    if (n->state)
+        fprintf(o, "A + %lld, ", ll(n->state->offset / 4));
     fprintf(o, "batch);\n");
 }
 
@@ -659,6 +663,14 @@ static void emit_forward(Emit *e, FILE *o) {
 
 /* ---- the header -------------------------------------------------------------- */
 
+/* Does some kernel keep state in the arena between calls? */
+static bool keeps_state(const Graph *g) {
+    for (int i = 0; i < g->nodes.len; i++)
+        if (((const Node *)g->nodes.items[i])->state)
+            return true;
+    return false;
+}
+
 static void emit_header(Emit *e, FILE *o) {
     const Graph *g = e->g;
     const char *N = g->name;
@@ -690,8 +702,11 @@ static void emit_header(Emit *e, FILE *o) {
                " * packed %s_PACKED_COUNT. */\n", N, N);
     fprintf(o, "void %s_pack(const float *params, float *packed);\n\n", N);
     fprintf(o, "/* Runs the network on `batch` samples, 1..%s_BATCH. `arena` is\n"
-               " * %s_ARENA_BYTES bytes, 64-byte aligned, owned by the caller.%s */\n",
-            N, N, e->opt->embed ? "\n * `packed` may be NULL: the weights are embedded." : "");
+               " * %s_ARENA_BYTES bytes, 64-byte aligned, owned by the caller.%s%s */\n",
+            N, N, e->opt->embed ? "\n * `packed` may be NULL: the weights are embedded." : "",
+            keeps_state(g) ? "\n * A few of its bytes pass from one call to the next: they steer the\n"
+                             " * order in which weights are read (for the cache), never the\n"
+                             " * results, so whatever they hold is fine." : "");
     fprintf(o, "int %s_forward(const float *packed, ", N);
     emit_io_params(o, g);
     fprintf(o, "int batch, void *arena);\n\n");
@@ -761,8 +776,9 @@ static char *close_stream(FILE *f, char **buf, Arena *a) {
 Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
     fuse_graph(g, &opt->fuse, a);
     bool simd = simd_target(opt->target);
-    Plan *plan = plan_memory(g, opt->batch, simd ? simd_scratch_fn(opt->target) : scalar_scratch,
-                             a, d);
+    Plan *plan = simd ? plan_with_state(g, opt->batch, simd_scratch_fn(opt->target),
+                                        simd_state_floats, a, d)
+                      : plan_memory(g, opt->batch, scalar_scratch, a, d);
     if (!plan || !fits_int(g, d))
         return NULL;
     const char *bad = plan_verify(g, plan, a);

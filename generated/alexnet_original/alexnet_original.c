@@ -4,7 +4,7 @@
  * command: cnnc build examples/alexnet_original.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, 
- * arena:   2603136 bytes (6321664 without reuse; 2323200 live at most)
+ * arena:   2603328 bytes (6321856 without reuse; 2323392 live at most)
  * weights: 60965224 canonical floats, 60965224 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -1344,11 +1344,17 @@ static CNN_SIMD void maxpool3(const float *restrict x0, float *restrict y, int b
 /* dense1 — examples/alexnet_original.cnn:33: dense 4096
  *   in [256,6,6] -> out [4096]
  *   weights at packed[2334080]: weight [4096,9216] + bias [4096]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); then relu6
+ *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls; then relu6
  */
-static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
     enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    for (int u0 = 0; u0 < 4096; u0 += DENSE_ROWS) {
+    /* the weights do not stay in L2: walk them the other way round from
+     * the last call, which left its last rows there (any value of
+     * state[0] is a direction) */
+    const int back = state[0] != 1.0f;
+    state[0] = back ? 1.0f : 0.0f;
+    for (int k = 0; k < 4096; k += DENSE_ROWS) {
+        const int u0 = back ? 4092 - k : k;
         const int rows = u0 + DENSE_ROWS <= 4096 ? DENSE_ROWS : 4096 - u0;
         for (int b = 0; b < batch; b++) {
             const float *x = x0 + (ptrdiff_t)b * 9216;
@@ -1402,11 +1408,17 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 /* dense2 — examples/alexnet_original.cnn:33: dense 4096
  *   in [4096] -> out [4096]
  *   weights at packed[40086912]: weight [4096,4096] + bias [4096]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); then relu7
+ *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls; then relu7
  */
-static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
     enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    for (int u0 = 0; u0 < 4096; u0 += DENSE_ROWS) {
+    /* the weights do not stay in L2: walk them the other way round from
+     * the last call, which left its last rows there (any value of
+     * state[0] is a direction) */
+    const int back = state[0] != 1.0f;
+    state[0] = back ? 1.0f : 0.0f;
+    for (int k = 0; k < 4096; k += DENSE_ROWS) {
+        const int u0 = back ? 4092 - k : k;
         const int rows = u0 + DENSE_ROWS <= 4096 ? DENSE_ROWS : 4096 - u0;
         for (int b = 0; b < batch; b++) {
             const float *x = x0 + (ptrdiff_t)b * 4096;
@@ -1460,11 +1472,17 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
 /* dense3 — examples/alexnet_original.cnn:33: dense 1000
  *   in [4096] -> out [1000]
  *   weights at packed[56868224]: weight [1000,4096] + bias [1000]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
+ *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls
  */
-static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
     enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    for (int u0 = 0; u0 < 1000; u0 += DENSE_ROWS) {
+    /* the weights do not stay in L2: walk them the other way round from
+     * the last call, which left its last rows there (any value of
+     * state[0] is a direction) */
+    const int back = state[0] != 1.0f;
+    state[0] = back ? 1.0f : 0.0f;
+    for (int k = 0; k < 1000; k += DENSE_ROWS) {
+        const int u0 = back ? 996 - k : k;
         const int rows = u0 + DENSE_ROWS <= 1000 ? DENSE_ROWS : 1000 - u0;
         for (int b = 0; b < batch; b++) {
             const float *x = x0 + (ptrdiff_t)b * 4096;
@@ -1546,8 +1564,8 @@ int alexnet_original_forward(const float *packed, const float *in_img, float *ou
     conv4(A + 86400, A + 151296, packed + 1227520, A + 0, batch);
     conv5(A + 151296, A + 86400, packed + 1891456, A + 0, batch);
     maxpool3(A + 86400, A + 0, batch);
-    dense1(A + 0, A + 9216, packed + 2334080, batch);
-    dense2(A + 9216, A + 0, packed + 40086912, batch);
-    dense3(A + 0, out_logits, packed + 56868224, batch);
+    dense1(A + 0, A + 9216, packed + 2334080, A + 650784, batch);
+    dense2(A + 9216, A + 0, packed + 40086912, A + 650800, batch);
+    dense3(A + 0, out_logits, packed + 56868224, A + 650816, batch);
     return 0;
 }

@@ -4,7 +4,7 @@
  * command: cnnc build examples/mnist.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, 
- * arena:   125440 bytes (195456 without reuse; 125440 live at most)
+ * arena:   125504 bytes (195520 without reuse; 125504 live at most)
  * weights: 799078 canonical floats, 799367 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -828,11 +828,17 @@ static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int b
 /* dense1 — examples/mnist.cnn:13: dense 500
  *   in [32,7,7] -> out [500]
  *   weights at packed[9857]: weight [500,1568] + bias [500]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); then relu3
+ *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls; then relu3
  */
-static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
     enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    for (int u0 = 0; u0 < 500; u0 += DENSE_ROWS) {
+    /* the weights do not stay in L2: walk them the other way round from
+     * the last call, which left its last rows there (any value of
+     * state[0] is a direction) */
+    const int back = state[0] != 1.0f;
+    state[0] = back ? 1.0f : 0.0f;
+    for (int k = 0; k < 500; k += DENSE_ROWS) {
+        const int u0 = back ? 496 - k : k;
         const int rows = u0 + DENSE_ROWS <= 500 ? DENSE_ROWS : 500 - u0;
         for (int b = 0; b < batch; b++) {
             const float *x = x0 + (ptrdiff_t)b * 1568;
@@ -968,7 +974,7 @@ int mnist_forward(const float *packed, const float *in_img, float *out_logits, i
     maxpool1(A + 0, A + 25088, batch);
     conv2(A + 25088, A + 8224, packed + 320, A + 0, batch);
     maxpool2(A + 8224, A + 0, batch);
-    dense1(A + 0, A + 1568, packed + 9857, batch);
+    dense1(A + 0, A + 1568, packed + 9857, A + 31360, batch);
     dense2(A + 1568, out_logits, packed + 794357, batch);
     return 0;
 }

@@ -4,7 +4,7 @@
  * command: cnnc build examples/vgg16.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, 
- * arena:   38765696 bytes (98807616 without reuse; 38765696 live at most)
+ * arena:   38765888 bytes (98807808 without reuse; 38765888 live at most)
  * weights: 138357544 canonical floats, 138357544 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -3935,11 +3935,17 @@ static CNN_SIMD void maxpool5(const float *restrict x0, float *restrict y, int b
 /* dense1 — examples/vgg16.cnn:18: dense 4096
  *   in [512,7,7] -> out [4096]
  *   weights at packed[14714688]: weight [4096,25088] + bias [4096]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); then relu14
+ *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls; then relu14
  */
-static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
     enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    for (int u0 = 0; u0 < 4096; u0 += DENSE_ROWS) {
+    /* the weights do not stay in L2: walk them the other way round from
+     * the last call, which left its last rows there (any value of
+     * state[0] is a direction) */
+    const int back = state[0] != 1.0f;
+    state[0] = back ? 1.0f : 0.0f;
+    for (int k = 0; k < 4096; k += DENSE_ROWS) {
+        const int u0 = back ? 4092 - k : k;
         const int rows = u0 + DENSE_ROWS <= 4096 ? DENSE_ROWS : 4096 - u0;
         for (int b = 0; b < batch; b++) {
             const float *x = x0 + (ptrdiff_t)b * 25088;
@@ -3993,11 +3999,17 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 /* dense2 — examples/vgg16.cnn:18: dense 4096
  *   in [4096] -> out [4096]
  *   weights at packed[117479232]: weight [4096,4096] + bias [4096]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); then relu15
+ *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls; then relu15
  */
-static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
     enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    for (int u0 = 0; u0 < 4096; u0 += DENSE_ROWS) {
+    /* the weights do not stay in L2: walk them the other way round from
+     * the last call, which left its last rows there (any value of
+     * state[0] is a direction) */
+    const int back = state[0] != 1.0f;
+    state[0] = back ? 1.0f : 0.0f;
+    for (int k = 0; k < 4096; k += DENSE_ROWS) {
+        const int u0 = back ? 4092 - k : k;
         const int rows = u0 + DENSE_ROWS <= 4096 ? DENSE_ROWS : 4096 - u0;
         for (int b = 0; b < batch; b++) {
             const float *x = x0 + (ptrdiff_t)b * 4096;
@@ -4051,11 +4063,17 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
 /* dense3 — examples/vgg16.cnn:18: dense 1000
  *   in [4096] -> out [1000]
  *   weights at packed[134260544]: weight [1000,4096] + bias [1000]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
+ *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls
  */
-static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
     enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    for (int u0 = 0; u0 < 1000; u0 += DENSE_ROWS) {
+    /* the weights do not stay in L2: walk them the other way round from
+     * the last call, which left its last rows there (any value of
+     * state[0] is a direction) */
+    const int back = state[0] != 1.0f;
+    state[0] = back ? 1.0f : 0.0f;
+    for (int k = 0; k < 1000; k += DENSE_ROWS) {
+        const int u0 = back ? 996 - k : k;
         const int rows = u0 + DENSE_ROWS <= 1000 ? DENSE_ROWS : 1000 - u0;
         for (int b = 0; b < batch; b++) {
             const float *x = x0 + (ptrdiff_t)b * 4096;
@@ -4153,8 +4171,8 @@ int vgg16_forward(const float *packed, const float *in_img, float *out_logits, i
     conv12(A + 231424, A + 131072, packed + 9995072, A + 0, batch);
     conv13(A + 131072, A + 231424, packed + 12354880, A + 0, batch);
     maxpool5(A + 231424, A + 0, batch);
-    dense1(A + 0, A + 25088, packed + 14714688, batch);
-    dense2(A + 25088, A + 0, packed + 117479232, batch);
-    dense3(A + 0, out_logits, packed + 134260544, batch);
+    dense1(A + 0, A + 25088, packed + 14714688, A + 9691424, batch);
+    dense2(A + 25088, A + 0, packed + 117479232, A + 9691440, batch);
+    dense3(A + 0, out_logits, packed + 134260544, A + 9691456, batch);
     return 0;
 }
