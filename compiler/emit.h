@@ -20,6 +20,7 @@ struct Emit {
     bool need_pad, need_exp, need_tanh, need_log, need_copy, need_dot;
     bool need_sqrt, need_unpad, need_uniform;   /* training helpers */
     bool need_hsum, need_dot4x3;   /* simd targets */
+    bool need_pool, need_pool512;  /* cnn_evens, cnn_odds, cnn_vmax: 8 and 16 wide */
     bool wide;                /* writing an AVX-512 kernel */
     bool scratch_per_sample;  /* the kernel's scratch has a part per sample */
     bool plain;               /* writing the unfused scalar kernels that

@@ -233,6 +233,28 @@ Test(codegen, dense_direction_never_changes_results, .timeout = 120) {
     cr_expect_eq(sh("./build/turn/main"), 0);
 }
 
+/* The vector max pooling kernels take the scalar kernel's steps in its
+ * order: the same bits on ties, signed zeros and NaN payloads, in every
+ * form (tests/api/pools.cnn). Targets this CPU lacks are left out. */
+Test(codegen, vector_max_pooling_matches_scalar_bit_for_bit, .timeout = 120) {
+    const char *targets[] = {"scalar", "avx2", "avx512"};
+    const bool runs[] = {true, __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"),
+                         __builtin_cpu_supports("avx512f")};
+    for (int i = 0; i < 3; i++) {
+        if (!runs[i])
+            continue;
+        cr_assert_eq(sh("./cnnc build tests/api/pools.cnn --target %s -o build/pools/%s "
+                        "2>/dev/null", targets[i], targets[i]), 0);
+        cr_assert_eq(sh("cc -std=c11 -O1 -Ibuild/pools/%s tests/api/pools_main.c "
+                        "build/pools/%s/pools.c -o build/pools/%s/main && "
+                        "./build/pools/%s/main > build/pools/%s.bin", targets[i], targets[i],
+                        targets[i], targets[i], targets[i]), 0);
+        if (i > 0)
+            cr_expect_eq(sh("cmp build/pools/scalar.bin build/pools/%s.bin", targets[i]), 0,
+                         "%s differs from scalar", targets[i]);
+    }
+}
+
 /* ---- the memory plan ------------------------------------------------------ */
 
 static void expect_sound_plan(Graph *g, Arena *a, int batch, const char *what) {
