@@ -20,6 +20,7 @@ struct Emit {
     bool need_pad, need_exp, need_tanh, need_log, need_copy, need_dot;
     bool need_sqrt, need_unpad, need_uniform;   /* training helpers */
     bool need_hsum, need_dot4x3, need_zip, need_unzip, need_load2x8;   /* simd */
+    bool need_pool, need_pool512;  /* cnn_evens, cnn_odds, cnn_vmax: 8 and 16 wide */
     bool wide;                /* writing an AVX-512 kernel */
     bool scratch_per_sample;  /* the kernel's scratch has a part per sample */
     bool plain;               /* writing the unfused scalar kernels that
@@ -86,6 +87,11 @@ static inline const Epilogue *epilogue_of(const Emit *e, const Node *n) {
 static inline bool has_bias(const Emit *e, const Node *n) {
     return n->a.bias || (!e->plain && n->bn);
 }
+/* Does n's kernel keep state from one call to the next (plan_with_state)?
+ * Only the inference kernels do. */
+static inline bool has_state(const Emit *e, const Node *n) {
+    return !e->plain && n->state;
+}
 /* The epilogue's steps on the float `v`, element `idx` of the sample (the
  * residual summands are r0, r1, ... at the sample's start), as C statements
  * at `indent`. */
@@ -117,6 +123,8 @@ int64_t simd_train_bscratch(Target t, const Node *n, int batch);
 void emit_simd_dense_back(Emit *e, const BackSig *b);
 /* The planner's and packer's callbacks for target t. */
 ScratchFn simd_scratch_fn(Target t);
+/* Floats a vector kernel keeps between calls (plan_with_state). */
+int64_t simd_state_floats(const Node *n, int batch);
 ScratchFn simd_fscratch_fn(Target t);
 ScratchFn simd_bscratch_fn(Target t);
 PackMrFn simd_mr_fn(Target t);

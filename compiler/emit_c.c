@@ -25,6 +25,17 @@ static long long ll(int64_t v) { return (long long)v; }
 
 /* ---- writing kernel text ---------------------------------------------------- */
 
+/* The vector helpers written once for each width, AVX2's named NAME and
+ * AVX-512's NAME512: the length of "NAME(" when p starts with one. */
+static size_t helper_width(const char *p) {
+    static const char *const helpers[] = {"cnn_hsum(", "cnn_vmax(", "cnn_evens(", "cnn_odds(",
+                                          "cnn_zip(", "cnn_unzip("};
+    for (size_t i = 0; i < sizeof helpers / sizeof *helpers; i++)
+        if (!strncmp(p, helpers[i], strlen(helpers[i])))
+            return strlen(helpers[i]);
+    return 0;
+}
+
 /* Kernel text, with AVX2's vector words swapped for AVX-512's while
  * e->wide is set: the two name the operations the kernels use alike but for
  * the width (kernels_simd.c). */
@@ -53,15 +64,10 @@ void emit_text(Emit *e, const char *fmt, ...) {
         } else if (!strncmp(p, "_mm256_", 7)) {
             fputs("_mm512_", e->o);
             p += 7;
-        } else if (!strncmp(p, "cnn_hsum(", 9)) {
-            fputs("cnn_hsum512(", e->o);
-            p += 9;
-        } else if (!strncmp(p, "cnn_zip(", 8)) {
-            fputs("cnn_zip512(", e->o);
-            p += 8;
-        } else if (!strncmp(p, "cnn_unzip(", 10)) {
-            fputs("cnn_unzip512(", e->o);
-            p += 10;
+        } else if (helper_width(p)) {
+            size_t name = helper_width(p);
+            fprintf(e->o, "%.*s512(", (int)name - 1, p);
+            p += name;
         } else {
             fputc(*p++, e->o);
         }
@@ -154,6 +160,8 @@ static void emit_signature(Emit *e, const Node *n, const char *name, bool scratc
         P(e, "const float *%sw, ", r);
     if (scratch)
         P(e, "float *%ss, ", r);
+    if (has_state(e, n))
+        P(e, "float *restrict state, ");
     P(e, "int batch) {\n");
 }
 
@@ -513,6 +521,41 @@ static const char load2x8_text[] =
 "    return _mm512_castpd_ps(_mm512_insertf64x4(lo, _mm256_castps_pd(_mm256_loadu_ps(q)), 1));\n"
 "}\n\n";
 
+static const char pool_text[] =
+"/* The even and the odd lanes of the sixteen floats a, b (a's first): the\n"
+" * even and odd columns of a run of a row. */\n"
+"static CNN_SIMD __m256 cnn_evens(__m256 a, __m256 b) {\n"
+"    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 a4 a6 b4 b6 */\n"
+"    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));\n"
+"}\n\n"
+"static CNN_SIMD __m256 cnn_odds(__m256 a, __m256 b) {\n"
+"    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));\n"
+"    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));\n"
+"}\n\n"
+"/* Max pooling's step in each lane, as the scalar kernels take it: v when it\n"
+" * is greater or NaN, else best, so a NaN wins and of equal values (+0 and\n"
+" * -0) the first stays. max_ps(v, best) is v > best ? v : best. */\n"
+"static CNN_SIMD __m256 cnn_vmax(__m256 best, __m256 v) {\n"
+"    return _mm256_blendv_ps(_mm256_max_ps(v, best), v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));\n"
+"}\n\n";
+
+static const char pool512_text[] =
+"/* The even and the odd lanes of the 32 floats a, b (a's first). */\n"
+"static CNN_SIMD __m512 cnn_evens512(__m512 a, __m512 b) {\n"
+"    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16,\n"
+"                                          14, 12, 10, 8, 6, 4, 2, 0);\n"
+"    return _mm512_permutex2var_ps(a, even, b);\n"
+"}\n\n"
+"static CNN_SIMD __m512 cnn_odds512(__m512 a, __m512 b) {\n"
+"    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17,\n"
+"                                         15, 13, 11, 9, 7, 5, 3, 1);\n"
+"    return _mm512_permutex2var_ps(a, odd, b);\n"
+"}\n\n"
+"/* cnn_vmax on sixteen lanes. */\n"
+"static CNN_SIMD __m512 cnn_vmax512(__m512 best, __m512 v) {\n"
+"    return _mm512_mask_mov_ps(_mm512_max_ps(v, best), _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);\n"
+"}\n\n";
+
 static const char dot4x3_text[] =
 "/* g[k * gs + r] += the dot product of row k of d with row r of c, n long,\n"
 " * for four rows of d and three of c (rows n apart): twelve accumulators,\n"
@@ -775,6 +818,8 @@ static void emit_call(Emit *e, FILE *o, const Node *n) {
         fprintf(o, "packed + %lld, ", ll(n->packed));
     if (n->scratch)
         fprintf(o, "A + %lld, ", ll(n->scratch->offset / 4));
+    if (n->state)
+        fprintf(o, "A + %lld, ", ll(n->state->offset / 4));
     fprintf(o, "batch);\n");
 }
 
@@ -809,6 +854,14 @@ static void emit_forward(Emit *e, FILE *o) {
 
 /* ---- the header -------------------------------------------------------------- */
 
+/* Does some kernel keep state in the arena between calls? */
+static bool keeps_state(const Graph *g) {
+    for (int i = 0; i < g->nodes.len; i++)
+        if (((const Node *)g->nodes.items[i])->state)
+            return true;
+    return false;
+}
+
 static void emit_header(Emit *e, FILE *o) {
     const Graph *g = e->g;
     const char *N = g->name;
@@ -840,8 +893,11 @@ static void emit_header(Emit *e, FILE *o) {
                " * packed %s_PACKED_COUNT. */\n", N, N);
     fprintf(o, "void %s_pack(const float *params, float *packed);\n\n", N);
     fprintf(o, "/* Runs the network on `batch` samples, 1..%s_BATCH. `arena` is\n"
-               " * %s_ARENA_BYTES bytes, 64-byte aligned, owned by the caller.%s */\n",
-            N, N, e->opt->embed ? "\n * `packed` may be NULL: the weights are embedded." : "");
+               " * %s_ARENA_BYTES bytes, 64-byte aligned, owned by the caller.%s%s */\n",
+            N, N, e->opt->embed ? "\n * `packed` may be NULL: the weights are embedded." : "",
+            keeps_state(g) ? "\n * A few of its bytes pass from one call to the next: they steer the\n"
+                             " * order in which weights are read (for the cache), never the\n"
+                             " * results, so whatever they hold is fine." : "");
     fprintf(o, "int %s_forward(const float *packed, ", N);
     emit_io_params(o, g);
     fprintf(o, "int batch, void *arena);\n\n");
@@ -912,8 +968,9 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
     fuse_graph(g, &opt->fuse, a);
     bool simd = simd_target(opt->target);
     wino_choose(g, opt->target, opt->no_winograd);
-    Plan *plan = plan_memory(g, opt->batch, simd ? simd_scratch_fn(opt->target) : scalar_scratch,
-                             a, d);
+    Plan *plan = simd ? plan_with_state(g, opt->batch, simd_scratch_fn(opt->target),
+                                        simd_state_floats, a, d)
+                      : plan_memory(g, opt->batch, scalar_scratch, a, d);
     if (!plan || !fits_int(g, d))
         return NULL;
     const char *bad = plan_verify(g, plan, a);
@@ -989,6 +1046,10 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
         fputs(hsum512_text, o);
     if ((e.need_hsum && opt->target != TARGET_AVX512) || e.need_dot4x3)
         fputs(hsum_text, o);
+    if (e.need_pool)
+        fputs(pool_text, o);
+    if (e.need_pool512)
+        fputs(pool512_text, o);
     if (e.need_dot4x3)
         fputs(dot4x3_text, o);
     if (e.need_unzip)

@@ -169,6 +169,8 @@ struct Node {
     bool in_place;            /* overwrites its input's storage */
     bool view;                /* no code at all: the same bytes as its input */
     struct Buffer *scratch;   /* work space live only while it runs, or NULL */
+    struct Buffer *state;     /* what its kernel keeps from one call to the
+                                 next (plan_with_state), or NULL */
 
     /* set by the fusion passes (fuse*.c), for inference only */
     struct Node *fused_into;  /* its work is done by that node's kernel: it
@@ -312,6 +314,11 @@ typedef int64_t (*ScratchFn)(const Node *n, int batch);
 /* Decides views and in-place layers, then places every buffer. Returns
  * NULL after reporting an error (an arena over 2^40 bytes). */
 Plan *plan_memory(Graph *g, int batch, ScratchFn scratch, Arena *a, Diags *d);
+/* The same, and `state` floats for each node (NULL: none) that stay put
+ * from one call of NAME_forward to the next: a kernel's memory of its last
+ * run, which may steer how it runs but never what it computes. */
+Plan *plan_with_state(Graph *g, int batch, ScratchFn scratch, ScratchFn state, Arena *a,
+                      Diags *d);
 /* The training plan: activations kept until the backward steps that read
  * them, gradients from their first writer to their reader, scratch for
  * both directions. Sets every node's `train`. */

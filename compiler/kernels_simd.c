@@ -358,15 +358,26 @@ ScratchFn simd_bscratch_fn(Target t) {
 }
 PackMrFn simd_mr_fn(Target t) { return t == TARGET_AVX512 ? avx512_mr : avx2_mr; }
 
+static int pool_width(Target t, const Node *n);
+
 const char *simd_schedule(Emit *e, const Node *n) {
     const Isa *v = isa_of(e->opt->target);
     const char *reg = v->width == 16 ? "zmm" : "ymm";
     if (n->op == OP_LRN && n->a.beta == 0.75 && n->shape.rank == 3)
         return arena_printf(e->a, "%s: %d positions a vector; base^0.75 by two vector square "
                             "roots", v->name, v->width);
+    int pool = pool_width(e->opt->target, n);
+    if (pool)
+        return arena_printf(e->a, "%s: %s, even and odd input columns split by shuffles",
+                            v->name, n->shape.d[2] < pool
+                                ? "one ymm vector a row, loads and store masked to it"
+                                : arena_printf(e->a, "%d outputs of a row a vector (%s)", pool,
+                                               pool == 16 ? "zmm" : "ymm"));
     if (n->op == OP_DENSE)
         return arena_printf(e->a, "%s: 4 rows x %d inputs a step in 8 %s accumulators "
-                            "(DENSE_ROWS 4)", v->name, 2 * v->width, reg);
+                            "(DENSE_ROWS 4)%s", v->name, 2 * v->width, reg,
+                            has_state(e, n) ? "; rows walked forwards and backwards on "
+                                              "alternate calls" : "");
     if (!simd_conv(n))
         return NULL;
     if (n->winograd && !e->plain)
@@ -737,6 +748,43 @@ static void emit_conv(Emit *e, const Node *n) {
 
 /* ---- dense ------------------------------------------------------------------ */
 
+/* Weights too big to stay in L2 between calls: at batch 1 reading them is
+ * the whole cost of the layer. Walked in the same order at every call, an
+ * LRU cache keeps none of them (each line is evicted just before it is read
+ * again); walked alternately forwards and backwards, each call starts on the
+ * rows the last one read most recently, which are still in L2 (on the MNIST
+ * network's 3 MB layer, 101 us a call became 62). */
+static bool dense_turns(const Node *n) {
+    return n->op == OP_DENSE && n->a.units * in_elems(n, 0) * 4 > L2_BYTES / 2;
+}
+
+int64_t simd_state_floats(const Node *n, int batch) {
+    (void)batch;
+    return dense_turns(n) ? 1 : 0;   /* the direction of the last call */
+}
+
+/* The loop over blocks of DENSE_ROWS rows; with state, backwards when the
+ * last call went forwards. The blocks are the same either way and each
+ * row's sum is taken in the same order, so the results are too. */
+static void open_dense_rows(Emit *e, const Node *n) {
+    int64_t units = n->a.units;
+    if (!has_state(e, n)) {
+        if (e->opt->openmp)
+            P(e, "    #pragma omp parallel for schedule(static)\n");
+        P(e, "    for (int u0 = 0; u0 < %lld; u0 += DENSE_ROWS) {\n", ll(units));
+        return;
+    }
+    P(e, "    /* the weights do not stay in L2: walk them the other way round from\n"
+         "     * the last call, which left its last rows there (any value of\n"
+         "     * state[0] is a direction) */\n");
+    P(e, "    const int back = state[0] != 1.0f;\n");
+    P(e, "    state[0] = back ? 1.0f : 0.0f;\n");
+    if (e->opt->openmp)
+        P(e, "    #pragma omp parallel for schedule(static)\n");
+    P(e, "    for (int k = 0; k < %lld; k += DENSE_ROWS) {\n", ll(units));
+    P(e, "        const int u0 = back ? %lld - k : k;\n", ll((units - 1) / 4 * 4));
+}
+
 /* y = W x + b: four weight rows at a time against the same input, sixteen
  * inputs a step in two vectors per row (eight accumulators), the sums
  * reduced across lanes at the end. At batch 1 this streams the weights
@@ -747,9 +795,7 @@ static void emit_dense(Emit *e, const Node *n) {
     int64_t main = in / (2 * w) * (2 * w);
     e->need_hsum = true;
     P(e, "    enum { DENSE_ROWS = 4, W = %d }; /* W floats a vector */\n", w);
-    if (e->opt->openmp)
-        P(e, "    #pragma omp parallel for schedule(static)\n");
-    P(e, "    for (int u0 = 0; u0 < %lld; u0 += DENSE_ROWS) {\n", ll(units));
+    open_dense_rows(e, n);
     P(e, "        const int rows = u0 + DENSE_ROWS <= %lld ? DENSE_ROWS : %lld - u0;\n",
       ll(units), ll(units));
     P(e, "        for (int b = 0; b < batch; b++) {\n");
@@ -905,6 +951,113 @@ static void dense_back(Emit *e, const BackSig *b) {
     P(e, "    }\n");
 }
 
+/* ---- max pooling ----------------------------------------------------------- */
+
+/* Stride 2 without padding, W outputs of a row a vector: two loads of a
+ * run of an input row give its even columns (the windows' first taps) and
+ * its odd ones (the second); a third tap is the odd columns of the run one
+ * further on. The row's last vector is shifted back to end at its last
+ * output (the overlap is stored twice, the same values). The taps are
+ * taken in the scalar kernel's order with its comparison, so the outputs
+ * are bit for bit the same. Vectors are 16 wide where rows have 16 outputs,
+ * else 8 (AVX2's words serve AVX-512 too); rows of fewer than 8 outputs
+ * take one vector whose loads and store are masked to the row. 0: the layer
+ * takes the scalar kernel (padding, another stride, wider windows, or a
+ * last vector that would read past its row). */
+static int pool_width(Target t, const Node *n) {
+    const Attrs *a = &n->a;
+    if (n->op != OP_MAXPOOL || n->shape.rank != 3 || a->stride[0] != 2 || a->stride[1] != 2 ||
+        a->pad_lo[0] || a->pad_lo[1] || a->pad_hi[0] || a->pad_hi[1] || a->kernel[1] > 3)
+        return 0;
+    int64_t wi = in_shape_of(n, 0).d[2], wo = n->shape.d[2];
+    int w = isa_of(t)->width == 16 && wo >= 16 ? 16 : 8;
+    if (wo < w)
+        return w;   /* one masked vector a row */
+    int64_t kw = a->kernel[1], last = 2 * (wo - w);
+    /* the last run of 2W floats starts at column 1 for a third tap, else 0 */
+    int64_t end = last + (kw - 1) / 2 + 2 * w;
+    return end <= wi ? w : 0;
+}
+
+/* "_mm256_setr_epi32(-1, ..., 0, ...)": lane l on when first + l < end. */
+static const char *lane_mask(Emit *e, int64_t first, int64_t end) {
+    const char *s = "_mm256_setr_epi32(";
+    for (int64_t l = 0; l < 8; l++)
+        s = arena_printf(e->a, "%s%s%s", s, l ? ", " : "", first + l < end ? "-1" : "0");
+    return arena_printf(e->a, "%s)", s);
+}
+
+/* A row of fewer than eight outputs: one vector, each load masked to the
+ * row's columns (the lanes past it read zeros and are never stored). */
+static void maxpool_narrow_row(Emit *e, const Node *n) {
+    const Attrs *a = &n->a;
+    int64_t wi = in_shape_of(n, 0).d[2], wo = n->shape.d[2];
+    /* the runs start at column 0 (taps 0, 1) or 1 (tap 2) */
+    int starts = a->kernel[1] == 3 ? 2 : 1;
+    for (int s = 0; s < starts; s++)
+        P(e, "                const __m256i lo%d = %s, hi%d = %s;\n", s, lane_mask(e, s, wi), s,
+          lane_mask(e, s + 8, wi));
+    P(e, "                __m256 lo, hi, best;\n");
+    for (int64_t i = 0; i < a->kernel[0]; i++) {
+        P(e, "                lo = _mm256_maskload_ps(xr + %lld, lo0);\n", ll(i * wi));
+        P(e, "                hi = _mm256_maskload_ps(xr + %lld, hi0);\n", ll(i * wi + 8));
+        if (i == 0)
+            P(e, "                best = cnn_evens(lo, hi);\n");
+        else
+            P(e, "                best = cnn_vmax(best, cnn_evens(lo, hi));\n");
+        P(e, "                best = cnn_vmax(best, cnn_odds(lo, hi));\n");
+        if (a->kernel[1] == 3)
+            P(e, "                best = cnn_vmax(best, cnn_odds(_mm256_maskload_ps(xr + %lld, lo1), "
+                 "_mm256_maskload_ps(xr + %lld, hi1)));\n", ll(i * wi + 1), ll(i * wi + 9));
+    }
+    P(e, "                _mm256_maskstore_ps(yr, %s, best);\n", lane_mask(e, 0, wo));
+}
+
+static void emit_maxpool(Emit *e, const Node *n, int w) {
+    const Attrs *a = &n->a;
+    Shape in = in_shape_of(n, 0), out = n->shape;
+    int64_t wi = in.d[2], wo = out.d[2], vectors = (wo + w - 1) / w;
+    e->wide = w == 16;
+    if (e->wide)
+        e->need_pool512 = true;
+    else
+        e->need_pool = true;
+    P(e, "    enum { W = %d }; /* floats a vector */\n", w);
+    open_batch(e, n);
+    P(e, "        for (int c = 0; c < %lld; c++)\n", ll(out.d[0]));
+    P(e, "            for (int oh = 0; oh < %lld; oh++) {\n", ll(out.d[1]));
+    P(e, "                const float *xr = xb0 + c * %lld + oh * %lld;\n", ll(in.d[1] * wi),
+      ll(2 * wi));
+    P(e, "                float *yr = yb + (c * %lld + oh) * %lld;\n", ll(out.d[1]), ll(wo));
+    if (wo < w) {
+        maxpool_narrow_row(e, n);
+        P(e, "            }\n");
+        close_batch(e);
+        return;
+    }
+    P(e, "                for (int v = 0; v < %lld; v++) {\n", ll(vectors));
+    P(e, "                    const int ow = v < %lld ? v * W : %lld;\n", ll(vectors - 1),
+      ll(wo - w));
+    P(e, "                    const float *xp = xr + 2 * ow;\n");
+    P(e, "                    __m256 lo, hi, best;\n");
+    for (int64_t i = 0; i < a->kernel[0]; i++) {
+        P(e, "                    lo = _mm256_loadu_ps(xp + %lld);\n", ll(i * wi));
+        P(e, "                    hi = _mm256_loadu_ps(xp + %lld);\n", ll(i * wi + w));
+        if (i == 0)
+            P(e, "                    best = cnn_evens(lo, hi);\n");
+        else
+            P(e, "                    best = cnn_vmax(best, cnn_evens(lo, hi));\n");
+        P(e, "                    best = cnn_vmax(best, cnn_odds(lo, hi));\n");
+        if (a->kernel[1] == 3)
+            P(e, "                    best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + %lld), "
+                 "_mm256_loadu_ps(xp + %lld)));\n", ll(i * wi + 1), ll(i * wi + 1 + w));
+    }
+    P(e, "                    _mm256_storeu_ps(yr + ow, best);\n");
+    P(e, "                }\n");
+    P(e, "            }\n");
+    close_batch(e);
+}
+
 /* ---- local response normalisation ------------------------------------------ */
 
 /* Across channels, eight positions a vector. With beta = 0.75 (AlexNet,
@@ -971,6 +1124,11 @@ static bool kernel(Emit *e, const Node *n) {
     }
     if (n->op == OP_DENSE) {
         emit_dense(e, n);
+        return true;
+    }
+    int pool = pool_width(e->opt->target, n);
+    if (pool) {
+        emit_maxpool(e, n, pool);
         return true;
     }
     return false;

@@ -181,6 +181,11 @@ static void arena_too_big(const Plan *p, Diags *d, const char *what) {
 }
 
 Plan *plan_memory(Graph *g, int batch, ScratchFn scratch, Arena *a, Diags *d) {
+    return plan_with_state(g, batch, scratch, NULL, a, d);
+}
+
+Plan *plan_with_state(Graph *g, int batch, ScratchFn scratch, ScratchFn state, Arena *a,
+                      Diags *d) {
     Plan *p = arena_alloc(a, sizeof *p);
     p->batch = batch;
     int steps = g->nodes.len;
@@ -196,7 +201,7 @@ Plan *plan_memory(Graph *g, int batch, ScratchFn scratch, Arena *a, Diags *d) {
         }
         n->is_output = false;
         n->in_place = n->view = false;
-        n->scratch = NULL;
+        n->scratch = n->state = NULL;
     }
     for (int i = 0; i < g->outputs.len; i++) {
         Node *n = g->outputs.items[i];
@@ -221,6 +226,10 @@ Plan *plan_memory(Graph *g, int batch, ScratchFn scratch, Arena *a, Diags *d) {
         int64_t floats = scratch ? scratch(n, batch) : 0;
         if (floats > 0)
             n->scratch = new_buffer(p, a, n, floats * 4, n->id, n->id);
+        /* live at every step, so nothing else ever writes over it */
+        int64_t kept = state ? state(n, batch) : 0;
+        if (kept > 0)
+            n->state = new_buffer(p, a, n, kept * 4, 0, steps - 1);
     }
     for (int i = 0; i < p->buffers.len; i++) {
         const Buffer *b = p->buffers.items[i];

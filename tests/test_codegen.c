@@ -240,6 +240,62 @@ Test(codegen, winograd_where_it_pays_and_only_then, .timeout = 60) {
     cr_expect_eq(count_in(f, "Winograd"), 0);
 }
 
+/* A dense layer whose weights outgrow L2 walks its rows the other way at
+ * every call, by a flag it keeps in the arena: the outputs must not change
+ * with the direction, nor with whatever the arena held before. */
+Test(codegen, dense_direction_never_changes_results, .timeout = 120) {
+    cr_assert_eq(sh("./cnnc build examples/mnist.cnn --target avx2 -o build/turn"), 0);
+    cr_assert_eq(count_in("build/turn/mnist.c", "float *restrict state"), 1);
+    FILE *f = fopen("build/turn/main.c", "w");
+    fputs("#include <string.h>\n#include \"mnist.h\"\n"
+          "static float params[mnist_PARAM_COUNT], packed[mnist_PACKED_COUNT];\n"
+          "static _Alignas(64) unsigned char arena[mnist_ARENA_BYTES];\n"
+          "int main(void) {\n"
+          "    float x[mnist_INPUT_SIZE], first[10], y[10];\n"
+          "    unsigned s = 7;\n"
+          "    if (!__builtin_cpu_supports(\"avx2\") || !__builtin_cpu_supports(\"fma\"))\n"
+          "        return 0;\n"
+          "    for (int i = 0; i < mnist_PARAM_COUNT; i++) {\n"
+          "        s = s * 1103515245u + 12345u;\n"
+          "        params[i] = ((float)(s >> 8) / 16777216.0f - 0.5f) * 0.1f;\n"
+          "    }\n"
+          "    for (int i = 0; i < mnist_INPUT_SIZE; i++) x[i] = (float)(i % 11) / 11.0f;\n"
+          "    mnist_pack(params, packed);\n"
+          "    if (mnist_forward(packed, x, first, 1, arena)) return 2;\n"
+          "    for (int call = 0; call < 4; call++) {\n"
+          "        if (call == 2) memset(arena, 0xff, sizeof arena); /* NaNs */\n"
+          "        if (mnist_forward(packed, x, y, 1, arena)) return 3;\n"
+          "        if (memcmp(first, y, sizeof y)) return 4;\n"
+          "    }\n"
+          "    return 0;\n}\n", f);
+    fclose(f);
+    cr_assert_eq(sh("cc -std=c11 -O1 -Ibuild/turn build/turn/main.c build/turn/mnist.c "
+                    "-o build/turn/main"), 0);
+    cr_expect_eq(sh("./build/turn/main"), 0);
+}
+
+/* The vector max pooling kernels take the scalar kernel's steps in its
+ * order: the same bits on ties, signed zeros and NaN payloads, in every
+ * form (tests/api/pools.cnn). Targets this CPU lacks are left out. */
+Test(codegen, vector_max_pooling_matches_scalar_bit_for_bit, .timeout = 120) {
+    const char *targets[] = {"scalar", "avx2", "avx512"};
+    const bool runs[] = {true, __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"),
+                         __builtin_cpu_supports("avx512f")};
+    for (int i = 0; i < 3; i++) {
+        if (!runs[i])
+            continue;
+        cr_assert_eq(sh("./cnnc build tests/api/pools.cnn --target %s -o build/pools/%s "
+                        "2>/dev/null", targets[i], targets[i]), 0);
+        cr_assert_eq(sh("cc -std=c11 -O1 -Ibuild/pools/%s tests/api/pools_main.c "
+                        "build/pools/%s/pools.c -o build/pools/%s/main && "
+                        "./build/pools/%s/main > build/pools/%s.bin", targets[i], targets[i],
+                        targets[i], targets[i], targets[i]), 0);
+        if (i > 0)
+            cr_expect_eq(sh("cmp build/pools/scalar.bin build/pools/%s.bin", targets[i]), 0,
+                         "%s differs from scalar", targets[i]);
+    }
+}
+
 /* ---- the memory plan ------------------------------------------------------ */
 
 static void expect_sound_plan(Graph *g, Arena *a, int batch, const char *what) {

@@ -4,7 +4,7 @@
  * command: cnnc build examples/alexnet.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, 
- * arena:   3504640 bytes (11248576 without reuse; 3504640 live at most)
+ * arena:   3504832 bytes (11248768 without reuse; 3504832 live at most)
  * weights: 61100840 canonical floats, 62784296 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -163,6 +163,25 @@ static CNN_SIMD float cnn_hsum(__m256 v) {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
     return _mm_cvtss_f32(s);
+}
+
+/* The even and the odd lanes of the sixteen floats a, b (a's first): the
+ * even and odd columns of a run of a row. */
+static CNN_SIMD __m256 cnn_evens(__m256 a, __m256 b) {
+    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 a4 a6 b4 b6 */
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+static CNN_SIMD __m256 cnn_odds(__m256 a, __m256 b) {
+    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+/* Max pooling's step in each lane, as the scalar kernels take it: v when it
+ * is greater or NaN, else best, so a NaN wins and of equal values (+0 and
+ * -0) the first stays. max_ps(v, best) is v > best ? v : best. */
+static CNN_SIMD __m256 cnn_vmax(__m256 best, __m256 v) {
+    return _mm256_blendv_ps(_mm256_max_ps(v, best), v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
 }
 
 /* The even lanes of a then of b, and the odd ones. */
@@ -346,47 +365,37 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
 
 /* maxpool1 — examples/alexnet.cnn:16: maxpool 3x3/2
  *   in [64,55,55] -> out [64,27,27]
- *   scalar loops
+ *   avx2: 8 outputs of a row a vector (ymm), even and odd input columns split by shuffles
  */
 static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 193600;
         float *yb = y + (ptrdiff_t)b * 46656;
         for (int c = 0; c < 64; c++)
             for (int oh = 0; oh < 27; oh++) {
-                const float *xc = xb0 + c * 3025;
-                const int inner = oh >= 0 && oh < 27;
-                if (inner)
-                    for (int ow = 0; ow < 27; ow++) {
-                        const float *xw = xc + (oh * 2 - 0) * 55 + ow * 2 - 0;
-                        float best = xw[0];
-                        for (int i = 0; i < 3; i++)
-                            for (int j = 0; j < 3; j++) {
-                                float v = xw[i * 55 + j];
-                                best = v > best || v != v ? v : best;
-                            }
-                        yb[(c * 27 + oh) * 27 + ow] = best;
-                    }
-                for (int ow = 0; ow < 27; ow++) {
-                    if (inner && ow >= 0 && ow < 27)
-                        continue;
-                    float best = 0.0f;
-                    int seen = 0;
-                    for (int i = 0; i < 3; i++) {
-                        int ih = oh * 2 - 0 + i;
-                        if (ih < 0 || ih >= 55)
-                            continue;
-                        for (int j = 0; j < 3; j++) {
-                            int iw = ow * 2 - 0 + j;
-                            if (iw < 0 || iw >= 55)
-                                continue;
-                            float v = xc[ih * 55 + iw];
-                            if (!seen || v > best || v != v)
-                                best = v;
-                            seen = 1;
-                        }
-                    }
-                    yb[(c * 27 + oh) * 27 + ow] = best;
+                const float *xr = xb0 + c * 3025 + oh * 110;
+                float *yr = yb + (c * 27 + oh) * 27;
+                for (int v = 0; v < 4; v++) {
+                    const int ow = v < 3 ? v * W : 19;
+                    const float *xp = xr + 2 * ow;
+                    __m256 lo, hi, best;
+                    lo = _mm256_loadu_ps(xp + 0);
+                    hi = _mm256_loadu_ps(xp + 8);
+                    best = cnn_evens(lo, hi);
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9)));
+                    lo = _mm256_loadu_ps(xp + 55);
+                    hi = _mm256_loadu_ps(xp + 63);
+                    best = cnn_vmax(best, cnn_evens(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 56), _mm256_loadu_ps(xp + 64)));
+                    lo = _mm256_loadu_ps(xp + 110);
+                    hi = _mm256_loadu_ps(xp + 118);
+                    best = cnn_vmax(best, cnn_evens(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 111), _mm256_loadu_ps(xp + 119)));
+                    _mm256_storeu_ps(yr + ow, best);
                 }
             }
     }
@@ -483,47 +492,37 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
 
 /* maxpool2 — examples/alexnet.cnn:18: maxpool 3x3/2
  *   in [192,27,27] -> out [192,13,13]
- *   scalar loops
+ *   avx2: 8 outputs of a row a vector (ymm), even and odd input columns split by shuffles
  */
 static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 139968;
         float *yb = y + (ptrdiff_t)b * 32448;
         for (int c = 0; c < 192; c++)
             for (int oh = 0; oh < 13; oh++) {
-                const float *xc = xb0 + c * 729;
-                const int inner = oh >= 0 && oh < 13;
-                if (inner)
-                    for (int ow = 0; ow < 13; ow++) {
-                        const float *xw = xc + (oh * 2 - 0) * 27 + ow * 2 - 0;
-                        float best = xw[0];
-                        for (int i = 0; i < 3; i++)
-                            for (int j = 0; j < 3; j++) {
-                                float v = xw[i * 27 + j];
-                                best = v > best || v != v ? v : best;
-                            }
-                        yb[(c * 13 + oh) * 13 + ow] = best;
-                    }
-                for (int ow = 0; ow < 13; ow++) {
-                    if (inner && ow >= 0 && ow < 13)
-                        continue;
-                    float best = 0.0f;
-                    int seen = 0;
-                    for (int i = 0; i < 3; i++) {
-                        int ih = oh * 2 - 0 + i;
-                        if (ih < 0 || ih >= 27)
-                            continue;
-                        for (int j = 0; j < 3; j++) {
-                            int iw = ow * 2 - 0 + j;
-                            if (iw < 0 || iw >= 27)
-                                continue;
-                            float v = xc[ih * 27 + iw];
-                            if (!seen || v > best || v != v)
-                                best = v;
-                            seen = 1;
-                        }
-                    }
-                    yb[(c * 13 + oh) * 13 + ow] = best;
+                const float *xr = xb0 + c * 729 + oh * 54;
+                float *yr = yb + (c * 13 + oh) * 13;
+                for (int v = 0; v < 2; v++) {
+                    const int ow = v < 1 ? v * W : 5;
+                    const float *xp = xr + 2 * ow;
+                    __m256 lo, hi, best;
+                    lo = _mm256_loadu_ps(xp + 0);
+                    hi = _mm256_loadu_ps(xp + 8);
+                    best = cnn_evens(lo, hi);
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9)));
+                    lo = _mm256_loadu_ps(xp + 27);
+                    hi = _mm256_loadu_ps(xp + 35);
+                    best = cnn_vmax(best, cnn_evens(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 28), _mm256_loadu_ps(xp + 36)));
+                    lo = _mm256_loadu_ps(xp + 54);
+                    hi = _mm256_loadu_ps(xp + 62);
+                    best = cnn_vmax(best, cnn_evens(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 55), _mm256_loadu_ps(xp + 63)));
+                    _mm256_storeu_ps(yr + ow, best);
                 }
             }
     }
@@ -1194,48 +1193,36 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
 
 /* maxpool3 — examples/alexnet.cnn:22: maxpool 3x3/2
  *   in [256,13,13] -> out [256,6,6]
- *   scalar loops
+ *   avx2: one ymm vector a row, loads and store masked to it, even and odd input columns split by shuffles
  */
 static CNN_SIMD void maxpool3(const float *restrict x0, float *restrict y, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 43264;
         float *yb = y + (ptrdiff_t)b * 9216;
         for (int c = 0; c < 256; c++)
             for (int oh = 0; oh < 6; oh++) {
-                const float *xc = xb0 + c * 169;
-                const int inner = oh >= 0 && oh < 6;
-                if (inner)
-                    for (int ow = 0; ow < 6; ow++) {
-                        const float *xw = xc + (oh * 2 - 0) * 13 + ow * 2 - 0;
-                        float best = xw[0];
-                        for (int i = 0; i < 3; i++)
-                            for (int j = 0; j < 3; j++) {
-                                float v = xw[i * 13 + j];
-                                best = v > best || v != v ? v : best;
-                            }
-                        yb[(c * 6 + oh) * 6 + ow] = best;
-                    }
-                for (int ow = 0; ow < 6; ow++) {
-                    if (inner && ow >= 0 && ow < 6)
-                        continue;
-                    float best = 0.0f;
-                    int seen = 0;
-                    for (int i = 0; i < 3; i++) {
-                        int ih = oh * 2 - 0 + i;
-                        if (ih < 0 || ih >= 13)
-                            continue;
-                        for (int j = 0; j < 3; j++) {
-                            int iw = ow * 2 - 0 + j;
-                            if (iw < 0 || iw >= 13)
-                                continue;
-                            float v = xc[ih * 13 + iw];
-                            if (!seen || v > best || v != v)
-                                best = v;
-                            seen = 1;
-                        }
-                    }
-                    yb[(c * 6 + oh) * 6 + ow] = best;
-                }
+                const float *xr = xb0 + c * 169 + oh * 26;
+                float *yr = yb + (c * 6 + oh) * 6;
+                const __m256i lo0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), hi0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, 0, 0, 0);
+                const __m256i lo1 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), hi1 = _mm256_setr_epi32(-1, -1, -1, -1, 0, 0, 0, 0);
+                __m256 lo, hi, best;
+                lo = _mm256_maskload_ps(xr + 0, lo0);
+                hi = _mm256_maskload_ps(xr + 8, hi0);
+                best = cnn_evens(lo, hi);
+                best = cnn_vmax(best, cnn_odds(lo, hi));
+                best = cnn_vmax(best, cnn_odds(_mm256_maskload_ps(xr + 1, lo1), _mm256_maskload_ps(xr + 9, hi1)));
+                lo = _mm256_maskload_ps(xr + 13, lo0);
+                hi = _mm256_maskload_ps(xr + 21, hi0);
+                best = cnn_vmax(best, cnn_evens(lo, hi));
+                best = cnn_vmax(best, cnn_odds(lo, hi));
+                best = cnn_vmax(best, cnn_odds(_mm256_maskload_ps(xr + 14, lo1), _mm256_maskload_ps(xr + 22, hi1)));
+                lo = _mm256_maskload_ps(xr + 26, lo0);
+                hi = _mm256_maskload_ps(xr + 34, hi0);
+                best = cnn_vmax(best, cnn_evens(lo, hi));
+                best = cnn_vmax(best, cnn_odds(lo, hi));
+                best = cnn_vmax(best, cnn_odds(_mm256_maskload_ps(xr + 27, lo1), _mm256_maskload_ps(xr + 35, hi1)));
+                _mm256_maskstore_ps(yr, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0), best);
             }
     }
 }
@@ -1243,11 +1230,17 @@ static CNN_SIMD void maxpool3(const float *restrict x0, float *restrict y, int b
 /* dense1 — examples/alexnet.cnn:23: dense 4096
  *   in [256,6,6] -> out [4096]
  *   weights at packed[4153152]: weight [4096,9216] + bias [4096]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); then relu6
+ *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls; then relu6
  */
-static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
     enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    for (int u0 = 0; u0 < 4096; u0 += DENSE_ROWS) {
+    /* the weights do not stay in L2: walk them the other way round from
+     * the last call, which left its last rows there (any value of
+     * state[0] is a direction) */
+    const int back = state[0] != 1.0f;
+    state[0] = back ? 1.0f : 0.0f;
+    for (int k = 0; k < 4096; k += DENSE_ROWS) {
+        const int u0 = back ? 4092 - k : k;
         const int rows = u0 + DENSE_ROWS <= 4096 ? DENSE_ROWS : 4096 - u0;
         for (int b = 0; b < batch; b++) {
             const float *x = x0 + (ptrdiff_t)b * 9216;
@@ -1301,11 +1294,17 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 /* dense2 — examples/alexnet.cnn:23: dense 4096
  *   in [4096] -> out [4096]
  *   weights at packed[41905984]: weight [4096,4096] + bias [4096]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); then relu7
+ *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls; then relu7
  */
-static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
     enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    for (int u0 = 0; u0 < 4096; u0 += DENSE_ROWS) {
+    /* the weights do not stay in L2: walk them the other way round from
+     * the last call, which left its last rows there (any value of
+     * state[0] is a direction) */
+    const int back = state[0] != 1.0f;
+    state[0] = back ? 1.0f : 0.0f;
+    for (int k = 0; k < 4096; k += DENSE_ROWS) {
+        const int u0 = back ? 4092 - k : k;
         const int rows = u0 + DENSE_ROWS <= 4096 ? DENSE_ROWS : 4096 - u0;
         for (int b = 0; b < batch; b++) {
             const float *x = x0 + (ptrdiff_t)b * 4096;
@@ -1359,11 +1358,17 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
 /* dense3 — examples/alexnet.cnn:23: dense 1000
  *   in [4096] -> out [1000]
  *   weights at packed[58687296]: weight [1000,4096] + bias [1000]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
+ *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls
  */
-static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
     enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    for (int u0 = 0; u0 < 1000; u0 += DENSE_ROWS) {
+    /* the weights do not stay in L2: walk them the other way round from
+     * the last call, which left its last rows there (any value of
+     * state[0] is a direction) */
+    const int back = state[0] != 1.0f;
+    state[0] = back ? 1.0f : 0.0f;
+    for (int k = 0; k < 1000; k += DENSE_ROWS) {
+        const int u0 = back ? 996 - k : k;
         const int rows = u0 + DENSE_ROWS <= 1000 ? DENSE_ROWS : 1000 - u0;
         for (int b = 0; b < batch; b++) {
             const float *x = x0 + (ptrdiff_t)b * 4096;
@@ -1443,8 +1448,8 @@ int alexnet_forward(const float *packed, const float *in_img, float *out_logits,
     conv4(A + 768000, A + 832896, packed + 1510720, A + 0, batch);
     conv5(A + 832896, A + 600064, packed + 3096128, A + 0, batch);
     maxpool3(A + 600064, A + 0, batch);
-    dense1(A + 0, A + 9216, packed + 4153152, batch);
-    dense2(A + 9216, A + 0, packed + 41905984, batch);
-    dense3(A + 0, out_logits, packed + 58687296, batch);
+    dense1(A + 0, A + 9216, packed + 4153152, A + 876160, batch);
+    dense2(A + 9216, A + 0, packed + 41905984, A + 876176, batch);
+    dense3(A + 0, out_logits, packed + 58687296, A + 876192, batch);
     return 0;
 }

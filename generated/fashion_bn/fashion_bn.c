@@ -4,7 +4,7 @@
  * command: cnnc build examples/fashion_bn.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, 
- * arena:   353280 bytes (465664 without reuse; 353280 live at most)
+ * arena:   353344 bytes (465728 without reuse; 353344 live at most)
  * weights: 799270 canonical floats, 806758 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -163,6 +163,25 @@ static CNN_SIMD float cnn_hsum(__m256 v) {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
     return _mm_cvtss_f32(s);
+}
+
+/* The even and the odd lanes of the sixteen floats a, b (a's first): the
+ * even and odd columns of a run of a row. */
+static CNN_SIMD __m256 cnn_evens(__m256 a, __m256 b) {
+    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 a4 a6 b4 b6 */
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+static CNN_SIMD __m256 cnn_odds(__m256 a, __m256 b) {
+    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+/* Max pooling's step in each lane, as the scalar kernels take it: v when it
+ * is greater or NaN, else best, so a NaN wins and of equal values (+0 and
+ * -0) the first stays. max_ps(v, best) is v > best ? v : best. */
+static CNN_SIMD __m256 cnn_vmax(__m256 best, __m256 v) {
+    return _mm256_blendv_ps(_mm256_max_ps(v, best), v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
 }
 
 /* The even lanes of a then of b, and the odd ones. */
@@ -526,47 +545,30 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
 
 /* maxpool1 — examples/fashion_bn.cnn:7: maxpool 2x2/2
  *   in [32,28,28] -> out [32,14,14]
- *   scalar loops
+ *   avx2: 8 outputs of a row a vector (ymm), even and odd input columns split by shuffles
  */
 static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 6272;
         for (int c = 0; c < 32; c++)
             for (int oh = 0; oh < 14; oh++) {
-                const float *xc = xb0 + c * 784;
-                const int inner = oh >= 0 && oh < 14;
-                if (inner)
-                    for (int ow = 0; ow < 14; ow++) {
-                        const float *xw = xc + (oh * 2 - 0) * 28 + ow * 2 - 0;
-                        float best = xw[0];
-                        for (int i = 0; i < 2; i++)
-                            for (int j = 0; j < 2; j++) {
-                                float v = xw[i * 28 + j];
-                                best = v > best || v != v ? v : best;
-                            }
-                        yb[(c * 14 + oh) * 14 + ow] = best;
-                    }
-                for (int ow = 0; ow < 14; ow++) {
-                    if (inner && ow >= 0 && ow < 14)
-                        continue;
-                    float best = 0.0f;
-                    int seen = 0;
-                    for (int i = 0; i < 2; i++) {
-                        int ih = oh * 2 - 0 + i;
-                        if (ih < 0 || ih >= 28)
-                            continue;
-                        for (int j = 0; j < 2; j++) {
-                            int iw = ow * 2 - 0 + j;
-                            if (iw < 0 || iw >= 28)
-                                continue;
-                            float v = xc[ih * 28 + iw];
-                            if (!seen || v > best || v != v)
-                                best = v;
-                            seen = 1;
-                        }
-                    }
-                    yb[(c * 14 + oh) * 14 + ow] = best;
+                const float *xr = xb0 + c * 784 + oh * 56;
+                float *yr = yb + (c * 14 + oh) * 14;
+                for (int v = 0; v < 2; v++) {
+                    const int ow = v < 1 ? v * W : 6;
+                    const float *xp = xr + 2 * ow;
+                    __m256 lo, hi, best;
+                    lo = _mm256_loadu_ps(xp + 0);
+                    hi = _mm256_loadu_ps(xp + 8);
+                    best = cnn_evens(lo, hi);
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    lo = _mm256_loadu_ps(xp + 28);
+                    hi = _mm256_loadu_ps(xp + 36);
+                    best = cnn_vmax(best, cnn_evens(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    _mm256_storeu_ps(yr + ow, best);
                 }
             }
     }
@@ -794,48 +796,28 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
 
 /* maxpool2 — examples/fashion_bn.cnn:7: maxpool 2x2/2
  *   in [32,14,14] -> out [32,7,7]
- *   scalar loops
+ *   avx2: one ymm vector a row, loads and store masked to it, even and odd input columns split by shuffles
  */
 static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 6272;
         float *yb = y + (ptrdiff_t)b * 1568;
         for (int c = 0; c < 32; c++)
             for (int oh = 0; oh < 7; oh++) {
-                const float *xc = xb0 + c * 196;
-                const int inner = oh >= 0 && oh < 7;
-                if (inner)
-                    for (int ow = 0; ow < 7; ow++) {
-                        const float *xw = xc + (oh * 2 - 0) * 14 + ow * 2 - 0;
-                        float best = xw[0];
-                        for (int i = 0; i < 2; i++)
-                            for (int j = 0; j < 2; j++) {
-                                float v = xw[i * 14 + j];
-                                best = v > best || v != v ? v : best;
-                            }
-                        yb[(c * 7 + oh) * 7 + ow] = best;
-                    }
-                for (int ow = 0; ow < 7; ow++) {
-                    if (inner && ow >= 0 && ow < 7)
-                        continue;
-                    float best = 0.0f;
-                    int seen = 0;
-                    for (int i = 0; i < 2; i++) {
-                        int ih = oh * 2 - 0 + i;
-                        if (ih < 0 || ih >= 14)
-                            continue;
-                        for (int j = 0; j < 2; j++) {
-                            int iw = ow * 2 - 0 + j;
-                            if (iw < 0 || iw >= 14)
-                                continue;
-                            float v = xc[ih * 14 + iw];
-                            if (!seen || v > best || v != v)
-                                best = v;
-                            seen = 1;
-                        }
-                    }
-                    yb[(c * 7 + oh) * 7 + ow] = best;
-                }
+                const float *xr = xb0 + c * 196 + oh * 28;
+                float *yr = yb + (c * 7 + oh) * 7;
+                const __m256i lo0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), hi0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+                __m256 lo, hi, best;
+                lo = _mm256_maskload_ps(xr + 0, lo0);
+                hi = _mm256_maskload_ps(xr + 8, hi0);
+                best = cnn_evens(lo, hi);
+                best = cnn_vmax(best, cnn_odds(lo, hi));
+                lo = _mm256_maskload_ps(xr + 14, lo0);
+                hi = _mm256_maskload_ps(xr + 22, hi0);
+                best = cnn_vmax(best, cnn_evens(lo, hi));
+                best = cnn_vmax(best, cnn_odds(lo, hi));
+                _mm256_maskstore_ps(yr, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0), best);
             }
     }
 }
@@ -843,11 +825,17 @@ static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int b
 /* dense1 — examples/fashion_bn.cnn:8: dense 500
  *   in [32,7,7] -> out [500]
  *   weights at packed[17248]: weight [500,1568] + bias [500]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); then relu3
+ *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls; then relu3
  */
-static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
     enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    for (int u0 = 0; u0 < 500; u0 += DENSE_ROWS) {
+    /* the weights do not stay in L2: walk them the other way round from
+     * the last call, which left its last rows there (any value of
+     * state[0] is a direction) */
+    const int back = state[0] != 1.0f;
+    state[0] = back ? 1.0f : 0.0f;
+    for (int k = 0; k < 500; k += DENSE_ROWS) {
+        const int u0 = back ? 496 - k : k;
         const int rows = u0 + DENSE_ROWS <= 500 ? DENSE_ROWS : 500 - u0;
         for (int b = 0; b < batch; b++) {
             const float *x = x0 + (ptrdiff_t)b * 1568;
@@ -983,7 +971,7 @@ int fashion_bn_forward(const float *packed, const float *in_img, float *out_logi
     maxpool1(A + 0, A + 75776, batch);
     conv2(A + 75776, A + 82048, packed + 320, A + 0, batch);
     maxpool2(A + 82048, A + 0, batch);
-    dense1(A + 0, A + 1568, packed + 17248, batch);
+    dense1(A + 0, A + 1568, packed + 17248, A + 88320, batch);
     dense2(A + 1568, out_logits, packed + 801748, batch);
     return 0;
 }

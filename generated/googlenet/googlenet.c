@@ -4,7 +4,7 @@
  * command: cnnc build examples/googlenet.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, 
- * arena:   6288384 bytes (46142080 without reuse; 6288384 live at most)
+ * arena:   6288448 bytes (46142144 without reuse; 6288448 live at most)
  * weights: 6998552 canonical floats, 9449334 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -13064,11 +13064,17 @@ static CNN_SIMD void avgpool1(const float *restrict x0, float *restrict y, int b
 /* dense1 — examples/googlenet.cnn:47: dense 1000
  *   in [1024,1,1] -> out [1000]
  *   weights at packed[8424334]: weight [1000,1024] + bias [1000]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
+ *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls
  */
-static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
     enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    for (int u0 = 0; u0 < 1000; u0 += DENSE_ROWS) {
+    /* the weights do not stay in L2: walk them the other way round from
+     * the last call, which left its last rows there (any value of
+     * state[0] is a direction) */
+    const int back = state[0] != 1.0f;
+    state[0] = back ? 1.0f : 0.0f;
+    for (int k = 0; k < 1000; k += DENSE_ROWS) {
+        const int u0 = back ? 996 - k : k;
         const int rows = u0 + DENSE_ROWS <= 1000 ? DENSE_ROWS : 1000 - u0;
         for (int b = 0; b < batch; b++) {
             const float *x = x0 + (ptrdiff_t)b * 1024;
@@ -13272,6 +13278,6 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     inception9_conv6(A + 0, A + 56448, packed + 8317710, batch);
     inception9_concat1(A + 207424, A + 226240, A + 50176, A + 56448, A + 0, batch);
     avgpool1(A + 0, A + 50176, batch);
-    dense1(A + 50176, out_logits, packed + 8424334, batch);
+    dense1(A + 50176, out_logits, packed + 8424334, A + 1572096, batch);
     return 0;
 }

@@ -106,6 +106,25 @@ static CNN_SIMD float cnn_hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* The even and the odd lanes of the sixteen floats a, b (a's first): the
+ * even and odd columns of a run of a row. */
+static CNN_SIMD __m256 cnn_evens(__m256 a, __m256 b) {
+    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 a4 a6 b4 b6 */
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+static CNN_SIMD __m256 cnn_odds(__m256 a, __m256 b) {
+    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+/* Max pooling's step in each lane, as the scalar kernels take it: v when it
+ * is greater or NaN, else best, so a NaN wins and of equal values (+0 and
+ * -0) the first stays. max_ps(v, best) is v > best ? v : best. */
+static CNN_SIMD __m256 cnn_vmax(__m256 best, __m256 v) {
+    return _mm256_blendv_ps(_mm256_max_ps(v, best), v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+}
+
 static void cnn_copy(const float *src, float *dst, ptrdiff_t n) {
     for (ptrdiff_t i = 0; i < n; i++)
         dst[i] = src[i];
@@ -242,47 +261,30 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
 
 /* maxpool1 — examples/lenet5.cnn:14: maxpool 2x2/2
  *   in [6,28,28] -> out [6,14,14]
- *   scalar loops
+ *   avx2: 8 outputs of a row a vector (ymm), even and odd input columns split by shuffles
  */
 static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 4704;
         float *yb = y + (ptrdiff_t)b * 1176;
         for (int c = 0; c < 6; c++)
             for (int oh = 0; oh < 14; oh++) {
-                const float *xc = xb0 + c * 784;
-                const int inner = oh >= 0 && oh < 14;
-                if (inner)
-                    for (int ow = 0; ow < 14; ow++) {
-                        const float *xw = xc + (oh * 2 - 0) * 28 + ow * 2 - 0;
-                        float best = xw[0];
-                        for (int i = 0; i < 2; i++)
-                            for (int j = 0; j < 2; j++) {
-                                float v = xw[i * 28 + j];
-                                best = v > best || v != v ? v : best;
-                            }
-                        yb[(c * 14 + oh) * 14 + ow] = best;
-                    }
-                for (int ow = 0; ow < 14; ow++) {
-                    if (inner && ow >= 0 && ow < 14)
-                        continue;
-                    float best = 0.0f;
-                    int seen = 0;
-                    for (int i = 0; i < 2; i++) {
-                        int ih = oh * 2 - 0 + i;
-                        if (ih < 0 || ih >= 28)
-                            continue;
-                        for (int j = 0; j < 2; j++) {
-                            int iw = ow * 2 - 0 + j;
-                            if (iw < 0 || iw >= 28)
-                                continue;
-                            float v = xc[ih * 28 + iw];
-                            if (!seen || v > best || v != v)
-                                best = v;
-                            seen = 1;
-                        }
-                    }
-                    yb[(c * 14 + oh) * 14 + ow] = best;
+                const float *xr = xb0 + c * 784 + oh * 56;
+                float *yr = yb + (c * 14 + oh) * 14;
+                for (int v = 0; v < 2; v++) {
+                    const int ow = v < 1 ? v * W : 6;
+                    const float *xp = xr + 2 * ow;
+                    __m256 lo, hi, best;
+                    lo = _mm256_loadu_ps(xp + 0);
+                    hi = _mm256_loadu_ps(xp + 8);
+                    best = cnn_evens(lo, hi);
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    lo = _mm256_loadu_ps(xp + 28);
+                    hi = _mm256_loadu_ps(xp + 36);
+                    best = cnn_vmax(best, cnn_evens(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    _mm256_storeu_ps(yr + ow, best);
                 }
             }
     }
@@ -384,48 +386,28 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
 
 /* maxpool2 — examples/lenet5.cnn:15: maxpool 2x2/2
  *   in [16,10,10] -> out [16,5,5]
- *   scalar loops
+ *   avx2: one ymm vector a row, loads and store masked to it, even and odd input columns split by shuffles
  */
 static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 1600;
         float *yb = y + (ptrdiff_t)b * 400;
         for (int c = 0; c < 16; c++)
             for (int oh = 0; oh < 5; oh++) {
-                const float *xc = xb0 + c * 100;
-                const int inner = oh >= 0 && oh < 5;
-                if (inner)
-                    for (int ow = 0; ow < 5; ow++) {
-                        const float *xw = xc + (oh * 2 - 0) * 10 + ow * 2 - 0;
-                        float best = xw[0];
-                        for (int i = 0; i < 2; i++)
-                            for (int j = 0; j < 2; j++) {
-                                float v = xw[i * 10 + j];
-                                best = v > best || v != v ? v : best;
-                            }
-                        yb[(c * 5 + oh) * 5 + ow] = best;
-                    }
-                for (int ow = 0; ow < 5; ow++) {
-                    if (inner && ow >= 0 && ow < 5)
-                        continue;
-                    float best = 0.0f;
-                    int seen = 0;
-                    for (int i = 0; i < 2; i++) {
-                        int ih = oh * 2 - 0 + i;
-                        if (ih < 0 || ih >= 10)
-                            continue;
-                        for (int j = 0; j < 2; j++) {
-                            int iw = ow * 2 - 0 + j;
-                            if (iw < 0 || iw >= 10)
-                                continue;
-                            float v = xc[ih * 10 + iw];
-                            if (!seen || v > best || v != v)
-                                best = v;
-                            seen = 1;
-                        }
-                    }
-                    yb[(c * 5 + oh) * 5 + ow] = best;
-                }
+                const float *xr = xb0 + c * 100 + oh * 20;
+                float *yr = yb + (c * 5 + oh) * 5;
+                const __m256i lo0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), hi0 = _mm256_setr_epi32(-1, -1, 0, 0, 0, 0, 0, 0);
+                __m256 lo, hi, best;
+                lo = _mm256_maskload_ps(xr + 0, lo0);
+                hi = _mm256_maskload_ps(xr + 8, hi0);
+                best = cnn_evens(lo, hi);
+                best = cnn_vmax(best, cnn_odds(lo, hi));
+                lo = _mm256_maskload_ps(xr + 10, lo0);
+                hi = _mm256_maskload_ps(xr + 18, hi0);
+                best = cnn_vmax(best, cnn_evens(lo, hi));
+                best = cnn_vmax(best, cnn_odds(lo, hi));
+                _mm256_maskstore_ps(yr, _mm256_setr_epi32(-1, -1, -1, -1, -1, 0, 0, 0), best);
             }
     }
 }

@@ -4,7 +4,7 @@
  * command: cnnc build examples/mobilenet.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, 
- * arena:   8150784 bytes (36228736 without reuse; 7347968 live at most)
+ * arena:   8150848 bytes (36228800 without reuse; 7348032 live at most)
  * weights: 4253864 canonical floats, 4233092 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -5679,11 +5679,17 @@ static CNN_SIMD void avgpool1(const float *restrict x0, float *restrict y, int b
 /* dense1 — examples/mobilenet.cnn:31: dense 1000
  *   in [1024,1,1] -> out [1000]
  *   weights at packed[3208092]: weight [1000,1024] + bias [1000]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
+ *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls
  */
-static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
     enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    for (int u0 = 0; u0 < 1000; u0 += DENSE_ROWS) {
+    /* the weights do not stay in L2: walk them the other way round from
+     * the last call, which left its last rows there (any value of
+     * state[0] is a direction) */
+    const int back = state[0] != 1.0f;
+    state[0] = back ? 1.0f : 0.0f;
+    for (int k = 0; k < 1000; k += DENSE_ROWS) {
+        const int u0 = back ? 996 - k : k;
         const int rows = u0 + DENSE_ROWS <= 1000 ? DENSE_ROWS : 1000 - u0;
         for (int b = 0; b < batch; b++) {
             const float *x = x0 + (ptrdiff_t)b * 1024;
@@ -5803,6 +5809,6 @@ int mobilenet_forward(const float *packed, const float *in_img, float *out_logit
     dwsep13_conv1(A + 83008, A + 133184, packed + 2148252, A + 0, batch);
     dwsep13_conv2(A + 133184, A + 0, packed + 2158492, batch);
     avgpool1(A + 0, A + 50176, batch);
-    dense1(A + 50176, out_logits, packed + 3208092, batch);
+    dense1(A + 50176, out_logits, packed + 3208092, A + 2037696, batch);
     return 0;
 }

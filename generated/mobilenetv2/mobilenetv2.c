@@ -4,7 +4,7 @@
  * command: cnnc build examples/mobilenetv2.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, 
- * arena:   11021952 bytes (45920256 without reuse; 11021952 live at most)
+ * arena:   11022016 bytes (45920320 without reuse; 11022016 live at most)
  * weights: 3538984 canonical floats, 3490512 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -11558,11 +11558,17 @@ static CNN_SIMD void globalavgpool1(const float *restrict x0, float *restrict y,
 /* dense1 — examples/mobilenetv2.cnn:51: dense 1000
  *   in [1280,1,1] -> out [1000]
  *   weights at packed[2209512]: weight [1000,1280] + bias [1000]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
+ *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls
  */
-static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
     enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    for (int u0 = 0; u0 < 1000; u0 += DENSE_ROWS) {
+    /* the weights do not stay in L2: walk them the other way round from
+     * the last call, which left its last rows there (any value of
+     * state[0] is a direction) */
+    const int back = state[0] != 1.0f;
+    state[0] = back ? 1.0f : 0.0f;
+    for (int k = 0; k < 1000; k += DENSE_ROWS) {
+        const int u0 = back ? 996 - k : k;
         const int rows = u0 + DENSE_ROWS <= 1000 ? DENSE_ROWS : 1000 - u0;
         for (int b = 0; b < batch; b++) {
             const float *x = x0 + (ptrdiff_t)b * 1280;
@@ -11732,6 +11738,6 @@ int mobilenetv2_forward(const float *packed, const float *in_img, float *out_log
     inverted6_conv3(A + 124864, A + 62720, packed + 1491112, batch);
     conv2(A + 62720, A + 0, packed + 1798632, batch);
     globalavgpool1(A + 0, A + 62720, batch);
-    dense1(A + 62720, out_logits, packed + 2209512, batch);
+    dense1(A + 62720, out_logits, packed + 2209512, A + 2755488, batch);
     return 0;
 }

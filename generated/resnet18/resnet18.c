@@ -4,7 +4,7 @@
  * command: cnnc build examples/resnet18.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, 
- * arena:   4816896 bytes (38880192 without reuse; 4233216 live at most)
+ * arena:   4816960 bytes (38880256 without reuse; 4233280 live at most)
  * weights: 11699112 canonical floats, 19153768 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -4838,11 +4838,17 @@ static CNN_SIMD void globalavgpool1(const float *restrict x0, float *restrict y,
 /* dense1 — examples/resnet18.cnn:37: dense 1000
  *   in [512,1,1] -> out [1000]
  *   weights at packed[18640768]: weight [1000,512] + bias [1000]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
+ *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls
  */
-static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
     enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    for (int u0 = 0; u0 < 1000; u0 += DENSE_ROWS) {
+    /* the weights do not stay in L2: walk them the other way round from
+     * the last call, which left its last rows there (any value of
+     * state[0] is a direction) */
+    const int back = state[0] != 1.0f;
+    state[0] = back ? 1.0f : 0.0f;
+    for (int k = 0; k < 1000; k += DENSE_ROWS) {
+        const int u0 = back ? 996 - k : k;
         const int rows = u0 + DENSE_ROWS <= 1000 ? DENSE_ROWS : 1000 - u0;
         for (int b = 0; b < batch; b++) {
             const float *x = x0 + (ptrdiff_t)b * 512;
@@ -4949,6 +4955,6 @@ int resnet18_forward(const float *packed, const float *in_img, float *out_logits
     basic5_conv1(A + 314368, A + 339456, packed + 10185600, A + 0, batch);
     basic5_conv2(A + 339456, A + 314368, A + 364544, packed + 14413184, A + 0, batch);
     globalavgpool1(A + 364544, A + 0, batch);
-    dense1(A + 0, out_logits, packed + 18640768, batch);
+    dense1(A + 0, out_logits, packed + 18640768, A + 1204224, batch);
     return 0;
 }

@@ -4,7 +4,7 @@
  * command: cnnc build examples/resnet34.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, 
- * arena:   4816896 bytes (79657920 without reuse; 4233216 live at most)
+ * arena:   4816960 bytes (79657984 without reuse; 4233280 live at most)
  * weights: 21814696 canonical floats, 37253608 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -8440,11 +8440,17 @@ static CNN_SIMD void globalavgpool1(const float *restrict x0, float *restrict y,
 /* dense1 — examples/resnet34.cnn:38: dense 1000
  *   in [512,1,1] -> out [1000]
  *   weights at packed[36740608]: weight [1000,512] + bias [1000]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
+ *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls
  */
-static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
     enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    for (int u0 = 0; u0 < 1000; u0 += DENSE_ROWS) {
+    /* the weights do not stay in L2: walk them the other way round from
+     * the last call, which left its last rows there (any value of
+     * state[0] is a direction) */
+    const int back = state[0] != 1.0f;
+    state[0] = back ? 1.0f : 0.0f;
+    for (int k = 0; k < 1000; k += DENSE_ROWS) {
+        const int u0 = back ? 996 - k : k;
         const int rows = u0 + DENSE_ROWS <= 1000 ? DENSE_ROWS : 1000 - u0;
         for (int b = 0; b < batch; b++) {
             const float *x = x0 + (ptrdiff_t)b * 512;
@@ -8583,6 +8589,6 @@ int resnet34_forward(const float *packed, const float *in_img, float *out_logits
     basic13_conv1(A + 364544, A + 314368, packed + 28285440, A + 0, batch);
     basic13_conv2(A + 314368, A + 364544, A + 339456, packed + 32513024, A + 0, batch);
     globalavgpool1(A + 339456, A + 0, batch);
-    dense1(A + 0, out_logits, packed + 36740608, batch);
+    dense1(A + 0, out_logits, packed + 36740608, A + 1204224, batch);
     return 0;
 }

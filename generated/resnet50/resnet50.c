@@ -4,7 +4,7 @@
  * command: cnnc build examples/resnet50.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, 
- * arena:   8028160 bytes (76768192 without reuse; 7225344 live at most)
+ * arena:   8028224 bytes (76768256 without reuse; 7225408 live at most)
  * weights: 25610152 canonical floats, 32061596 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -12661,11 +12661,17 @@ static CNN_SIMD void globalavgpool1(const float *restrict x0, float *restrict y,
 /* dense1 — examples/resnet50.cnn:44: dense 1000
  *   in [2048,1,1] -> out [1000]
  *   weights at packed[30012596]: weight [1000,2048] + bias [1000]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
+ *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls
  */
-static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
     enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    for (int u0 = 0; u0 < 1000; u0 += DENSE_ROWS) {
+    /* the weights do not stay in L2: walk them the other way round from
+     * the last call, which left its last rows there (any value of
+     * state[0] is a direction) */
+    const int back = state[0] != 1.0f;
+    state[0] = back ? 1.0f : 0.0f;
+    for (int k = 0; k < 1000; k += DENSE_ROWS) {
+        const int u0 = back ? 996 - k : k;
         const int rows = u0 + DENSE_ROWS <= 1000 ? DENSE_ROWS : 1000 - u0;
         for (int b = 0; b < batch; b++) {
             const float *x = x0 + (ptrdiff_t)b * 2048;
@@ -12838,6 +12844,6 @@ int resnet50_forward(const float *packed, const float *in_img, float *out_logits
     bottleneck12_bottleneck_path1_conv2(A + 314368, A + 339456, packed + 24734388, A + 0, batch);
     bottleneck12_bottleneck_path1_conv3(A + 339456, A + 414720, A + 0, packed + 28961972, batch);
     globalavgpool1(A + 0, A + 100352, batch);
-    dense1(A + 100352, out_logits, packed + 30012596, batch);
+    dense1(A + 100352, out_logits, packed + 30012596, A + 2007040, batch);
     return 0;
 }

@@ -4,7 +4,7 @@
  * command: cnnc build examples/vgg16.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, 
- * arena:   41518080 bytes (155646656 without reuse; 41518080 live at most)
+ * arena:   41518272 bytes (155646848 without reuse; 41518272 live at most)
  * weights: 138357544 canonical floats, 149863208 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -163,6 +163,25 @@ static CNN_SIMD float cnn_hsum(__m256 v) {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
     return _mm_cvtss_f32(s);
+}
+
+/* The even and the odd lanes of the sixteen floats a, b (a's first): the
+ * even and odd columns of a run of a row. */
+static CNN_SIMD __m256 cnn_evens(__m256 a, __m256 b) {
+    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 a4 a6 b4 b6 */
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+static CNN_SIMD __m256 cnn_odds(__m256 a, __m256 b) {
+    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+/* Max pooling's step in each lane, as the scalar kernels take it: v when it
+ * is greater or NaN, else best, so a NaN wins and of equal values (+0 and
+ * -0) the first stays. max_ps(v, best) is v > best ? v : best. */
+static CNN_SIMD __m256 cnn_vmax(__m256 best, __m256 v) {
+    return _mm256_blendv_ps(_mm256_max_ps(v, best), v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
 }
 
 /* The even lanes of a then of b, and the odd ones. */
@@ -746,47 +765,30 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
 
 /* maxpool1 — examples/vgg16.cnn:13: maxpool 2x2/2
  *   in [64,224,224] -> out [64,112,112]
- *   scalar loops
+ *   avx2: 8 outputs of a row a vector (ymm), even and odd input columns split by shuffles
  */
 static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 3211264;
         float *yb = y + (ptrdiff_t)b * 802816;
         for (int c = 0; c < 64; c++)
             for (int oh = 0; oh < 112; oh++) {
-                const float *xc = xb0 + c * 50176;
-                const int inner = oh >= 0 && oh < 112;
-                if (inner)
-                    for (int ow = 0; ow < 112; ow++) {
-                        const float *xw = xc + (oh * 2 - 0) * 224 + ow * 2 - 0;
-                        float best = xw[0];
-                        for (int i = 0; i < 2; i++)
-                            for (int j = 0; j < 2; j++) {
-                                float v = xw[i * 224 + j];
-                                best = v > best || v != v ? v : best;
-                            }
-                        yb[(c * 112 + oh) * 112 + ow] = best;
-                    }
-                for (int ow = 0; ow < 112; ow++) {
-                    if (inner && ow >= 0 && ow < 112)
-                        continue;
-                    float best = 0.0f;
-                    int seen = 0;
-                    for (int i = 0; i < 2; i++) {
-                        int ih = oh * 2 - 0 + i;
-                        if (ih < 0 || ih >= 224)
-                            continue;
-                        for (int j = 0; j < 2; j++) {
-                            int iw = ow * 2 - 0 + j;
-                            if (iw < 0 || iw >= 224)
-                                continue;
-                            float v = xc[ih * 224 + iw];
-                            if (!seen || v > best || v != v)
-                                best = v;
-                            seen = 1;
-                        }
-                    }
-                    yb[(c * 112 + oh) * 112 + ow] = best;
+                const float *xr = xb0 + c * 50176 + oh * 448;
+                float *yr = yb + (c * 112 + oh) * 112;
+                for (int v = 0; v < 14; v++) {
+                    const int ow = v < 13 ? v * W : 104;
+                    const float *xp = xr + 2 * ow;
+                    __m256 lo, hi, best;
+                    lo = _mm256_loadu_ps(xp + 0);
+                    hi = _mm256_loadu_ps(xp + 8);
+                    best = cnn_evens(lo, hi);
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    lo = _mm256_loadu_ps(xp + 224);
+                    hi = _mm256_loadu_ps(xp + 232);
+                    best = cnn_vmax(best, cnn_evens(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    _mm256_storeu_ps(yr + ow, best);
                 }
             }
     }
@@ -1234,47 +1236,30 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
 
 /* maxpool2 — examples/vgg16.cnn:14: maxpool 2x2/2
  *   in [128,112,112] -> out [128,56,56]
- *   scalar loops
+ *   avx2: 8 outputs of a row a vector (ymm), even and odd input columns split by shuffles
  */
 static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 1605632;
         float *yb = y + (ptrdiff_t)b * 401408;
         for (int c = 0; c < 128; c++)
             for (int oh = 0; oh < 56; oh++) {
-                const float *xc = xb0 + c * 12544;
-                const int inner = oh >= 0 && oh < 56;
-                if (inner)
-                    for (int ow = 0; ow < 56; ow++) {
-                        const float *xw = xc + (oh * 2 - 0) * 112 + ow * 2 - 0;
-                        float best = xw[0];
-                        for (int i = 0; i < 2; i++)
-                            for (int j = 0; j < 2; j++) {
-                                float v = xw[i * 112 + j];
-                                best = v > best || v != v ? v : best;
-                            }
-                        yb[(c * 56 + oh) * 56 + ow] = best;
-                    }
-                for (int ow = 0; ow < 56; ow++) {
-                    if (inner && ow >= 0 && ow < 56)
-                        continue;
-                    float best = 0.0f;
-                    int seen = 0;
-                    for (int i = 0; i < 2; i++) {
-                        int ih = oh * 2 - 0 + i;
-                        if (ih < 0 || ih >= 112)
-                            continue;
-                        for (int j = 0; j < 2; j++) {
-                            int iw = ow * 2 - 0 + j;
-                            if (iw < 0 || iw >= 112)
-                                continue;
-                            float v = xc[ih * 112 + iw];
-                            if (!seen || v > best || v != v)
-                                best = v;
-                            seen = 1;
-                        }
-                    }
-                    yb[(c * 56 + oh) * 56 + ow] = best;
+                const float *xr = xb0 + c * 12544 + oh * 224;
+                float *yr = yb + (c * 56 + oh) * 56;
+                for (int v = 0; v < 7; v++) {
+                    const int ow = v < 6 ? v * W : 48;
+                    const float *xp = xr + 2 * ow;
+                    __m256 lo, hi, best;
+                    lo = _mm256_loadu_ps(xp + 0);
+                    hi = _mm256_loadu_ps(xp + 8);
+                    best = cnn_evens(lo, hi);
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    lo = _mm256_loadu_ps(xp + 112);
+                    hi = _mm256_loadu_ps(xp + 120);
+                    best = cnn_vmax(best, cnn_evens(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    _mm256_storeu_ps(yr + ow, best);
                 }
             }
     }
@@ -1945,47 +1930,30 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
 
 /* maxpool3 — examples/vgg16.cnn:15: maxpool 2x2/2
  *   in [256,56,56] -> out [256,28,28]
- *   scalar loops
+ *   avx2: 8 outputs of a row a vector (ymm), even and odd input columns split by shuffles
  */
 static CNN_SIMD void maxpool3(const float *restrict x0, float *restrict y, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 200704;
         for (int c = 0; c < 256; c++)
             for (int oh = 0; oh < 28; oh++) {
-                const float *xc = xb0 + c * 3136;
-                const int inner = oh >= 0 && oh < 28;
-                if (inner)
-                    for (int ow = 0; ow < 28; ow++) {
-                        const float *xw = xc + (oh * 2 - 0) * 56 + ow * 2 - 0;
-                        float best = xw[0];
-                        for (int i = 0; i < 2; i++)
-                            for (int j = 0; j < 2; j++) {
-                                float v = xw[i * 56 + j];
-                                best = v > best || v != v ? v : best;
-                            }
-                        yb[(c * 28 + oh) * 28 + ow] = best;
-                    }
-                for (int ow = 0; ow < 28; ow++) {
-                    if (inner && ow >= 0 && ow < 28)
-                        continue;
-                    float best = 0.0f;
-                    int seen = 0;
-                    for (int i = 0; i < 2; i++) {
-                        int ih = oh * 2 - 0 + i;
-                        if (ih < 0 || ih >= 56)
-                            continue;
-                        for (int j = 0; j < 2; j++) {
-                            int iw = ow * 2 - 0 + j;
-                            if (iw < 0 || iw >= 56)
-                                continue;
-                            float v = xc[ih * 56 + iw];
-                            if (!seen || v > best || v != v)
-                                best = v;
-                            seen = 1;
-                        }
-                    }
-                    yb[(c * 28 + oh) * 28 + ow] = best;
+                const float *xr = xb0 + c * 3136 + oh * 112;
+                float *yr = yb + (c * 28 + oh) * 28;
+                for (int v = 0; v < 4; v++) {
+                    const int ow = v < 3 ? v * W : 20;
+                    const float *xp = xr + 2 * ow;
+                    __m256 lo, hi, best;
+                    lo = _mm256_loadu_ps(xp + 0);
+                    hi = _mm256_loadu_ps(xp + 8);
+                    best = cnn_evens(lo, hi);
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    lo = _mm256_loadu_ps(xp + 56);
+                    hi = _mm256_loadu_ps(xp + 64);
+                    best = cnn_vmax(best, cnn_evens(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    _mm256_storeu_ps(yr + ow, best);
                 }
             }
     }
@@ -2653,47 +2621,30 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
 
 /* maxpool4 — examples/vgg16.cnn:16: maxpool 2x2/2
  *   in [512,28,28] -> out [512,14,14]
- *   scalar loops
+ *   avx2: 8 outputs of a row a vector (ymm), even and odd input columns split by shuffles
  */
 static CNN_SIMD void maxpool4(const float *restrict x0, float *restrict y, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 100352;
         for (int c = 0; c < 512; c++)
             for (int oh = 0; oh < 14; oh++) {
-                const float *xc = xb0 + c * 784;
-                const int inner = oh >= 0 && oh < 14;
-                if (inner)
-                    for (int ow = 0; ow < 14; ow++) {
-                        const float *xw = xc + (oh * 2 - 0) * 28 + ow * 2 - 0;
-                        float best = xw[0];
-                        for (int i = 0; i < 2; i++)
-                            for (int j = 0; j < 2; j++) {
-                                float v = xw[i * 28 + j];
-                                best = v > best || v != v ? v : best;
-                            }
-                        yb[(c * 14 + oh) * 14 + ow] = best;
-                    }
-                for (int ow = 0; ow < 14; ow++) {
-                    if (inner && ow >= 0 && ow < 14)
-                        continue;
-                    float best = 0.0f;
-                    int seen = 0;
-                    for (int i = 0; i < 2; i++) {
-                        int ih = oh * 2 - 0 + i;
-                        if (ih < 0 || ih >= 28)
-                            continue;
-                        for (int j = 0; j < 2; j++) {
-                            int iw = ow * 2 - 0 + j;
-                            if (iw < 0 || iw >= 28)
-                                continue;
-                            float v = xc[ih * 28 + iw];
-                            if (!seen || v > best || v != v)
-                                best = v;
-                            seen = 1;
-                        }
-                    }
-                    yb[(c * 14 + oh) * 14 + ow] = best;
+                const float *xr = xb0 + c * 784 + oh * 56;
+                float *yr = yb + (c * 14 + oh) * 14;
+                for (int v = 0; v < 2; v++) {
+                    const int ow = v < 1 ? v * W : 6;
+                    const float *xp = xr + 2 * ow;
+                    __m256 lo, hi, best;
+                    lo = _mm256_loadu_ps(xp + 0);
+                    hi = _mm256_loadu_ps(xp + 8);
+                    best = cnn_evens(lo, hi);
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    lo = _mm256_loadu_ps(xp + 28);
+                    hi = _mm256_loadu_ps(xp + 36);
+                    best = cnn_vmax(best, cnn_evens(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    _mm256_storeu_ps(yr + ow, best);
                 }
             }
     }
@@ -3361,48 +3312,28 @@ static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const f
 
 /* maxpool5 — examples/vgg16.cnn:17: maxpool 2x2/2
  *   in [512,14,14] -> out [512,7,7]
- *   scalar loops
+ *   avx2: one ymm vector a row, loads and store masked to it, even and odd input columns split by shuffles
  */
 static CNN_SIMD void maxpool5(const float *restrict x0, float *restrict y, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 25088;
         for (int c = 0; c < 512; c++)
             for (int oh = 0; oh < 7; oh++) {
-                const float *xc = xb0 + c * 196;
-                const int inner = oh >= 0 && oh < 7;
-                if (inner)
-                    for (int ow = 0; ow < 7; ow++) {
-                        const float *xw = xc + (oh * 2 - 0) * 14 + ow * 2 - 0;
-                        float best = xw[0];
-                        for (int i = 0; i < 2; i++)
-                            for (int j = 0; j < 2; j++) {
-                                float v = xw[i * 14 + j];
-                                best = v > best || v != v ? v : best;
-                            }
-                        yb[(c * 7 + oh) * 7 + ow] = best;
-                    }
-                for (int ow = 0; ow < 7; ow++) {
-                    if (inner && ow >= 0 && ow < 7)
-                        continue;
-                    float best = 0.0f;
-                    int seen = 0;
-                    for (int i = 0; i < 2; i++) {
-                        int ih = oh * 2 - 0 + i;
-                        if (ih < 0 || ih >= 14)
-                            continue;
-                        for (int j = 0; j < 2; j++) {
-                            int iw = ow * 2 - 0 + j;
-                            if (iw < 0 || iw >= 14)
-                                continue;
-                            float v = xc[ih * 14 + iw];
-                            if (!seen || v > best || v != v)
-                                best = v;
-                            seen = 1;
-                        }
-                    }
-                    yb[(c * 7 + oh) * 7 + ow] = best;
-                }
+                const float *xr = xb0 + c * 196 + oh * 28;
+                float *yr = yb + (c * 7 + oh) * 7;
+                const __m256i lo0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), hi0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+                __m256 lo, hi, best;
+                lo = _mm256_maskload_ps(xr + 0, lo0);
+                hi = _mm256_maskload_ps(xr + 8, hi0);
+                best = cnn_evens(lo, hi);
+                best = cnn_vmax(best, cnn_odds(lo, hi));
+                lo = _mm256_maskload_ps(xr + 14, lo0);
+                hi = _mm256_maskload_ps(xr + 22, hi0);
+                best = cnn_vmax(best, cnn_evens(lo, hi));
+                best = cnn_vmax(best, cnn_odds(lo, hi));
+                _mm256_maskstore_ps(yr, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0), best);
             }
     }
 }
@@ -3410,11 +3341,17 @@ static CNN_SIMD void maxpool5(const float *restrict x0, float *restrict y, int b
 /* dense1 — examples/vgg16.cnn:18: dense 4096
  *   in [512,7,7] -> out [4096]
  *   weights at packed[26220352]: weight [4096,25088] + bias [4096]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); then relu14
+ *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls; then relu14
  */
-static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
     enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    for (int u0 = 0; u0 < 4096; u0 += DENSE_ROWS) {
+    /* the weights do not stay in L2: walk them the other way round from
+     * the last call, which left its last rows there (any value of
+     * state[0] is a direction) */
+    const int back = state[0] != 1.0f;
+    state[0] = back ? 1.0f : 0.0f;
+    for (int k = 0; k < 4096; k += DENSE_ROWS) {
+        const int u0 = back ? 4092 - k : k;
         const int rows = u0 + DENSE_ROWS <= 4096 ? DENSE_ROWS : 4096 - u0;
         for (int b = 0; b < batch; b++) {
             const float *x = x0 + (ptrdiff_t)b * 25088;
@@ -3468,11 +3405,17 @@ static CNN_SIMD void dense1(const float *restrict x0, float *restrict y, const f
 /* dense2 — examples/vgg16.cnn:18: dense 4096
  *   in [4096] -> out [4096]
  *   weights at packed[128984896]: weight [4096,4096] + bias [4096]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); then relu15
+ *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls; then relu15
  */
-static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
     enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    for (int u0 = 0; u0 < 4096; u0 += DENSE_ROWS) {
+    /* the weights do not stay in L2: walk them the other way round from
+     * the last call, which left its last rows there (any value of
+     * state[0] is a direction) */
+    const int back = state[0] != 1.0f;
+    state[0] = back ? 1.0f : 0.0f;
+    for (int k = 0; k < 4096; k += DENSE_ROWS) {
+        const int u0 = back ? 4092 - k : k;
         const int rows = u0 + DENSE_ROWS <= 4096 ? DENSE_ROWS : 4096 - u0;
         for (int b = 0; b < batch; b++) {
             const float *x = x0 + (ptrdiff_t)b * 4096;
@@ -3526,11 +3469,17 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
 /* dense3 — examples/vgg16.cnn:18: dense 1000
  *   in [4096] -> out [1000]
  *   weights at packed[145766208]: weight [1000,4096] + bias [1000]
- *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4)
+ *   avx2: 4 rows x 16 inputs a step in 8 ymm accumulators (DENSE_ROWS 4); rows walked forwards and backwards on alternate calls
  */
-static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
+static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict state, int batch) {
     enum { DENSE_ROWS = 4, W = 8 }; /* W floats a vector */
-    for (int u0 = 0; u0 < 1000; u0 += DENSE_ROWS) {
+    /* the weights do not stay in L2: walk them the other way round from
+     * the last call, which left its last rows there (any value of
+     * state[0] is a direction) */
+    const int back = state[0] != 1.0f;
+    state[0] = back ? 1.0f : 0.0f;
+    for (int k = 0; k < 1000; k += DENSE_ROWS) {
+        const int u0 = back ? 996 - k : k;
         const int rows = u0 + DENSE_ROWS <= 1000 ? DENSE_ROWS : 1000 - u0;
         for (int b = 0; b < batch; b++) {
             const float *x = x0 + (ptrdiff_t)b * 4096;
@@ -3628,8 +3577,8 @@ int vgg16_forward(const float *packed, const float *in_img, float *out_logits, i
     conv12(A + 1297408, A + 1197056, packed + 17814336, A + 0, batch);
     conv13(A + 1197056, A + 1297408, packed + 22017344, A + 0, batch);
     maxpool5(A + 1297408, A + 0, batch);
-    dense1(A + 0, A + 25088, packed + 26220352, batch);
-    dense2(A + 25088, A + 0, packed + 128984896, batch);
-    dense3(A + 0, out_logits, packed + 145766208, batch);
+    dense1(A + 0, A + 25088, packed + 26220352, A + 10379520, batch);
+    dense2(A + 25088, A + 0, packed + 128984896, A + 10379536, batch);
+    dense3(A + 0, out_logits, packed + 145766208, A + 10379552, batch);
     return 0;
 }

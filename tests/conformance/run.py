@@ -150,6 +150,12 @@ LAYER_CASES = [
     ("maxpool2_pad1", [3, 5, 5], "maxpool(2, pad=1)", -1),
     ("maxpool_stride_gt_kernel", [3, 10, 10], "maxpool(2, stride=3)", 1),
     ("maxpool_pad_asym_tuple", [3, 6, 7], "maxpool(3, stride=2, pad=(1, 0))", 1),
+    # the vector kernels' forms: rows of 16+ outputs, of 8-15, under 8 (masked)
+    ("maxpool2_wide", [2, 6, 40], "maxpool(2)", 1),
+    ("maxpool2_wide_odd", [2, 5, 35], "maxpool(2)", -1),
+    ("maxpool3_s2_wide", [2, 7, 36], "maxpool(3, stride=2)", -1),
+    ("maxpool3_s2", [2, 9, 21], "maxpool(3, stride=2)", 1),
+    ("maxpool3_s2_narrow", [2, 7, 11], "maxpool(3, stride=2)", 1),
     ("avgpool2", [3, 8, 8], "avgpool(2)", 1),
     ("avgpool3_s2_pad1", [3, 9, 9], "avgpool(3, stride=2, pad=1)", 1),
     ("avgpool_tuple_pad", [3, 7, 8], "avgpool((3, 2), stride=1, pad=(1, 1))", 1),
