@@ -253,7 +253,12 @@ static int64_t conv_col_floats(const ConvGeo *g, Tile t) {
     return g->cin * g->kh * g->kw * g->len + (int64_t)t.nv * t.w;
 }
 
+static int pool_width(Target t, const Node *n);
+static int64_t pool_scratch(Target t, const Node *n, int batch);
+
 int64_t simd_scratch(Target target, const Node *n, int batch) {
+    if (n->op == OP_MAXPOOL && pool_width(target, n))
+        return pool_scratch(target, n, batch);
     if (!simd_conv(n))
         return scalar_scratch(n, batch);
     if (dw_suits(target, n))
@@ -270,7 +275,7 @@ bool simd_packs_for_training(const Node *n) {
 
 int64_t simd_train_fscratch(Target t, const Node *n, int batch) {
     if (!simd_conv(n))
-        return scalar_scratch(n, batch);
+        return simd_scratch(t, n, batch);
     ConvGeo g = conv_geo(n);
     return simd_scratch(t, n, batch) +
            pack_conv_floats(g.k, g.per, g.groups, conv_tile(&g, isa_of(t)).mr);
@@ -358,8 +363,6 @@ ScratchFn simd_bscratch_fn(Target t) {
 }
 PackMrFn simd_mr_fn(Target t) { return t == TARGET_AVX512 ? avx512_mr : avx2_mr; }
 
-static int pool_width(Target t, const Node *n);
-
 const char *simd_schedule(Emit *e, const Node *n) {
     const Isa *v = isa_of(e->opt->target);
     const char *reg = v->width == 16 ? "zmm" : "ymm";
@@ -368,11 +371,14 @@ const char *simd_schedule(Emit *e, const Node *n) {
                             "roots", v->name, v->width);
     int pool = pool_width(e->opt->target, n);
     if (pool)
-        return arena_printf(e->a, "%s: %s, even and odd input columns split by shuffles",
-                            v->name, n->shape.d[2] < pool
+        return arena_printf(e->a, "%s: %s%s%s", v->name, n->shape.d[2] < pool
                                 ? "one ymm vector a row, loads and store masked to it"
                                 : arena_printf(e->a, "%d outputs of a row a vector (%s)", pool,
-                                               pool == 16 ? "zmm" : "ymm"));
+                                               pool == 16 ? "zmm" : "ymm"),
+                            n->a.stride[1] == 2 ? ", even and odd input columns split by "
+                                                  "shuffles" : "",
+                            pool_scratch(e->opt->target, n, 1) ? "; each channel padded with -infinity into "
+                                               "scratch first" : "");
     if (n->op == OP_DENSE)
         return arena_printf(e->a, "%s: 4 rows x %d inputs a step in 8 %s accumulators "
                             "(DENSE_ROWS 4)%s", v->name, 2 * v->width, reg,
@@ -953,30 +959,63 @@ static void dense_back(Emit *e, const BackSig *b) {
 
 /* ---- max pooling ----------------------------------------------------------- */
 
-/* Stride 2 without padding, W outputs of a row a vector: two loads of a
- * run of an input row give its even columns (the windows' first taps) and
- * its odd ones (the second); a third tap is the odd columns of the run one
- * further on. The row's last vector is shifted back to end at its last
- * output (the overlap is stored twice, the same values). The taps are
- * taken in the scalar kernel's order with its comparison, so the outputs
- * are bit for bit the same. Vectors are 16 wide where rows have 16 outputs,
- * else 8 (AVX2's words serve AVX-512 too); rows of fewer than 8 outputs
- * take one vector whose loads and store are masked to the row. 0: the layer
- * takes the scalar kernel (padding, another stride, wider windows, or a
- * last vector that would read past its row). */
+/* W outputs of a row a vector. Stride 1: each tap is a load of the row
+ * shifted by its column. Stride 2: two loads of a run of an input row give
+ * its even columns (the windows' first taps) and its odd ones (the second);
+ * a third tap is the odd columns of the run one further on. A padded layer
+ * first copies each channel's plane into scratch with -infinity around it:
+ * padding then never wins, as in the scalar kernel, and the rows need no
+ * bounds checks. The row's last vector is shifted back to end at its last
+ * output (the overlap is stored twice, the same values). The taps are taken
+ * in the scalar kernel's order with its comparison, so the outputs are bit
+ * for bit the same (a -infinity pad loses to every value but -infinity,
+ * whose bits it shares). Vectors are 16 wide where rows have 16 outputs,
+ * else 8 (AVX2's words serve AVX-512 too); rows of fewer than 8 outputs take
+ * one vector whose loads and store are masked to the row. */
+typedef struct PoolGeo {
+    int64_t c, h, wi, ho, wo, kh, kw, sh, sw;
+    int64_t top, left, hp, wp;   /* the plane the windows read: padded or not */
+    bool pads;
+} PoolGeo;
+
+static PoolGeo pool_geo(const Node *n) {
+    const Attrs *a = &n->a;
+    Shape in = in_shape_of(n, 0);
+    PoolGeo g = {.c = in.d[0], .h = in.d[1], .wi = in.d[2], .ho = n->shape.d[1],
+                 .wo = n->shape.d[2], .kh = a->kernel[0], .kw = a->kernel[1],
+                 .sh = a->stride[0], .sw = a->stride[1], .top = a->pad_lo[0],
+                 .left = a->pad_lo[1]};
+    g.pads = a->pad_lo[0] || a->pad_lo[1] || a->pad_hi[0] || a->pad_hi[1];
+    g.hp = g.h + a->pad_lo[0] + a->pad_hi[0];
+    g.wp = g.wi + a->pad_lo[1] + a->pad_hi[1];
+    return g;
+}
+
+/* The vector width, or 0: the layer takes the scalar kernel (another
+ * stride, wider windows, a window wholly in the padding, or a last vector
+ * that would read past its row). */
 static int pool_width(Target t, const Node *n) {
     const Attrs *a = &n->a;
-    if (n->op != OP_MAXPOOL || n->shape.rank != 3 || a->stride[0] != 2 || a->stride[1] != 2 ||
-        a->pad_lo[0] || a->pad_lo[1] || a->pad_hi[0] || a->pad_hi[1] || a->kernel[1] > 3)
+    if (n->op != OP_MAXPOOL || n->shape.rank != 3)
         return 0;
-    int64_t wi = in_shape_of(n, 0).d[2], wo = n->shape.d[2];
-    int w = isa_of(t)->width == 16 && wo >= 16 ? 16 : 8;
-    if (wo < w)
+    PoolGeo g = pool_geo(n);
+    if ((g.sw == 2 ? g.kw > 3 : g.sw != 1 || g.kw > 7) || g.kh > 7 ||
+        a->pad_lo[0] >= g.kh || a->pad_hi[0] >= g.kh || a->pad_lo[1] >= g.kw ||
+        a->pad_hi[1] >= g.kw)
+        return 0;
+    int w = isa_of(t)->width == 16 && g.wo >= 16 ? 16 : 8;
+    if (g.wo < w)
         return w;   /* one masked vector a row */
-    int64_t kw = a->kernel[1], last = 2 * (wo - w);
-    /* the last run of 2W floats starts at column 1 for a third tap, else 0 */
-    int64_t end = last + (kw - 1) / 2 + 2 * w;
-    return end <= wi ? w : 0;
+    /* stride 2: the last run of 2W floats starts at column 1 for a third
+     * tap, else 0; stride 1: the last tap's W floats */
+    int64_t end = g.sw == 2 ? 2 * (g.wo - w) + (g.kw - 1) / 2 + 2 * w : g.wo - w + g.kw - 1 + w;
+    return end <= g.wp ? w : 0;
+}
+
+/* Floats of the padded plane in scratch, per sample. */
+static int64_t pool_scratch(Target t, const Node *n, int batch) {
+    PoolGeo g = pool_geo(n);
+    return pool_width(t, n) && g.pads ? (int64_t)batch * g.hp * g.wp : 0;
 }
 
 /* "_mm256_setr_epi32(-1, ..., 0, ...)": lane l on when first + l < end. */
@@ -987,74 +1026,115 @@ static const char *lane_mask(Emit *e, int64_t first, int64_t end) {
     return arena_printf(e->a, "%s)", s);
 }
 
-/* A row of fewer than eight outputs: one vector, each load masked to the
- * row's columns (the lanes past it read zeros and are never stored). */
-static void maxpool_narrow_row(Emit *e, const Node *n) {
-    const Attrs *a = &n->a;
-    int64_t wi = in_shape_of(n, 0).d[2], wo = n->shape.d[2];
-    /* the runs start at column 0 (taps 0, 1) or 1 (tap 2) */
-    int starts = a->kernel[1] == 3 ? 2 : 1;
-    for (int s = 0; s < starts; s++)
-        P(e, "                const __m256i lo%d = %s, hi%d = %s;\n", s, lane_mask(e, s, wi), s,
-          lane_mask(e, s + 8, wi));
-    P(e, "                __m256 lo, hi, best;\n");
-    for (int64_t i = 0; i < a->kernel[0]; i++) {
-        P(e, "                lo = _mm256_maskload_ps(xr + %lld, lo0);\n", ll(i * wi));
-        P(e, "                hi = _mm256_maskload_ps(xr + %lld, hi0);\n", ll(i * wi + 8));
-        if (i == 0)
-            P(e, "                best = cnn_evens(lo, hi);\n");
-        else
-            P(e, "                best = cnn_vmax(best, cnn_evens(lo, hi));\n");
-        P(e, "                best = cnn_vmax(best, cnn_odds(lo, hi));\n");
-        if (a->kernel[1] == 3)
-            P(e, "                best = cnn_vmax(best, cnn_odds(_mm256_maskload_ps(xr + %lld, lo1), "
-                 "_mm256_maskload_ps(xr + %lld, hi1)));\n", ll(i * wi + 1), ll(i * wi + 9));
+/* best = the tap at `at` (the first), or cnn_vmax of best and it. */
+static void pool_tap(Emit *e, const char *in, bool first, const char *tap) {
+    if (first)
+        P(e, "%sbest = %s;\n", in, tap);
+    else
+        P(e, "%sbest = cnn_vmax(best, %s);\n", in, tap);
+}
+
+/* The taps of one vector of outputs: row pointer xp, loads through `load`
+ * ("_mm256_loadu_ps(xp + %lld)" or a masked form with %s for its mask). */
+static void pool_taps(Emit *e, const PoolGeo *g, int w, const char *in, bool masked) {
+    P(e, "%s__m256 best;\n", in);
+    for (int64_t i = 0; i < g->kh; i++) {
+        if (g->sw == 1) {
+            for (int64_t j = 0; j < g->kw; j++)
+                pool_tap(e, in, i == 0 && j == 0,
+                         masked ? arena_printf(e->a, "_mm256_maskload_ps(xp + %lld, m%lld)",
+                                               ll(i * g->wp + j), ll(j))
+                                : arena_printf(e->a, "_mm256_loadu_ps(xp + %lld)",
+                                               ll(i * g->wp + j)));
+            continue;
+        }
+        int64_t at = i * g->wp;
+        const char *lo = masked ? arena_printf(e->a, "_mm256_maskload_ps(xp + %lld, m0)", ll(at))
+                                : arena_printf(e->a, "_mm256_loadu_ps(xp + %lld)", ll(at));
+        const char *hi = masked ? arena_printf(e->a, "_mm256_maskload_ps(xp + %lld, m1)",
+                                               ll(at + 8))
+                                : arena_printf(e->a, "_mm256_loadu_ps(xp + %lld)", ll(at + w));
+        P(e, "%s{\n", in);
+        P(e, "%s    const __m256 lo = %s, hi = %s;\n", in, lo, hi);
+        pool_tap(e, arena_printf(e->a, "%s    ", in), i == 0, "cnn_evens(lo, hi)");
+        pool_tap(e, arena_printf(e->a, "%s    ", in), false, "cnn_odds(lo, hi)");
+        if (g->kw == 3)
+            pool_tap(e, arena_printf(e->a, "%s    ", in), false,
+                     masked ? arena_printf(e->a, "cnn_odds(_mm256_maskload_ps(xp + %lld, m2), "
+                                           "_mm256_maskload_ps(xp + %lld, m3))", ll(at + 1),
+                                           ll(at + 9))
+                            : arena_printf(e->a, "cnn_odds(_mm256_loadu_ps(xp + %lld), "
+                                           "_mm256_loadu_ps(xp + %lld))", ll(at + 1),
+                                           ll(at + 1 + w)));
+        P(e, "%s}\n", in);
     }
-    P(e, "                _mm256_maskstore_ps(yr, %s, best);\n", lane_mask(e, 0, wo));
+}
+
+/* Channel c's plane into pl with -infinity around it. */
+static void pool_pad_plane(Emit *e, const PoolGeo *g) {
+    P(e, "                for (int i = 0; i < %lld; i++) {\n", ll(g->hp));
+    P(e, "                    float *row = pl + i * %lld;\n", ll(g->wp));
+    P(e, "                    const int ih = i - %lld;\n", ll(g->top));
+    P(e, "                    for (int j = 0; j < %lld; j++)\n", ll(g->wp));
+    P(e, "                        row[j] = ih < 0 || ih >= %lld || j < %lld || j >= %lld\n",
+      ll(g->h), ll(g->left), ll(g->left + g->wi));
+    P(e, "                                 ? ninf : xb0[(c * %lld + ih) * %lld + j - %lld];\n",
+      ll(g->h), ll(g->wi), ll(g->left));
+    P(e, "                }\n");
 }
 
 static void emit_maxpool(Emit *e, const Node *n, int w) {
-    const Attrs *a = &n->a;
-    Shape in = in_shape_of(n, 0), out = n->shape;
-    int64_t wi = in.d[2], wo = out.d[2], vectors = (wo + w - 1) / w;
+    PoolGeo g = pool_geo(n);
+    int64_t vectors = (g.wo + w - 1) / w;
     e->wide = w == 16;
     if (e->wide)
         e->need_pool512 = true;
     else
         e->need_pool = true;
     P(e, "    enum { W = %d }; /* floats a vector */\n", w);
+    e->scratch_per_sample = g.pads;
     open_batch(e, n);
-    P(e, "        for (int c = 0; c < %lld; c++)\n", ll(out.d[0]));
-    P(e, "            for (int oh = 0; oh < %lld; oh++) {\n", ll(out.d[1]));
-    P(e, "                const float *xr = xb0 + c * %lld + oh * %lld;\n", ll(in.d[1] * wi),
-      ll(2 * wi));
-    P(e, "                float *yr = yb + (c * %lld + oh) * %lld;\n", ll(out.d[1]), ll(wo));
-    if (wo < w) {
-        maxpool_narrow_row(e, n);
-        P(e, "            }\n");
-        close_batch(e);
-        return;
+    e->scratch_per_sample = false;
+    if (g.pads) {
+        P(e, "        float *pl = s + (ptrdiff_t)b * %lld; /* the padded plane */\n",
+          ll(g.hp * g.wp));
+        /* -infinity, from its bits: the generated code has no math.h */
+        P(e, "        const float ninf = _mm_cvtss_f32(_mm_castsi128_ps(_mm_set1_epi32(-8388608)));\n");
     }
-    P(e, "                for (int v = 0; v < %lld; v++) {\n", ll(vectors));
-    P(e, "                    const int ow = v < %lld ? v * W : %lld;\n", ll(vectors - 1),
-      ll(wo - w));
-    P(e, "                    const float *xp = xr + 2 * ow;\n");
-    P(e, "                    __m256 lo, hi, best;\n");
-    for (int64_t i = 0; i < a->kernel[0]; i++) {
-        P(e, "                    lo = _mm256_loadu_ps(xp + %lld);\n", ll(i * wi));
-        P(e, "                    hi = _mm256_loadu_ps(xp + %lld);\n", ll(i * wi + w));
-        if (i == 0)
-            P(e, "                    best = cnn_evens(lo, hi);\n");
-        else
-            P(e, "                    best = cnn_vmax(best, cnn_evens(lo, hi));\n");
-        P(e, "                    best = cnn_vmax(best, cnn_odds(lo, hi));\n");
-        if (a->kernel[1] == 3)
-            P(e, "                    best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + %lld), "
-                 "_mm256_loadu_ps(xp + %lld)));\n", ll(i * wi + 1), ll(i * wi + 1 + w));
+    P(e, "        for (int c = 0; c < %lld; c++) {\n", ll(g.c));
+    if (g.pads)
+        pool_pad_plane(e, &g);
+    P(e, "            for (int oh = 0; oh < %lld; oh++) {\n", ll(g.ho));
+    P(e, "                const float *xr = %s + oh * %lld;\n",
+      g.pads ? "pl" : arena_printf(e->a, "xb0 + c * %lld", ll(g.h * g.wi)), ll(g.sh * g.wp));
+    P(e, "                float *yr = yb + (c * %lld + oh) * %lld;\n", ll(g.ho), ll(g.wo));
+    if (g.wo < w) {
+        /* one vector, each load masked to the row's columns (the lanes past
+         * it read zeros and are never stored) */
+        P(e, "                const float *xp = xr;\n");
+        if (g.sw == 1) {
+            for (int64_t j = 0; j < g.kw; j++)
+                P(e, "                const __m256i m%lld = %s;\n", ll(j), lane_mask(e, j, g.wp));
+        } else {
+            P(e, "                const __m256i m0 = %s, m1 = %s;\n", lane_mask(e, 0, g.wp),
+              lane_mask(e, 8, g.wp));
+            if (g.kw == 3)
+                P(e, "                const __m256i m2 = %s, m3 = %s;\n", lane_mask(e, 1, g.wp),
+                  lane_mask(e, 9, g.wp));
+        }
+        pool_taps(e, &g, 8, "                ", true);
+        P(e, "                _mm256_maskstore_ps(yr, %s, best);\n", lane_mask(e, 0, g.wo));
+    } else {
+        P(e, "                for (int v = 0; v < %lld; v++) {\n", ll(vectors));
+        P(e, "                    const int ow = v < %lld ? v * W : %lld;\n", ll(vectors - 1),
+          ll(g.wo - w));
+        P(e, "                    const float *xp = xr + %sow;\n", g.sw == 2 ? "2 * " : "");
+        pool_taps(e, &g, w, "                    ", false);
+        P(e, "                    _mm256_storeu_ps(yr + ow, best);\n");
+        P(e, "                }\n");
     }
-    P(e, "                    _mm256_storeu_ps(yr + ow, best);\n");
-    P(e, "                }\n");
     P(e, "            }\n");
+    P(e, "        }\n");
     close_batch(e);
 }
 

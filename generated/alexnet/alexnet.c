@@ -372,32 +372,36 @@ static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int b
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 193600;
         float *yb = y + (ptrdiff_t)b * 46656;
-        for (int c = 0; c < 64; c++)
+        for (int c = 0; c < 64; c++) {
             for (int oh = 0; oh < 27; oh++) {
                 const float *xr = xb0 + c * 3025 + oh * 110;
                 float *yr = yb + (c * 27 + oh) * 27;
                 for (int v = 0; v < 4; v++) {
                     const int ow = v < 3 ? v * W : 19;
                     const float *xp = xr + 2 * ow;
-                    __m256 lo, hi, best;
-                    lo = _mm256_loadu_ps(xp + 0);
-                    hi = _mm256_loadu_ps(xp + 8);
-                    best = cnn_evens(lo, hi);
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9)));
-                    lo = _mm256_loadu_ps(xp + 55);
-                    hi = _mm256_loadu_ps(xp + 63);
-                    best = cnn_vmax(best, cnn_evens(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 56), _mm256_loadu_ps(xp + 64)));
-                    lo = _mm256_loadu_ps(xp + 110);
-                    hi = _mm256_loadu_ps(xp + 118);
-                    best = cnn_vmax(best, cnn_evens(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 111), _mm256_loadu_ps(xp + 119)));
+                    __m256 best;
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 0), hi = _mm256_loadu_ps(xp + 8);
+                        best = cnn_evens(lo, hi);
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9)));
+                    }
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 55), hi = _mm256_loadu_ps(xp + 63);
+                        best = cnn_vmax(best, cnn_evens(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 56), _mm256_loadu_ps(xp + 64)));
+                    }
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 110), hi = _mm256_loadu_ps(xp + 118);
+                        best = cnn_vmax(best, cnn_evens(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 111), _mm256_loadu_ps(xp + 119)));
+                    }
                     _mm256_storeu_ps(yr + ow, best);
                 }
             }
+        }
     }
 }
 
@@ -499,32 +503,36 @@ static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int b
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 139968;
         float *yb = y + (ptrdiff_t)b * 32448;
-        for (int c = 0; c < 192; c++)
+        for (int c = 0; c < 192; c++) {
             for (int oh = 0; oh < 13; oh++) {
                 const float *xr = xb0 + c * 729 + oh * 54;
                 float *yr = yb + (c * 13 + oh) * 13;
                 for (int v = 0; v < 2; v++) {
                     const int ow = v < 1 ? v * W : 5;
                     const float *xp = xr + 2 * ow;
-                    __m256 lo, hi, best;
-                    lo = _mm256_loadu_ps(xp + 0);
-                    hi = _mm256_loadu_ps(xp + 8);
-                    best = cnn_evens(lo, hi);
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9)));
-                    lo = _mm256_loadu_ps(xp + 27);
-                    hi = _mm256_loadu_ps(xp + 35);
-                    best = cnn_vmax(best, cnn_evens(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 28), _mm256_loadu_ps(xp + 36)));
-                    lo = _mm256_loadu_ps(xp + 54);
-                    hi = _mm256_loadu_ps(xp + 62);
-                    best = cnn_vmax(best, cnn_evens(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 55), _mm256_loadu_ps(xp + 63)));
+                    __m256 best;
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 0), hi = _mm256_loadu_ps(xp + 8);
+                        best = cnn_evens(lo, hi);
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9)));
+                    }
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 27), hi = _mm256_loadu_ps(xp + 35);
+                        best = cnn_vmax(best, cnn_evens(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 28), _mm256_loadu_ps(xp + 36)));
+                    }
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 54), hi = _mm256_loadu_ps(xp + 62);
+                        best = cnn_vmax(best, cnn_evens(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 55), _mm256_loadu_ps(xp + 63)));
+                    }
                     _mm256_storeu_ps(yr + ow, best);
                 }
             }
+        }
     }
 }
 
@@ -1200,30 +1208,35 @@ static CNN_SIMD void maxpool3(const float *restrict x0, float *restrict y, int b
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 43264;
         float *yb = y + (ptrdiff_t)b * 9216;
-        for (int c = 0; c < 256; c++)
+        for (int c = 0; c < 256; c++) {
             for (int oh = 0; oh < 6; oh++) {
                 const float *xr = xb0 + c * 169 + oh * 26;
                 float *yr = yb + (c * 6 + oh) * 6;
-                const __m256i lo0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), hi0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, 0, 0, 0);
-                const __m256i lo1 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), hi1 = _mm256_setr_epi32(-1, -1, -1, -1, 0, 0, 0, 0);
-                __m256 lo, hi, best;
-                lo = _mm256_maskload_ps(xr + 0, lo0);
-                hi = _mm256_maskload_ps(xr + 8, hi0);
-                best = cnn_evens(lo, hi);
-                best = cnn_vmax(best, cnn_odds(lo, hi));
-                best = cnn_vmax(best, cnn_odds(_mm256_maskload_ps(xr + 1, lo1), _mm256_maskload_ps(xr + 9, hi1)));
-                lo = _mm256_maskload_ps(xr + 13, lo0);
-                hi = _mm256_maskload_ps(xr + 21, hi0);
-                best = cnn_vmax(best, cnn_evens(lo, hi));
-                best = cnn_vmax(best, cnn_odds(lo, hi));
-                best = cnn_vmax(best, cnn_odds(_mm256_maskload_ps(xr + 14, lo1), _mm256_maskload_ps(xr + 22, hi1)));
-                lo = _mm256_maskload_ps(xr + 26, lo0);
-                hi = _mm256_maskload_ps(xr + 34, hi0);
-                best = cnn_vmax(best, cnn_evens(lo, hi));
-                best = cnn_vmax(best, cnn_odds(lo, hi));
-                best = cnn_vmax(best, cnn_odds(_mm256_maskload_ps(xr + 27, lo1), _mm256_maskload_ps(xr + 35, hi1)));
+                const float *xp = xr;
+                const __m256i m0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), m1 = _mm256_setr_epi32(-1, -1, -1, -1, -1, 0, 0, 0);
+                const __m256i m2 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), m3 = _mm256_setr_epi32(-1, -1, -1, -1, 0, 0, 0, 0);
+                __m256 best;
+                {
+                    const __m256 lo = _mm256_maskload_ps(xp + 0, m0), hi = _mm256_maskload_ps(xp + 8, m1);
+                    best = cnn_evens(lo, hi);
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(_mm256_maskload_ps(xp + 1, m2), _mm256_maskload_ps(xp + 9, m3)));
+                }
+                {
+                    const __m256 lo = _mm256_maskload_ps(xp + 13, m0), hi = _mm256_maskload_ps(xp + 21, m1);
+                    best = cnn_vmax(best, cnn_evens(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(_mm256_maskload_ps(xp + 14, m2), _mm256_maskload_ps(xp + 22, m3)));
+                }
+                {
+                    const __m256 lo = _mm256_maskload_ps(xp + 26, m0), hi = _mm256_maskload_ps(xp + 34, m1);
+                    best = cnn_vmax(best, cnn_evens(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(_mm256_maskload_ps(xp + 27, m2), _mm256_maskload_ps(xp + 35, m3)));
+                }
                 _mm256_maskstore_ps(yr, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0), best);
             }
+        }
     }
 }
 

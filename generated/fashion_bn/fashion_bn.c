@@ -552,25 +552,28 @@ static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int b
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
         float *yb = y + (ptrdiff_t)b * 6272;
-        for (int c = 0; c < 32; c++)
+        for (int c = 0; c < 32; c++) {
             for (int oh = 0; oh < 14; oh++) {
                 const float *xr = xb0 + c * 784 + oh * 56;
                 float *yr = yb + (c * 14 + oh) * 14;
                 for (int v = 0; v < 2; v++) {
                     const int ow = v < 1 ? v * W : 6;
                     const float *xp = xr + 2 * ow;
-                    __m256 lo, hi, best;
-                    lo = _mm256_loadu_ps(xp + 0);
-                    hi = _mm256_loadu_ps(xp + 8);
-                    best = cnn_evens(lo, hi);
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
-                    lo = _mm256_loadu_ps(xp + 28);
-                    hi = _mm256_loadu_ps(xp + 36);
-                    best = cnn_vmax(best, cnn_evens(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    __m256 best;
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 0), hi = _mm256_loadu_ps(xp + 8);
+                        best = cnn_evens(lo, hi);
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                    }
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 28), hi = _mm256_loadu_ps(xp + 36);
+                        best = cnn_vmax(best, cnn_evens(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                    }
                     _mm256_storeu_ps(yr + ow, best);
                 }
             }
+        }
     }
 }
 
@@ -803,22 +806,26 @@ static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int b
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 6272;
         float *yb = y + (ptrdiff_t)b * 1568;
-        for (int c = 0; c < 32; c++)
+        for (int c = 0; c < 32; c++) {
             for (int oh = 0; oh < 7; oh++) {
                 const float *xr = xb0 + c * 196 + oh * 28;
                 float *yr = yb + (c * 7 + oh) * 7;
-                const __m256i lo0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), hi0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
-                __m256 lo, hi, best;
-                lo = _mm256_maskload_ps(xr + 0, lo0);
-                hi = _mm256_maskload_ps(xr + 8, hi0);
-                best = cnn_evens(lo, hi);
-                best = cnn_vmax(best, cnn_odds(lo, hi));
-                lo = _mm256_maskload_ps(xr + 14, lo0);
-                hi = _mm256_maskload_ps(xr + 22, hi0);
-                best = cnn_vmax(best, cnn_evens(lo, hi));
-                best = cnn_vmax(best, cnn_odds(lo, hi));
+                const float *xp = xr;
+                const __m256i m0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), m1 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+                __m256 best;
+                {
+                    const __m256 lo = _mm256_maskload_ps(xp + 0, m0), hi = _mm256_maskload_ps(xp + 8, m1);
+                    best = cnn_evens(lo, hi);
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                }
+                {
+                    const __m256 lo = _mm256_maskload_ps(xp + 14, m0), hi = _mm256_maskload_ps(xp + 22, m1);
+                    best = cnn_vmax(best, cnn_evens(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                }
                 _mm256_maskstore_ps(yr, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0), best);
             }
+        }
     }
 }
 

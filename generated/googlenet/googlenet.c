@@ -4,7 +4,7 @@
  * command: cnnc build examples/googlenet.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, 
- * arena:   6288448 bytes (46142144 without reuse; 6288448 live at most)
+ * arena:   6288448 bytes (46225536 without reuse; 6288448 live at most)
  * weights: 6998552 canonical floats, 9449334 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -163,6 +163,25 @@ static CNN_SIMD float cnn_hsum(__m256 v) {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
     return _mm_cvtss_f32(s);
+}
+
+/* The even and the odd lanes of the sixteen floats a, b (a's first): the
+ * even and odd columns of a run of a row. */
+static CNN_SIMD __m256 cnn_evens(__m256 a, __m256 b) {
+    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 a4 a6 b4 b6 */
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+static CNN_SIMD __m256 cnn_odds(__m256 a, __m256 b) {
+    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+/* Max pooling's step in each lane, as the scalar kernels take it: v when it
+ * is greater or NaN, else best, so a NaN wins and of equal values (+0 and
+ * -0) the first stays. max_ps(v, best) is v > best ? v : best. */
+static CNN_SIMD __m256 cnn_vmax(__m256 best, __m256 v) {
+    return _mm256_blendv_ps(_mm256_max_ps(v, best), v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
 }
 
 /* The even lanes of a then of b, and the odd ones. */
@@ -353,49 +372,52 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
 
 /* maxpool1 — examples/googlenet.cnn:32: maxpool 3x3/2 p1
  *   in [64,112,112] -> out [64,56,56]
- *   scalar loops
+ *   avx2: 8 outputs of a row a vector (ymm), even and odd input columns split by shuffles; each channel padded with -infinity into scratch first
  */
-static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, float *restrict s, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 200704;
-        for (int c = 0; c < 64; c++)
+        float *pl = s + (ptrdiff_t)b * 12996; /* the padded plane */
+        const float ninf = _mm_cvtss_f32(_mm_castsi128_ps(_mm_set1_epi32(-8388608)));
+        for (int c = 0; c < 64; c++) {
+                for (int i = 0; i < 114; i++) {
+                    float *row = pl + i * 114;
+                    const int ih = i - 1;
+                    for (int j = 0; j < 114; j++)
+                        row[j] = ih < 0 || ih >= 112 || j < 1 || j >= 113
+                                 ? ninf : xb0[(c * 112 + ih) * 112 + j - 1];
+                }
             for (int oh = 0; oh < 56; oh++) {
-                const float *xc = xb0 + c * 12544;
-                const int inner = oh >= 1 && oh < 56;
-                if (inner)
-                    for (int ow = 1; ow < 56; ow++) {
-                        const float *xw = xc + (oh * 2 - 1) * 112 + ow * 2 - 1;
-                        float best = xw[0];
-                        for (int i = 0; i < 3; i++)
-                            for (int j = 0; j < 3; j++) {
-                                float v = xw[i * 112 + j];
-                                best = v > best || v != v ? v : best;
-                            }
-                        yb[(c * 56 + oh) * 56 + ow] = best;
+                const float *xr = pl + oh * 228;
+                float *yr = yb + (c * 56 + oh) * 56;
+                for (int v = 0; v < 7; v++) {
+                    const int ow = v < 6 ? v * W : 48;
+                    const float *xp = xr + 2 * ow;
+                    __m256 best;
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 0), hi = _mm256_loadu_ps(xp + 8);
+                        best = cnn_evens(lo, hi);
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9)));
                     }
-                for (int ow = 0; ow < 56; ow++) {
-                    if (inner && ow >= 1 && ow < 56)
-                        continue;
-                    float best = 0.0f;
-                    int seen = 0;
-                    for (int i = 0; i < 3; i++) {
-                        int ih = oh * 2 - 1 + i;
-                        if (ih < 0 || ih >= 112)
-                            continue;
-                        for (int j = 0; j < 3; j++) {
-                            int iw = ow * 2 - 1 + j;
-                            if (iw < 0 || iw >= 112)
-                                continue;
-                            float v = xc[ih * 112 + iw];
-                            if (!seen || v > best || v != v)
-                                best = v;
-                            seen = 1;
-                        }
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 114), hi = _mm256_loadu_ps(xp + 122);
+                        best = cnn_vmax(best, cnn_evens(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 115), _mm256_loadu_ps(xp + 123)));
                     }
-                    yb[(c * 56 + oh) * 56 + ow] = best;
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 228), hi = _mm256_loadu_ps(xp + 236);
+                        best = cnn_vmax(best, cnn_evens(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 229), _mm256_loadu_ps(xp + 237)));
+                    }
+                    _mm256_storeu_ps(yr + ow, best);
                 }
             }
+        }
     }
 }
 
@@ -918,49 +940,52 @@ static CNN_SIMD void lrn2(const float *restrict x0, float *restrict y, int batch
 
 /* maxpool2 — examples/googlenet.cnn:35: maxpool 3x3/2 p1
  *   in [192,56,56] -> out [192,28,28]
- *   scalar loops
+ *   avx2: 8 outputs of a row a vector (ymm), even and odd input columns split by shuffles; each channel padded with -infinity into scratch first
  */
-static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, float *restrict s, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 602112;
         float *yb = y + (ptrdiff_t)b * 150528;
-        for (int c = 0; c < 192; c++)
+        float *pl = s + (ptrdiff_t)b * 3364; /* the padded plane */
+        const float ninf = _mm_cvtss_f32(_mm_castsi128_ps(_mm_set1_epi32(-8388608)));
+        for (int c = 0; c < 192; c++) {
+                for (int i = 0; i < 58; i++) {
+                    float *row = pl + i * 58;
+                    const int ih = i - 1;
+                    for (int j = 0; j < 58; j++)
+                        row[j] = ih < 0 || ih >= 56 || j < 1 || j >= 57
+                                 ? ninf : xb0[(c * 56 + ih) * 56 + j - 1];
+                }
             for (int oh = 0; oh < 28; oh++) {
-                const float *xc = xb0 + c * 3136;
-                const int inner = oh >= 1 && oh < 28;
-                if (inner)
-                    for (int ow = 1; ow < 28; ow++) {
-                        const float *xw = xc + (oh * 2 - 1) * 56 + ow * 2 - 1;
-                        float best = xw[0];
-                        for (int i = 0; i < 3; i++)
-                            for (int j = 0; j < 3; j++) {
-                                float v = xw[i * 56 + j];
-                                best = v > best || v != v ? v : best;
-                            }
-                        yb[(c * 28 + oh) * 28 + ow] = best;
+                const float *xr = pl + oh * 116;
+                float *yr = yb + (c * 28 + oh) * 28;
+                for (int v = 0; v < 4; v++) {
+                    const int ow = v < 3 ? v * W : 20;
+                    const float *xp = xr + 2 * ow;
+                    __m256 best;
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 0), hi = _mm256_loadu_ps(xp + 8);
+                        best = cnn_evens(lo, hi);
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9)));
                     }
-                for (int ow = 0; ow < 28; ow++) {
-                    if (inner && ow >= 1 && ow < 28)
-                        continue;
-                    float best = 0.0f;
-                    int seen = 0;
-                    for (int i = 0; i < 3; i++) {
-                        int ih = oh * 2 - 1 + i;
-                        if (ih < 0 || ih >= 56)
-                            continue;
-                        for (int j = 0; j < 3; j++) {
-                            int iw = ow * 2 - 1 + j;
-                            if (iw < 0 || iw >= 56)
-                                continue;
-                            float v = xc[ih * 56 + iw];
-                            if (!seen || v > best || v != v)
-                                best = v;
-                            seen = 1;
-                        }
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 58), hi = _mm256_loadu_ps(xp + 66);
+                        best = cnn_vmax(best, cnn_evens(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 59), _mm256_loadu_ps(xp + 67)));
                     }
-                    yb[(c * 28 + oh) * 28 + ow] = best;
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 116), hi = _mm256_loadu_ps(xp + 124);
+                        best = cnn_vmax(best, cnn_evens(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 117), _mm256_loadu_ps(xp + 125)));
+                    }
+                    _mm256_storeu_ps(yr + ow, best);
                 }
             }
+        }
     }
 }
 
@@ -1993,49 +2018,43 @@ static CNN_SIMD void inception1_conv5(const float *restrict x0, float *restrict 
 
 /* inception1.maxpool1 — examples/googlenet.cnn:25: maxpool 3x3 p1
  *   in [192,28,28] -> out [192,28,28]
- *   scalar loops
+ *   avx2: 8 outputs of a row a vector (ymm); each channel padded with -infinity into scratch first
  */
-static CNN_SIMD void inception1_maxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void inception1_maxpool1(const float *restrict x0, float *restrict y, float *restrict s, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 150528;
-        for (int c = 0; c < 192; c++)
+        float *pl = s + (ptrdiff_t)b * 900; /* the padded plane */
+        const float ninf = _mm_cvtss_f32(_mm_castsi128_ps(_mm_set1_epi32(-8388608)));
+        for (int c = 0; c < 192; c++) {
+                for (int i = 0; i < 30; i++) {
+                    float *row = pl + i * 30;
+                    const int ih = i - 1;
+                    for (int j = 0; j < 30; j++)
+                        row[j] = ih < 0 || ih >= 28 || j < 1 || j >= 29
+                                 ? ninf : xb0[(c * 28 + ih) * 28 + j - 1];
+                }
             for (int oh = 0; oh < 28; oh++) {
-                const float *xc = xb0 + c * 784;
-                const int inner = oh >= 1 && oh < 27;
-                if (inner)
-                    for (int ow = 1; ow < 27; ow++) {
-                        const float *xw = xc + (oh * 1 - 1) * 28 + ow * 1 - 1;
-                        float best = xw[0];
-                        for (int i = 0; i < 3; i++)
-                            for (int j = 0; j < 3; j++) {
-                                float v = xw[i * 28 + j];
-                                best = v > best || v != v ? v : best;
-                            }
-                        yb[(c * 28 + oh) * 28 + ow] = best;
-                    }
-                for (int ow = 0; ow < 28; ow++) {
-                    if (inner && ow >= 1 && ow < 27)
-                        continue;
-                    float best = 0.0f;
-                    int seen = 0;
-                    for (int i = 0; i < 3; i++) {
-                        int ih = oh * 1 - 1 + i;
-                        if (ih < 0 || ih >= 28)
-                            continue;
-                        for (int j = 0; j < 3; j++) {
-                            int iw = ow * 1 - 1 + j;
-                            if (iw < 0 || iw >= 28)
-                                continue;
-                            float v = xc[ih * 28 + iw];
-                            if (!seen || v > best || v != v)
-                                best = v;
-                            seen = 1;
-                        }
-                    }
-                    yb[(c * 28 + oh) * 28 + ow] = best;
+                const float *xr = pl + oh * 30;
+                float *yr = yb + (c * 28 + oh) * 28;
+                for (int v = 0; v < 4; v++) {
+                    const int ow = v < 3 ? v * W : 20;
+                    const float *xp = xr + ow;
+                    __m256 best;
+                    best = _mm256_loadu_ps(xp + 0);
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 1));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 2));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 30));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 31));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 32));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 60));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 61));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 62));
+                    _mm256_storeu_ps(yr + ow, best);
                 }
             }
+        }
     }
 }
 
@@ -3312,49 +3331,43 @@ static CNN_SIMD void inception2_conv5(const float *restrict x0, float *restrict 
 
 /* inception2.maxpool1 — examples/googlenet.cnn:25: maxpool 3x3 p1
  *   in [256,28,28] -> out [256,28,28]
- *   scalar loops
+ *   avx2: 8 outputs of a row a vector (ymm); each channel padded with -infinity into scratch first
  */
-static CNN_SIMD void inception2_maxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void inception2_maxpool1(const float *restrict x0, float *restrict y, float *restrict s, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
-        for (int c = 0; c < 256; c++)
+        float *pl = s + (ptrdiff_t)b * 900; /* the padded plane */
+        const float ninf = _mm_cvtss_f32(_mm_castsi128_ps(_mm_set1_epi32(-8388608)));
+        for (int c = 0; c < 256; c++) {
+                for (int i = 0; i < 30; i++) {
+                    float *row = pl + i * 30;
+                    const int ih = i - 1;
+                    for (int j = 0; j < 30; j++)
+                        row[j] = ih < 0 || ih >= 28 || j < 1 || j >= 29
+                                 ? ninf : xb0[(c * 28 + ih) * 28 + j - 1];
+                }
             for (int oh = 0; oh < 28; oh++) {
-                const float *xc = xb0 + c * 784;
-                const int inner = oh >= 1 && oh < 27;
-                if (inner)
-                    for (int ow = 1; ow < 27; ow++) {
-                        const float *xw = xc + (oh * 1 - 1) * 28 + ow * 1 - 1;
-                        float best = xw[0];
-                        for (int i = 0; i < 3; i++)
-                            for (int j = 0; j < 3; j++) {
-                                float v = xw[i * 28 + j];
-                                best = v > best || v != v ? v : best;
-                            }
-                        yb[(c * 28 + oh) * 28 + ow] = best;
-                    }
-                for (int ow = 0; ow < 28; ow++) {
-                    if (inner && ow >= 1 && ow < 27)
-                        continue;
-                    float best = 0.0f;
-                    int seen = 0;
-                    for (int i = 0; i < 3; i++) {
-                        int ih = oh * 1 - 1 + i;
-                        if (ih < 0 || ih >= 28)
-                            continue;
-                        for (int j = 0; j < 3; j++) {
-                            int iw = ow * 1 - 1 + j;
-                            if (iw < 0 || iw >= 28)
-                                continue;
-                            float v = xc[ih * 28 + iw];
-                            if (!seen || v > best || v != v)
-                                best = v;
-                            seen = 1;
-                        }
-                    }
-                    yb[(c * 28 + oh) * 28 + ow] = best;
+                const float *xr = pl + oh * 30;
+                float *yr = yb + (c * 28 + oh) * 28;
+                for (int v = 0; v < 4; v++) {
+                    const int ow = v < 3 ? v * W : 20;
+                    const float *xp = xr + ow;
+                    __m256 best;
+                    best = _mm256_loadu_ps(xp + 0);
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 1));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 2));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 30));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 31));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 32));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 60));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 61));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 62));
+                    _mm256_storeu_ps(yr + ow, best);
                 }
             }
+        }
     }
 }
 
@@ -3610,49 +3623,52 @@ static CNN_SIMD void inception2_concat1(const float *restrict x0, const float *r
 
 /* maxpool3 — examples/googlenet.cnn:38: maxpool 3x3/2 p1
  *   in [480,28,28] -> out [480,14,14]
- *   scalar loops
+ *   avx2: 8 outputs of a row a vector (ymm), even and odd input columns split by shuffles; each channel padded with -infinity into scratch first
  */
-static CNN_SIMD void maxpool3(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void maxpool3(const float *restrict x0, float *restrict y, float *restrict s, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 376320;
         float *yb = y + (ptrdiff_t)b * 94080;
-        for (int c = 0; c < 480; c++)
+        float *pl = s + (ptrdiff_t)b * 900; /* the padded plane */
+        const float ninf = _mm_cvtss_f32(_mm_castsi128_ps(_mm_set1_epi32(-8388608)));
+        for (int c = 0; c < 480; c++) {
+                for (int i = 0; i < 30; i++) {
+                    float *row = pl + i * 30;
+                    const int ih = i - 1;
+                    for (int j = 0; j < 30; j++)
+                        row[j] = ih < 0 || ih >= 28 || j < 1 || j >= 29
+                                 ? ninf : xb0[(c * 28 + ih) * 28 + j - 1];
+                }
             for (int oh = 0; oh < 14; oh++) {
-                const float *xc = xb0 + c * 784;
-                const int inner = oh >= 1 && oh < 14;
-                if (inner)
-                    for (int ow = 1; ow < 14; ow++) {
-                        const float *xw = xc + (oh * 2 - 1) * 28 + ow * 2 - 1;
-                        float best = xw[0];
-                        for (int i = 0; i < 3; i++)
-                            for (int j = 0; j < 3; j++) {
-                                float v = xw[i * 28 + j];
-                                best = v > best || v != v ? v : best;
-                            }
-                        yb[(c * 14 + oh) * 14 + ow] = best;
+                const float *xr = pl + oh * 60;
+                float *yr = yb + (c * 14 + oh) * 14;
+                for (int v = 0; v < 2; v++) {
+                    const int ow = v < 1 ? v * W : 6;
+                    const float *xp = xr + 2 * ow;
+                    __m256 best;
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 0), hi = _mm256_loadu_ps(xp + 8);
+                        best = cnn_evens(lo, hi);
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9)));
                     }
-                for (int ow = 0; ow < 14; ow++) {
-                    if (inner && ow >= 1 && ow < 14)
-                        continue;
-                    float best = 0.0f;
-                    int seen = 0;
-                    for (int i = 0; i < 3; i++) {
-                        int ih = oh * 2 - 1 + i;
-                        if (ih < 0 || ih >= 28)
-                            continue;
-                        for (int j = 0; j < 3; j++) {
-                            int iw = ow * 2 - 1 + j;
-                            if (iw < 0 || iw >= 28)
-                                continue;
-                            float v = xc[ih * 28 + iw];
-                            if (!seen || v > best || v != v)
-                                best = v;
-                            seen = 1;
-                        }
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 30), hi = _mm256_loadu_ps(xp + 38);
+                        best = cnn_vmax(best, cnn_evens(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 31), _mm256_loadu_ps(xp + 39)));
                     }
-                    yb[(c * 14 + oh) * 14 + ow] = best;
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 60), hi = _mm256_loadu_ps(xp + 68);
+                        best = cnn_vmax(best, cnn_evens(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 61), _mm256_loadu_ps(xp + 69)));
+                    }
+                    _mm256_storeu_ps(yr + ow, best);
                 }
             }
+        }
     }
 }
 
@@ -4682,49 +4698,43 @@ static CNN_SIMD void inception3_conv5(const float *restrict x0, float *restrict 
 
 /* inception3.maxpool1 — examples/googlenet.cnn:25: maxpool 3x3 p1
  *   in [480,14,14] -> out [480,14,14]
- *   scalar loops
+ *   avx2: 8 outputs of a row a vector (ymm); each channel padded with -infinity into scratch first
  */
-static CNN_SIMD void inception3_maxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void inception3_maxpool1(const float *restrict x0, float *restrict y, float *restrict s, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 94080;
         float *yb = y + (ptrdiff_t)b * 94080;
-        for (int c = 0; c < 480; c++)
+        float *pl = s + (ptrdiff_t)b * 256; /* the padded plane */
+        const float ninf = _mm_cvtss_f32(_mm_castsi128_ps(_mm_set1_epi32(-8388608)));
+        for (int c = 0; c < 480; c++) {
+                for (int i = 0; i < 16; i++) {
+                    float *row = pl + i * 16;
+                    const int ih = i - 1;
+                    for (int j = 0; j < 16; j++)
+                        row[j] = ih < 0 || ih >= 14 || j < 1 || j >= 15
+                                 ? ninf : xb0[(c * 14 + ih) * 14 + j - 1];
+                }
             for (int oh = 0; oh < 14; oh++) {
-                const float *xc = xb0 + c * 196;
-                const int inner = oh >= 1 && oh < 13;
-                if (inner)
-                    for (int ow = 1; ow < 13; ow++) {
-                        const float *xw = xc + (oh * 1 - 1) * 14 + ow * 1 - 1;
-                        float best = xw[0];
-                        for (int i = 0; i < 3; i++)
-                            for (int j = 0; j < 3; j++) {
-                                float v = xw[i * 14 + j];
-                                best = v > best || v != v ? v : best;
-                            }
-                        yb[(c * 14 + oh) * 14 + ow] = best;
-                    }
-                for (int ow = 0; ow < 14; ow++) {
-                    if (inner && ow >= 1 && ow < 13)
-                        continue;
-                    float best = 0.0f;
-                    int seen = 0;
-                    for (int i = 0; i < 3; i++) {
-                        int ih = oh * 1 - 1 + i;
-                        if (ih < 0 || ih >= 14)
-                            continue;
-                        for (int j = 0; j < 3; j++) {
-                            int iw = ow * 1 - 1 + j;
-                            if (iw < 0 || iw >= 14)
-                                continue;
-                            float v = xc[ih * 14 + iw];
-                            if (!seen || v > best || v != v)
-                                best = v;
-                            seen = 1;
-                        }
-                    }
-                    yb[(c * 14 + oh) * 14 + ow] = best;
+                const float *xr = pl + oh * 16;
+                float *yr = yb + (c * 14 + oh) * 14;
+                for (int v = 0; v < 2; v++) {
+                    const int ow = v < 1 ? v * W : 6;
+                    const float *xp = xr + ow;
+                    __m256 best;
+                    best = _mm256_loadu_ps(xp + 0);
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 1));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 2));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 16));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 17));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 18));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 32));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 33));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 34));
+                    _mm256_storeu_ps(yr + ow, best);
                 }
             }
+        }
     }
 }
 
@@ -6030,49 +6040,43 @@ static CNN_SIMD void inception4_conv5(const float *restrict x0, float *restrict 
 
 /* inception4.maxpool1 — examples/googlenet.cnn:25: maxpool 3x3 p1
  *   in [512,14,14] -> out [512,14,14]
- *   scalar loops
+ *   avx2: 8 outputs of a row a vector (ymm); each channel padded with -infinity into scratch first
  */
-static CNN_SIMD void inception4_maxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void inception4_maxpool1(const float *restrict x0, float *restrict y, float *restrict s, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        for (int c = 0; c < 512; c++)
+        float *pl = s + (ptrdiff_t)b * 256; /* the padded plane */
+        const float ninf = _mm_cvtss_f32(_mm_castsi128_ps(_mm_set1_epi32(-8388608)));
+        for (int c = 0; c < 512; c++) {
+                for (int i = 0; i < 16; i++) {
+                    float *row = pl + i * 16;
+                    const int ih = i - 1;
+                    for (int j = 0; j < 16; j++)
+                        row[j] = ih < 0 || ih >= 14 || j < 1 || j >= 15
+                                 ? ninf : xb0[(c * 14 + ih) * 14 + j - 1];
+                }
             for (int oh = 0; oh < 14; oh++) {
-                const float *xc = xb0 + c * 196;
-                const int inner = oh >= 1 && oh < 13;
-                if (inner)
-                    for (int ow = 1; ow < 13; ow++) {
-                        const float *xw = xc + (oh * 1 - 1) * 14 + ow * 1 - 1;
-                        float best = xw[0];
-                        for (int i = 0; i < 3; i++)
-                            for (int j = 0; j < 3; j++) {
-                                float v = xw[i * 14 + j];
-                                best = v > best || v != v ? v : best;
-                            }
-                        yb[(c * 14 + oh) * 14 + ow] = best;
-                    }
-                for (int ow = 0; ow < 14; ow++) {
-                    if (inner && ow >= 1 && ow < 13)
-                        continue;
-                    float best = 0.0f;
-                    int seen = 0;
-                    for (int i = 0; i < 3; i++) {
-                        int ih = oh * 1 - 1 + i;
-                        if (ih < 0 || ih >= 14)
-                            continue;
-                        for (int j = 0; j < 3; j++) {
-                            int iw = ow * 1 - 1 + j;
-                            if (iw < 0 || iw >= 14)
-                                continue;
-                            float v = xc[ih * 14 + iw];
-                            if (!seen || v > best || v != v)
-                                best = v;
-                            seen = 1;
-                        }
-                    }
-                    yb[(c * 14 + oh) * 14 + ow] = best;
+                const float *xr = pl + oh * 16;
+                float *yr = yb + (c * 14 + oh) * 14;
+                for (int v = 0; v < 2; v++) {
+                    const int ow = v < 1 ? v * W : 6;
+                    const float *xp = xr + ow;
+                    __m256 best;
+                    best = _mm256_loadu_ps(xp + 0);
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 1));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 2));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 16));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 17));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 18));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 32));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 33));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 34));
+                    _mm256_storeu_ps(yr + ow, best);
                 }
             }
+        }
     }
 }
 
@@ -7379,49 +7383,43 @@ static CNN_SIMD void inception5_conv5(const float *restrict x0, float *restrict 
 
 /* inception5.maxpool1 — examples/googlenet.cnn:25: maxpool 3x3 p1
  *   in [512,14,14] -> out [512,14,14]
- *   scalar loops
+ *   avx2: 8 outputs of a row a vector (ymm); each channel padded with -infinity into scratch first
  */
-static CNN_SIMD void inception5_maxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void inception5_maxpool1(const float *restrict x0, float *restrict y, float *restrict s, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        for (int c = 0; c < 512; c++)
+        float *pl = s + (ptrdiff_t)b * 256; /* the padded plane */
+        const float ninf = _mm_cvtss_f32(_mm_castsi128_ps(_mm_set1_epi32(-8388608)));
+        for (int c = 0; c < 512; c++) {
+                for (int i = 0; i < 16; i++) {
+                    float *row = pl + i * 16;
+                    const int ih = i - 1;
+                    for (int j = 0; j < 16; j++)
+                        row[j] = ih < 0 || ih >= 14 || j < 1 || j >= 15
+                                 ? ninf : xb0[(c * 14 + ih) * 14 + j - 1];
+                }
             for (int oh = 0; oh < 14; oh++) {
-                const float *xc = xb0 + c * 196;
-                const int inner = oh >= 1 && oh < 13;
-                if (inner)
-                    for (int ow = 1; ow < 13; ow++) {
-                        const float *xw = xc + (oh * 1 - 1) * 14 + ow * 1 - 1;
-                        float best = xw[0];
-                        for (int i = 0; i < 3; i++)
-                            for (int j = 0; j < 3; j++) {
-                                float v = xw[i * 14 + j];
-                                best = v > best || v != v ? v : best;
-                            }
-                        yb[(c * 14 + oh) * 14 + ow] = best;
-                    }
-                for (int ow = 0; ow < 14; ow++) {
-                    if (inner && ow >= 1 && ow < 13)
-                        continue;
-                    float best = 0.0f;
-                    int seen = 0;
-                    for (int i = 0; i < 3; i++) {
-                        int ih = oh * 1 - 1 + i;
-                        if (ih < 0 || ih >= 14)
-                            continue;
-                        for (int j = 0; j < 3; j++) {
-                            int iw = ow * 1 - 1 + j;
-                            if (iw < 0 || iw >= 14)
-                                continue;
-                            float v = xc[ih * 14 + iw];
-                            if (!seen || v > best || v != v)
-                                best = v;
-                            seen = 1;
-                        }
-                    }
-                    yb[(c * 14 + oh) * 14 + ow] = best;
+                const float *xr = pl + oh * 16;
+                float *yr = yb + (c * 14 + oh) * 14;
+                for (int v = 0; v < 2; v++) {
+                    const int ow = v < 1 ? v * W : 6;
+                    const float *xp = xr + ow;
+                    __m256 best;
+                    best = _mm256_loadu_ps(xp + 0);
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 1));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 2));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 16));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 17));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 18));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 32));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 33));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 34));
+                    _mm256_storeu_ps(yr + ow, best);
                 }
             }
+        }
     }
 }
 
@@ -8718,49 +8716,43 @@ static CNN_SIMD void inception6_conv5(const float *restrict x0, float *restrict 
 
 /* inception6.maxpool1 — examples/googlenet.cnn:25: maxpool 3x3 p1
  *   in [512,14,14] -> out [512,14,14]
- *   scalar loops
+ *   avx2: 8 outputs of a row a vector (ymm); each channel padded with -infinity into scratch first
  */
-static CNN_SIMD void inception6_maxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void inception6_maxpool1(const float *restrict x0, float *restrict y, float *restrict s, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
-        for (int c = 0; c < 512; c++)
+        float *pl = s + (ptrdiff_t)b * 256; /* the padded plane */
+        const float ninf = _mm_cvtss_f32(_mm_castsi128_ps(_mm_set1_epi32(-8388608)));
+        for (int c = 0; c < 512; c++) {
+                for (int i = 0; i < 16; i++) {
+                    float *row = pl + i * 16;
+                    const int ih = i - 1;
+                    for (int j = 0; j < 16; j++)
+                        row[j] = ih < 0 || ih >= 14 || j < 1 || j >= 15
+                                 ? ninf : xb0[(c * 14 + ih) * 14 + j - 1];
+                }
             for (int oh = 0; oh < 14; oh++) {
-                const float *xc = xb0 + c * 196;
-                const int inner = oh >= 1 && oh < 13;
-                if (inner)
-                    for (int ow = 1; ow < 13; ow++) {
-                        const float *xw = xc + (oh * 1 - 1) * 14 + ow * 1 - 1;
-                        float best = xw[0];
-                        for (int i = 0; i < 3; i++)
-                            for (int j = 0; j < 3; j++) {
-                                float v = xw[i * 14 + j];
-                                best = v > best || v != v ? v : best;
-                            }
-                        yb[(c * 14 + oh) * 14 + ow] = best;
-                    }
-                for (int ow = 0; ow < 14; ow++) {
-                    if (inner && ow >= 1 && ow < 13)
-                        continue;
-                    float best = 0.0f;
-                    int seen = 0;
-                    for (int i = 0; i < 3; i++) {
-                        int ih = oh * 1 - 1 + i;
-                        if (ih < 0 || ih >= 14)
-                            continue;
-                        for (int j = 0; j < 3; j++) {
-                            int iw = ow * 1 - 1 + j;
-                            if (iw < 0 || iw >= 14)
-                                continue;
-                            float v = xc[ih * 14 + iw];
-                            if (!seen || v > best || v != v)
-                                best = v;
-                            seen = 1;
-                        }
-                    }
-                    yb[(c * 14 + oh) * 14 + ow] = best;
+                const float *xr = pl + oh * 16;
+                float *yr = yb + (c * 14 + oh) * 14;
+                for (int v = 0; v < 2; v++) {
+                    const int ow = v < 1 ? v * W : 6;
+                    const float *xp = xr + ow;
+                    __m256 best;
+                    best = _mm256_loadu_ps(xp + 0);
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 1));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 2));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 16));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 17));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 18));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 32));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 33));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 34));
+                    _mm256_storeu_ps(yr + ow, best);
                 }
             }
+        }
     }
 }
 
@@ -10058,49 +10050,43 @@ static CNN_SIMD void inception7_conv5(const float *restrict x0, float *restrict 
 
 /* inception7.maxpool1 — examples/googlenet.cnn:25: maxpool 3x3 p1
  *   in [528,14,14] -> out [528,14,14]
- *   scalar loops
+ *   avx2: 8 outputs of a row a vector (ymm); each channel padded with -infinity into scratch first
  */
-static CNN_SIMD void inception7_maxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void inception7_maxpool1(const float *restrict x0, float *restrict y, float *restrict s, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 103488;
         float *yb = y + (ptrdiff_t)b * 103488;
-        for (int c = 0; c < 528; c++)
+        float *pl = s + (ptrdiff_t)b * 256; /* the padded plane */
+        const float ninf = _mm_cvtss_f32(_mm_castsi128_ps(_mm_set1_epi32(-8388608)));
+        for (int c = 0; c < 528; c++) {
+                for (int i = 0; i < 16; i++) {
+                    float *row = pl + i * 16;
+                    const int ih = i - 1;
+                    for (int j = 0; j < 16; j++)
+                        row[j] = ih < 0 || ih >= 14 || j < 1 || j >= 15
+                                 ? ninf : xb0[(c * 14 + ih) * 14 + j - 1];
+                }
             for (int oh = 0; oh < 14; oh++) {
-                const float *xc = xb0 + c * 196;
-                const int inner = oh >= 1 && oh < 13;
-                if (inner)
-                    for (int ow = 1; ow < 13; ow++) {
-                        const float *xw = xc + (oh * 1 - 1) * 14 + ow * 1 - 1;
-                        float best = xw[0];
-                        for (int i = 0; i < 3; i++)
-                            for (int j = 0; j < 3; j++) {
-                                float v = xw[i * 14 + j];
-                                best = v > best || v != v ? v : best;
-                            }
-                        yb[(c * 14 + oh) * 14 + ow] = best;
-                    }
-                for (int ow = 0; ow < 14; ow++) {
-                    if (inner && ow >= 1 && ow < 13)
-                        continue;
-                    float best = 0.0f;
-                    int seen = 0;
-                    for (int i = 0; i < 3; i++) {
-                        int ih = oh * 1 - 1 + i;
-                        if (ih < 0 || ih >= 14)
-                            continue;
-                        for (int j = 0; j < 3; j++) {
-                            int iw = ow * 1 - 1 + j;
-                            if (iw < 0 || iw >= 14)
-                                continue;
-                            float v = xc[ih * 14 + iw];
-                            if (!seen || v > best || v != v)
-                                best = v;
-                            seen = 1;
-                        }
-                    }
-                    yb[(c * 14 + oh) * 14 + ow] = best;
+                const float *xr = pl + oh * 16;
+                float *yr = yb + (c * 14 + oh) * 14;
+                for (int v = 0; v < 2; v++) {
+                    const int ow = v < 1 ? v * W : 6;
+                    const float *xp = xr + ow;
+                    __m256 best;
+                    best = _mm256_loadu_ps(xp + 0);
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 1));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 2));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 16));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 17));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 18));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 32));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 33));
+                    best = cnn_vmax(best, _mm256_loadu_ps(xp + 34));
+                    _mm256_storeu_ps(yr + ow, best);
                 }
             }
+        }
     }
 }
 
@@ -10366,49 +10352,51 @@ static CNN_SIMD void inception7_concat1(const float *restrict x0, const float *r
 
 /* maxpool4 — examples/googlenet.cnn:44: maxpool 3x3/2 p1
  *   in [832,14,14] -> out [832,7,7]
- *   scalar loops
+ *   avx2: one ymm vector a row, loads and store masked to it, even and odd input columns split by shuffles; each channel padded with -infinity into scratch first
  */
-static CNN_SIMD void maxpool4(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void maxpool4(const float *restrict x0, float *restrict y, float *restrict s, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 163072;
         float *yb = y + (ptrdiff_t)b * 40768;
-        for (int c = 0; c < 832; c++)
-            for (int oh = 0; oh < 7; oh++) {
-                const float *xc = xb0 + c * 196;
-                const int inner = oh >= 1 && oh < 7;
-                if (inner)
-                    for (int ow = 1; ow < 7; ow++) {
-                        const float *xw = xc + (oh * 2 - 1) * 14 + ow * 2 - 1;
-                        float best = xw[0];
-                        for (int i = 0; i < 3; i++)
-                            for (int j = 0; j < 3; j++) {
-                                float v = xw[i * 14 + j];
-                                best = v > best || v != v ? v : best;
-                            }
-                        yb[(c * 7 + oh) * 7 + ow] = best;
-                    }
-                for (int ow = 0; ow < 7; ow++) {
-                    if (inner && ow >= 1 && ow < 7)
-                        continue;
-                    float best = 0.0f;
-                    int seen = 0;
-                    for (int i = 0; i < 3; i++) {
-                        int ih = oh * 2 - 1 + i;
-                        if (ih < 0 || ih >= 14)
-                            continue;
-                        for (int j = 0; j < 3; j++) {
-                            int iw = ow * 2 - 1 + j;
-                            if (iw < 0 || iw >= 14)
-                                continue;
-                            float v = xc[ih * 14 + iw];
-                            if (!seen || v > best || v != v)
-                                best = v;
-                            seen = 1;
-                        }
-                    }
-                    yb[(c * 7 + oh) * 7 + ow] = best;
+        float *pl = s + (ptrdiff_t)b * 256; /* the padded plane */
+        const float ninf = _mm_cvtss_f32(_mm_castsi128_ps(_mm_set1_epi32(-8388608)));
+        for (int c = 0; c < 832; c++) {
+                for (int i = 0; i < 16; i++) {
+                    float *row = pl + i * 16;
+                    const int ih = i - 1;
+                    for (int j = 0; j < 16; j++)
+                        row[j] = ih < 0 || ih >= 14 || j < 1 || j >= 15
+                                 ? ninf : xb0[(c * 14 + ih) * 14 + j - 1];
                 }
+            for (int oh = 0; oh < 7; oh++) {
+                const float *xr = pl + oh * 32;
+                float *yr = yb + (c * 7 + oh) * 7;
+                const float *xp = xr;
+                const __m256i m0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), m1 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1);
+                const __m256i m2 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), m3 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0);
+                __m256 best;
+                {
+                    const __m256 lo = _mm256_maskload_ps(xp + 0, m0), hi = _mm256_maskload_ps(xp + 8, m1);
+                    best = cnn_evens(lo, hi);
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(_mm256_maskload_ps(xp + 1, m2), _mm256_maskload_ps(xp + 9, m3)));
+                }
+                {
+                    const __m256 lo = _mm256_maskload_ps(xp + 16, m0), hi = _mm256_maskload_ps(xp + 24, m1);
+                    best = cnn_vmax(best, cnn_evens(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(_mm256_maskload_ps(xp + 17, m2), _mm256_maskload_ps(xp + 25, m3)));
+                }
+                {
+                    const __m256 lo = _mm256_maskload_ps(xp + 32, m0), hi = _mm256_maskload_ps(xp + 40, m1);
+                    best = cnn_vmax(best, cnn_evens(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(_mm256_maskload_ps(xp + 33, m2), _mm256_maskload_ps(xp + 41, m3)));
+                }
+                _mm256_maskstore_ps(yr, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0), best);
             }
+        }
     }
 }
 
@@ -11423,49 +11411,43 @@ static CNN_SIMD void inception8_conv5(const float *restrict x0, float *restrict 
 
 /* inception8.maxpool1 — examples/googlenet.cnn:25: maxpool 3x3 p1
  *   in [832,7,7] -> out [832,7,7]
- *   scalar loops
+ *   avx2: one ymm vector a row, loads and store masked to it; each channel padded with -infinity into scratch first
  */
-static CNN_SIMD void inception8_maxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void inception8_maxpool1(const float *restrict x0, float *restrict y, float *restrict s, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 40768;
-        for (int c = 0; c < 832; c++)
-            for (int oh = 0; oh < 7; oh++) {
-                const float *xc = xb0 + c * 49;
-                const int inner = oh >= 1 && oh < 6;
-                if (inner)
-                    for (int ow = 1; ow < 6; ow++) {
-                        const float *xw = xc + (oh * 1 - 1) * 7 + ow * 1 - 1;
-                        float best = xw[0];
-                        for (int i = 0; i < 3; i++)
-                            for (int j = 0; j < 3; j++) {
-                                float v = xw[i * 7 + j];
-                                best = v > best || v != v ? v : best;
-                            }
-                        yb[(c * 7 + oh) * 7 + ow] = best;
-                    }
-                for (int ow = 0; ow < 7; ow++) {
-                    if (inner && ow >= 1 && ow < 6)
-                        continue;
-                    float best = 0.0f;
-                    int seen = 0;
-                    for (int i = 0; i < 3; i++) {
-                        int ih = oh * 1 - 1 + i;
-                        if (ih < 0 || ih >= 7)
-                            continue;
-                        for (int j = 0; j < 3; j++) {
-                            int iw = ow * 1 - 1 + j;
-                            if (iw < 0 || iw >= 7)
-                                continue;
-                            float v = xc[ih * 7 + iw];
-                            if (!seen || v > best || v != v)
-                                best = v;
-                            seen = 1;
-                        }
-                    }
-                    yb[(c * 7 + oh) * 7 + ow] = best;
+        float *pl = s + (ptrdiff_t)b * 81; /* the padded plane */
+        const float ninf = _mm_cvtss_f32(_mm_castsi128_ps(_mm_set1_epi32(-8388608)));
+        for (int c = 0; c < 832; c++) {
+                for (int i = 0; i < 9; i++) {
+                    float *row = pl + i * 9;
+                    const int ih = i - 1;
+                    for (int j = 0; j < 9; j++)
+                        row[j] = ih < 0 || ih >= 7 || j < 1 || j >= 8
+                                 ? ninf : xb0[(c * 7 + ih) * 7 + j - 1];
                 }
+            for (int oh = 0; oh < 7; oh++) {
+                const float *xr = pl + oh * 9;
+                float *yr = yb + (c * 7 + oh) * 7;
+                const float *xp = xr;
+                const __m256i m0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1);
+                const __m256i m1 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1);
+                const __m256i m2 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0);
+                __m256 best;
+                best = _mm256_maskload_ps(xp + 0, m0);
+                best = cnn_vmax(best, _mm256_maskload_ps(xp + 1, m1));
+                best = cnn_vmax(best, _mm256_maskload_ps(xp + 2, m2));
+                best = cnn_vmax(best, _mm256_maskload_ps(xp + 9, m0));
+                best = cnn_vmax(best, _mm256_maskload_ps(xp + 10, m1));
+                best = cnn_vmax(best, _mm256_maskload_ps(xp + 11, m2));
+                best = cnn_vmax(best, _mm256_maskload_ps(xp + 18, m0));
+                best = cnn_vmax(best, _mm256_maskload_ps(xp + 19, m1));
+                best = cnn_vmax(best, _mm256_maskload_ps(xp + 20, m2));
+                _mm256_maskstore_ps(yr, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0), best);
             }
+        }
     }
 }
 
@@ -12733,49 +12715,43 @@ static CNN_SIMD void inception9_conv5(const float *restrict x0, float *restrict 
 
 /* inception9.maxpool1 — examples/googlenet.cnn:25: maxpool 3x3 p1
  *   in [832,7,7] -> out [832,7,7]
- *   scalar loops
+ *   avx2: one ymm vector a row, loads and store masked to it; each channel padded with -infinity into scratch first
  */
-static CNN_SIMD void inception9_maxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void inception9_maxpool1(const float *restrict x0, float *restrict y, float *restrict s, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
         float *yb = y + (ptrdiff_t)b * 40768;
-        for (int c = 0; c < 832; c++)
-            for (int oh = 0; oh < 7; oh++) {
-                const float *xc = xb0 + c * 49;
-                const int inner = oh >= 1 && oh < 6;
-                if (inner)
-                    for (int ow = 1; ow < 6; ow++) {
-                        const float *xw = xc + (oh * 1 - 1) * 7 + ow * 1 - 1;
-                        float best = xw[0];
-                        for (int i = 0; i < 3; i++)
-                            for (int j = 0; j < 3; j++) {
-                                float v = xw[i * 7 + j];
-                                best = v > best || v != v ? v : best;
-                            }
-                        yb[(c * 7 + oh) * 7 + ow] = best;
-                    }
-                for (int ow = 0; ow < 7; ow++) {
-                    if (inner && ow >= 1 && ow < 6)
-                        continue;
-                    float best = 0.0f;
-                    int seen = 0;
-                    for (int i = 0; i < 3; i++) {
-                        int ih = oh * 1 - 1 + i;
-                        if (ih < 0 || ih >= 7)
-                            continue;
-                        for (int j = 0; j < 3; j++) {
-                            int iw = ow * 1 - 1 + j;
-                            if (iw < 0 || iw >= 7)
-                                continue;
-                            float v = xc[ih * 7 + iw];
-                            if (!seen || v > best || v != v)
-                                best = v;
-                            seen = 1;
-                        }
-                    }
-                    yb[(c * 7 + oh) * 7 + ow] = best;
+        float *pl = s + (ptrdiff_t)b * 81; /* the padded plane */
+        const float ninf = _mm_cvtss_f32(_mm_castsi128_ps(_mm_set1_epi32(-8388608)));
+        for (int c = 0; c < 832; c++) {
+                for (int i = 0; i < 9; i++) {
+                    float *row = pl + i * 9;
+                    const int ih = i - 1;
+                    for (int j = 0; j < 9; j++)
+                        row[j] = ih < 0 || ih >= 7 || j < 1 || j >= 8
+                                 ? ninf : xb0[(c * 7 + ih) * 7 + j - 1];
                 }
+            for (int oh = 0; oh < 7; oh++) {
+                const float *xr = pl + oh * 9;
+                float *yr = yb + (c * 7 + oh) * 7;
+                const float *xp = xr;
+                const __m256i m0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1);
+                const __m256i m1 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1);
+                const __m256i m2 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0);
+                __m256 best;
+                best = _mm256_maskload_ps(xp + 0, m0);
+                best = cnn_vmax(best, _mm256_maskload_ps(xp + 1, m1));
+                best = cnn_vmax(best, _mm256_maskload_ps(xp + 2, m2));
+                best = cnn_vmax(best, _mm256_maskload_ps(xp + 9, m0));
+                best = cnn_vmax(best, _mm256_maskload_ps(xp + 10, m1));
+                best = cnn_vmax(best, _mm256_maskload_ps(xp + 11, m2));
+                best = cnn_vmax(best, _mm256_maskload_ps(xp + 18, m0));
+                best = cnn_vmax(best, _mm256_maskload_ps(xp + 19, m1));
+                best = cnn_vmax(best, _mm256_maskload_ps(xp + 20, m2));
+                _mm256_maskstore_ps(yr, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0), best);
             }
+        }
     }
 }
 
@@ -13197,18 +13173,18 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     if ((uintptr_t)arena % 64 != 0 || (googlenet_ARENA_BYTES > 0 && !arena))
         return 2;
     conv1(in_img, A + 0, packed + 0, A + 802816, batch);
-    maxpool1(A + 0, A + 802816, batch);
+    maxpool1(A + 0, A + 802816, A + 1003520, batch);
     lrn1(A + 802816, A + 0, batch);
     conv2(A + 0, A + 1371392, packed + 9472, batch);
     conv3(A + 1371392, A + 769280, packed + 13632, A + 0, batch);
     lrn2(A + 769280, A + 0, batch);
-    maxpool2(A + 0, A + 602112, batch);
+    maxpool2(A + 0, A + 602112, A + 752640, batch);
     inception1_conv1(A + 602112, A + 1086976, packed + 210432, batch);
     inception1_conv2(A + 602112, A + 752640, packed + 222784, batch);
     inception1_conv3(A + 752640, A + 986624, packed + 241312, A + 0, batch);
     inception1_conv4(A + 602112, A + 794144, packed + 439584, batch);
     inception1_conv5(A + 794144, A + 752640, packed + 442672, A + 777728, batch);
-    inception1_maxpool1(A + 602112, A + 0, batch);
+    inception1_maxpool1(A + 602112, A + 0, A + 777728, batch);
     inception1_conv6(A + 0, A + 150528, packed + 455504, batch);
     inception1_concat1(A + 1086976, A + 986624, A + 752640, A + 150528, A + 785920, batch);
     inception2_conv1(A + 785920, A + 1137152, packed + 461680, batch);
@@ -13216,16 +13192,16 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     inception2_conv3(A + 1237504, A + 986624, packed + 527472, A + 0, batch);
     inception2_conv4(A + 785920, A + 484368, packed + 920880, batch);
     inception2_conv5(A + 484368, A + 376320, packed + 929104, A + 451584, batch);
-    inception2_maxpool1(A + 785920, A + 0, batch);
+    inception2_maxpool1(A + 785920, A + 0, A + 200704, batch);
     inception2_conv6(A + 0, A + 451584, packed + 1006000, batch);
     inception2_concat1(A + 1137152, A + 986624, A + 376320, A + 451584, A + 0, batch);
-    maxpool3(A + 0, A + 376320, batch);
+    maxpool3(A + 0, A + 376320, A + 470400, batch);
     inception3_conv1(A + 376320, A + 518464, packed + 1022448, batch);
     inception3_conv2(A + 376320, A + 340992, packed + 1114800, batch);
     inception3_conv3(A + 340992, A + 477696, packed + 1160976, A + 0, batch);
     inception3_conv4(A + 376320, A + 0, packed + 1483744, batch);
     inception3_conv5(A + 0, A + 106624, packed + 1491440, A + 470400, batch);
-    inception3_maxpool1(A + 376320, A + 0, batch);
+    inception3_maxpool1(A + 376320, A + 0, A + 470400, batch);
     inception3_conv6(A + 0, A + 94080, packed + 1510688, batch);
     inception3_concat1(A + 518464, A + 477696, A + 106624, A + 94080, A + 377344, batch);
     inception4_conv1(A + 377344, A + 576384, packed + 1542434, batch);
@@ -13233,7 +13209,7 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     inception4_conv3(A + 477696, A + 532480, packed + 1684022, A + 0, batch);
     inception4_conv4(A + 377344, A + 485472, packed + 2087446, batch);
     inception4_conv5(A + 485472, A + 100352, packed + 2099758, A + 477696, batch);
-    inception4_maxpool1(A + 377344, A + 0, batch);
+    inception4_maxpool1(A + 377344, A + 0, A + 477696, batch);
     inception4_conv6(A + 0, A + 112896, packed + 2138222, batch);
     inception4_concat1(A + 576384, A + 532480, A + 100352, A + 112896, A + 432128, batch);
     inception5_conv1(A + 432128, A + 634368, packed + 2172080, batch);
@@ -13241,7 +13217,7 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     inception5_conv3(A + 532480, A + 584192, packed + 2307512, A + 0, batch);
     inception5_conv4(A + 432128, A + 540256, packed + 2836152, batch);
     inception5_conv5(A + 540256, A + 100352, packed + 2848464, A + 532480, batch);
-    inception5_maxpool1(A + 432128, A + 0, batch);
+    inception5_maxpool1(A + 432128, A + 0, A + 532480, batch);
     inception5_conv6(A + 0, A + 112896, packed + 2886928, batch);
     inception5_concat1(A + 634368, A + 584192, A + 100352, A + 112896, A + 483840, batch);
     inception6_conv1(A + 483840, A + 698560, packed + 2920786, batch);
@@ -13249,7 +13225,7 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     inception6_conv3(A + 584192, A + 642112, packed + 3053140, A + 0, batch);
     inception6_conv4(A + 483840, A + 594560, packed + 3716980, batch);
     inception6_conv5(A + 594560, A + 100352, packed + 3733396, A + 584192, batch);
-    inception6_maxpool1(A + 483840, A + 0, batch);
+    inception6_maxpool1(A + 483840, A + 0, A + 584192, batch);
     inception6_conv6(A + 0, A + 112896, packed + 3784660, batch);
     inception6_concat1(A + 698560, A + 642112, A + 100352, A + 112896, A + 538624, batch);
     inception7_conv1(A + 538624, A + 704832, packed + 3818518, batch);
@@ -13257,16 +13233,16 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     inception7_conv3(A + 755008, A + 642112, packed + 4040698, A + 0, batch);
     inception7_conv4(A + 538624, A + 10368, packed + 4862778, batch);
     inception7_conv5(A + 10368, A + 163072, packed + 4879706, A + 0, batch);
-    inception7_maxpool1(A + 538624, A + 0, batch);
+    inception7_maxpool1(A + 538624, A + 0, A + 103488, batch);
     inception7_conv6(A + 0, A + 188160, packed + 4982234, batch);
     inception7_concat1(A + 704832, A + 642112, A + 163072, A + 188160, A + 0, batch);
-    maxpool4(A + 0, A + 163072, batch);
+    maxpool4(A + 0, A + 163072, A + 203840, batch);
     inception8_conv1(A + 163072, A + 207424, packed + 5052062, batch);
     inception8_conv2(A + 163072, A + 219968, packed + 5265310, batch);
     inception8_conv3(A + 219968, A + 139904, packed + 5398590, A + 0, batch);
     inception8_conv4(A + 163072, A + 203840, packed + 6228350, batch);
     inception8_conv5(A + 203840, A + 155584, packed + 6255006, A + 0, batch);
-    inception8_maxpool1(A + 163072, A + 0, batch);
+    inception8_maxpool1(A + 163072, A + 0, A + 161856, batch);
     inception8_conv6(A + 0, A + 40768, packed + 6357534, batch);
     inception8_concat1(A + 207424, A + 139904, A + 155584, A + 40768, A + 166656, batch);
     inception9_conv1(A + 166656, A + 207424, packed + 6464158, batch);
@@ -13274,7 +13250,7 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     inception9_conv3(A + 245056, A + 226240, packed + 6943966, A + 0, batch);
     inception9_conv4(A + 166656, A + 5808, packed + 8123998, batch);
     inception9_conv5(A + 5808, A + 50176, packed + 8163982, A + 0, batch);
-    inception9_maxpool1(A + 166656, A + 0, batch);
+    inception9_maxpool1(A + 166656, A + 0, A + 40768, batch);
     inception9_conv6(A + 0, A + 56448, packed + 8317710, batch);
     inception9_concat1(A + 207424, A + 226240, A + 50176, A + 56448, A + 0, batch);
     avgpool1(A + 0, A + 50176, batch);

@@ -268,25 +268,28 @@ static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int b
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 4704;
         float *yb = y + (ptrdiff_t)b * 1176;
-        for (int c = 0; c < 6; c++)
+        for (int c = 0; c < 6; c++) {
             for (int oh = 0; oh < 14; oh++) {
                 const float *xr = xb0 + c * 784 + oh * 56;
                 float *yr = yb + (c * 14 + oh) * 14;
                 for (int v = 0; v < 2; v++) {
                     const int ow = v < 1 ? v * W : 6;
                     const float *xp = xr + 2 * ow;
-                    __m256 lo, hi, best;
-                    lo = _mm256_loadu_ps(xp + 0);
-                    hi = _mm256_loadu_ps(xp + 8);
-                    best = cnn_evens(lo, hi);
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
-                    lo = _mm256_loadu_ps(xp + 28);
-                    hi = _mm256_loadu_ps(xp + 36);
-                    best = cnn_vmax(best, cnn_evens(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    __m256 best;
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 0), hi = _mm256_loadu_ps(xp + 8);
+                        best = cnn_evens(lo, hi);
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                    }
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 28), hi = _mm256_loadu_ps(xp + 36);
+                        best = cnn_vmax(best, cnn_evens(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                    }
                     _mm256_storeu_ps(yr + ow, best);
                 }
             }
+        }
     }
 }
 
@@ -393,22 +396,26 @@ static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int b
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 1600;
         float *yb = y + (ptrdiff_t)b * 400;
-        for (int c = 0; c < 16; c++)
+        for (int c = 0; c < 16; c++) {
             for (int oh = 0; oh < 5; oh++) {
                 const float *xr = xb0 + c * 100 + oh * 20;
                 float *yr = yb + (c * 5 + oh) * 5;
-                const __m256i lo0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), hi0 = _mm256_setr_epi32(-1, -1, 0, 0, 0, 0, 0, 0);
-                __m256 lo, hi, best;
-                lo = _mm256_maskload_ps(xr + 0, lo0);
-                hi = _mm256_maskload_ps(xr + 8, hi0);
-                best = cnn_evens(lo, hi);
-                best = cnn_vmax(best, cnn_odds(lo, hi));
-                lo = _mm256_maskload_ps(xr + 10, lo0);
-                hi = _mm256_maskload_ps(xr + 18, hi0);
-                best = cnn_vmax(best, cnn_evens(lo, hi));
-                best = cnn_vmax(best, cnn_odds(lo, hi));
+                const float *xp = xr;
+                const __m256i m0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), m1 = _mm256_setr_epi32(-1, -1, 0, 0, 0, 0, 0, 0);
+                __m256 best;
+                {
+                    const __m256 lo = _mm256_maskload_ps(xp + 0, m0), hi = _mm256_maskload_ps(xp + 8, m1);
+                    best = cnn_evens(lo, hi);
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                }
+                {
+                    const __m256 lo = _mm256_maskload_ps(xp + 10, m0), hi = _mm256_maskload_ps(xp + 18, m1);
+                    best = cnn_vmax(best, cnn_evens(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                }
                 _mm256_maskstore_ps(yr, _mm256_setr_epi32(-1, -1, -1, -1, -1, 0, 0, 0), best);
             }
+        }
     }
 }
 

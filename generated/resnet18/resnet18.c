@@ -4,7 +4,7 @@
  * command: cnnc build examples/resnet18.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, 
- * arena:   4816960 bytes (38880256 without reuse; 4233280 live at most)
+ * arena:   4816960 bytes (38932288 without reuse; 4233280 live at most)
  * weights: 11699112 canonical floats, 19153768 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -163,6 +163,25 @@ static CNN_SIMD float cnn_hsum(__m256 v) {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
     return _mm_cvtss_f32(s);
+}
+
+/* The even and the odd lanes of the sixteen floats a, b (a's first): the
+ * even and odd columns of a run of a row. */
+static CNN_SIMD __m256 cnn_evens(__m256 a, __m256 b) {
+    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 a4 a6 b4 b6 */
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+static CNN_SIMD __m256 cnn_odds(__m256 a, __m256 b) {
+    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+/* Max pooling's step in each lane, as the scalar kernels take it: v when it
+ * is greater or NaN, else best, so a NaN wins and of equal values (+0 and
+ * -0) the first stays. max_ps(v, best) is v > best ? v : best. */
+static CNN_SIMD __m256 cnn_vmax(__m256 best, __m256 v) {
+    return _mm256_blendv_ps(_mm256_max_ps(v, best), v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
 }
 
 /* The even lanes of a then of b, and the odd ones. */
@@ -353,49 +372,52 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
 
 /* maxpool1 — examples/resnet18.cnn:32: maxpool 3x3/2 p1
  *   in [64,112,112] -> out [64,56,56]
- *   scalar loops
+ *   avx2: 8 outputs of a row a vector (ymm), even and odd input columns split by shuffles; each channel padded with -infinity into scratch first
  */
-static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int batch) {
+static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, float *restrict s, int batch) {
+    enum { W = 8 }; /* floats a vector */
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 200704;
-        for (int c = 0; c < 64; c++)
+        float *pl = s + (ptrdiff_t)b * 12996; /* the padded plane */
+        const float ninf = _mm_cvtss_f32(_mm_castsi128_ps(_mm_set1_epi32(-8388608)));
+        for (int c = 0; c < 64; c++) {
+                for (int i = 0; i < 114; i++) {
+                    float *row = pl + i * 114;
+                    const int ih = i - 1;
+                    for (int j = 0; j < 114; j++)
+                        row[j] = ih < 0 || ih >= 112 || j < 1 || j >= 113
+                                 ? ninf : xb0[(c * 112 + ih) * 112 + j - 1];
+                }
             for (int oh = 0; oh < 56; oh++) {
-                const float *xc = xb0 + c * 12544;
-                const int inner = oh >= 1 && oh < 56;
-                if (inner)
-                    for (int ow = 1; ow < 56; ow++) {
-                        const float *xw = xc + (oh * 2 - 1) * 112 + ow * 2 - 1;
-                        float best = xw[0];
-                        for (int i = 0; i < 3; i++)
-                            for (int j = 0; j < 3; j++) {
-                                float v = xw[i * 112 + j];
-                                best = v > best || v != v ? v : best;
-                            }
-                        yb[(c * 56 + oh) * 56 + ow] = best;
+                const float *xr = pl + oh * 228;
+                float *yr = yb + (c * 56 + oh) * 56;
+                for (int v = 0; v < 7; v++) {
+                    const int ow = v < 6 ? v * W : 48;
+                    const float *xp = xr + 2 * ow;
+                    __m256 best;
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 0), hi = _mm256_loadu_ps(xp + 8);
+                        best = cnn_evens(lo, hi);
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9)));
                     }
-                for (int ow = 0; ow < 56; ow++) {
-                    if (inner && ow >= 1 && ow < 56)
-                        continue;
-                    float best = 0.0f;
-                    int seen = 0;
-                    for (int i = 0; i < 3; i++) {
-                        int ih = oh * 2 - 1 + i;
-                        if (ih < 0 || ih >= 112)
-                            continue;
-                        for (int j = 0; j < 3; j++) {
-                            int iw = ow * 2 - 1 + j;
-                            if (iw < 0 || iw >= 112)
-                                continue;
-                            float v = xc[ih * 112 + iw];
-                            if (!seen || v > best || v != v)
-                                best = v;
-                            seen = 1;
-                        }
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 114), hi = _mm256_loadu_ps(xp + 122);
+                        best = cnn_vmax(best, cnn_evens(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 115), _mm256_loadu_ps(xp + 123)));
                     }
-                    yb[(c * 56 + oh) * 56 + ow] = best;
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 228), hi = _mm256_loadu_ps(xp + 236);
+                        best = cnn_vmax(best, cnn_evens(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 229), _mm256_loadu_ps(xp + 237)));
+                    }
+                    _mm256_storeu_ps(yr + ow, best);
                 }
             }
+        }
     }
 }
 
@@ -4934,7 +4956,7 @@ int resnet18_forward(const float *packed, const float *in_img, float *out_logits
     if ((uintptr_t)arena % 64 != 0 || (resnet18_ARENA_BYTES > 0 && !arena))
         return 2;
     conv1(in_img, A + 0, packed + 0, A + 802816, batch);
-    maxpool1(A + 0, A + 802816, batch);
+    maxpool1(A + 0, A + 802816, A + 1003520, batch);
     basic1_conv1(A + 802816, A + 441600, packed + 9472, A + 0, batch);
     basic1_conv2(A + 441600, A + 802816, A + 1003520, packed + 75072, A + 0, batch);
     basic2_conv1(A + 1003520, A + 441600, packed + 140672, A + 0, batch);

@@ -772,25 +772,28 @@ static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int b
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 3211264;
         float *yb = y + (ptrdiff_t)b * 802816;
-        for (int c = 0; c < 64; c++)
+        for (int c = 0; c < 64; c++) {
             for (int oh = 0; oh < 112; oh++) {
                 const float *xr = xb0 + c * 50176 + oh * 448;
                 float *yr = yb + (c * 112 + oh) * 112;
                 for (int v = 0; v < 14; v++) {
                     const int ow = v < 13 ? v * W : 104;
                     const float *xp = xr + 2 * ow;
-                    __m256 lo, hi, best;
-                    lo = _mm256_loadu_ps(xp + 0);
-                    hi = _mm256_loadu_ps(xp + 8);
-                    best = cnn_evens(lo, hi);
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
-                    lo = _mm256_loadu_ps(xp + 224);
-                    hi = _mm256_loadu_ps(xp + 232);
-                    best = cnn_vmax(best, cnn_evens(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    __m256 best;
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 0), hi = _mm256_loadu_ps(xp + 8);
+                        best = cnn_evens(lo, hi);
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                    }
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 224), hi = _mm256_loadu_ps(xp + 232);
+                        best = cnn_vmax(best, cnn_evens(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                    }
                     _mm256_storeu_ps(yr + ow, best);
                 }
             }
+        }
     }
 }
 
@@ -1243,25 +1246,28 @@ static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int b
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 1605632;
         float *yb = y + (ptrdiff_t)b * 401408;
-        for (int c = 0; c < 128; c++)
+        for (int c = 0; c < 128; c++) {
             for (int oh = 0; oh < 56; oh++) {
                 const float *xr = xb0 + c * 12544 + oh * 224;
                 float *yr = yb + (c * 56 + oh) * 56;
                 for (int v = 0; v < 7; v++) {
                     const int ow = v < 6 ? v * W : 48;
                     const float *xp = xr + 2 * ow;
-                    __m256 lo, hi, best;
-                    lo = _mm256_loadu_ps(xp + 0);
-                    hi = _mm256_loadu_ps(xp + 8);
-                    best = cnn_evens(lo, hi);
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
-                    lo = _mm256_loadu_ps(xp + 112);
-                    hi = _mm256_loadu_ps(xp + 120);
-                    best = cnn_vmax(best, cnn_evens(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    __m256 best;
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 0), hi = _mm256_loadu_ps(xp + 8);
+                        best = cnn_evens(lo, hi);
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                    }
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 112), hi = _mm256_loadu_ps(xp + 120);
+                        best = cnn_vmax(best, cnn_evens(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                    }
                     _mm256_storeu_ps(yr + ow, best);
                 }
             }
+        }
     }
 }
 
@@ -2158,25 +2164,28 @@ static CNN_SIMD void maxpool3(const float *restrict x0, float *restrict y, int b
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 200704;
-        for (int c = 0; c < 256; c++)
+        for (int c = 0; c < 256; c++) {
             for (int oh = 0; oh < 28; oh++) {
                 const float *xr = xb0 + c * 3136 + oh * 112;
                 float *yr = yb + (c * 28 + oh) * 28;
                 for (int v = 0; v < 4; v++) {
                     const int ow = v < 3 ? v * W : 20;
                     const float *xp = xr + 2 * ow;
-                    __m256 lo, hi, best;
-                    lo = _mm256_loadu_ps(xp + 0);
-                    hi = _mm256_loadu_ps(xp + 8);
-                    best = cnn_evens(lo, hi);
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
-                    lo = _mm256_loadu_ps(xp + 56);
-                    hi = _mm256_loadu_ps(xp + 64);
-                    best = cnn_vmax(best, cnn_evens(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    __m256 best;
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 0), hi = _mm256_loadu_ps(xp + 8);
+                        best = cnn_evens(lo, hi);
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                    }
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 56), hi = _mm256_loadu_ps(xp + 64);
+                        best = cnn_vmax(best, cnn_evens(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                    }
                     _mm256_storeu_ps(yr + ow, best);
                 }
             }
+        }
     }
 }
 
@@ -3069,25 +3078,28 @@ static CNN_SIMD void maxpool4(const float *restrict x0, float *restrict y, int b
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 100352;
-        for (int c = 0; c < 512; c++)
+        for (int c = 0; c < 512; c++) {
             for (int oh = 0; oh < 14; oh++) {
                 const float *xr = xb0 + c * 784 + oh * 56;
                 float *yr = yb + (c * 14 + oh) * 14;
                 for (int v = 0; v < 2; v++) {
                     const int ow = v < 1 ? v * W : 6;
                     const float *xp = xr + 2 * ow;
-                    __m256 lo, hi, best;
-                    lo = _mm256_loadu_ps(xp + 0);
-                    hi = _mm256_loadu_ps(xp + 8);
-                    best = cnn_evens(lo, hi);
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
-                    lo = _mm256_loadu_ps(xp + 28);
-                    hi = _mm256_loadu_ps(xp + 36);
-                    best = cnn_vmax(best, cnn_evens(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    __m256 best;
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 0), hi = _mm256_loadu_ps(xp + 8);
+                        best = cnn_evens(lo, hi);
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                    }
+                    {
+                        const __m256 lo = _mm256_loadu_ps(xp + 28), hi = _mm256_loadu_ps(xp + 36);
+                        best = cnn_vmax(best, cnn_evens(lo, hi));
+                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                    }
                     _mm256_storeu_ps(yr + ow, best);
                 }
             }
+        }
     }
 }
 
@@ -3980,22 +3992,26 @@ static CNN_SIMD void maxpool5(const float *restrict x0, float *restrict y, int b
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 25088;
-        for (int c = 0; c < 512; c++)
+        for (int c = 0; c < 512; c++) {
             for (int oh = 0; oh < 7; oh++) {
                 const float *xr = xb0 + c * 196 + oh * 28;
                 float *yr = yb + (c * 7 + oh) * 7;
-                const __m256i lo0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), hi0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
-                __m256 lo, hi, best;
-                lo = _mm256_maskload_ps(xr + 0, lo0);
-                hi = _mm256_maskload_ps(xr + 8, hi0);
-                best = cnn_evens(lo, hi);
-                best = cnn_vmax(best, cnn_odds(lo, hi));
-                lo = _mm256_maskload_ps(xr + 14, lo0);
-                hi = _mm256_maskload_ps(xr + 22, hi0);
-                best = cnn_vmax(best, cnn_evens(lo, hi));
-                best = cnn_vmax(best, cnn_odds(lo, hi));
+                const float *xp = xr;
+                const __m256i m0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), m1 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+                __m256 best;
+                {
+                    const __m256 lo = _mm256_maskload_ps(xp + 0, m0), hi = _mm256_maskload_ps(xp + 8, m1);
+                    best = cnn_evens(lo, hi);
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                }
+                {
+                    const __m256 lo = _mm256_maskload_ps(xp + 14, m0), hi = _mm256_maskload_ps(xp + 22, m1);
+                    best = cnn_vmax(best, cnn_evens(lo, hi));
+                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                }
                 _mm256_maskstore_ps(yr, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0), best);
             }
+        }
     }
 }
 
