@@ -213,7 +213,9 @@ static void emit_train_forward(Emit *e, FILE *o) {
             fprintf(o, "    %s_train(%s, %s, %s, batch, seed, dropout);\n", fn, x,
                     act(e, n), at(e, n->train->aux));
         } else if (simd_target(e->opt->target) && simd_packs_for_training(n)) {
-            /* the weights in the kernel's order, after its own scratch */
+            /* the weights in the order of the direct kernel training runs
+             * (inference may have packed them for Winograd), after its own
+             * scratch */
             int64_t s = simd_scratch(e->opt->target, n, e->opt->batch);
             int64_t per = n->params[0].count / n->a.units;
             const char *packed = arena_printf(e->a, "%s + %lld", at(e, n->train->fscratch), ll(s));
@@ -223,7 +225,7 @@ static void emit_train_forward(Emit *e, FILE *o) {
             else
                 fprintf(o, "NULL");
             fprintf(o, ", NULL, 0.0, %s, %lld, %lld, %lld, %d);\n", packed, ll(n->a.units),
-                    ll(per), ll(n->a.groups), simd_pack_mr(e->opt->target, n));
+                    ll(per), ll(n->a.groups), simd_conv_mr(e->opt->target, n));
             fprintf(o, "    %s(", fn);
             for (int k = 0; k < n->inputs.len; k++)
                 fprintf(o, "%s, ", act(e, n->inputs.items[k]));
