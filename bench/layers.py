@@ -54,6 +54,21 @@ LAYERS = [
 ]
 
 
+def cnnc_kernel(c_file):
+    """Which kernel cnnc wrote for the layer, from the schedule line of its comment."""
+    with open(c_file) as f:
+        text = f.read()
+    if "Winograd F(2x2,3x3)" in text:
+        return "Winograd F(2x2,3x3)"
+    if "depthwise, a channel at a time" in text:
+        return "depthwise"
+    if "tile MR=" in text:
+        return "direct, positions in vectors"
+    if "tile MP=" in text:
+        return "direct, channels in vectors"
+    return "scalar loops"
+
+
 def out_size(h, k, s, p):
     return (h + 2 * p - k) // s + 1
 
@@ -148,6 +163,7 @@ def main():
     for line in B.torch_lines(torch):
         print("- " + line)
     print("- median of %d samples, each >= %.2f s of calls; GFLOP/s = 2 x direct-convolution MACs / time"
+          " (a Winograd kernel does fewer multiplications, so its figure can pass the peak)"
           % (o.samples, o.min_time))
     if has512:
         print("- this CPU has AVX-512: %sPyTorch's oneDNN kernels and clang's -march=native may use "
@@ -171,6 +187,7 @@ def main():
             f.write(cnn_text(ci, h, co, k, s, p, g))
         t = {}
         built = {}
+        kernel = ""
         for b in builds:
             target, comp, _ = B.BUILDS[b]
             if target not in built:
@@ -178,28 +195,31 @@ def main():
                 nm, _ = B.build(cnn, d, batch=1, target=target)
                 B.harness(nm, d)
                 built[target] = (nm, d)
+                if b == ref:
+                    kernel = cnnc_kernel(os.path.join(d, nm + ".c"))
             nm, d = built[target]
             exe, _ = B.compile_harness(nm, d, comp)
             t[b] = B.time_exe(exe, 1, o.samples, o.min_time)[0]
         t["torch"], be = torch_time(ci, h, co, k, s, p, g, o.samples, o.min_time)
-        rows.append((name, m, t, be))
+        rows.append((name, m, t, be, kernel))
         print("  %-26s %8.1f MMAC  %s  torch %.2f ms (%s)  (load %s)"
               % (name, m / 1e6, "  ".join("%s %.2f ms" % (b, t[b] * 1e3) for b in builds),
                  t["torch"] * 1e3, be, B.loadavg()), file=sys.stderr, flush=True)
-    print("| layer | MFLOP | %s | PyTorch 1T GFLOP/s (%% peak) | PyTorch kernel | %s |"
-          % (" | ".join("%s GFLOP/s (%% peak)" % B.BUILDS[b][2] for b in builds),
+    print("| layer | MFLOP | %s | cnnc %s kernel | PyTorch 1T GFLOP/s (%% peak) | PyTorch kernel | %s |"
+          % (" | ".join("%s GFLOP/s (%% peak)" % B.BUILDS[b][2] for b in builds), ref,
              " | ".join("cnnc %s / PyTorch time" % r for r in refs)))
-    print("|---|---:|%s---:|---|%s" % ("---:|" * len(builds), "---:|" * len(refs)))
+    print("|---|---:|%s---|---:|---|%s" % ("---:|" * len(builds), "---:|" * len(refs)))
 
     def cell(fl, sec):
         gf = fl / sec / 1e9
         return "%.2f (%.1f %%)" % (gf, 100 * gf / pk)
 
-    for name, m, t, be in rows:
+    for name, m, t, be, kernel in rows:
         fl = 2.0 * m
-        print("| %s | %.0f | %s | %s | %s | %s |"
-              % (name, fl / 1e6, " | ".join(cell(fl, t[b]) for b in builds), cell(fl, t["torch"]),
-                 BACKENDS.get(be, be), " | ".join("%.2fx" % (t[r] / t["torch"]) for r in refs)))
+        print("| %s | %.0f | %s | %s | %s | %s | %s |"
+              % (name, fl / 1e6, " | ".join(cell(fl, t[b]) for b in builds), kernel,
+                 cell(fl, t["torch"]), BACKENDS.get(be, be),
+                 " | ".join("%.2fx" % (t[r] / t["torch"]) for r in refs)))
     print()
     # % peak above is against the AVX2 peak (the project's definition); the AVX-512 one for reading
     # the avx512 column (and oneDNN's AVX-512 kernels) against what the wider vectors could do

@@ -33,6 +33,24 @@ int64_t pack_wino_floats(int64_t k, int64_t c, int mr) {
     return 16 * ((k + mr - 1) / mr) * mr * c + k;
 }
 
+/* A convolution's or dense layer's weights (and bias), with the batch norm
+ * fused into it folded in: PACK_CONV (per: weights per output channel) or
+ * PACK_WINO (per: input channels). */
+static void add_weighted(Arena *a, Packing *pk, PackKind kind, Node *n, int64_t per,
+                         int64_t groups, int mr, int64_t out_count) {
+    PackOp *op = add_op(a, pk, kind, n, n->params[0].offset, n->param_count, out_count);
+    op->k = n->a.units;
+    op->per = per;
+    op->groups = groups;
+    op->mr = mr;
+    op->bias = n->a.bias;
+    if (n->bn) {
+        op->bn_src = n->bn->params[0].offset;
+        op->eps = n->bn->a.eps;
+    }
+    n->pack_mr = mr;
+}
+
 Packing *pack_plan(Graph *g, PackMrFn mr_of, Arena *a) {
     Packing *pk = arena_alloc(a, sizeof *pk);
     for (int i = 0; i < g->nodes.len; i++) {
@@ -48,35 +66,14 @@ Packing *pack_plan(Graph *g, PackMrFn mr_of, Arena *a) {
             add_op(a, pk, PACK_BN, n, n->params[0].offset, ch, 2 * ch);
         } else if (n->winograd) {
             int64_t k = n->a.units, c = n->params[0].count / (k * 9);
-            PackOp *op = add_op(a, pk, PACK_WINO, n, n->params[0].offset, n->param_count,
-                                pack_wino_floats(k, c, mr));
-            op->k = k;
-            op->per = c;
-            op->groups = 1;
-            op->mr = mr;
-            op->bias = n->a.bias;
-            if (n->bn) {
-                op->bn_src = n->bn->params[0].offset;
-                op->eps = n->bn->a.eps;
-            }
-            n->pack_mr = mr;
+            add_weighted(a, pk, PACK_WINO, n, c, 1, mr, pack_wino_floats(k, c, mr));
         } else if (weighted && (n->bn || mr > 0)) {
             if (mr == 0)
                 mr = 1;
             int64_t k = n->a.units, groups = n->op == OP_CONV ? n->a.groups : 1;
             int64_t per = n->params[0].count / k;
-            PackOp *op = add_op(a, pk, PACK_CONV, n, n->params[0].offset,
-                                n->param_count, pack_conv_floats(k, per, groups, mr));
-            op->k = k;
-            op->per = per;
-            op->groups = groups;
-            op->mr = mr;
-            op->bias = n->a.bias;
-            if (n->bn) {
-                op->bn_src = n->bn->params[0].offset;
-                op->eps = n->bn->a.eps;
-            }
-            n->pack_mr = mr;
+            add_weighted(a, pk, PACK_CONV, n, per, groups, mr,
+                         pack_conv_floats(k, per, groups, mr));
         } else {
             /* the node's tensors are adjacent in the canonical vector */
             add_op(a, pk, PACK_COPY, n, n->params[0].offset, n->param_count,
