@@ -128,19 +128,11 @@ static void emit_row_store(Emit *e, const Node *n, const DwGeo *g, int64_t r) {
     P(e, "%s{\n", in);
     P(e, "%s    const int at = c * %lld + (oh + %lld) * %lld + ow;\n", in, ll(g->ho * g->wo),
       ll(r), ll(g->wo));
-    if (g->wo >= g->width) {
-        P(e, "%s    __m256 x = a%lld;\n", in, ll(r));
-        simd_epilogue_vector(e, n, arena_printf(e->a, "%s    ", in), "at");
-        P(e, "%s    _mm256_storeu_ps(yb + at, x);\n", in);
-    } else {
-        P(e, "%s    float lane[W];\n", in);
-        P(e, "%s    _mm256_storeu_ps(lane, a%lld);\n", in, ll(r));
-        P(e, "%s    for (int l = 0; l < %lld; l++) {\n", in, ll(g->wo));
-        P(e, "%s        float v = lane[l];\n", in);
-        emit_epilogue_scalar(e, n, arena_printf(e->a, "%s        ", in), "at + l");
-        P(e, "%s        yb[at + l] = v;\n", in);
-        P(e, "%s    }\n", in);
-    }
+    const char *acc = arena_printf(e->a, "a%lld", ll(r)), *in2 = arena_printf(e->a, "%s    ", in);
+    if (g->wo >= g->width)
+        simd_store_vector(e, n, in2, acc, "at");
+    else
+        simd_store_lanes(e, n, in2, acc, "0", arena_printf(e->a, "%lld", ll(g->wo)), "at");
     P(e, "%s}\n", in);
 }
 
@@ -148,7 +140,8 @@ void emit_dw_conv(Emit *e, const Node *n) {
     DwGeo g = dw_geo(e->opt->target, n);
     int64_t taps = g.kh * g.kw, in_rows = (g.rows - 1) * g.sh + (g.kh - 1) * g.dh + 1;
     e->need_pad = true;
-    e->need_unzip |= g.sw == 2;
+    if (g.sw == 2)
+        simd_need_unzip(e);
     P(e, "    enum { R = %lld, W = %d }; /* the tile: R output rows x W positions */\n",
       ll(g.rows), g.width);
     P(e, "    const float *bias = w + %lld;\n", ll(g.c * taps));

@@ -19,8 +19,9 @@ struct Emit {
     /* helpers the kernels used, so only those are written out */
     bool need_pad, need_exp, need_tanh, need_log, need_copy, need_dot;
     bool need_sqrt, need_unpad, need_uniform;   /* training helpers */
-    bool need_hsum, need_dot4x3, need_zip, need_unzip, need_load2x8;   /* simd */
-    bool need_pool, need_pool512;  /* cnn_evens, cnn_odds, cnn_vmax: 8 and 16 wide */
+    bool need_hsum, need_dot4x3, need_zip, need_load2x8;   /* simd */
+    bool need_unzip, need_unzip512;   /* cnn_unzip: 8 and 16 wide */
+    bool need_pool, need_pool512;     /* cnn_vmax: 8 and 16 wide */
     bool wide;                /* writing an AVX-512 kernel */
     bool scratch_per_sample;  /* the kernel's scratch has a part per sample */
     bool plain;               /* writing the unfused scalar kernels that
@@ -131,9 +132,18 @@ PackMrFn simd_mr_fn(Target t);
 
 /* Floats in one of target t's vectors. */
 int simd_width(Target t);
+/* Notes that the kernel being written calls cnn_unzip at its vector width. */
+void simd_need_unzip(Emit *e);
 /* The epilogue's steps on the vector `x` holding outputs from sample index
  * `idx` on, as statements at `indent`. */
 void simd_epilogue_vector(Emit *e, const Node *n, const char *indent, const char *idx);
+
+/* Stores vector `vec` at yb + `at` through the epilogue; or lanes `first`
+ * .. + `count` of it one by one (C expressions; the kernel defines W). */
+void simd_store_vector(Emit *e, const Node *n, const char *indent, const char *vec,
+                       const char *at);
+void simd_store_lanes(Emit *e, const Node *n, const char *indent, const char *vec,
+                      const char *first, const char *count, const char *at);
 
 /* ---- winograd.c: 3x3 stride-1 convolutions by F(2x2, 3x3) ---- */
 /* Marks the convolutions Winograd computes on target t (none when off). */

@@ -28,8 +28,7 @@ static long long ll(int64_t v) { return (long long)v; }
 /* The vector helpers written once for each width, AVX2's named NAME and
  * AVX-512's NAME512: the length of "NAME(" when p starts with one. */
 static size_t helper_width(const char *p) {
-    static const char *const helpers[] = {"cnn_hsum(", "cnn_vmax(", "cnn_evens(", "cnn_odds(",
-                                          "cnn_zip(", "cnn_unzip("};
+    static const char *const helpers[] = {"cnn_hsum(", "cnn_vmax(", "cnn_zip(", "cnn_unzip("};
     for (size_t i = 0; i < sizeof helpers / sizeof *helpers; i++)
         if (!strncmp(p, helpers[i], strlen(helpers[i])))
             return strlen(helpers[i]);
@@ -477,7 +476,7 @@ static const char hsum512_text[] =
 "}\n\n";
 
 /* The vector shuffles of Winograd's transforms and of stride-2 depthwise
- * loads. cnn_unzip: the even lanes of a then b, and the odd ones; cnn_zip,
+ * and pooling loads. cnn_unzip: the even lanes of a then b, and the odd ones; cnn_zip,
  * its inverse: a and b interleaved, the first half of each into lo, the
  * second into hi. */
 static const char unzip_text[] =
@@ -522,16 +521,6 @@ static const char load2x8_text[] =
 "}\n\n";
 
 static const char pool_text[] =
-"/* The even and the odd lanes of the sixteen floats a, b (a's first): the\n"
-" * even and odd columns of a run of a row. */\n"
-"static CNN_SIMD __m256 cnn_evens(__m256 a, __m256 b) {\n"
-"    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 a4 a6 b4 b6 */\n"
-"    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));\n"
-"}\n\n"
-"static CNN_SIMD __m256 cnn_odds(__m256 a, __m256 b) {\n"
-"    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));\n"
-"    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));\n"
-"}\n\n"
 "/* Max pooling's step in each lane, as the scalar kernels take it: v when it\n"
 " * is greater or NaN, else best, so a NaN wins and of equal values (+0 and\n"
 " * -0) the first stays. max_ps(v, best) is v > best ? v : best. */\n"
@@ -540,17 +529,6 @@ static const char pool_text[] =
 "}\n\n";
 
 static const char pool512_text[] =
-"/* The even and the odd lanes of the 32 floats a, b (a's first). */\n"
-"static CNN_SIMD __m512 cnn_evens512(__m512 a, __m512 b) {\n"
-"    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16,\n"
-"                                          14, 12, 10, 8, 6, 4, 2, 0);\n"
-"    return _mm512_permutex2var_ps(a, even, b);\n"
-"}\n\n"
-"static CNN_SIMD __m512 cnn_odds512(__m512 a, __m512 b) {\n"
-"    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17,\n"
-"                                         15, 13, 11, 9, 7, 5, 3, 1);\n"
-"    return _mm512_permutex2var_ps(a, odd, b);\n"
-"}\n\n"
 "/* cnn_vmax on sixteen lanes. */\n"
 "static CNN_SIMD __m512 cnn_vmax512(__m512 best, __m512 v) {\n"
 "    return _mm512_mask_mov_ps(_mm512_max_ps(v, best), _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);\n"
@@ -1053,7 +1031,9 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
     if (e.need_dot4x3)
         fputs(dot4x3_text, o);
     if (e.need_unzip)
-        fputs(opt->target == TARGET_AVX512 ? unzip512_text : unzip_text, o);
+        fputs(unzip_text, o);
+    if (e.need_unzip512)
+        fputs(unzip512_text, o);
     if (e.need_zip)
         fputs(opt->target == TARGET_AVX512 ? zip512_text : zip_text, o);
     if (e.need_load2x8)

@@ -61,6 +61,13 @@ int simd_width(Target t) {
     return isa_of(t)->width;
 }
 
+void simd_need_unzip(Emit *e) {
+    if (e->wide)
+        e->need_unzip512 = true;
+    else
+        e->need_unzip = true;
+}
+
 bool simd_target(Target t) {
     return t == TARGET_AVX2 || t == TARGET_AVX512;
 }
@@ -441,6 +448,26 @@ void simd_epilogue_vector(Emit *e, const Node *n, const char *in, const char *id
     }
 }
 
+/* Stores vector `vec` at yb + `at` through the epilogue. */
+void simd_store_vector(Emit *e, const Node *n, const char *in, const char *vec, const char *at) {
+    P(e, "%s__m256 x = %s;\n", in, vec);
+    simd_epilogue_vector(e, n, in, at);
+    P(e, "%s_mm256_storeu_ps(yb + %s, x);\n", in, at);
+}
+
+/* Stores lanes `first` .. `first` + `count` of vector `vec` at yb + `at` on,
+ * one by one through the epilogue: a row's end shorter than a vector. */
+void simd_store_lanes(Emit *e, const Node *n, const char *in, const char *vec,
+                      const char *first, const char *count, const char *at) {
+    P(e, "%sfloat lane[W];\n", in);
+    P(e, "%s_mm256_storeu_ps(lane, %s);\n", in, vec);
+    P(e, "%sfor (int l = 0; l < %s; l++) {\n", in, count);
+    P(e, "%s    float v = lane[%s + l];\n", in, first);
+    emit_epilogue_scalar(e, n, arena_printf(e->a, "%s    ", in), arena_printf(e->a, "%s + l", at));
+    P(e, "%s    yb[%s + l] = v;\n", in, at);
+    P(e, "%s}\n", in);
+}
+
 /* ---- convolution ------------------------------------------------------------ */
 
 static void emit_gather(Emit *e, const ConvGeo *g, const char *col) {
@@ -505,11 +532,8 @@ static void emit_conv_store(Emit *e, const Node *n, const ConvGeo *g, Tile t) {
           ll(g->pitch), ll(g->pitch));
         P(e, "                        if (ow + W <= %lld && q + W <= %lld) {\n", ll(g->wo),
           ll(g->len));
-        P(e, "                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);\n");
-        simd_epilogue_vector(e, n, "                            ",
-                        arena_printf(e->a, "at + oh * %lld + ow", ll(g->wo)));
-        P(e, "                            _mm256_storeu_ps(yb + at + oh * %lld + ow, x);\n",
-          ll(g->wo));
+        simd_store_vector(e, n, "                            ", "_mm256_loadu_ps(t[i] + vi * W)",
+                          arena_printf(e->a, "at + oh * %lld + ow", ll(g->wo)));
         P(e, "                            continue;\n");
         P(e, "                        }\n");
         P(e, "                        for (int l = 0; l < W; l++) {\n");
@@ -1054,18 +1078,23 @@ static void pool_taps(Emit *e, const PoolGeo *g, int w, const char *in, bool mas
         const char *hi = masked ? arena_printf(e->a, "_mm256_maskload_ps(xp + %lld, m1)",
                                                ll(at + 8))
                                 : arena_printf(e->a, "_mm256_loadu_ps(xp + %lld)", ll(at + w));
+        const char *in2 = arena_printf(e->a, "%s    ", in);
         P(e, "%s{\n", in);
-        P(e, "%s    const __m256 lo = %s, hi = %s;\n", in, lo, hi);
-        pool_tap(e, arena_printf(e->a, "%s    ", in), i == 0, "cnn_evens(lo, hi)");
-        pool_tap(e, arena_printf(e->a, "%s    ", in), false, "cnn_odds(lo, hi)");
-        if (g->kw == 3)
-            pool_tap(e, arena_printf(e->a, "%s    ", in), false,
-                     masked ? arena_printf(e->a, "cnn_odds(_mm256_maskload_ps(xp + %lld, m2), "
-                                           "_mm256_maskload_ps(xp + %lld, m3))", ll(at + 1),
-                                           ll(at + 9))
-                            : arena_printf(e->a, "cnn_odds(_mm256_loadu_ps(xp + %lld), "
-                                           "_mm256_loadu_ps(xp + %lld))", ll(at + 1),
-                                           ll(at + 1 + w)));
+        P(e, "%s    __m256 even, odd;\n", in);
+        P(e, "%s    cnn_unzip(%s, %s, &even, &odd);\n", in, lo, hi);
+        pool_tap(e, in2, i == 0, "even");
+        pool_tap(e, in2, false, "odd");
+        if (g->kw == 3) {
+            /* the third tap: the odd columns of the run one further on */
+            if (masked)
+                P(e, "%s    cnn_unzip(_mm256_maskload_ps(xp + %lld, m2), "
+                     "_mm256_maskload_ps(xp + %lld, m3), &even, &odd);\n", in, ll(at + 1),
+                  ll(at + 9));
+            else
+                P(e, "%s    cnn_unzip(_mm256_loadu_ps(xp + %lld), _mm256_loadu_ps(xp + %lld), "
+                     "&even, &odd);\n", in, ll(at + 1), ll(at + 1 + w));
+            pool_tap(e, in2, false, "odd");
+        }
         P(e, "%s}\n", in);
     }
 }
@@ -1091,6 +1120,8 @@ static void emit_maxpool(Emit *e, const Node *n, int w) {
         e->need_pool512 = true;
     else
         e->need_pool = true;
+    if (g.sw == 2)
+        simd_need_unzip(e);
     P(e, "    enum { W = %d }; /* floats a vector */\n", w);
     e->scratch_per_sample = g.pads;
     open_batch(e, n);

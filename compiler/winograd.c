@@ -279,17 +279,10 @@ static void emit_store(Emit *e, const Node *n, const WinoGeo *g, const char *vec
       ll(g->ho * g->wo), ll(g->wo));
     P(e, "%s    if (oy >= %lld) {\n", in, ll(g->ho));
     P(e, "%s    } else if (ow + W <= %lld) {\n", in, ll(g->wo));
-    P(e, "%s        __m256 x = %s;\n", in, vec);
-    simd_epilogue_vector(e, n, arena_printf(e->a, "%s        ", in), "at");
-    P(e, "%s        _mm256_storeu_ps(yb + at, x);\n", in);
+    simd_store_vector(e, n, arena_printf(e->a, "%s        ", in), vec, "at");
     P(e, "%s    } else if (ow < %lld) {\n", in, ll(g->wo));
-    P(e, "%s        float lane[W];\n", in);
-    P(e, "%s        _mm256_storeu_ps(lane, %s);\n", in, vec);
-    P(e, "%s        for (int l = 0; l < %lld - ow; l++) {\n", in, ll(g->wo));
-    P(e, "%s            float v = lane[l];\n", in);
-    emit_epilogue_scalar(e, n, arena_printf(e->a, "%s            ", in), "at + l");
-    P(e, "%s            yb[at + l] = v;\n", in);
-    P(e, "%s        }\n", in);
+    simd_store_lanes(e, n, arena_printf(e->a, "%s        ", in), vec, "0",
+                     arena_printf(e->a, "%lld - ow", ll(g->wo)), "at");
     P(e, "%s    }\n", in);
     P(e, "%s}\n", in);
 }
@@ -300,18 +293,13 @@ static void emit_store(Emit *e, const Node *n, const WinoGeo *g, const char *vec
 static void emit_store_quarter(Emit *e, const Node *n, const WinoGeo *g, const char *vec,
                                const char *oh) {
     const char *in = "                    ";
-    P(e, "%s{\n", in);
-    P(e, "%s    float lane[W];\n", in);
-    P(e, "%s    _mm256_storeu_ps(lane, %s);\n", in, vec);
-    P(e, "%s    for (int q = 0; q < 2; q++) {\n", in);
-    P(e, "%s        const int oy = %s + 2 * q, at = k * %lld + oy * %lld;\n", in, oh,
+    P(e, "%sfor (int q = 0; q < 2; q++) {\n", in);
+    P(e, "%s    const int oy = %s + 2 * q, at = k * %lld + oy * %lld;\n", in, oh,
       ll(g->ho * g->wo), ll(g->wo));
-    P(e, "%s        for (int l = 0; l < %lld && oy < %lld; l++) {\n", in, ll(g->wo), ll(g->ho));
-    P(e, "%s            float v = lane[q * W / 2 + l];\n", in);
-    emit_epilogue_scalar(e, n, arena_printf(e->a, "%s            ", in), "at + l");
-    P(e, "%s            yb[at + l] = v;\n", in);
-    P(e, "%s        }\n", in);
-    P(e, "%s    }\n", in);
+    P(e, "%s    if (oy >= %lld)\n", in, ll(g->ho));
+    P(e, "%s        break;\n", in);
+    simd_store_lanes(e, n, arena_printf(e->a, "%s    ", in), vec, "q * W / 2",
+                     arena_printf(e->a, "%lld", ll(g->wo)), "at");
     P(e, "%s}\n", in);
 }
 
@@ -365,7 +353,8 @@ static void emit_output_transform(Emit *e, const Node *n, const WinoGeo *g) {
 void emit_wino_conv(Emit *e, const Node *n) {
     WinoGeo g = wino_geo(e->opt->target, n);
     int64_t copy = g.c * g.hp * g.wp, per_sample = copy + 16 * (g.c + g.kp) * g.tb;
-    e->need_zip = e->need_unzip = true;
+    e->need_zip = true;
+    simd_need_unzip(e);
     e->need_load2x8 |= g.rv == 4;
     e->need_pad = true;
     P(e, "    enum { MR = %d, NV = %d, W = %d, BR = %lld, TB = %lld };\n", g.mr, g.nv, g.width,

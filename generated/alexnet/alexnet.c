@@ -165,18 +165,6 @@ static CNN_SIMD float cnn_hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* The even and the odd lanes of the sixteen floats a, b (a's first): the
- * even and odd columns of a run of a row. */
-static CNN_SIMD __m256 cnn_evens(__m256 a, __m256 b) {
-    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 a4 a6 b4 b6 */
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-
-static CNN_SIMD __m256 cnn_odds(__m256 a, __m256 b) {
-    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-
 /* Max pooling's step in each lane, as the scalar kernels take it: v when it
  * is greater or NaN, else best, so a NaN wins and of equal values (+0 and
  * -0) the first stays. max_ps(v, best) is v > best ? v : best. */
@@ -381,22 +369,28 @@ static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int b
                     const float *xp = xr + 2 * ow;
                     __m256 best;
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 0), hi = _mm256_loadu_ps(xp + 8);
-                        best = cnn_evens(lo, hi);
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9)));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 0), _mm256_loadu_ps(xp + 8), &even, &odd);
+                        best = even;
+                        best = cnn_vmax(best, odd);
+                        cnn_unzip(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9), &even, &odd);
+                        best = cnn_vmax(best, odd);
                     }
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 55), hi = _mm256_loadu_ps(xp + 63);
-                        best = cnn_vmax(best, cnn_evens(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 56), _mm256_loadu_ps(xp + 64)));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 55), _mm256_loadu_ps(xp + 63), &even, &odd);
+                        best = cnn_vmax(best, even);
+                        best = cnn_vmax(best, odd);
+                        cnn_unzip(_mm256_loadu_ps(xp + 56), _mm256_loadu_ps(xp + 64), &even, &odd);
+                        best = cnn_vmax(best, odd);
                     }
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 110), hi = _mm256_loadu_ps(xp + 118);
-                        best = cnn_vmax(best, cnn_evens(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 111), _mm256_loadu_ps(xp + 119)));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 110), _mm256_loadu_ps(xp + 118), &even, &odd);
+                        best = cnn_vmax(best, even);
+                        best = cnn_vmax(best, odd);
+                        cnn_unzip(_mm256_loadu_ps(xp + 111), _mm256_loadu_ps(xp + 119), &even, &odd);
+                        best = cnn_vmax(best, odd);
                     }
                     _mm256_storeu_ps(yr + ow, best);
                 }
@@ -512,22 +506,28 @@ static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int b
                     const float *xp = xr + 2 * ow;
                     __m256 best;
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 0), hi = _mm256_loadu_ps(xp + 8);
-                        best = cnn_evens(lo, hi);
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9)));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 0), _mm256_loadu_ps(xp + 8), &even, &odd);
+                        best = even;
+                        best = cnn_vmax(best, odd);
+                        cnn_unzip(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9), &even, &odd);
+                        best = cnn_vmax(best, odd);
                     }
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 27), hi = _mm256_loadu_ps(xp + 35);
-                        best = cnn_vmax(best, cnn_evens(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 28), _mm256_loadu_ps(xp + 36)));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 27), _mm256_loadu_ps(xp + 35), &even, &odd);
+                        best = cnn_vmax(best, even);
+                        best = cnn_vmax(best, odd);
+                        cnn_unzip(_mm256_loadu_ps(xp + 28), _mm256_loadu_ps(xp + 36), &even, &odd);
+                        best = cnn_vmax(best, odd);
                     }
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 54), hi = _mm256_loadu_ps(xp + 62);
-                        best = cnn_vmax(best, cnn_evens(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 55), _mm256_loadu_ps(xp + 63)));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 54), _mm256_loadu_ps(xp + 62), &even, &odd);
+                        best = cnn_vmax(best, even);
+                        best = cnn_vmax(best, odd);
+                        cnn_unzip(_mm256_loadu_ps(xp + 55), _mm256_loadu_ps(xp + 63), &even, &odd);
+                        best = cnn_vmax(best, odd);
                     }
                     _mm256_storeu_ps(yr + ow, best);
                 }
@@ -693,7 +693,7 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 13 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -710,7 +710,7 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 13 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -728,7 +728,7 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 13 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -745,7 +745,7 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 13 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -914,7 +914,7 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 13 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -931,7 +931,7 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 13 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -949,7 +949,7 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 13 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -966,7 +966,7 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 13 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1135,7 +1135,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 13 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1152,7 +1152,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 13 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1170,7 +1170,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 13 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1187,7 +1187,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 13 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1217,22 +1217,28 @@ static CNN_SIMD void maxpool3(const float *restrict x0, float *restrict y, int b
                 const __m256i m2 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), m3 = _mm256_setr_epi32(-1, -1, -1, -1, 0, 0, 0, 0);
                 __m256 best;
                 {
-                    const __m256 lo = _mm256_maskload_ps(xp + 0, m0), hi = _mm256_maskload_ps(xp + 8, m1);
-                    best = cnn_evens(lo, hi);
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(_mm256_maskload_ps(xp + 1, m2), _mm256_maskload_ps(xp + 9, m3)));
+                    __m256 even, odd;
+                    cnn_unzip(_mm256_maskload_ps(xp + 0, m0), _mm256_maskload_ps(xp + 8, m1), &even, &odd);
+                    best = even;
+                    best = cnn_vmax(best, odd);
+                    cnn_unzip(_mm256_maskload_ps(xp + 1, m2), _mm256_maskload_ps(xp + 9, m3), &even, &odd);
+                    best = cnn_vmax(best, odd);
                 }
                 {
-                    const __m256 lo = _mm256_maskload_ps(xp + 13, m0), hi = _mm256_maskload_ps(xp + 21, m1);
-                    best = cnn_vmax(best, cnn_evens(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(_mm256_maskload_ps(xp + 14, m2), _mm256_maskload_ps(xp + 22, m3)));
+                    __m256 even, odd;
+                    cnn_unzip(_mm256_maskload_ps(xp + 13, m0), _mm256_maskload_ps(xp + 21, m1), &even, &odd);
+                    best = cnn_vmax(best, even);
+                    best = cnn_vmax(best, odd);
+                    cnn_unzip(_mm256_maskload_ps(xp + 14, m2), _mm256_maskload_ps(xp + 22, m3), &even, &odd);
+                    best = cnn_vmax(best, odd);
                 }
                 {
-                    const __m256 lo = _mm256_maskload_ps(xp + 26, m0), hi = _mm256_maskload_ps(xp + 34, m1);
-                    best = cnn_vmax(best, cnn_evens(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(_mm256_maskload_ps(xp + 27, m2), _mm256_maskload_ps(xp + 35, m3)));
+                    __m256 even, odd;
+                    cnn_unzip(_mm256_maskload_ps(xp + 26, m0), _mm256_maskload_ps(xp + 34, m1), &even, &odd);
+                    best = cnn_vmax(best, even);
+                    best = cnn_vmax(best, odd);
+                    cnn_unzip(_mm256_maskload_ps(xp + 27, m2), _mm256_maskload_ps(xp + 35, m3), &even, &odd);
+                    best = cnn_vmax(best, odd);
                 }
                 _mm256_maskstore_ps(yr, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0), best);
             }

@@ -165,18 +165,6 @@ static CNN_SIMD float cnn_hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* The even and the odd lanes of the sixteen floats a, b (a's first): the
- * even and odd columns of a run of a row. */
-static CNN_SIMD __m256 cnn_evens(__m256 a, __m256 b) {
-    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 a4 a6 b4 b6 */
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-
-static CNN_SIMD __m256 cnn_odds(__m256 a, __m256 b) {
-    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-
 /* Max pooling's step in each lane, as the scalar kernels take it: v when it
  * is greater or NaN, else best, so a NaN wins and of equal values (+0 and
  * -0) the first stays. max_ps(v, best) is v > best ? v : best. */
@@ -561,14 +549,16 @@ static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int b
                     const float *xp = xr + 2 * ow;
                     __m256 best;
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 0), hi = _mm256_loadu_ps(xp + 8);
-                        best = cnn_evens(lo, hi);
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 0), _mm256_loadu_ps(xp + 8), &even, &odd);
+                        best = even;
+                        best = cnn_vmax(best, odd);
                     }
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 28), hi = _mm256_loadu_ps(xp + 36);
-                        best = cnn_vmax(best, cnn_evens(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 28), _mm256_loadu_ps(xp + 36), &even, &odd);
+                        best = cnn_vmax(best, even);
+                        best = cnn_vmax(best, odd);
                     }
                     _mm256_storeu_ps(yr + ow, best);
                 }
@@ -733,7 +723,7 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -750,7 +740,7 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -768,7 +758,7 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -785,7 +775,7 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -814,14 +804,16 @@ static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int b
                 const __m256i m0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), m1 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
                 __m256 best;
                 {
-                    const __m256 lo = _mm256_maskload_ps(xp + 0, m0), hi = _mm256_maskload_ps(xp + 8, m1);
-                    best = cnn_evens(lo, hi);
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    __m256 even, odd;
+                    cnn_unzip(_mm256_maskload_ps(xp + 0, m0), _mm256_maskload_ps(xp + 8, m1), &even, &odd);
+                    best = even;
+                    best = cnn_vmax(best, odd);
                 }
                 {
-                    const __m256 lo = _mm256_maskload_ps(xp + 14, m0), hi = _mm256_maskload_ps(xp + 22, m1);
-                    best = cnn_vmax(best, cnn_evens(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    __m256 even, odd;
+                    cnn_unzip(_mm256_maskload_ps(xp + 14, m0), _mm256_maskload_ps(xp + 22, m1), &even, &odd);
+                    best = cnn_vmax(best, even);
+                    best = cnn_vmax(best, odd);
                 }
                 _mm256_maskstore_ps(yr, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0), best);
             }

@@ -165,18 +165,6 @@ static CNN_SIMD float cnn_hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* The even and the odd lanes of the sixteen floats a, b (a's first): the
- * even and odd columns of a run of a row. */
-static CNN_SIMD __m256 cnn_evens(__m256 a, __m256 b) {
-    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 a4 a6 b4 b6 */
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-
-static CNN_SIMD __m256 cnn_odds(__m256 a, __m256 b) {
-    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-
 /* Max pooling's step in each lane, as the scalar kernels take it: v when it
  * is greater or NaN, else best, so a NaN wins and of equal values (+0 and
  * -0) the first stays. max_ps(v, best) is v > best ? v : best. */
@@ -397,22 +385,28 @@ static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, float
                     const float *xp = xr + 2 * ow;
                     __m256 best;
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 0), hi = _mm256_loadu_ps(xp + 8);
-                        best = cnn_evens(lo, hi);
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9)));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 0), _mm256_loadu_ps(xp + 8), &even, &odd);
+                        best = even;
+                        best = cnn_vmax(best, odd);
+                        cnn_unzip(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9), &even, &odd);
+                        best = cnn_vmax(best, odd);
                     }
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 114), hi = _mm256_loadu_ps(xp + 122);
-                        best = cnn_vmax(best, cnn_evens(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 115), _mm256_loadu_ps(xp + 123)));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 114), _mm256_loadu_ps(xp + 122), &even, &odd);
+                        best = cnn_vmax(best, even);
+                        best = cnn_vmax(best, odd);
+                        cnn_unzip(_mm256_loadu_ps(xp + 115), _mm256_loadu_ps(xp + 123), &even, &odd);
+                        best = cnn_vmax(best, odd);
                     }
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 228), hi = _mm256_loadu_ps(xp + 236);
-                        best = cnn_vmax(best, cnn_evens(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 229), _mm256_loadu_ps(xp + 237)));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 228), _mm256_loadu_ps(xp + 236), &even, &odd);
+                        best = cnn_vmax(best, even);
+                        best = cnn_vmax(best, odd);
+                        cnn_unzip(_mm256_loadu_ps(xp + 229), _mm256_loadu_ps(xp + 237), &even, &odd);
+                        best = cnn_vmax(best, odd);
                     }
                     _mm256_storeu_ps(yr + ow, best);
                 }
@@ -842,7 +836,7 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -859,7 +853,7 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -877,7 +871,7 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -894,7 +888,7 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -965,22 +959,28 @@ static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, float
                     const float *xp = xr + 2 * ow;
                     __m256 best;
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 0), hi = _mm256_loadu_ps(xp + 8);
-                        best = cnn_evens(lo, hi);
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9)));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 0), _mm256_loadu_ps(xp + 8), &even, &odd);
+                        best = even;
+                        best = cnn_vmax(best, odd);
+                        cnn_unzip(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9), &even, &odd);
+                        best = cnn_vmax(best, odd);
                     }
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 58), hi = _mm256_loadu_ps(xp + 66);
-                        best = cnn_vmax(best, cnn_evens(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 59), _mm256_loadu_ps(xp + 67)));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 58), _mm256_loadu_ps(xp + 66), &even, &odd);
+                        best = cnn_vmax(best, even);
+                        best = cnn_vmax(best, odd);
+                        cnn_unzip(_mm256_loadu_ps(xp + 59), _mm256_loadu_ps(xp + 67), &even, &odd);
+                        best = cnn_vmax(best, odd);
                     }
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 116), hi = _mm256_loadu_ps(xp + 124);
-                        best = cnn_vmax(best, cnn_evens(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 117), _mm256_loadu_ps(xp + 125)));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 116), _mm256_loadu_ps(xp + 124), &even, &odd);
+                        best = cnn_vmax(best, even);
+                        best = cnn_vmax(best, odd);
+                        cnn_unzip(_mm256_loadu_ps(xp + 117), _mm256_loadu_ps(xp + 125), &even, &odd);
+                        best = cnn_vmax(best, odd);
                     }
                     _mm256_storeu_ps(yr + ow, best);
                 }
@@ -1617,7 +1617,7 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1634,7 +1634,7 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1652,7 +1652,7 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1669,7 +1669,7 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2929,7 +2929,7 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2946,7 +2946,7 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2964,7 +2964,7 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2981,7 +2981,7 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3648,22 +3648,28 @@ static CNN_SIMD void maxpool3(const float *restrict x0, float *restrict y, float
                     const float *xp = xr + 2 * ow;
                     __m256 best;
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 0), hi = _mm256_loadu_ps(xp + 8);
-                        best = cnn_evens(lo, hi);
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9)));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 0), _mm256_loadu_ps(xp + 8), &even, &odd);
+                        best = even;
+                        best = cnn_vmax(best, odd);
+                        cnn_unzip(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9), &even, &odd);
+                        best = cnn_vmax(best, odd);
                     }
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 30), hi = _mm256_loadu_ps(xp + 38);
-                        best = cnn_vmax(best, cnn_evens(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 31), _mm256_loadu_ps(xp + 39)));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 30), _mm256_loadu_ps(xp + 38), &even, &odd);
+                        best = cnn_vmax(best, even);
+                        best = cnn_vmax(best, odd);
+                        cnn_unzip(_mm256_loadu_ps(xp + 31), _mm256_loadu_ps(xp + 39), &even, &odd);
+                        best = cnn_vmax(best, odd);
                     }
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 60), hi = _mm256_loadu_ps(xp + 68);
-                        best = cnn_vmax(best, cnn_evens(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 61), _mm256_loadu_ps(xp + 69)));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 60), _mm256_loadu_ps(xp + 68), &even, &odd);
+                        best = cnn_vmax(best, even);
+                        best = cnn_vmax(best, odd);
+                        cnn_unzip(_mm256_loadu_ps(xp + 61), _mm256_loadu_ps(xp + 69), &even, &odd);
+                        best = cnn_vmax(best, odd);
                     }
                     _mm256_storeu_ps(yr + ow, best);
                 }
@@ -4309,7 +4315,7 @@ static CNN_SIMD void inception3_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -4326,7 +4332,7 @@ static CNN_SIMD void inception3_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -4344,7 +4350,7 @@ static CNN_SIMD void inception3_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -4361,7 +4367,7 @@ static CNN_SIMD void inception3_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -5638,7 +5644,7 @@ static CNN_SIMD void inception4_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -5655,7 +5661,7 @@ static CNN_SIMD void inception4_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -5673,7 +5679,7 @@ static CNN_SIMD void inception4_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -5690,7 +5696,7 @@ static CNN_SIMD void inception4_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -6981,7 +6987,7 @@ static CNN_SIMD void inception5_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -6998,7 +7004,7 @@ static CNN_SIMD void inception5_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -7016,7 +7022,7 @@ static CNN_SIMD void inception5_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -7033,7 +7039,7 @@ static CNN_SIMD void inception5_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -8322,7 +8328,7 @@ static CNN_SIMD void inception6_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -8339,7 +8345,7 @@ static CNN_SIMD void inception6_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -8357,7 +8363,7 @@ static CNN_SIMD void inception6_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -8374,7 +8380,7 @@ static CNN_SIMD void inception6_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -9656,7 +9662,7 @@ static CNN_SIMD void inception7_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -9673,7 +9679,7 @@ static CNN_SIMD void inception7_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -9691,7 +9697,7 @@ static CNN_SIMD void inception7_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -9708,7 +9714,7 @@ static CNN_SIMD void inception7_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -10377,22 +10383,28 @@ static CNN_SIMD void maxpool4(const float *restrict x0, float *restrict y, float
                 const __m256i m2 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), m3 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0);
                 __m256 best;
                 {
-                    const __m256 lo = _mm256_maskload_ps(xp + 0, m0), hi = _mm256_maskload_ps(xp + 8, m1);
-                    best = cnn_evens(lo, hi);
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(_mm256_maskload_ps(xp + 1, m2), _mm256_maskload_ps(xp + 9, m3)));
+                    __m256 even, odd;
+                    cnn_unzip(_mm256_maskload_ps(xp + 0, m0), _mm256_maskload_ps(xp + 8, m1), &even, &odd);
+                    best = even;
+                    best = cnn_vmax(best, odd);
+                    cnn_unzip(_mm256_maskload_ps(xp + 1, m2), _mm256_maskload_ps(xp + 9, m3), &even, &odd);
+                    best = cnn_vmax(best, odd);
                 }
                 {
-                    const __m256 lo = _mm256_maskload_ps(xp + 16, m0), hi = _mm256_maskload_ps(xp + 24, m1);
-                    best = cnn_vmax(best, cnn_evens(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(_mm256_maskload_ps(xp + 17, m2), _mm256_maskload_ps(xp + 25, m3)));
+                    __m256 even, odd;
+                    cnn_unzip(_mm256_maskload_ps(xp + 16, m0), _mm256_maskload_ps(xp + 24, m1), &even, &odd);
+                    best = cnn_vmax(best, even);
+                    best = cnn_vmax(best, odd);
+                    cnn_unzip(_mm256_maskload_ps(xp + 17, m2), _mm256_maskload_ps(xp + 25, m3), &even, &odd);
+                    best = cnn_vmax(best, odd);
                 }
                 {
-                    const __m256 lo = _mm256_maskload_ps(xp + 32, m0), hi = _mm256_maskload_ps(xp + 40, m1);
-                    best = cnn_vmax(best, cnn_evens(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(_mm256_maskload_ps(xp + 33, m2), _mm256_maskload_ps(xp + 41, m3)));
+                    __m256 even, odd;
+                    cnn_unzip(_mm256_maskload_ps(xp + 32, m0), _mm256_maskload_ps(xp + 40, m1), &even, &odd);
+                    best = cnn_vmax(best, even);
+                    best = cnn_vmax(best, odd);
+                    cnn_unzip(_mm256_maskload_ps(xp + 33, m2), _mm256_maskload_ps(xp + 41, m3), &even, &odd);
+                    best = cnn_vmax(best, odd);
                 }
                 _mm256_maskstore_ps(yr, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0), best);
             }
@@ -11023,7 +11035,7 @@ static CNN_SIMD void inception8_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -11040,7 +11052,7 @@ static CNN_SIMD void inception8_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -11058,7 +11070,7 @@ static CNN_SIMD void inception8_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -11075,7 +11087,7 @@ static CNN_SIMD void inception8_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -12325,7 +12337,7 @@ static CNN_SIMD void inception9_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -12342,7 +12354,7 @@ static CNN_SIMD void inception9_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -12360,7 +12372,7 @@ static CNN_SIMD void inception9_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -12377,7 +12389,7 @@ static CNN_SIMD void inception9_conv3(const float *restrict x0, float *restrict 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }

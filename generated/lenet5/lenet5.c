@@ -106,23 +106,18 @@ static CNN_SIMD float cnn_hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* The even and the odd lanes of the sixteen floats a, b (a's first): the
- * even and odd columns of a run of a row. */
-static CNN_SIMD __m256 cnn_evens(__m256 a, __m256 b) {
-    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 a4 a6 b4 b6 */
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-
-static CNN_SIMD __m256 cnn_odds(__m256 a, __m256 b) {
-    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-
 /* Max pooling's step in each lane, as the scalar kernels take it: v when it
  * is greater or NaN, else best, so a NaN wins and of equal values (+0 and
  * -0) the first stays. max_ps(v, best) is v > best ? v : best. */
 static CNN_SIMD __m256 cnn_vmax(__m256 best, __m256 v) {
     return _mm256_blendv_ps(_mm256_max_ps(v, best), v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+}
+
+/* The even lanes of a then of b, and the odd ones. */
+static CNN_SIMD void cnn_unzip(__m256 a, __m256 b, __m256 *even, __m256 *odd) {
+    const __m256 e = _mm256_shuffle_ps(a, b, 0x88), o = _mm256_shuffle_ps(a, b, 0xdd);
+    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xd8));
+    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xd8));
 }
 
 static void cnn_copy(const float *src, float *dst, ptrdiff_t n) {
@@ -277,14 +272,16 @@ static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int b
                     const float *xp = xr + 2 * ow;
                     __m256 best;
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 0), hi = _mm256_loadu_ps(xp + 8);
-                        best = cnn_evens(lo, hi);
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 0), _mm256_loadu_ps(xp + 8), &even, &odd);
+                        best = even;
+                        best = cnn_vmax(best, odd);
                     }
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 28), hi = _mm256_loadu_ps(xp + 36);
-                        best = cnn_vmax(best, cnn_evens(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 28), _mm256_loadu_ps(xp + 36), &even, &odd);
+                        best = cnn_vmax(best, even);
+                        best = cnn_vmax(best, odd);
                     }
                     _mm256_storeu_ps(yr + ow, best);
                 }
@@ -404,14 +401,16 @@ static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int b
                 const __m256i m0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), m1 = _mm256_setr_epi32(-1, -1, 0, 0, 0, 0, 0, 0);
                 __m256 best;
                 {
-                    const __m256 lo = _mm256_maskload_ps(xp + 0, m0), hi = _mm256_maskload_ps(xp + 8, m1);
-                    best = cnn_evens(lo, hi);
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    __m256 even, odd;
+                    cnn_unzip(_mm256_maskload_ps(xp + 0, m0), _mm256_maskload_ps(xp + 8, m1), &even, &odd);
+                    best = even;
+                    best = cnn_vmax(best, odd);
                 }
                 {
-                    const __m256 lo = _mm256_maskload_ps(xp + 10, m0), hi = _mm256_maskload_ps(xp + 18, m1);
-                    best = cnn_vmax(best, cnn_evens(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    __m256 even, odd;
+                    cnn_unzip(_mm256_maskload_ps(xp + 10, m0), _mm256_maskload_ps(xp + 18, m1), &even, &odd);
+                    best = cnn_vmax(best, even);
+                    best = cnn_vmax(best, odd);
                 }
                 _mm256_maskstore_ps(yr, _mm256_setr_epi32(-1, -1, -1, -1, -1, 0, 0, 0), best);
             }

@@ -4894,7 +4894,7 @@ static CNN_SIMD void dwsep12_conv1(const float *restrict x0, float *restrict y, 
                         float lane[W];
                         _mm256_storeu_ps(lane, a0);
                         for (int l = 0; l < 7; l++) {
-                            float v = lane[l];
+                            float v = lane[0 + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + l] = v;
                         }
@@ -4904,7 +4904,7 @@ static CNN_SIMD void dwsep12_conv1(const float *restrict x0, float *restrict y, 
                         float lane[W];
                         _mm256_storeu_ps(lane, a1);
                         for (int l = 0; l < 7; l++) {
-                            float v = lane[l];
+                            float v = lane[0 + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + l] = v;
                         }
@@ -4914,7 +4914,7 @@ static CNN_SIMD void dwsep12_conv1(const float *restrict x0, float *restrict y, 
                         float lane[W];
                         _mm256_storeu_ps(lane, a2);
                         for (int l = 0; l < 7; l++) {
-                            float v = lane[l];
+                            float v = lane[0 + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + l] = v;
                         }
@@ -4924,7 +4924,7 @@ static CNN_SIMD void dwsep12_conv1(const float *restrict x0, float *restrict y, 
                         float lane[W];
                         _mm256_storeu_ps(lane, a3);
                         for (int l = 0; l < 7; l++) {
-                            float v = lane[l];
+                            float v = lane[0 + l];
                             v = v < 0.0f ? 0.0f : v;
                             yb[at + l] = v;
                         }

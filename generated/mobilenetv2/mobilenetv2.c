@@ -8759,7 +8759,7 @@ static CNN_SIMD void inverted5_conv2(const float *restrict x0, float *restrict y
                         float lane[W];
                         _mm256_storeu_ps(lane, a0);
                         for (int l = 0; l < 7; l++) {
-                            float v = lane[l];
+                            float v = lane[0 + l];
                             v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
                             yb[at + l] = v;
                         }
@@ -8769,7 +8769,7 @@ static CNN_SIMD void inverted5_conv2(const float *restrict x0, float *restrict y
                         float lane[W];
                         _mm256_storeu_ps(lane, a1);
                         for (int l = 0; l < 7; l++) {
-                            float v = lane[l];
+                            float v = lane[0 + l];
                             v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
                             yb[at + l] = v;
                         }
@@ -8779,7 +8779,7 @@ static CNN_SIMD void inverted5_conv2(const float *restrict x0, float *restrict y
                         float lane[W];
                         _mm256_storeu_ps(lane, a2);
                         for (int l = 0; l < 7; l++) {
-                            float v = lane[l];
+                            float v = lane[0 + l];
                             v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
                             yb[at + l] = v;
                         }
@@ -8789,7 +8789,7 @@ static CNN_SIMD void inverted5_conv2(const float *restrict x0, float *restrict y
                         float lane[W];
                         _mm256_storeu_ps(lane, a3);
                         for (int l = 0; l < 7; l++) {
-                            float v = lane[l];
+                            float v = lane[0 + l];
                             v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
                             yb[at + l] = v;
                         }

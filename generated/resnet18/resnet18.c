@@ -165,18 +165,6 @@ static CNN_SIMD float cnn_hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* The even and the odd lanes of the sixteen floats a, b (a's first): the
- * even and odd columns of a run of a row. */
-static CNN_SIMD __m256 cnn_evens(__m256 a, __m256 b) {
-    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 a4 a6 b4 b6 */
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-
-static CNN_SIMD __m256 cnn_odds(__m256 a, __m256 b) {
-    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-
 /* Max pooling's step in each lane, as the scalar kernels take it: v when it
  * is greater or NaN, else best, so a NaN wins and of equal values (+0 and
  * -0) the first stays. max_ps(v, best) is v > best ? v : best. */
@@ -397,22 +385,28 @@ static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, float
                     const float *xp = xr + 2 * ow;
                     __m256 best;
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 0), hi = _mm256_loadu_ps(xp + 8);
-                        best = cnn_evens(lo, hi);
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9)));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 0), _mm256_loadu_ps(xp + 8), &even, &odd);
+                        best = even;
+                        best = cnn_vmax(best, odd);
+                        cnn_unzip(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9), &even, &odd);
+                        best = cnn_vmax(best, odd);
                     }
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 114), hi = _mm256_loadu_ps(xp + 122);
-                        best = cnn_vmax(best, cnn_evens(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 115), _mm256_loadu_ps(xp + 123)));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 114), _mm256_loadu_ps(xp + 122), &even, &odd);
+                        best = cnn_vmax(best, even);
+                        best = cnn_vmax(best, odd);
+                        cnn_unzip(_mm256_loadu_ps(xp + 115), _mm256_loadu_ps(xp + 123), &even, &odd);
+                        best = cnn_vmax(best, odd);
                     }
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 228), hi = _mm256_loadu_ps(xp + 236);
-                        best = cnn_vmax(best, cnn_evens(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 229), _mm256_loadu_ps(xp + 237)));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 228), _mm256_loadu_ps(xp + 236), &even, &odd);
+                        best = cnn_vmax(best, even);
+                        best = cnn_vmax(best, odd);
+                        cnn_unzip(_mm256_loadu_ps(xp + 229), _mm256_loadu_ps(xp + 237), &even, &odd);
+                        best = cnn_vmax(best, odd);
                     }
                     _mm256_storeu_ps(yr + ow, best);
                 }
@@ -577,7 +571,7 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -594,7 +588,7 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -612,7 +606,7 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -629,7 +623,7 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -799,7 +793,7 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -818,7 +812,7 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -838,7 +832,7 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -857,7 +851,7 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -1026,7 +1020,7 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1043,7 +1037,7 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1061,7 +1055,7 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1078,7 +1072,7 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1248,7 +1242,7 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -1267,7 +1261,7 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -1287,7 +1281,7 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -1306,7 +1300,7 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -1745,7 +1739,7 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     yb[at + l] = v;
                                 }
                             }
@@ -1760,7 +1754,7 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     yb[at + l] = v;
                                 }
                             }
@@ -1776,7 +1770,7 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     yb[at + l] = v;
                                 }
                             }
@@ -1791,7 +1785,7 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     yb[at + l] = v;
                                 }
                             }
@@ -2207,7 +2201,7 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2224,7 +2218,7 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2242,7 +2236,7 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2259,7 +2253,7 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2429,7 +2423,7 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -2448,7 +2442,7 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -2468,7 +2462,7 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -2487,7 +2481,7 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -2927,7 +2921,7 @@ static CNN_SIMD void basic_down2_conv2(const float *restrict x0, float *restrict
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     yb[at + l] = v;
                                 }
                             }
@@ -2942,7 +2936,7 @@ static CNN_SIMD void basic_down2_conv2(const float *restrict x0, float *restrict
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     yb[at + l] = v;
                                 }
                             }
@@ -2958,7 +2952,7 @@ static CNN_SIMD void basic_down2_conv2(const float *restrict x0, float *restrict
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     yb[at + l] = v;
                                 }
                             }
@@ -2973,7 +2967,7 @@ static CNN_SIMD void basic_down2_conv2(const float *restrict x0, float *restrict
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     yb[at + l] = v;
                                 }
                             }
@@ -3390,7 +3384,7 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3407,7 +3401,7 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3425,7 +3419,7 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3442,7 +3436,7 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3613,7 +3607,7 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -3632,7 +3626,7 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -3652,7 +3646,7 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -3671,7 +3665,7 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -4096,7 +4090,7 @@ static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     yb[at + l] = v;
                                 }
                             }
@@ -4111,7 +4105,7 @@ static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     yb[at + l] = v;
                                 }
                             }
@@ -4127,7 +4121,7 @@ static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     yb[at + l] = v;
                                 }
                             }
@@ -4142,7 +4136,7 @@ static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     yb[at + l] = v;
                                 }
                             }
@@ -4545,7 +4539,7 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -4562,7 +4556,7 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -4580,7 +4574,7 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -4597,7 +4591,7 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -4768,7 +4762,7 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -4787,7 +4781,7 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -4807,7 +4801,7 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -4826,7 +4820,7 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;

@@ -165,18 +165,6 @@ static CNN_SIMD float cnn_hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* The even and the odd lanes of the sixteen floats a, b (a's first): the
- * even and odd columns of a run of a row. */
-static CNN_SIMD __m256 cnn_evens(__m256 a, __m256 b) {
-    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 a4 a6 b4 b6 */
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-
-static CNN_SIMD __m256 cnn_odds(__m256 a, __m256 b) {
-    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-
 /* Max pooling's step in each lane, as the scalar kernels take it: v when it
  * is greater or NaN, else best, so a NaN wins and of equal values (+0 and
  * -0) the first stays. max_ps(v, best) is v > best ? v : best. */
@@ -397,22 +385,28 @@ static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, float
                     const float *xp = xr + 2 * ow;
                     __m256 best;
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 0), hi = _mm256_loadu_ps(xp + 8);
-                        best = cnn_evens(lo, hi);
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9)));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 0), _mm256_loadu_ps(xp + 8), &even, &odd);
+                        best = even;
+                        best = cnn_vmax(best, odd);
+                        cnn_unzip(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9), &even, &odd);
+                        best = cnn_vmax(best, odd);
                     }
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 114), hi = _mm256_loadu_ps(xp + 122);
-                        best = cnn_vmax(best, cnn_evens(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 115), _mm256_loadu_ps(xp + 123)));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 114), _mm256_loadu_ps(xp + 122), &even, &odd);
+                        best = cnn_vmax(best, even);
+                        best = cnn_vmax(best, odd);
+                        cnn_unzip(_mm256_loadu_ps(xp + 115), _mm256_loadu_ps(xp + 123), &even, &odd);
+                        best = cnn_vmax(best, odd);
                     }
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 228), hi = _mm256_loadu_ps(xp + 236);
-                        best = cnn_vmax(best, cnn_evens(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 229), _mm256_loadu_ps(xp + 237)));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 228), _mm256_loadu_ps(xp + 236), &even, &odd);
+                        best = cnn_vmax(best, even);
+                        best = cnn_vmax(best, odd);
+                        cnn_unzip(_mm256_loadu_ps(xp + 229), _mm256_loadu_ps(xp + 237), &even, &odd);
+                        best = cnn_vmax(best, odd);
                     }
                     _mm256_storeu_ps(yr + ow, best);
                 }
@@ -577,7 +571,7 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -594,7 +588,7 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -612,7 +606,7 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -629,7 +623,7 @@ static CNN_SIMD void basic1_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -799,7 +793,7 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -818,7 +812,7 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -838,7 +832,7 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -857,7 +851,7 @@ static CNN_SIMD void basic1_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -1026,7 +1020,7 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1043,7 +1037,7 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1061,7 +1055,7 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1078,7 +1072,7 @@ static CNN_SIMD void basic2_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1248,7 +1242,7 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -1267,7 +1261,7 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -1287,7 +1281,7 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -1306,7 +1300,7 @@ static CNN_SIMD void basic2_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -1475,7 +1469,7 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1492,7 +1486,7 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1510,7 +1504,7 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1527,7 +1521,7 @@ static CNN_SIMD void basic3_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1697,7 +1691,7 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -1716,7 +1710,7 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -1736,7 +1730,7 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -1755,7 +1749,7 @@ static CNN_SIMD void basic3_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -2194,7 +2188,7 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     yb[at + l] = v;
                                 }
                             }
@@ -2209,7 +2203,7 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     yb[at + l] = v;
                                 }
                             }
@@ -2225,7 +2219,7 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     yb[at + l] = v;
                                 }
                             }
@@ -2240,7 +2234,7 @@ static CNN_SIMD void basic_down1_conv2(const float *restrict x0, float *restrict
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     yb[at + l] = v;
                                 }
                             }
@@ -2656,7 +2650,7 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2673,7 +2667,7 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2691,7 +2685,7 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2708,7 +2702,7 @@ static CNN_SIMD void basic4_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2878,7 +2872,7 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -2897,7 +2891,7 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -2917,7 +2911,7 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -2936,7 +2930,7 @@ static CNN_SIMD void basic4_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -3105,7 +3099,7 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3122,7 +3116,7 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3140,7 +3134,7 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3157,7 +3151,7 @@ static CNN_SIMD void basic5_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3327,7 +3321,7 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -3346,7 +3340,7 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -3366,7 +3360,7 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -3385,7 +3379,7 @@ static CNN_SIMD void basic5_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -3554,7 +3548,7 @@ static CNN_SIMD void basic6_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3571,7 +3565,7 @@ static CNN_SIMD void basic6_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3589,7 +3583,7 @@ static CNN_SIMD void basic6_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3606,7 +3600,7 @@ static CNN_SIMD void basic6_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3776,7 +3770,7 @@ static CNN_SIMD void basic6_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -3795,7 +3789,7 @@ static CNN_SIMD void basic6_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -3815,7 +3809,7 @@ static CNN_SIMD void basic6_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -3834,7 +3828,7 @@ static CNN_SIMD void basic6_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -4274,7 +4268,7 @@ static CNN_SIMD void basic_down2_conv2(const float *restrict x0, float *restrict
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     yb[at + l] = v;
                                 }
                             }
@@ -4289,7 +4283,7 @@ static CNN_SIMD void basic_down2_conv2(const float *restrict x0, float *restrict
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     yb[at + l] = v;
                                 }
                             }
@@ -4305,7 +4299,7 @@ static CNN_SIMD void basic_down2_conv2(const float *restrict x0, float *restrict
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     yb[at + l] = v;
                                 }
                             }
@@ -4320,7 +4314,7 @@ static CNN_SIMD void basic_down2_conv2(const float *restrict x0, float *restrict
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     yb[at + l] = v;
                                 }
                             }
@@ -4737,7 +4731,7 @@ static CNN_SIMD void basic7_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -4754,7 +4748,7 @@ static CNN_SIMD void basic7_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -4772,7 +4766,7 @@ static CNN_SIMD void basic7_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -4789,7 +4783,7 @@ static CNN_SIMD void basic7_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -4960,7 +4954,7 @@ static CNN_SIMD void basic7_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -4979,7 +4973,7 @@ static CNN_SIMD void basic7_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -4999,7 +4993,7 @@ static CNN_SIMD void basic7_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -5018,7 +5012,7 @@ static CNN_SIMD void basic7_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -5188,7 +5182,7 @@ static CNN_SIMD void basic8_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -5205,7 +5199,7 @@ static CNN_SIMD void basic8_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -5223,7 +5217,7 @@ static CNN_SIMD void basic8_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -5240,7 +5234,7 @@ static CNN_SIMD void basic8_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -5411,7 +5405,7 @@ static CNN_SIMD void basic8_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -5430,7 +5424,7 @@ static CNN_SIMD void basic8_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -5450,7 +5444,7 @@ static CNN_SIMD void basic8_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -5469,7 +5463,7 @@ static CNN_SIMD void basic8_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -5639,7 +5633,7 @@ static CNN_SIMD void basic9_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -5656,7 +5650,7 @@ static CNN_SIMD void basic9_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -5674,7 +5668,7 @@ static CNN_SIMD void basic9_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -5691,7 +5685,7 @@ static CNN_SIMD void basic9_conv1(const float *restrict x0, float *restrict y, c
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -5862,7 +5856,7 @@ static CNN_SIMD void basic9_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -5881,7 +5875,7 @@ static CNN_SIMD void basic9_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -5901,7 +5895,7 @@ static CNN_SIMD void basic9_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -5920,7 +5914,7 @@ static CNN_SIMD void basic9_conv2(const float *restrict x0, const float *restric
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -6090,7 +6084,7 @@ static CNN_SIMD void basic10_conv1(const float *restrict x0, float *restrict y, 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -6107,7 +6101,7 @@ static CNN_SIMD void basic10_conv1(const float *restrict x0, float *restrict y, 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -6125,7 +6119,7 @@ static CNN_SIMD void basic10_conv1(const float *restrict x0, float *restrict y, 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -6142,7 +6136,7 @@ static CNN_SIMD void basic10_conv1(const float *restrict x0, float *restrict y, 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -6313,7 +6307,7 @@ static CNN_SIMD void basic10_conv2(const float *restrict x0, const float *restri
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -6332,7 +6326,7 @@ static CNN_SIMD void basic10_conv2(const float *restrict x0, const float *restri
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -6352,7 +6346,7 @@ static CNN_SIMD void basic10_conv2(const float *restrict x0, const float *restri
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -6371,7 +6365,7 @@ static CNN_SIMD void basic10_conv2(const float *restrict x0, const float *restri
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -6541,7 +6535,7 @@ static CNN_SIMD void basic11_conv1(const float *restrict x0, float *restrict y, 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -6558,7 +6552,7 @@ static CNN_SIMD void basic11_conv1(const float *restrict x0, float *restrict y, 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -6576,7 +6570,7 @@ static CNN_SIMD void basic11_conv1(const float *restrict x0, float *restrict y, 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -6593,7 +6587,7 @@ static CNN_SIMD void basic11_conv1(const float *restrict x0, float *restrict y, 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -6764,7 +6758,7 @@ static CNN_SIMD void basic11_conv2(const float *restrict x0, const float *restri
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -6783,7 +6777,7 @@ static CNN_SIMD void basic11_conv2(const float *restrict x0, const float *restri
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -6803,7 +6797,7 @@ static CNN_SIMD void basic11_conv2(const float *restrict x0, const float *restri
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -6822,7 +6816,7 @@ static CNN_SIMD void basic11_conv2(const float *restrict x0, const float *restri
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -7247,7 +7241,7 @@ static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     yb[at + l] = v;
                                 }
                             }
@@ -7262,7 +7256,7 @@ static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     yb[at + l] = v;
                                 }
                             }
@@ -7278,7 +7272,7 @@ static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     yb[at + l] = v;
                                 }
                             }
@@ -7293,7 +7287,7 @@ static CNN_SIMD void basic_down3_conv2(const float *restrict x0, float *restrict
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     yb[at + l] = v;
                                 }
                             }
@@ -7696,7 +7690,7 @@ static CNN_SIMD void basic12_conv1(const float *restrict x0, float *restrict y, 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -7713,7 +7707,7 @@ static CNN_SIMD void basic12_conv1(const float *restrict x0, float *restrict y, 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -7731,7 +7725,7 @@ static CNN_SIMD void basic12_conv1(const float *restrict x0, float *restrict y, 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -7748,7 +7742,7 @@ static CNN_SIMD void basic12_conv1(const float *restrict x0, float *restrict y, 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -7919,7 +7913,7 @@ static CNN_SIMD void basic12_conv2(const float *restrict x0, const float *restri
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -7938,7 +7932,7 @@ static CNN_SIMD void basic12_conv2(const float *restrict x0, const float *restri
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -7958,7 +7952,7 @@ static CNN_SIMD void basic12_conv2(const float *restrict x0, const float *restri
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -7977,7 +7971,7 @@ static CNN_SIMD void basic12_conv2(const float *restrict x0, const float *restri
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -8147,7 +8141,7 @@ static CNN_SIMD void basic13_conv1(const float *restrict x0, float *restrict y, 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -8164,7 +8158,7 @@ static CNN_SIMD void basic13_conv1(const float *restrict x0, float *restrict y, 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -8182,7 +8176,7 @@ static CNN_SIMD void basic13_conv1(const float *restrict x0, float *restrict y, 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -8199,7 +8193,7 @@ static CNN_SIMD void basic13_conv1(const float *restrict x0, float *restrict y, 
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -8370,7 +8364,7 @@ static CNN_SIMD void basic13_conv2(const float *restrict x0, const float *restri
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -8389,7 +8383,7 @@ static CNN_SIMD void basic13_conv2(const float *restrict x0, const float *restri
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -8409,7 +8403,7 @@ static CNN_SIMD void basic13_conv2(const float *restrict x0, const float *restri
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
@@ -8428,7 +8422,7 @@ static CNN_SIMD void basic13_conv2(const float *restrict x0, const float *restri
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v += rb0[at + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;

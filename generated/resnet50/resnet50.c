@@ -165,18 +165,6 @@ static CNN_SIMD float cnn_hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* The even and the odd lanes of the sixteen floats a, b (a's first): the
- * even and odd columns of a run of a row. */
-static CNN_SIMD __m256 cnn_evens(__m256 a, __m256 b) {
-    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 a4 a6 b4 b6 */
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-
-static CNN_SIMD __m256 cnn_odds(__m256 a, __m256 b) {
-    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-
 /* Max pooling's step in each lane, as the scalar kernels take it: v when it
  * is greater or NaN, else best, so a NaN wins and of equal values (+0 and
  * -0) the first stays. max_ps(v, best) is v > best ? v : best. */
@@ -397,22 +385,28 @@ static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, float
                     const float *xp = xr + 2 * ow;
                     __m256 best;
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 0), hi = _mm256_loadu_ps(xp + 8);
-                        best = cnn_evens(lo, hi);
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9)));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 0), _mm256_loadu_ps(xp + 8), &even, &odd);
+                        best = even;
+                        best = cnn_vmax(best, odd);
+                        cnn_unzip(_mm256_loadu_ps(xp + 1), _mm256_loadu_ps(xp + 9), &even, &odd);
+                        best = cnn_vmax(best, odd);
                     }
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 114), hi = _mm256_loadu_ps(xp + 122);
-                        best = cnn_vmax(best, cnn_evens(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 115), _mm256_loadu_ps(xp + 123)));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 114), _mm256_loadu_ps(xp + 122), &even, &odd);
+                        best = cnn_vmax(best, even);
+                        best = cnn_vmax(best, odd);
+                        cnn_unzip(_mm256_loadu_ps(xp + 115), _mm256_loadu_ps(xp + 123), &even, &odd);
+                        best = cnn_vmax(best, odd);
                     }
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 228), hi = _mm256_loadu_ps(xp + 236);
-                        best = cnn_vmax(best, cnn_evens(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(_mm256_loadu_ps(xp + 229), _mm256_loadu_ps(xp + 237)));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 228), _mm256_loadu_ps(xp + 236), &even, &odd);
+                        best = cnn_vmax(best, even);
+                        best = cnn_vmax(best, odd);
+                        cnn_unzip(_mm256_loadu_ps(xp + 229), _mm256_loadu_ps(xp + 237), &even, &odd);
+                        best = cnn_vmax(best, odd);
                     }
                     _mm256_storeu_ps(yr + ow, best);
                 }
@@ -809,7 +803,7 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -826,7 +820,7 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -844,7 +838,7 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -861,7 +855,7 @@ static CNN_SIMD void bottleneck_proj1_bottleneck_path1_conv2(const float *restri
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1726,7 +1720,7 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1743,7 +1737,7 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1761,7 +1755,7 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1778,7 +1772,7 @@ static CNN_SIMD void bottleneck1_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2412,7 +2406,7 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2429,7 +2423,7 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2447,7 +2441,7 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2464,7 +2458,7 @@ static CNN_SIMD void bottleneck2_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -4091,7 +4085,7 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -4108,7 +4102,7 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -4126,7 +4120,7 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -4143,7 +4137,7 @@ static CNN_SIMD void bottleneck3_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -4787,7 +4781,7 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -4804,7 +4798,7 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -4822,7 +4816,7 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -4839,7 +4833,7 @@ static CNN_SIMD void bottleneck4_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -5483,7 +5477,7 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -5500,7 +5494,7 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -5518,7 +5512,7 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -5535,7 +5529,7 @@ static CNN_SIMD void bottleneck5_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -7183,7 +7177,7 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -7200,7 +7194,7 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -7218,7 +7212,7 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -7235,7 +7229,7 @@ static CNN_SIMD void bottleneck6_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -7890,7 +7884,7 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -7907,7 +7901,7 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -7925,7 +7919,7 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -7942,7 +7936,7 @@ static CNN_SIMD void bottleneck7_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -8597,7 +8591,7 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -8614,7 +8608,7 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -8632,7 +8626,7 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -8649,7 +8643,7 @@ static CNN_SIMD void bottleneck8_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -9304,7 +9298,7 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -9321,7 +9315,7 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -9339,7 +9333,7 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -9356,7 +9350,7 @@ static CNN_SIMD void bottleneck9_bottleneck_path1_conv2(const float *restrict x0
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -10011,7 +10005,7 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv2(const float *restrict x
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -10028,7 +10022,7 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv2(const float *restrict x
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -10046,7 +10040,7 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv2(const float *restrict x
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -10063,7 +10057,7 @@ static CNN_SIMD void bottleneck10_bottleneck_path1_conv2(const float *restrict x
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -11674,7 +11668,7 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv2(const float *restrict x
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -11691,7 +11685,7 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv2(const float *restrict x
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -11709,7 +11703,7 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv2(const float *restrict x
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -11726,7 +11720,7 @@ static CNN_SIMD void bottleneck11_bottleneck_path1_conv2(const float *restrict x
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -12363,7 +12357,7 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv2(const float *restrict x
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -12380,7 +12374,7 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv2(const float *restrict x
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -12398,7 +12392,7 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv2(const float *restrict x
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -12415,7 +12409,7 @@ static CNN_SIMD void bottleneck12_bottleneck_path1_conv2(const float *restrict x
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 7 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }

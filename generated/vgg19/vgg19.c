@@ -165,18 +165,6 @@ static CNN_SIMD float cnn_hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* The even and the odd lanes of the sixteen floats a, b (a's first): the
- * even and odd columns of a run of a row. */
-static CNN_SIMD __m256 cnn_evens(__m256 a, __m256 b) {
-    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 a4 a6 b4 b6 */
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-
-static CNN_SIMD __m256 cnn_odds(__m256 a, __m256 b) {
-    const __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-
 /* Max pooling's step in each lane, as the scalar kernels take it: v when it
  * is greater or NaN, else best, so a NaN wins and of equal values (+0 and
  * -0) the first stays. max_ps(v, best) is v > best ? v : best. */
@@ -699,7 +687,7 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 224 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -716,7 +704,7 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 224 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -734,7 +722,7 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 224 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -751,7 +739,7 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 224 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -781,14 +769,16 @@ static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int b
                     const float *xp = xr + 2 * ow;
                     __m256 best;
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 0), hi = _mm256_loadu_ps(xp + 8);
-                        best = cnn_evens(lo, hi);
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 0), _mm256_loadu_ps(xp + 8), &even, &odd);
+                        best = even;
+                        best = cnn_vmax(best, odd);
                     }
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 224), hi = _mm256_loadu_ps(xp + 232);
-                        best = cnn_vmax(best, cnn_evens(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 224), _mm256_loadu_ps(xp + 232), &even, &odd);
+                        best = cnn_vmax(best, even);
+                        best = cnn_vmax(best, odd);
                     }
                     _mm256_storeu_ps(yr + ow, best);
                 }
@@ -953,7 +943,7 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 112 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -970,7 +960,7 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 112 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -988,7 +978,7 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 112 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1005,7 +995,7 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 112 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1173,7 +1163,7 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 112 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1190,7 +1180,7 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 112 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1208,7 +1198,7 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 112 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1225,7 +1215,7 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 112 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1255,14 +1245,16 @@ static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int b
                     const float *xp = xr + 2 * ow;
                     __m256 best;
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 0), hi = _mm256_loadu_ps(xp + 8);
-                        best = cnn_evens(lo, hi);
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 0), _mm256_loadu_ps(xp + 8), &even, &odd);
+                        best = even;
+                        best = cnn_vmax(best, odd);
                     }
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 112), hi = _mm256_loadu_ps(xp + 120);
-                        best = cnn_vmax(best, cnn_evens(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 112), _mm256_loadu_ps(xp + 120), &even, &odd);
+                        best = cnn_vmax(best, even);
+                        best = cnn_vmax(best, odd);
                     }
                     _mm256_storeu_ps(yr + ow, best);
                 }
@@ -1428,7 +1420,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1445,7 +1437,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1463,7 +1455,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1480,7 +1472,7 @@ static CNN_SIMD void conv5(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1649,7 +1641,7 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1666,7 +1658,7 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1684,7 +1676,7 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1701,7 +1693,7 @@ static CNN_SIMD void conv6(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1870,7 +1862,7 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1887,7 +1879,7 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1905,7 +1897,7 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -1922,7 +1914,7 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2091,7 +2083,7 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2108,7 +2100,7 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2126,7 +2118,7 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2143,7 +2135,7 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2173,14 +2165,16 @@ static CNN_SIMD void maxpool3(const float *restrict x0, float *restrict y, int b
                     const float *xp = xr + 2 * ow;
                     __m256 best;
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 0), hi = _mm256_loadu_ps(xp + 8);
-                        best = cnn_evens(lo, hi);
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 0), _mm256_loadu_ps(xp + 8), &even, &odd);
+                        best = even;
+                        best = cnn_vmax(best, odd);
                     }
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 56), hi = _mm256_loadu_ps(xp + 64);
-                        best = cnn_vmax(best, cnn_evens(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 56), _mm256_loadu_ps(xp + 64), &even, &odd);
+                        best = cnn_vmax(best, even);
+                        best = cnn_vmax(best, odd);
                     }
                     _mm256_storeu_ps(yr + ow, best);
                 }
@@ -2345,7 +2339,7 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2362,7 +2356,7 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2380,7 +2374,7 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2397,7 +2391,7 @@ static CNN_SIMD void conv9(const float *restrict x0, float *restrict y, const fl
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2565,7 +2559,7 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2582,7 +2576,7 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2600,7 +2594,7 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2617,7 +2611,7 @@ static CNN_SIMD void conv10(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2785,7 +2779,7 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2802,7 +2796,7 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2820,7 +2814,7 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -2837,7 +2831,7 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3005,7 +2999,7 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3022,7 +3016,7 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3040,7 +3034,7 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3057,7 +3051,7 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3087,14 +3081,16 @@ static CNN_SIMD void maxpool4(const float *restrict x0, float *restrict y, int b
                     const float *xp = xr + 2 * ow;
                     __m256 best;
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 0), hi = _mm256_loadu_ps(xp + 8);
-                        best = cnn_evens(lo, hi);
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 0), _mm256_loadu_ps(xp + 8), &even, &odd);
+                        best = even;
+                        best = cnn_vmax(best, odd);
                     }
                     {
-                        const __m256 lo = _mm256_loadu_ps(xp + 28), hi = _mm256_loadu_ps(xp + 36);
-                        best = cnn_vmax(best, cnn_evens(lo, hi));
-                        best = cnn_vmax(best, cnn_odds(lo, hi));
+                        __m256 even, odd;
+                        cnn_unzip(_mm256_loadu_ps(xp + 28), _mm256_loadu_ps(xp + 36), &even, &odd);
+                        best = cnn_vmax(best, even);
+                        best = cnn_vmax(best, odd);
                     }
                     _mm256_storeu_ps(yr + ow, best);
                 }
@@ -3259,7 +3255,7 @@ static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3276,7 +3272,7 @@ static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3294,7 +3290,7 @@ static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3311,7 +3307,7 @@ static CNN_SIMD void conv13(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3479,7 +3475,7 @@ static CNN_SIMD void conv14(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3496,7 +3492,7 @@ static CNN_SIMD void conv14(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3514,7 +3510,7 @@ static CNN_SIMD void conv14(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3531,7 +3527,7 @@ static CNN_SIMD void conv14(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3699,7 +3695,7 @@ static CNN_SIMD void conv15(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3716,7 +3712,7 @@ static CNN_SIMD void conv15(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3734,7 +3730,7 @@ static CNN_SIMD void conv15(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3751,7 +3747,7 @@ static CNN_SIMD void conv15(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3919,7 +3915,7 @@ static CNN_SIMD void conv16(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3936,7 +3932,7 @@ static CNN_SIMD void conv16(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3954,7 +3950,7 @@ static CNN_SIMD void conv16(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, lo);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -3971,7 +3967,7 @@ static CNN_SIMD void conv16(const float *restrict x0, float *restrict y, const f
                                 float lane[W];
                                 _mm256_storeu_ps(lane, hi);
                                 for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[l];
+                                    float v = lane[0 + l];
                                     v = v < 0.0f ? 0.0f : v;
                                     yb[at + l] = v;
                                 }
@@ -4000,14 +3996,16 @@ static CNN_SIMD void maxpool5(const float *restrict x0, float *restrict y, int b
                 const __m256i m0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), m1 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
                 __m256 best;
                 {
-                    const __m256 lo = _mm256_maskload_ps(xp + 0, m0), hi = _mm256_maskload_ps(xp + 8, m1);
-                    best = cnn_evens(lo, hi);
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    __m256 even, odd;
+                    cnn_unzip(_mm256_maskload_ps(xp + 0, m0), _mm256_maskload_ps(xp + 8, m1), &even, &odd);
+                    best = even;
+                    best = cnn_vmax(best, odd);
                 }
                 {
-                    const __m256 lo = _mm256_maskload_ps(xp + 14, m0), hi = _mm256_maskload_ps(xp + 22, m1);
-                    best = cnn_vmax(best, cnn_evens(lo, hi));
-                    best = cnn_vmax(best, cnn_odds(lo, hi));
+                    __m256 even, odd;
+                    cnn_unzip(_mm256_maskload_ps(xp + 14, m0), _mm256_maskload_ps(xp + 22, m1), &even, &odd);
+                    best = cnn_vmax(best, even);
+                    best = cnn_vmax(best, odd);
                 }
                 _mm256_maskstore_ps(yr, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0), best);
             }
