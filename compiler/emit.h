@@ -40,6 +40,11 @@ const char *float_lit(Arena *a, double v);
 
 /* Per-sample element count of a node's output, and of its input k. */
 static inline int64_t out_elems(const Node *n) { return shape_elems(n->shape); }
+/* Floats from one sample's output to the next: more than out_elems for a
+ * slice of a concat (fuse_concat.c), which training never makes. */
+static inline int64_t out_stride(const Emit *e, const Node *n) {
+    return n->slice_of && !e->plain ? shape_elems(n->slice_of->shape) : out_elems(n);
+}
 static inline int64_t in_elems(const Node *n, int k) {
     return shape_elems(((const Node *)n->inputs.items[k])->shape);
 }

@@ -98,17 +98,20 @@ static void name_functions(Emit *e) {
 /* Where a node's output lives, as a C expression in NAME_forward. */
 static const char *storage(Emit *e, const Node *n) {
     const Node *home = n->home;
+    const char *at = n->home_at ? arena_printf(e->a, " + %lld", ll(n->home_at)) : "";
     if (home->op == OP_INPUT)
         return arena_printf(e->a, "in_%s", home->name);
     if (home->is_output)
-        return arena_printf(e->a, "out_%s",
-                            (const char *)e->g->output_names.items[home->io]);
-    return arena_printf(e->a, "A + %lld", ll(home->buf->offset / 4));
+        return arena_printf(e->a, "out_%s%s",
+                            (const char *)e->g->output_names.items[home->io], at);
+    return arena_printf(e->a, "A + %lld", ll(home->buf->offset / 4 + n->home_at));
 }
 
 /* ---- the kernels ---------------------------------------------------------- */
 
 static bool has_code(const Node *n) {
+    if (n->op == OP_CONCAT && concat_slices(n) == n->inputs.len)
+        return false;  /* its inputs wrote its output (fuse_concat.c) */
     if (n->is_output)
         return true;   /* at least a copy into the caller's buffer */
     return n->op != OP_INPUT && !n->view;
@@ -176,6 +179,12 @@ static const char *fused_note(Emit *e, const Node *n) {
                              ? arena_printf(e->a, "+ %s (%s)", st->operand->name, st->node->name)
                              : st->node->name);
     }
+    if (n->slice_of) {
+        int64_t hw = n->shape.d[1] * n->shape.d[2], c0 = n->slice_at / hw;
+        s = arena_printf(e->a, "%s; stores into channels %lld..%lld of %s, which copies "
+                         "nothing", s, ll(c0),
+                         ll(c0 + n->shape.d[0] - 1), n->slice_of->name);
+    }
     return s;
 }
 
@@ -210,6 +219,8 @@ static void emit_kernels(Emit *e) {
 static bool needs_plain(const Emit *e, const Node *n) {
     if (n->op == OP_INPUT || n->op == OP_FLATTEN || n->op == OP_BN || n->op == OP_DROPOUT)
         return false;   /* training has its own kernels for these */
+    if (n->slice_of || (n->op == OP_CONCAT && concat_slices(n)))
+        return true;   /* slices of a concat: training keeps them apart */
     return n->fused_into || n->epi || n->bn || n->pack_mr > 1 ||
            (e->opt->target != TARGET_SCALAR && (n->op == OP_CONV || n->op == OP_DENSE));
 }
@@ -897,10 +908,11 @@ static void emit_front_matter(Emit *e, FILE *o) {
             : e->opt->target == TARGET_AVX2 ? "x86-64 AVX2 + FMA" : "portable C (scalar)",
             e->opt->batch, e->opt->openmp ? "; OpenMP (compile with -fopenmp)" : "");
     const FuseOptions *f = &e->opt->fuse;
-    fprintf(o, " * fusion:  %s\n", f->no_bn && f->no_add && f->no_act ? "off"
-            : arena_printf(e->a, "%s%s%s", f->no_bn ? "" : "bn folding, ",
-                           f->no_add ? "" : "residual adds, ",
-                           f->no_act ? "" : "activations, "));
+    const char *passes = arena_printf(e->a, "%s%s%s%s", f->no_bn ? "" : ", bn folding",
+                                      f->no_add ? "" : ", residual adds",
+                                      f->no_act ? "" : ", activations",
+                                      f->no_concat ? "" : ", concat slices");
+    fprintf(o, " * fusion:  %s\n", *passes ? passes + 2 : "off");
     fprintf(o, " * arena:   %lld bytes (%lld without reuse; %lld live at most)\n",
             ll(e->plan->arena_bytes), ll(e->plan->no_reuse_bytes),
             ll(e->plan->lower_bound));

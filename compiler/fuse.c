@@ -7,7 +7,9 @@
  * which needs every intermediate, still sees it; for inference it has no
  * code and its output is the producing kernel's output (plan.c treats it as
  * a view). Each pass can be turned off on its own (--no-fuse=bn,add,act),
- * which is how the conformance suite checks them one at a time.
+ * which is how the conformance suite checks them one at a time. A last
+ * pass (fuse_concat.c) lets a convolution write straight into its slice
+ * of a concat's output (--no-fuse=concat).
  */
 #include "ir.h"
 
@@ -49,6 +51,8 @@ void fuse_graph(Graph *g, const FuseOptions *f, Arena *a) {
         n->fused_arg = 0;
         n->bn = NULL;
         n->epi = NULL;
+        n->slice_of = NULL;
+        n->slice_at = 0;
     }
     if (!f->no_bn)
         fuse_bn(g, a);
@@ -56,4 +60,6 @@ void fuse_graph(Graph *g, const FuseOptions *f, Arena *a) {
         fuse_add(g, a);
     if (!f->no_act)
         fuse_act(g, a);
+    if (!f->no_concat)
+        fuse_concat(g);   /* last: it needs to know each chain's root */
 }

@@ -163,7 +163,10 @@ struct Node {
     int io;                   /* which output, when is_output */
     struct Node *home;        /* the node whose storage its output shares:
                                  itself, or for views and in-place layers the
-                                 home of its input */
+                                 home of its input, or for a slice of a
+                                 concat (slice_of) the concat */
+    int64_t home_at;          /* where its output starts in a sample of its
+                                 home's, in floats: 0 but for slices */
     struct Buffer *buf;       /* the home's arena buffer; NULL when the home
                                  is a caller's input or output buffer */
     bool in_place;            /* overwrites its input's storage */
@@ -180,6 +183,13 @@ struct Node {
     const struct Node *bn;    /* conv, dense: batch norm folded into its weights */
     struct Epilogue *epi;     /* conv, dense: what its kernel does to each
                                  sum before storing it; NULL for nothing */
+
+    /* set by fuse_concat.c, for inference: a convolution whose output is
+     * only read by a concat writes it straight into its slice of the
+     * concat's output, which then has nothing left to copy */
+    struct Node *slice_of;    /* that concat, or NULL */
+    int64_t slice_at;         /* where its slice starts in a sample of the
+                                 concat's output, in floats */
 
     /* set by wino_choose() (winograd.c) before planning, for inference */
     bool winograd;            /* conv: computed by Winograd's F(2x2, 3x3) */
@@ -268,13 +278,13 @@ typedef struct Epilogue {
 } Epilogue;
 
 /* Which passes run. All on is the default; --no-fuse turns them all off
- * and --no-fuse=bn,add,act any of them. */
+ * and --no-fuse=bn,add,act,concat any of them. */
 typedef struct FuseOptions {
-    bool no_bn, no_add, no_act;
+    bool no_bn, no_add, no_act, no_concat;
 } FuseOptions;
 
 /* Clears what an earlier run left, then runs the enabled passes in order:
- * batch norm into weights, residual adds, activations. */
+ * batch norm into weights, residual adds, activations, concat slices. */
 void fuse_graph(Graph *g, const FuseOptions *f, Arena *a);
 /* The node whose kernel computes n's output: n, or where it was fused. */
 Node *fusion_root(const Node *n);
@@ -284,6 +294,11 @@ void fuse_append(Node *root, Node *x, int k, struct EpiStep step, Arena *a);
 void fuse_bn(Graph *g, Arena *a);
 void fuse_add(Graph *g, Arena *a);
 void fuse_act(Graph *g, Arena *a);
+void fuse_concat(Graph *g);
+/* Is input `in` of a concat written straight into the concat's output? */
+bool is_slice_of(const Node *in, const Node *concat);
+/* How many of the concat's inputs are written straight into its output? */
+int concat_slices(const Node *concat);
 
 /* ---- plan.c: one arena for every intermediate tensor ---------------------
  * A buffer holds one tensor (or several that share bytes: views and

@@ -50,7 +50,7 @@ void open_batch(Emit *e, const Node *n) {
     for (int k = 0; k < n->inputs.len; k++)
         P(e, "        const float *xb%d = x%d + (ptrdiff_t)b * %lld;\n", k, k,
           ll(in_elems(n, k)));
-    P(e, "        float *yb = y + (ptrdiff_t)b * %lld;\n", ll(out_elems(n)));
+    P(e, "        float *yb = y + (ptrdiff_t)b * %lld;\n", ll(out_stride(e, n)));
     for (int k = 0; k < epilogue_operands(e, n); k++)
         P(e, "        const float *rb%d = r%d + (ptrdiff_t)b * %lld;\n", k, k,
           ll(out_elems(n)));
@@ -532,13 +532,17 @@ static void emit_add(Emit *e, const Node *n) {
 }
 
 /* Channels are the outermost dimension of a sample, so each input is one
- * contiguous slice of the output sample. */
+ * contiguous slice of the output sample. Inputs whose kernels wrote their
+ * slice already (fuse_concat.c) are left alone. */
 static void emit_concat(Emit *e, const Node *n) {
     e->need_copy = true;
     open_batch(e, n);
     int64_t at = 0;
     for (int k = 0; k < n->inputs.len; k++) {
-        P(e, "        cnn_copy(xb%d, yb + %lld, %lld);\n", k, ll(at), ll(in_elems(n, k)));
+        if (e->plain || !is_slice_of(n->inputs.items[k], n))
+            P(e, "        cnn_copy(xb%d, yb + %lld, %lld);\n", k, ll(at), ll(in_elems(n, k)));
+        else
+            P(e, "        (void)xb%d; /* written there by its kernel */\n", k);
         at += in_elems(n, k);
     }
     close_batch(e);

@@ -4,8 +4,9 @@
  * First each node chooses where its output lives: the caller's buffer for
  * network inputs and outputs; its input's bytes for views (flatten, and
  * dropout, which is the identity in inference) and for element-wise layers
- * that are the last to read their input (in place); otherwise a buffer of
- * its own. A buffer is live from the step that writes it to the last step
+ * that are the last to read their input (in place); for a convolution that
+ * writes a slice of a concat (fuse_concat.c), the concat's buffer, from the
+ * first slice written on; otherwise a buffer of its own. A buffer is live from the step that writes it to the last step
  * that reads it. Then buffers are placed greedily, largest first, each in
  * the smallest gap left by the buffers it shares a step with ("greedy by
  * size, best fit").
@@ -48,6 +49,7 @@ static Buffer *new_buffer(Plan *p, Arena *a, const Node *owner, int64_t bytes,
 /* Gives n the storage of its input `in` (a view or an in-place layer). */
 static void share(Node *n, Node *in, int last_read) {
     n->home = in->home;
+    n->home_at = in->home_at;
     n->buf = in->buf;
     if (n->buf && n->buf->last < last_read)
         n->buf->last = last_read;
@@ -60,14 +62,36 @@ static bool can_overwrite(const Node *n, int i) {
     return in->buf && in->buf->last == n->id;
 }
 
+/* A concat's buffer, made by the first of its slices to be written: from
+ * then on to the concat's last reader, the concat's output is live. */
+static Buffer *concat_buffer(Plan *p, Arena *a, Node *c, int first, const int *last_read) {
+    if (!c->buf && !c->is_output) {
+        int last = last_read[c->id] > c->id ? last_read[c->id] : c->id;
+        c->buf = new_buffer(p, a, c, shape_elems(c->shape) * 4 * p->batch, first, last);
+    }
+    return c->buf;
+}
+
 static void choose_homes(Graph *g, Plan *p, const int *last_read, Arena *a) {
     for (int i = 0; i < g->nodes.len; i++) {
         Node *n = g->nodes.items[i];
-        int last = last_read[i] > n->id ? last_read[i] : n->id;
         n->home = n;
+        n->home_at = 0;
         n->buf = NULL;
+    }
+    for (int i = 0; i < g->nodes.len; i++) {
+        Node *n = g->nodes.items[i];
+        int last = last_read[i] > n->id ? last_read[i] : n->id;
         if (n->op == OP_INPUT || n->is_output)
             continue;
+        if (n->slice_of) {   /* fuse_concat.c: it writes into the concat's bytes */
+            n->buf = concat_buffer(p, a, n->slice_of, n->id, last_read);
+            n->home = n->slice_of;
+            n->home_at = n->slice_at;
+            continue;
+        }
+        if (n->op == OP_CONCAT && n->buf)
+            continue;   /* a slice made its buffer already */
         if (is_view(n->op) || n->fused_into) {
             n->view = true;
             share(n, n->inputs.items[n->fused_into ? n->fused_arg : 0], last);

@@ -144,6 +144,21 @@ Test(codegen, each_fusion_pass_moves_its_layers_into_the_conv, .timeout = 60) {
     }
 }
 
+/* fuse_concat.c: each of GoogLeNet's nine inception modules ends in four
+ * convolutions that store into their slices of the concat's output, so the
+ * concat has no kernel; --no-fuse=concat brings the copies back. */
+Test(codegen, concat_slices_are_written_by_their_convolutions, .timeout = 60) {
+    const char *f = "build/concat/googlenet.c";
+    cr_assert_eq(sh("./cnnc build examples/googlenet.cnn --target avx2 -o build/concat"), 0);
+    cr_expect_eq(count_in(f, "_concat1("), 0, "no concat kernel is left");
+    cr_expect_eq(count_in(f, "which copies nothing"), 36);
+    cr_expect_eq(count_in(f, "stores into channels 64..191 of inception1.concat1"), 1);
+    cr_assert_eq(sh("./cnnc build examples/googlenet.cnn --target avx2 --no-fuse=concat "
+                    "-o build/concat"), 0);
+    cr_expect_eq(count_in(f, "_concat1("), 18, "nine kernels and nine calls");
+    cr_expect_eq(count_in(f, "which copies nothing"), 0);
+}
+
 /* OpenMP pragmas appear with --openmp and only then. */
 Test(codegen, openmp_pragmas_only_when_asked, .timeout = 60) {
     cr_assert_eq(sh("./cnnc build examples/lenet5.cnn --target avx2 -o build/omp"), 0);
@@ -298,7 +313,7 @@ Test(codegen, vector_max_pooling_matches_scalar_bit_for_bit, .timeout = 120) {
 
 /* ---- the memory plan ------------------------------------------------------ */
 
-static void expect_sound_plan(Graph *g, Arena *a, int batch, const char *what) {
+static void expect_sound_plan_once(Graph *g, Arena *a, int batch, const char *what) {
     Diags d;
     FILE *null = fopen("/dev/null", "w");
     diags_init(&d, a, "t.cnn", NULL, 0, null);
@@ -316,7 +331,27 @@ static void expect_sound_plan(Graph *g, Arena *a, int batch, const char *what) {
         cr_expect(n->home != NULL, "%s: %s has no home", what, n->name);
         cr_expect(n->buf || n->home->op == OP_INPUT || n->home->is_output,
                   "%s: %s has no storage", what, n->name);
+        /* a slice of a concat (fuse_concat.c) lives in the concat's bytes,
+         * which are live from its write on */
+        if (n->slice_of) {
+            cr_expect(n->home == n->slice_of && n->buf == n->slice_of->buf,
+                      "%s: %s is not in its concat", what, n->name);
+            cr_expect(!n->buf || (n->buf->first <= n->id && n->buf->last >= n->slice_of->id),
+                      "%s: %s is written while its concat's bytes are free", what, n->name);
+            cr_expect(n->home_at + shape_elems(n->shape) <= shape_elems(n->slice_of->shape),
+                      "%s: %s reaches past its concat", what, n->name);
+        }
     }
+}
+
+/* The plan before fusion (as `cnnc check` and `summary` make it) and after
+ * every pass (as `cnnc build` makes it). */
+static void expect_sound_plan(Graph *g, Arena *a, int batch, const char *what) {
+    expect_sound_plan_once(g, a, batch, what);
+    fuse_graph(g, &(FuseOptions){0}, a);
+    expect_sound_plan_once(g, a, batch, what);
+    fuse_graph(g, &(FuseOptions){.no_bn = true, .no_add = true, .no_act = true,
+                                 .no_concat = true}, a);
 }
 
 Test(plan, examples_never_overlap_live_tensors, .timeout = 60) {

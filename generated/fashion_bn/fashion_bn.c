@@ -3,7 +3,7 @@
  * source:  examples/fashion_bn.cnn, network fashion_bn
  * command: cnnc build examples/fashion_bn.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
- * fusion:  bn folding, residual adds, activations, 
+ * fusion:  bn folding, residual adds, activations, concat slices
  * arena:   353344 bytes (465728 without reuse; 353344 live at most)
  * weights: 799270 canonical floats, 806758 packed
  *

@@ -3,8 +3,8 @@
  * source:  examples/googlenet.cnn, network googlenet
  * command: cnnc build examples/googlenet.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
- * fusion:  bn folding, residual adds, activations, 
- * arena:   6288448 bytes (46225536 without reuse; 6288448 live at most)
+ * fusion:  bn folding, residual adds, activations, concat slices
+ * arena:   6288448 bytes (41283200 without reuse; 6288448 live at most)
  * weights: 6998552 canonical floats, 9449334 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -992,14 +992,14 @@ static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, float
 /* inception1.conv1 — examples/googlenet.cnn:22: conv 1x1 64
  *   in [192,28,28] -> out [64,28,28]
  *   weights at packed[210432]: weight [64,192,1,1] + bias [64] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception1.relu1
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception1.relu1; stores into channels 0..63 of inception1.concat1, which copies nothing
  */
 static CNN_SIMD void inception1_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 12288;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
-        float *yb = y + (ptrdiff_t)b * 50176;
+        float *yb = y + (ptrdiff_t)b * 200704;
         const float *in = xb0;
         for (int it = 0; it < 528; it++) {
             const int tile = it / 16, gb = it - tile * 16;
@@ -1464,7 +1464,7 @@ static CNN_SIMD void inception1_conv2(const float *restrict x0, float *restrict 
 /* inception1.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 128
  *   in [96,28,28] -> out [128,28,28]
  *   weights at packed[241312]: weight [128,96,3,3] + bias [128] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then inception1.relu3
+ *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then inception1.relu3; stores into channels 64..191 of inception1.concat1, which copies nothing
  */
 static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 3, NV = 4, W = 8, BR = 8, TB = 128 };
@@ -1473,7 +1473,7 @@ static CNN_SIMD void inception1_conv3(const float *restrict x0, float *restrict 
     const float *bias = w + 198144;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
-        float *yb = y + (ptrdiff_t)b * 100352;
+        float *yb = y + (ptrdiff_t)b * 200704;
         float *in = s + (ptrdiff_t)b * 558720; /* this sample's padded input, */
         float *V = in + 97920; /* the band transformed, [16][96][TB], */
         float *M = V + 196608; /* the 16 products, [16][129][TB] */
@@ -1916,14 +1916,14 @@ static CNN_SIMD void inception1_conv4(const float *restrict x0, float *restrict 
 /* inception1.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 32
  *   in [16,28,28] -> out [32,28,28]
  *   weights at packed[442672]: weight [32,16,5,5] + bias [32] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 32 apart (28 kept); then inception1.relu5
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 32 apart (28 kept); then inception1.relu5; stores into channels 192..223 of inception1.concat1, which copies nothing
  */
 static CNN_SIMD void inception1_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 12800;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 12544;
-        float *yb = y + (ptrdiff_t)b * 25088;
+        float *yb = y + (ptrdiff_t)b * 200704;
         float *sb = s + (ptrdiff_t)b * 16408; /* this sample's scratch */
         cnn_pad(xb0, sb, 16, 28, 28, 2, 2, 32, 32, 0);
         const float *in = sb;
@@ -2061,14 +2061,14 @@ static CNN_SIMD void inception1_maxpool1(const float *restrict x0, float *restri
 /* inception1.conv6 — examples/googlenet.cnn:25: conv 1x1 32
  *   in [192,28,28] -> out [32,28,28]
  *   weights at packed[455504]: weight [32,192,1,1] + bias [32] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception1.relu6
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception1.relu6; stores into channels 224..255 of inception1.concat1, which copies nothing
  */
 static CNN_SIMD void inception1_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 6144;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
-        float *yb = y + (ptrdiff_t)b * 25088;
+        float *yb = y + (ptrdiff_t)b * 200704;
         const float *in = xb0;
         for (int it = 0; it < 264; it++) {
             const int tile = it / 8, gb = it - tile * 8;
@@ -2290,35 +2290,17 @@ static CNN_SIMD void inception1_conv6(const float *restrict x0, float *restrict 
     }
 }
 
-/* inception1.concat1 — examples/googlenet.cnn:26: concat
- *   in [64,28,28] + [128,28,28] + [32,28,28] + [32,28,28] -> out [256,28,28]
- *   scalar loops
- */
-static CNN_SIMD void inception1_concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, const float *restrict x3, float *restrict y, int batch) {
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 50176;
-        const float *xb1 = x1 + (ptrdiff_t)b * 100352;
-        const float *xb2 = x2 + (ptrdiff_t)b * 25088;
-        const float *xb3 = x3 + (ptrdiff_t)b * 25088;
-        float *yb = y + (ptrdiff_t)b * 200704;
-        cnn_copy(xb0, yb + 0, 50176);
-        cnn_copy(xb1, yb + 50176, 100352);
-        cnn_copy(xb2, yb + 150528, 25088);
-        cnn_copy(xb3, yb + 175616, 25088);
-    }
-}
-
 /* inception2.conv1 — examples/googlenet.cnn:22: conv 1x1 128
  *   in [256,28,28] -> out [128,28,28]
  *   weights at packed[461680]: weight [128,256,1,1] + bias [128] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception2.relu1
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception2.relu1; stores into channels 0..127 of inception2.concat1, which copies nothing
  */
 static CNN_SIMD void inception2_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 32768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
-        float *yb = y + (ptrdiff_t)b * 100352;
+        float *yb = y + (ptrdiff_t)b * 376320;
         const float *in = xb0;
         for (int it = 0; it < 1056; it++) {
             const int tile = it / 32, gb = it - tile * 32;
@@ -2775,7 +2757,7 @@ static CNN_SIMD void inception2_conv2(const float *restrict x0, float *restrict 
 /* inception2.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 192
  *   in [128,28,28] -> out [192,28,28]
  *   weights at packed[527472]: weight [192,128,3,3] + bias [192] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception2.relu3
+ *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception2.relu3; stores into channels 128..319 of inception2.concat1, which copies nothing
  */
 static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, W = 8, BR = 8, TB = 128 };
@@ -2784,7 +2766,7 @@ static CNN_SIMD void inception2_conv3(const float *restrict x0, float *restrict 
     const float *bias = w + 393216;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
-        float *yb = y + (ptrdiff_t)b * 150528;
+        float *yb = y + (ptrdiff_t)b * 376320;
         float *in = s + (ptrdiff_t)b * 785920; /* this sample's padded input, */
         float *V = in + 130560; /* the band transformed, [16][128][TB], */
         float *M = V + 262144; /* the 16 products, [16][192][TB] */
@@ -3228,14 +3210,14 @@ static CNN_SIMD void inception2_conv4(const float *restrict x0, float *restrict 
 /* inception2.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 96
  *   in [32,28,28] -> out [96,28,28]
  *   weights at packed[929104]: weight [96,32,5,5] + bias [96] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 32 apart (28 kept); then inception2.relu5
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the padded input, rows 32 apart (28 kept); then inception2.relu5; stores into channels 320..415 of inception2.concat1, which copies nothing
  */
 static CNN_SIMD void inception2_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 76800;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
-        float *yb = y + (ptrdiff_t)b * 75264;
+        float *yb = y + (ptrdiff_t)b * 376320;
         float *sb = s + (ptrdiff_t)b * 32784; /* this sample's scratch */
         cnn_pad(xb0, sb, 32, 28, 28, 2, 2, 32, 32, 0);
         const float *in = sb;
@@ -3374,14 +3356,14 @@ static CNN_SIMD void inception2_maxpool1(const float *restrict x0, float *restri
 /* inception2.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [256,28,28] -> out [64,28,28]
  *   weights at packed[1006000]: weight [64,256,1,1] + bias [64] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception2.relu6
+ *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the input, rows 28 apart (28 kept); then inception2.relu6; stores into channels 416..479 of inception2.concat1, which copies nothing
  */
 static CNN_SIMD void inception2_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
     enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 16384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
-        float *yb = y + (ptrdiff_t)b * 50176;
+        float *yb = y + (ptrdiff_t)b * 376320;
         const float *in = xb0;
         for (int it = 0; it < 528; it++) {
             const int tile = it / 16, gb = it - tile * 16;
@@ -3603,24 +3585,6 @@ static CNN_SIMD void inception2_conv6(const float *restrict x0, float *restrict 
     }
 }
 
-/* inception2.concat1 — examples/googlenet.cnn:26: concat
- *   in [128,28,28] + [192,28,28] + [96,28,28] + [64,28,28] -> out [480,28,28]
- *   scalar loops
- */
-static CNN_SIMD void inception2_concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, const float *restrict x3, float *restrict y, int batch) {
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 100352;
-        const float *xb1 = x1 + (ptrdiff_t)b * 150528;
-        const float *xb2 = x2 + (ptrdiff_t)b * 75264;
-        const float *xb3 = x3 + (ptrdiff_t)b * 50176;
-        float *yb = y + (ptrdiff_t)b * 376320;
-        cnn_copy(xb0, yb + 0, 100352);
-        cnn_copy(xb1, yb + 100352, 150528);
-        cnn_copy(xb2, yb + 250880, 75264);
-        cnn_copy(xb3, yb + 326144, 50176);
-    }
-}
-
 /* maxpool3 — examples/googlenet.cnn:38: maxpool 3x3/2 p1
  *   in [480,28,28] -> out [480,14,14]
  *   avx2: 8 outputs of a row a vector (ymm), even and odd input columns split by shuffles; each channel padded with -infinity into scratch first
@@ -3681,14 +3645,14 @@ static CNN_SIMD void maxpool3(const float *restrict x0, float *restrict y, float
 /* inception3.conv1 — examples/googlenet.cnn:22: conv 1x1 192
  *   in [480,14,14] -> out [192,14,14]
  *   weights at packed[1022448]: weight [192,480,1,1] + bias [192] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception3.relu1
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception3.relu1; stores into channels 0..191 of inception3.concat1, which copies nothing
  */
 static CNN_SIMD void inception3_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 92160;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 94080;
-        float *yb = y + (ptrdiff_t)b * 37632;
+        float *yb = y + (ptrdiff_t)b * 100352;
         const float *in = xb0;
         for (int it = 0; it < 416; it++) {
             const int tile = it / 32, gb = it - tile * 32;
@@ -4161,7 +4125,7 @@ static CNN_SIMD void inception3_conv2(const float *restrict x0, float *restrict 
 /* inception3.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 208
  *   in [96,14,14] -> out [208,14,14]
  *   weights at packed[1160976]: weight [208,96,3,3] + bias [208] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception3.relu3
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception3.relu3; stores into channels 192..399 of inception3.concat1, which copies nothing
  */
 static CNN_SIMD void inception3_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
@@ -4170,7 +4134,7 @@ static CNN_SIMD void inception3_conv3(const float *restrict x0, float *restrict 
     const float *bias = w + 322560;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 18816;
-        float *yb = y + (ptrdiff_t)b * 40768;
+        float *yb = y + (ptrdiff_t)b * 100352;
         float *in = s + (ptrdiff_t)b * 340992; /* this sample's padded input, */
         float *V = in + 27648; /* the band transformed, [16][96][TB], */
         float *M = V + 98304; /* the 16 products, [16][210][TB] */
@@ -4614,14 +4578,14 @@ static CNN_SIMD void inception3_conv4(const float *restrict x0, float *restrict 
 /* inception3.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 48
  *   in [16,14,14] -> out [48,14,14]
  *   weights at packed[1491440]: weight [48,16,5,5] + bias [48] (packed in blocks of 24 output channels)
- *   avx2: tile MP=4 positions x MR=24 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception3.relu5
+ *   avx2: tile MP=4 positions x MR=24 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception3.relu5; stores into channels 400..447 of inception3.concat1, which copies nothing
  */
 static CNN_SIMD void inception3_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MP = 4, NV = 3, MR = 24, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 19200;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 3136;
-        float *yb = y + (ptrdiff_t)b * 9408;
+        float *yb = y + (ptrdiff_t)b * 100352;
         float *sb = s + (ptrdiff_t)b * 5184; /* this sample's scratch */
         cnn_pad(xb0, sb, 16, 14, 14, 2, 2, 18, 18, 0);
         const float *in = sb;
@@ -4747,14 +4711,14 @@ static CNN_SIMD void inception3_maxpool1(const float *restrict x0, float *restri
 /* inception3.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [480,14,14] -> out [64,14,14]
  *   weights at packed[1510688]: weight [64,480,1,1] + bias [64] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception3.relu6
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception3.relu6; stores into channels 448..511 of inception3.concat1, which copies nothing
  */
 static CNN_SIMD void inception3_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 31680;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 94080;
-        float *yb = y + (ptrdiff_t)b * 12544;
+        float *yb = y + (ptrdiff_t)b * 100352;
         const float *in = xb0;
         for (int it = 0; it < 143; it++) {
             const int tile = it / 11, gb = it - tile * 11;
@@ -4986,35 +4950,17 @@ static CNN_SIMD void inception3_conv6(const float *restrict x0, float *restrict 
     }
 }
 
-/* inception3.concat1 — examples/googlenet.cnn:26: concat
- *   in [192,14,14] + [208,14,14] + [48,14,14] + [64,14,14] -> out [512,14,14]
- *   scalar loops
- */
-static CNN_SIMD void inception3_concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, const float *restrict x3, float *restrict y, int batch) {
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 37632;
-        const float *xb1 = x1 + (ptrdiff_t)b * 40768;
-        const float *xb2 = x2 + (ptrdiff_t)b * 9408;
-        const float *xb3 = x3 + (ptrdiff_t)b * 12544;
-        float *yb = y + (ptrdiff_t)b * 100352;
-        cnn_copy(xb0, yb + 0, 37632);
-        cnn_copy(xb1, yb + 37632, 40768);
-        cnn_copy(xb2, yb + 78400, 9408);
-        cnn_copy(xb3, yb + 87808, 12544);
-    }
-}
-
 /* inception4.conv1 — examples/googlenet.cnn:22: conv 1x1 160
  *   in [512,14,14] -> out [160,14,14]
  *   weights at packed[1542434]: weight [160,512,1,1] + bias [160] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception4.relu1
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception4.relu1; stores into channels 0..159 of inception4.concat1, which copies nothing
  */
 static CNN_SIMD void inception4_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 82944;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
-        float *yb = y + (ptrdiff_t)b * 31360;
+        float *yb = y + (ptrdiff_t)b * 100352;
         const float *in = xb0;
         for (int it = 0; it < 351; it++) {
             const int tile = it / 27, gb = it - tile * 27;
@@ -5491,7 +5437,7 @@ static CNN_SIMD void inception4_conv2(const float *restrict x0, float *restrict 
 /* inception4.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 224
  *   in [112,14,14] -> out [224,14,14]
  *   weights at packed[1684022]: weight [224,112,3,3] + bias [224] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then inception4.relu3
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then inception4.relu3; stores into channels 160..383 of inception4.concat1, which copies nothing
  */
 static CNN_SIMD void inception4_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64 };
@@ -5500,7 +5446,7 @@ static CNN_SIMD void inception4_conv3(const float *restrict x0, float *restrict 
     const float *bias = w + 403200;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 21952;
-        float *yb = y + (ptrdiff_t)b * 43904;
+        float *yb = y + (ptrdiff_t)b * 100352;
         float *in = s + (ptrdiff_t)b * 377344; /* this sample's padded input, */
         float *V = in + 32256; /* the band transformed, [16][112][TB], */
         float *M = V + 114688; /* the 16 products, [16][225][TB] */
@@ -5951,14 +5897,14 @@ static CNN_SIMD void inception4_conv4(const float *restrict x0, float *restrict 
 /* inception4.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 64
  *   in [24,14,14] -> out [64,14,14]
  *   weights at packed[2099758]: weight [64,24,5,5] + bias [64] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception4.relu5
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception4.relu5; stores into channels 384..447 of inception4.concat1, which copies nothing
  */
 static CNN_SIMD void inception4_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 38400;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 4704;
-        float *yb = y + (ptrdiff_t)b * 12544;
+        float *yb = y + (ptrdiff_t)b * 100352;
         float *sb = s + (ptrdiff_t)b * 7776; /* this sample's scratch */
         cnn_pad(xb0, sb, 24, 14, 14, 2, 2, 18, 18, 0);
         const float *in = sb;
@@ -6089,14 +6035,14 @@ static CNN_SIMD void inception4_maxpool1(const float *restrict x0, float *restri
 /* inception4.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [512,14,14] -> out [64,14,14]
  *   weights at packed[2138222]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception4.relu6
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception4.relu6; stores into channels 448..511 of inception4.concat1, which copies nothing
  */
 static CNN_SIMD void inception4_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 33792;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
-        float *yb = y + (ptrdiff_t)b * 12544;
+        float *yb = y + (ptrdiff_t)b * 100352;
         const float *in = xb0;
         for (int it = 0; it < 143; it++) {
             const int tile = it / 11, gb = it - tile * 11;
@@ -6328,35 +6274,17 @@ static CNN_SIMD void inception4_conv6(const float *restrict x0, float *restrict 
     }
 }
 
-/* inception4.concat1 — examples/googlenet.cnn:26: concat
- *   in [160,14,14] + [224,14,14] + [64,14,14] + [64,14,14] -> out [512,14,14]
- *   scalar loops
- */
-static CNN_SIMD void inception4_concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, const float *restrict x3, float *restrict y, int batch) {
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 31360;
-        const float *xb1 = x1 + (ptrdiff_t)b * 43904;
-        const float *xb2 = x2 + (ptrdiff_t)b * 12544;
-        const float *xb3 = x3 + (ptrdiff_t)b * 12544;
-        float *yb = y + (ptrdiff_t)b * 100352;
-        cnn_copy(xb0, yb + 0, 31360);
-        cnn_copy(xb1, yb + 31360, 43904);
-        cnn_copy(xb2, yb + 75264, 12544);
-        cnn_copy(xb3, yb + 87808, 12544);
-    }
-}
-
 /* inception5.conv1 — examples/googlenet.cnn:22: conv 1x1 128
  *   in [512,14,14] -> out [128,14,14]
  *   weights at packed[2172080]: weight [128,512,1,1] + bias [128] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception5.relu1
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception5.relu1; stores into channels 0..127 of inception5.concat1, which copies nothing
  */
 static CNN_SIMD void inception5_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 67584;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
-        float *yb = y + (ptrdiff_t)b * 25088;
+        float *yb = y + (ptrdiff_t)b * 100352;
         const float *in = xb0;
         for (int it = 0; it < 286; it++) {
             const int tile = it / 22, gb = it - tile * 22;
@@ -6833,7 +6761,7 @@ static CNN_SIMD void inception5_conv2(const float *restrict x0, float *restrict 
 /* inception5.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 256
  *   in [128,14,14] -> out [256,14,14]
  *   weights at packed[2307512]: weight [256,128,3,3] + bias [256] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception5.relu3
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception5.relu3; stores into channels 128..383 of inception5.concat1, which copies nothing
  */
 static CNN_SIMD void inception5_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
@@ -6842,7 +6770,7 @@ static CNN_SIMD void inception5_conv3(const float *restrict x0, float *restrict 
     const float *bias = w + 528384;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 25088;
-        float *yb = y + (ptrdiff_t)b * 50176;
+        float *yb = y + (ptrdiff_t)b * 100352;
         float *in = s + (ptrdiff_t)b * 432128; /* this sample's padded input, */
         float *V = in + 36864; /* the band transformed, [16][128][TB], */
         float *M = V + 131072; /* the 16 products, [16][258][TB] */
@@ -7294,14 +7222,14 @@ static CNN_SIMD void inception5_conv4(const float *restrict x0, float *restrict 
 /* inception5.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 64
  *   in [24,14,14] -> out [64,14,14]
  *   weights at packed[2848464]: weight [64,24,5,5] + bias [64] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception5.relu5
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception5.relu5; stores into channels 384..447 of inception5.concat1, which copies nothing
  */
 static CNN_SIMD void inception5_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 38400;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 4704;
-        float *yb = y + (ptrdiff_t)b * 12544;
+        float *yb = y + (ptrdiff_t)b * 100352;
         float *sb = s + (ptrdiff_t)b * 7776; /* this sample's scratch */
         cnn_pad(xb0, sb, 24, 14, 14, 2, 2, 18, 18, 0);
         const float *in = sb;
@@ -7432,14 +7360,14 @@ static CNN_SIMD void inception5_maxpool1(const float *restrict x0, float *restri
 /* inception5.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [512,14,14] -> out [64,14,14]
  *   weights at packed[2886928]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception5.relu6
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception5.relu6; stores into channels 448..511 of inception5.concat1, which copies nothing
  */
 static CNN_SIMD void inception5_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 33792;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
-        float *yb = y + (ptrdiff_t)b * 12544;
+        float *yb = y + (ptrdiff_t)b * 100352;
         const float *in = xb0;
         for (int it = 0; it < 143; it++) {
             const int tile = it / 11, gb = it - tile * 11;
@@ -7671,35 +7599,17 @@ static CNN_SIMD void inception5_conv6(const float *restrict x0, float *restrict 
     }
 }
 
-/* inception5.concat1 — examples/googlenet.cnn:26: concat
- *   in [128,14,14] + [256,14,14] + [64,14,14] + [64,14,14] -> out [512,14,14]
- *   scalar loops
- */
-static CNN_SIMD void inception5_concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, const float *restrict x3, float *restrict y, int batch) {
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 25088;
-        const float *xb1 = x1 + (ptrdiff_t)b * 50176;
-        const float *xb2 = x2 + (ptrdiff_t)b * 12544;
-        const float *xb3 = x3 + (ptrdiff_t)b * 12544;
-        float *yb = y + (ptrdiff_t)b * 100352;
-        cnn_copy(xb0, yb + 0, 25088);
-        cnn_copy(xb1, yb + 25088, 50176);
-        cnn_copy(xb2, yb + 75264, 12544);
-        cnn_copy(xb3, yb + 87808, 12544);
-    }
-}
-
 /* inception6.conv1 — examples/googlenet.cnn:22: conv 1x1 112
  *   in [512,14,14] -> out [112,14,14]
  *   weights at packed[2920786]: weight [112,512,1,1] + bias [112] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception6.relu1
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception6.relu1; stores into channels 0..111 of inception6.concat1, which copies nothing
  */
 static CNN_SIMD void inception6_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 58368;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
-        float *yb = y + (ptrdiff_t)b * 21952;
+        float *yb = y + (ptrdiff_t)b * 103488;
         const float *in = xb0;
         for (int it = 0; it < 247; it++) {
             const int tile = it / 19, gb = it - tile * 19;
@@ -8174,7 +8084,7 @@ static CNN_SIMD void inception6_conv2(const float *restrict x0, float *restrict 
 /* inception6.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 288
  *   in [144,14,14] -> out [288,14,14]
  *   weights at packed[3053140]: weight [288,144,3,3] + bias [288] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception6.relu3
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception6.relu3; stores into channels 112..399 of inception6.concat1, which copies nothing
  */
 static CNN_SIMD void inception6_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, W = 8, BR = 7, TB = 64 };
@@ -8183,7 +8093,7 @@ static CNN_SIMD void inception6_conv3(const float *restrict x0, float *restrict 
     const float *bias = w + 663552;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 28224;
-        float *yb = y + (ptrdiff_t)b * 56448;
+        float *yb = y + (ptrdiff_t)b * 103488;
         float *in = s + (ptrdiff_t)b * 483840; /* this sample's padded input, */
         float *V = in + 41472; /* the band transformed, [16][144][TB], */
         float *M = V + 147456; /* the 16 products, [16][288][TB] */
@@ -8627,14 +8537,14 @@ static CNN_SIMD void inception6_conv4(const float *restrict x0, float *restrict 
 /* inception6.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 64
  *   in [32,14,14] -> out [64,14,14]
  *   weights at packed[3733396]: weight [64,32,5,5] + bias [64] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception6.relu5
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception6.relu5; stores into channels 400..463 of inception6.concat1, which copies nothing
  */
 static CNN_SIMD void inception6_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 51200;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 6272;
-        float *yb = y + (ptrdiff_t)b * 12544;
+        float *yb = y + (ptrdiff_t)b * 103488;
         float *sb = s + (ptrdiff_t)b * 10368; /* this sample's scratch */
         cnn_pad(xb0, sb, 32, 14, 14, 2, 2, 18, 18, 0);
         const float *in = sb;
@@ -8765,14 +8675,14 @@ static CNN_SIMD void inception6_maxpool1(const float *restrict x0, float *restri
 /* inception6.conv6 — examples/googlenet.cnn:25: conv 1x1 64
  *   in [512,14,14] -> out [64,14,14]
  *   weights at packed[3784660]: weight [64,512,1,1] + bias [64] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception6.relu6
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception6.relu6; stores into channels 464..527 of inception6.concat1, which copies nothing
  */
 static CNN_SIMD void inception6_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 33792;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
-        float *yb = y + (ptrdiff_t)b * 12544;
+        float *yb = y + (ptrdiff_t)b * 103488;
         const float *in = xb0;
         for (int it = 0; it < 143; it++) {
             const int tile = it / 11, gb = it - tile * 11;
@@ -9004,35 +8914,17 @@ static CNN_SIMD void inception6_conv6(const float *restrict x0, float *restrict 
     }
 }
 
-/* inception6.concat1 — examples/googlenet.cnn:26: concat
- *   in [112,14,14] + [288,14,14] + [64,14,14] + [64,14,14] -> out [528,14,14]
- *   scalar loops
- */
-static CNN_SIMD void inception6_concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, const float *restrict x3, float *restrict y, int batch) {
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 21952;
-        const float *xb1 = x1 + (ptrdiff_t)b * 56448;
-        const float *xb2 = x2 + (ptrdiff_t)b * 12544;
-        const float *xb3 = x3 + (ptrdiff_t)b * 12544;
-        float *yb = y + (ptrdiff_t)b * 103488;
-        cnn_copy(xb0, yb + 0, 21952);
-        cnn_copy(xb1, yb + 21952, 56448);
-        cnn_copy(xb2, yb + 78400, 12544);
-        cnn_copy(xb3, yb + 90944, 12544);
-    }
-}
-
 /* inception7.conv1 — examples/googlenet.cnn:22: conv 1x1 256
  *   in [528,14,14] -> out [256,14,14]
  *   weights at packed[3818518]: weight [256,528,1,1] + bias [256] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception7.relu1
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception7.relu1; stores into channels 0..255 of inception7.concat1, which copies nothing
  */
 static CNN_SIMD void inception7_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 136224;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 103488;
-        float *yb = y + (ptrdiff_t)b * 50176;
+        float *yb = y + (ptrdiff_t)b * 163072;
         const float *in = xb0;
         for (int it = 0; it < 559; it++) {
             const int gb = it / 13, tile = it - gb * 13;
@@ -9509,7 +9401,7 @@ static CNN_SIMD void inception7_conv2(const float *restrict x0, float *restrict 
 /* inception7.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 320
  *   in [160,14,14] -> out [320,14,14]
  *   weights at packed[4040698]: weight [320,160,3,3] + bias [320] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then inception7.relu3
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then inception7.relu3; stores into channels 256..575 of inception7.concat1, which copies nothing
  */
 static CNN_SIMD void inception7_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64 };
@@ -9518,7 +9410,7 @@ static CNN_SIMD void inception7_conv3(const float *restrict x0, float *restrict 
     const float *bias = w + 821760;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 31360;
-        float *yb = y + (ptrdiff_t)b * 62720;
+        float *yb = y + (ptrdiff_t)b * 163072;
         float *in = s + (ptrdiff_t)b * 538624; /* this sample's padded input, */
         float *V = in + 46080; /* the band transformed, [16][160][TB], */
         float *M = V + 163840; /* the 16 products, [16][321][TB] */
@@ -9961,14 +9853,14 @@ static CNN_SIMD void inception7_conv4(const float *restrict x0, float *restrict 
 /* inception7.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 128
  *   in [32,14,14] -> out [128,14,14]
  *   weights at packed[4879706]: weight [128,32,5,5] + bias [128] (packed in blocks of 16 output channels)
- *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception7.relu5
+ *   avx2: tile MP=6 positions x MR=16 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception7.relu5; stores into channels 576..703 of inception7.concat1, which copies nothing
  */
 static CNN_SIMD void inception7_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MP = 6, NV = 2, MR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 102400;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 6272;
-        float *yb = y + (ptrdiff_t)b * 25088;
+        float *yb = y + (ptrdiff_t)b * 163072;
         float *sb = s + (ptrdiff_t)b * 10368; /* this sample's scratch */
         cnn_pad(xb0, sb, 32, 14, 14, 2, 2, 18, 18, 0);
         const float *in = sb;
@@ -10099,14 +9991,14 @@ static CNN_SIMD void inception7_maxpool1(const float *restrict x0, float *restri
 /* inception7.conv6 — examples/googlenet.cnn:25: conv 1x1 128
  *   in [528,14,14] -> out [128,14,14]
  *   weights at packed[4982234]: weight [128,528,1,1] + bias [128] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception7.relu6
+ *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 14 apart (14 kept); then inception7.relu6; stores into channels 704..831 of inception7.concat1, which copies nothing
  */
 static CNN_SIMD void inception7_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
     enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 69696;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 103488;
-        float *yb = y + (ptrdiff_t)b * 25088;
+        float *yb = y + (ptrdiff_t)b * 163072;
         const float *in = xb0;
         for (int it = 0; it < 286; it++) {
             const int tile = it / 22, gb = it - tile * 22;
@@ -10338,24 +10230,6 @@ static CNN_SIMD void inception7_conv6(const float *restrict x0, float *restrict 
     }
 }
 
-/* inception7.concat1 — examples/googlenet.cnn:26: concat
- *   in [256,14,14] + [320,14,14] + [128,14,14] + [128,14,14] -> out [832,14,14]
- *   scalar loops
- */
-static CNN_SIMD void inception7_concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, const float *restrict x3, float *restrict y, int batch) {
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 50176;
-        const float *xb1 = x1 + (ptrdiff_t)b * 62720;
-        const float *xb2 = x2 + (ptrdiff_t)b * 25088;
-        const float *xb3 = x3 + (ptrdiff_t)b * 25088;
-        float *yb = y + (ptrdiff_t)b * 163072;
-        cnn_copy(xb0, yb + 0, 50176);
-        cnn_copy(xb1, yb + 50176, 62720);
-        cnn_copy(xb2, yb + 112896, 25088);
-        cnn_copy(xb3, yb + 137984, 25088);
-    }
-}
-
 /* maxpool4 — examples/googlenet.cnn:44: maxpool 3x3/2 p1
  *   in [832,14,14] -> out [832,7,7]
  *   avx2: one ymm vector a row, loads and store masked to it, even and odd input columns split by shuffles; each channel padded with -infinity into scratch first
@@ -10415,14 +10289,14 @@ static CNN_SIMD void maxpool4(const float *restrict x0, float *restrict y, float
 /* inception8.conv1 — examples/googlenet.cnn:22: conv 1x1 256
  *   in [832,7,7] -> out [256,7,7]
  *   weights at packed[5052062]: weight [256,832,1,1] + bias [256] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception8.relu1
+ *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception8.relu1; stores into channels 0..255 of inception8.concat1, which copies nothing
  */
 static CNN_SIMD void inception8_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
     enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 212992;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
-        float *yb = y + (ptrdiff_t)b * 12544;
+        float *yb = y + (ptrdiff_t)b * 40768;
         const float *in = xb0;
         for (int it = 0; it < 136; it++) {
             const int gb = it / 17, tile = it - gb * 17;
@@ -10881,7 +10755,7 @@ static CNN_SIMD void inception8_conv2(const float *restrict x0, float *restrict 
 /* inception8.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 320
  *   in [160,7,7] -> out [320,7,7]
  *   weights at packed[5398590]: weight [320,160,3,3] + bias [320] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception8.relu3
+ *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception8.relu3; stores into channels 256..575 of inception8.concat1, which copies nothing
  */
 static CNN_SIMD void inception8_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16 };
@@ -10890,7 +10764,7 @@ static CNN_SIMD void inception8_conv3(const float *restrict x0, float *restrict 
     const float *bias = w + 829440;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 7840;
-        float *yb = y + (ptrdiff_t)b * 15680;
+        float *yb = y + (ptrdiff_t)b * 40768;
         float *in = s + (ptrdiff_t)b * 139904; /* this sample's padded input, */
         float *V = in + 16000; /* the band transformed, [16][160][TB], */
         float *M = V + 40960; /* the 16 products, [16][324][TB] */
@@ -11335,14 +11209,14 @@ static CNN_SIMD void inception8_conv4(const float *restrict x0, float *restrict 
 /* inception8.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 128
  *   in [32,7,7] -> out [128,7,7]
  *   weights at packed[6255006]: weight [128,32,5,5] + bias [128] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception8.relu5
+ *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception8.relu5; stores into channels 576..703 of inception8.concat1, which copies nothing
  */
 static CNN_SIMD void inception8_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 102400;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 1568;
-        float *yb = y + (ptrdiff_t)b * 6272;
+        float *yb = y + (ptrdiff_t)b * 40768;
         float *sb = s + (ptrdiff_t)b * 3872; /* this sample's scratch */
         cnn_pad(xb0, sb, 32, 7, 7, 2, 2, 11, 11, 0);
         const float *in = sb;
@@ -11466,14 +11340,14 @@ static CNN_SIMD void inception8_maxpool1(const float *restrict x0, float *restri
 /* inception8.conv6 — examples/googlenet.cnn:25: conv 1x1 128
  *   in [832,7,7] -> out [128,7,7]
  *   weights at packed[6357534]: weight [128,832,1,1] + bias [128] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception8.relu6
+ *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception8.relu6; stores into channels 704..831 of inception8.concat1, which copies nothing
  */
 static CNN_SIMD void inception8_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
     enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 106496;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
-        float *yb = y + (ptrdiff_t)b * 6272;
+        float *yb = y + (ptrdiff_t)b * 40768;
         const float *in = xb0;
         for (int it = 0; it < 68; it++) {
             const int tile = it / 4, gb = it - tile * 4;
@@ -11696,35 +11570,17 @@ static CNN_SIMD void inception8_conv6(const float *restrict x0, float *restrict 
     }
 }
 
-/* inception8.concat1 — examples/googlenet.cnn:26: concat
- *   in [256,7,7] + [320,7,7] + [128,7,7] + [128,7,7] -> out [832,7,7]
- *   scalar loops
- */
-static CNN_SIMD void inception8_concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, const float *restrict x3, float *restrict y, int batch) {
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 12544;
-        const float *xb1 = x1 + (ptrdiff_t)b * 15680;
-        const float *xb2 = x2 + (ptrdiff_t)b * 6272;
-        const float *xb3 = x3 + (ptrdiff_t)b * 6272;
-        float *yb = y + (ptrdiff_t)b * 40768;
-        cnn_copy(xb0, yb + 0, 12544);
-        cnn_copy(xb1, yb + 12544, 15680);
-        cnn_copy(xb2, yb + 28224, 6272);
-        cnn_copy(xb3, yb + 34496, 6272);
-    }
-}
-
 /* inception9.conv1 — examples/googlenet.cnn:22: conv 1x1 384
  *   in [832,7,7] -> out [384,7,7]
  *   weights at packed[6464158]: weight [384,832,1,1] + bias [384] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception9.relu1
+ *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception9.relu1; stores into channels 0..383 of inception9.concat1, which copies nothing
  */
 static CNN_SIMD void inception9_conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
     enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 319488;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
-        float *yb = y + (ptrdiff_t)b * 18816;
+        float *yb = y + (ptrdiff_t)b * 50176;
         const float *in = xb0;
         for (int it = 0; it < 204; it++) {
             const int gb = it / 17, tile = it - gb * 17;
@@ -12183,7 +12039,7 @@ static CNN_SIMD void inception9_conv2(const float *restrict x0, float *restrict 
 /* inception9.conv3 — examples/googlenet.cnn:23: conv 3x3 p1 384
  *   in [192,7,7] -> out [384,7,7]
  *   weights at packed[6943966]: weight [384,192,3,3] + bias [384] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception9.relu3
+ *   avx2: Winograd F(2x2,3x3), 4x4 tiles of 2x2 outputs, 4 from each of 2 rows a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then inception9.relu3; stores into channels 384..767 of inception9.concat1, which copies nothing
  */
 static CNN_SIMD void inception9_conv3(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 16 };
@@ -12192,7 +12048,7 @@ static CNN_SIMD void inception9_conv3(const float *restrict x0, float *restrict 
     const float *bias = w + 1179648;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 9408;
-        float *yb = y + (ptrdiff_t)b * 18816;
+        float *yb = y + (ptrdiff_t)b * 50176;
         float *in = s + (ptrdiff_t)b * 166656; /* this sample's padded input, */
         float *V = in + 19200; /* the band transformed, [16][192][TB], */
         float *M = V + 49152; /* the 16 products, [16][384][TB] */
@@ -12639,14 +12495,14 @@ static CNN_SIMD void inception9_conv4(const float *restrict x0, float *restrict 
 /* inception9.conv5 — examples/googlenet.cnn:24: conv 5x5 p2 128
  *   in [48,7,7] -> out [128,7,7]
  *   weights at packed[8163982]: weight [128,48,5,5] + bias [128] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception9.relu5
+ *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the padded input, weights in vectors; then inception9.relu5; stores into channels 768..895 of inception9.concat1, which copies nothing
  */
 static CNN_SIMD void inception9_conv5(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 153600;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 2352;
-        float *yb = y + (ptrdiff_t)b * 6272;
+        float *yb = y + (ptrdiff_t)b * 50176;
         float *sb = s + (ptrdiff_t)b * 5808; /* this sample's scratch */
         cnn_pad(xb0, sb, 48, 7, 7, 2, 2, 11, 11, 0);
         const float *in = sb;
@@ -12770,14 +12626,14 @@ static CNN_SIMD void inception9_maxpool1(const float *restrict x0, float *restri
 /* inception9.conv6 — examples/googlenet.cnn:25: conv 1x1 128
  *   in [832,7,7] -> out [128,7,7]
  *   weights at packed[8317710]: weight [128,832,1,1] + bias [128] (packed in blocks of 32 output channels)
- *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception9.relu6
+ *   avx2: tile MP=3 positions x MR=32 output channels (12 ymm accumulators); input values broadcast from the input, weights in vectors; then inception9.relu6; stores into channels 896..1023 of inception9.concat1, which copies nothing
  */
 static CNN_SIMD void inception9_conv6(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
     enum { MP = 3, NV = 4, MR = 32, W = 8 }; /* the register tile; W floats a vector */
     const float *bias = w + 106496;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 40768;
-        float *yb = y + (ptrdiff_t)b * 6272;
+        float *yb = y + (ptrdiff_t)b * 50176;
         const float *in = xb0;
         for (int it = 0; it < 68; it++) {
             const int tile = it / 4, gb = it - tile * 4;
@@ -13000,24 +12856,6 @@ static CNN_SIMD void inception9_conv6(const float *restrict x0, float *restrict 
     }
 }
 
-/* inception9.concat1 — examples/googlenet.cnn:26: concat
- *   in [384,7,7] + [384,7,7] + [128,7,7] + [128,7,7] -> out [1024,7,7]
- *   scalar loops
- */
-static CNN_SIMD void inception9_concat1(const float *restrict x0, const float *restrict x1, const float *restrict x2, const float *restrict x3, float *restrict y, int batch) {
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 18816;
-        const float *xb1 = x1 + (ptrdiff_t)b * 18816;
-        const float *xb2 = x2 + (ptrdiff_t)b * 6272;
-        const float *xb3 = x3 + (ptrdiff_t)b * 6272;
-        float *yb = y + (ptrdiff_t)b * 50176;
-        cnn_copy(xb0, yb + 0, 18816);
-        cnn_copy(xb1, yb + 18816, 18816);
-        cnn_copy(xb2, yb + 37632, 6272);
-        cnn_copy(xb3, yb + 43904, 6272);
-    }
-}
-
 /* avgpool1 — examples/googlenet.cnn:47: avgpool 7x7/7
  *   in [1024,7,7] -> out [1024,1,1]
  *   scalar loops
@@ -13191,81 +13029,72 @@ int googlenet_forward(const float *packed, const float *in_img, float *out_logit
     conv3(A + 1371392, A + 769280, packed + 13632, A + 0, batch);
     lrn2(A + 769280, A + 0, batch);
     maxpool2(A + 0, A + 602112, A + 752640, batch);
-    inception1_conv1(A + 602112, A + 1086976, packed + 210432, batch);
+    inception1_conv1(A + 602112, A + 1162240, packed + 210432, batch);
     inception1_conv2(A + 602112, A + 752640, packed + 222784, batch);
-    inception1_conv3(A + 752640, A + 986624, packed + 241312, A + 0, batch);
-    inception1_conv4(A + 602112, A + 794144, packed + 439584, batch);
-    inception1_conv5(A + 794144, A + 752640, packed + 442672, A + 777728, batch);
-    inception1_maxpool1(A + 602112, A + 0, A + 777728, batch);
-    inception1_conv6(A + 0, A + 150528, packed + 455504, batch);
-    inception1_concat1(A + 1086976, A + 986624, A + 752640, A + 150528, A + 785920, batch);
-    inception2_conv1(A + 785920, A + 1137152, packed + 461680, batch);
-    inception2_conv2(A + 785920, A + 1237504, packed + 494576, batch);
-    inception2_conv3(A + 1237504, A + 986624, packed + 527472, A + 0, batch);
-    inception2_conv4(A + 785920, A + 484368, packed + 920880, batch);
-    inception2_conv5(A + 484368, A + 376320, packed + 929104, A + 451584, batch);
-    inception2_maxpool1(A + 785920, A + 0, A + 200704, batch);
-    inception2_conv6(A + 0, A + 451584, packed + 1006000, batch);
-    inception2_concat1(A + 1137152, A + 986624, A + 376320, A + 451584, A + 0, batch);
-    maxpool3(A + 0, A + 376320, A + 470400, batch);
-    inception3_conv1(A + 376320, A + 518464, packed + 1022448, batch);
-    inception3_conv2(A + 376320, A + 340992, packed + 1114800, batch);
-    inception3_conv3(A + 340992, A + 477696, packed + 1160976, A + 0, batch);
-    inception3_conv4(A + 376320, A + 0, packed + 1483744, batch);
-    inception3_conv5(A + 0, A + 106624, packed + 1491440, A + 470400, batch);
-    inception3_maxpool1(A + 376320, A + 0, A + 470400, batch);
-    inception3_conv6(A + 0, A + 94080, packed + 1510688, batch);
-    inception3_concat1(A + 518464, A + 477696, A + 106624, A + 94080, A + 377344, batch);
-    inception4_conv1(A + 377344, A + 576384, packed + 1542434, batch);
-    inception4_conv2(A + 377344, A + 477696, packed + 1625540, batch);
-    inception4_conv3(A + 477696, A + 532480, packed + 1684022, A + 0, batch);
-    inception4_conv4(A + 377344, A + 485472, packed + 2087446, batch);
-    inception4_conv5(A + 485472, A + 100352, packed + 2099758, A + 477696, batch);
-    inception4_maxpool1(A + 377344, A + 0, A + 477696, batch);
-    inception4_conv6(A + 0, A + 112896, packed + 2138222, batch);
-    inception4_concat1(A + 576384, A + 532480, A + 100352, A + 112896, A + 432128, batch);
-    inception5_conv1(A + 432128, A + 634368, packed + 2172080, batch);
-    inception5_conv2(A + 432128, A + 532480, packed + 2239796, batch);
-    inception5_conv3(A + 532480, A + 584192, packed + 2307512, A + 0, batch);
-    inception5_conv4(A + 432128, A + 540256, packed + 2836152, batch);
-    inception5_conv5(A + 540256, A + 100352, packed + 2848464, A + 532480, batch);
-    inception5_maxpool1(A + 432128, A + 0, A + 532480, batch);
-    inception5_conv6(A + 0, A + 112896, packed + 2886928, batch);
-    inception5_concat1(A + 634368, A + 584192, A + 100352, A + 112896, A + 483840, batch);
-    inception6_conv1(A + 483840, A + 698560, packed + 2920786, batch);
-    inception6_conv2(A + 483840, A + 584192, packed + 2979268, batch);
-    inception6_conv3(A + 584192, A + 642112, packed + 3053140, A + 0, batch);
-    inception6_conv4(A + 483840, A + 594560, packed + 3716980, batch);
-    inception6_conv5(A + 594560, A + 100352, packed + 3733396, A + 584192, batch);
-    inception6_maxpool1(A + 483840, A + 0, A + 584192, batch);
-    inception6_conv6(A + 0, A + 112896, packed + 3784660, batch);
-    inception6_concat1(A + 698560, A + 642112, A + 100352, A + 112896, A + 538624, batch);
-    inception7_conv1(A + 538624, A + 704832, packed + 3818518, batch);
-    inception7_conv2(A + 538624, A + 755008, packed + 3955000, batch);
-    inception7_conv3(A + 755008, A + 642112, packed + 4040698, A + 0, batch);
-    inception7_conv4(A + 538624, A + 10368, packed + 4862778, batch);
-    inception7_conv5(A + 10368, A + 163072, packed + 4879706, A + 0, batch);
-    inception7_maxpool1(A + 538624, A + 0, A + 103488, batch);
-    inception7_conv6(A + 0, A + 188160, packed + 4982234, batch);
-    inception7_concat1(A + 704832, A + 642112, A + 163072, A + 188160, A + 0, batch);
-    maxpool4(A + 0, A + 163072, A + 203840, batch);
-    inception8_conv1(A + 163072, A + 207424, packed + 5052062, batch);
-    inception8_conv2(A + 163072, A + 219968, packed + 5265310, batch);
-    inception8_conv3(A + 219968, A + 139904, packed + 5398590, A + 0, batch);
-    inception8_conv4(A + 163072, A + 203840, packed + 6228350, batch);
-    inception8_conv5(A + 203840, A + 155584, packed + 6255006, A + 0, batch);
-    inception8_maxpool1(A + 163072, A + 0, A + 161856, batch);
-    inception8_conv6(A + 0, A + 40768, packed + 6357534, batch);
-    inception8_concat1(A + 207424, A + 139904, A + 155584, A + 40768, A + 166656, batch);
-    inception9_conv1(A + 166656, A + 207424, packed + 6464158, batch);
-    inception9_conv2(A + 166656, A + 245056, packed + 6784030, batch);
-    inception9_conv3(A + 245056, A + 226240, packed + 6943966, A + 0, batch);
-    inception9_conv4(A + 166656, A + 5808, packed + 8123998, batch);
-    inception9_conv5(A + 5808, A + 50176, packed + 8163982, A + 0, batch);
-    inception9_maxpool1(A + 166656, A + 0, A + 40768, batch);
-    inception9_conv6(A + 0, A + 56448, packed + 8317710, batch);
-    inception9_concat1(A + 207424, A + 226240, A + 50176, A + 56448, A + 0, batch);
-    avgpool1(A + 0, A + 50176, batch);
-    dense1(A + 50176, out_logits, packed + 8424334, A + 1572096, batch);
+    inception1_conv3(A + 752640, A + 1212416, packed + 241312, A + 0, batch);
+    inception1_conv4(A + 602112, A + 769056, packed + 439584, batch);
+    inception1_conv5(A + 769056, A + 1312768, packed + 442672, A + 752640, batch);
+    inception1_maxpool1(A + 602112, A + 752640, A + 903168, batch);
+    inception1_conv6(A + 752640, A + 1337856, packed + 455504, batch);
+    inception2_conv1(A + 1162240, A + 785920, packed + 461680, batch);
+    inception2_conv2(A + 1162240, A + 1362944, packed + 494576, batch);
+    inception2_conv3(A + 1362944, A + 886272, packed + 527472, A + 0, batch);
+    inception2_conv4(A + 1162240, A + 32784, packed + 920880, batch);
+    inception2_conv5(A + 32784, A + 1036800, packed + 929104, A + 0, batch);
+    inception2_maxpool1(A + 1162240, A + 0, A + 200704, batch);
+    inception2_conv6(A + 0, A + 1112064, packed + 1006000, batch);
+    maxpool3(A + 785920, A + 477696, A + 571776, batch);
+    inception3_conv1(A + 477696, A + 377344, packed + 1022448, batch);
+    inception3_conv2(A + 477696, A + 340992, packed + 1114800, batch);
+    inception3_conv3(A + 340992, A + 414976, packed + 1160976, A + 0, batch);
+    inception3_conv4(A + 477696, A + 5184, packed + 1483744, batch);
+    inception3_conv5(A + 5184, A + 455744, packed + 1491440, A + 0, batch);
+    inception3_maxpool1(A + 477696, A + 0, A + 94080, batch);
+    inception3_conv6(A + 0, A + 465152, packed + 1510688, batch);
+    inception4_conv1(A + 377344, A + 477696, packed + 1542434, batch);
+    inception4_conv2(A + 377344, A + 578048, packed + 1625540, batch);
+    inception4_conv3(A + 578048, A + 509056, packed + 1684022, A + 0, batch);
+    inception4_conv4(A + 377344, A + 7776, packed + 2087446, batch);
+    inception4_conv5(A + 7776, A + 552960, packed + 2099758, A + 0, batch);
+    inception4_maxpool1(A + 377344, A + 0, A + 100352, batch);
+    inception4_conv6(A + 0, A + 565504, packed + 2138222, batch);
+    inception5_conv1(A + 477696, A + 578048, packed + 2172080, batch);
+    inception5_conv2(A + 477696, A + 432128, packed + 2239796, batch);
+    inception5_conv3(A + 432128, A + 603136, packed + 2307512, A + 0, batch);
+    inception5_conv4(A + 477696, A + 7776, packed + 2836152, batch);
+    inception5_conv5(A + 7776, A + 653312, packed + 2848464, A + 0, batch);
+    inception5_maxpool1(A + 477696, A + 0, A + 100352, batch);
+    inception5_conv6(A + 0, A + 665856, packed + 2886928, batch);
+    inception6_conv1(A + 578048, A + 701696, packed + 2920786, batch);
+    inception6_conv2(A + 578048, A + 483840, packed + 2979268, batch);
+    inception6_conv3(A + 483840, A + 723648, packed + 3053140, A + 0, batch);
+    inception6_conv4(A + 578048, A + 688768, packed + 3716980, batch);
+    inception6_conv5(A + 688768, A + 780096, packed + 3733396, A + 678400, batch);
+    inception6_maxpool1(A + 578048, A + 0, A + 678400, batch);
+    inception6_conv6(A + 0, A + 792640, packed + 3784660, batch);
+    inception7_conv1(A + 701696, A + 538624, packed + 3818518, batch);
+    inception7_conv2(A + 701696, A + 805184, packed + 3955000, batch);
+    inception7_conv3(A + 805184, A + 588800, packed + 4040698, A + 0, batch);
+    inception7_conv4(A + 701696, A + 10368, packed + 4862778, batch);
+    inception7_conv5(A + 10368, A + 651520, packed + 4879706, A + 0, batch);
+    inception7_maxpool1(A + 701696, A + 0, A + 103488, batch);
+    inception7_conv6(A + 0, A + 676608, packed + 4982234, batch);
+    maxpool4(A + 538624, A + 139904, A + 0, batch);
+    inception8_conv1(A + 139904, A + 216832, packed + 5052062, batch);
+    inception8_conv2(A + 139904, A + 180672, packed + 5265310, batch);
+    inception8_conv3(A + 180672, A + 229376, packed + 5398590, A + 0, batch);
+    inception8_conv4(A + 139904, A + 184544, packed + 6228350, batch);
+    inception8_conv5(A + 184544, A + 245056, packed + 6255006, A + 180672, batch);
+    inception8_maxpool1(A + 139904, A + 0, A + 180672, batch);
+    inception8_conv6(A + 0, A + 251328, packed + 6357534, batch);
+    inception9_conv1(A + 216832, A + 166656, packed + 6464158, batch);
+    inception9_conv2(A + 216832, A + 257600, packed + 6784030, batch);
+    inception9_conv3(A + 257600, A + 185472, packed + 6943966, A + 0, batch);
+    inception9_conv4(A + 216832, A + 5808, packed + 8123998, batch);
+    inception9_conv5(A + 5808, A + 204288, packed + 8163982, A + 0, batch);
+    inception9_maxpool1(A + 216832, A + 0, A + 40768, batch);
+    inception9_conv6(A + 0, A + 210560, packed + 8317710, batch);
+    avgpool1(A + 166656, A + 0, batch);
+    dense1(A + 0, out_logits, packed + 8424334, A + 1572096, batch);
     return 0;
 }

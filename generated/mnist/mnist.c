@@ -3,7 +3,7 @@
  * source:  examples/mnist.cnn, network mnist
  * command: cnnc build examples/mnist.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
- * fusion:  bn folding, residual adds, activations, 
+ * fusion:  bn folding, residual adds, activations, concat slices
  * arena:   353344 bytes (465728 without reuse; 353344 live at most)
  * weights: 799078 canonical floats, 806758 packed
  *

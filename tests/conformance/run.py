@@ -335,6 +335,18 @@ network t {
     output z, w, y
 }
 """),
+    ("concat_slices", """network t {
+    input x: [16, 12, 12]
+    a = x -> conv(16, 3, pad=1) -> relu
+    b = x -> conv(16, 3, pad=1, groups=16) -> relu6
+    r = x -> conv(8, 1)
+    c = (x -> conv(8, 3, pad=1)) + r -> relu
+    d = x -> maxpool(2, stride=1) -> conv(4, 2, stride=1, pad=1) -> leakyrelu(0.1)
+    y = concat(a, x, b, c, d)
+    z = concat(r, d -> relu) -> conv(5, 1)
+    output y, z
+}
+"""),
     ("concat_same_twice", """network t {
     input x: [3, 5, 5]
     a = x -> conv(2, 3, pad=1) -> relu
@@ -408,7 +420,7 @@ ALSO_FULL = ["googlenet", "mobilenet", "alphago"]
 
 BATCH3 = ["layer:conv_stride2_pad1", "layer:dense_chw", "layer:bn_vec", "layer:softmax_chw",
           "layer:local_stride_pad", "layer:lrn4_even", "layer:prelu_vec", "layer:maxpool3_s2_pad1",
-          "net:concat3", "net:multi_io", "net:residual_block", "net:dense_chain_vec",
+          "net:concat3", "net:concat_slices", "net:multi_io", "net:residual_block", "net:dense_chain_vec",
           "example:lenet5", "example:resnet18", "example:mobilenetv2", "example:sentence_cnn"]
 
 
