@@ -16,6 +16,13 @@
  * back to end at the row's end (it recomputes some outputs; the values are
  * the same), and a row shorter than a vector goes out lane by lane; the
  * last tile of rows is moved up the same way.
+ *
+ * The same kernel takes a channel multiplier: groups equal to the input
+ * channels and M outputs for each (K = M * C). That includes the first
+ * layer of a network on one-channel images (C = 1, groups = 1: MNIST,
+ * LeNet), where the general kernel has a reduction only kh * kw deep to
+ * spread its stores over and ran at a fifth of the FMA peak. There every
+ * plane is padded once, before the loop over output channels.
  */
 #include "emit.h"
 
@@ -25,6 +32,7 @@ enum { ROWS = 4 };   /* output rows a tile: R accumulators, kh * kw weights */
 
 typedef struct DwGeo {
     int64_t c, h, w;          /* channels, input plane */
+    int64_t k, m;             /* output channels; M = K / C for each input one */
     int64_t kh, kw, sh, sw, dh, dw;
     int64_t top, left, hp, wp;   /* the padded plane */
     int64_t ho, wo;
@@ -35,8 +43,10 @@ typedef struct DwGeo {
     PadMode mode;
 } DwGeo;
 
-/* One filter per channel, a kernel of at most 7x7 (its weights live in
- * registers), and a stride a vector of outputs can read: 1, or 2 without
+/* One filter per output channel that reads a single input channel (groups
+ * equal to the input channels, any multiple of them as outputs), a kernel
+ * of at most 7x7 (its weights live in registers), and a stride a vector of
+ * outputs can read: 1, or 2 without
  * dilation across the row. With stride 1 the output rows must fill a
  * vector: shorter ones (7x7, and 14x14 on AVX-512) ran as fast or faster
  * in the general kernel, whose vectors run on across rows
@@ -47,7 +57,7 @@ bool dw_suits(Target t, const Node *n) {
         return false;
     Shape in = in_shape_of(n, 0);
     bool strided = a->stride[1] == 2 && a->dilation[1] == 1;
-    return a->groups == in.d[0] && a->units == in.d[0] && a->groups > 1 &&
+    return a->groups == in.d[0] && a->units % in.d[0] == 0 &&
            a->kernel[0] * a->kernel[1] <= 49 &&
            (strided || (a->stride[1] == 1 && n->shape.d[2] >= simd_width(t)));
 }
@@ -59,7 +69,8 @@ static DwGeo dw_geo(Target t, const Node *n) {
                .kw = a->kernel[1], .sh = a->stride[0], .sw = a->stride[1],
                .dh = a->dilation[0], .dw = a->dilation[1], .top = a->pad_lo[0],
                .left = a->pad_lo[1], .ho = n->shape.d[1], .wo = n->shape.d[2],
-               .width = simd_width(t), .mode = a->pad_mode};
+               .width = simd_width(t), .mode = a->pad_mode, .k = a->units};
+    g.m = g.k / g.c;
     g.hp = g.h + a->pad_lo[0] + a->pad_hi[0];
     g.wp = g.w + a->pad_lo[1] + a->pad_hi[1];
     g.rows = g.ho < ROWS ? g.ho : ROWS;
@@ -76,11 +87,15 @@ int64_t dw_scratch(Target t, const Node *n, int batch) {
 
 const char *dw_schedule(Emit *e, const Node *n) {
     DwGeo g = dw_geo(e->opt->target, n);
-    return arena_printf(e->a, "%s: depthwise, a channel at a time, its plane padded into "
-                        "scratch just before use; tile R=%lld output rows x %d positions, "
-                        "%lld weights in registers",
-                        g.width == 16 ? "avx512" : "avx2", ll(g.rows), g.width,
-                        ll(g.kh * g.kw));
+    const char *how = g.m == 1 ? "depthwise, a channel at a time, its plane padded into "
+                                 "scratch just before use"
+                               : arena_printf(e->a, "one input channel to M=%lld outputs "
+                                              "(depthwise with a multiplier), an output "
+                                              "channel at a time, the planes padded first",
+                                              ll(g.m));
+    return arena_printf(e->a, "%s: %s; tile R=%lld output rows x %d positions, "
+                        "%lld weights in registers", g.width == 16 ? "avx512" : "avx2", how,
+                        ll(g.rows), g.width, ll(g.kh * g.kw));
 }
 
 /* The taps of input row q (of the tile's rows) into the accumulators of
@@ -126,7 +141,7 @@ static void emit_row_loads(Emit *e, const DwGeo *g, int64_t q) {
 static void emit_row_store(Emit *e, const Node *n, const DwGeo *g, int64_t r) {
     const char *in = "                    ";
     P(e, "%s{\n", in);
-    P(e, "%s    const int at = c * %lld + (oh + %lld) * %lld + ow;\n", in, ll(g->ho * g->wo),
+    P(e, "%s    const int at = oc * %lld + (oh + %lld) * %lld + ow;\n", in, ll(g->ho * g->wo),
       ll(r), ll(g->wo));
     const char *acc = arena_printf(e->a, "a%lld", ll(r)), *in2 = arena_printf(e->a, "%s    ", in);
     if (g->wo >= g->width)
@@ -144,25 +159,39 @@ void emit_dw_conv(Emit *e, const Node *n) {
         simd_need_unzip(e);
     P(e, "    enum { R = %lld, W = %d }; /* the tile: R output rows x W positions */\n",
       ll(g.rows), g.width);
-    P(e, "    const float *bias = w + %lld;\n", ll(g.c * taps));
+    P(e, "    const float *bias = w + %lld;\n", ll(g.k * taps));
     e->scratch_per_sample = true;
     open_batch(e, n);
     e->scratch_per_sample = false;
     P(e, "        float *sb = s + (ptrdiff_t)b * %lld; /* this sample's padded planes */\n",
       ll(g.c * g.plane));
-    if (e->opt->openmp && !e->plain)
+    /* with a multiplier each plane is read by M output channels: padded
+     * once, first; without, just before its one channel */
+    const char *pad_to = g.m == 1 ? "oc" : "c";
+    if (g.m > 1)
+        P(e, "        for (int c = 0; c < %lld; c++) {\n", ll(g.c));
+    else if (e->opt->openmp && !e->plain)
         P(e, "        #pragma omp parallel for schedule(static)\n");
-    P(e, "        for (int c = 0; c < %lld; c++) {\n", ll(g.c));
-    P(e, "            float *pl = sb + (ptrdiff_t)c * %lld;\n", ll(g.plane));
-    P(e, "            cnn_pad(xb0 + (ptrdiff_t)c * %lld, pl, 1, %lld, %lld, %lld, %lld, %lld, "
-         "%lld, %d);\n", ll(g.h * g.w), ll(g.h), ll(g.w), ll(g.top), ll(g.left), ll(g.hp),
-      ll(g.wp), (int)g.mode);
+    if (g.m == 1)
+        P(e, "        for (int oc = 0; oc < %lld; oc++) {\n", ll(g.k));
+    P(e, "            float *pl = sb + (ptrdiff_t)%s * %lld;\n", pad_to, ll(g.plane));
+    P(e, "            cnn_pad(xb0 + (ptrdiff_t)%s * %lld, pl, 1, %lld, %lld, %lld, %lld, %lld, "
+         "%lld, %d);\n", pad_to, ll(g.h * g.w), ll(g.h), ll(g.w), ll(g.top), ll(g.left),
+      ll(g.hp), ll(g.wp), (int)g.mode);
     P(e, "            for (int i = %lld; i < %lld; i++)\n", ll(g.hp * g.wp), ll(g.plane));
     P(e, "                pl[i] = 0.0f; /* what the last vectors read past the plane */\n");
-    P(e, "            const float *wc = w + c * %lld;\n", ll(taps));
+    if (g.m > 1) {
+        P(e, "        }\n");
+        if (e->opt->openmp && !e->plain)
+            P(e, "        #pragma omp parallel for schedule(static)\n");
+        P(e, "        for (int oc = 0; oc < %lld; oc++) {\n", ll(g.k));
+        P(e, "            const float *pl = sb + (ptrdiff_t)(oc / %lld) * %lld;\n", ll(g.m),
+          ll(g.plane));
+    }
+    P(e, "            const float *wc = w + oc * %lld;\n", ll(taps));
     for (int64_t k = 0; k < taps; k++)
         P(e, "            const __m256 k%lld = _mm256_set1_ps(wc[%lld]);\n", ll(k), ll(k));
-    P(e, "            const __m256 bc = _mm256_set1_ps(bias[c]);\n");
+    P(e, "            const __m256 bc = _mm256_set1_ps(bias[oc]);\n");
     P(e, "            for (int t = 0; t < %lld; t += R) {\n", ll(g.ho));
     P(e, "                const int oh = t + R <= %lld ? t : %lld; /* the last tile moved up */\n",
       ll(g.ho), ll(g.ho - g.rows));

@@ -239,8 +239,7 @@ int simd_pack_mr(Target t, const Node *n) {
         return 0;
     if (n->winograd)
         return wino_mr(t, n);
-    ConvGeo g = conv_geo(n);
-    return conv_tile(&g, isa_of(t)).mr;
+    return simd_conv_mr(t, n);
 }
 
 /* The padded copy of the input (when the layer pads, or its run of
@@ -338,6 +337,8 @@ int64_t simd_train_bscratch(Target t, const Node *n, int batch) {
 }
 
 int simd_conv_mr(Target t, const Node *n) {
+    if (dw_suits(t, n))
+        return 1;   /* depthwise.c reads the canonical order */
     ConvGeo g = conv_geo(n);
     return conv_tile(&g, isa_of(t)).mr;
 }

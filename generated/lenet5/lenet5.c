@@ -4,7 +4,7 @@
  * command: cnnc build examples/lenet5.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices
- * arena:   23552 bytes (32448 without reuse; 23552 live at most)
+ * arena:   23552 bytes (36672 without reuse; 23552 live at most)
  * weights: 61706 canonical floats, 61706 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -98,6 +98,65 @@ static double cnn_sqrt(double x) {
     return 0.5 * (y + x / y);
 }
 
+/* Where padded index i of a dimension of size n reads from: -1 for a zero;
+ * mode 0 zeros, 1 reflect, 2 replicate, 3 circular (PyTorch's modes). */
+static int cnn_pad_index(int i, int n, int mode) {
+    if (i >= 0 && i < n)
+        return i;
+    switch (mode) {
+    case 1: return i < 0 ? -i : 2 * (n - 1) - i;
+    case 2: return i < 0 ? 0 : n - 1;
+    case 3: return i < 0 ? i + n : i - n;
+    default: return -1;
+    }
+}
+
+/* Row `row` of wp floats: zeros, src[0 .. b-a) from column a, zeros from b;
+ * eight at a time. */
+static inline CNN_SIMD void cnn_pad_row(float *row, const float *src, int a, int b, int wp) {
+    const __m256 zero = _mm256_setzero_ps();
+    int j = 0;
+    for (; j + 8 <= a; j += 8)
+        _mm256_storeu_ps(row + j, zero);
+    for (; j < a; j++)
+        row[j] = 0.0f;
+    for (; j + 8 <= b; j += 8)
+        _mm256_storeu_ps(row + j, _mm256_loadu_ps(src + j - a));
+    for (; j < b; j++)
+        row[j] = src[j - a];
+    for (; j + 8 <= wp; j += 8)
+        _mm256_storeu_ps(row + j, zero);
+    for (; j < wp; j++)
+        row[j] = 0.0f;
+}
+
+/* One sample [c][h][w] into [c][hp][wp], `top` rows and `left` columns of
+ * padding before it. */
+static CNN_SIMD void cnn_pad(const float *x, float *xp, int c, int h, int w, int top,
+                    int left, int hp, int wp, int mode) {
+    if (mode == 0) { /* zeros: each row a border, a copy, a border */
+        int a = left < wp ? left : wp, b = left + w < wp ? left + w : wp;
+        for (int ci = 0; ci < c; ci++)
+            for (int i = 0; i < hp; i++) {
+                float *row = xp + ((ptrdiff_t)ci * hp + i) * wp;
+                if (i - top < 0 || i - top >= h || b <= a)
+                    cnn_pad_row(row, x, 0, 0, wp);
+                else /* here a = left: the input row starts at column a */
+                    cnn_pad_row(row, x + ((ptrdiff_t)ci * h + i - top) * w, a, b, wp);
+            }
+        return;
+    }
+    for (int ci = 0; ci < c; ci++)
+        for (int i = 0; i < hp; i++) {
+            int si = cnn_pad_index(i - top, h, mode);
+            for (int j = 0; j < wp; j++) {
+                int sj = cnn_pad_index(j - left, w, mode);
+                xp[(ci * hp + i) * wp + j] =
+                    si < 0 || sj < 0 ? 0.0f : x[(ci * h + si) * w + sj];
+            }
+        }
+}
+
 /* The sum of a vector's eight lanes. */
 static CNN_SIMD float cnn_hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -156,97 +215,247 @@ static void cnn_pack_conv(const float *w, const float *bias, const float *bn,
 
 /* conv1 — examples/lenet5.cnn:14: conv 5x5 6
  *   in [1,32,32] -> out [6,28,28]
- *   weights at packed[0]: weight [6,1,5,5] + bias [6] (packed in blocks of 6 output channels)
- *   avx2: tile MR=6 output channels x NR=16 positions (12 ymm accumulators); positions read straight from the input, rows 32 apart (28 kept); then relu1
+ *   weights at packed[0]: weight [6,1,5,5] + bias [6]
+ *   avx2: one input channel to M=6 outputs (depthwise with a multiplier), an output channel at a time, the planes padded first; tile R=4 output rows x 8 positions, 25 weights in registers; then relu1
  */
-static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const float *restrict w, int batch) {
-    enum { MR = 6, NV = 2, NR = 16, W = 8 }; /* the register tile; W floats a vector */
+static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
+    enum { R = 4, W = 8 }; /* the tile: R output rows x W positions */
     const float *bias = w + 150;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 1024;
         float *yb = y + (ptrdiff_t)b * 4704;
-        const float *in = xb0;
-        for (int it = 0; it < 56; it++) {
-            const int tile = it / 1, gb = it - tile * 1;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 6 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 150;
-            const float *xg = in + grp * 1024;
-            float t[MR][NR];
-            {
-                const int p = tile < 55 ? tile * NR : 876;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c40 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c41 = _mm256_set1_ps(bias[gb * MR + 4]);
-                __m256 c50 = _mm256_set1_ps(bias[gb * MR + 5]);
-                __m256 c51 = _mm256_set1_ps(bias[gb * MR + 5]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 1; c++)
-                    for (int i = 0; i < 5; i++)
-                        for (int j = 0; j < 5; j++, wp += MR) {
-                            {
-                                const __m256 xv0 = _mm256_loadu_ps(xp + c * 1024 + i * 32 + j * 1 + 0);
-                                const __m256 xv1 = _mm256_loadu_ps(xp + c * 1024 + i * 32 + j * 1 + 8);
-                                __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                                c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                                c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                                wv = _mm256_set1_ps(wp[0 + 1]);
-                                c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                                c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                                wv = _mm256_set1_ps(wp[0 + 2]);
-                                c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                                c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                                wv = _mm256_set1_ps(wp[0 + 3]);
-                                c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                                c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                                wv = _mm256_set1_ps(wp[0 + 4]);
-                                c40 = _mm256_fmadd_ps(wv, xv0, c40);
-                                c41 = _mm256_fmadd_ps(wv, xv1, c41);
-                                wv = _mm256_set1_ps(wp[0 + 5]);
-                                c50 = _mm256_fmadd_ps(wv, xv0, c50);
-                                c51 = _mm256_fmadd_ps(wv, xv1, c51);
-                            }
-                        }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[4] + 0, c40);
-                _mm256_storeu_ps(t[4] + 8, c41);
-                _mm256_storeu_ps(t[5] + 0, c50);
-                _mm256_storeu_ps(t[5] + 8, c51);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 784;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 32, ow = q - oh * 32;
-                        if (ow + W <= 28 && q + W <= 892) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
-                            continue;
-                        }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 32, c = q + l - h * 32;
-                            if (c >= 28 || q + l >= 892)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 28 + c] = v;
-                        }
+        float *sb = s + (ptrdiff_t)b * 1045; /* this sample's padded planes */
+        for (int c = 0; c < 1; c++) {
+            float *pl = sb + (ptrdiff_t)c * 1045;
+            cnn_pad(xb0 + (ptrdiff_t)c * 1024, pl, 1, 32, 32, 0, 0, 32, 32, 0);
+            for (int i = 1024; i < 1045; i++)
+                pl[i] = 0.0f; /* what the last vectors read past the plane */
+        }
+        for (int oc = 0; oc < 6; oc++) {
+            const float *pl = sb + (ptrdiff_t)(oc / 6) * 1045;
+            const float *wc = w + oc * 25;
+            const __m256 k0 = _mm256_set1_ps(wc[0]);
+            const __m256 k1 = _mm256_set1_ps(wc[1]);
+            const __m256 k2 = _mm256_set1_ps(wc[2]);
+            const __m256 k3 = _mm256_set1_ps(wc[3]);
+            const __m256 k4 = _mm256_set1_ps(wc[4]);
+            const __m256 k5 = _mm256_set1_ps(wc[5]);
+            const __m256 k6 = _mm256_set1_ps(wc[6]);
+            const __m256 k7 = _mm256_set1_ps(wc[7]);
+            const __m256 k8 = _mm256_set1_ps(wc[8]);
+            const __m256 k9 = _mm256_set1_ps(wc[9]);
+            const __m256 k10 = _mm256_set1_ps(wc[10]);
+            const __m256 k11 = _mm256_set1_ps(wc[11]);
+            const __m256 k12 = _mm256_set1_ps(wc[12]);
+            const __m256 k13 = _mm256_set1_ps(wc[13]);
+            const __m256 k14 = _mm256_set1_ps(wc[14]);
+            const __m256 k15 = _mm256_set1_ps(wc[15]);
+            const __m256 k16 = _mm256_set1_ps(wc[16]);
+            const __m256 k17 = _mm256_set1_ps(wc[17]);
+            const __m256 k18 = _mm256_set1_ps(wc[18]);
+            const __m256 k19 = _mm256_set1_ps(wc[19]);
+            const __m256 k20 = _mm256_set1_ps(wc[20]);
+            const __m256 k21 = _mm256_set1_ps(wc[21]);
+            const __m256 k22 = _mm256_set1_ps(wc[22]);
+            const __m256 k23 = _mm256_set1_ps(wc[23]);
+            const __m256 k24 = _mm256_set1_ps(wc[24]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            for (int t = 0; t < 28; t += R) {
+                const int oh = t + R <= 28 ? t : 24; /* the last tile moved up */
+                for (int o = 0; o < 28; o += 8) {
+                    const int ow = o + W <= 28 ? o : 20; /* the last vector moved back */
+                    const float *p = pl + (ptrdiff_t)oh * 32;
+                    __m256 a0 = bc;
+                    __m256 a1 = bc;
+                    __m256 a2 = bc;
+                    __m256 a3 = bc;
+                    {
+                    const float *in = p + 0;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    const __m256 x3 = _mm256_loadu_ps(in + ow + 3);
+                    const __m256 x4 = _mm256_loadu_ps(in + ow + 4);
+                    a0 = _mm256_fmadd_ps(k0, x0, a0);
+                    a0 = _mm256_fmadd_ps(k1, x1, a0);
+                    a0 = _mm256_fmadd_ps(k2, x2, a0);
+                    a0 = _mm256_fmadd_ps(k3, x3, a0);
+                    a0 = _mm256_fmadd_ps(k4, x4, a0);
+                    }
+                    {
+                    const float *in = p + 32;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    const __m256 x3 = _mm256_loadu_ps(in + ow + 3);
+                    const __m256 x4 = _mm256_loadu_ps(in + ow + 4);
+                    a0 = _mm256_fmadd_ps(k5, x0, a0);
+                    a0 = _mm256_fmadd_ps(k6, x1, a0);
+                    a0 = _mm256_fmadd_ps(k7, x2, a0);
+                    a0 = _mm256_fmadd_ps(k8, x3, a0);
+                    a0 = _mm256_fmadd_ps(k9, x4, a0);
+                    a1 = _mm256_fmadd_ps(k0, x0, a1);
+                    a1 = _mm256_fmadd_ps(k1, x1, a1);
+                    a1 = _mm256_fmadd_ps(k2, x2, a1);
+                    a1 = _mm256_fmadd_ps(k3, x3, a1);
+                    a1 = _mm256_fmadd_ps(k4, x4, a1);
+                    }
+                    {
+                    const float *in = p + 64;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    const __m256 x3 = _mm256_loadu_ps(in + ow + 3);
+                    const __m256 x4 = _mm256_loadu_ps(in + ow + 4);
+                    a0 = _mm256_fmadd_ps(k10, x0, a0);
+                    a0 = _mm256_fmadd_ps(k11, x1, a0);
+                    a0 = _mm256_fmadd_ps(k12, x2, a0);
+                    a0 = _mm256_fmadd_ps(k13, x3, a0);
+                    a0 = _mm256_fmadd_ps(k14, x4, a0);
+                    a1 = _mm256_fmadd_ps(k5, x0, a1);
+                    a1 = _mm256_fmadd_ps(k6, x1, a1);
+                    a1 = _mm256_fmadd_ps(k7, x2, a1);
+                    a1 = _mm256_fmadd_ps(k8, x3, a1);
+                    a1 = _mm256_fmadd_ps(k9, x4, a1);
+                    a2 = _mm256_fmadd_ps(k0, x0, a2);
+                    a2 = _mm256_fmadd_ps(k1, x1, a2);
+                    a2 = _mm256_fmadd_ps(k2, x2, a2);
+                    a2 = _mm256_fmadd_ps(k3, x3, a2);
+                    a2 = _mm256_fmadd_ps(k4, x4, a2);
+                    }
+                    {
+                    const float *in = p + 96;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    const __m256 x3 = _mm256_loadu_ps(in + ow + 3);
+                    const __m256 x4 = _mm256_loadu_ps(in + ow + 4);
+                    a0 = _mm256_fmadd_ps(k15, x0, a0);
+                    a0 = _mm256_fmadd_ps(k16, x1, a0);
+                    a0 = _mm256_fmadd_ps(k17, x2, a0);
+                    a0 = _mm256_fmadd_ps(k18, x3, a0);
+                    a0 = _mm256_fmadd_ps(k19, x4, a0);
+                    a1 = _mm256_fmadd_ps(k10, x0, a1);
+                    a1 = _mm256_fmadd_ps(k11, x1, a1);
+                    a1 = _mm256_fmadd_ps(k12, x2, a1);
+                    a1 = _mm256_fmadd_ps(k13, x3, a1);
+                    a1 = _mm256_fmadd_ps(k14, x4, a1);
+                    a2 = _mm256_fmadd_ps(k5, x0, a2);
+                    a2 = _mm256_fmadd_ps(k6, x1, a2);
+                    a2 = _mm256_fmadd_ps(k7, x2, a2);
+                    a2 = _mm256_fmadd_ps(k8, x3, a2);
+                    a2 = _mm256_fmadd_ps(k9, x4, a2);
+                    a3 = _mm256_fmadd_ps(k0, x0, a3);
+                    a3 = _mm256_fmadd_ps(k1, x1, a3);
+                    a3 = _mm256_fmadd_ps(k2, x2, a3);
+                    a3 = _mm256_fmadd_ps(k3, x3, a3);
+                    a3 = _mm256_fmadd_ps(k4, x4, a3);
+                    }
+                    {
+                    const float *in = p + 128;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    const __m256 x3 = _mm256_loadu_ps(in + ow + 3);
+                    const __m256 x4 = _mm256_loadu_ps(in + ow + 4);
+                    a0 = _mm256_fmadd_ps(k20, x0, a0);
+                    a0 = _mm256_fmadd_ps(k21, x1, a0);
+                    a0 = _mm256_fmadd_ps(k22, x2, a0);
+                    a0 = _mm256_fmadd_ps(k23, x3, a0);
+                    a0 = _mm256_fmadd_ps(k24, x4, a0);
+                    a1 = _mm256_fmadd_ps(k15, x0, a1);
+                    a1 = _mm256_fmadd_ps(k16, x1, a1);
+                    a1 = _mm256_fmadd_ps(k17, x2, a1);
+                    a1 = _mm256_fmadd_ps(k18, x3, a1);
+                    a1 = _mm256_fmadd_ps(k19, x4, a1);
+                    a2 = _mm256_fmadd_ps(k10, x0, a2);
+                    a2 = _mm256_fmadd_ps(k11, x1, a2);
+                    a2 = _mm256_fmadd_ps(k12, x2, a2);
+                    a2 = _mm256_fmadd_ps(k13, x3, a2);
+                    a2 = _mm256_fmadd_ps(k14, x4, a2);
+                    a3 = _mm256_fmadd_ps(k5, x0, a3);
+                    a3 = _mm256_fmadd_ps(k6, x1, a3);
+                    a3 = _mm256_fmadd_ps(k7, x2, a3);
+                    a3 = _mm256_fmadd_ps(k8, x3, a3);
+                    a3 = _mm256_fmadd_ps(k9, x4, a3);
+                    }
+                    {
+                    const float *in = p + 160;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    const __m256 x3 = _mm256_loadu_ps(in + ow + 3);
+                    const __m256 x4 = _mm256_loadu_ps(in + ow + 4);
+                    a1 = _mm256_fmadd_ps(k20, x0, a1);
+                    a1 = _mm256_fmadd_ps(k21, x1, a1);
+                    a1 = _mm256_fmadd_ps(k22, x2, a1);
+                    a1 = _mm256_fmadd_ps(k23, x3, a1);
+                    a1 = _mm256_fmadd_ps(k24, x4, a1);
+                    a2 = _mm256_fmadd_ps(k15, x0, a2);
+                    a2 = _mm256_fmadd_ps(k16, x1, a2);
+                    a2 = _mm256_fmadd_ps(k17, x2, a2);
+                    a2 = _mm256_fmadd_ps(k18, x3, a2);
+                    a2 = _mm256_fmadd_ps(k19, x4, a2);
+                    a3 = _mm256_fmadd_ps(k10, x0, a3);
+                    a3 = _mm256_fmadd_ps(k11, x1, a3);
+                    a3 = _mm256_fmadd_ps(k12, x2, a3);
+                    a3 = _mm256_fmadd_ps(k13, x3, a3);
+                    a3 = _mm256_fmadd_ps(k14, x4, a3);
+                    }
+                    {
+                    const float *in = p + 192;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    const __m256 x3 = _mm256_loadu_ps(in + ow + 3);
+                    const __m256 x4 = _mm256_loadu_ps(in + ow + 4);
+                    a2 = _mm256_fmadd_ps(k20, x0, a2);
+                    a2 = _mm256_fmadd_ps(k21, x1, a2);
+                    a2 = _mm256_fmadd_ps(k22, x2, a2);
+                    a2 = _mm256_fmadd_ps(k23, x3, a2);
+                    a2 = _mm256_fmadd_ps(k24, x4, a2);
+                    a3 = _mm256_fmadd_ps(k15, x0, a3);
+                    a3 = _mm256_fmadd_ps(k16, x1, a3);
+                    a3 = _mm256_fmadd_ps(k17, x2, a3);
+                    a3 = _mm256_fmadd_ps(k18, x3, a3);
+                    a3 = _mm256_fmadd_ps(k19, x4, a3);
+                    }
+                    {
+                    const float *in = p + 224;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    const __m256 x3 = _mm256_loadu_ps(in + ow + 3);
+                    const __m256 x4 = _mm256_loadu_ps(in + ow + 4);
+                    a3 = _mm256_fmadd_ps(k20, x0, a3);
+                    a3 = _mm256_fmadd_ps(k21, x1, a3);
+                    a3 = _mm256_fmadd_ps(k22, x2, a3);
+                    a3 = _mm256_fmadd_ps(k23, x3, a3);
+                    a3 = _mm256_fmadd_ps(k24, x4, a3);
+                    }
+                    {
+                        const int at = oc * 784 + (oh + 0) * 28 + ow;
+                        __m256 x = a0;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
+                    }
+                    {
+                        const int at = oc * 784 + (oh + 1) * 28 + ow;
+                        __m256 x = a1;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
+                    }
+                    {
+                        const int at = oc * 784 + (oh + 2) * 28 + ow;
+                        __m256 x = a2;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
+                    }
+                    {
+                        const int at = oc * 784 + (oh + 3) * 28 + ow;
+                        __m256 x = a3;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                 }
             }
@@ -606,7 +815,7 @@ static CNN_SIMD void dense3(const float *restrict x0, float *restrict y, const f
 /* Canonical parameters (DSL.md order, 61706 floats) to the packed layout
  * the kernels read (61706 floats). */
 void lenet5_pack(const float *params, float *packed) {
-    cnn_pack_conv(params + 0, params + 150, NULL, 0.0, packed + 0, 6, 25, 1, 6); /* conv1 */
+    cnn_pack_conv(params + 0, params + 150, NULL, 0.0, packed + 0, 6, 25, 1, 1); /* conv1 */
     cnn_pack_conv(params + 156, params + 2556, NULL, 0.0, packed + 156, 16, 150, 1, 16); /* conv2 */
     cnn_copy(params + 2572, packed + 2572, 48120); /* dense1 */
     cnn_copy(params + 50692, packed + 50692, 10164); /* dense2 */
@@ -622,7 +831,7 @@ int lenet5_forward(const float *packed, const float *in_img, float *out_logits, 
         return 1;
     if ((uintptr_t)arena % 64 != 0 || (lenet5_ARENA_BYTES > 0 && !arena))
         return 2;
-    conv1(in_img, A + 0, packed + 0, batch);
+    conv1(in_img, A + 0, packed + 0, A + 4704, batch);
     maxpool1(A + 0, A + 4704, batch);
     conv2(A + 4704, A + 0, packed + 156, batch);
     maxpool2(A + 0, A + 1600, batch);

@@ -264,266 +264,139 @@ static void cnn_pack_wino(const float *w, const float *bias, const float *bn,
 
 /* conv1 — examples/mnist.cnn:12: conv 3x3 p1 32
  *   in [1,28,28] -> out [32,28,28]
- *   weights at packed[0]: weight [32,1,3,3] + bias [32] (packed in blocks of 4 output channels)
- *   avx2: tile MR=4 output channels x NR=24 positions (12 ymm accumulators); positions read straight from the padded input, rows 30 apart (28 kept); then relu1
+ *   weights at packed[0]: weight [32,1,3,3] + bias [32]
+ *   avx2: one input channel to M=32 outputs (depthwise with a multiplier), an output channel at a time, the planes padded first; tile R=4 output rows x 8 positions, 9 weights in registers; then relu1
  */
 static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
-    enum { MR = 4, NV = 3, NR = 24, W = 8 }; /* the register tile; W floats a vector */
+    enum { R = 4, W = 8 }; /* the tile: R output rows x W positions */
     const float *bias = w + 288;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 784;
         float *yb = y + (ptrdiff_t)b * 25088;
-        float *sb = s + (ptrdiff_t)b * 924; /* this sample's scratch */
-        cnn_pad(xb0, sb, 1, 28, 28, 1, 1, 30, 30, 0);
-        const float *in = sb;
-        for (int i = 900; i < 924; i++)
-            sb[i] = 0.0f; /* what the last tile may read past the end */
-        for (int it = 0; it < 280; it++) {
-            const int tile = it / 8, gb = it - tile * 8;
-            const int grp = 0, ob = gb;
-            const int oc0 = grp * 32 + ob * MR;
-            (void)grp;
-            const float *wb = w + (ptrdiff_t)gb * 36;
-            const float *xg = in + grp * 900;
-            float t[MR][NR];
-            {
-                const int p = tile < 34 ? tile * NR : 814;
-                __m256 c00 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c01 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c02 = _mm256_set1_ps(bias[gb * MR + 0]);
-                __m256 c10 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c11 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c12 = _mm256_set1_ps(bias[gb * MR + 1]);
-                __m256 c20 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c21 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c22 = _mm256_set1_ps(bias[gb * MR + 2]);
-                __m256 c30 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c31 = _mm256_set1_ps(bias[gb * MR + 3]);
-                __m256 c32 = _mm256_set1_ps(bias[gb * MR + 3]);
-                const float *xp = xg + p;
-                const float *wp = wb;
-                for (int c = 0; c < 1; c += 1, xp += 900, wp += 36) {
+        float *sb = s + (ptrdiff_t)b * 919; /* this sample's padded planes */
+        for (int c = 0; c < 1; c++) {
+            float *pl = sb + (ptrdiff_t)c * 919;
+            cnn_pad(xb0 + (ptrdiff_t)c * 784, pl, 1, 28, 28, 1, 1, 30, 30, 0);
+            for (int i = 900; i < 919; i++)
+                pl[i] = 0.0f; /* what the last vectors read past the plane */
+        }
+        for (int oc = 0; oc < 32; oc++) {
+            const float *pl = sb + (ptrdiff_t)(oc / 32) * 919;
+            const float *wc = w + oc * 9;
+            const __m256 k0 = _mm256_set1_ps(wc[0]);
+            const __m256 k1 = _mm256_set1_ps(wc[1]);
+            const __m256 k2 = _mm256_set1_ps(wc[2]);
+            const __m256 k3 = _mm256_set1_ps(wc[3]);
+            const __m256 k4 = _mm256_set1_ps(wc[4]);
+            const __m256 k5 = _mm256_set1_ps(wc[5]);
+            const __m256 k6 = _mm256_set1_ps(wc[6]);
+            const __m256 k7 = _mm256_set1_ps(wc[7]);
+            const __m256 k8 = _mm256_set1_ps(wc[8]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
+            for (int t = 0; t < 28; t += R) {
+                const int oh = t + R <= 28 ? t : 24; /* the last tile moved up */
+                for (int o = 0; o < 28; o += 8) {
+                    const int ow = o + W <= 28 ? o : 20; /* the last vector moved back */
+                    const float *p = pl + (ptrdiff_t)oh * 30;
+                    __m256 a0 = bc;
+                    __m256 a1 = bc;
+                    __m256 a2 = bc;
+                    __m256 a3 = bc;
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 0 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 0 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 0 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[0 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[0 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[0 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[0 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                    const float *in = p + 0;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a0 = _mm256_fmadd_ps(k0, x0, a0);
+                    a0 = _mm256_fmadd_ps(k1, x1, a0);
+                    a0 = _mm256_fmadd_ps(k2, x2, a0);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 1 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 1 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 1 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[4 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[4 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[4 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[4 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                    const float *in = p + 30;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a0 = _mm256_fmadd_ps(k3, x0, a0);
+                    a0 = _mm256_fmadd_ps(k4, x1, a0);
+                    a0 = _mm256_fmadd_ps(k5, x2, a0);
+                    a1 = _mm256_fmadd_ps(k0, x0, a1);
+                    a1 = _mm256_fmadd_ps(k1, x1, a1);
+                    a1 = _mm256_fmadd_ps(k2, x2, a1);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 2 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 2 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 2 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[8 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[8 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[8 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[8 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                    const float *in = p + 60;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a0 = _mm256_fmadd_ps(k6, x0, a0);
+                    a0 = _mm256_fmadd_ps(k7, x1, a0);
+                    a0 = _mm256_fmadd_ps(k8, x2, a0);
+                    a1 = _mm256_fmadd_ps(k3, x0, a1);
+                    a1 = _mm256_fmadd_ps(k4, x1, a1);
+                    a1 = _mm256_fmadd_ps(k5, x2, a1);
+                    a2 = _mm256_fmadd_ps(k0, x0, a2);
+                    a2 = _mm256_fmadd_ps(k1, x1, a2);
+                    a2 = _mm256_fmadd_ps(k2, x2, a2);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 30 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 30 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 30 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[12 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[12 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[12 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[12 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                    const float *in = p + 90;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a1 = _mm256_fmadd_ps(k6, x0, a1);
+                    a1 = _mm256_fmadd_ps(k7, x1, a1);
+                    a1 = _mm256_fmadd_ps(k8, x2, a1);
+                    a2 = _mm256_fmadd_ps(k3, x0, a2);
+                    a2 = _mm256_fmadd_ps(k4, x1, a2);
+                    a2 = _mm256_fmadd_ps(k5, x2, a2);
+                    a3 = _mm256_fmadd_ps(k0, x0, a3);
+                    a3 = _mm256_fmadd_ps(k1, x1, a3);
+                    a3 = _mm256_fmadd_ps(k2, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 31 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 31 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 31 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[16 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[16 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[16 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[16 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                    const float *in = p + 120;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a2 = _mm256_fmadd_ps(k6, x0, a2);
+                    a2 = _mm256_fmadd_ps(k7, x1, a2);
+                    a2 = _mm256_fmadd_ps(k8, x2, a2);
+                    a3 = _mm256_fmadd_ps(k3, x0, a3);
+                    a3 = _mm256_fmadd_ps(k4, x1, a3);
+                    a3 = _mm256_fmadd_ps(k5, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 32 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 32 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 32 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[20 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[20 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[20 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[20 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                    const float *in = p + 150;
+                    const __m256 x0 = _mm256_loadu_ps(in + ow + 0);
+                    const __m256 x1 = _mm256_loadu_ps(in + ow + 1);
+                    const __m256 x2 = _mm256_loadu_ps(in + ow + 2);
+                    a3 = _mm256_fmadd_ps(k6, x0, a3);
+                    a3 = _mm256_fmadd_ps(k7, x1, a3);
+                    a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 60 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 60 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 60 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[24 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[24 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[24 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[24 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                        const int at = oc * 784 + (oh + 0) * 28 + ow;
+                        __m256 x = a0;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 61 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 61 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 61 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[28 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[28 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[28 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[28 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                        const int at = oc * 784 + (oh + 1) * 28 + ow;
+                        __m256 x = a1;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const __m256 xv0 = _mm256_loadu_ps(xp + 62 + 0);
-                        const __m256 xv1 = _mm256_loadu_ps(xp + 62 + 8);
-                        const __m256 xv2 = _mm256_loadu_ps(xp + 62 + 16);
-                        __m256 wv = _mm256_set1_ps(wp[32 + 0]);
-                        c00 = _mm256_fmadd_ps(wv, xv0, c00);
-                        c01 = _mm256_fmadd_ps(wv, xv1, c01);
-                        c02 = _mm256_fmadd_ps(wv, xv2, c02);
-                        wv = _mm256_set1_ps(wp[32 + 1]);
-                        c10 = _mm256_fmadd_ps(wv, xv0, c10);
-                        c11 = _mm256_fmadd_ps(wv, xv1, c11);
-                        c12 = _mm256_fmadd_ps(wv, xv2, c12);
-                        wv = _mm256_set1_ps(wp[32 + 2]);
-                        c20 = _mm256_fmadd_ps(wv, xv0, c20);
-                        c21 = _mm256_fmadd_ps(wv, xv1, c21);
-                        c22 = _mm256_fmadd_ps(wv, xv2, c22);
-                        wv = _mm256_set1_ps(wp[32 + 3]);
-                        c30 = _mm256_fmadd_ps(wv, xv0, c30);
-                        c31 = _mm256_fmadd_ps(wv, xv1, c31);
-                        c32 = _mm256_fmadd_ps(wv, xv2, c32);
+                        const int at = oc * 784 + (oh + 2) * 28 + ow;
+                        __m256 x = a2;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
-                }
-                _mm256_storeu_ps(t[0] + 0, c00);
-                _mm256_storeu_ps(t[0] + 8, c01);
-                _mm256_storeu_ps(t[0] + 16, c02);
-                _mm256_storeu_ps(t[1] + 0, c10);
-                _mm256_storeu_ps(t[1] + 8, c11);
-                _mm256_storeu_ps(t[1] + 16, c12);
-                _mm256_storeu_ps(t[2] + 0, c20);
-                _mm256_storeu_ps(t[2] + 8, c21);
-                _mm256_storeu_ps(t[2] + 16, c22);
-                _mm256_storeu_ps(t[3] + 0, c30);
-                _mm256_storeu_ps(t[3] + 8, c31);
-                _mm256_storeu_ps(t[3] + 16, c32);
-                for (int i = 0; i < MR; i++) {
-                    const int at = (oc0 + i) * 784;
-                    for (int vi = 0; vi < NV; vi++) {
-                        const int q = p + vi * W;
-                        const int oh = q / 30, ow = q - oh * 30;
-                        if (ow + W <= 28 && q + W <= 838) {
-                            __m256 x = _mm256_loadu_ps(t[i] + vi * W);
-                            x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                            _mm256_storeu_ps(yb + at + oh * 28 + ow, x);
-                            continue;
-                        }
-                        for (int l = 0; l < W; l++) {
-                            const int h = (q + l) / 30, c = q + l - h * 30;
-                            if (c >= 28 || q + l >= 838)
-                                continue;
-                            float v = t[i][vi * W + l];
-                            v = v < 0.0f ? 0.0f : v;
-                            yb[at + h * 28 + c] = v;
-                        }
+                    {
+                        const int at = oc * 784 + (oh + 3) * 28 + ow;
+                        __m256 x = a3;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        _mm256_storeu_ps(yb + at, x);
                     }
                 }
             }
@@ -951,7 +824,7 @@ static CNN_SIMD void dense2(const float *restrict x0, float *restrict y, const f
 /* Canonical parameters (DSL.md order, 799078 floats) to the packed layout
  * the kernels read (806758 floats). */
 void mnist_pack(const float *params, float *packed) {
-    cnn_pack_conv(params + 0, params + 288, NULL, 0.0, packed + 0, 32, 9, 1, 4); /* conv1 */
+    cnn_pack_conv(params + 0, params + 288, NULL, 0.0, packed + 0, 32, 9, 1, 1); /* conv1 */
     cnn_pack_wino(params + 320, params + 9536, NULL, 0.0, packed + 320, 32, 32, 3); /* conv2: Winograd */
     cnn_copy(params + 9568, packed + 17248, 784500); /* dense1 */
     cnn_copy(params + 794068, packed + 801748, 5010); /* dense2 */

@@ -487,12 +487,12 @@ static CNN_SIMD void dwsep1_conv1(const float *restrict x0, float *restrict y, c
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 401408;
         float *sb = s + (ptrdiff_t)b * 416480; /* this sample's padded planes */
-        for (int c = 0; c < 32; c++) {
-            float *pl = sb + (ptrdiff_t)c * 13015;
-            cnn_pad(xb0 + (ptrdiff_t)c * 12544, pl, 1, 112, 112, 1, 1, 114, 114, 0);
+        for (int oc = 0; oc < 32; oc++) {
+            float *pl = sb + (ptrdiff_t)oc * 13015;
+            cnn_pad(xb0 + (ptrdiff_t)oc * 12544, pl, 1, 112, 112, 1, 1, 114, 114, 0);
             for (int i = 12996; i < 13015; i++)
                 pl[i] = 0.0f; /* what the last vectors read past the plane */
-            const float *wc = w + c * 9;
+            const float *wc = w + oc * 9;
             const __m256 k0 = _mm256_set1_ps(wc[0]);
             const __m256 k1 = _mm256_set1_ps(wc[1]);
             const __m256 k2 = _mm256_set1_ps(wc[2]);
@@ -502,7 +502,7 @@ static CNN_SIMD void dwsep1_conv1(const float *restrict x0, float *restrict y, c
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[c]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 112; t += R) {
                 const int oh = t + R <= 112 ? t : 108; /* the last tile moved up */
                 for (int o = 0; o < 112; o += 8) {
@@ -585,25 +585,25 @@ static CNN_SIMD void dwsep1_conv1(const float *restrict x0, float *restrict y, c
                     a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const int at = c * 12544 + (oh + 0) * 112 + ow;
+                        const int at = oc * 12544 + (oh + 0) * 112 + ow;
                         __m256 x = a0;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 12544 + (oh + 1) * 112 + ow;
+                        const int at = oc * 12544 + (oh + 1) * 112 + ow;
                         __m256 x = a1;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 12544 + (oh + 2) * 112 + ow;
+                        const int at = oc * 12544 + (oh + 2) * 112 + ow;
                         __m256 x = a2;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 12544 + (oh + 3) * 112 + ow;
+                        const int at = oc * 12544 + (oh + 3) * 112 + ow;
                         __m256 x = a3;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
@@ -858,12 +858,12 @@ static CNN_SIMD void dwsep2_conv1(const float *restrict x0, float *restrict y, c
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
         float *yb = y + (ptrdiff_t)b * 200704;
         float *sb = s + (ptrdiff_t)b * 833472; /* this sample's padded planes */
-        for (int c = 0; c < 64; c++) {
-            float *pl = sb + (ptrdiff_t)c * 13023;
-            cnn_pad(xb0 + (ptrdiff_t)c * 12544, pl, 1, 112, 112, 1, 1, 114, 114, 0);
+        for (int oc = 0; oc < 64; oc++) {
+            float *pl = sb + (ptrdiff_t)oc * 13023;
+            cnn_pad(xb0 + (ptrdiff_t)oc * 12544, pl, 1, 112, 112, 1, 1, 114, 114, 0);
             for (int i = 12996; i < 13023; i++)
                 pl[i] = 0.0f; /* what the last vectors read past the plane */
-            const float *wc = w + c * 9;
+            const float *wc = w + oc * 9;
             const __m256 k0 = _mm256_set1_ps(wc[0]);
             const __m256 k1 = _mm256_set1_ps(wc[1]);
             const __m256 k2 = _mm256_set1_ps(wc[2]);
@@ -873,7 +873,7 @@ static CNN_SIMD void dwsep2_conv1(const float *restrict x0, float *restrict y, c
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[c]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 56; t += R) {
                 const int oh = t + R <= 56 ? t : 52; /* the last tile moved up */
                 for (int o = 0; o < 56; o += 8) {
@@ -992,25 +992,25 @@ static CNN_SIMD void dwsep2_conv1(const float *restrict x0, float *restrict y, c
                     a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const int at = c * 3136 + (oh + 0) * 56 + ow;
+                        const int at = oc * 3136 + (oh + 0) * 56 + ow;
                         __m256 x = a0;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 3136 + (oh + 1) * 56 + ow;
+                        const int at = oc * 3136 + (oh + 1) * 56 + ow;
                         __m256 x = a1;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 3136 + (oh + 2) * 56 + ow;
+                        const int at = oc * 3136 + (oh + 2) * 56 + ow;
                         __m256 x = a2;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 3136 + (oh + 3) * 56 + ow;
+                        const int at = oc * 3136 + (oh + 3) * 56 + ow;
                         __m256 x = a3;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
@@ -1265,12 +1265,12 @@ static CNN_SIMD void dwsep3_conv1(const float *restrict x0, float *restrict y, c
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 401408;
         float *sb = s + (ptrdiff_t)b * 433024; /* this sample's padded planes */
-        for (int c = 0; c < 128; c++) {
-            float *pl = sb + (ptrdiff_t)c * 3383;
-            cnn_pad(xb0 + (ptrdiff_t)c * 3136, pl, 1, 56, 56, 1, 1, 58, 58, 0);
+        for (int oc = 0; oc < 128; oc++) {
+            float *pl = sb + (ptrdiff_t)oc * 3383;
+            cnn_pad(xb0 + (ptrdiff_t)oc * 3136, pl, 1, 56, 56, 1, 1, 58, 58, 0);
             for (int i = 3364; i < 3383; i++)
                 pl[i] = 0.0f; /* what the last vectors read past the plane */
-            const float *wc = w + c * 9;
+            const float *wc = w + oc * 9;
             const __m256 k0 = _mm256_set1_ps(wc[0]);
             const __m256 k1 = _mm256_set1_ps(wc[1]);
             const __m256 k2 = _mm256_set1_ps(wc[2]);
@@ -1280,7 +1280,7 @@ static CNN_SIMD void dwsep3_conv1(const float *restrict x0, float *restrict y, c
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[c]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 56; t += R) {
                 const int oh = t + R <= 56 ? t : 52; /* the last tile moved up */
                 for (int o = 0; o < 56; o += 8) {
@@ -1363,25 +1363,25 @@ static CNN_SIMD void dwsep3_conv1(const float *restrict x0, float *restrict y, c
                     a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const int at = c * 3136 + (oh + 0) * 56 + ow;
+                        const int at = oc * 3136 + (oh + 0) * 56 + ow;
                         __m256 x = a0;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 3136 + (oh + 1) * 56 + ow;
+                        const int at = oc * 3136 + (oh + 1) * 56 + ow;
                         __m256 x = a1;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 3136 + (oh + 2) * 56 + ow;
+                        const int at = oc * 3136 + (oh + 2) * 56 + ow;
                         __m256 x = a2;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 3136 + (oh + 3) * 56 + ow;
+                        const int at = oc * 3136 + (oh + 3) * 56 + ow;
                         __m256 x = a3;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
@@ -1636,12 +1636,12 @@ static CNN_SIMD void dwsep4_conv1(const float *restrict x0, float *restrict y, c
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 100352;
         float *sb = s + (ptrdiff_t)b * 434048; /* this sample's padded planes */
-        for (int c = 0; c < 128; c++) {
-            float *pl = sb + (ptrdiff_t)c * 3391;
-            cnn_pad(xb0 + (ptrdiff_t)c * 3136, pl, 1, 56, 56, 1, 1, 58, 58, 0);
+        for (int oc = 0; oc < 128; oc++) {
+            float *pl = sb + (ptrdiff_t)oc * 3391;
+            cnn_pad(xb0 + (ptrdiff_t)oc * 3136, pl, 1, 56, 56, 1, 1, 58, 58, 0);
             for (int i = 3364; i < 3391; i++)
                 pl[i] = 0.0f; /* what the last vectors read past the plane */
-            const float *wc = w + c * 9;
+            const float *wc = w + oc * 9;
             const __m256 k0 = _mm256_set1_ps(wc[0]);
             const __m256 k1 = _mm256_set1_ps(wc[1]);
             const __m256 k2 = _mm256_set1_ps(wc[2]);
@@ -1651,7 +1651,7 @@ static CNN_SIMD void dwsep4_conv1(const float *restrict x0, float *restrict y, c
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[c]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 28; t += R) {
                 const int oh = t + R <= 28 ? t : 24; /* the last tile moved up */
                 for (int o = 0; o < 28; o += 8) {
@@ -1770,25 +1770,25 @@ static CNN_SIMD void dwsep4_conv1(const float *restrict x0, float *restrict y, c
                     a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const int at = c * 784 + (oh + 0) * 28 + ow;
+                        const int at = oc * 784 + (oh + 0) * 28 + ow;
                         __m256 x = a0;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 784 + (oh + 1) * 28 + ow;
+                        const int at = oc * 784 + (oh + 1) * 28 + ow;
                         __m256 x = a1;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 784 + (oh + 2) * 28 + ow;
+                        const int at = oc * 784 + (oh + 2) * 28 + ow;
                         __m256 x = a2;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 784 + (oh + 3) * 28 + ow;
+                        const int at = oc * 784 + (oh + 3) * 28 + ow;
                         __m256 x = a3;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
@@ -2053,12 +2053,12 @@ static CNN_SIMD void dwsep5_conv1(const float *restrict x0, float *restrict y, c
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 200704;
         float *sb = s + (ptrdiff_t)b * 235264; /* this sample's padded planes */
-        for (int c = 0; c < 256; c++) {
-            float *pl = sb + (ptrdiff_t)c * 919;
-            cnn_pad(xb0 + (ptrdiff_t)c * 784, pl, 1, 28, 28, 1, 1, 30, 30, 0);
+        for (int oc = 0; oc < 256; oc++) {
+            float *pl = sb + (ptrdiff_t)oc * 919;
+            cnn_pad(xb0 + (ptrdiff_t)oc * 784, pl, 1, 28, 28, 1, 1, 30, 30, 0);
             for (int i = 900; i < 919; i++)
                 pl[i] = 0.0f; /* what the last vectors read past the plane */
-            const float *wc = w + c * 9;
+            const float *wc = w + oc * 9;
             const __m256 k0 = _mm256_set1_ps(wc[0]);
             const __m256 k1 = _mm256_set1_ps(wc[1]);
             const __m256 k2 = _mm256_set1_ps(wc[2]);
@@ -2068,7 +2068,7 @@ static CNN_SIMD void dwsep5_conv1(const float *restrict x0, float *restrict y, c
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[c]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 28; t += R) {
                 const int oh = t + R <= 28 ? t : 24; /* the last tile moved up */
                 for (int o = 0; o < 28; o += 8) {
@@ -2151,25 +2151,25 @@ static CNN_SIMD void dwsep5_conv1(const float *restrict x0, float *restrict y, c
                     a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const int at = c * 784 + (oh + 0) * 28 + ow;
+                        const int at = oc * 784 + (oh + 0) * 28 + ow;
                         __m256 x = a0;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 784 + (oh + 1) * 28 + ow;
+                        const int at = oc * 784 + (oh + 1) * 28 + ow;
                         __m256 x = a1;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 784 + (oh + 2) * 28 + ow;
+                        const int at = oc * 784 + (oh + 2) * 28 + ow;
                         __m256 x = a2;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 784 + (oh + 3) * 28 + ow;
+                        const int at = oc * 784 + (oh + 3) * 28 + ow;
                         __m256 x = a3;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
@@ -2434,12 +2434,12 @@ static CNN_SIMD void dwsep6_conv1(const float *restrict x0, float *restrict y, c
         const float *xb0 = x0 + (ptrdiff_t)b * 200704;
         float *yb = y + (ptrdiff_t)b * 50176;
         float *sb = s + (ptrdiff_t)b * 237312; /* this sample's padded planes */
-        for (int c = 0; c < 256; c++) {
-            float *pl = sb + (ptrdiff_t)c * 927;
-            cnn_pad(xb0 + (ptrdiff_t)c * 784, pl, 1, 28, 28, 1, 1, 30, 30, 0);
+        for (int oc = 0; oc < 256; oc++) {
+            float *pl = sb + (ptrdiff_t)oc * 927;
+            cnn_pad(xb0 + (ptrdiff_t)oc * 784, pl, 1, 28, 28, 1, 1, 30, 30, 0);
             for (int i = 900; i < 927; i++)
                 pl[i] = 0.0f; /* what the last vectors read past the plane */
-            const float *wc = w + c * 9;
+            const float *wc = w + oc * 9;
             const __m256 k0 = _mm256_set1_ps(wc[0]);
             const __m256 k1 = _mm256_set1_ps(wc[1]);
             const __m256 k2 = _mm256_set1_ps(wc[2]);
@@ -2449,7 +2449,7 @@ static CNN_SIMD void dwsep6_conv1(const float *restrict x0, float *restrict y, c
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[c]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 14; t += R) {
                 const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
                 for (int o = 0; o < 14; o += 8) {
@@ -2568,25 +2568,25 @@ static CNN_SIMD void dwsep6_conv1(const float *restrict x0, float *restrict y, c
                     a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const int at = c * 196 + (oh + 0) * 14 + ow;
+                        const int at = oc * 196 + (oh + 0) * 14 + ow;
                         __m256 x = a0;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 1) * 14 + ow;
+                        const int at = oc * 196 + (oh + 1) * 14 + ow;
                         __m256 x = a1;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 2) * 14 + ow;
+                        const int at = oc * 196 + (oh + 2) * 14 + ow;
                         __m256 x = a2;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 3) * 14 + ow;
+                        const int at = oc * 196 + (oh + 3) * 14 + ow;
                         __m256 x = a3;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
@@ -2851,12 +2851,12 @@ static CNN_SIMD void dwsep7_conv1(const float *restrict x0, float *restrict y, c
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
         float *sb = s + (ptrdiff_t)b * 140800; /* this sample's padded planes */
-        for (int c = 0; c < 512; c++) {
-            float *pl = sb + (ptrdiff_t)c * 275;
-            cnn_pad(xb0 + (ptrdiff_t)c * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
+        for (int oc = 0; oc < 512; oc++) {
+            float *pl = sb + (ptrdiff_t)oc * 275;
+            cnn_pad(xb0 + (ptrdiff_t)oc * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
             for (int i = 256; i < 275; i++)
                 pl[i] = 0.0f; /* what the last vectors read past the plane */
-            const float *wc = w + c * 9;
+            const float *wc = w + oc * 9;
             const __m256 k0 = _mm256_set1_ps(wc[0]);
             const __m256 k1 = _mm256_set1_ps(wc[1]);
             const __m256 k2 = _mm256_set1_ps(wc[2]);
@@ -2866,7 +2866,7 @@ static CNN_SIMD void dwsep7_conv1(const float *restrict x0, float *restrict y, c
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[c]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 14; t += R) {
                 const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
                 for (int o = 0; o < 14; o += 8) {
@@ -2949,25 +2949,25 @@ static CNN_SIMD void dwsep7_conv1(const float *restrict x0, float *restrict y, c
                     a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const int at = c * 196 + (oh + 0) * 14 + ow;
+                        const int at = oc * 196 + (oh + 0) * 14 + ow;
                         __m256 x = a0;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 1) * 14 + ow;
+                        const int at = oc * 196 + (oh + 1) * 14 + ow;
                         __m256 x = a1;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 2) * 14 + ow;
+                        const int at = oc * 196 + (oh + 2) * 14 + ow;
                         __m256 x = a2;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 3) * 14 + ow;
+                        const int at = oc * 196 + (oh + 3) * 14 + ow;
                         __m256 x = a3;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
@@ -3232,12 +3232,12 @@ static CNN_SIMD void dwsep8_conv1(const float *restrict x0, float *restrict y, c
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
         float *sb = s + (ptrdiff_t)b * 140800; /* this sample's padded planes */
-        for (int c = 0; c < 512; c++) {
-            float *pl = sb + (ptrdiff_t)c * 275;
-            cnn_pad(xb0 + (ptrdiff_t)c * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
+        for (int oc = 0; oc < 512; oc++) {
+            float *pl = sb + (ptrdiff_t)oc * 275;
+            cnn_pad(xb0 + (ptrdiff_t)oc * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
             for (int i = 256; i < 275; i++)
                 pl[i] = 0.0f; /* what the last vectors read past the plane */
-            const float *wc = w + c * 9;
+            const float *wc = w + oc * 9;
             const __m256 k0 = _mm256_set1_ps(wc[0]);
             const __m256 k1 = _mm256_set1_ps(wc[1]);
             const __m256 k2 = _mm256_set1_ps(wc[2]);
@@ -3247,7 +3247,7 @@ static CNN_SIMD void dwsep8_conv1(const float *restrict x0, float *restrict y, c
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[c]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 14; t += R) {
                 const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
                 for (int o = 0; o < 14; o += 8) {
@@ -3330,25 +3330,25 @@ static CNN_SIMD void dwsep8_conv1(const float *restrict x0, float *restrict y, c
                     a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const int at = c * 196 + (oh + 0) * 14 + ow;
+                        const int at = oc * 196 + (oh + 0) * 14 + ow;
                         __m256 x = a0;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 1) * 14 + ow;
+                        const int at = oc * 196 + (oh + 1) * 14 + ow;
                         __m256 x = a1;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 2) * 14 + ow;
+                        const int at = oc * 196 + (oh + 2) * 14 + ow;
                         __m256 x = a2;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 3) * 14 + ow;
+                        const int at = oc * 196 + (oh + 3) * 14 + ow;
                         __m256 x = a3;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
@@ -3613,12 +3613,12 @@ static CNN_SIMD void dwsep9_conv1(const float *restrict x0, float *restrict y, c
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
         float *sb = s + (ptrdiff_t)b * 140800; /* this sample's padded planes */
-        for (int c = 0; c < 512; c++) {
-            float *pl = sb + (ptrdiff_t)c * 275;
-            cnn_pad(xb0 + (ptrdiff_t)c * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
+        for (int oc = 0; oc < 512; oc++) {
+            float *pl = sb + (ptrdiff_t)oc * 275;
+            cnn_pad(xb0 + (ptrdiff_t)oc * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
             for (int i = 256; i < 275; i++)
                 pl[i] = 0.0f; /* what the last vectors read past the plane */
-            const float *wc = w + c * 9;
+            const float *wc = w + oc * 9;
             const __m256 k0 = _mm256_set1_ps(wc[0]);
             const __m256 k1 = _mm256_set1_ps(wc[1]);
             const __m256 k2 = _mm256_set1_ps(wc[2]);
@@ -3628,7 +3628,7 @@ static CNN_SIMD void dwsep9_conv1(const float *restrict x0, float *restrict y, c
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[c]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 14; t += R) {
                 const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
                 for (int o = 0; o < 14; o += 8) {
@@ -3711,25 +3711,25 @@ static CNN_SIMD void dwsep9_conv1(const float *restrict x0, float *restrict y, c
                     a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const int at = c * 196 + (oh + 0) * 14 + ow;
+                        const int at = oc * 196 + (oh + 0) * 14 + ow;
                         __m256 x = a0;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 1) * 14 + ow;
+                        const int at = oc * 196 + (oh + 1) * 14 + ow;
                         __m256 x = a1;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 2) * 14 + ow;
+                        const int at = oc * 196 + (oh + 2) * 14 + ow;
                         __m256 x = a2;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 3) * 14 + ow;
+                        const int at = oc * 196 + (oh + 3) * 14 + ow;
                         __m256 x = a3;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
@@ -3994,12 +3994,12 @@ static CNN_SIMD void dwsep10_conv1(const float *restrict x0, float *restrict y, 
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
         float *sb = s + (ptrdiff_t)b * 140800; /* this sample's padded planes */
-        for (int c = 0; c < 512; c++) {
-            float *pl = sb + (ptrdiff_t)c * 275;
-            cnn_pad(xb0 + (ptrdiff_t)c * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
+        for (int oc = 0; oc < 512; oc++) {
+            float *pl = sb + (ptrdiff_t)oc * 275;
+            cnn_pad(xb0 + (ptrdiff_t)oc * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
             for (int i = 256; i < 275; i++)
                 pl[i] = 0.0f; /* what the last vectors read past the plane */
-            const float *wc = w + c * 9;
+            const float *wc = w + oc * 9;
             const __m256 k0 = _mm256_set1_ps(wc[0]);
             const __m256 k1 = _mm256_set1_ps(wc[1]);
             const __m256 k2 = _mm256_set1_ps(wc[2]);
@@ -4009,7 +4009,7 @@ static CNN_SIMD void dwsep10_conv1(const float *restrict x0, float *restrict y, 
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[c]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 14; t += R) {
                 const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
                 for (int o = 0; o < 14; o += 8) {
@@ -4092,25 +4092,25 @@ static CNN_SIMD void dwsep10_conv1(const float *restrict x0, float *restrict y, 
                     a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const int at = c * 196 + (oh + 0) * 14 + ow;
+                        const int at = oc * 196 + (oh + 0) * 14 + ow;
                         __m256 x = a0;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 1) * 14 + ow;
+                        const int at = oc * 196 + (oh + 1) * 14 + ow;
                         __m256 x = a1;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 2) * 14 + ow;
+                        const int at = oc * 196 + (oh + 2) * 14 + ow;
                         __m256 x = a2;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 3) * 14 + ow;
+                        const int at = oc * 196 + (oh + 3) * 14 + ow;
                         __m256 x = a3;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
@@ -4375,12 +4375,12 @@ static CNN_SIMD void dwsep11_conv1(const float *restrict x0, float *restrict y, 
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 100352;
         float *sb = s + (ptrdiff_t)b * 140800; /* this sample's padded planes */
-        for (int c = 0; c < 512; c++) {
-            float *pl = sb + (ptrdiff_t)c * 275;
-            cnn_pad(xb0 + (ptrdiff_t)c * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
+        for (int oc = 0; oc < 512; oc++) {
+            float *pl = sb + (ptrdiff_t)oc * 275;
+            cnn_pad(xb0 + (ptrdiff_t)oc * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
             for (int i = 256; i < 275; i++)
                 pl[i] = 0.0f; /* what the last vectors read past the plane */
-            const float *wc = w + c * 9;
+            const float *wc = w + oc * 9;
             const __m256 k0 = _mm256_set1_ps(wc[0]);
             const __m256 k1 = _mm256_set1_ps(wc[1]);
             const __m256 k2 = _mm256_set1_ps(wc[2]);
@@ -4390,7 +4390,7 @@ static CNN_SIMD void dwsep11_conv1(const float *restrict x0, float *restrict y, 
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[c]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 14; t += R) {
                 const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
                 for (int o = 0; o < 14; o += 8) {
@@ -4473,25 +4473,25 @@ static CNN_SIMD void dwsep11_conv1(const float *restrict x0, float *restrict y, 
                     a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const int at = c * 196 + (oh + 0) * 14 + ow;
+                        const int at = oc * 196 + (oh + 0) * 14 + ow;
                         __m256 x = a0;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 1) * 14 + ow;
+                        const int at = oc * 196 + (oh + 1) * 14 + ow;
                         __m256 x = a1;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 2) * 14 + ow;
+                        const int at = oc * 196 + (oh + 2) * 14 + ow;
                         __m256 x = a2;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 3) * 14 + ow;
+                        const int at = oc * 196 + (oh + 3) * 14 + ow;
                         __m256 x = a3;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
                         _mm256_storeu_ps(yb + at, x);
@@ -4756,12 +4756,12 @@ static CNN_SIMD void dwsep12_conv1(const float *restrict x0, float *restrict y, 
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
         float *yb = y + (ptrdiff_t)b * 25088;
         float *sb = s + (ptrdiff_t)b * 144896; /* this sample's padded planes */
-        for (int c = 0; c < 512; c++) {
-            float *pl = sb + (ptrdiff_t)c * 283;
-            cnn_pad(xb0 + (ptrdiff_t)c * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
+        for (int oc = 0; oc < 512; oc++) {
+            float *pl = sb + (ptrdiff_t)oc * 283;
+            cnn_pad(xb0 + (ptrdiff_t)oc * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
             for (int i = 256; i < 283; i++)
                 pl[i] = 0.0f; /* what the last vectors read past the plane */
-            const float *wc = w + c * 9;
+            const float *wc = w + oc * 9;
             const __m256 k0 = _mm256_set1_ps(wc[0]);
             const __m256 k1 = _mm256_set1_ps(wc[1]);
             const __m256 k2 = _mm256_set1_ps(wc[2]);
@@ -4771,7 +4771,7 @@ static CNN_SIMD void dwsep12_conv1(const float *restrict x0, float *restrict y, 
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[c]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 7; t += R) {
                 const int oh = t + R <= 7 ? t : 3; /* the last tile moved up */
                 for (int o = 0; o < 7; o += 7) {
@@ -4890,7 +4890,7 @@ static CNN_SIMD void dwsep12_conv1(const float *restrict x0, float *restrict y, 
                     a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const int at = c * 49 + (oh + 0) * 7 + ow;
+                        const int at = oc * 49 + (oh + 0) * 7 + ow;
                         float lane[W];
                         _mm256_storeu_ps(lane, a0);
                         for (int l = 0; l < 7; l++) {
@@ -4900,7 +4900,7 @@ static CNN_SIMD void dwsep12_conv1(const float *restrict x0, float *restrict y, 
                         }
                     }
                     {
-                        const int at = c * 49 + (oh + 1) * 7 + ow;
+                        const int at = oc * 49 + (oh + 1) * 7 + ow;
                         float lane[W];
                         _mm256_storeu_ps(lane, a1);
                         for (int l = 0; l < 7; l++) {
@@ -4910,7 +4910,7 @@ static CNN_SIMD void dwsep12_conv1(const float *restrict x0, float *restrict y, 
                         }
                     }
                     {
-                        const int at = c * 49 + (oh + 2) * 7 + ow;
+                        const int at = oc * 49 + (oh + 2) * 7 + ow;
                         float lane[W];
                         _mm256_storeu_ps(lane, a2);
                         for (int l = 0; l < 7; l++) {
@@ -4920,7 +4920,7 @@ static CNN_SIMD void dwsep12_conv1(const float *restrict x0, float *restrict y, 
                         }
                     }
                     {
-                        const int at = c * 49 + (oh + 3) * 7 + ow;
+                        const int at = oc * 49 + (oh + 3) * 7 + ow;
                         float lane[W];
                         _mm256_storeu_ps(lane, a3);
                         for (int l = 0; l < 7; l++) {

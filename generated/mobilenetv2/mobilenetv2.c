@@ -487,12 +487,12 @@ static CNN_SIMD void separable1_conv1(const float *restrict x0, float *restrict 
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
         float *yb = y + (ptrdiff_t)b * 401408;
         float *sb = s + (ptrdiff_t)b * 416480; /* this sample's padded planes */
-        for (int c = 0; c < 32; c++) {
-            float *pl = sb + (ptrdiff_t)c * 13015;
-            cnn_pad(xb0 + (ptrdiff_t)c * 12544, pl, 1, 112, 112, 1, 1, 114, 114, 0);
+        for (int oc = 0; oc < 32; oc++) {
+            float *pl = sb + (ptrdiff_t)oc * 13015;
+            cnn_pad(xb0 + (ptrdiff_t)oc * 12544, pl, 1, 112, 112, 1, 1, 114, 114, 0);
             for (int i = 12996; i < 13015; i++)
                 pl[i] = 0.0f; /* what the last vectors read past the plane */
-            const float *wc = w + c * 9;
+            const float *wc = w + oc * 9;
             const __m256 k0 = _mm256_set1_ps(wc[0]);
             const __m256 k1 = _mm256_set1_ps(wc[1]);
             const __m256 k2 = _mm256_set1_ps(wc[2]);
@@ -502,7 +502,7 @@ static CNN_SIMD void separable1_conv1(const float *restrict x0, float *restrict 
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[c]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 112; t += R) {
                 const int oh = t + R <= 112 ? t : 108; /* the last tile moved up */
                 for (int o = 0; o < 112; o += 8) {
@@ -585,25 +585,25 @@ static CNN_SIMD void separable1_conv1(const float *restrict x0, float *restrict 
                     a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const int at = c * 12544 + (oh + 0) * 112 + ow;
+                        const int at = oc * 12544 + (oh + 0) * 112 + ow;
                         __m256 x = a0;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 12544 + (oh + 1) * 112 + ow;
+                        const int at = oc * 12544 + (oh + 1) * 112 + ow;
                         __m256 x = a1;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 12544 + (oh + 2) * 112 + ow;
+                        const int at = oc * 12544 + (oh + 2) * 112 + ow;
                         __m256 x = a2;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 12544 + (oh + 3) * 112 + ow;
+                        const int at = oc * 12544 + (oh + 3) * 112 + ow;
                         __m256 x = a3;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
@@ -1097,12 +1097,12 @@ static CNN_SIMD void inverted1_conv2(const float *restrict x0, float *restrict y
         const float *xb0 = x0 + (ptrdiff_t)b * 1204224;
         float *yb = y + (ptrdiff_t)b * 301056;
         float *sb = s + (ptrdiff_t)b * 1250208; /* this sample's padded planes */
-        for (int c = 0; c < 96; c++) {
-            float *pl = sb + (ptrdiff_t)c * 13023;
-            cnn_pad(xb0 + (ptrdiff_t)c * 12544, pl, 1, 112, 112, 1, 1, 114, 114, 0);
+        for (int oc = 0; oc < 96; oc++) {
+            float *pl = sb + (ptrdiff_t)oc * 13023;
+            cnn_pad(xb0 + (ptrdiff_t)oc * 12544, pl, 1, 112, 112, 1, 1, 114, 114, 0);
             for (int i = 12996; i < 13023; i++)
                 pl[i] = 0.0f; /* what the last vectors read past the plane */
-            const float *wc = w + c * 9;
+            const float *wc = w + oc * 9;
             const __m256 k0 = _mm256_set1_ps(wc[0]);
             const __m256 k1 = _mm256_set1_ps(wc[1]);
             const __m256 k2 = _mm256_set1_ps(wc[2]);
@@ -1112,7 +1112,7 @@ static CNN_SIMD void inverted1_conv2(const float *restrict x0, float *restrict y
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[c]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 56; t += R) {
                 const int oh = t + R <= 56 ? t : 52; /* the last tile moved up */
                 for (int o = 0; o < 56; o += 8) {
@@ -1231,25 +1231,25 @@ static CNN_SIMD void inverted1_conv2(const float *restrict x0, float *restrict y
                     a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const int at = c * 3136 + (oh + 0) * 56 + ow;
+                        const int at = oc * 3136 + (oh + 0) * 56 + ow;
                         __m256 x = a0;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 3136 + (oh + 1) * 56 + ow;
+                        const int at = oc * 3136 + (oh + 1) * 56 + ow;
                         __m256 x = a1;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 3136 + (oh + 2) * 56 + ow;
+                        const int at = oc * 3136 + (oh + 2) * 56 + ow;
                         __m256 x = a2;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 3136 + (oh + 3) * 56 + ow;
+                        const int at = oc * 3136 + (oh + 3) * 56 + ow;
                         __m256 x = a3;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
@@ -1751,12 +1751,12 @@ static CNN_SIMD void inverted_res1_inverted1_conv2(const float *restrict x0, flo
         const float *xb0 = x0 + (ptrdiff_t)b * 451584;
         float *yb = y + (ptrdiff_t)b * 451584;
         float *sb = s + (ptrdiff_t)b * 487152; /* this sample's padded planes */
-        for (int c = 0; c < 144; c++) {
-            float *pl = sb + (ptrdiff_t)c * 3383;
-            cnn_pad(xb0 + (ptrdiff_t)c * 3136, pl, 1, 56, 56, 1, 1, 58, 58, 0);
+        for (int oc = 0; oc < 144; oc++) {
+            float *pl = sb + (ptrdiff_t)oc * 3383;
+            cnn_pad(xb0 + (ptrdiff_t)oc * 3136, pl, 1, 56, 56, 1, 1, 58, 58, 0);
             for (int i = 3364; i < 3383; i++)
                 pl[i] = 0.0f; /* what the last vectors read past the plane */
-            const float *wc = w + c * 9;
+            const float *wc = w + oc * 9;
             const __m256 k0 = _mm256_set1_ps(wc[0]);
             const __m256 k1 = _mm256_set1_ps(wc[1]);
             const __m256 k2 = _mm256_set1_ps(wc[2]);
@@ -1766,7 +1766,7 @@ static CNN_SIMD void inverted_res1_inverted1_conv2(const float *restrict x0, flo
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[c]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 56; t += R) {
                 const int oh = t + R <= 56 ? t : 52; /* the last tile moved up */
                 for (int o = 0; o < 56; o += 8) {
@@ -1849,25 +1849,25 @@ static CNN_SIMD void inverted_res1_inverted1_conv2(const float *restrict x0, flo
                     a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const int at = c * 3136 + (oh + 0) * 56 + ow;
+                        const int at = oc * 3136 + (oh + 0) * 56 + ow;
                         __m256 x = a0;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 3136 + (oh + 1) * 56 + ow;
+                        const int at = oc * 3136 + (oh + 1) * 56 + ow;
                         __m256 x = a1;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 3136 + (oh + 2) * 56 + ow;
+                        const int at = oc * 3136 + (oh + 2) * 56 + ow;
                         __m256 x = a2;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 3136 + (oh + 3) * 56 + ow;
+                        const int at = oc * 3136 + (oh + 3) * 56 + ow;
                         __m256 x = a3;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
@@ -2371,12 +2371,12 @@ static CNN_SIMD void inverted2_conv2(const float *restrict x0, float *restrict y
         const float *xb0 = x0 + (ptrdiff_t)b * 451584;
         float *yb = y + (ptrdiff_t)b * 112896;
         float *sb = s + (ptrdiff_t)b * 488304; /* this sample's padded planes */
-        for (int c = 0; c < 144; c++) {
-            float *pl = sb + (ptrdiff_t)c * 3391;
-            cnn_pad(xb0 + (ptrdiff_t)c * 3136, pl, 1, 56, 56, 1, 1, 58, 58, 0);
+        for (int oc = 0; oc < 144; oc++) {
+            float *pl = sb + (ptrdiff_t)oc * 3391;
+            cnn_pad(xb0 + (ptrdiff_t)oc * 3136, pl, 1, 56, 56, 1, 1, 58, 58, 0);
             for (int i = 3364; i < 3391; i++)
                 pl[i] = 0.0f; /* what the last vectors read past the plane */
-            const float *wc = w + c * 9;
+            const float *wc = w + oc * 9;
             const __m256 k0 = _mm256_set1_ps(wc[0]);
             const __m256 k1 = _mm256_set1_ps(wc[1]);
             const __m256 k2 = _mm256_set1_ps(wc[2]);
@@ -2386,7 +2386,7 @@ static CNN_SIMD void inverted2_conv2(const float *restrict x0, float *restrict y
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[c]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 28; t += R) {
                 const int oh = t + R <= 28 ? t : 24; /* the last tile moved up */
                 for (int o = 0; o < 28; o += 8) {
@@ -2505,25 +2505,25 @@ static CNN_SIMD void inverted2_conv2(const float *restrict x0, float *restrict y
                     a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const int at = c * 784 + (oh + 0) * 28 + ow;
+                        const int at = oc * 784 + (oh + 0) * 28 + ow;
                         __m256 x = a0;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 784 + (oh + 1) * 28 + ow;
+                        const int at = oc * 784 + (oh + 1) * 28 + ow;
                         __m256 x = a1;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 784 + (oh + 2) * 28 + ow;
+                        const int at = oc * 784 + (oh + 2) * 28 + ow;
                         __m256 x = a2;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 784 + (oh + 3) * 28 + ow;
+                        const int at = oc * 784 + (oh + 3) * 28 + ow;
                         __m256 x = a3;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
@@ -3017,12 +3017,12 @@ static CNN_SIMD void inverted_res2_inverted1_conv2(const float *restrict x0, flo
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 150528;
         float *sb = s + (ptrdiff_t)b * 176448; /* this sample's padded planes */
-        for (int c = 0; c < 192; c++) {
-            float *pl = sb + (ptrdiff_t)c * 919;
-            cnn_pad(xb0 + (ptrdiff_t)c * 784, pl, 1, 28, 28, 1, 1, 30, 30, 0);
+        for (int oc = 0; oc < 192; oc++) {
+            float *pl = sb + (ptrdiff_t)oc * 919;
+            cnn_pad(xb0 + (ptrdiff_t)oc * 784, pl, 1, 28, 28, 1, 1, 30, 30, 0);
             for (int i = 900; i < 919; i++)
                 pl[i] = 0.0f; /* what the last vectors read past the plane */
-            const float *wc = w + c * 9;
+            const float *wc = w + oc * 9;
             const __m256 k0 = _mm256_set1_ps(wc[0]);
             const __m256 k1 = _mm256_set1_ps(wc[1]);
             const __m256 k2 = _mm256_set1_ps(wc[2]);
@@ -3032,7 +3032,7 @@ static CNN_SIMD void inverted_res2_inverted1_conv2(const float *restrict x0, flo
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[c]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 28; t += R) {
                 const int oh = t + R <= 28 ? t : 24; /* the last tile moved up */
                 for (int o = 0; o < 28; o += 8) {
@@ -3115,25 +3115,25 @@ static CNN_SIMD void inverted_res2_inverted1_conv2(const float *restrict x0, flo
                     a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const int at = c * 784 + (oh + 0) * 28 + ow;
+                        const int at = oc * 784 + (oh + 0) * 28 + ow;
                         __m256 x = a0;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 784 + (oh + 1) * 28 + ow;
+                        const int at = oc * 784 + (oh + 1) * 28 + ow;
                         __m256 x = a1;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 784 + (oh + 2) * 28 + ow;
+                        const int at = oc * 784 + (oh + 2) * 28 + ow;
                         __m256 x = a2;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 784 + (oh + 3) * 28 + ow;
+                        const int at = oc * 784 + (oh + 3) * 28 + ow;
                         __m256 x = a3;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
@@ -3629,12 +3629,12 @@ static CNN_SIMD void inverted_res3_inverted1_conv2(const float *restrict x0, flo
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 150528;
         float *sb = s + (ptrdiff_t)b * 176448; /* this sample's padded planes */
-        for (int c = 0; c < 192; c++) {
-            float *pl = sb + (ptrdiff_t)c * 919;
-            cnn_pad(xb0 + (ptrdiff_t)c * 784, pl, 1, 28, 28, 1, 1, 30, 30, 0);
+        for (int oc = 0; oc < 192; oc++) {
+            float *pl = sb + (ptrdiff_t)oc * 919;
+            cnn_pad(xb0 + (ptrdiff_t)oc * 784, pl, 1, 28, 28, 1, 1, 30, 30, 0);
             for (int i = 900; i < 919; i++)
                 pl[i] = 0.0f; /* what the last vectors read past the plane */
-            const float *wc = w + c * 9;
+            const float *wc = w + oc * 9;
             const __m256 k0 = _mm256_set1_ps(wc[0]);
             const __m256 k1 = _mm256_set1_ps(wc[1]);
             const __m256 k2 = _mm256_set1_ps(wc[2]);
@@ -3644,7 +3644,7 @@ static CNN_SIMD void inverted_res3_inverted1_conv2(const float *restrict x0, flo
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[c]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 28; t += R) {
                 const int oh = t + R <= 28 ? t : 24; /* the last tile moved up */
                 for (int o = 0; o < 28; o += 8) {
@@ -3727,25 +3727,25 @@ static CNN_SIMD void inverted_res3_inverted1_conv2(const float *restrict x0, flo
                     a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const int at = c * 784 + (oh + 0) * 28 + ow;
+                        const int at = oc * 784 + (oh + 0) * 28 + ow;
                         __m256 x = a0;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 784 + (oh + 1) * 28 + ow;
+                        const int at = oc * 784 + (oh + 1) * 28 + ow;
                         __m256 x = a1;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 784 + (oh + 2) * 28 + ow;
+                        const int at = oc * 784 + (oh + 2) * 28 + ow;
                         __m256 x = a2;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 784 + (oh + 3) * 28 + ow;
+                        const int at = oc * 784 + (oh + 3) * 28 + ow;
                         __m256 x = a3;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
@@ -4241,12 +4241,12 @@ static CNN_SIMD void inverted3_conv2(const float *restrict x0, float *restrict y
         const float *xb0 = x0 + (ptrdiff_t)b * 150528;
         float *yb = y + (ptrdiff_t)b * 37632;
         float *sb = s + (ptrdiff_t)b * 177984; /* this sample's padded planes */
-        for (int c = 0; c < 192; c++) {
-            float *pl = sb + (ptrdiff_t)c * 927;
-            cnn_pad(xb0 + (ptrdiff_t)c * 784, pl, 1, 28, 28, 1, 1, 30, 30, 0);
+        for (int oc = 0; oc < 192; oc++) {
+            float *pl = sb + (ptrdiff_t)oc * 927;
+            cnn_pad(xb0 + (ptrdiff_t)oc * 784, pl, 1, 28, 28, 1, 1, 30, 30, 0);
             for (int i = 900; i < 927; i++)
                 pl[i] = 0.0f; /* what the last vectors read past the plane */
-            const float *wc = w + c * 9;
+            const float *wc = w + oc * 9;
             const __m256 k0 = _mm256_set1_ps(wc[0]);
             const __m256 k1 = _mm256_set1_ps(wc[1]);
             const __m256 k2 = _mm256_set1_ps(wc[2]);
@@ -4256,7 +4256,7 @@ static CNN_SIMD void inverted3_conv2(const float *restrict x0, float *restrict y
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[c]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 14; t += R) {
                 const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
                 for (int o = 0; o < 14; o += 8) {
@@ -4375,25 +4375,25 @@ static CNN_SIMD void inverted3_conv2(const float *restrict x0, float *restrict y
                     a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const int at = c * 196 + (oh + 0) * 14 + ow;
+                        const int at = oc * 196 + (oh + 0) * 14 + ow;
                         __m256 x = a0;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 1) * 14 + ow;
+                        const int at = oc * 196 + (oh + 1) * 14 + ow;
                         __m256 x = a1;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 2) * 14 + ow;
+                        const int at = oc * 196 + (oh + 2) * 14 + ow;
                         __m256 x = a2;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 3) * 14 + ow;
+                        const int at = oc * 196 + (oh + 3) * 14 + ow;
                         __m256 x = a3;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
@@ -4897,12 +4897,12 @@ static CNN_SIMD void inverted_res4_inverted1_conv2(const float *restrict x0, flo
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
         float *yb = y + (ptrdiff_t)b * 75264;
         float *sb = s + (ptrdiff_t)b * 105600; /* this sample's padded planes */
-        for (int c = 0; c < 384; c++) {
-            float *pl = sb + (ptrdiff_t)c * 275;
-            cnn_pad(xb0 + (ptrdiff_t)c * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
+        for (int oc = 0; oc < 384; oc++) {
+            float *pl = sb + (ptrdiff_t)oc * 275;
+            cnn_pad(xb0 + (ptrdiff_t)oc * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
             for (int i = 256; i < 275; i++)
                 pl[i] = 0.0f; /* what the last vectors read past the plane */
-            const float *wc = w + c * 9;
+            const float *wc = w + oc * 9;
             const __m256 k0 = _mm256_set1_ps(wc[0]);
             const __m256 k1 = _mm256_set1_ps(wc[1]);
             const __m256 k2 = _mm256_set1_ps(wc[2]);
@@ -4912,7 +4912,7 @@ static CNN_SIMD void inverted_res4_inverted1_conv2(const float *restrict x0, flo
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[c]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 14; t += R) {
                 const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
                 for (int o = 0; o < 14; o += 8) {
@@ -4995,25 +4995,25 @@ static CNN_SIMD void inverted_res4_inverted1_conv2(const float *restrict x0, flo
                     a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const int at = c * 196 + (oh + 0) * 14 + ow;
+                        const int at = oc * 196 + (oh + 0) * 14 + ow;
                         __m256 x = a0;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 1) * 14 + ow;
+                        const int at = oc * 196 + (oh + 1) * 14 + ow;
                         __m256 x = a1;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 2) * 14 + ow;
+                        const int at = oc * 196 + (oh + 2) * 14 + ow;
                         __m256 x = a2;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 3) * 14 + ow;
+                        const int at = oc * 196 + (oh + 3) * 14 + ow;
                         __m256 x = a3;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
@@ -5519,12 +5519,12 @@ static CNN_SIMD void inverted_res5_inverted1_conv2(const float *restrict x0, flo
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
         float *yb = y + (ptrdiff_t)b * 75264;
         float *sb = s + (ptrdiff_t)b * 105600; /* this sample's padded planes */
-        for (int c = 0; c < 384; c++) {
-            float *pl = sb + (ptrdiff_t)c * 275;
-            cnn_pad(xb0 + (ptrdiff_t)c * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
+        for (int oc = 0; oc < 384; oc++) {
+            float *pl = sb + (ptrdiff_t)oc * 275;
+            cnn_pad(xb0 + (ptrdiff_t)oc * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
             for (int i = 256; i < 275; i++)
                 pl[i] = 0.0f; /* what the last vectors read past the plane */
-            const float *wc = w + c * 9;
+            const float *wc = w + oc * 9;
             const __m256 k0 = _mm256_set1_ps(wc[0]);
             const __m256 k1 = _mm256_set1_ps(wc[1]);
             const __m256 k2 = _mm256_set1_ps(wc[2]);
@@ -5534,7 +5534,7 @@ static CNN_SIMD void inverted_res5_inverted1_conv2(const float *restrict x0, flo
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[c]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 14; t += R) {
                 const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
                 for (int o = 0; o < 14; o += 8) {
@@ -5617,25 +5617,25 @@ static CNN_SIMD void inverted_res5_inverted1_conv2(const float *restrict x0, flo
                     a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const int at = c * 196 + (oh + 0) * 14 + ow;
+                        const int at = oc * 196 + (oh + 0) * 14 + ow;
                         __m256 x = a0;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 1) * 14 + ow;
+                        const int at = oc * 196 + (oh + 1) * 14 + ow;
                         __m256 x = a1;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 2) * 14 + ow;
+                        const int at = oc * 196 + (oh + 2) * 14 + ow;
                         __m256 x = a2;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 3) * 14 + ow;
+                        const int at = oc * 196 + (oh + 3) * 14 + ow;
                         __m256 x = a3;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
@@ -6141,12 +6141,12 @@ static CNN_SIMD void inverted_res6_inverted1_conv2(const float *restrict x0, flo
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
         float *yb = y + (ptrdiff_t)b * 75264;
         float *sb = s + (ptrdiff_t)b * 105600; /* this sample's padded planes */
-        for (int c = 0; c < 384; c++) {
-            float *pl = sb + (ptrdiff_t)c * 275;
-            cnn_pad(xb0 + (ptrdiff_t)c * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
+        for (int oc = 0; oc < 384; oc++) {
+            float *pl = sb + (ptrdiff_t)oc * 275;
+            cnn_pad(xb0 + (ptrdiff_t)oc * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
             for (int i = 256; i < 275; i++)
                 pl[i] = 0.0f; /* what the last vectors read past the plane */
-            const float *wc = w + c * 9;
+            const float *wc = w + oc * 9;
             const __m256 k0 = _mm256_set1_ps(wc[0]);
             const __m256 k1 = _mm256_set1_ps(wc[1]);
             const __m256 k2 = _mm256_set1_ps(wc[2]);
@@ -6156,7 +6156,7 @@ static CNN_SIMD void inverted_res6_inverted1_conv2(const float *restrict x0, flo
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[c]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 14; t += R) {
                 const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
                 for (int o = 0; o < 14; o += 8) {
@@ -6239,25 +6239,25 @@ static CNN_SIMD void inverted_res6_inverted1_conv2(const float *restrict x0, flo
                     a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const int at = c * 196 + (oh + 0) * 14 + ow;
+                        const int at = oc * 196 + (oh + 0) * 14 + ow;
                         __m256 x = a0;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 1) * 14 + ow;
+                        const int at = oc * 196 + (oh + 1) * 14 + ow;
                         __m256 x = a1;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 2) * 14 + ow;
+                        const int at = oc * 196 + (oh + 2) * 14 + ow;
                         __m256 x = a2;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 3) * 14 + ow;
+                        const int at = oc * 196 + (oh + 3) * 14 + ow;
                         __m256 x = a3;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
@@ -6763,12 +6763,12 @@ static CNN_SIMD void inverted4_conv2(const float *restrict x0, float *restrict y
         const float *xb0 = x0 + (ptrdiff_t)b * 75264;
         float *yb = y + (ptrdiff_t)b * 75264;
         float *sb = s + (ptrdiff_t)b * 105600; /* this sample's padded planes */
-        for (int c = 0; c < 384; c++) {
-            float *pl = sb + (ptrdiff_t)c * 275;
-            cnn_pad(xb0 + (ptrdiff_t)c * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
+        for (int oc = 0; oc < 384; oc++) {
+            float *pl = sb + (ptrdiff_t)oc * 275;
+            cnn_pad(xb0 + (ptrdiff_t)oc * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
             for (int i = 256; i < 275; i++)
                 pl[i] = 0.0f; /* what the last vectors read past the plane */
-            const float *wc = w + c * 9;
+            const float *wc = w + oc * 9;
             const __m256 k0 = _mm256_set1_ps(wc[0]);
             const __m256 k1 = _mm256_set1_ps(wc[1]);
             const __m256 k2 = _mm256_set1_ps(wc[2]);
@@ -6778,7 +6778,7 @@ static CNN_SIMD void inverted4_conv2(const float *restrict x0, float *restrict y
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[c]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 14; t += R) {
                 const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
                 for (int o = 0; o < 14; o += 8) {
@@ -6861,25 +6861,25 @@ static CNN_SIMD void inverted4_conv2(const float *restrict x0, float *restrict y
                     a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const int at = c * 196 + (oh + 0) * 14 + ow;
+                        const int at = oc * 196 + (oh + 0) * 14 + ow;
                         __m256 x = a0;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 1) * 14 + ow;
+                        const int at = oc * 196 + (oh + 1) * 14 + ow;
                         __m256 x = a1;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 2) * 14 + ow;
+                        const int at = oc * 196 + (oh + 2) * 14 + ow;
                         __m256 x = a2;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 3) * 14 + ow;
+                        const int at = oc * 196 + (oh + 3) * 14 + ow;
                         __m256 x = a3;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
@@ -7381,12 +7381,12 @@ static CNN_SIMD void inverted_res7_inverted1_conv2(const float *restrict x0, flo
         const float *xb0 = x0 + (ptrdiff_t)b * 112896;
         float *yb = y + (ptrdiff_t)b * 112896;
         float *sb = s + (ptrdiff_t)b * 158400; /* this sample's padded planes */
-        for (int c = 0; c < 576; c++) {
-            float *pl = sb + (ptrdiff_t)c * 275;
-            cnn_pad(xb0 + (ptrdiff_t)c * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
+        for (int oc = 0; oc < 576; oc++) {
+            float *pl = sb + (ptrdiff_t)oc * 275;
+            cnn_pad(xb0 + (ptrdiff_t)oc * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
             for (int i = 256; i < 275; i++)
                 pl[i] = 0.0f; /* what the last vectors read past the plane */
-            const float *wc = w + c * 9;
+            const float *wc = w + oc * 9;
             const __m256 k0 = _mm256_set1_ps(wc[0]);
             const __m256 k1 = _mm256_set1_ps(wc[1]);
             const __m256 k2 = _mm256_set1_ps(wc[2]);
@@ -7396,7 +7396,7 @@ static CNN_SIMD void inverted_res7_inverted1_conv2(const float *restrict x0, flo
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[c]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 14; t += R) {
                 const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
                 for (int o = 0; o < 14; o += 8) {
@@ -7479,25 +7479,25 @@ static CNN_SIMD void inverted_res7_inverted1_conv2(const float *restrict x0, flo
                     a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const int at = c * 196 + (oh + 0) * 14 + ow;
+                        const int at = oc * 196 + (oh + 0) * 14 + ow;
                         __m256 x = a0;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 1) * 14 + ow;
+                        const int at = oc * 196 + (oh + 1) * 14 + ow;
                         __m256 x = a1;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 2) * 14 + ow;
+                        const int at = oc * 196 + (oh + 2) * 14 + ow;
                         __m256 x = a2;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 3) * 14 + ow;
+                        const int at = oc * 196 + (oh + 3) * 14 + ow;
                         __m256 x = a3;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
@@ -8001,12 +8001,12 @@ static CNN_SIMD void inverted_res8_inverted1_conv2(const float *restrict x0, flo
         const float *xb0 = x0 + (ptrdiff_t)b * 112896;
         float *yb = y + (ptrdiff_t)b * 112896;
         float *sb = s + (ptrdiff_t)b * 158400; /* this sample's padded planes */
-        for (int c = 0; c < 576; c++) {
-            float *pl = sb + (ptrdiff_t)c * 275;
-            cnn_pad(xb0 + (ptrdiff_t)c * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
+        for (int oc = 0; oc < 576; oc++) {
+            float *pl = sb + (ptrdiff_t)oc * 275;
+            cnn_pad(xb0 + (ptrdiff_t)oc * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
             for (int i = 256; i < 275; i++)
                 pl[i] = 0.0f; /* what the last vectors read past the plane */
-            const float *wc = w + c * 9;
+            const float *wc = w + oc * 9;
             const __m256 k0 = _mm256_set1_ps(wc[0]);
             const __m256 k1 = _mm256_set1_ps(wc[1]);
             const __m256 k2 = _mm256_set1_ps(wc[2]);
@@ -8016,7 +8016,7 @@ static CNN_SIMD void inverted_res8_inverted1_conv2(const float *restrict x0, flo
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[c]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 14; t += R) {
                 const int oh = t + R <= 14 ? t : 10; /* the last tile moved up */
                 for (int o = 0; o < 14; o += 8) {
@@ -8099,25 +8099,25 @@ static CNN_SIMD void inverted_res8_inverted1_conv2(const float *restrict x0, flo
                     a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const int at = c * 196 + (oh + 0) * 14 + ow;
+                        const int at = oc * 196 + (oh + 0) * 14 + ow;
                         __m256 x = a0;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 1) * 14 + ow;
+                        const int at = oc * 196 + (oh + 1) * 14 + ow;
                         __m256 x = a1;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 2) * 14 + ow;
+                        const int at = oc * 196 + (oh + 2) * 14 + ow;
                         __m256 x = a2;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
                     }
                     {
-                        const int at = c * 196 + (oh + 3) * 14 + ow;
+                        const int at = oc * 196 + (oh + 3) * 14 + ow;
                         __m256 x = a3;
                         x = _mm256_min_ps(_mm256_set1_ps(6.0f), _mm256_max_ps(_mm256_setzero_ps(), x));
                         _mm256_storeu_ps(yb + at, x);
@@ -8621,12 +8621,12 @@ static CNN_SIMD void inverted5_conv2(const float *restrict x0, float *restrict y
         const float *xb0 = x0 + (ptrdiff_t)b * 112896;
         float *yb = y + (ptrdiff_t)b * 28224;
         float *sb = s + (ptrdiff_t)b * 163008; /* this sample's padded planes */
-        for (int c = 0; c < 576; c++) {
-            float *pl = sb + (ptrdiff_t)c * 283;
-            cnn_pad(xb0 + (ptrdiff_t)c * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
+        for (int oc = 0; oc < 576; oc++) {
+            float *pl = sb + (ptrdiff_t)oc * 283;
+            cnn_pad(xb0 + (ptrdiff_t)oc * 196, pl, 1, 14, 14, 1, 1, 16, 16, 0);
             for (int i = 256; i < 283; i++)
                 pl[i] = 0.0f; /* what the last vectors read past the plane */
-            const float *wc = w + c * 9;
+            const float *wc = w + oc * 9;
             const __m256 k0 = _mm256_set1_ps(wc[0]);
             const __m256 k1 = _mm256_set1_ps(wc[1]);
             const __m256 k2 = _mm256_set1_ps(wc[2]);
@@ -8636,7 +8636,7 @@ static CNN_SIMD void inverted5_conv2(const float *restrict x0, float *restrict y
             const __m256 k6 = _mm256_set1_ps(wc[6]);
             const __m256 k7 = _mm256_set1_ps(wc[7]);
             const __m256 k8 = _mm256_set1_ps(wc[8]);
-            const __m256 bc = _mm256_set1_ps(bias[c]);
+            const __m256 bc = _mm256_set1_ps(bias[oc]);
             for (int t = 0; t < 7; t += R) {
                 const int oh = t + R <= 7 ? t : 3; /* the last tile moved up */
                 for (int o = 0; o < 7; o += 7) {
@@ -8755,7 +8755,7 @@ static CNN_SIMD void inverted5_conv2(const float *restrict x0, float *restrict y
                     a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const int at = c * 49 + (oh + 0) * 7 + ow;
+                        const int at = oc * 49 + (oh + 0) * 7 + ow;
                         float lane[W];
                         _mm256_storeu_ps(lane, a0);
                         for (int l = 0; l < 7; l++) {
@@ -8765,7 +8765,7 @@ static CNN_SIMD void inverted5_conv2(const float *restrict x0, float *restrict y
                         }
                     }
                     {
-                        const int at = c * 49 + (oh + 1) * 7 + ow;
+                        const int at = oc * 49 + (oh + 1) * 7 + ow;
                         float lane[W];
                         _mm256_storeu_ps(lane, a1);
                         for (int l = 0; l < 7; l++) {
@@ -8775,7 +8775,7 @@ static CNN_SIMD void inverted5_conv2(const float *restrict x0, float *restrict y
                         }
                     }
                     {
-                        const int at = c * 49 + (oh + 2) * 7 + ow;
+                        const int at = oc * 49 + (oh + 2) * 7 + ow;
                         float lane[W];
                         _mm256_storeu_ps(lane, a2);
                         for (int l = 0; l < 7; l++) {
@@ -8785,7 +8785,7 @@ static CNN_SIMD void inverted5_conv2(const float *restrict x0, float *restrict y
                         }
                     }
                     {
-                        const int at = c * 49 + (oh + 3) * 7 + ow;
+                        const int at = oc * 49 + (oh + 3) * 7 + ow;
                         float lane[W];
                         _mm256_storeu_ps(lane, a3);
                         for (int l = 0; l < 7; l++) {

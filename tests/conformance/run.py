@@ -84,6 +84,12 @@ LAYER_CASES = [
     ("conv_depthwise_s2", [16, 9, 9], "conv(16, 3, stride=2, pad=1, groups=16)", 1),
     ("conv_depthwise_mult2", [8, 7, 7], "conv(16, 3, pad=1, groups=8)", 1),
     ("conv_depthwise_5x5", [12, 9, 9], "conv(12, 5, pad=2, groups=12)", 1),
+    # one input channel to many outputs: depthwise.c's multiplier form (rows of 16 or more
+    # outputs, so the avx512 build takes it too)
+    ("conv_one_channel", [1, 12, 19], "conv(6, 3, pad=1)", 1),
+    ("conv_one_channel_5x5_s2", [1, 20, 33], "conv(5, 5, stride=2, pad=2, bias=false)", 1),
+    ("conv_depthwise_mult3_reflect", [4, 9, 17], "conv(12, 3, pad=(1, 2), groups=4, "
+     "pad_mode=reflect)", 1),
     ("conv_tuple_kernel", [3, 7, 9], "conv(4, (3, 5), stride=(1, 2), pad=(1, 2))", 1),
     ("conv_tuple_kernel_tall", [2, 11, 6], "conv(3, (5, 1), stride=(2, 1))", 1),
     ("conv_same_odd", [3, 7, 8], "conv(4, 3, pad=same)", 1),
@@ -418,7 +424,7 @@ EXAMPLES = {
 # alphago's 19x19 board). With --full every example runs at its declared size only.
 ALSO_FULL = ["googlenet", "mobilenet", "alphago"]
 
-BATCH3 = ["layer:conv_stride2_pad1", "layer:dense_chw", "layer:bn_vec", "layer:softmax_chw",
+BATCH3 = ["layer:conv_stride2_pad1", "layer:conv_one_channel", "layer:dense_chw", "layer:bn_vec", "layer:softmax_chw",
           "layer:local_stride_pad", "layer:lrn4_even", "layer:prelu_vec", "layer:maxpool3_s2_pad1",
           "net:concat3", "net:concat_slices", "net:multi_io", "net:residual_block", "net:dense_chain_vec",
           "example:lenet5", "example:resnet18", "example:mobilenetv2", "example:sentence_cnn"]
