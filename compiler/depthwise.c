@@ -151,12 +151,53 @@ static void emit_row_store(Emit *e, const Node *n, const DwGeo *g, int64_t r) {
     P(e, "%s}\n", in);
 }
 
+/* With a 2x2 max pool fused (fuse_pool.c): output rows oh + r and
+ * oh + r + 1 through the epilogue, their lanes split into even and odd
+ * columns (cnn_unzip), and the four taps of each window taken by cnn_vmax,
+ * the vector pooling kernel's maximum: the maximum of each row's pair,
+ * then of the two rows (the same bits as in tap order). W / 2 pooled
+ * values go out from column ow / 2 of pooled row (oh + r) / 2. */
+static void emit_pooled_store(Emit *e, const Node *n, const DwGeo *g, int64_t r) {
+    const char *in = "                    ", *in2 = "                        ";
+    bool wide = g->width == 16;
+    P(e, "%s{\n", in);
+    for (int64_t q = r; q < r + 2; q++) {
+        P(e, "%s__m256 x = a%lld;\n", in2, ll(q));
+        simd_epilogue_vector(e, n, in2, arena_printf(e->a, "oc * %lld + (oh + %lld) * %lld + ow",
+                                                     ll(g->ho * g->wo), ll(q), ll(g->wo)));
+        P(e, "%sa%lld = x;\n", in2, ll(q));
+        P(e, "%s}\n%s{\n", in, in);
+    }
+    P(e, "%s__m256 even, odd;\n", in2);
+    P(e, "%scnn_unzip(a%lld, a%lld, &even, &odd);\n", in2, ll(r), ll(r + 1));
+    P(e, "%sconst __m256 pairs = cnn_vmax(even, odd); /* row oh + %lld's, then the next's */\n",
+      in2, ll(r));
+    P(e, "%sfloat *py = yb + oc * %lld + (oh + %lld) / 2 * %lld + ow / 2;\n", in2,
+      ll(g->ho / 2 * (g->wo / 2)), ll(r), ll(g->wo / 2));
+    /* halves of a vector: written for each width, outside the AVX2 to
+     * AVX-512 translation */
+    e->wide = false;
+    if (wide)
+        P(e, "%s_mm256_storeu_ps(py, _mm512_castps512_ps256(cnn_vmax512(pairs, "
+             "_mm512_shuffle_f32x4(pairs, pairs, 0x4e))));\n", in2);
+    else
+        P(e, "%s_mm_storeu_ps(py, _mm256_castps256_ps128(cnn_vmax(pairs, "
+             "_mm256_permute2f128_ps(pairs, pairs, 1))));\n", in2);
+    e->wide = wide;
+    P(e, "%s}\n", in);
+}
+
 void emit_dw_conv(Emit *e, const Node *n) {
     DwGeo g = dw_geo(e->opt->target, n);
     int64_t taps = g.kh * g.kw, in_rows = (g.rows - 1) * g.sh + (g.kh - 1) * g.dh + 1;
     e->need_pad = true;
-    if (g.sw == 2)
+    bool pooled = n->pool && !e->plain;
+    if (g.sw == 2 || pooled)
         simd_need_unzip(e);
+    if (pooled && g.width == 16)
+        e->need_pool512 = true;
+    else if (pooled)
+        e->need_pool = true;
     P(e, "    enum { R = %lld, W = %d }; /* the tile: R output rows x W positions */\n",
       ll(g.rows), g.width);
     P(e, "    const float *bias = w + %lld;\n", ll(g.k * taps));
@@ -207,8 +248,12 @@ void emit_dw_conv(Emit *e, const Node *n) {
         P(e, "                    __m256 a%lld = bc;\n", ll(r));
     for (int64_t q = 0; q < in_rows; q++)
         emit_row_loads(e, &g, q);
-    for (int64_t r = 0; r < g.rows; r++)
-        emit_row_store(e, n, &g, r);
+    if (n->pool && !e->plain)
+        for (int64_t r = 0; r < g.rows; r += 2)
+            emit_pooled_store(e, n, &g, r);
+    else
+        for (int64_t r = 0; r < g.rows; r++)
+            emit_row_store(e, n, &g, r);
     P(e, "                }\n");
     P(e, "            }\n");
     P(e, "        }\n");

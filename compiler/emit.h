@@ -41,9 +41,13 @@ const char *float_lit(Arena *a, double v);
 /* Per-sample element count of a node's output, and of its input k. */
 static inline int64_t out_elems(const Node *n) { return shape_elems(n->shape); }
 /* Floats from one sample's output to the next: more than out_elems for a
- * slice of a concat (fuse_concat.c), which training never makes. */
+ * slice of a concat (fuse_concat.c), less for a conv that pools what it
+ * stores (fuse_pool.c); training does neither. */
 static inline int64_t out_stride(const Emit *e, const Node *n) {
-    return n->slice_of && !e->plain ? shape_elems(n->slice_of->shape) : out_elems(n);
+    if (e->plain)
+        return out_elems(n);
+    return n->slice_of ? shape_elems(n->slice_of->shape)
+           : n->pool ? out_elems(n->pool) : out_elems(n);
 }
 static inline int64_t in_elems(const Node *n, int k) {
     return shape_elems(((const Node *)n->inputs.items[k])->shape);
@@ -153,6 +157,9 @@ void simd_store_lanes(Emit *e, const Node *n, const char *indent, const char *ve
 /* ---- winograd.c: 3x3 stride-1 convolutions by F(2x2, 3x3) ---- */
 /* Marks the convolutions Winograd computes on target t (none when off). */
 void wino_choose(Graph *g, Target t, bool off);
+/* fuse_pool.c: marks each 2x2 stride-2 max pool that the kernel of the
+ * convolution before it computes (n->pool); run after fuse_graph(). */
+void fuse_pool(Graph *g, Target t);
 bool wino_suits(Target t, const Node *n);
 int wino_mr(Target t, const Node *n);
 int64_t wino_scratch(Target t, const Node *n, int batch);

@@ -110,6 +110,8 @@ static const char *storage(Emit *e, const Node *n) {
 /* ---- the kernels ---------------------------------------------------------- */
 
 static bool has_code(const Node *n) {
+    if (pooled_in_conv(n))
+        return false;  /* the convolution before it pooled (fuse_pool.c) */
     if (n->op == OP_CONCAT && concat_slices(n) == n->inputs.len)
         return false;  /* its inputs wrote its output (fuse_concat.c) */
     if (n->is_output)
@@ -179,6 +181,9 @@ static const char *fused_note(Emit *e, const Node *n) {
                              ? arena_printf(e->a, "+ %s (%s)", st->operand->name, st->node->name)
                              : st->node->name);
     }
+    if (n->pool)
+        s = arena_printf(e->a, "%s; then the 2x2 max pool %s in registers, so it stores %s",
+                         s, n->pool->name, shape_str(e->a, n->pool->shape));
     if (n->slice_of) {
         int64_t hw = n->shape.d[1] * n->shape.d[2], c0 = n->slice_at / hw;
         s = arena_printf(e->a, "%s; stores into channels %lld..%lld of %s, which copies "
@@ -219,8 +224,9 @@ static void emit_kernels(Emit *e) {
 static bool needs_plain(const Emit *e, const Node *n) {
     if (n->op == OP_INPUT || n->op == OP_FLATTEN || n->op == OP_BN || n->op == OP_DROPOUT)
         return false;   /* training has its own kernels for these */
-    if (n->slice_of || (n->op == OP_CONCAT && concat_slices(n)))
-        return true;   /* slices of a concat: training keeps them apart */
+    if (n->slice_of || (n->op == OP_CONCAT && concat_slices(n)) || n->pool ||
+        pooled_in_conv(n))
+        return true;   /* slices of a concat, pools in a conv: training keeps them apart */
     return n->fused_into || n->epi || n->bn || n->pack_mr > 1 ||
            (e->opt->target != TARGET_SCALAR && (n->op == OP_CONV || n->op == OP_DENSE));
 }
@@ -908,10 +914,11 @@ static void emit_front_matter(Emit *e, FILE *o) {
             : e->opt->target == TARGET_AVX2 ? "x86-64 AVX2 + FMA" : "portable C (scalar)",
             e->opt->batch, e->opt->openmp ? "; OpenMP (compile with -fopenmp)" : "");
     const FuseOptions *f = &e->opt->fuse;
-    const char *passes = arena_printf(e->a, "%s%s%s%s", f->no_bn ? "" : ", bn folding",
+    const char *passes = arena_printf(e->a, "%s%s%s%s%s", f->no_bn ? "" : ", bn folding",
                                       f->no_add ? "" : ", residual adds",
                                       f->no_act ? "" : ", activations",
-                                      f->no_concat ? "" : ", concat slices");
+                                      f->no_concat ? "" : ", concat slices",
+                                      f->no_pool ? "" : ", max pools in convolutions");
     fprintf(o, " * fusion:  %s\n", *passes ? passes + 2 : "off");
     fprintf(o, " * arena:   %lld bytes (%lld without reuse; %lld live at most)\n",
             ll(e->plan->arena_bytes), ll(e->plan->no_reuse_bytes),
@@ -958,6 +965,8 @@ Generated *emit_c(Graph *g, const BuildOptions *opt, Arena *a, Diags *d) {
     fuse_graph(g, &opt->fuse, a);
     bool simd = simd_target(opt->target);
     wino_choose(g, opt->target, opt->no_winograd);
+    if (!opt->fuse.no_pool)
+        fuse_pool(g, opt->target);
     Plan *plan = simd ? plan_with_state(g, opt->batch, simd_scratch_fn(opt->target),
                                         simd_state_floats, a, d)
                       : plan_memory(g, opt->batch, scalar_scratch, a, d);

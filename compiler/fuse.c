@@ -53,6 +53,7 @@ void fuse_graph(Graph *g, const FuseOptions *f, Arena *a) {
         n->epi = NULL;
         n->slice_of = NULL;
         n->slice_at = 0;
+        n->pool = NULL;
     }
     if (!f->no_bn)
         fuse_bn(g, a);

@@ -164,7 +164,8 @@ struct Node {
     struct Node *home;        /* the node whose storage its output shares:
                                  itself, or for views and in-place layers the
                                  home of its input, or for a slice of a
-                                 concat (slice_of) the concat */
+                                 concat (slice_of) the concat, or for a
+                                 conv with a pool in it, the pool */
     int64_t home_at;          /* where its output starts in a sample of its
                                  home's, in floats: 0 but for slices */
     struct Buffer *buf;       /* the home's arena buffer; NULL when the home
@@ -190,6 +191,11 @@ struct Node {
     struct Node *slice_of;    /* that concat, or NULL */
     int64_t slice_at;         /* where its slice starts in a sample of the
                                  concat's output, in floats */
+
+    /* set by fuse_pool() (fuse_pool.c) before planning, for inference */
+    struct Node *pool;        /* conv: the 2x2 max pool its kernel applies
+                                 before it stores; it then writes the pool's
+                                 output, and the pool has no code */
 
     /* set by wino_choose() (winograd.c) before planning, for inference */
     bool winograd;            /* conv: computed by Winograd's F(2x2, 3x3) */
@@ -278,9 +284,10 @@ typedef struct Epilogue {
 } Epilogue;
 
 /* Which passes run. All on is the default; --no-fuse turns them all off
- * and --no-fuse=bn,add,act,concat any of them. */
+ * and --no-fuse=bn,add,act,concat,pool any of them (pool: fuse_pool()
+ * in emit.h, which needs the target). */
 typedef struct FuseOptions {
-    bool no_bn, no_add, no_act, no_concat;
+    bool no_bn, no_add, no_act, no_concat, no_pool;
 } FuseOptions;
 
 /* Clears what an earlier run left, then runs the enabled passes in order:
@@ -299,6 +306,8 @@ void fuse_concat(Graph *g);
 bool is_slice_of(const Node *in, const Node *concat);
 /* How many of the concat's inputs are written straight into its output? */
 int concat_slices(const Node *concat);
+/* Is max pool p computed by the convolution before it (fuse_pool.c)? */
+bool pooled_in_conv(const Node *p);
 
 /* ---- plan.c: one arena for every intermediate tensor ---------------------
  * A buffer holds one tensor (or several that share bytes: views and

@@ -64,7 +64,9 @@ static void usage(FILE *f) {
 "                     norm folded into conv/dense weights), add (residual sum\n"
 "                     in the conv's epilogue), act (relu, relu6, leakyrelu\n"
 "                     in the conv's or dense layer's epilogue), concat (a\n"
-"                     conv writes its slice of a concat's output itself)\n"
+"                     conv writes its slice of a concat's output itself),\n"
+"                     pool (a 2x2 max pool in the registers of the conv\n"
+"                     before it, where its kernel allows)\n"
 "  --no-winograd      vector targets: direct kernels for 3x3 stride-1\n"
 "                     convolutions too (by default the large ones use\n"
 "                     Winograd's F(2x2,3x3))\n"
@@ -170,6 +172,8 @@ static bool parse_no_fuse(const char *list, FuseOptions *f) {
             f->no_act = true;
         else if (!strcmp(tok, "concat"))
             f->no_concat = true;
+        else if (!strcmp(tok, "pool"))
+            f->no_pool = true;
         else
             return false;
     }
@@ -204,13 +208,13 @@ static int parse_args(int argc, char **argv, CliOptions *o) {
             o->openmp = true;
         } else if (!strcmp(a, "--no-fuse")) {
             o->fuse = (FuseOptions){.no_bn = true, .no_add = true, .no_act = true,
-                                    .no_concat = true};
+                                    .no_concat = true, .no_pool = true};
         } else if (!strcmp(a, "--no-winograd")) {
             o->no_winograd = true;
         } else if (!strncmp(a, "--no-fuse=", 10)) {
             if (!parse_no_fuse(a + 10, &o->fuse))
                 return usage_error("--no-fuse= takes a comma-separated list of bn, "
-                                   "add, act and concat, not '%s'", a + 10);
+                                   "add, act, concat and pool, not '%s'", a + 10);
         } else if ((rc = train_option(argc, argv, &i, o)) != 0) {
             if (rc == 2)
                 return usage_error("%s needs a value", a);

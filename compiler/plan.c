@@ -6,7 +6,8 @@
  * dropout, which is the identity in inference) and for element-wise layers
  * that are the last to read their input (in place); for a convolution that
  * writes a slice of a concat (fuse_concat.c), the concat's buffer, from the
- * first slice written on; otherwise a buffer of its own. A buffer is live from the step that writes it to the last step
+ * first slice written on; for a convolution that pools before it stores
+ * (fuse_pool.c), the pool's; otherwise a buffer of its own. A buffer is live from the step that writes it to the last step
  * that reads it. Then buffers are placed greedily, largest first, each in
  * the smallest gap left by the buffers it shares a step with ("greedy by
  * size, best fit").
@@ -92,6 +93,18 @@ static void choose_homes(Graph *g, Plan *p, const int *last_read, Arena *a) {
         }
         if (n->op == OP_CONCAT && n->buf)
             continue;   /* a slice made its buffer already */
+        if (n->pool) {   /* fuse_pool.c: it stores the pool's output */
+            Node *pool = n->pool;
+            int pool_last = last_read[pool->id] > pool->id ? last_read[pool->id] : pool->id;
+            if (!pool->is_output && !pool->buf)
+                pool->buf = new_buffer(p, a, pool, shape_elems(pool->shape) * 4 * p->batch,
+                                       n->id, pool_last);
+            n->home = pool;
+            n->buf = pool->buf;
+            continue;
+        }
+        if (pooled_in_conv(n))
+            continue;   /* its convolution made its buffer and writes it */
         if (is_view(n->op) || n->fused_into) {
             n->view = true;
             share(n, n->inputs.items[n->fused_into ? n->fused_arg : 0], last);

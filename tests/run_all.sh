@@ -45,7 +45,7 @@ conf "scalar target, fusion off" -k net: -k example: --flags "--target scalar --
 if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
     conf "avx2 target, fusion on" --flags "--target avx2"
     conf "avx2 target, fusion off" -k net: -k example: -k conv --flags "--target avx2 --no-fuse"
-    for pass in bn add act concat; do
+    for pass in bn add act concat pool; do
         conf "avx2 target, only $pass fusion off" -k net: -k example: --flags "--target avx2 --no-fuse=$pass"
     done
     conf "avx2 target, Winograd off" -k example: -k conv --flags "--target avx2 --no-winograd"

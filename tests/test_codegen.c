@@ -289,6 +289,33 @@ Test(codegen, dense_direction_never_changes_results, .timeout = 120) {
     cr_expect_eq(sh("./build/turn/main"), 0);
 }
 
+/* fuse_pool.c: a max pool taken in the convolution's registers gives the
+ * bits of the two layers apart (the convolution's sums are the same; the
+ * maxima follow the pooling kernel's rule for ties, signed zeros and NaN
+ * payloads), on each vector target this CPU runs. */
+Test(codegen, pool_in_conv_matches_the_two_layers_bit_for_bit, .timeout = 120) {
+    const char *targets[] = {"avx2", "avx512"};
+    const bool runs[] = {__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"),
+                         __builtin_cpu_supports("avx512f")};
+    cr_assert(runs[0], "this suite needs a CPU with AVX2 and FMA");
+    for (int i = 0; i < 2; i++) {
+        if (!runs[i])
+            continue;
+        for (int fused = 0; fused < 2; fused++) {
+            char dir[64], code[80];
+            snprintf(dir, sizeof dir, "build/poolconv/%s%s", targets[i], fused ? "" : "-apart");
+            snprintf(code, sizeof code, "%s/poolconv.c", dir);
+            cr_assert_eq(sh("./cnnc build tests/api/poolconv.cnn --target %s %s -o %s",
+                            targets[i], fused ? "" : "--no-fuse=pool", dir), 0);
+            cr_expect_eq(count_in(code, "then the 2x2 max pool"), fused ? 2 : 0);
+            cr_assert_eq(sh("cc -std=c11 -O1 -I%s tests/api/poolconv_main.c %s/poolconv.c "
+                            "-o %s/main && ./%s/main > %s.bin", dir, dir, dir, dir, dir), 0);
+        }
+        cr_expect_eq(sh("cmp build/poolconv/%s.bin build/poolconv/%s-apart.bin", targets[i],
+                        targets[i]), 0, "%s: fused and apart differ", targets[i]);
+    }
+}
+
 /* The vector max pooling kernels take the scalar kernel's steps in its
  * order: the same bits on ties, signed zeros and NaN payloads, in every
  * form (tests/api/pools.cnn). Targets this CPU lacks are left out. */

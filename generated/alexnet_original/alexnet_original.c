@@ -3,7 +3,7 @@
  * source:  examples/alexnet_original.cnn, network alexnet_original
  * command: cnnc build examples/alexnet_original.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
- * fusion:  bn folding, residual adds, activations, concat slices
+ * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
  * arena:   3349184 bytes (9007808 without reuse; 3349184 live at most)
  * weights: 60965224 canonical floats, 61653352 packed
  *

@@ -14,7 +14,7 @@ extern "C" {
 #define lenet5_OUT_logits_SIZE 10
 #define lenet5_PARAM_COUNT 61706
 #define lenet5_PACKED_COUNT 61706
-#define lenet5_ARENA_BYTES 23552
+#define lenet5_ARENA_BYTES 11136
 
 /* Canonical parameters (the order of DSL.md, as in a --weights file) to
  * the layout the kernels read: params holds lenet5_PARAM_COUNT floats,

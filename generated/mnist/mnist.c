@@ -3,8 +3,8 @@
  * source:  examples/mnist.cnn, network mnist
  * command: cnnc build examples/mnist.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
- * fusion:  bn folding, residual adds, activations, concat slices
- * arena:   353344 bytes (465728 without reuse; 353344 live at most)
+ * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
+ * arena:   353344 bytes (365376 without reuse; 353344 live at most)
  * weights: 799078 canonical floats, 806758 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -265,14 +265,14 @@ static void cnn_pack_wino(const float *w, const float *bias, const float *bn,
 /* conv1 — examples/mnist.cnn:12: conv 3x3 p1 32
  *   in [1,28,28] -> out [32,28,28]
  *   weights at packed[0]: weight [32,1,3,3] + bias [32]
- *   avx2: one input channel to M=32 outputs (depthwise with a multiplier), an output channel at a time, the planes padded first; tile R=4 output rows x 8 positions, 9 weights in registers; then relu1
+ *   avx2: one input channel to M=32 outputs (depthwise with a multiplier), an output channel at a time, the planes padded first; tile R=4 output rows x 8 positions, 9 weights in registers; then relu1; then the 2x2 max pool maxpool1 in registers, so it stores [32,14,14]
  */
 static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { R = 4, W = 8 }; /* the tile: R output rows x W positions */
     const float *bias = w + 288;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 784;
-        float *yb = y + (ptrdiff_t)b * 25088;
+        float *yb = y + (ptrdiff_t)b * 6272;
         float *sb = s + (ptrdiff_t)b * 919; /* this sample's padded planes */
         for (int c = 0; c < 1; c++) {
             float *pl = sb + (ptrdiff_t)c * 919;
@@ -375,65 +375,39 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
                     a3 = _mm256_fmadd_ps(k8, x2, a3);
                     }
                     {
-                        const int at = oc * 784 + (oh + 0) * 28 + ow;
                         __m256 x = a0;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        _mm256_storeu_ps(yb + at, x);
+                        a0 = x;
                     }
                     {
-                        const int at = oc * 784 + (oh + 1) * 28 + ow;
                         __m256 x = a1;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        _mm256_storeu_ps(yb + at, x);
+                        a1 = x;
                     }
                     {
-                        const int at = oc * 784 + (oh + 2) * 28 + ow;
+                        __m256 even, odd;
+                        cnn_unzip(a0, a1, &even, &odd);
+                        const __m256 pairs = cnn_vmax(even, odd); /* row oh + 0's, then the next's */
+                        float *py = yb + oc * 196 + (oh + 0) / 2 * 14 + ow / 2;
+                        _mm_storeu_ps(py, _mm256_castps256_ps128(cnn_vmax(pairs, _mm256_permute2f128_ps(pairs, pairs, 1))));
+                    }
+                    {
                         __m256 x = a2;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        _mm256_storeu_ps(yb + at, x);
+                        a2 = x;
                     }
                     {
-                        const int at = oc * 784 + (oh + 3) * 28 + ow;
                         __m256 x = a3;
                         x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                        _mm256_storeu_ps(yb + at, x);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/* maxpool1 — examples/mnist.cnn:12: maxpool 2x2/2
- *   in [32,28,28] -> out [32,14,14]
- *   avx2: 8 outputs of a row a vector (ymm), even and odd input columns split by shuffles
- */
-static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int batch) {
-    enum { W = 8 }; /* floats a vector */
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 25088;
-        float *yb = y + (ptrdiff_t)b * 6272;
-        for (int c = 0; c < 32; c++) {
-            for (int oh = 0; oh < 14; oh++) {
-                const float *xr = xb0 + c * 784 + oh * 56;
-                float *yr = yb + (c * 14 + oh) * 14;
-                for (int v = 0; v < 2; v++) {
-                    const int ow = v < 1 ? v * W : 6;
-                    const float *xp = xr + 2 * ow;
-                    __m256 best;
-                    {
-                        __m256 even, odd;
-                        cnn_unzip(_mm256_loadu_ps(xp + 0), _mm256_loadu_ps(xp + 8), &even, &odd);
-                        best = even;
-                        best = cnn_vmax(best, odd);
+                        a3 = x;
                     }
                     {
                         __m256 even, odd;
-                        cnn_unzip(_mm256_loadu_ps(xp + 28), _mm256_loadu_ps(xp + 36), &even, &odd);
-                        best = cnn_vmax(best, even);
-                        best = cnn_vmax(best, odd);
+                        cnn_unzip(a2, a3, &even, &odd);
+                        const __m256 pairs = cnn_vmax(even, odd); /* row oh + 2's, then the next's */
+                        float *py = yb + oc * 196 + (oh + 2) / 2 * 14 + ow / 2;
+                        _mm_storeu_ps(py, _mm256_castps256_ps128(cnn_vmax(pairs, _mm256_permute2f128_ps(pairs, pairs, 1))));
                     }
-                    _mm256_storeu_ps(yr + ow, best);
                 }
             }
         }
@@ -839,8 +813,7 @@ int mnist_forward(const float *packed, const float *in_img, float *out_logits, i
         return 1;
     if ((uintptr_t)arena % 64 != 0 || (mnist_ARENA_BYTES > 0 && !arena))
         return 2;
-    conv1(in_img, A + 0, packed + 0, A + 25088, batch);
-    maxpool1(A + 0, A + 75776, batch);
+    conv1(in_img, A + 75776, packed + 0, A + 0, batch);
     conv2(A + 75776, A + 82048, packed + 320, A + 0, batch);
     maxpool2(A + 82048, A + 0, batch);
     dense1(A + 0, A + 1568, packed + 17248, A + 88320, batch);

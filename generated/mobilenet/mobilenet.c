@@ -3,7 +3,7 @@
  * source:  examples/mobilenet.cnn, network mobilenet
  * command: cnnc build examples/mobilenet.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
- * fusion:  bn folding, residual adds, activations, concat slices
+ * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
  * arena:   8150848 bytes (36228800 without reuse; 7348032 live at most)
  * weights: 4253864 canonical floats, 4233092 packed
  *

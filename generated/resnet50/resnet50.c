@@ -3,7 +3,7 @@
  * source:  examples/resnet50.cnn, network resnet50
  * command: cnnc build examples/resnet50.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
- * fusion:  bn folding, residual adds, activations, concat slices
+ * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
  * arena:   8028224 bytes (76820288 without reuse; 7225408 live at most)
  * weights: 25610152 canonical floats, 32061596 packed
  *

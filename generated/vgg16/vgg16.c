@@ -3,7 +3,7 @@
  * source:  examples/vgg16.cnn, network vgg16
  * command: cnnc build examples/vgg16.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
- * fusion:  bn folding, residual adds, activations, concat slices
+ * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
  * arena:   41518272 bytes (155646848 without reuse; 41518272 live at most)
  * weights: 138357544 canonical floats, 149863208 packed
  *

@@ -3,7 +3,7 @@
  * source:  examples/vgg19.cnn, network vgg19
  * command: cnnc build examples/vgg19.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
- * fusion:  bn folding, residual adds, activations, concat slices
+ * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
  * arena:   41518272 bytes (184269696 without reuse; 41518272 live at most)
  * weights: 143667240 canonical floats, 159326248 packed
  *

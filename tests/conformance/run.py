@@ -353,6 +353,20 @@ network t {
     output y, z
 }
 """),
+    # fuse_pool.c: 2x2 max pools computed by the depthwise kernel of the conv before them,
+    # with an activation, a residual sum, a multiplier; e's conv has 5 rows, so its pool
+    # stays apart
+    ("pool_in_conv", """network t {
+    input x: [1, 20, 32]
+    a = x -> conv(4, 3, pad=1) -> relu -> maxpool(2)
+    b = a -> conv(8, 3, pad=1, groups=4) -> relu6 -> maxpool(2)
+    r = a -> tanh
+    c = (a -> conv(4, 3, pad=1, groups=4)) + r -> maxpool(2)
+    e = b -> conv(8, 3, pad=1, groups=8) -> maxpool(2)
+    d = x -> conv(3, 3, pad=(0, 1)) -> maxpool(2)
+    output c, d, e
+}
+"""),
     ("concat_same_twice", """network t {
     input x: [3, 5, 5]
     a = x -> conv(2, 3, pad=1) -> relu
@@ -426,7 +440,7 @@ ALSO_FULL = ["googlenet", "mobilenet", "alphago"]
 
 BATCH3 = ["layer:conv_stride2_pad1", "layer:conv_one_channel", "layer:dense_chw", "layer:bn_vec", "layer:softmax_chw",
           "layer:local_stride_pad", "layer:lrn4_even", "layer:prelu_vec", "layer:maxpool3_s2_pad1",
-          "net:concat3", "net:concat_slices", "net:multi_io", "net:residual_block", "net:dense_chain_vec",
+          "net:concat3", "net:concat_slices", "net:pool_in_conv", "net:multi_io", "net:residual_block", "net:dense_chain_vec",
           "example:lenet5", "example:resnet18", "example:mobilenetv2", "example:sentence_cnn"]
 
 

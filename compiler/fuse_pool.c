@@ -1,0 +1,45 @@
+/* fuse_pool.c — a 2x2 stride-2 max pool computed in the registers of the
+ * convolution before it, which then stores the pooled values only: the
+ * convolution's full output never goes to memory and the pool has no
+ * kernel. Its output is the pool's (plan.c gives the convolution the
+ * pool's storage).
+ *
+ * For now only depthwise.c's kernel does it: its tile is R = 4 output rows
+ * by a vector along the row, so each pair of rows and each pair of lanes is
+ * in registers together. The epilogue (bias, activation, residual sum) runs
+ * on every convolution output first, then the maximum, with the scalar
+ * kernel's rule for NaN and signed zeros, so the result is the same bits as
+ * the two layers apart. The pass runs after the target is known (like
+ * wino_choose), since whether the kernel qualifies depends on it. */
+#include "emit.h"
+
+bool pooled_in_conv(const Node *p) {
+    return p->op == OP_MAXPOOL && p->inputs.len == 1 &&
+           fusion_root(p->inputs.items[0])->pool == p;
+}
+
+static bool pool_suits(Target t, const Node *p) {
+    const Attrs *a = &p->a;
+    if (p->op != OP_MAXPOOL || p->bad || a->kernel[0] != 2 || a->kernel[1] != 2 ||
+        a->stride[0] != 2 || a->stride[1] != 2 || a->pad_lo[0] || a->pad_lo[1] ||
+        a->pad_hi[0] || a->pad_hi[1])
+        return false;
+    const Node *in = p->inputs.items[0];
+    const Node *conv = fusion_root(in);
+    if (conv->op != OP_CONV || in->users != 1 || in->is_output || conv->slice_of ||
+        conv->pool || !simd_target(t) || !dw_suits(t, conv))
+        return false;
+    /* whole windows only, and tiles of rows and vectors that start on even
+     * rows and columns (the last tile moves up by R = 4 rows, the last
+     * vector back by W lanes: even when the plane is) */
+    int64_t ho = conv->shape.d[1], wo = conv->shape.d[2];
+    return ho % 2 == 0 && wo % 2 == 0 && wo >= simd_width(t);
+}
+
+void fuse_pool(Graph *g, Target t) {
+    for (int i = 0; i < g->nodes.len; i++) {
+        Node *p = g->nodes.items[i];
+        if (pool_suits(t, p))
+            fusion_root(p->inputs.items[0])->pool = p;
+    }
+}
