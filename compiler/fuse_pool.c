@@ -4,9 +4,10 @@
  * kernel. Its output is the pool's (plan.c gives the convolution the
  * pool's storage).
  *
- * For now only depthwise.c's kernel does it: its tile is R = 4 output rows
+ * Two kernels do it: Winograd's (winograd.c), whose 2x2 output tiles are
+ * the pooling windows, and depthwise.c's, whose tile is R = 4 output rows
  * by a vector along the row, so each pair of rows and each pair of lanes is
- * in registers together. The epilogue (bias, activation, residual sum) runs
+ * in registers together. Other kernels keep their pools apart. The epilogue (bias, activation, residual sum) runs
  * on every convolution output first, then the maximum, with the scalar
  * kernel's rule for NaN and signed zeros, so the result is the same bits as
  * the two layers apart. The pass runs after the target is known (like
@@ -27,13 +28,24 @@ static bool pool_suits(Target t, const Node *p) {
     const Node *in = p->inputs.items[0];
     const Node *conv = fusion_root(in);
     if (conv->op != OP_CONV || in->users != 1 || in->is_output || conv->slice_of ||
-        conv->pool || !simd_target(t) || !dw_suits(t, conv))
+        conv->pool || !simd_target(t))
         return false;
-    /* whole windows only, and tiles of rows and vectors that start on even
-     * rows and columns (the last tile moves up by R = 4 rows, the last
-     * vector back by W lanes: even when the plane is) */
+    /* whole windows only: no row or column left over */
     int64_t ho = conv->shape.d[1], wo = conv->shape.d[2];
-    return ho % 2 == 0 && wo % 2 == 0 && wo >= simd_width(t);
+    if (ho % 2 || wo % 2)
+        return false;
+    /* Winograd: each 2x2 tile of outputs is a window; a residual sum's
+     * operand would have to be read by tiles too */
+    if (conv->winograd) {
+        for (int i = 0; conv->epi && i < conv->epi->n; i++)
+            if (conv->epi->step[i].kind == EPI_ADD)
+                return false;
+        return true;
+    }
+    /* depthwise.c: its tiles of rows and vectors start on even rows and
+     * columns (the last tile moves up by R = 4 rows, the last vector back
+     * by W lanes: even when the plane is) */
+    return dw_suits(t, conv) && wo >= simd_width(t);
 }
 
 void fuse_pool(Graph *g, Target t) {

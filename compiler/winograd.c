@@ -303,6 +303,36 @@ static void emit_store_quarter(Emit *e, const Node *n, const WinoGeo *g, const c
     P(e, "%s}\n", in);
 }
 
+/* With a 2x2 max pool fused (fuse_pool.c), each tile is one pooling
+ * window: its four outputs through the epilogue (no residual sum: its
+ * operand is laid out by rows, not tiles), then cnn_vmax in the pooling
+ * kernel's order, and one pooled value a tile. The vector's lanes are its
+ * tiles, so rows of pooled values go out as they are: W from column
+ * xv * W of pooled row r, or W / rv from each of rv rows. */
+static void emit_pooled_store(Emit *e, const Node *n, const WinoGeo *g) {
+    const char *in = "                    ";
+    int64_t ph = g->ho / 2, pw = g->wo / 2, per_row = g->width / g->rv;
+    P(e, "%s__m256 best;\n", in);
+    const char *taps[] = {"y00", "y01", "y10", "y11"};
+    for (int i = 0; i < 4; i++) {
+        P(e, "%s{\n%s    __m256 x = %s;\n", in, in, taps[i]);
+        simd_epilogue_vector(e, n, arena_printf(e->a, "%s    ", in), "0");
+        P(e, "%s    best = %s;\n%s}\n", in, i == 0 ? "x" : "cnn_vmax(best, x)", in);
+    }
+    P(e, "%sfloat lane[W];\n", in);
+    P(e, "%s_mm256_storeu_ps(lane, best);\n", in);
+    P(e, "%sfor (int q = 0; q < %lld; q++) {\n", in, ll(g->rv));
+    P(e, "%s    const int py = ty0 + r + q, px = %s;\n", in, g->rv == 1 ? "xv * W" : "0");
+    P(e, "%s    const int count = px + %lld <= %lld ? %lld : %lld - px;\n", in, ll(per_row),
+      ll(pw), ll(per_row), ll(pw));
+    P(e, "%s    if (py >= %lld || count <= 0)\n", in, ll(ph));
+    P(e, "%s        break;\n", in);
+    P(e, "%s    float *py_row = yb + k * %lld + py * %lld + px;\n", in, ll(ph * pw), ll(pw));
+    P(e, "%s    for (int l = 0; l < count; l++)\n", in);
+    P(e, "%s        py_row[l] = lane[q * %lld + l];\n", in, ll(per_row));
+    P(e, "%s}\n", in);
+}
+
 /* Output transform, a vector of W tiles at a time: s = A^T M (rows), then
  * Y = s A (columns), plus the bias; each output row's two columns of
  * results zipped into 2W consecutive outputs. */
@@ -314,7 +344,8 @@ static void emit_output_transform(Emit *e, const Node *n, const WinoGeo *g) {
     P(e, "                const __m256 bk = _mm256_set1_ps(bias[k]);\n");
     P(e, "                for (int v = 0; v < used; v++) {\n");
     emit_vector_place(e, g, "                    ");
-    P(e, "                    const int oh = 2 * (ty0 + r);\n");
+    if (!n->pool)
+        P(e, "                    const int oh = 2 * (ty0 + r);\n");
     P(e, "                    const float *m = M + k * TB + v * W;\n");
     for (int j = 0; j < 4; j++) {
         P(e, "                    const __m256 m0%d = _mm256_loadu_ps(m + %lld), "
@@ -331,6 +362,12 @@ static void emit_output_transform(Emit *e, const Node *n, const WinoGeo *g) {
              "_mm256_add_ps(s%d0, s%d1), s%d2), bk);\n", i, i, i, i);
         P(e, "                    const __m256 y%d1 = _mm256_add_ps(_mm256_sub_ps("
              "_mm256_sub_ps(s%d1, s%d2), s%d3), bk);\n", i, i, i, i);
+    }
+    if (n->pool) {
+        emit_pooled_store(e, n, g);
+        P(e, "                }\n");
+        P(e, "            }\n");
+        return;
     }
     P(e, "                    __m256 lo, hi;\n");
     for (int i = 0; i < 2; i++) {
@@ -353,8 +390,12 @@ static void emit_output_transform(Emit *e, const Node *n, const WinoGeo *g) {
 void emit_wino_conv(Emit *e, const Node *n) {
     WinoGeo g = wino_geo(e->opt->target, n);
     int64_t copy = g.c * g.hp * g.wp, per_sample = copy + 16 * (g.c + g.kp) * g.tb;
-    e->need_zip = true;
+    e->need_zip |= !n->pool;
     simd_need_unzip(e);
+    if (n->pool && g.width == 16)
+        e->need_pool512 = true;
+    else if (n->pool)
+        e->need_pool = true;
     e->need_load2x8 |= g.rv == 4;
     e->need_pad = true;
     P(e, "    enum { MR = %d, NV = %d, W = %d, BR = %lld, TB = %lld };\n", g.mr, g.nv, g.width,

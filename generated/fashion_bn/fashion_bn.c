@@ -4,7 +4,7 @@
  * command: cnnc build examples/fashion_bn.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
- * arena:   353344 bytes (365376 without reuse; 353344 live at most)
+ * arena:   334528 bytes (340288 without reuse; 334528 live at most)
  * weights: 799270 canonical floats, 806758 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -177,13 +177,6 @@ static CNN_SIMD void cnn_unzip(__m256 a, __m256 b, __m256 *even, __m256 *odd) {
     const __m256 e = _mm256_shuffle_ps(a, b, 0x88), o = _mm256_shuffle_ps(a, b, 0xdd);
     *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xd8));
     *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xd8));
-}
-
-/* a and b interleaved: lanes 0..3 of each into lo, 4..7 into hi. */
-static CNN_SIMD void cnn_zip(__m256 a, __m256 b, __m256 *lo, __m256 *hi) {
-    const __m256 l = _mm256_unpacklo_ps(a, b), h = _mm256_unpackhi_ps(a, b);
-    *lo = _mm256_permute2f128_ps(l, h, 0x20);
-    *hi = _mm256_permute2f128_ps(l, h, 0x31);
 }
 
 static void cnn_copy(const float *src, float *dst, ptrdiff_t n) {
@@ -417,7 +410,7 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
 /* conv2 — examples/fashion_bn.cnn:7: conv 3x3 p1 32
  *   in [32,14,14] -> out [32,14,14]
  *   weights at packed[320]: weight [32,32,3,3] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); bn2 folded into the weights; then relu2
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); bn2 folded into the weights; then relu2; then the 2x2 max pool maxpool2 in registers, so it stores [32,7,7]
  */
 static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64 };
@@ -426,7 +419,7 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
     const float *bias = w + 16896;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 6272;
-        float *yb = y + (ptrdiff_t)b * 6272;
+        float *yb = y + (ptrdiff_t)b * 1568;
         float *in = s + (ptrdiff_t)b * 75776; /* this sample's padded input, */
         float *V = in + 9216; /* the band transformed, [16][32][TB], */
         float *M = V + 32768; /* the 16 products, [16][33][TB] */
@@ -535,7 +528,6 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
                     const int r = v / 1, xv = v - r * 1;
-                    const int oh = 2 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
                     const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 8448),
                                  m20 = _mm256_loadu_ps(m + 16896), m30 = _mm256_loadu_ps(m + 25344);
@@ -557,112 +549,39 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                     const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
                     const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
                     const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
-                        {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
-                            if (oy >= 14) {
-                            } else if (ow + W <= 14) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 14) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
-                                for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                        {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
-                            if (oy >= 14) {
-                            } else if (ow + W <= 14) {
-                                __m256 x = hi;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 14) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
-                            if (oy >= 14) {
-                            } else if (ow + W <= 14) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 14) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
-                                for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
-                            if (oy >= 14) {
-                            } else if (ow + W <= 14) {
-                                __m256 x = hi;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 14) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
+                    __m256 best;
+                    {
+                        __m256 x = y00;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        best = x;
+                    }
+                    {
+                        __m256 x = y01;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        best = cnn_vmax(best, x);
+                    }
+                    {
+                        __m256 x = y10;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        best = cnn_vmax(best, x);
+                    }
+                    {
+                        __m256 x = y11;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        best = cnn_vmax(best, x);
+                    }
+                    float lane[W];
+                    _mm256_storeu_ps(lane, best);
+                    for (int q = 0; q < 1; q++) {
+                        const int py = ty0 + r + q, px = xv * W;
+                        const int count = px + 8 <= 7 ? 8 : 7 - px;
+                        if (py >= 7 || count <= 0)
+                            break;
+                        float *py_row = yb + k * 49 + py * 7 + px;
+                        for (int l = 0; l < count; l++)
+                            py_row[l] = lane[q * 8 + l];
+                    }
                 }
-            }
-        }
-    }
-}
-
-/* maxpool2 — examples/fashion_bn.cnn:7: maxpool 2x2/2
- *   in [32,14,14] -> out [32,7,7]
- *   avx2: one ymm vector a row, loads and store masked to it, even and odd input columns split by shuffles
- */
-static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int batch) {
-    enum { W = 8 }; /* floats a vector */
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 6272;
-        float *yb = y + (ptrdiff_t)b * 1568;
-        for (int c = 0; c < 32; c++) {
-            for (int oh = 0; oh < 7; oh++) {
-                const float *xr = xb0 + c * 196 + oh * 28;
-                float *yr = yb + (c * 7 + oh) * 7;
-                const float *xp = xr;
-                const __m256i m0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), m1 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
-                __m256 best;
-                {
-                    __m256 even, odd;
-                    cnn_unzip(_mm256_maskload_ps(xp + 0, m0), _mm256_maskload_ps(xp + 8, m1), &even, &odd);
-                    best = even;
-                    best = cnn_vmax(best, odd);
-                }
-                {
-                    __m256 even, odd;
-                    cnn_unzip(_mm256_maskload_ps(xp + 14, m0), _mm256_maskload_ps(xp + 22, m1), &even, &odd);
-                    best = cnn_vmax(best, even);
-                    best = cnn_vmax(best, odd);
-                }
-                _mm256_maskstore_ps(yr, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0), best);
             }
         }
     }
@@ -815,8 +734,7 @@ int fashion_bn_forward(const float *packed, const float *in_img, float *out_logi
         return 2;
     conv1(in_img, A + 75776, packed + 0, A + 0, batch);
     conv2(A + 75776, A + 82048, packed + 320, A + 0, batch);
-    maxpool2(A + 82048, A + 0, batch);
-    dense1(A + 0, A + 1568, packed + 17248, A + 88320, batch);
-    dense2(A + 1568, out_logits, packed + 801748, batch);
+    dense1(A + 82048, A + 0, packed + 17248, A + 83616, batch);
+    dense2(A + 0, out_logits, packed + 801748, batch);
     return 0;
 }

@@ -14,7 +14,7 @@ extern "C" {
 #define mnist_OUT_logits_SIZE 10
 #define mnist_PARAM_COUNT 799078
 #define mnist_PACKED_COUNT 806758
-#define mnist_ARENA_BYTES 353344
+#define mnist_ARENA_BYTES 334528
 
 /* Canonical parameters (the order of DSL.md, as in a --weights file) to
  * the layout the kernels read: params holds mnist_PARAM_COUNT floats,

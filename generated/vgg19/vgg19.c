@@ -4,7 +4,7 @@
  * command: cnnc build examples/vgg19.cnn --target avx2
  * target:  x86-64 AVX2 + FMA; batch up to 1
  * fusion:  bn folding, residual adds, activations, concat slices, max pools in convolutions
- * arena:   41518272 bytes (184269696 without reuse; 41518272 live at most)
+ * arena:   31884480 bytes (159783808 without reuse; 31884480 live at most)
  * weights: 143667240 canonical floats, 159326248 packed
  *
  * Inference calls no library function but memcpy/memset (which a
@@ -534,7 +534,7 @@ static CNN_SIMD void conv1(const float *restrict x0, float *restrict y, const fl
 /* conv2 — examples/vgg19.cnn:13: conv 3x3 p1 64
  *   in [64,224,224] -> out [64,224,224]
  *   weights at packed[1792]: weight [64,64,3,3] + bias [64] (packed in blocks of 4 output channels)
- *   avx2: Winograd F(2x2,3x3), 112x112 tiles of 2x2 outputs, 8 a vector; bands of BR=3 tile rows; 16 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu2
+ *   avx2: Winograd F(2x2,3x3), 112x112 tiles of 2x2 outputs, 8 a vector; bands of BR=3 tile rows; 16 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu2; then the 2x2 max pool maxpool1 in registers, so it stores [64,112,112]
  */
 static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 336 };
@@ -543,7 +543,7 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
     const float *bias = w + 65536;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 3211264;
-        float *yb = y + (ptrdiff_t)b * 3211264;
+        float *yb = y + (ptrdiff_t)b * 802816;
         float *in = s + (ptrdiff_t)b * 3956992; /* this sample's padded input, */
         float *V = in + 3268864; /* the band transformed, [16][64][TB], */
         float *M = V + 344064; /* the 16 products, [16][64][TB] */
@@ -652,7 +652,6 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
                     const int r = v / 14, xv = v - r * 14;
-                    const int oh = 2 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
                     const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 86016),
                                  m20 = _mm256_loadu_ps(m + 172032), m30 = _mm256_loadu_ps(m + 258048);
@@ -674,113 +673,38 @@ static CNN_SIMD void conv2(const float *restrict x0, float *restrict y, const fl
                     const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
                     const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
                     const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
-                        {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 50176 + oy * 224 + ow;
-                            if (oy >= 224) {
-                            } else if (ow + W <= 224) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 224) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
-                                for (int l = 0; l < 224 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                        {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 50176 + oy * 224 + ow;
-                            if (oy >= 224) {
-                            } else if (ow + W <= 224) {
-                                __m256 x = hi;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 224) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 224 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 50176 + oy * 224 + ow;
-                            if (oy >= 224) {
-                            } else if (ow + W <= 224) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 224) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
-                                for (int l = 0; l < 224 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 50176 + oy * 224 + ow;
-                            if (oy >= 224) {
-                            } else if (ow + W <= 224) {
-                                __m256 x = hi;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 224) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 224 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                }
-            }
-        }
-    }
-}
-
-/* maxpool1 — examples/vgg19.cnn:13: maxpool 2x2/2
- *   in [64,224,224] -> out [64,112,112]
- *   avx2: 8 outputs of a row a vector (ymm), even and odd input columns split by shuffles
- */
-static CNN_SIMD void maxpool1(const float *restrict x0, float *restrict y, int batch) {
-    enum { W = 8 }; /* floats a vector */
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 3211264;
-        float *yb = y + (ptrdiff_t)b * 802816;
-        for (int c = 0; c < 64; c++) {
-            for (int oh = 0; oh < 112; oh++) {
-                const float *xr = xb0 + c * 50176 + oh * 448;
-                float *yr = yb + (c * 112 + oh) * 112;
-                for (int v = 0; v < 14; v++) {
-                    const int ow = v < 13 ? v * W : 104;
-                    const float *xp = xr + 2 * ow;
                     __m256 best;
                     {
-                        __m256 even, odd;
-                        cnn_unzip(_mm256_loadu_ps(xp + 0), _mm256_loadu_ps(xp + 8), &even, &odd);
-                        best = even;
-                        best = cnn_vmax(best, odd);
+                        __m256 x = y00;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        best = x;
                     }
                     {
-                        __m256 even, odd;
-                        cnn_unzip(_mm256_loadu_ps(xp + 224), _mm256_loadu_ps(xp + 232), &even, &odd);
-                        best = cnn_vmax(best, even);
-                        best = cnn_vmax(best, odd);
+                        __m256 x = y01;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        best = cnn_vmax(best, x);
                     }
-                    _mm256_storeu_ps(yr + ow, best);
+                    {
+                        __m256 x = y10;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        best = cnn_vmax(best, x);
+                    }
+                    {
+                        __m256 x = y11;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        best = cnn_vmax(best, x);
+                    }
+                    float lane[W];
+                    _mm256_storeu_ps(lane, best);
+                    for (int q = 0; q < 1; q++) {
+                        const int py = ty0 + r + q, px = xv * W;
+                        const int count = px + 8 <= 112 ? 8 : 112 - px;
+                        if (py >= 112 || count <= 0)
+                            break;
+                        float *py_row = yb + k * 12544 + py * 112 + px;
+                        for (int l = 0; l < count; l++)
+                            py_row[l] = lane[q * 8 + l];
+                    }
                 }
             }
         }
@@ -1010,7 +934,7 @@ static CNN_SIMD void conv3(const float *restrict x0, float *restrict y, const fl
 /* conv4 — examples/vgg19.cnn:14: conv 3x3 p1 128
  *   in [128,112,112] -> out [128,112,112]
  *   weights at packed[198592]: weight [128,128,3,3] + bias [128] (packed in blocks of 4 output channels)
- *   avx2: Winograd F(2x2,3x3), 56x56 tiles of 2x2 outputs, 8 a vector; bands of BR=3 tile rows; 16 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu4
+ *   avx2: Winograd F(2x2,3x3), 56x56 tiles of 2x2 outputs, 8 a vector; bands of BR=3 tile rows; 16 products by a tile of MR=4 output channels x NV=3 vectors of tiles (12 ymm accumulators); then relu4; then the 2x2 max pool maxpool2 in registers, so it stores [128,56,56]
  */
 static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 4, NV = 3, W = 8, BR = 3, TB = 168 };
@@ -1019,7 +943,7 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
     const float *bias = w + 262144;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 1605632;
-        float *yb = y + (ptrdiff_t)b * 1605632;
+        float *yb = y + (ptrdiff_t)b * 401408;
         float *in = s + (ptrdiff_t)b * 2351616; /* this sample's padded input, */
         float *V = in + 1663488; /* the band transformed, [16][128][TB], */
         float *M = V + 344064; /* the 16 products, [16][128][TB] */
@@ -1128,7 +1052,6 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
                     const int r = v / 7, xv = v - r * 7;
-                    const int oh = 2 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
                     const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 86016),
                                  m20 = _mm256_loadu_ps(m + 172032), m30 = _mm256_loadu_ps(m + 258048);
@@ -1150,113 +1073,38 @@ static CNN_SIMD void conv4(const float *restrict x0, float *restrict y, const fl
                     const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
                     const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
                     const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
-                        {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 12544 + oy * 112 + ow;
-                            if (oy >= 112) {
-                            } else if (ow + W <= 112) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 112) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
-                                for (int l = 0; l < 112 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                        {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 12544 + oy * 112 + ow;
-                            if (oy >= 112) {
-                            } else if (ow + W <= 112) {
-                                __m256 x = hi;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 112) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 112 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 12544 + oy * 112 + ow;
-                            if (oy >= 112) {
-                            } else if (ow + W <= 112) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 112) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
-                                for (int l = 0; l < 112 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 12544 + oy * 112 + ow;
-                            if (oy >= 112) {
-                            } else if (ow + W <= 112) {
-                                __m256 x = hi;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 112) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 112 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                }
-            }
-        }
-    }
-}
-
-/* maxpool2 — examples/vgg19.cnn:14: maxpool 2x2/2
- *   in [128,112,112] -> out [128,56,56]
- *   avx2: 8 outputs of a row a vector (ymm), even and odd input columns split by shuffles
- */
-static CNN_SIMD void maxpool2(const float *restrict x0, float *restrict y, int batch) {
-    enum { W = 8 }; /* floats a vector */
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 1605632;
-        float *yb = y + (ptrdiff_t)b * 401408;
-        for (int c = 0; c < 128; c++) {
-            for (int oh = 0; oh < 56; oh++) {
-                const float *xr = xb0 + c * 12544 + oh * 224;
-                float *yr = yb + (c * 56 + oh) * 56;
-                for (int v = 0; v < 7; v++) {
-                    const int ow = v < 6 ? v * W : 48;
-                    const float *xp = xr + 2 * ow;
                     __m256 best;
                     {
-                        __m256 even, odd;
-                        cnn_unzip(_mm256_loadu_ps(xp + 0), _mm256_loadu_ps(xp + 8), &even, &odd);
-                        best = even;
-                        best = cnn_vmax(best, odd);
+                        __m256 x = y00;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        best = x;
                     }
                     {
-                        __m256 even, odd;
-                        cnn_unzip(_mm256_loadu_ps(xp + 112), _mm256_loadu_ps(xp + 120), &even, &odd);
-                        best = cnn_vmax(best, even);
-                        best = cnn_vmax(best, odd);
+                        __m256 x = y01;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        best = cnn_vmax(best, x);
                     }
-                    _mm256_storeu_ps(yr + ow, best);
+                    {
+                        __m256 x = y10;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        best = cnn_vmax(best, x);
+                    }
+                    {
+                        __m256 x = y11;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        best = cnn_vmax(best, x);
+                    }
+                    float lane[W];
+                    _mm256_storeu_ps(lane, best);
+                    for (int q = 0; q < 1; q++) {
+                        const int py = ty0 + r + q, px = xv * W;
+                        const int count = px + 8 <= 56 ? 8 : 56 - px;
+                        if (py >= 56 || count <= 0)
+                            break;
+                        float *py_row = yb + k * 3136 + py * 56 + px;
+                        for (int l = 0; l < count; l++)
+                            py_row[l] = lane[q * 8 + l];
+                    }
                 }
             }
         }
@@ -1929,7 +1777,7 @@ static CNN_SIMD void conv7(const float *restrict x0, float *restrict y, const fl
 /* conv8 — examples/vgg19.cnn:15: conv 3x3 p1 256
  *   in [256,56,56] -> out [256,56,56]
  *   weights at packed[3103552]: weight [256,256,3,3] + bias [256] (packed in blocks of 6 output channels)
- *   avx2: Winograd F(2x2,3x3), 28x28 tiles of 2x2 outputs, 8 a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu8
+ *   avx2: Winograd F(2x2,3x3), 28x28 tiles of 2x2 outputs, 8 a vector; bands of BR=4 tile rows; 16 products by a tile of MR=6 output channels x NV=2 vectors of tiles (12 ymm accumulators); then relu8; then the 2x2 max pool maxpool3 in registers, so it stores [256,28,28]
  */
 static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 6, NV = 2, W = 8, BR = 4, TB = 128 };
@@ -1938,7 +1786,7 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
     const float *bias = w + 1056768;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 802816;
-        float *yb = y + (ptrdiff_t)b * 802816;
+        float *yb = y + (ptrdiff_t)b * 200704;
         float *in = s + (ptrdiff_t)b * 2032640; /* this sample's padded input, */
         float *V = in + 979968; /* the band transformed, [16][256][TB], */
         float *M = V + 524288; /* the 16 products, [16][258][TB] */
@@ -2048,7 +1896,6 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
                     const int r = v / 4, xv = v - r * 4;
-                    const int oh = 2 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
                     const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 132096),
                                  m20 = _mm256_loadu_ps(m + 264192), m30 = _mm256_loadu_ps(m + 396288);
@@ -2070,113 +1917,38 @@ static CNN_SIMD void conv8(const float *restrict x0, float *restrict y, const fl
                     const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
                     const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
                     const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
-                        {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
-                            if (oy >= 56) {
-                            } else if (ow + W <= 56) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 56) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
-                                for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                        {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
-                            if (oy >= 56) {
-                            } else if (ow + W <= 56) {
-                                __m256 x = hi;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 56) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 3136 + oy * 56 + ow;
-                            if (oy >= 56) {
-                            } else if (ow + W <= 56) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 56) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
-                                for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 3136 + oy * 56 + ow;
-                            if (oy >= 56) {
-                            } else if (ow + W <= 56) {
-                                __m256 x = hi;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 56) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 56 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                }
-            }
-        }
-    }
-}
-
-/* maxpool3 — examples/vgg19.cnn:15: maxpool 2x2/2
- *   in [256,56,56] -> out [256,28,28]
- *   avx2: 8 outputs of a row a vector (ymm), even and odd input columns split by shuffles
- */
-static CNN_SIMD void maxpool3(const float *restrict x0, float *restrict y, int batch) {
-    enum { W = 8 }; /* floats a vector */
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 802816;
-        float *yb = y + (ptrdiff_t)b * 200704;
-        for (int c = 0; c < 256; c++) {
-            for (int oh = 0; oh < 28; oh++) {
-                const float *xr = xb0 + c * 3136 + oh * 112;
-                float *yr = yb + (c * 28 + oh) * 28;
-                for (int v = 0; v < 4; v++) {
-                    const int ow = v < 3 ? v * W : 20;
-                    const float *xp = xr + 2 * ow;
                     __m256 best;
                     {
-                        __m256 even, odd;
-                        cnn_unzip(_mm256_loadu_ps(xp + 0), _mm256_loadu_ps(xp + 8), &even, &odd);
-                        best = even;
-                        best = cnn_vmax(best, odd);
+                        __m256 x = y00;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        best = x;
                     }
                     {
-                        __m256 even, odd;
-                        cnn_unzip(_mm256_loadu_ps(xp + 56), _mm256_loadu_ps(xp + 64), &even, &odd);
-                        best = cnn_vmax(best, even);
-                        best = cnn_vmax(best, odd);
+                        __m256 x = y01;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        best = cnn_vmax(best, x);
                     }
-                    _mm256_storeu_ps(yr + ow, best);
+                    {
+                        __m256 x = y10;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        best = cnn_vmax(best, x);
+                    }
+                    {
+                        __m256 x = y11;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        best = cnn_vmax(best, x);
+                    }
+                    float lane[W];
+                    _mm256_storeu_ps(lane, best);
+                    for (int q = 0; q < 1; q++) {
+                        const int py = ty0 + r + q, px = xv * W;
+                        const int count = px + 8 <= 28 ? 8 : 28 - px;
+                        if (py >= 28 || count <= 0)
+                            break;
+                        float *py_row = yb + k * 784 + py * 28 + px;
+                        for (int l = 0; l < count; l++)
+                            py_row[l] = lane[q * 8 + l];
+                    }
                 }
             }
         }
@@ -2846,7 +2618,7 @@ static CNN_SIMD void conv11(const float *restrict x0, float *restrict y, const f
 /* conv12 — examples/vgg19.cnn:16: conv 3x3 p1 512
  *   in [512,28,28] -> out [512,28,28]
  *   weights at packed[14668352]: weight [512,512,3,3] + bias [512] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu12
+ *   avx2: Winograd F(2x2,3x3), 14x14 tiles of 2x2 outputs, 8 a vector; bands of BR=8 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu12; then the 2x2 max pool maxpool4 in registers, so it stores [512,14,14]
  */
 static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 3, NV = 4, W = 8, BR = 8, TB = 128 };
@@ -2855,7 +2627,7 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
     const float *bias = w + 4202496;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 401408;
-        float *yb = y + (ptrdiff_t)b * 401408;
+        float *yb = y + (ptrdiff_t)b * 100352;
         float *in = s + (ptrdiff_t)b * 2621440; /* this sample's padded input, */
         float *V = in + 522240; /* the band transformed, [16][512][TB], */
         float *M = V + 1048576; /* the 16 products, [16][513][TB] */
@@ -2964,7 +2736,6 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
                     const int r = v / 2, xv = v - r * 2;
-                    const int oh = 2 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
                     const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 262656),
                                  m20 = _mm256_loadu_ps(m + 525312), m30 = _mm256_loadu_ps(m + 787968);
@@ -2986,113 +2757,38 @@ static CNN_SIMD void conv12(const float *restrict x0, float *restrict y, const f
                     const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
                     const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
                     const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
-                        {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
-                            if (oy >= 28) {
-                            } else if (ow + W <= 28) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 28) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
-                                for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                        {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
-                            if (oy >= 28) {
-                            } else if (ow + W <= 28) {
-                                __m256 x = hi;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 28) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 784 + oy * 28 + ow;
-                            if (oy >= 28) {
-                            } else if (ow + W <= 28) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 28) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
-                                for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 784 + oy * 28 + ow;
-                            if (oy >= 28) {
-                            } else if (ow + W <= 28) {
-                                __m256 x = hi;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 28) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 28 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                }
-            }
-        }
-    }
-}
-
-/* maxpool4 — examples/vgg19.cnn:16: maxpool 2x2/2
- *   in [512,28,28] -> out [512,14,14]
- *   avx2: 8 outputs of a row a vector (ymm), even and odd input columns split by shuffles
- */
-static CNN_SIMD void maxpool4(const float *restrict x0, float *restrict y, int batch) {
-    enum { W = 8 }; /* floats a vector */
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 401408;
-        float *yb = y + (ptrdiff_t)b * 100352;
-        for (int c = 0; c < 512; c++) {
-            for (int oh = 0; oh < 14; oh++) {
-                const float *xr = xb0 + c * 784 + oh * 56;
-                float *yr = yb + (c * 14 + oh) * 14;
-                for (int v = 0; v < 2; v++) {
-                    const int ow = v < 1 ? v * W : 6;
-                    const float *xp = xr + 2 * ow;
                     __m256 best;
                     {
-                        __m256 even, odd;
-                        cnn_unzip(_mm256_loadu_ps(xp + 0), _mm256_loadu_ps(xp + 8), &even, &odd);
-                        best = even;
-                        best = cnn_vmax(best, odd);
+                        __m256 x = y00;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        best = x;
                     }
                     {
-                        __m256 even, odd;
-                        cnn_unzip(_mm256_loadu_ps(xp + 28), _mm256_loadu_ps(xp + 36), &even, &odd);
-                        best = cnn_vmax(best, even);
-                        best = cnn_vmax(best, odd);
+                        __m256 x = y01;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        best = cnn_vmax(best, x);
                     }
-                    _mm256_storeu_ps(yr + ow, best);
+                    {
+                        __m256 x = y10;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        best = cnn_vmax(best, x);
+                    }
+                    {
+                        __m256 x = y11;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        best = cnn_vmax(best, x);
+                    }
+                    float lane[W];
+                    _mm256_storeu_ps(lane, best);
+                    for (int q = 0; q < 1; q++) {
+                        const int py = ty0 + r + q, px = xv * W;
+                        const int count = px + 8 <= 14 ? 8 : 14 - px;
+                        if (py >= 14 || count <= 0)
+                            break;
+                        float *py_row = yb + k * 196 + py * 14 + px;
+                        for (int l = 0; l < count; l++)
+                            py_row[l] = lane[q * 8 + l];
+                    }
                 }
             }
         }
@@ -3762,7 +3458,7 @@ static CNN_SIMD void conv15(const float *restrict x0, float *restrict y, const f
 /* conv16 — examples/vgg19.cnn:17: conv 3x3 p1 512
  *   in [512,14,14] -> out [512,14,14]
  *   weights at packed[31480384]: weight [512,512,3,3] + bias [512] (packed in blocks of 3 output channels)
- *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu16
+ *   avx2: Winograd F(2x2,3x3), 7x7 tiles of 2x2 outputs, 8 a vector; bands of BR=7 tile rows; 16 products by a tile of MR=3 output channels x NV=4 vectors of tiles (12 ymm accumulators); then relu16; then the 2x2 max pool maxpool5 in registers, so it stores [512,7,7]
  */
 static CNN_SIMD void conv16(const float *restrict x0, float *restrict y, const float *restrict w, float *restrict s, int batch) {
     enum { MR = 3, NV = 4, W = 8, BR = 7, TB = 64 };
@@ -3771,7 +3467,7 @@ static CNN_SIMD void conv16(const float *restrict x0, float *restrict y, const f
     const float *bias = w + 4202496;
     for (int b = 0; b < batch; b++) {
         const float *xb0 = x0 + (ptrdiff_t)b * 100352;
-        float *yb = y + (ptrdiff_t)b * 100352;
+        float *yb = y + (ptrdiff_t)b * 25088;
         float *in = s + (ptrdiff_t)b * 1197056; /* this sample's padded input, */
         float *V = in + 147456; /* the band transformed, [16][512][TB], */
         float *M = V + 524288; /* the 16 products, [16][513][TB] */
@@ -3880,7 +3576,6 @@ static CNN_SIMD void conv16(const float *restrict x0, float *restrict y, const f
                 const __m256 bk = _mm256_set1_ps(bias[k]);
                 for (int v = 0; v < used; v++) {
                     const int r = v / 1, xv = v - r * 1;
-                    const int oh = 2 * (ty0 + r);
                     const float *m = M + k * TB + v * W;
                     const __m256 m00 = _mm256_loadu_ps(m + 0), m10 = _mm256_loadu_ps(m + 131328),
                                  m20 = _mm256_loadu_ps(m + 262656), m30 = _mm256_loadu_ps(m + 393984);
@@ -3902,112 +3597,39 @@ static CNN_SIMD void conv16(const float *restrict x0, float *restrict y, const f
                     const __m256 y01 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s01, s02), s03), bk);
                     const __m256 y10 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s10, s11), s12), bk);
                     const __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s11, s12), s13), bk);
-                    __m256 lo, hi;
-                    cnn_zip(y00, y01, &lo, &hi);
-                        {
-                            const int oy = oh + 0, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
-                            if (oy >= 14) {
-                            } else if (ow + W <= 14) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 14) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
-                                for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                        {
-                            const int oy = oh + 0, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
-                            if (oy >= 14) {
-                            } else if (ow + W <= 14) {
-                                __m256 x = hi;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 14) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                    cnn_zip(y10, y11, &lo, &hi);
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W, at = k * 196 + oy * 14 + ow;
-                            if (oy >= 14) {
-                            } else if (ow + W <= 14) {
-                                __m256 x = lo;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 14) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, lo);
-                                for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
-                        {
-                            const int oy = oh + 1, ow = 2 * xv * W + W, at = k * 196 + oy * 14 + ow;
-                            if (oy >= 14) {
-                            } else if (ow + W <= 14) {
-                                __m256 x = hi;
-                                x = _mm256_max_ps(_mm256_setzero_ps(), x);
-                                _mm256_storeu_ps(yb + at, x);
-                            } else if (ow < 14) {
-                                float lane[W];
-                                _mm256_storeu_ps(lane, hi);
-                                for (int l = 0; l < 14 - ow; l++) {
-                                    float v = lane[0 + l];
-                                    v = v < 0.0f ? 0.0f : v;
-                                    yb[at + l] = v;
-                                }
-                            }
-                        }
+                    __m256 best;
+                    {
+                        __m256 x = y00;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        best = x;
+                    }
+                    {
+                        __m256 x = y01;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        best = cnn_vmax(best, x);
+                    }
+                    {
+                        __m256 x = y10;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        best = cnn_vmax(best, x);
+                    }
+                    {
+                        __m256 x = y11;
+                        x = _mm256_max_ps(_mm256_setzero_ps(), x);
+                        best = cnn_vmax(best, x);
+                    }
+                    float lane[W];
+                    _mm256_storeu_ps(lane, best);
+                    for (int q = 0; q < 1; q++) {
+                        const int py = ty0 + r + q, px = xv * W;
+                        const int count = px + 8 <= 7 ? 8 : 7 - px;
+                        if (py >= 7 || count <= 0)
+                            break;
+                        float *py_row = yb + k * 49 + py * 7 + px;
+                        for (int l = 0; l < count; l++)
+                            py_row[l] = lane[q * 8 + l];
+                    }
                 }
-            }
-        }
-    }
-}
-
-/* maxpool5 — examples/vgg19.cnn:17: maxpool 2x2/2
- *   in [512,14,14] -> out [512,7,7]
- *   avx2: one ymm vector a row, loads and store masked to it, even and odd input columns split by shuffles
- */
-static CNN_SIMD void maxpool5(const float *restrict x0, float *restrict y, int batch) {
-    enum { W = 8 }; /* floats a vector */
-    for (int b = 0; b < batch; b++) {
-        const float *xb0 = x0 + (ptrdiff_t)b * 100352;
-        float *yb = y + (ptrdiff_t)b * 25088;
-        for (int c = 0; c < 512; c++) {
-            for (int oh = 0; oh < 7; oh++) {
-                const float *xr = xb0 + c * 196 + oh * 28;
-                float *yr = yb + (c * 7 + oh) * 7;
-                const float *xp = xr;
-                const __m256i m0 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, -1), m1 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
-                __m256 best;
-                {
-                    __m256 even, odd;
-                    cnn_unzip(_mm256_maskload_ps(xp + 0, m0), _mm256_maskload_ps(xp + 8, m1), &even, &odd);
-                    best = even;
-                    best = cnn_vmax(best, odd);
-                }
-                {
-                    __m256 even, odd;
-                    cnn_unzip(_mm256_maskload_ps(xp + 14, m0), _mm256_maskload_ps(xp + 22, m1), &even, &odd);
-                    best = cnn_vmax(best, even);
-                    best = cnn_vmax(best, odd);
-                }
-                _mm256_maskstore_ps(yr, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0), best);
             }
         }
     }
@@ -4239,27 +3861,22 @@ int vgg19_forward(const float *packed, const float *in_img, float *out_logits, i
         return 2;
     conv1(in_img, A + 3956992, packed + 0, A + 0, batch);
     conv2(A + 3956992, A + 7168256, packed + 1792, A + 0, batch);
-    maxpool1(A + 7168256, A + 1347840, batch);
-    conv3(A + 1347840, A + 2351616, packed + 67392, A + 0, batch);
+    conv3(A + 7168256, A + 2351616, packed + 67392, A + 0, batch);
     conv4(A + 2351616, A + 3957248, packed + 198592, A + 0, batch);
-    maxpool2(A + 3957248, A + 1280512, batch);
-    conv5(A + 1280512, A + 2032640, packed + 460864, A + 0, batch);
+    conv5(A + 3957248, A + 2032640, packed + 460864, A + 0, batch);
     conv6(A + 2032640, A + 2835456, packed + 989504, A + 0, batch);
     conv7(A + 2835456, A + 2032640, packed + 2046528, A + 0, batch);
-    conv8(A + 2032640, A + 2835456, packed + 3103552, A + 0, batch);
-    maxpool3(A + 2835456, A + 1836032, batch);
-    conv9(A + 1836032, A + 2621440, packed + 4160576, A + 0, batch);
+    conv8(A + 2032640, A + 3022848, packed + 3103552, A + 0, batch);
+    conv9(A + 3022848, A + 2621440, packed + 4160576, A + 0, batch);
     conv10(A + 2621440, A + 3022848, packed + 6262336, A + 0, batch);
     conv11(A + 3022848, A + 2621440, packed + 10465344, A + 0, batch);
     conv12(A + 2621440, A + 3022848, packed + 14668352, A + 0, batch);
-    maxpool4(A + 3022848, A + 1197056, batch);
-    conv13(A + 1197056, A + 1297408, packed + 18871360, A + 0, batch);
-    conv14(A + 1297408, A + 1197056, packed + 23074368, A + 0, batch);
-    conv15(A + 1197056, A + 1297408, packed + 27277376, A + 0, batch);
-    conv16(A + 1297408, A + 1197056, packed + 31480384, A + 0, batch);
-    maxpool5(A + 1197056, A + 0, batch);
-    dense1(A + 0, A + 25088, packed + 35683392, A + 10379520, batch);
-    dense2(A + 25088, A + 0, packed + 138447936, A + 10379536, batch);
-    dense3(A + 0, out_logits, packed + 155229248, A + 10379552, batch);
+    conv13(A + 3022848, A + 1197056, packed + 18871360, A + 0, batch);
+    conv14(A + 1197056, A + 1297408, packed + 23074368, A + 0, batch);
+    conv15(A + 1297408, A + 1197056, packed + 27277376, A + 0, batch);
+    conv16(A + 1197056, A + 1297408, packed + 31480384, A + 0, batch);
+    dense1(A + 1297408, A + 0, packed + 35683392, A + 7971072, batch);
+    dense2(A + 0, A + 4096, packed + 138447936, A + 7971088, batch);
+    dense3(A + 4096, out_logits, packed + 155229248, A + 7971104, batch);
     return 0;
 }

@@ -126,6 +126,13 @@ LAYER_CASES = [
     ("conv_wino_two_rows", [16, 14, 14], "conv(24, 3, pad=1, bias=false) -> relu", 1),
     ("conv_wino_four_rows", [16, 7, 7], "conv(20, 3, pad=1)", 1),
     ("conv_wino_pad0", [24, 30, 37], "conv(40, 3)", 1),
+    # ... with a 2x2 max pool in the output transform (fuse_pool.c): rows of 30 tiles (a
+    # last vector part full), 7 (two rows a vector on AVX-512), 4 (two rows on AVX2, four on
+    # AVX-512) and 13
+    ("conv_wino_pool", [16, 20, 60], "conv(24, 3, pad=1) -> relu -> maxpool(2)", 1),
+    ("conv_wino_pool_two_rows", [16, 14, 14], "conv(24, 3, pad=1, bias=false) -> maxpool(2)", 1),
+    ("conv_wino_pool_four_rows", [16, 8, 8], "conv(20, 3, pad=1) -> leakyrelu(0.2) -> maxpool(2)", 1),
+    ("conv_wino_pool_odd_tiles", [16, 12, 26], "conv(16, 3, pad=1) -> relu6 -> maxpool(2)", 1),
     # local
     ("local_basic", [3, 6, 6], "local(4, 3)", 1),
     ("local_stride_pad", [3, 7, 7], "local(5, 3, stride=2, pad=1)", 1),
@@ -438,7 +445,7 @@ EXAMPLES = {
 # alphago's 19x19 board). With --full every example runs at its declared size only.
 ALSO_FULL = ["googlenet", "mobilenet", "alphago"]
 
-BATCH3 = ["layer:conv_stride2_pad1", "layer:conv_one_channel", "layer:dense_chw", "layer:bn_vec", "layer:softmax_chw",
+BATCH3 = ["layer:conv_stride2_pad1", "layer:conv_one_channel", "layer:conv_wino_pool", "layer:dense_chw", "layer:bn_vec", "layer:softmax_chw",
           "layer:local_stride_pad", "layer:lrn4_even", "layer:prelu_vec", "layer:maxpool3_s2_pad1",
           "net:concat3", "net:concat_slices", "net:pool_in_conv", "net:multi_io", "net:residual_block", "net:dense_chain_vec",
           "example:lenet5", "example:resnet18", "example:mobilenetv2", "example:sentence_cnn"]
