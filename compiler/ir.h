@@ -265,10 +265,13 @@ void check_error(Check *c, const Node *n, const char *fmt, ...)
 void check_warning(Check *c, const Node *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* ---- fuse.c, fuse_bn.c, fuse_add.c, fuse_act.c: fusion for inference -----
+/* ---- fuse.c, fuse_bn.c, fuse_add.c, fuse_act.c, fuse_concat.c: fusion ------
  * A fused node keeps its place in the graph (training still sees every
  * layer) but its work moves into the kernel of the convolution or dense
- * layer that produces its input, which then writes the chain's result. */
+ * layer that produces its input, which then writes the chain's result.
+ * Two passes move storage rather than work: fuse_concat.c (a convolution
+ * writes its slice of a concat) and fuse_pool.c (emit.h: a convolution
+ * pools before it stores, and writes the pool's output). */
 typedef enum EpiKind { EPI_ADD, EPI_RELU, EPI_RELU6, EPI_LEAKY } EpiKind;
 
 enum { MAX_EPI = 4 };
